@@ -1,0 +1,40 @@
+# Two commands on a fresh machine: `make serve` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := $(VENV)/.installed
+PORT   ?= 8000
+HOST   ?= 127.0.0.1
+NPY_FLAG := -DNPY_IN_ARRAY=NPY_ARRAY_IN_ARRAY
+
+.PHONY: serve test bench openapi lint clean-venv
+
+# The venv is rebuilt when pyproject.toml changes. GeodisTK's sdist needs NumPy and
+# setuptools present and the NPY_IN_ARRAY alias to compile against NumPy 2; torch is pinned
+# to the CPU build that is already on disk (any other spec pulls CUDA packages).
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --progress-bar off --upgrade pip setuptools wheel "numpy>=2.0"
+	$(PIP) install --quiet --progress-bar off torch==2.13.0
+	CFLAGS="$(NPY_FLAG)" CPPFLAGS="$(NPY_FLAG)" $(PIP) install --quiet --progress-bar off --no-build-isolation --no-cache-dir "geodistk>=0.1.7"
+	$(PIP) install --quiet --progress-bar off -e ".[dev]"
+	touch $(STAMP)
+
+serve: $(STAMP)
+	HOST=$(HOST) PORT=$(PORT) $(PY) -m medseg.main
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) -m medseg.bench.latency
+
+openapi: $(STAMP)
+	$(PY) -m medseg.api.openapi_export openapi/openapi.json
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check services clients tests
+
+clean-venv:
+	rm -rf $(VENV)

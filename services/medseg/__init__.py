@@ -1,0 +1,1 @@
+"""Interactive medical image segmentation service."""

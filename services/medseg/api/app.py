@@ -1,0 +1,71 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import structlog
+from fastapi import FastAPI, Request
+
+from medseg.api import errors
+from medseg.api.logging import configure as configure_logging
+from medseg.api.routers import segments, service, sessions
+from medseg.api.settings import Settings
+from medseg.store import Store
+from medseg.usecases.metrics import REQUEST_SECONDS
+
+log = structlog.get_logger("medseg.api")
+
+DESCRIPTION = """Interactive medical image segmentation.
+
+Upload an image to open a **session** (its state lives in Redis), add **segments**, and change
+them with **interactions** (clicks, scribbles, boxes). Every change answers with the new
+**revision** and a compact **mask delta** (`rle-xor/1`, see `docs/mask-delta-format.md`).
+Voxel coordinates are `[z, y, x]` indices; shapes are `[Z, Y, X]`. Authenticate with
+`X-API-Key` (or `Authorization: Bearer`).
+"""
+
+
+def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    # the body limit also stops chunked uploads that send no Content-Length
+    app = FastAPI(title="medseg", version="0.1.0", description=DESCRIPTION,
+                  max_body_size=settings.max_upload_bytes + (1 << 20))
+    app.state.settings = settings
+    app.state.store = store or Store.connect(
+        settings.redis_url or "redis://127.0.0.1:6379/0", settings.session_ttl_s,
+        settings.cache_mb << 20)
+    errors.install(app)
+    for router in (service.router, sessions.router, segments.router):
+        app.include_router(router)
+    _add_request_middleware(app, settings)
+    return app
+
+
+def _add_request_middleware(app: FastAPI, settings: Settings) -> None:
+    @app.middleware("http")
+    async def request_context(request: Request, call_next):
+        request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+        request.state.request_id = request_id[:64]
+        structlog.contextvars.bind_contextvars(request_id=request.state.request_id)
+        start = time.perf_counter()
+        claimed = request.headers.get("content-length")
+        if claimed and claimed.isdigit() and int(claimed) > settings.max_upload_bytes + (1 << 20):
+            # refuse before reading a byte of the body
+            response = errors.error_response(
+                request, 413, "image_too_large",
+                f"request body of {claimed} bytes exceeds the upload limit of "
+                f"{settings.max_upload_bytes} bytes")
+        else:
+            response = await call_next(request)
+        elapsed = time.perf_counter() - start
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        REQUEST_SECONDS.labels(request.method, path, str(response.status_code)).observe(elapsed)
+        response.headers["X-Request-ID"] = request.state.request_id
+        log.info("request", method=request.method, route=path, status=response.status_code,
+                 ms=round(elapsed * 1000, 2), tenant=getattr(request.state, "tenant", None))
+        structlog.contextvars.clear_contextvars()
+        return response

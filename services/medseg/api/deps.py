@@ -1,0 +1,70 @@
+"""FastAPI dependencies as Annotated aliases: the store, the caller's tenant, the session."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Path, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from medseg.api.auth import DEV_TENANT, tenant_for_key
+from medseg.api.settings import Settings
+from medseg.engine.errors import InvalidPrompt
+from medseg.store import Store
+from medseg.store.records import SessionMeta
+
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
+                               description="API key (or send it as `Authorization: Bearer <key>`)")
+_bearer = HTTPBearer(auto_error=False)
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_store(request: Request) -> Store:
+    return request.app.state.store
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[Store, Depends(get_store)]
+
+
+def get_tenant(settings: SettingsDep, request: Request,
+               api_key: Annotated[str | None, Depends(_api_key_header)] = None,
+               bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None) -> str:
+    key = api_key or (bearer.credentials if bearer else None)
+    if not settings.key_hashes:  # dev mode, validated at start-up to bind to loopback only
+        tenant = DEV_TENANT
+    elif key is None:
+        raise HTTPException(401, "missing API key: send X-API-Key or Authorization: Bearer",
+                            headers={"WWW-Authenticate": "Bearer"})
+    else:
+        tenant = tenant_for_key(key, settings.key_hashes)
+        if tenant is None:
+            raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
+    request.state.tenant = tenant
+    return tenant
+
+
+TenantDep = Annotated[str, Depends(get_tenant)]
+
+
+def get_session(store: StoreDep, tenant: TenantDep,
+                session_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]) -> SessionMeta:
+    return store.sessions.get(session_id, tenant)
+
+
+SessionDep = Annotated[SessionMeta, Depends(get_session)]
+
+
+def if_match(if_match: Annotated[str | None, Header(description='revision, e.g. "12"')] = None) -> int | None:
+    if if_match is None or if_match.strip() == "*":
+        return None
+    value = if_match.strip().removeprefix("W/").strip('"')
+    if not value.isdigit():
+        raise InvalidPrompt(f"If-Match must be a revision number like \"12\", got {if_match!r}")
+    return int(value)
+
+
+IfMatchDep = Annotated[int | None, Depends(if_match)]

@@ -1,0 +1,59 @@
+"""One place that maps domain errors to HTTP answers: {"error", "message", "request_id"}."""
+
+from __future__ import annotations
+
+import redis
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from medseg.engine.errors import MedsegError
+from medseg.usecases.metrics import ERRORS
+
+log = structlog.get_logger("medseg.api")
+
+
+def error_response(request: Request, status: int, code: str, message: str,
+                   headers: dict | None = None) -> JSONResponse:
+    ERRORS.labels(code=code).inc()
+    body = {"error": code, "message": message,
+            "request_id": getattr(request.state, "request_id", None)}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _describe_validation(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(MedsegError)
+    async def domain_error(request: Request, exc: MedsegError):
+        return error_response(request, exc.status, exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError):
+        return error_response(request, 422, "validation_error", _describe_validation(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
+                413: "too_large"}.get(exc.status_code, "http_error")
+        return error_response(request, exc.status_code, code, str(exc.detail),
+                              headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(redis.exceptions.ConnectionError)
+    async def redis_down(request: Request, exc: Exception):
+        log.error("redis_unreachable", error=str(exc))
+        return error_response(request, 503, "store_unavailable", "session store unreachable; retry")
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        log.exception("unhandled_error", error_type=type(exc).__name__)
+        return error_response(request, 500, "internal_error", "internal error; see server logs "
+                              "with this request_id")

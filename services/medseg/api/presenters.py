@@ -1,0 +1,56 @@
+"""Store records -> response schemas."""
+
+from __future__ import annotations
+
+from fastapi import Response
+
+from medseg.api.schemas import (
+    BoxSpec, ChangeResult, Delta, RevisionPublic, SegmentPublic, SessionPublic,
+)
+from medseg.store import Store
+from medseg.store.records import RevisionRecord, SegmentRecord, SessionMeta
+from medseg.usecases.interactions import Change
+from medseg.usecases.sessions import ExportFile
+
+
+def ms(timings: dict[str, float]) -> dict[str, float]:
+    return {k: round(v * 1000.0, 3) for k, v in timings.items()}
+
+
+def segment_public(store: Store, meta: SessionMeta, segment: SegmentRecord,
+                   head: RevisionRecord | None = None) -> SegmentPublic:
+    head = head or store.segments.revision(meta, segment.id, segment.head)
+    return SegmentPublic(id=segment.id, name=segment.name, label=segment.label, color=segment.color,
+                         revision=segment.head, can_undo=head.parent is not None,
+                         can_redo=bool(segment.redo), voxels=head.voxels)
+
+
+def session_public(store: Store, meta: SessionMeta) -> SessionPublic:
+    return SessionPublic(
+        id=meta.id, name=meta.name, shape=list(meta.shape), spacing=list(meta.spacing),
+        affine=meta.affine, modality=meta.modality, dtype=meta.dtype,
+        source_format=meta.source_format, created_at=meta.created_at,
+        expires_in_s=max(store.sessions.ttl(meta.id), 0),
+        segments=[segment_public(store, meta, s) for s in store.segments.list(meta)])
+
+
+def change_result(change: Change) -> ChangeResult:
+    roi = None if change.roi is None else BoxSpec(lo=list(change.roi.lo), hi=list(change.roi.hi))
+    return ChangeResult(
+        segment_id=change.segment.id, revision=change.current.revision,
+        previous_revision=change.previous.revision, delta=Delta(**change.delta), roi=roi,
+        timings_ms=ms(change.timings), can_undo=change.current.parent is not None,
+        can_redo=bool(change.segment.redo))
+
+
+def revision_public(record: RevisionRecord, segment: SegmentRecord) -> RevisionPublic:
+    return RevisionPublic(revision=record.revision, parent=record.parent,
+                          created_at=record.created_at, interaction=record.interaction,
+                          timings_ms=ms(record.timings), voxels=record.voxels,
+                          is_head=record.revision == segment.head,
+                          undone=record.revision in segment.redo)
+
+
+def file_response(file: ExportFile) -> Response:
+    return Response(file.content, media_type=file.media_type,
+                    headers={"Content-Disposition": f'attachment; filename="{file.filename}"'})

@@ -1,0 +1,129 @@
+"""/v1/sessions/{id}/segments: segments, interactions, undo/redo, history, mask, delta."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import numpy as np
+from fastapi import APIRouter, Body, Query, Response, status
+
+from medseg.api.deps import IfMatchDep, SessionDep, SettingsDep, StoreDep
+from medseg.api.presenters import (
+    change_result, file_response, revision_public, segment_public,
+)
+from medseg.api.schemas import (
+    ChangeResult, Delta, ErrorBody, History, Interaction, MaskRle, SegmentCreate, SegmentPublic,
+    SegmentUpdate,
+)
+from medseg.api.translate import to_prompt
+from medseg.store.chunks import full_box
+from medseg.usecases import interactions, sessions
+from medseg_client import codec
+
+router = APIRouter(prefix="/v1/sessions/{session_id}/segments", tags=["segments"])
+
+_ERRORS = {code: {"model": ErrorBody} for code in (401, 404, 409, 422, 423)}
+
+
+def _etag(response: Response, revision: int) -> None:
+    response.headers["ETag"] = f'"{revision}"'
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=SegmentPublic,
+             responses=_ERRORS, summary="Add a named segment (empty mask, revision 1 of its own)")
+def create_segment(store: StoreDep, meta: SessionDep, response: Response,
+                   body: Annotated[SegmentCreate, Body()] = SegmentCreate()) -> SegmentPublic:
+    segment = store.segments.create(meta, body.name, body.label, body.color)
+    _etag(response, segment.head)
+    return segment_public(store, meta, segment)
+
+
+@router.get("", response_model=list[SegmentPublic], responses=_ERRORS)
+def list_segments(store: StoreDep, meta: SessionDep) -> list[SegmentPublic]:
+    return [segment_public(store, meta, s) for s in store.segments.list(meta)]
+
+
+@router.get("/{segment_id}", response_model=SegmentPublic, responses=_ERRORS)
+def get_segment(store: StoreDep, meta: SessionDep, segment_id: int, response: Response) -> SegmentPublic:
+    segment = store.segments.get(meta, segment_id)
+    _etag(response, segment.head)
+    return segment_public(store, meta, segment)
+
+
+@router.patch("/{segment_id}", response_model=SegmentPublic, responses=_ERRORS,
+              summary="Rename, recolour or relabel (does not change the mask)")
+def update_segment(store: StoreDep, meta: SessionDep, segment_id: int,
+                   body: SegmentUpdate) -> SegmentPublic:
+    segment = store.segments.update(meta, segment_id, **body.model_dump())
+    return segment_public(store, meta, segment)
+
+
+@router.delete("/{segment_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_ERRORS)
+def delete_segment(store: StoreDep, meta: SessionDep, segment_id: int) -> Response:
+    with store.sessions.locked(meta.id):
+        store.segments.delete(meta, segment_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{segment_id}/interactions", response_model=ChangeResult, responses=_ERRORS,
+             summary="Click, scribble or box: answers the new revision and the mask delta")
+def interact(store: StoreDep, settings: SettingsDep, meta: SessionDep, segment_id: int,
+             interaction: Interaction, if_match: IfMatchDep, response: Response) -> ChangeResult:
+    prompt = to_prompt(interaction, meta.shape)
+    base = interaction.base_revision if interaction.base_revision is not None else if_match
+    change = interactions.interact(store, meta, segment_id, prompt, interaction.method,
+                                   interaction.params, base, settings.max_marks)
+    _etag(response, change.current.revision)
+    return change_result(change)
+
+
+@router.post("/{segment_id}/undo", response_model=ChangeResult, responses=_ERRORS)
+def undo(store: StoreDep, meta: SessionDep, segment_id: int, if_match: IfMatchDep,
+         response: Response) -> ChangeResult:
+    change = interactions.undo(store, meta, segment_id, if_match)
+    _etag(response, change.current.revision)
+    return change_result(change)
+
+
+@router.post("/{segment_id}/redo", response_model=ChangeResult, responses=_ERRORS)
+def redo(store: StoreDep, meta: SessionDep, segment_id: int, if_match: IfMatchDep,
+         response: Response) -> ChangeResult:
+    change = interactions.redo(store, meta, segment_id, if_match)
+    _etag(response, change.current.revision)
+    return change_result(change)
+
+
+@router.get("/{segment_id}/history", response_model=History, responses=_ERRORS,
+            summary="Every revision with the interaction that made it (an audit trail)")
+def history(store: StoreDep, meta: SessionDep, segment_id: int) -> History:
+    segment = store.segments.get(meta, segment_id)
+    records = store.segments.history(meta, segment_id)
+    return History(segment_id=segment_id, head=segment.head,
+                   revisions=[revision_public(r, segment) for r in records])
+
+
+@router.get("/{segment_id}/mask", responses={**_ERRORS, 200: {"content": {
+    "application/json": {"schema": MaskRle.model_json_schema()}, "application/gzip": {},
+    "application/octet-stream": {}, "image/png": {}}}}, response_model=None,
+    summary="Full mask of a revision (head by default): rle/1 JSON or a file")
+def get_mask(store: StoreDep, meta: SessionDep, segment_id: int,
+             revision: Annotated[int | None, Query()] = None,
+             format: Annotated[Literal["rle", "nifti", "nrrd", "png"], Query()] = "rle"):
+    segment = store.segments.get(meta, segment_id)
+    record = store.segments.revision(meta, segment_id, revision or segment.head)
+    if format != "rle":
+        return file_response(sessions.export_mask(store, meta, record, format,
+                                                  f"segment-{segment_id}-rev{record.revision}"))
+    mask = store.segments.read_mask(meta, record, full_box(meta.shape))
+    return MaskRle(**codec.encode_mask(np.asarray(mask)), revision=record.revision)
+
+
+@router.get("/{segment_id}/delta", response_model=Delta, responses=_ERRORS,
+            summary="Change between two revisions of the segment (to defaults to head)")
+def get_delta(store: StoreDep, meta: SessionDep, segment_id: int,
+              from_revision: Annotated[int, Query(alias="from")],
+              to_revision: Annotated[int | None, Query(alias="to")] = None) -> Delta:
+    segment = store.segments.get(meta, segment_id)
+    old = store.segments.revision(meta, segment_id, from_revision)
+    new = store.segments.revision(meta, segment_id, to_revision or segment.head)
+    return Delta(**store.segments.delta(meta, old, new))

@@ -1,0 +1,56 @@
+"""Health, readiness, metrics and capabilities."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from medseg.api.deps import SettingsDep, StoreDep, TenantDep
+from medseg.api.schemas import Capabilities, MethodInfo
+from medseg.engine.methods import DEFAULT_METHOD, all_methods
+from medseg.usecases.sessions import EXPORT_FORMATS
+from medseg_client import codec
+
+router = APIRouter(tags=["service"])
+
+API_VERSION = "1.0"
+INPUT_FORMATS = ["nifti", "nrrd", "dicom-series", "dicom-zip", "png", "jpeg"]
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Readiness: Redis is reachable",
+            responses={503: {"description": "Redis unreachable"}})
+def readyz(store: StoreDep, response: Response) -> dict[str, str]:
+    try:
+        store.sessions.redis.ping()
+    except Exception as exc:  # any failure to reach Redis means not ready
+        response.status_code = 503
+        return {"status": "unavailable", "redis": type(exc).__name__}
+    return {"status": "ready", "redis": "ok"}
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/v1/capabilities", response_model=Capabilities,
+            summary="What this server offers: interactions, methods, encodings, limits")
+def capabilities(settings: SettingsDep, tenant: TenantDep) -> Capabilities:
+    methods = [MethodInfo(name=m.name, description=m.description,
+                          interaction_types=list(m.interaction_types), dims=list(m.dims),
+                          params=m.defaults()) for m in all_methods()]
+    return Capabilities(
+        api_version=API_VERSION,
+        interaction_types=sorted({t for m in methods for t in m.interaction_types}),
+        methods=methods, default_method=DEFAULT_METHOD,
+        delta_encodings=[codec.ENCODING_DELTA], mask_encodings=[codec.ENCODING_MASK],
+        input_formats=INPUT_FORMATS, export_formats=sorted(EXPORT_FORMATS),
+        limits={"max_upload_bytes": settings.max_upload_bytes, "max_voxels": settings.max_voxels,
+                "session_ttl_s": settings.session_ttl_s, "max_marks": settings.max_marks},
+        auth="api-key" if settings.key_hashes else "none (dev mode)",
+    )

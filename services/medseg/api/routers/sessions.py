@@ -1,0 +1,71 @@
+"""/v1/sessions: upload an image, inspect, export, delete."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
+from starlette.concurrency import run_in_threadpool
+
+from medseg.api.deps import SessionDep, SettingsDep, StoreDep, TenantDep
+from medseg.api.presenters import file_response, session_public
+from medseg.api.schemas import ErrorBody, SessionPublic
+from medseg.engine import imageio
+from medseg.engine.errors import ImageTooLarge
+from medseg.usecases import sessions as usecase
+
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+
+_ERRORS = {400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 404: {"model": ErrorBody},
+           413: {"model": ErrorBody}, 415: {"model": ErrorBody}, 422: {"model": ErrorBody}}
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=SessionPublic,
+             responses=_ERRORS, summary="Upload an image and open a session")
+async def create_session(
+    store: StoreDep, settings: SettingsDep, tenant: TenantDep,
+    files: Annotated[list[UploadFile], File(description="one NIfTI/NRRD/PNG/JPEG file, one zip of a "
+                                            "DICOM series, or the DICOM files of one series")],
+    name: Annotated[str | None, Form(max_length=200)] = None,
+) -> SessionPublic:
+    uploads, total = [], 0
+    for upload in files:
+        content = await upload.read()
+        total += len(content)
+        if total > settings.max_upload_bytes:
+            raise ImageTooLarge(f"upload exceeds the limit of {settings.max_upload_bytes} bytes")
+        uploads.append((upload.filename or "upload", content))
+    limits = imageio.ImageLimits(max_upload_bytes=settings.max_upload_bytes,
+                                 max_voxels=settings.max_voxels,
+                                 max_uncompressed_bytes=settings.max_uncompressed_bytes)
+    meta = await run_in_threadpool(usecase.create_session, store, uploads, tenant, limits, name)
+    return session_public(store, meta)
+
+
+@router.get("", response_model=list[SessionPublic], summary="The caller's live sessions")
+def list_sessions(store: StoreDep, tenant: TenantDep) -> list[SessionPublic]:
+    return [session_public(store, m) for m in store.sessions.list(tenant)]
+
+
+@router.get("/{session_id}", response_model=SessionPublic, responses=_ERRORS)
+def get_session(store: StoreDep, meta: SessionDep) -> SessionPublic:
+    return session_public(store, meta)
+
+
+@router.delete("/{session_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_ERRORS,
+               summary="Delete the session and every key it has in Redis")
+def delete_session(store: StoreDep, meta: SessionDep) -> Response:
+    store.sessions.delete(meta.id, meta.tenant)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{session_id}/export", responses={**_ERRORS, 200: {"content": {
+    "application/gzip": {}, "application/octet-stream": {}, "image/png": {}, "application/zip": {}}}},
+    response_class=Response, summary="Label map of all segments (or per-segment masks, zipped)")
+def export(store: StoreDep, meta: SessionDep,
+           format: Annotated[Literal["nifti", "nrrd", "png"], Query()] = "nifti",
+           per_segment: Annotated[bool, Query(description="one binary mask per segment, "
+                                              "overlaps kept, in a zip")] = False) -> Response:
+    if per_segment:
+        return file_response(usecase.export_segment_masks(store, meta, format))
+    return file_response(usecase.export_label_map(store, meta, format))

@@ -1,0 +1,180 @@
+"""Request and response bodies of the /v1 API. Voxel coordinates are [z, y, x] integers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Zyx = Annotated[list[int], Field(min_length=3, max_length=3, description="voxel index [z, y, x]")]
+HexColor = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$", examples=["#e6194b"])]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- sessions ------------------------------------------------------------------------------
+class SessionPublic(BaseModel):
+    id: str
+    name: str | None
+    shape: list[int] = Field(description="[Z, Y, X] voxels")
+    spacing: list[float] = Field(description="[sz, sy, sx] mm")
+    affine: list[list[float]] = Field(description="4x4 voxel (x, y, z) -> RAS mm, as in NIfTI")
+    modality: str
+    dtype: str
+    source_format: str
+    created_at: str
+    expires_in_s: int = Field(description="seconds until the session expires if left idle")
+    segments: list["SegmentPublic"] = []
+
+
+# -- segments ------------------------------------------------------------------------------
+class SegmentCreate(Strict):
+    name: str | None = Field(None, max_length=200)
+    label: int | None = Field(None, ge=1, le=65535, description="value in the label-map export")
+    color: HexColor | None = None
+
+
+class SegmentUpdate(Strict):
+    name: str | None = Field(None, max_length=200)
+    label: int | None = Field(None, ge=1, le=65535)
+    color: HexColor | None = None
+
+
+class SegmentPublic(BaseModel):
+    id: int
+    name: str
+    label: int
+    color: str
+    revision: int = Field(description="current (head) revision; send it back as If-Match")
+    can_undo: bool
+    can_redo: bool
+    voxels: int
+
+
+# -- interactions --------------------------------------------------------------------------
+class PlaneSpec(Strict):
+    axis: Literal["z", "y", "x"] = Field(description="axis held fixed: z axial, y coronal, x sagittal (voxel axes)")
+    index: int = Field(ge=0)
+
+
+class Click(Strict):
+    zyx: Zyx
+    foreground: bool = True
+
+
+class Scribble(Strict):
+    path: list[Zyx] = Field(min_length=1, max_length=10_000, description="polyline, joined without gaps")
+    foreground: bool = True
+
+
+class BoxSpec(Strict):
+    lo: Zyx = Field(description="inclusive corner [z, y, x]")
+    hi: Zyx = Field(description="inclusive corner [z, y, x]")
+
+
+class InteractionBase(Strict):
+    method: str = Field("geodesic-graphcut", description="see /v1/capabilities")
+    dim: Literal["2d", "3d"] = Field("3d", description="2d works on `plane` only")
+    plane: PlaneSpec | None = Field(None, description="required for dim=2d on a volume")
+    params: dict[str, Any] = Field(default_factory=dict, description="method parameter overrides")
+    base_revision: int | None = Field(None, description="revision the client saw (or If-Match); stale -> 409")
+
+
+class ClickInteraction(InteractionBase):
+    type: Literal["click"]
+    clicks: list[Click] = Field(min_length=1, max_length=1000)
+
+
+class ScribbleInteraction(InteractionBase):
+    type: Literal["scribble"]
+    scribbles: list[Scribble] = Field(min_length=1, max_length=100)
+
+
+class BoxInteraction(InteractionBase):
+    type: Literal["box"]
+    box: BoxSpec
+
+
+Interaction = Annotated[ClickInteraction | ScribbleInteraction | BoxInteraction,
+                        Field(discriminator="type")]
+
+
+class Delta(BaseModel):
+    encoding: Literal["rle-xor/1"]
+    shape: list[int]
+    bbox: list[int] | None = Field(description="half-open [z0, y0, x0, z1, y1, x1] of changed voxels")
+    data: str = Field(description="base64 of LEB128 run lengths, see docs/mask-delta-format.md")
+    from_revision: int | None
+    to_revision: int | None
+    changed_voxels: int
+
+
+class MaskRle(BaseModel):
+    encoding: Literal["rle/1"]
+    shape: list[int]
+    bbox: list[int] | None
+    data: str
+    revision: int
+
+
+class ChangeResult(BaseModel):
+    """Answer to every change of a segment (interaction, undo, redo)."""
+
+    segment_id: int
+    revision: int
+    previous_revision: int
+    delta: Delta
+    roi: BoxSpec | None = Field(None, description="region the method recomputed")
+    timings_ms: dict[str, float] = {}
+    can_undo: bool
+    can_redo: bool
+
+
+class RevisionPublic(BaseModel):
+    revision: int
+    parent: int | None
+    created_at: str
+    interaction: dict[str, Any]
+    timings_ms: dict[str, float]
+    voxels: int
+    is_head: bool
+    undone: bool
+
+
+class History(BaseModel):
+    segment_id: int
+    head: int
+    revisions: list[RevisionPublic]
+
+
+# -- service -------------------------------------------------------------------------------
+class MethodInfo(BaseModel):
+    name: str
+    description: str
+    interaction_types: list[str]
+    dims: list[str]
+    params: dict[str, Any] = Field(description="parameter defaults, overridable per request")
+
+
+class Capabilities(BaseModel):
+    api_version: str
+    interaction_types: list[str]
+    methods: list[MethodInfo]
+    default_method: str
+    delta_encodings: list[str]
+    mask_encodings: list[str]
+    input_formats: list[str]
+    export_formats: list[str]
+    limits: dict[str, int]
+    auth: Literal["api-key", "none (dev mode)"]
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="machine-readable code")
+    message: str
+    request_id: str | None = None
+
+
+SessionPublic.model_rebuild()

@@ -1,0 +1,63 @@
+"""Service settings from the environment (pydantic-settings). See the README's table."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEDSEG_", extra="ignore")
+
+    # Redis: when unset, `medseg.main` starts an embedded redis-server on a free local port.
+    redis_url: str | None = Field(None, validation_alias=AliasChoices("MEDSEG_REDIS_URL", "REDIS_URL"))
+    host: str = Field("127.0.0.1", validation_alias=AliasChoices("MEDSEG_HOST", "HOST"))
+    port: int = Field(8000, validation_alias=AliasChoices("MEDSEG_PORT", "PORT"))
+    data_dir: Path = Path("var")  # embedded Redis keeps its append-only file here
+
+    session_ttl_s: int = 2 * 3600  # idle time after which a session and all its keys expire
+    max_upload_bytes: int = 1 << 30
+    max_voxels: int = 512 * 512 * 1024
+    max_uncompressed_bytes: int = 4 << 30
+    max_marks: int = 100_000  # voxels of clicks + rasterised scribbles per segment
+    cache_mb: int = 512  # in-process cache of decoded image and mask chunks
+
+    # Auth: "tenant:sha256:<hex>" entries, comma-separated, and/or a file with one per line.
+    # Keys are never configured in plain text; `medseg-server hash-key` prints an entry.
+    api_keys: str = ""
+    api_keys_file: Path | None = None
+    # No keys at all is allowed only when this is switched on, and then only on loopback.
+    dev_mode: bool = False
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @cached_property
+    def key_hashes(self) -> dict[str, str]:
+        """sha256 hex digest of an API key -> tenant."""
+        lines = [e for e in self.api_keys.split(",") if e.strip()]
+        if self.api_keys_file is not None:
+            lines += [ln for ln in self.api_keys_file.read_text().splitlines()
+                      if ln.strip() and not ln.lstrip().startswith("#")]
+        table: dict[str, str] = {}
+        for entry in lines:
+            parts = entry.strip().split(":")
+            if len(parts) != 3 or parts[1] != "sha256" or len(parts[2]) != 64 or not parts[0]:
+                raise ValueError("each API key entry must be 'tenant:sha256:<64 hex digits>' "
+                                 "(make one with `medseg-server hash-key TENANT`)")
+            table[parts[2].lower()] = parts[0]
+        return table
+
+    @model_validator(mode="after")
+    def _auth_is_explicit(self) -> "Settings":
+        if not self.key_hashes and not self.dev_mode:
+            raise ValueError("no API keys configured: set MEDSEG_API_KEYS or MEDSEG_API_KEYS_FILE, "
+                             "or switch on MEDSEG_DEV_MODE=1 for an unauthenticated local server")
+        if self.dev_mode and not self.key_hashes and self.host not in LOOPBACK_HOSTS:
+            raise ValueError(f"dev mode (no API keys) binds to localhost only, not {self.host!r}")
+        return self

@@ -1,0 +1,38 @@
+"""Interaction request bodies -> engine prompts (voxel marks, plane)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from medseg.api.schemas import BoxInteraction, ClickInteraction, ScribbleInteraction
+from medseg.engine.errors import InvalidPrompt
+from medseg.engine.prompts import AXES, Box, Marks, Plane, Prompt, check_inside, rasterize_polyline
+
+
+def _points(rows: list[list[int]]) -> np.ndarray:
+    return np.asarray(rows, dtype=np.int64).reshape(-1, 3)
+
+
+def to_prompt(body: ClickInteraction | ScribbleInteraction | BoxInteraction,
+              shape: tuple[int, int, int]) -> Prompt:
+    plane = None
+    if body.dim == "2d":
+        if body.plane is not None:
+            plane = Plane(AXES[body.plane.axis], body.plane.index)
+        elif shape[0] == 1:  # a 2D image: its only slice
+            plane = Plane(0, 0)
+        else:
+            raise InvalidPrompt("dim '2d' on a volume needs `plane` ({axis, index})")
+    fg, bg, boxes = [], [], []
+    if isinstance(body, ClickInteraction):
+        for click in body.clicks:
+            (fg if click.foreground else bg).append(_points([click.zyx]))
+    elif isinstance(body, ScribbleInteraction):
+        for scribble in body.scribbles:
+            path = _points(scribble.path)
+            check_inside(path, shape, "scribble")  # before rasterising a huge bogus line
+            (fg if scribble.foreground else bg).append(rasterize_polyline(path))
+    else:
+        boxes.append(Box(tuple(body.box.lo), tuple(body.box.hi)))
+    stack = lambda parts: np.concatenate(parts) if parts else np.zeros((0, 3), np.int64)  # noqa: E731
+    return Prompt(body.type, Marks(stack(fg), stack(bg), boxes), plane)

@@ -1,0 +1,83 @@
+"""Registry of interactive segmentation methods: adding a method is registering it here."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from medseg.engine.errors import InvalidPrompt
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    description: str
+    interaction_types: tuple[str, ...]
+    dims: tuple[str, ...]
+    params_type: type  # a frozen dataclass of parameters with defaults
+    run: Callable[..., Any]  # engine entry point, see graphcut_method.segment
+
+    def defaults(self) -> dict[str, Any]:
+        return dataclasses.asdict(self.params_type())
+
+    def parse_params(self, overrides: dict[str, Any]) -> Any:
+        """Defaults with the request's overrides; unknown names or wrong types -> InvalidPrompt."""
+        fields = {f.name: f for f in dataclasses.fields(self.params_type)}
+        unknown = sorted(set(overrides) - set(fields))
+        if unknown:
+            raise InvalidPrompt(f"unknown parameter(s) {unknown} for method {self.name!r}; "
+                                f"known: {sorted(fields)}")
+        values = {}
+        for name, value in overrides.items():
+            kind = type(getattr(self.params_type(), name))
+            try:
+                if isinstance(value, bool) and kind is not bool:
+                    raise TypeError
+                values[name] = kind(value)
+            except (TypeError, ValueError):
+                raise InvalidPrompt(f"parameter {name!r} must be a {kind.__name__}, got {value!r}") from None
+        try:
+            return self.params_type(**values)
+        except ValueError as exc:
+            raise InvalidPrompt(f"invalid parameters for {self.name!r}: {exc}") from None
+
+
+_REGISTRY: dict[str, Method] = {}
+DEFAULT_METHOD = "geodesic-graphcut"
+
+
+def register(method: Method) -> Method:
+    _REGISTRY[method.name] = method
+    return method
+
+
+def get_method(name: str) -> Method:
+    _load_builtin()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise InvalidPrompt(f"unknown method {name!r}; available: {sorted(_REGISTRY)}") from None
+
+
+def all_methods() -> list[Method]:
+    _load_builtin()
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+def _load_builtin() -> None:
+    if DEFAULT_METHOD in _REGISTRY:
+        return
+    from medseg.engine import graphcut_method
+
+    register(Method(
+        name=DEFAULT_METHOD,
+        description="Model-free: geodesic distance from the marks (GeodisTK) as unary, "
+                    "graph cut (PyMaxflow) with BIFSeg eq. 2 pairwise term, marks as hard "
+                    "constraints, inside a region of interest around the marks and mask.",
+        interaction_types=("click", "scribble", "box"),
+        dims=("2d", "3d"),
+        params_type=graphcut_method.GraphCutParams,
+        run=graphcut_method.segment,
+    ))

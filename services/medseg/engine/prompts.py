@@ -1,0 +1,117 @@
+"""User marks in voxel coordinates (z, y, x), as the engine consumes them.
+
+A segment's revision carries the cumulative `Marks` that produced it, so the model-free
+method is a deterministic function of (image, marks) and a session can be replayed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from medseg.engine.errors import InvalidPrompt
+
+AXES = {"z": 0, "y": 1, "x": 2}
+
+
+@dataclass(frozen=True)
+class Plane:
+    """A 2D interaction addresses one slice: `axis` (0=z, 1=y, 2=x) held at `index`."""
+
+    axis: int
+    index: int
+
+
+@dataclass(frozen=True)
+class Box:
+    """Axis-aligned box in voxels, inclusive corners (z0, y0, x0) .. (z1, y1, x1)."""
+
+    lo: tuple[int, int, int]
+    hi: tuple[int, int, int]
+
+
+@dataclass
+class Marks:
+    """Everything the user has marked for one segment.
+
+    fg / bg: (N, 3) int arrays of voxel coordinates (clicks and rasterised scribbles).
+    boxes: bounding boxes the user drew (the object lies inside, the outside is background).
+    """
+
+    fg: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), dtype=np.int64))
+    bg: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), dtype=np.int64))
+    boxes: list[Box] = field(default_factory=list)
+
+    def on_plane(self, plane: Plane | None) -> "Marks":
+        """The marks lying on `plane` (all marks when plane is None)."""
+        if plane is None:
+            return self
+        keep_fg = self.fg[:, plane.axis] == plane.index
+        keep_bg = self.bg[:, plane.axis] == plane.index
+        boxes = [b for b in self.boxes if b.lo[plane.axis] <= plane.index <= b.hi[plane.axis]]
+        return Marks(self.fg[keep_fg], self.bg[keep_bg], boxes)
+
+    def is_empty(self) -> bool:
+        return len(self.fg) == 0 and len(self.bg) == 0 and not self.boxes
+
+
+def rasterize_polyline(points: np.ndarray) -> np.ndarray:
+    """Voxels on the straight segments joining consecutive points, (N, 3) int, no gaps."""
+    points = np.asarray(points, dtype=np.int64).reshape(-1, 3)
+    if len(points) <= 1:
+        return points.copy()
+    pieces = []
+    for a, b in zip(points[:-1], points[1:]):
+        steps = int(np.abs(b - a).max()) + 1
+        t = np.linspace(0.0, 1.0, steps)[:, None]
+        pieces.append(np.rint(a + t * (b - a)).astype(np.int64))
+    return np.unique(np.concatenate(pieces), axis=0)
+
+
+def check_inside(points: np.ndarray, shape: tuple[int, int, int], what: str) -> None:
+    points = np.asarray(points).reshape(-1, 3)
+    bad = np.any((points < 0) | (points >= np.asarray(shape)), axis=1)
+    if bad.any():
+        p = points[np.argmax(bad)].tolist()
+        raise InvalidPrompt(f"{what} point {p} (z, y, x) lies outside the image of shape {list(shape)}")
+
+
+def merge_marks(old: Marks, new: Marks) -> Marks:
+    """Cumulative marks after an interaction. A voxel marked both ways keeps the newest label,
+    so a correcting click overrides an older one at the same place."""
+    fg_new = {tuple(p) for p in new.fg.tolist()}
+    bg_new = {tuple(p) for p in new.bg.tolist()}
+    fg = [p for p in old.fg.tolist() if tuple(p) not in bg_new] + [list(p) for p in fg_new]
+    bg = [p for p in old.bg.tolist() if tuple(p) not in fg_new] + [list(p) for p in bg_new]
+    as_array = lambda pts: np.unique(np.asarray(pts, dtype=np.int64).reshape(-1, 3), axis=0)  # noqa: E731
+    return Marks(as_array(fg), as_array(bg), [*old.boxes, *new.boxes])
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One user interaction, validated: its new marks and, for a 2D interaction, the plane."""
+
+    kind: str  # "click" | "scribble" | "box"
+    marks: Marks
+    plane: Plane | None = None
+
+    def check(self, shape: tuple[int, int, int]) -> None:
+        """InvalidPrompt when a mark is outside the image or off the interaction's plane."""
+        check_inside(self.marks.fg, shape, "foreground")
+        check_inside(self.marks.bg, shape, "background")
+        for box in self.marks.boxes:
+            check_inside(np.array([box.lo, box.hi]), shape, "box corner")
+            if any(lo > hi for lo, hi in zip(box.lo, box.hi)):
+                raise InvalidPrompt(f"box lo {list(box.lo)} must not exceed hi {list(box.hi)}")
+        if self.plane is None:
+            return
+        axis, index = self.plane.axis, self.plane.index
+        if not 0 <= index < shape[axis]:
+            raise InvalidPrompt(f"plane index {index} is outside 0..{shape[axis] - 1} on axis {'zyx'[axis]}")
+        points = np.concatenate([self.marks.fg, self.marks.bg,
+                                 *[np.array([b.lo, b.hi]) for b in self.marks.boxes]])
+        off = points[:, axis] != index
+        if off.any():
+            raise InvalidPrompt(f"point {points[np.argmax(off)].tolist()} (z, y, x) is not on the "
+                                f"2D plane {'zyx'[axis]}={index}")

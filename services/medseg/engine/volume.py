@@ -1,0 +1,37 @@
+"""The image volume as the engine sees it.
+
+Axis convention everywhere in the engine, store and API: arrays are indexed (z, y, x) in
+voxels; `spacing` is (sz, sy, sx) in mm. `affine` is the NIfTI-style 4x4 matrix that maps a
+voxel index (i=x, j=y, k=z) to RAS+ millimetres, i.e. exactly the affine a NIfTI file of
+`array.transpose(2, 1, 0)` carries. A 2D image is a volume with Z == 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Volume:
+    array: np.ndarray  # (Z, Y, X), numeric; CT in HU after rescale slope/intercept
+    spacing: tuple[float, float, float]  # (sz, sy, sx) mm
+    affine: np.ndarray  # (4, 4) float64, index (x, y, z) -> RAS mm
+    modality: str = "unknown"  # "CT", "MR", "photo", ... as far as the file tells
+    source_format: str = "unknown"  # "nifti", "nrrd", "dicom", "png", "jpeg"
+    extra: dict = field(default_factory=dict)  # format-specific metadata worth keeping
+
+    def __post_init__(self) -> None:
+        if self.array.ndim != 3:
+            raise ValueError(f"Volume.array must be 3D (Z, Y, X), got shape {self.array.shape}")
+        if np.shape(self.affine) != (4, 4):
+            raise ValueError("Volume.affine must be 4x4")
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(int(s) for s in self.array.shape)  # type: ignore[return-value]
+
+    @property
+    def is_2d(self) -> bool:
+        return self.array.shape[0] == 1

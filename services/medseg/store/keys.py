@@ -1,0 +1,31 @@
+"""Redis key names. Every key of a session shares the `{sid}` hash tag (one cluster slot) and
+the `medseg:s:` prefix, so DELETE and TTL can address the whole session at once."""
+
+PREFIX = "medseg"
+
+
+class SessionKeys:
+    def __init__(self, session_id: str):
+        base = f"{PREFIX}:s:{{{session_id}}}"
+        self.meta = f"{base}:meta"  # string: SessionMeta JSON
+        self.image = f"{base}:img"  # hash: chunk key -> zstd bytes
+        self.segments = f"{base}:segs"  # hash: segment id -> SegmentRecord JSON
+        self.revisions = f"{base}:revs"  # hash: revision -> RevisionRecord JSON
+        self.blobs = f"{base}:blobs"  # hash: digest -> packed mask chunk
+        self.probabilities = f"{base}:prob"  # hash: revision -> header JSON / float16 bytes
+        self.counters = f"{base}:ctr"  # hash: "revision", "segment"
+        self.lock = f"{base}:lock"  # redis-py Lock for writers
+
+    @property
+    def data_keys(self) -> list[str]:
+        """Keys that live as long as the session (the lock expires by itself)."""
+        return [self.meta, self.image, self.segments, self.revisions, self.blobs,
+                self.probabilities, self.counters]
+
+    @staticmethod
+    def pattern(session_id: str) -> str:
+        return f"{PREFIX}:s:{{{session_id}}}:*"
+
+
+def tenant_sessions_key(tenant: str) -> str:
+    return f"{PREFIX}:tenant:{tenant}:sessions"

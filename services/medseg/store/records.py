@@ -1,0 +1,74 @@
+"""Typed records kept in Redis as JSON: a session's metadata, its segments and revisions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from medseg.engine.prompts import Box, Marks
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class SessionMeta(BaseModel):
+    id: str
+    tenant: str
+    name: str | None = None
+    shape: tuple[int, int, int]  # (Z, Y, X)
+    spacing: tuple[float, float, float]  # (sz, sy, sx) mm
+    affine: list[list[float]]  # 4x4, voxel (x, y, z) -> RAS mm
+    modality: str
+    dtype: str
+    source_format: str
+    chunk: tuple[int, int, int]
+    created_at: str = Field(default_factory=utcnow)
+
+
+class SegmentRecord(BaseModel):
+    id: int
+    name: str
+    label: int  # value in the label-map export
+    color: str  # "#rrggbb"
+    head: int  # current revision
+    redo: list[int] = Field(default_factory=list)  # undone revisions, most recent last
+    created_at: str = Field(default_factory=utcnow)
+
+
+class MarksRecord(BaseModel):
+    """JSON form of engine `Marks`: voxel coordinates (z, y, x)."""
+
+    fg: list[tuple[int, int, int]] = Field(default_factory=list)
+    bg: list[tuple[int, int, int]] = Field(default_factory=list)
+    boxes: list[tuple[tuple[int, int, int], tuple[int, int, int]]] = Field(default_factory=list)
+
+    def to_marks(self) -> Marks:
+        as_array = lambda pts: np.asarray(pts, dtype=np.int64).reshape(-1, 3)  # noqa: E731
+        return Marks(as_array(self.fg), as_array(self.bg), [Box(lo, hi) for lo, hi in self.boxes])
+
+    @classmethod
+    def from_marks(cls, marks: Marks) -> "MarksRecord":
+        return cls(
+            fg=[tuple(p) for p in marks.fg.tolist()],
+            bg=[tuple(p) for p in marks.bg.tolist()],
+            boxes=[(b.lo, b.hi) for b in marks.boxes],
+        )
+
+
+class RevisionRecord(BaseModel):
+    """One immutable state of a segment's mask and what made it (the audit trail)."""
+
+    revision: int
+    segment: int
+    parent: int | None
+    created_at: str = Field(default_factory=utcnow)
+    # What made it: {"type": "create" | "click" | ..., "method": ..., "params": ..., ...}
+    interaction: dict[str, Any]
+    timings: dict[str, float] = Field(default_factory=dict)  # seconds per stage
+    chunks: dict[str, str] = Field(default_factory=dict)  # chunk key -> blob digest, non-empty only
+    voxels: int = 0  # foreground voxel count
+    marks: MarksRecord = Field(default_factory=MarksRecord)  # cumulative marks at this revision

@@ -1,0 +1,264 @@
+"""Segments and their revisions in Redis: masks stored per chunk, content-addressed.
+
+A revision is immutable: a map from chunk key to the digest of a packed mask blob (only
+non-empty chunks). A change writes blobs only for the chunks it touched, undo/redo just move a
+segment's `head`, and the delta between any two revisions decodes only the chunks whose
+digests differ. Callers hold the session lock (`SessionStore.locked`) around changes.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import numpy as np
+from cachetools import LRUCache
+
+from medseg.engine.errors import (
+    InvalidPrompt, NothingToUndo, RevisionNotFound, SegmentNotFound,
+)
+from medseg.engine.prompts import Box, Marks
+from medseg.store import chunks
+from medseg.store.keys import SessionKeys
+from medseg.store.records import MarksRecord, RevisionRecord, SegmentRecord, SessionMeta
+from medseg.store.sessions import SessionStore
+from medseg_client import codec
+
+PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
+           "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324", "#800000", "#aaffc3"]
+
+
+class SegmentStore:
+    def __init__(self, sessions: SessionStore, cache_bytes: int = 128 << 20):
+        self.sessions = sessions
+        self.redis = sessions.redis
+        # decoded mask chunks by digest: content-addressed, so never stale
+        self._blob_cache: LRUCache = LRUCache(maxsize=cache_bytes, getsizeof=lambda a: a.nbytes)
+        self._cache_lock = threading.Lock()
+
+    # -- segments --------------------------------------------------------------------------
+    def create(self, meta: SessionMeta, name: str | None, label: int | None,
+               color: str | None) -> SegmentRecord:
+        keys = SessionKeys(meta.id)
+        existing = self.list(meta)
+        segment_id = int(self.redis.hincrby(keys.counters, "segment", 1))
+        label = label if label is not None else max([s.label for s in existing], default=0) + 1
+        if any(s.label == label for s in existing):
+            raise InvalidPrompt(f"label value {label} is already used by another segment")
+        revision = self._next_revision(keys)
+        record = RevisionRecord(revision=revision, segment=segment_id, parent=None,
+                                interaction={"type": "create"})
+        segment = SegmentRecord(
+            id=segment_id, name=name or f"segment {segment_id}", label=label,
+            color=color or PALETTE[(segment_id - 1) % len(PALETTE)], head=revision)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(keys.revisions, str(revision), record.model_dump_json())
+        pipe.hset(keys.segments, str(segment_id), segment.model_dump_json())
+        self.sessions._expire(pipe, keys)
+        pipe.execute()
+        return segment
+
+    def list(self, meta: SessionMeta) -> list[SegmentRecord]:
+        raw = self.redis.hgetall(SessionKeys(meta.id).segments)
+        return sorted((SegmentRecord.model_validate_json(v) for v in raw.values()),
+                      key=lambda s: s.id)
+
+    def get(self, meta: SessionMeta, segment_id: int) -> SegmentRecord:
+        raw = self.redis.hget(SessionKeys(meta.id).segments, str(segment_id))
+        if raw is None:
+            raise SegmentNotFound(f"segment {segment_id} not found in session {meta.id!r}")
+        return SegmentRecord.model_validate_json(raw)
+
+    def save(self, meta: SessionMeta, segment: SegmentRecord) -> None:
+        self.redis.hset(SessionKeys(meta.id).segments, str(segment.id), segment.model_dump_json())
+
+    def update(self, meta: SessionMeta, segment_id: int, **changes: Any) -> SegmentRecord:
+        segment = self.get(meta, segment_id)
+        if "label" in changes and changes["label"] is not None:
+            if any(s.label == changes["label"] and s.id != segment_id for s in self.list(meta)):
+                raise InvalidPrompt(f"label value {changes['label']} is already used by another segment")
+        segment = segment.model_copy(update={k: v for k, v in changes.items() if v is not None})
+        self.save(meta, segment)
+        return segment
+
+    def delete(self, meta: SessionMeta, segment_id: int) -> None:
+        self.get(meta, segment_id)
+        keys = SessionKeys(meta.id)
+        revisions = [r.revision for r in self.history(meta, segment_id)]
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hdel(keys.segments, str(segment_id))
+        if revisions:
+            pipe.hdel(keys.revisions, *map(str, revisions))
+            pipe.hdel(keys.probabilities, *map(str, revisions))
+        pipe.execute()
+
+    # -- revisions -------------------------------------------------------------------------
+    def _next_revision(self, keys: SessionKeys) -> int:
+        return int(self.redis.hincrby(keys.counters, "revision", 1))
+
+    def revision(self, meta: SessionMeta, segment_id: int, revision: int) -> RevisionRecord:
+        raw = self.redis.hget(SessionKeys(meta.id).revisions, str(revision))
+        record = RevisionRecord.model_validate_json(raw) if raw is not None else None
+        if record is None or record.segment != segment_id:
+            raise RevisionNotFound(f"revision {revision} not found for segment {segment_id}")
+        return record
+
+    def head(self, meta: SessionMeta, segment_id: int) -> tuple[SegmentRecord, RevisionRecord]:
+        segment = self.get(meta, segment_id)
+        return segment, self.revision(meta, segment_id, segment.head)
+
+    def history(self, meta: SessionMeta, segment_id: int) -> list[RevisionRecord]:
+        """Every revision of the segment (undone ones too), oldest first."""
+        records = (RevisionRecord.model_validate_json(v)
+                   for v in self.redis.hvals(SessionKeys(meta.id).revisions))
+        return sorted((r for r in records if r.segment == segment_id), key=lambda r: r.revision)
+
+    def commit(self, meta: SessionMeta, segment: SegmentRecord, parent: RevisionRecord,
+               box: Box, new_mask: np.ndarray, interaction: dict, timings: dict[str, float],
+               marks: Marks, probability: np.ndarray | None = None) -> RevisionRecord:
+        """Store the mask that is `new_mask` inside `box` and the parent's elsewhere as a new
+        head revision; the redo stack is dropped (a new change forks history)."""
+        keys = SessionKeys(meta.id)
+        chunk_map = dict(parent.chunks)
+        new_blobs: dict[str, bytes] = {}
+        voxels = parent.voxels
+        for index in chunks.chunks_in(box, meta.chunk):
+            key = chunks.chunk_key(index)
+            block = self._chunk(meta, chunk_map.get(key), index).copy()
+            in_chunk, in_box = chunks.overlap(box, index, meta.shape, meta.chunk)
+            voxels += int(new_mask[in_box].sum()) - int(block[in_chunk].sum())
+            block[in_chunk] = new_mask[in_box]
+            if block.any():
+                digest, blob = chunks.encode_mask_chunk(block)
+                chunk_map[key] = digest
+                new_blobs[digest] = blob
+                with self._cache_lock:
+                    self._blob_cache[digest] = block
+            else:
+                chunk_map.pop(key, None)
+        record = RevisionRecord(
+            revision=self._next_revision(keys), segment=segment.id, parent=parent.revision,
+            interaction=interaction, timings=timings, chunks=chunk_map, voxels=voxels,
+            marks=MarksRecord.from_marks(marks))
+        segment = segment.model_copy(update={"head": record.revision, "redo": []})
+        pipe = self.redis.pipeline(transaction=True)
+        if new_blobs:
+            pipe.hset(keys.blobs, mapping=new_blobs)
+        pipe.hset(keys.revisions, str(record.revision), record.model_dump_json())
+        if probability is not None:
+            pipe.hset(keys.probabilities, mapping=_probability_fields(record.revision, box, probability))
+        pipe.hset(keys.segments, str(segment.id), segment.model_dump_json())
+        self.sessions._expire(pipe, keys)
+        pipe.execute()
+        return record
+
+    def undo(self, meta: SessionMeta, segment_id: int) -> tuple[RevisionRecord, RevisionRecord]:
+        """Move head to its parent. Returns (old head, new head)."""
+        segment, current = self.head(meta, segment_id)
+        if current.parent is None:
+            raise NothingToUndo(f"segment {segment_id} is at its first revision: nothing to undo")
+        previous = self.revision(meta, segment_id, current.parent)
+        self.save(meta, segment.model_copy(
+            update={"head": previous.revision, "redo": [*segment.redo, current.revision]}))
+        return current, previous
+
+    def redo(self, meta: SessionMeta, segment_id: int) -> tuple[RevisionRecord, RevisionRecord]:
+        segment, current = self.head(meta, segment_id)
+        if not segment.redo:
+            raise NothingToUndo(f"segment {segment_id} has nothing to redo")
+        following = self.revision(meta, segment_id, segment.redo[-1])
+        self.save(meta, segment.model_copy(
+            update={"head": following.revision, "redo": segment.redo[:-1]}))
+        return current, following
+
+    # -- masks -----------------------------------------------------------------------------
+    def read_mask(self, meta: SessionMeta, record: RevisionRecord, box: Box) -> np.ndarray:
+        """The revision's mask inside the inclusive box, bool (z, y, x)."""
+        out = np.zeros(chunks.box_shape(box), dtype=bool)
+        present = [(i, record.chunks[chunks.chunk_key(i)]) for i in chunks.chunks_in(box, meta.chunk)
+                   if chunks.chunk_key(i) in record.chunks]
+        self._prefetch(meta, [d for _, d in present])
+        for index, digest in present:
+            in_chunk, in_box = chunks.overlap(box, index, meta.shape, meta.chunk)
+            out[in_box] = self._chunk(meta, digest, index)[in_chunk]
+        return out
+
+    def mask_bbox(self, meta: SessionMeta, record: RevisionRecord) -> Box | None:
+        """Bounding box of the chunks holding the mask (coarse, chunk-aligned), or None."""
+        if not record.chunks:
+            return None
+        idx = np.array([chunks.parse_chunk_key(k) for k in record.chunks])
+        lo = idx.min(axis=0) * meta.chunk
+        hi = np.minimum((idx.max(axis=0) + 1) * meta.chunk, meta.shape) - 1
+        return Box(tuple(int(v) for v in lo), tuple(int(v) for v in hi))
+
+    def delta(self, meta: SessionMeta, old: RevisionRecord, new: RevisionRecord) -> dict:
+        """`rle-xor/1` delta from `old` to `new`, decoding only chunks whose digests differ."""
+        changed = [chunks.parse_chunk_key(k) for k in set(old.chunks) | set(new.chunks)
+                   if old.chunks.get(k) != new.chunks.get(k)]
+        if not changed:
+            return codec.encode_delta_from_xor(np.zeros((0, 0, 0), bool), (0, 0, 0), meta.shape,
+                                               old.revision, new.revision)
+        idx = np.array(changed)
+        lo = idx.min(axis=0) * meta.chunk
+        hi = np.minimum((idx.max(axis=0) + 1) * meta.chunk, meta.shape) - 1
+        box = Box(tuple(int(v) for v in lo), tuple(int(v) for v in hi))
+        xor = np.zeros(chunks.box_shape(box), dtype=bool)
+        self._prefetch(meta, [d for r in (old, new) for d in r.chunks.values()])
+        for index in changed:
+            key = chunks.chunk_key(index)
+            a = self._chunk(meta, old.chunks.get(key), index)
+            b = self._chunk(meta, new.chunks.get(key), index)
+            _, in_box = chunks.overlap(box, index, meta.shape, meta.chunk)
+            xor[in_box] = a ^ b
+        return codec.encode_delta_from_xor(xor, box.lo, meta.shape, old.revision, new.revision)
+
+    def probability(self, meta: SessionMeta, revision: int) -> tuple[Box, np.ndarray] | None:
+        """The cached foreground probability (float32) a method produced for a revision."""
+        header, data = self.redis.hmget(SessionKeys(meta.id).probabilities,
+                                        [f"{revision}:box", str(revision)])
+        if header is None or data is None:
+            return None
+        lo, hi = json.loads(header)
+        box = Box(tuple(lo), tuple(hi))
+        return box, chunks.decode_array(data, chunks.box_shape(box), np.float16).astype(np.float32)
+
+    # -- blob access -----------------------------------------------------------------------
+    def _chunk(self, meta: SessionMeta, digest: str | None, index) -> np.ndarray:
+        """Decoded chunk for a digest; all-false for an absent (empty) chunk."""
+        shape = tuple(s.stop - s.start for s in chunks.chunk_box(index, meta.shape, meta.chunk))
+        if digest is None:
+            return np.zeros(shape, dtype=bool)
+        with self._cache_lock:
+            block = self._blob_cache.get(digest)
+        if block is None:
+            self._prefetch(meta, [digest])
+            with self._cache_lock:
+                block = self._blob_cache.get(digest)
+        if block is None:  # evicted between prefetch and use: decode directly
+            data = self.redis.hget(SessionKeys(meta.id).blobs, digest)
+            block = chunks.decode_mask_chunk(data, shape)
+        # blobs are cached flat and padded to a byte; the chunk's own shape gives the layout
+        return block.ravel()[: int(np.prod(shape))].reshape(shape)
+
+    def _prefetch(self, meta: SessionMeta, digests: list[str]) -> None:
+        """Load missing blobs in one round trip. Blocks are cached flat (shape is the chunk's)."""
+        with self._cache_lock:
+            missing = sorted({d for d in digests if d not in self._blob_cache})
+        if not missing:
+            return
+        raw = self.redis.hmget(SessionKeys(meta.id).blobs, missing)
+        for digest, data in zip(missing, raw):
+            if data is None:
+                continue
+            block = chunks.decode_mask_chunk(data, (int(np.prod(meta.chunk)),))
+            with self._cache_lock:
+                self._blob_cache[digest] = block
+
+
+def _probability_fields(revision: int, box: Box, probability: np.ndarray) -> dict[str, bytes]:
+    return {
+        f"{revision}:box": json.dumps([list(box.lo), list(box.hi)]).encode(),
+        str(revision): chunks.encode_array(probability.astype(np.float16)),
+    }

@@ -1,0 +1,13 @@
+"""Prometheus metrics shared by the use cases and the API middleware."""
+
+from prometheus_client import Counter, Histogram
+
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+STAGE_SECONDS = Histogram(
+    "medseg_stage_seconds", "Server time per stage of an operation",
+    ["operation", "stage"], buckets=_BUCKETS)
+REQUEST_SECONDS = Histogram(
+    "medseg_request_seconds", "HTTP request latency", ["method", "route", "status"],
+    buckets=_BUCKETS)
+ERRORS = Counter("medseg_errors_total", "Error answers by code", ["code"])

@@ -1,0 +1,81 @@
+"""Creating sessions from uploads, and exporting masks in the input's geometry."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from medseg.engine import imageio
+from medseg.engine.errors import InvalidPrompt
+from medseg.store import Store
+from medseg.store.chunks import full_box
+from medseg.store.records import RevisionRecord, SessionMeta
+
+EXPORT_FORMATS = {
+    "nifti": ("application/gzip", ".nii.gz"),
+    "nrrd": ("application/octet-stream", ".nrrd"),
+    "png": ("image/png", ".png"),
+}
+
+
+@dataclass
+class ExportFile:
+    content: bytes
+    media_type: str
+    filename: str
+
+
+def create_session(store: Store, files: list[tuple[str, bytes]], tenant: str,
+                   limits: imageio.ImageLimits, name: str | None = None) -> SessionMeta:
+    volume = imageio.load_image(files, limits)
+    return store.sessions.create(volume, tenant, name)
+
+
+def label_map(store: Store, meta: SessionMeta) -> np.ndarray:
+    """uint16 (Z, Y, X): each voxel the label of at most one segment. Where segments overlap,
+    the segment created later wins, so the export never holds two labels at a voxel."""
+    labels = np.zeros(meta.shape, dtype=np.uint16)
+    for segment in store.segments.list(meta):
+        _, head = store.segments.head(meta, segment.id)
+        labels[store.segments.read_mask(meta, head, full_box(meta.shape))] = segment.label
+    return labels
+
+
+def encode_file(array: np.ndarray, meta: SessionMeta, fmt: str, stem: str) -> ExportFile:
+    if fmt not in EXPORT_FORMATS:
+        raise InvalidPrompt(f"unknown export format {fmt!r}; use one of {sorted(EXPORT_FORMATS)}")
+    media_type, suffix = EXPORT_FORMATS[fmt]
+    affine = np.asarray(meta.affine)
+    if fmt == "nifti":
+        content = imageio.save_nifti(array, affine)
+    elif fmt == "nrrd":
+        content = imageio.save_nrrd(array, affine)
+    else:
+        if meta.shape[0] != 1:
+            raise InvalidPrompt("PNG export is for 2D images; use nifti or nrrd for a volume")
+        content = imageio.save_png(array[0])
+    return ExportFile(content, media_type, stem + suffix)
+
+
+def export_label_map(store: Store, meta: SessionMeta, fmt: str) -> ExportFile:
+    return encode_file(label_map(store, meta), meta, fmt, f"{meta.id}-labels")
+
+
+def export_segment_masks(store: Store, meta: SessionMeta, fmt: str) -> ExportFile:
+    """One binary mask file per segment (overlaps kept), zipped."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for segment in store.segments.list(meta):
+            _, head = store.segments.head(meta, segment.id)
+            file = export_mask(store, meta, head, fmt, f"segment-{segment.id}-{segment.label}")
+            archive.writestr(file.filename, file.content)
+    return ExportFile(buffer.getvalue(), "application/zip", f"{meta.id}-segments.zip")
+
+
+def export_mask(store: Store, meta: SessionMeta, record: RevisionRecord, fmt: str,
+                stem: str) -> ExportFile:
+    mask = store.segments.read_mask(meta, record, full_box(meta.shape)).astype(np.uint8)
+    return encode_file(mask, meta, fmt, stem)

@@ -1,0 +1,68 @@
+"""Shared fixtures: a real Redis server, the app with two tenants, the shared data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from medseg.api.app import create_app
+from medseg.api.auth import hash_key
+from medseg.api.settings import Settings
+from medseg.store import Store
+from medseg.store.embedded import EmbeddedRedis
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("MEDSEG_SHARED_DATA", ROOT.parent / "shared" / "data"))
+TOTALSEG = SHARED_DATA / "totalseg"
+
+KEYS = {"alice": "alice-test-key", "bob": "bob-test-key"}
+
+
+@pytest.fixture(scope="session")
+def totalseg() -> Path:
+    if not (TOTALSEG / "ct_3mm.nii.gz").exists():
+        pytest.fail(f"shared data not found at {TOTALSEG} (set MEDSEG_SHARED_DATA)")
+    return TOTALSEG
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    with EmbeddedRedis() as url:
+        yield url
+
+
+def make_settings(redis_url: str, **overrides) -> Settings:
+    entries = ",".join(f"{tenant}:sha256:{hash_key(key)}" for tenant, key in KEYS.items())
+    values = dict(redis_url=redis_url, api_keys=entries, session_ttl_s=3600, log_json=True)
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(redis_url) -> Settings:
+    return make_settings(redis_url)
+
+
+@pytest.fixture
+def store(settings) -> Store:
+    return Store.connect(settings.redis_url, settings.session_ttl_s)
+
+
+@pytest.fixture
+def app(settings, store):
+    return create_app(settings, store)
+
+
+@pytest.fixture
+def client(app) -> TestClient:
+    with TestClient(app, headers={"X-API-Key": KEYS["alice"]}) as c:
+        yield c
+
+
+@pytest.fixture
+def bob(app) -> TestClient:
+    with TestClient(app, headers={"X-API-Key": KEYS["bob"]}) as c:
+        yield c
