@@ -21,8 +21,12 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet --progress-bar off -e ".[dev]"
 	touch $(STAMP)
 
+# `make serve` is a local developer server: with no API keys configured it switches dev mode
+# on explicitly (no auth, loopback only). Configure MEDSEG_API_KEYS(_FILE) to require keys.
+DEV_MODE := $(if $(MEDSEG_API_KEYS)$(MEDSEG_API_KEYS_FILE),0,1)
+
 serve: $(STAMP)
-	HOST=$(HOST) PORT=$(PORT) $(PY) -m medseg.main
+	MEDSEG_DEV_MODE=$${MEDSEG_DEV_MODE:-$(DEV_MODE)} HOST=$(HOST) PORT=$(PORT) $(PY) -m medseg.main
 
 test: $(STAMP)
 	$(PY) -m pytest

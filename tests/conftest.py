@@ -66,3 +66,12 @@ def client(app) -> TestClient:
 def bob(app) -> TestClient:
     with TestClient(app, headers={"X-API-Key": KEYS["bob"]}) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def live_server(redis_url):
+    """A real API process (uvicorn) on a free port, shared by the HTTP-level tests."""
+    from tests.live import api_server
+
+    with api_server(redis_url) as base_url:
+        yield base_url

@@ -30,9 +30,7 @@ Voxel coordinates are `[z, y, x]` indices; shapes are `[Z, Y, X]`. Authenticate 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_json)
-    # the body limit also stops chunked uploads that send no Content-Length
-    app = FastAPI(title="medseg", version="0.1.0", description=DESCRIPTION,
-                  max_body_size=settings.max_upload_bytes + (1 << 20))
+    app = FastAPI(title="medseg", version="0.1.0", description=DESCRIPTION)
     app.state.settings = settings
     app.state.store = store or Store.connect(
         settings.redis_url or "redis://127.0.0.1:6379/0", settings.session_ttl_s,
@@ -65,6 +63,7 @@ def _add_request_middleware(app: FastAPI, settings: Settings) -> None:
         path = getattr(route, "path", "unmatched")
         REQUEST_SECONDS.labels(request.method, path, str(response.status_code)).observe(elapsed)
         response.headers["X-Request-ID"] = request.state.request_id
+        response.headers["Server-Timing"] = f"app;dur={elapsed * 1000:.2f}"
         log.info("request", method=request.method, route=path, status=response.status_code,
                  ms=round(elapsed * 1000, 2), tenant=getattr(request.state, "tenant", None))
         structlog.contextvars.clear_contextvars()

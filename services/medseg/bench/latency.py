@@ -1,0 +1,146 @@
+"""Latency benchmark: `make bench` (or `python -m medseg.bench.latency`). Prints a table.
+
+Starts its own Redis and API process (dev mode, loopback), uploads a synthetic 512x512x300
+int16 CT-like volume, then times session creation, 2D clicks on a 512x512 slice, 3D clicks on
+an object whose region of interest is about 128^3, undo, and export, end to end over HTTP and
+on the server (the `Server-Timing` header), plus the size of each delta against the full mask.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+
+import httpx
+import nibabel as nib
+import numpy as np
+from scipy import ndimage
+
+from medseg.store.embedded import EmbeddedRedis, free_port
+
+
+def synthetic_ct(shape=(300, 512, 512), seed=0) -> tuple[np.ndarray, dict[str, tuple]]:
+    """int16 (Z, Y, X) HU-like volume: a body ellipse, a large 'liver', a ~100-voxel 'ball'.
+    Returns the volume and voxel positions inside each object."""
+    rng = np.random.default_rng(seed)
+    z, y, x = np.ogrid[: shape[0], : shape[1], : shape[2]]
+    volume = np.full(shape, -1000, dtype=np.int16)
+    body = ((y - 256) / 220.0) ** 2 + ((x - 256) / 240.0) ** 2 < 1
+    volume[np.broadcast_to(body, shape)] = 30
+    liver = ((z - 150) / 90.0) ** 2 + ((y - 240) / 110.0) ** 2 + ((x - 180) / 120.0) ** 2 < 1
+    volume[liver] = 90
+    ball = ((z - 150) / 45.0) ** 2 + ((y - 260) / 45.0) ** 2 + ((x - 380) / 45.0) ** 2 < 1
+    volume[ball] = 160
+    noise = rng.normal(0, 12, size=(shape[1], shape[2])).astype(np.float32)
+    volume += ndimage.gaussian_filter(noise, 1.0).astype(np.int16)[None]
+    return volume, {"liver": (150, 240, 180), "ball": (150, 260, 380)}
+
+
+def nifti_bytes(volume: np.ndarray) -> bytes:
+    image = nib.Nifti1Image(volume.transpose(2, 1, 0), np.diag([0.8, 0.8, 1.5, 1.0]))
+    return image.to_bytes()  # uncompressed .nii: upload cost, not gzip, is what we time
+
+
+@contextmanager
+def server():
+    with EmbeddedRedis() as redis_url:
+        port = free_port()
+        env = {**os.environ, "MEDSEG_REDIS_URL": redis_url, "MEDSEG_PORT": str(port),
+               "MEDSEG_HOST": "127.0.0.1", "MEDSEG_DEV_MODE": "1", "MEDSEG_API_KEYS": "",
+               "MEDSEG_LOG_LEVEL": "WARNING"}
+        env.pop("MEDSEG_API_KEYS_FILE", None)
+        process = subprocess.Popen([sys.executable, "-m", "medseg.main"], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(300):
+                try:
+                    if httpx.get(f"{base}/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            yield base
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.rows: dict[str, tuple[list[float], list[float]]] = {}
+
+    def call(self, name: str, fn, *args, **kwargs) -> httpx.Response:
+        start = time.perf_counter()
+        response = fn(*args, **kwargs)
+        elapsed = (time.perf_counter() - start) * 1000
+        response.raise_for_status()
+        server_ms = float(response.headers["Server-Timing"].split("dur=")[1])
+        e2e, srv = self.rows.setdefault(name, ([], []))
+        e2e.append(elapsed)
+        srv.append(server_ms)
+        return response
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+def run(repeats: int) -> None:
+    volume, points = synthetic_ct()
+    upload = nifti_bytes(volume)
+    timer = Timer()
+    sizes = []
+    with server() as base, httpx.Client(base_url=base, timeout=600) as http:
+        sessions = [timer.call("create session 512x512x300 int16", http.post, "/v1/sessions",
+                               files=[("files", ("ct.nii", upload))]).json()["id"]
+                    for _ in range(max(2, repeats // 10))]
+        sid = sessions[0]
+        for label, zyx, dim in (("2D click, 512x512 slice", points["liver"], "2d"),
+                                ("3D click, ~128^3 region", points["ball"], "3d")):
+            for i in range(repeats if dim == "2d" else max(3, repeats // 3)):
+                seg = http.post(f"/v1/sessions/{sid}/segments", json={}).json()["id"]
+                url = f"/v1/sessions/{sid}/segments/{seg}"
+                body = {"type": "click", "dim": dim, "clicks": [{"zyx": list(zyx)}]}
+                if dim == "2d":
+                    body["plane"] = {"axis": "z", "index": zyx[0]}
+                change = timer.call(label, http.post, f"{url}/interactions", json=body).json()
+                if i == 0:
+                    full = http.get(f"{url}/mask").json()
+                    raw_bits = int(np.prod(volume.shape)) // 8
+                    sizes.append((label, len(change["delta"]["data"]), len(full["data"]), raw_bits,
+                                  change["delta"]["changed_voxels"]))
+                timer.call("undo", http.post, f"{url}/undo")
+                http.post(f"{url}/redo")
+        for _ in range(max(2, repeats // 10)):
+            timer.call("export label map (NIfTI)", http.get, f"/v1/sessions/{sid}/export")
+        for other in sessions:
+            http.delete(f"/v1/sessions/{other}")
+    print_table(timer, sizes)
+
+
+def print_table(timer: Timer, sizes) -> None:
+    print("\n| operation | n | HTTP p50 ms | HTTP p95 ms | server p50 ms | server p95 ms |")
+    print("|---|---|---|---|---|---|")
+    for name, (e2e, srv) in timer.rows.items():
+        print(f"| {name} | {len(e2e)} | {pct(e2e, 50):.1f} | {pct(e2e, 95):.1f} | "
+              f"{pct(srv, 50):.1f} | {pct(srv, 95):.1f} |")
+    print("\n| interaction | delta (base64 bytes) | full mask rle/1 (base64 bytes) | "
+          "full mask raw bits (bytes) | changed voxels |")
+    print("|---|---|---|---|---|")
+    for label, delta, full, raw, changed in sizes:
+        print(f"| {label} | {delta} | {full} | {raw} | {changed} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=30, help="clicks per row (default 30)")
+    run(parser.parse_args().repeats)
+
+
+if __name__ == "__main__":
+    main()

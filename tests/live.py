@@ -1,0 +1,52 @@
+"""Real API server processes for tests that go over HTTP (SDK, CLI, two-process tests)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+
+import httpx
+
+from medseg.api.auth import hash_key
+from medseg.store.embedded import free_port
+from tests.conftest import KEYS
+
+
+@contextmanager
+def api_server(redis_url: str, **env_overrides: str):
+    """Start `python -m medseg.main` on a free port against `redis_url`; yield its base URL."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "MEDSEG_REDIS_URL": redis_url,
+        "MEDSEG_PORT": str(port),
+        "MEDSEG_HOST": "127.0.0.1",
+        "MEDSEG_API_KEYS": ",".join(f"{t}:sha256:{hash_key(k)}" for t, k in KEYS.items()),
+        "MEDSEG_LOG_LEVEL": "WARNING",
+        **env_overrides,
+    }
+    process = subprocess.Popen([sys.executable, "-m", "medseg.main"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                output = process.stdout.read().decode(errors="replace") if process.stdout else ""
+                raise RuntimeError(f"API server did not start:\n{output}")
+            time.sleep(0.1)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
