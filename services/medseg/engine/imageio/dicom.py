@@ -1,0 +1,222 @@
+"""DICOM series (one or more single-frame image instances) -> Volume."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+from medseg.engine.errors import CorruptImage, UnsupportedFormat
+from medseg.engine.imageio._common import LPS_TO_RAS, ImageLimits, check_voxels
+from medseg.engine.volume import Volume
+
+DICOMDIR_SOP = "1.2.840.10008.1.3.10"
+_SPACING_TOL = 0.05  # relative deviation allowed between consecutive slice gaps
+
+
+def is_dicom(content: bytes) -> bool:
+    return content[128:132] == b"DICM"
+
+
+def looks_like_raw_dicom(content: bytes) -> bool:
+    """Preamble-less DICOM usually starts with a group 0x0002 or 0x0008 tag."""
+    return (
+        len(content) > 8 and content[:2] in (b"\x02\x00", b"\x08\x00") and content[3:4] == b"\x00"
+    )
+
+
+def read_dataset(name: str, content: bytes) -> pydicom.Dataset | None:
+    """Parse one file; None when it is not DICOM at all."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                return pydicom.dcmread(io.BytesIO(content), force=False)
+            except InvalidDicomError:
+                if not looks_like_raw_dicom(content):
+                    return None
+                ds = pydicom.dcmread(io.BytesIO(content), force=True)
+                if "SOPClassUID" not in ds and "PixelData" not in ds:
+                    return None
+                return ds
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on damaged files
+        if is_dicom(content):
+            raise CorruptImage(f"file '{name}' is not a valid DICOM file: {exc}")
+        return None
+
+
+def is_image(ds: pydicom.Dataset) -> bool:
+    sop = str(getattr(ds, "file_meta", {}).get("MediaStorageSOPClassUID", ""))
+    if sop == DICOMDIR_SOP or "DirectoryRecordSequence" in ds:
+        return False
+    return "PixelData" in ds or "FloatPixelData" in ds or "DoubleFloatPixelData" in ds
+
+
+def load_dicom_series(datasets: list[tuple[str, pydicom.Dataset]], limits: ImageLimits) -> Volume:
+    if not datasets:
+        raise CorruptImage("no DICOM image instances found (only DICOMDIR or non-image objects)")
+    series = {str(ds.get("SeriesInstanceUID", "")) for _, ds in datasets}
+    if len(series) > 1:
+        uids = sorted(u or "(empty)" for u in series)
+        shown = ", ".join(uids[:3]) + (" ..." if len(uids) > 3 else "")
+        raise CorruptImage(
+            f"mixed series: the {len(datasets)} DICOM files belong to {len(series)} different "
+            f"SeriesInstanceUIDs ({shown}); upload one series at a time"
+        )
+    first_name, first = datasets[0]
+    frames = max(int(ds.get("NumberOfFrames", 1) or 1) for _, ds in datasets)
+    if frames > 1:
+        raise UnsupportedFormat(
+            f"file '{first_name}' is a multi-frame DICOM ({frames} frames); only series of "
+            "single-frame instances are supported"
+        )
+    rows, cols = _int(first_name, first, "Rows"), _int(first_name, first, "Columns")
+    check_voxels("DICOM series", (len(datasets), rows, cols), limits, "(slices, rows, columns)")
+    iop = _vec(first_name, first, "ImageOrientationPatient", 6, default=[1, 0, 0, 0, 1, 0])
+    ps = _vec(first_name, first, "PixelSpacing", 2, default=None)
+    if ps is None:
+        ps = _vec(first_name, first, "ImagerPixelSpacing", 2, default=[1.0, 1.0])
+    for name, ds in datasets[1:]:
+        if (_int(name, ds, "Rows"), _int(name, ds, "Columns")) != (rows, cols):
+            raise CorruptImage(
+                f"DICOM series is inconsistent: '{name}' is {ds.Rows}x{ds.Columns}, "
+                f"'{first_name}' is {rows}x{cols}"
+            )
+        other = _vec(name, ds, "ImageOrientationPatient", 6, default=[1, 0, 0, 0, 1, 0])
+        if not np.allclose(other, iop, atol=1e-4):
+            raise CorruptImage(
+                f"DICOM series is inconsistent: '{name}' has a different "
+                "ImageOrientationPatient than the other slices"
+            )
+    row_dir, col_dir = iop[:3], iop[3:]  # X: along a row (column index), Y: down the columns
+    if min(np.linalg.norm(row_dir), np.linalg.norm(col_dir)) < 1e-6:
+        raise CorruptImage(f"file '{first_name}': ImageOrientationPatient is degenerate")
+    row_dir, col_dir = row_dir / np.linalg.norm(row_dir), col_dir / np.linalg.norm(col_dir)
+    normal = np.cross(row_dir, col_dir)
+    if np.linalg.norm(normal) < 1e-6:
+        raise CorruptImage(f"file '{first_name}': ImageOrientationPatient is degenerate")
+    normal /= np.linalg.norm(normal)
+    positions = []
+    for name, ds in datasets:
+        default = [0.0, 0.0, 0.0] if len(datasets) == 1 else None
+        positions.append(_vec(name, ds, "ImagePositionPatient", 3, default=default))
+    order = np.argsort([float(p @ normal) for p in positions], kind="stable")
+    datasets = [datasets[i] for i in order]
+    positions = [positions[i] for i in order]
+    slice_vec, ds_mm = _slice_step(datasets, positions, normal, first)
+    affine_lps = np.eye(4)
+    affine_lps[:3, 0] = row_dir * ps[1]  # column index i, column spacing
+    affine_lps[:3, 1] = col_dir * ps[0]  # row index j, row spacing
+    affine_lps[:3, 2] = slice_vec * ds_mm
+    affine_lps[:3, 3] = positions[0]
+    array = _pixels(datasets)
+    return Volume(
+        array=array,
+        spacing=(float(ds_mm), float(ps[0]), float(ps[1])),
+        affine=LPS_TO_RAS @ affine_lps,
+        modality=str(first.get("Modality", "unknown") or "unknown"),
+        source_format="dicom",
+        extra={
+            "series_instance_uid": next(iter(series)) or None,
+            "transfer_syntax": _ts(first),
+            "n_files": len(datasets),
+            "photometric": str(first.get("PhotometricInterpretation", "")),
+        },
+    )
+
+
+def _slice_step(datasets, positions, normal, first) -> tuple[np.ndarray, float]:
+    if len(positions) == 1:
+        gap = first.get("SpacingBetweenSlices") or first.get("SliceThickness") or 1.0
+        return normal, float(gap)
+    steps = np.diff(np.asarray(positions), axis=0)
+    gaps = np.linalg.norm(steps, axis=1)
+    if np.any(gaps < 1e-4):
+        i = int(np.argmin(gaps))
+        raise CorruptImage(
+            f"DICOM series has duplicate slice positions: '{datasets[i][0]}' and "
+            f"'{datasets[i + 1][0]}' are both at {list(np.round(positions[i], 3))}"
+        )
+    span = positions[-1] - positions[0]
+    mean_gap = float(np.linalg.norm(span)) / (len(positions) - 1)
+    if np.max(np.abs(gaps - mean_gap)) > max(_SPACING_TOL * mean_gap, 0.01):
+        raise CorruptImage(
+            f"DICOM series has non-uniform slice spacing: gaps between "
+            f"{gaps.min():.3f} and {gaps.max():.3f} mm (missing slices?)"
+        )
+    direction = span / np.linalg.norm(span)
+    if abs(direction @ normal) < 0.5:
+        raise CorruptImage("DICOM slice positions do not advance along the slice normal")
+    return direction, mean_gap
+
+
+def _pixels(datasets) -> np.ndarray:
+    slices = []
+    integral = True
+    for name, ds in datasets:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                px = ds.pixel_array
+        except Exception as exc:  # noqa: BLE001
+            ts = _ts(ds)
+            raise UnsupportedFormat(
+                f"file '{name}': cannot decode DICOM pixel data with transfer syntax {ts}: {exc}"
+            )
+        if px.ndim == 3:  # colour (rows, cols, samples)
+            px = px[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+        slope = float(ds.get("RescaleSlope", 1) or 1)
+        inter = float(ds.get("RescaleIntercept", 0) or 0)
+        integral &= px.dtype.kind in "biu" and slope.is_integer() and inter.is_integer()
+        slices.append(px.astype(np.float64) * slope + inter if (slope, inter) != (1, 0) else px)
+    try:
+        stacked = np.stack(slices)
+    except ValueError as exc:
+        raise CorruptImage(f"DICOM series is inconsistent: slices differ in size ({exc})")
+    if integral:
+        lo, hi = (float(stacked.min()), float(stacked.max())) if stacked.size else (0, 0)
+        for dtype in (np.int16, np.int32):
+            info = np.iinfo(dtype)
+            if info.min <= lo and hi <= info.max:
+                return np.ascontiguousarray(stacked.astype(dtype))
+    return np.ascontiguousarray(stacked.astype(np.float32))
+
+
+def _ts(ds) -> str:
+    uid = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if uid is None:
+        return "unknown"
+    return f"{uid.name} ({uid})" if uid.name != str(uid) else str(uid)
+
+
+def _int(name: str, ds, key: str) -> int:
+    try:
+        value = int(ds[key].value)
+    except Exception:  # noqa: BLE001
+        raise CorruptImage(f"file '{name}' is not a valid DICOM image: missing or bad {key}")
+    if value <= 0:
+        raise CorruptImage(f"file '{name}' is not a valid DICOM image: {key} = {value}")
+    return value
+
+
+def _vec(name: str, ds, key: str, n: int, default) -> np.ndarray | None:
+    if key not in ds or ds[key].value in (None, ""):
+        if default is None and key == "PixelSpacing":
+            return None
+        if default is None:
+            raise CorruptImage(f"file '{name}': DICOM slice has no {key}; cannot build the volume")
+        return np.asarray(default, dtype=np.float64)
+    try:
+        vec = np.asarray([float(v) for v in ds[key].value], dtype=np.float64)
+    except Exception:  # noqa: BLE001
+        raise CorruptImage(f"file '{name}': DICOM {key} is not numeric")
+    if vec.shape != (n,) or not np.all(np.isfinite(vec)):
+        raise CorruptImage(f"file '{name}': DICOM {key} must have {n} numbers, got {vec.tolist()}")
+    if key == "PixelSpacing" and np.any(vec <= 0):
+        raise CorruptImage(
+            f"file '{name}': DICOM PixelSpacing must be positive, got {vec.tolist()}"
+        )
+    return vec
