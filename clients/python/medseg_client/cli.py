@@ -1,0 +1,339 @@
+"""`medseg` command line: upload images, segment with clicks/scribbles/boxes, export, batch.
+
+Server errors print the server's message and request id in red and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Column, Table
+from rich.text import Text
+
+from medseg_client.client import Client
+from medseg_client.errors import MedsegError
+from medseg_client.models import Change, Session
+
+app = typer.Typer(help="Interactive medical image segmentation (medseg service) client.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+
+Background = Annotated[bool, typer.Option("--background", help="mark background, not foreground")]
+TwoD = Annotated[bool, typer.Option("--2d", help="segment one slice (see --axis/--index)")]
+Axis = Annotated[str, typer.Option(help="axis held fixed for --2d: z, y or x")]
+Index = Annotated[int | None, typer.Option(help="slice index for --2d (default: first mark's)")]
+Method = Annotated[str | None, typer.Option(help="segmentation method (see capabilities)")]
+
+
+def _out() -> Console:
+    return Console()
+
+
+def _err() -> Console:
+    return Console(stderr=True)
+
+
+@app.callback()
+def main(ctx: typer.Context,
+         url: Annotated[str, typer.Option(envvar="MEDSEG_URL", help="server base URL")]
+         = "http://127.0.0.1:8000",
+         api_key: Annotated[str | None, typer.Option(envvar="MEDSEG_API_KEY", help="API key")]
+         = None) -> None:
+    ctx.obj = {"url": url, "api_key": api_key}
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    """Print ``message`` in red on stderr (unwrapped, no markup parsing) and exit with ``code``."""
+    _err().print(Text(message, style="red"), soft_wrap=True)
+    raise typer.Exit(code) from None
+
+
+@contextmanager
+def _client(ctx: typer.Context) -> Iterator[Client]:
+    """A client; server errors become a red message and exit code 2, without a traceback."""
+    try:
+        with Client(ctx.obj["url"], ctx.obj["api_key"]) as client:
+            yield client
+    except MedsegError as exc:
+        rid = f"  (request id {exc.request_id})" if exc.request_id else ""
+        status = f"{exc.status} " if exc.status else ""
+        _fail(f"error {status}{exc.code}: {exc.message}{rid}")
+    except (OSError, ValueError) as exc:
+        _fail(f"error: {exc}")
+
+
+def _zyx(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.replace(" ", "").split(",")]
+    except ValueError:
+        raise typer.BadParameter(f"expected z,y,x integers, got {text!r}") from None
+    if len(values) != 3:
+        raise typer.BadParameter(f"expected z,y,x (3 integers), got {text!r}")
+    return values
+
+
+def _points(text: str) -> list[list[int]]:
+    return [_zyx(p) for p in text.split(";") if p.strip()]
+
+
+def _plane(two_d: bool, axis: str, index: int | None, first: list[int]) -> dict[str, Any]:
+    if not two_d:
+        return {"dim": "3d"}
+    if axis not in ("z", "y", "x"):
+        raise typer.BadParameter(f"--axis must be z, y or x, got {axis!r}")
+    k = index if index is not None else first["zyx".index(axis)]
+    return {"dim": "2d", "plane": (axis, k)}
+
+
+def _session_table(sessions: list[Session]) -> Table:
+    table = Table("name", "shape z,y,x", "spacing mm", "modality", "segs", "ttl s")
+    table.columns.insert(0, Column("id", no_wrap=True, min_width=32))
+    for s in sessions:
+        table.add_row(s.id, s.name or "", "x".join(map(str, s.shape)),
+                      ", ".join(f"{v:.3g}" for v in s.spacing), s.modality,
+                      str(len(s.segments)), str(s.expires_in_s))
+    return table
+
+
+def _show_change(change: Change) -> None:
+    total = sum(change.timings_ms.values()) if change.timings_ms else 0.0
+    _out().print(f"segment {change.segment_id}: revision [bold]{change.revision}[/bold] "
+                 f"(from {change.previous_revision}), {change.changed_voxels} voxels changed, "
+                 f"{change.timings_ms.get('total', total):.1f} ms, can_undo={change.can_undo}, "
+                 f"can_redo={change.can_redo}")
+
+
+@app.command()
+def upload(ctx: typer.Context, paths: Annotated[list[Path], typer.Argument(
+               help="image file(s), or a directory holding one DICOM series")],
+           name: Annotated[str | None, typer.Option(help="session name")] = None) -> None:
+    """Upload an image and open a session."""
+    with _client(ctx) as c, _out().status("uploading..."):
+        session = c.create_session(paths, name=name)
+    _out().print(_session_table([session]))
+    _out().print(session.id)
+
+
+@app.command()
+def info(ctx: typer.Context, sid: str) -> None:
+    """Show a session and its segments."""
+    with _client(ctx) as c:
+        session = c.get_session(sid)
+    _out().print(_session_table([session]))
+    table = Table("segment", "name", "label", "color", "revision", "voxels", "undo", "redo")
+    for g in session.segments:
+        table.add_row(str(g.id), g.name, str(g.label), f"[{g.color}]{g.color}[/]",
+                      str(g.revision), str(g.voxels), str(g.can_undo), str(g.can_redo))
+    _out().print(table)
+
+
+@app.command()
+def sessions(ctx: typer.Context) -> None:
+    """List your live sessions."""
+    with _client(ctx) as c:
+        _out().print(_session_table(c.list_sessions()))
+
+
+@app.command("segment-add")
+def segment_add(ctx: typer.Context, sid: str, name: str | None = None, label: int | None = None,
+                color: str | None = None) -> None:
+    """Add a segment (empty mask); prints its id."""
+    with _client(ctx) as c:
+        seg = c.create_segment(sid, name=name, label=label, color=color)
+    _out().print(f"segment [bold]{seg.id}[/bold] {seg.name!r} label {seg.label} {seg.color}")
+
+
+@app.command()
+def click(ctx: typer.Context, sid: str, seg: int, z: int, y: int, x: int,
+          background: Background = False, two_d: TwoD = False, axis: Axis = "z",
+          index: Index = None, method: Method = None) -> None:
+    """Click at voxel Z Y X (foreground unless --background)."""
+    with _client(ctx) as c:
+        _show_change(c.click(sid, seg, [(z, y, x)], foreground=not background, method=method,
+                             **_plane(two_d, axis, index, [z, y, x])))
+
+
+@app.command()
+def scribble(ctx: typer.Context, sid: str, seg: int,
+             points: Annotated[str, typer.Option(help='polyline "z,y,x;z,y,x;..."')],
+             background: Background = False, two_d: TwoD = False, axis: Axis = "z",
+             index: Index = None, method: Method = None) -> None:
+    """Draw a scribble along a polyline."""
+    path = _points(points)
+    if not path:
+        raise typer.BadParameter("--points needs at least one z,y,x")
+    with _client(ctx) as c:
+        _show_change(c.scribble(sid, seg, [path], foreground=not background, method=method,
+                                **_plane(two_d, axis, index, path[0])))
+
+
+@app.command()
+def box(ctx: typer.Context, sid: str, seg: int,
+        lo: Annotated[str, typer.Option(help="inclusive corner z,y,x")],
+        hi: Annotated[str, typer.Option(help="inclusive corner z,y,x")],
+        two_d: TwoD = False, axis: Axis = "z", index: Index = None, method: Method = None) -> None:
+    """Segment the object inside a box."""
+    lo_zyx, hi_zyx = _zyx(lo), _zyx(hi)
+    with _client(ctx) as c:
+        _show_change(c.box(sid, seg, lo_zyx, hi_zyx, method=method,
+                           **_plane(two_d, axis, index, lo_zyx)))
+
+
+@app.command()
+def undo(ctx: typer.Context, sid: str, seg: int) -> None:
+    """Undo the last change of a segment."""
+    with _client(ctx) as c:
+        _show_change(c.undo(sid, seg))
+
+
+@app.command()
+def redo(ctx: typer.Context, sid: str, seg: int) -> None:
+    """Redo the last undone change of a segment."""
+    with _client(ctx) as c:
+        _show_change(c.redo(sid, seg))
+
+
+@app.command()
+def history(ctx: typer.Context, sid: str, seg: int) -> None:
+    """Every revision of a segment with the interaction that made it."""
+    with _client(ctx) as c:
+        hist = c.history(sid, seg)
+    table = Table("revision", "parent", "interaction", "voxels", "ms", "head", "undone",
+                  title=f"segment {hist['segment_id']} (head {hist['head']})")
+    for r in hist["revisions"]:
+        kind = r["interaction"].get("type", "") if r["interaction"] else ""
+        table.add_row(str(r["revision"]), str(r["parent"] or ""), kind, str(r["voxels"]),
+                      f"{sum(r['timings_ms'].values()):.1f}", "*" if r["is_head"] else "",
+                      "yes" if r["undone"] else "")
+    _out().print(table)
+
+
+@app.command()
+def export(ctx: typer.Context, sid: str,
+           output: Annotated[Path, typer.Option("-o", "--output", help="file to write")],
+           format: Annotated[str, typer.Option(help="nifti, nrrd or png")] = "nifti",
+           per_segment: Annotated[bool, typer.Option(help="one mask per segment, zipped")] = False,
+           ) -> None:
+    """Export the label map (or per-segment masks) of a session."""
+    with _client(ctx) as c:
+        file = c.export(sid, format=format, per_segment=per_segment)
+        file.save(output)
+    _out().print(f"wrote {output} ({len(file.content)} bytes, server name {file.filename})")
+
+
+@app.command()
+def delete(ctx: typer.Context, sid: str) -> None:
+    """Delete a session and all its data."""
+    with _client(ctx) as c:
+        c.delete_session(sid)
+    _out().print(f"deleted {sid}")
+
+
+def _read_manifest(path: Path) -> list[dict[str, Any]]:
+    text = path.read_text()
+    if path.suffix.lower() == ".json":
+        data = json.loads(text)
+        rows = data.get("rows", data.get("items")) if isinstance(data, dict) else data
+        if not isinstance(rows, list):
+            raise ValueError("a JSON manifest is a list of rows (or {\"rows\": [...]})")
+        return [dict(r) for r in rows]
+    return [{k.strip(): (v or "").strip() for k, v in r.items() if k} for r in
+            csv.DictReader(text.splitlines())]
+
+
+def _stem(image: str) -> str:
+    name = Path(image.rstrip("/")).name
+    for suffix in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".zip", ".png", ".jpg", ".jpeg"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _run_row(c: Client, row: dict[str, Any], base: Path, outdir: Path) -> dict[str, Any]:
+    image = str(row.get("image") or "")
+    if not image:
+        raise ValueError("row has no image")
+    path = Path(image) if Path(image).is_absolute() else base / image
+    name = str(row.get("name") or "") or _stem(image)
+    dim = str(row.get("dim") or "3d").lower()
+    axis = str(row.get("axis") or "z")
+    index = int(row["index"]) if str(row.get("index") or "").strip() else None
+    session = c.create_session(path, name=name)
+    try:
+        seg = c.create_segment(session.id, name=name)
+        if row.get("box"):
+            values = [int(v) for v in str(row["box"]).split(",")]
+            if len(values) != 6:
+                raise ValueError(f"box must be z0,y0,x0,z1,y1,x1, got {row['box']!r}")
+            lo, hi = values[:3], values[3:]
+            c.box(session.id, seg.id, lo, hi, **_plane(dim == "2d", axis, index, lo))
+        elif row.get("points"):
+            pts = _points(str(row["points"]))
+            c.click(session.id, seg.id, pts, **_plane(dim == "2d", axis, index, pts[0]))
+        else:
+            raise ValueError("row needs a box or points")
+        voxels = c.get_segment(session.id, seg.id).voxels
+        out = outdir / f"{name}.nii.gz"
+        c.mask_file(session.id, seg.id, format="nifti").save(out)
+    finally:
+        with suppress(MedsegError):  # best effort: keep the row's own error
+            c.delete_session(session.id)
+    return {"voxels": voxels, "output": str(out)}
+
+
+def _error_text(exc: Exception) -> str:
+    if isinstance(exc, MedsegError):
+        rid = f" (request id {exc.request_id})" if exc.request_id else ""
+        return f"{exc.status or ''} {exc.code}: {exc.message}{rid}".strip()
+    return f"{type(exc).__name__}: {exc}"
+
+
+@app.command()
+def batch(ctx: typer.Context, manifest: Path,
+          outdir: Annotated[Path, typer.Option("-o", "--outdir", help="output folder")]) -> None:
+    """Segment every row of a CSV/JSON manifest; masks and summary.json go to OUTDIR."""
+    try:
+        rows = _read_manifest(manifest)
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot read manifest {manifest}: {exc}")
+    outdir.mkdir(parents=True, exist_ok=True)
+    results: list[dict[str, Any]] = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with _client(ctx) as c, Progress(*columns, console=_out()) as progress:
+        task = progress.add_task("batch", total=len(rows))
+        for i, row in enumerate(rows, 1):
+            label = str(row.get("name") or _stem(str(row.get("image") or f"row {i}")))
+            progress.update(task, description=f"{label}")
+            start = time.perf_counter()
+            result: dict[str, Any] = {"row": i, "name": label, "image": row.get("image")}
+            try:
+                result.update(status="ok", **_run_row(c, row, manifest.parent, outdir))
+            except Exception as exc:  # noqa: BLE001 - record the row's error and go on
+                result.update(status="failed", error=_error_text(exc))
+            result["seconds"] = round(time.perf_counter() - start, 3)
+            results.append(result)
+            progress.advance(task)
+    failed = sum(r["status"] != "ok" for r in results)
+    table = Table("row", "name", "status", "voxels", "seconds", "error", title="batch summary")
+    for r in results:
+        style = "green" if r["status"] == "ok" else "red"
+        table.add_row(str(r["row"]), r["name"], f"[{style}]{r['status']}[/]",
+                      str(r.get("voxels", "")), f"{r['seconds']:.2f}", r.get("error", ""))
+    _out().print(table)
+    summary = {"ok": len(results) - failed, "failed": failed, "rows": results}
+    (outdir / "summary.json").write_text(json.dumps(summary, indent=2))
+    if failed:
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,131 @@
+"""The `medseg` CLI against a real API process: upload/click/export, errors, batch."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+
+import nibabel as nib
+import numpy as np
+import pytest
+from medseg_client.cli import app
+from medseg_client.client import Client
+from typer.testing import CliRunner
+
+from tests.clients.test_sdk import CT, liver_box, liver_reference, liver_voxel
+from tests.conftest import KEYS
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def medseg(live_server, totalseg):
+    def invoke(*args: str, key: str = KEYS["alice"]):
+        return runner.invoke(app, ["--url", live_server, "--api-key", key, *map(str, args)])
+    return invoke
+
+
+@pytest.fixture
+def reference(live_server, totalseg):
+    """The liver on the session grid of ct_3mm (via one SDK upload)."""
+    with Client(live_server, api_key=KEYS["alice"]) as sdk:
+        session = sdk.create_session(CT)
+        sdk.delete_session(session.id)
+    return liver_reference(session)
+
+
+def _session_id(output: str) -> str:
+    ids = re.findall(r"\b[0-9a-f]{32}\b", output)
+    assert ids, output
+    return ids[-1]
+
+
+def test_upload_click_export_keeps_affine(medseg, reference, tmp_path):
+    result = medseg("upload", CT, "--name", "cli-ct")
+    assert result.exit_code == 0, result.output
+    sid = _session_id(result.output)
+    try:
+        assert medseg("sessions").exit_code == 0
+        result = medseg("segment-add", sid, "--name", "liver", "--label", "5")
+        assert result.exit_code == 0, result.output
+        seg = re.search(r"segment (\d+)", result.output).group(1)
+        z, y, x = liver_voxel(reference)
+        result = medseg("click", sid, seg, z, y, x)
+        assert result.exit_code == 0, result.output
+        assert "revision" in result.output
+        result = medseg("click", sid, seg, z, y, x, "--2d", "--axis", "z", "--index", z)
+        assert result.exit_code == 0, result.output
+        outside = np.argwhere(~reference[z])[0]  # a non-liver voxel on the same slice
+        result = medseg("click", sid, seg, z, *outside, "--background", "--2d")
+        assert result.exit_code == 0, result.output
+        for command in ("undo", "redo", "undo", "history"):
+            result = medseg(command, sid, seg)
+            assert result.exit_code == 0, (command, result.output)
+        info = medseg("info", sid)
+        assert info.exit_code == 0 and "liver" in info.output
+
+        out = tmp_path / "labels.nii.gz"
+        result = medseg("export", sid, "-o", out)
+        assert result.exit_code == 0, result.output
+        exported, source = nib.load(out), nib.load(CT)
+        np.testing.assert_allclose(exported.affine, source.affine, atol=1e-3)
+        assert exported.shape == source.shape
+        labels = np.asarray(exported.dataobj).transpose(2, 1, 0)
+        assert labels[z, y, x] == 5 and set(np.unique(labels)) == {0, 5}
+    finally:
+        assert medseg("delete", sid).exit_code == 0
+    result = medseg("info", sid)
+    assert result.exit_code == 2
+    assert "not found" in result.output.lower() and "request id" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_wrong_key_prints_error_and_exits_2(medseg):
+    result = medseg("sessions", key="wrong-key")
+    assert result.exit_code == 2
+    assert "invalid API key" in result.output and "Traceback" not in result.output
+
+
+def test_batch_manifest(medseg, reference, totalseg, tmp_path):
+    lo, hi = liver_box(reference)
+    z, y, x = liver_voxel(reference)
+    bad = tmp_path / "broken.nii.gz"
+    bad.write_text("this is a text file, not NIfTI")
+    rows = [
+        {"image": str(CT), "box": ",".join(map(str, lo + hi)), "dim": "3d", "name": "liver_box"},
+        {"image": "broken.nii.gz", "name": "", "dim": "3d", "box": "0,0,0,5,5,5"},
+        {"image": str(CT), "points": f"{z},{y},{x}", "dim": "2d", "axis": "z", "index": str(z),
+         "name": "liver_click"},
+    ]
+    manifest = tmp_path / "manifest.csv"
+    with manifest.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, ["image", "box", "points", "dim", "axis", "index", "name"])
+        writer.writeheader()
+        writer.writerows(rows)
+    outdir = tmp_path / "out"
+    result = medseg("batch", manifest, "-o", outdir)
+    assert result.exit_code == 1, result.output
+    summary = json.loads((outdir / "summary.json").read_text())
+    assert (summary["ok"], summary["failed"]) == (2, 1)
+    by_name = {r["name"]: r for r in summary["rows"]}
+    assert by_name["broken"]["status"] == "failed" and by_name["broken"]["error"]
+    for name in ("liver_box", "liver_click"):
+        row = by_name[name]
+        assert row["status"] == "ok" and row["voxels"] > 0 and row["seconds"] >= 0
+        mask = np.asarray(nib.load(outdir / f"{name}.nii.gz").dataobj).transpose(2, 1, 0) > 0
+        assert mask.sum() == row["voxels"]
+    box_mask = np.asarray(nib.load(outdir / "liver_box.nii.gz").dataobj).transpose(2, 1, 0) > 0
+    lo_, hi_ = liver_box(box_mask)
+    assert all(a >= b for a, b in zip(lo_, lo)) and all(a <= b for a, b in zip(hi_, hi))
+    assert (box_mask & reference).sum() > 0.5 * reference.sum()  # on the liver, not flipped
+
+
+def test_batch_json_manifest_all_ok(medseg, reference, tmp_path):
+    z, y, x = liver_voxel(reference)
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps([{"image": str(CT), "points": f"{z},{y},{x}"}]))
+    result = medseg("batch", manifest, "-o", tmp_path / "o")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["ok"] == 1
+    assert (tmp_path / "o" / "ct_3mm.nii.gz").exists()
