@@ -27,7 +27,9 @@ def test_create_on_one_click_on_other_export_on_first(redis_url, totalseg):
         change = httpx.post(f"{second}{url}/interactions", headers=headers, timeout=60,
                             json={"type": "click", "clicks": [{"zyx": [15, 50, 40]}]})
         assert change.status_code == 200, change.text
-        mask_first = codec.decode_mask(httpx.get(f"{first}{url}/mask", headers=headers).json())
+        got = httpx.get(f"{first}{url}/mask", headers=headers)
+        assert got.status_code == 200, got.text
+        mask_first = codec.decode_mask(got.json())
         assert np.array_equal(mask_first, codec.apply_delta(np.zeros_like(mask_first),
                                                             change.json()["delta"]))
         exported = httpx.get(f"{first}/v1/sessions/{sid}/export", headers=headers)

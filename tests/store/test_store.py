@@ -52,9 +52,9 @@ def full(store, meta, record):
     return store.segments.read_mask(meta, record, chunks.full_box(meta.shape))
 
 
-def test_commit_touches_only_its_chunks_and_undo_is_exact(store, meta):
+def test_commit_touches_only_its_chunks_and_undo_is_exact(store, meta, redis_url):
     segment = store.segments.create(meta, "organ", None, None)
-    first = commit_box(store, meta, segment.id, Box((2, 10, 10), (9, 100, 90)))
+    first = commit_box(store, meta, segment.id, Box((2, 10, 10), (19, 140, 129)))  # edge chunks too
     second = commit_box(store, meta, segment.id, Box((5, 20, 20), (5, 30, 30)), value=False)
     changed = {k for k in set(first.chunks) | set(second.chunks)
                if first.chunks.get(k) != second.chunks.get(k)}
@@ -63,6 +63,10 @@ def test_commit_touches_only_its_chunks_and_undo_is_exact(store, meta):
     expected = full(store, meta, first)
     expected[5, 20:31, 20:31] = False
     assert np.array_equal(full(store, meta, second), expected)
+
+    # a process with a cold cache (another API worker) reads the same revision bit for bit
+    cold = Store.connect(redis_url, 60)
+    assert np.array_equal(full(cold, meta, second), expected)
 
     old, new = store.segments.undo(meta, segment.id)
     assert (old.revision, new.revision) == (second.revision, first.revision)

@@ -85,9 +85,9 @@ def encode_mask_chunk(block: np.ndarray) -> tuple[str, bytes]:
     return hashlib.blake2b(packed, digest_size=16).hexdigest(), _compressor.compress(packed)
 
 
-def decode_mask_chunk(data: bytes, block_shape) -> np.ndarray:
-    bits = np.unpackbits(np.frombuffer(_decompressor.decompress(data), dtype=np.uint8))
-    return bits[: int(np.prod(block_shape))].astype(bool).reshape(block_shape)
+def decode_mask_bits(data: bytes) -> np.ndarray:
+    """Flat bool bits of a stored mask chunk, padded to a whole byte; the caller knows the shape."""
+    return np.unpackbits(np.frombuffer(_decompressor.decompress(data), dtype=np.uint8)).astype(bool)
 
 
 def encode_array(array: np.ndarray) -> bytes:

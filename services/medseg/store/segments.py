@@ -237,8 +237,7 @@ class SegmentStore:
             with self._cache_lock:
                 block = self._blob_cache.get(digest)
         if block is None:  # evicted between prefetch and use: decode directly
-            data = self.redis.hget(SessionKeys(meta.id).blobs, digest)
-            block = chunks.decode_mask_chunk(data, shape)
+            block = chunks.decode_mask_bits(self.redis.hget(SessionKeys(meta.id).blobs, digest))
         # blobs are cached flat and padded to a byte; the chunk's own shape gives the layout
         return block.ravel()[: int(np.prod(shape))].reshape(shape)
 
@@ -252,7 +251,7 @@ class SegmentStore:
         for digest, data in zip(missing, raw):
             if data is None:
                 continue
-            block = chunks.decode_mask_chunk(data, (int(np.prod(meta.chunk)),))
+            block = chunks.decode_mask_bits(data)
             with self._cache_lock:
                 self._blob_cache[digest] = block
 

@@ -92,8 +92,10 @@ def interact(store: Store, meta: SessionMeta, segment_id: int, prompt: Prompt, m
                       "boxes": [[list(b.lo), list(b.hi)] for b in prompt.marks.boxes]},
             "roi": [list(result.roi.lo), list(result.roi.hi)],
         }
+        # the audit trail keeps load/compute and the method's own breakdown; encode comes after
+        recorded = {**clock.seconds, **{f"compute.{k}": v for k, v in result.timings.items()}}
         record = store.segments.commit(meta, segment, head, result.roi, result.mask, description,
-                                       clock.seconds, marks, result.probability)
+                                       recorded, marks, result.probability)
         delta = codec.encode_delta_from_xor(old_roi ^ result.mask, result.roi.lo, meta.shape,
                                             head.revision, record.revision)
         clock.add("encode", time.perf_counter() - start)
