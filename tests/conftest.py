@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-
 from medseg.api.app import create_app
 from medseg.api.auth import hash_key
 from medseg.api.settings import Settings
@@ -36,7 +35,7 @@ def redis_url():
 
 def make_settings(redis_url: str, **overrides) -> Settings:
     entries = ",".join(f"{tenant}:sha256:{hash_key(key)}" for tenant, key in KEYS.items())
-    values = dict(redis_url=redis_url, api_keys=entries, session_ttl_s=3600, log_json=True)
+    values = {"redis_url": redis_url, "api_keys": entries, "session_ttl_s": 3600, "log_json": True}
     values.update(overrides)
     return Settings(**values)
 

@@ -9,9 +9,9 @@ import time
 from contextlib import contextmanager
 
 import httpx
-
 from medseg.api.auth import hash_key
 from medseg.store.embedded import free_port
+
 from tests.conftest import KEYS
 
 

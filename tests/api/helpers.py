@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 from fastapi.testclient import TestClient
-
 from medseg_client import codec
 
 

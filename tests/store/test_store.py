@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from medseg.engine.errors import NothingToUndo, SessionBusy
 from medseg.engine.prompts import Box, Marks
 from medseg.engine.volume import Volume
@@ -112,9 +111,8 @@ def test_writer_lock_is_exclusive(store, meta):
     thread = threading.Thread(target=hold)
     thread.start()
     entered.wait(5)
-    with pytest.raises(SessionBusy):
-        with store.sessions.locked(meta.id):
-            pass
+    with pytest.raises(SessionBusy), store.sessions.locked(meta.id):
+        pass
     release.set()
     thread.join()
     with store.sessions.locked(meta.id):

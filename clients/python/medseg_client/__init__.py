@@ -2,11 +2,22 @@
 
 from medseg_client.client import AsyncClient, Client, upload_parts
 from medseg_client.errors import (
-    Conflict, ConnectionFailed, InvalidRequest, MedsegError, NotFound, ServerError, TooLarge,
+    Conflict,
+    ConnectionFailed,
+    InvalidRequest,
+    MedsegError,
+    NotFound,
+    ServerError,
+    TooLarge,
     Unauthorized,
 )
 from medseg_client.models import (
-    AsyncSegmentView, Change, ExportFile, Segment, SegmentView, Session,
+    AsyncSegmentView,
+    Change,
+    ExportFile,
+    Segment,
+    SegmentView,
+    Session,
 )
 
 __all__ = [

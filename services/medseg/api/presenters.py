@@ -5,7 +5,12 @@ from __future__ import annotations
 from fastapi import Response
 
 from medseg.api.schemas import (
-    BoxSpec, ChangeResult, Delta, RevisionPublic, SegmentPublic, SessionPublic,
+    BoxSpec,
+    ChangeResult,
+    Delta,
+    RevisionPublic,
+    SegmentPublic,
+    SessionPublic,
 )
 from medseg.store import Store
 from medseg.store.records import RevisionRecord, SegmentRecord, SessionMeta

@@ -26,7 +26,7 @@ class SessionPublic(BaseModel):
     source_format: str
     created_at: str
     expires_in_s: int = Field(description="seconds until the session expires if left idle")
-    segments: list["SegmentPublic"] = []
+    segments: list[SegmentPublic] = []
 
 
 # -- segments ------------------------------------------------------------------------------

@@ -54,7 +54,7 @@ class Settings(BaseSettings):
         return table
 
     @model_validator(mode="after")
-    def _auth_is_explicit(self) -> "Settings":
+    def _auth_is_explicit(self) -> Settings:
         if not self.key_hashes and not self.dev_mode:
             raise ValueError("no API keys configured: set MEDSEG_API_KEYS or MEDSEG_API_KEYS_FILE, "
                              "or switch on MEDSEG_DEV_MODE=1 for an unauthenticated local server")

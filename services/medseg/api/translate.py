@@ -34,5 +34,5 @@ def to_prompt(body: ClickInteraction | ScribbleInteraction | BoxInteraction,
             (fg if scribble.foreground else bg).append(rasterize_polyline(path))
     else:
         boxes.append(Box(tuple(body.box.lo), tuple(body.box.hi)))
-    stack = lambda parts: np.concatenate(parts) if parts else np.zeros((0, 3), np.int64)  # noqa: E731
+    stack = lambda parts: np.concatenate(parts) if parts else np.zeros((0, 3), np.int64)
     return Prompt(body.type, Marks(stack(fg), stack(bg), boxes), plane)

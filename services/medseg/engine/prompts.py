@@ -6,6 +6,7 @@ method is a deterministic function of (image, marks) and a session can be replay
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,7 +44,7 @@ class Marks:
     bg: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), dtype=np.int64))
     boxes: list[Box] = field(default_factory=list)
 
-    def on_plane(self, plane: Plane | None) -> "Marks":
+    def on_plane(self, plane: Plane | None) -> Marks:
         """The marks lying on `plane` (all marks when plane is None)."""
         if plane is None:
             return self
@@ -62,7 +63,7 @@ def rasterize_polyline(points: np.ndarray) -> np.ndarray:
     if len(points) <= 1:
         return points.copy()
     pieces = []
-    for a, b in zip(points[:-1], points[1:]):
+    for a, b in itertools.pairwise(points):
         steps = int(np.abs(b - a).max()) + 1
         t = np.linspace(0.0, 1.0, steps)[:, None]
         pieces.append(np.rint(a + t * (b - a)).astype(np.int64))
@@ -84,7 +85,7 @@ def merge_marks(old: Marks, new: Marks) -> Marks:
     bg_new = {tuple(p) for p in new.bg.tolist()}
     fg = [p for p in old.fg.tolist() if tuple(p) not in bg_new] + [list(p) for p in fg_new]
     bg = [p for p in old.bg.tolist() if tuple(p) not in fg_new] + [list(p) for p in bg_new]
-    as_array = lambda pts: np.unique(np.asarray(pts, dtype=np.int64).reshape(-1, 3), axis=0)  # noqa: E731
+    as_array = lambda pts: np.unique(np.asarray(pts, dtype=np.int64).reshape(-1, 3), axis=0)
     return Marks(as_array(fg), as_array(bg), [*old.boxes, *new.boxes])
 
 

@@ -16,7 +16,7 @@ class Store:
     segments: SegmentStore
 
     @classmethod
-    def connect(cls, url: str, ttl_s: int, cache_bytes: int = 512 << 20) -> "Store":
+    def connect(cls, url: str, ttl_s: int, cache_bytes: int = 512 << 20) -> Store:
         client = redis.Redis.from_url(url, socket_timeout=30, health_check_interval=30)
         sessions = SessionStore(client, ttl_s, cache_bytes=cache_bytes // 2)
         return cls(sessions, SegmentStore(sessions, cache_bytes=cache_bytes // 2))

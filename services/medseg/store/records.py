@@ -47,11 +47,11 @@ class MarksRecord(BaseModel):
     boxes: list[tuple[tuple[int, int, int], tuple[int, int, int]]] = Field(default_factory=list)
 
     def to_marks(self) -> Marks:
-        as_array = lambda pts: np.asarray(pts, dtype=np.int64).reshape(-1, 3)  # noqa: E731
+        as_array = lambda pts: np.asarray(pts, dtype=np.int64).reshape(-1, 3)
         return Marks(as_array(self.fg), as_array(self.bg), [Box(lo, hi) for lo, hi in self.boxes])
 
     @classmethod
-    def from_marks(cls, marks: Marks) -> "MarksRecord":
+    def from_marks(cls, marks: Marks) -> MarksRecord:
         return cls(
             fg=[tuple(p) for p in marks.fg.tolist()],
             bg=[tuple(p) for p in marks.bg.tolist()],

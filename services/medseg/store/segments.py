@@ -14,16 +14,19 @@ from typing import Any
 
 import numpy as np
 from cachetools import LRUCache
+from medseg_client import codec
 
 from medseg.engine.errors import (
-    InvalidPrompt, NothingToUndo, RevisionNotFound, SegmentNotFound,
+    InvalidPrompt,
+    NothingToUndo,
+    RevisionNotFound,
+    SegmentNotFound,
 )
 from medseg.engine.prompts import Box, Marks
 from medseg.store import chunks
 from medseg.store.keys import SessionKeys
 from medseg.store.records import MarksRecord, RevisionRecord, SegmentRecord, SessionMeta
 from medseg.store.sessions import SessionStore
-from medseg_client import codec
 
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
            "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324", "#800000", "#aaffc3"]
@@ -75,9 +78,9 @@ class SegmentStore:
 
     def update(self, meta: SessionMeta, segment_id: int, **changes: Any) -> SegmentRecord:
         segment = self.get(meta, segment_id)
-        if "label" in changes and changes["label"] is not None:
-            if any(s.label == changes["label"] and s.id != segment_id for s in self.list(meta)):
-                raise InvalidPrompt(f"label value {changes['label']} is already used by another segment")
+        label = changes.get("label")
+        if label is not None and any(s.label == label and s.id != segment_id for s in self.list(meta)):
+            raise InvalidPrompt(f"label value {label} is already used by another segment")
         segment = segment.model_copy(update={k: v for k, v in changes.items() if v is not None})
         self.save(meta, segment)
         return segment

@@ -6,13 +6,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from medseg_client import codec
+
 from medseg.engine.errors import InvalidPrompt, RevisionConflict
 from medseg.engine.methods import get_method
 from medseg.engine.prompts import Box, Plane, Prompt, merge_marks
 from medseg.store import Store
 from medseg.store.records import RevisionRecord, SegmentRecord, SessionMeta
 from medseg.usecases.metrics import STAGE_SECONDS
-from medseg_client import codec
 
 
 @dataclass

@@ -6,19 +6,29 @@ from typing import Annotated, Literal
 
 import numpy as np
 from fastapi import APIRouter, Body, Query, Response, status
+from medseg_client import codec
 
 from medseg.api.deps import IfMatchDep, SessionDep, SettingsDep, StoreDep
 from medseg.api.presenters import (
-    change_result, file_response, revision_public, segment_public,
+    change_result,
+    file_response,
+    revision_public,
+    segment_public,
 )
 from medseg.api.schemas import (
-    ChangeResult, Delta, ErrorBody, History, Interaction, MaskRle, SegmentCreate, SegmentPublic,
+    ChangeResult,
+    Delta,
+    ErrorBody,
+    History,
+    Interaction,
+    MaskRle,
+    SegmentCreate,
+    SegmentPublic,
     SegmentUpdate,
 )
 from medseg.api.translate import to_prompt
 from medseg.store.chunks import full_box
 from medseg.usecases import interactions, sessions
-from medseg_client import codec
 
 router = APIRouter(prefix="/v1/sessions/{session_id}/segments", tags=["segments"])
 
@@ -32,7 +42,8 @@ def _etag(response: Response, revision: int) -> None:
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SegmentPublic,
              responses=_ERRORS, summary="Add a named segment (empty mask, revision 1 of its own)")
 def create_segment(store: StoreDep, meta: SessionDep, response: Response,
-                   body: Annotated[SegmentCreate, Body()] = SegmentCreate()) -> SegmentPublic:
+                   body: Annotated[SegmentCreate | None, Body()] = None) -> SegmentPublic:
+    body = body or SegmentCreate()
     segment = store.segments.create(meta, body.name, body.label, body.color)
     _etag(response, segment.head)
     return segment_public(store, meta, segment)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import redis
 from fastapi import APIRouter, Response
+from medseg_client import codec
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from medseg.api.deps import SettingsDep, StoreDep, TenantDep
 from medseg.api.schemas import Capabilities, MethodInfo
 from medseg.engine.methods import DEFAULT_METHOD, all_methods
 from medseg.usecases.sessions import EXPORT_FORMATS
-from medseg_client import codec
 
 router = APIRouter(tags=["service"])
 
@@ -27,7 +28,7 @@ def healthz() -> dict[str, str]:
 def readyz(store: StoreDep, response: Response) -> dict[str, str]:
     try:
         store.sessions.redis.ping()
-    except Exception as exc:  # any failure to reach Redis means not ready
+    except redis.RedisError as exc:  # any failure to reach Redis means not ready
         response.status_code = 503
         return {"status": "unavailable", "redis": type(exc).__name__}
     return {"status": "ready", "redis": "ok"}
