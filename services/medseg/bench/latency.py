@@ -100,7 +100,7 @@ def run(repeats: int) -> None:
                     for _ in range(max(2, repeats // 10))]
         sid = sessions[0]
         for label, zyx, dim in (("2D click, 512x512 slice", points["liver"], "2d"),
-                                ("3D click, ~128^3 region", points["ball"], "3d")):
+                                ("3D click, 3D ROI around a ball", points["ball"], "3d")):
             for i in range(repeats if dim == "2d" else max(3, repeats // 3)):
                 seg = http.post(f"/v1/sessions/{sid}/segments", json={}).json()["id"]
                 url = f"/v1/sessions/{sid}/segments/{seg}"
@@ -111,8 +111,10 @@ def run(repeats: int) -> None:
                 if i == 0:
                     full = http.get(f"{url}/mask").json()
                     raw_bits = int(np.prod(volume.shape)) // 8
+                    roi = change["roi"]
+                    roi_shape = [h - lo + 1 for lo, h in zip(roi["lo"], roi["hi"])]
                     sizes.append((label, len(change["delta"]["data"]), len(full["data"]), raw_bits,
-                                  change["delta"]["changed_voxels"]))
+                                  change["delta"]["changed_voxels"], "x".join(map(str, roi_shape))))
                 timer.call("undo", http.post, f"{url}/undo")
                 http.post(f"{url}/redo")
         for _ in range(max(2, repeats // 10)):
@@ -129,10 +131,10 @@ def print_table(timer: Timer, sizes) -> None:
         print(f"| {name} | {len(e2e)} | {pct(e2e, 50):.1f} | {pct(e2e, 95):.1f} | "
               f"{pct(srv, 50):.1f} | {pct(srv, 95):.1f} |")
     print("\n| interaction | delta (base64 bytes) | full mask rle/1 (base64 bytes) | "
-          "full mask raw bits (bytes) | changed voxels |")
-    print("|---|---|---|---|---|")
-    for label, delta, full, raw, changed in sizes:
-        print(f"| {label} | {delta} | {full} | {raw} | {changed} |")
+          "full mask raw bits (bytes) | changed voxels | ROI (z x y x x) |")
+    print("|---|---|---|---|---|---|")
+    for label, delta, full, raw, changed, roi in sizes:
+        print(f"| {label} | {delta} | {full} | {raw} | {changed} | {roi} |")
 
 
 def main() -> None:
