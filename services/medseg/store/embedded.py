@@ -7,6 +7,8 @@ ships. It listens on 127.0.0.1 only, on a free port, and dies with the process t
 from __future__ import annotations
 
 import atexit
+import ctypes
+import signal
 import shutil
 import socket
 import subprocess
@@ -64,7 +66,8 @@ class EmbeddedRedis:
             "--dir", str(workdir), "--protected-mode", "yes", "--daemonize", "no",
             "--loglevel", "warning", *persistence,
         ]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                        preexec_fn=_die_with_parent)
         atexit.register(self.stop)
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + timeout_s
@@ -96,3 +99,12 @@ class EmbeddedRedis:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM redis-server when the process that started it dies, however it
+    dies (uvicorn re-raises SIGTERM after its shutdown, so `finally` blocks do not run)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:  # not Linux/glibc: atexit and stop() remain
+        pass
