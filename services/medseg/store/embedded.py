@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import atexit
 import ctypes
-import signal
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
