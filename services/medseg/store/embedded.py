@@ -67,7 +67,7 @@ class EmbeddedRedis:
             "--loglevel", "warning", *persistence,
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                        preexec_fn=_die_with_parent)
+                                        preexec_fn=_die_with_parent)  # noqa: PLW1509 - one prctl call, started before worker threads
         atexit.register(self.stop)
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + timeout_s
