@@ -1,0 +1,49 @@
+"""A 2D photo-like image: upload PNG, a box and a click, export the label map as PNG."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from tests.api.helpers import dice, full_mask, new_segment
+
+
+def disc_png() -> tuple[bytes, np.ndarray]:
+    y, x = np.ogrid[:160, :200]
+    disc = (y - 80) ** 2 + (x - 90) ** 2 < 40**2
+    rng = np.random.default_rng(1)
+    image = np.where(disc, 180, 60) + rng.normal(0, 8, size=disc.shape)
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue(), disc
+
+
+def test_png_click_box_and_png_export(client):
+    content, disc = disc_png()
+    response = client.post("/v1/sessions", files=[("files", ("photo.png", content))])
+    assert response.status_code == 201, response.text
+    session = response.json()
+    assert session["shape"] == [1, 160, 200]
+    sid = session["id"]
+
+    clicked = new_segment(client, sid, "by click")
+    url = f"/v1/sessions/{sid}/segments/{clicked['id']}/interactions"
+    change = client.post(url, json={"type": "click", "dim": "2d", "clicks": [{"zyx": [0, 80, 90]}]})
+    assert change.status_code == 200, change.text
+    assert dice(full_mask(client, sid, clicked["id"])[0], disc) > 0.9
+
+    boxed = new_segment(client, sid, "by box")
+    url = f"/v1/sessions/{sid}/segments/{boxed['id']}/interactions"
+    change = client.post(url, json={"type": "box", "dim": "2d",
+                                    "box": {"lo": [0, 35, 45], "hi": [0, 125, 135]}})
+    assert change.status_code == 200, change.text
+    assert dice(full_mask(client, sid, boxed["id"])[0], disc) > 0.85
+
+    exported = client.get(f"/v1/sessions/{sid}/export", params={"format": "png"})
+    assert exported.status_code == 200 and exported.headers["content-type"] == "image/png"
+    labels = np.asarray(Image.open(io.BytesIO(exported.content)))
+    assert labels.shape == (160, 200)
+    assert set(np.unique(labels)) <= {0, clicked["label"], boxed["label"]}
+    assert dice(labels > 0, disc) > 0.85
