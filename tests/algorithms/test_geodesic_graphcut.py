@@ -8,8 +8,9 @@ import GeodisTK
 import numpy as np
 import pytest
 from medseg.algorithms.geodesic import geodesic_distance
-from medseg.algorithms.graphcut import P_CLIP, graph_cut
+from medseg.algorithms.graphcut import P_CLIP, _band_cut, banded_graph_cut, graph_cut
 from medseg.algorithms.normalize import normalize_percentiles
+from medseg.algorithms.resample import block_mean, upsample_linear2, upsample_nearest
 from scipy import ndimage
 
 
@@ -176,3 +177,36 @@ def test_two_regions_with_noise_from_one_click_each():
     mask = graph_cut(prob, norm, (1.0, 1.0), seed_fg, seed_bg, lamb=2.0, sigma=0.1)
     dice = 2 * (mask & truth).sum() / (mask.sum() + truth.sum())
     assert dice > 0.95, dice
+
+
+def test_banded_graph_cut_matches_graph_cut_on_a_noisy_blob():
+    rng = np.random.default_rng(3)
+    z, y, x = np.ogrid[:12, :60, :64]
+    blob = ((z - 6) / 5.0) ** 2 + ((y - 30) / 18.0) ** 2 + ((x - 31) / 20.0) ** 2 < 1
+    image = (blob * 0.6 + rng.normal(0, 0.1, blob.shape)).astype(np.float32)
+    prob = np.clip(np.where(blob, 0.7, 0.3) + rng.normal(0, 0.2, blob.shape), 0, 1)
+    hard_fg = np.zeros(blob.shape, dtype=bool)
+    hard_fg[6, 30, 31] = True
+    full = graph_cut(prob, image, (1.5, 0.8, 0.8), hard_fg, None, 2.0, 0.1)
+    banded = banded_graph_cut(prob, image, (1.5, 0.8, 0.8), hard_fg, None, 2.0, 0.1)
+    assert banded.shape == full.shape and banded[6, 30, 31]
+    assert (banded != full).mean() < 0.002
+
+
+def test_band_cut_with_everything_free_is_graph_cut():
+    rng = np.random.default_rng(4)
+    prob, image = rng.random((4, 9, 10)), rng.random((4, 9, 10))
+    labels = rng.random(prob.shape) > 0.5
+    everything = np.ones(prob.shape, dtype=bool)
+    free = _band_cut(prob, image, (1.5, 0.8, 0.8), None, None, 2.0, 0.1, labels, everything)
+    np.testing.assert_array_equal(free.reshape(prob.shape),
+                                  graph_cut(prob, image, (1.5, 0.8, 0.8), lamb=2.0))
+
+
+def test_block_mean_and_linear_upsampling_round_trip_a_ramp():
+    ramp = np.add.outer(np.arange(10.0), 2 * np.arange(12.0))[None].astype(np.float32)
+    coarse = block_mean(ramp, 2)
+    assert coarse.shape == (1, 5, 6) and coarse[0, 0, 0] == pytest.approx(ramp[0, :2, :2].mean())
+    back = upsample_linear2(coarse, ramp.shape)
+    np.testing.assert_allclose(back[:, 1:-1, 1:-1], ramp[:, 1:-1, 1:-1], atol=1e-5)  # clamped edges
+    assert upsample_nearest(coarse, 2, (1, 9, 11)).shape == (1, 9, 11)

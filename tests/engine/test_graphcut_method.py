@@ -179,3 +179,19 @@ def test_roi_grows_with_marks_and_mask_and_stays_inside_image():
     assert grown.lo == (0, 35, 35) and grown.hi == (29, 99, 62)
     flat = plan_roi(shape, spacing, Marks(fg=np.array([[15, 50, 50]])), None, Plane(0, 15), params)
     assert flat.lo[0] == flat.hi[0] == 15
+
+
+def test_coarse_paths_for_big_rois_segment_the_object():
+    """coarse_voxels / coarse_geodesic_voxels = 0 force the banded cut and the half-resolution
+    geodesics that a > 1 M voxel ROI gets; the box is still found."""
+    rng = np.random.default_rng(0)
+    image = rng.normal(0, 1, (20, 60, 70)).astype(np.float32)
+    image[5:15, 20:40, 25:50] += 10
+    marks = Marks(fg=np.array([[10, 30, 37]]), bg=np.array([[2, 5, 5]]))
+    read = lambda b: image[tuple(slice(lo, hi + 1) for lo, hi in zip(b.lo, b.hi))]
+    params = GraphCutParams(coarse_voxels=0, coarse_geodesic_voxels=0)
+    result = segment(read, None, image.shape, (2.0, 1.0, 1.0), marks, None, params)
+    truth = np.zeros(image.shape, bool)
+    truth[5:15, 20:40, 25:50] = True
+    roi_truth = truth[tuple(slice(lo, hi + 1) for lo, hi in zip(result.roi.lo, result.roi.hi))]
+    assert result.mask.shape == roi_truth.shape and dice(result.mask, roi_truth) > 0.95

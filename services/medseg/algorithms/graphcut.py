@@ -14,6 +14,9 @@ from collections.abc import Sequence
 
 import maxflow
 import numpy as np
+from scipy import ndimage
+
+from medseg.algorithms.resample import block_mean, upsample_nearest
 
 P_CLIP = 1e-4
 HARD = 1e9  # "infinite" t-link: far above any finite energy a grid of this size can reach
@@ -48,6 +51,31 @@ def _structure(offset: tuple[int, ...]) -> np.ndarray:
     return structure
 
 
+def _check_inputs(fg_prob: np.ndarray, image_norm: np.ndarray, spacing, lamb, sigma) -> None:
+    if fg_prob.ndim not in (2, 3) or image_norm.shape != fg_prob.shape:
+        raise ValueError(f"fg_prob {fg_prob.shape} and image_norm {image_norm.shape} must be "
+                         "equal 2D or 3D shapes")
+    if len(spacing) != fg_prob.ndim:
+        raise ValueError(f"spacing needs {fg_prob.ndim} values, got {list(spacing)}")
+    if lamb < 0 or sigma <= 0:
+        raise ValueError(f"need lamb >= 0 and sigma > 0, got lamb={lamb}, sigma={sigma}")
+
+
+def _constrained_unaries(fg_prob: np.ndarray, hard_fg, hard_bg) -> tuple[np.ndarray, np.ndarray]:
+    """unary_costs with hard constraints as HARD t-links (hard_fg wins where both are set)."""
+    cost_fg, cost_bg = unary_costs(fg_prob)
+    for hard, name in ((hard_fg, "hard_fg"), (hard_bg, "hard_bg")):
+        if hard is not None and np.shape(hard) != fg_prob.shape:
+            raise ValueError(f"{name} shape {np.shape(hard)} differs from {fg_prob.shape}")
+    if hard_bg is not None:
+        cost_fg = np.where(hard_bg, HARD, cost_fg)
+        cost_bg = np.where(hard_bg, 0.0, cost_bg)
+    if hard_fg is not None:
+        cost_bg = np.where(hard_fg, HARD, cost_bg)
+        cost_fg = np.where(hard_fg, 0.0, cost_fg)
+    return cost_fg, cost_bg
+
+
 def graph_cut(fg_prob: np.ndarray, image_norm: np.ndarray, spacing: Sequence[float],
               hard_fg: np.ndarray | None = None, hard_bg: np.ndarray | None = None,
               lamb: float = 1.0, sigma: float = 0.1) -> np.ndarray:
@@ -61,25 +89,8 @@ def graph_cut(fg_prob: np.ndarray, image_norm: np.ndarray, spacing: Sequence[flo
     lamb: weight of the pairwise term (>= 0); sigma: intensity scale of eq. 2.
     """
     fg_prob = np.asarray(fg_prob)
-    image_norm = np.asarray(image_norm)
-    if fg_prob.ndim not in (2, 3) or image_norm.shape != fg_prob.shape:
-        raise ValueError(f"fg_prob {fg_prob.shape} and image_norm {image_norm.shape} must be "
-                         "equal 2D or 3D shapes")
-    if len(spacing) != fg_prob.ndim:
-        raise ValueError(f"spacing needs {fg_prob.ndim} values, got {list(spacing)}")
-    if lamb < 0 or sigma <= 0:
-        raise ValueError(f"need lamb >= 0 and sigma > 0, got lamb={lamb}, sigma={sigma}")
-    cost_fg, cost_bg = unary_costs(fg_prob)
-    for hard, name in ((hard_fg, "hard_fg"), (hard_bg, "hard_bg")):
-        if hard is not None and np.shape(hard) != fg_prob.shape:
-            raise ValueError(f"{name} shape {np.shape(hard)} differs from {fg_prob.shape}")
-    if hard_bg is not None:
-        cost_fg = np.where(hard_bg, HARD, cost_fg)
-        cost_bg = np.where(hard_bg, 0.0, cost_bg)
-    if hard_fg is not None:
-        cost_bg = np.where(hard_fg, HARD, cost_bg)
-        cost_fg = np.where(hard_fg, 0.0, cost_fg)
-
+    _check_inputs(fg_prob, np.asarray(image_norm), spacing, lamb, sigma)
+    cost_fg, cost_bg = _constrained_unaries(fg_prob, hard_fg, hard_bg)
     graph = maxflow.Graph[float]()
     nodes = graph.add_grid_nodes(fg_prob.shape)
     if lamb > 0:
@@ -88,5 +99,87 @@ def graph_cut(fg_prob: np.ndarray, image_norm: np.ndarray, spacing: Sequence[flo
                                  symmetric=True)
     # source side = foreground: cutting the source link (cost_bg) labels a node background
     graph.add_grid_tedges(nodes, np.ascontiguousarray(cost_bg), np.ascontiguousarray(cost_fg))
+    graph.maxflow()
+    return ~graph.get_grid_segments(nodes)
+
+
+def _block_any(a: np.ndarray | None, factor: int) -> np.ndarray | None:
+    return None if a is None else block_mean(a, factor) > 0
+
+
+def _boundary_band(mask: np.ndarray, width: int) -> np.ndarray:
+    """Voxels within `width` steps (6/4-neighbourhood) of a label change of `mask`."""
+    edge = np.zeros(mask.shape, dtype=bool)
+    for axis in range(mask.ndim):
+        lo = [slice(None)] * mask.ndim
+        hi = [slice(None)] * mask.ndim
+        lo[axis], hi[axis] = slice(None, -1), slice(1, None)
+        change = mask[tuple(lo)] != mask[tuple(hi)]
+        edge[tuple(lo)] |= change
+        edge[tuple(hi)] |= change
+    return ndimage.binary_dilation(edge, iterations=width) if width > 0 and edge.any() else edge
+
+
+def banded_graph_cut(fg_prob: np.ndarray, image_norm: np.ndarray, spacing: Sequence[float],
+                     hard_fg: np.ndarray | None = None, hard_bg: np.ndarray | None = None,
+                     lamb: float = 1.0, sigma: float = 0.1, factor: int = 2,
+                     band: int = 2) -> np.ndarray:
+    """Coarse-to-fine approximation of `graph_cut` (banded graph cut, Lombaert et al. 2005).
+
+    Why: BK maxflow time grows faster than the voxel count and dominates a 3D click (1 s on
+    81 x 151 x 151). The cut is first solved with the last two axes (in-plane) reduced `factor`
+    times, then re-solved at full resolution only on the voxels within `band` coarse voxels of
+    the coarse boundary; the rest keeps its coarse label, which enters the band's graph as
+    pairwise terms folded into the t-links (exact given those labels). Arguments and result as
+    `graph_cut`; `factor` >= 2, `band` >= 1 coarse voxels.
+    """
+    fg_prob = np.asarray(fg_prob)
+    _check_inputs(fg_prob, np.asarray(image_norm), spacing, lamb, sigma)
+    coarse_spacing = [*spacing[:-2], *(float(s) * factor for s in spacing[-2:])]
+    coarse_fg = _block_any(hard_fg, factor)
+    coarse_bg = _block_any(hard_bg, factor)
+    if coarse_fg is not None and coarse_bg is not None:
+        coarse_bg &= ~coarse_fg
+    coarse = graph_cut(block_mean(fg_prob, factor), block_mean(image_norm, factor),
+                       coarse_spacing, coarse_fg, coarse_bg, lamb, sigma)
+    labels = upsample_nearest(coarse, factor, fg_prob.shape)
+    in_band = upsample_nearest(_boundary_band(coarse, band), factor, fg_prob.shape)
+    if in_band.any():
+        labels[in_band] = _band_cut(fg_prob, image_norm, spacing, hard_fg, hard_bg, lamb, sigma,
+                                    labels, in_band)
+    return labels
+
+
+def _band_cut(fg_prob, image_norm, spacing, hard_fg, hard_bg, lamb, sigma,
+              labels: np.ndarray, in_band: np.ndarray) -> np.ndarray:
+    """Optimal labels of the `in_band` voxels (in C order) with every other voxel fixed to
+    `labels`: band-band neighbours get n-links, a band voxel next to a fixed one pays the
+    pairwise weight in the t-link of the label that differs from the fixed one."""
+    cost_fg, cost_bg = (np.array(c, dtype=np.float64).reshape(-1)
+                        for c in _constrained_unaries(fg_prob, hard_fg, hard_bg))
+    band, fixed_fg = in_band.reshape(-1), labels.reshape(-1)
+    image = np.asarray(image_norm, dtype=np.float64).reshape(-1)
+    count = int(band.sum())
+    ids = np.full(band.size, -1, dtype=np.int64)
+    ids[band] = np.arange(count)
+    graph = maxflow.Graph[float]()
+    graph.add_nodes(count)
+    flat = np.arange(band.size).reshape(in_band.shape)
+    for axis in range(in_band.ndim if lamb > 0 else 0):
+        lo = tuple(slice(None, -1) if a == axis else slice(None) for a in range(in_band.ndim))
+        hi = tuple(slice(1, None) if a == axis else slice(None) for a in range(in_band.ndim))
+        touch = in_band[lo] | in_band[hi]  # neighbour pairs with at least one band voxel
+        p_lo, p_hi = flat[lo][touch], flat[hi][touch]  # flat indices of the pair ends
+        diff = image[p_hi] - image[p_lo]
+        w = lamb * np.exp(-(diff * diff) / (2.0 * sigma * sigma)) / float(spacing[axis])
+        both = band[p_lo] & band[p_hi]
+        graph.add_edges(ids[p_lo[both]], ids[p_hi[both]], w[both], w[both])
+        for mine, other in ((p_lo, p_hi), (p_hi, p_lo)):
+            alone = ~both & band[mine]  # the other end is fixed; each voxel once per side
+            nb_fg = fixed_fg[other[alone]]
+            cost_bg[mine[alone][nb_fg]] += w[alone][nb_fg]
+            cost_fg[mine[alone][~nb_fg]] += w[alone][~nb_fg]
+    nodes = np.arange(count)
+    graph.add_grid_tedges(nodes, cost_bg[band], cost_fg[band])
     graph.maxflow()
     return ~graph.get_grid_segments(nodes)

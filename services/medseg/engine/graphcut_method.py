@@ -19,8 +19,9 @@ import numpy as np
 from scipy import ndimage
 
 from medseg.algorithms.geodesic import geodesic_distance_plus_length
-from medseg.algorithms.graphcut import graph_cut
+from medseg.algorithms.graphcut import banded_graph_cut, graph_cut
 from medseg.algorithms.normalize import normalize_percentiles
+from medseg.algorithms.resample import block_mean, upsample_linear2
 from medseg.engine.errors import InvalidPrompt
 from medseg.engine.prompts import Box, Marks, Plane
 
@@ -41,6 +42,8 @@ class GraphCutParams:
     intensity_gate: float = 0.5  # P_fg *= 1 - gate * dissimilarity: unlike tissue is background
     euclid_weight: float = 0.005  # Euclidean tie-break, per mm, added to geodesic distances
     border_cost: float = 0.3  # starting distance of the ROI border as a weak background seed
+    coarse_voxels: int = 1_000_000  # larger ROIs: banded graph cut (coarse-to-fine, same mask)
+    coarse_geodesic_voxels: int = 1_000_000  # larger ROIs: geodesics at half in-plane res.
 
     def __post_init__(self) -> None:
         if self.lamb < 0 or self.sigma <= 0 or not 0 <= self.geodesic_lamb <= 1:
@@ -193,10 +196,20 @@ def dissimilarity(image: np.ndarray, mu: float, width: float) -> np.ndarray:
     return (1.0 - np.exp(-((image - mu) ** 2) / (2.0 * width * width))).astype(np.float32)
 
 
-def seed_distance(g: np.ndarray, seeds: np.ndarray, spacing, params: GraphCutParams) -> np.ndarray:
+def seed_distance(g: np.ndarray, seeds: np.ndarray, spacing, params: GraphCutParams,
+                  coarse: bool = False) -> np.ndarray:
     """Geodesic distance over `g` in units of g change (GeodisTK's mm factor divided out by the
     mean step) plus euclid_weight x path length in mm, one raster scan. The Euclidean part
-    breaks ties inside homogeneous regions, where the geodesic part is ~0 from every seed."""
+    breaks ties inside homogeneous regions, where the geodesic part is ~0 from every seed.
+
+    coarse: run the scan on a 2x in-plane block mean of g (4x fewer voxels, a quarter of the
+    time) and interpolate back; g is already smoothed by `smooth_mm`, so little is lost.
+    The coarse scan divides by its own (coarse) mean step: a coarse step crosses the same
+    intensity change as two fine ones, so per voxel step the units match the fine scan."""
+    if coarse:
+        spacing = [*spacing[:-2], *(2.0 * s for s in spacing[-2:])]
+        dist = seed_distance(block_mean(g, 2), block_mean(seeds, 2) > 0, spacing, params)
+        return upsample_linear2(dist, g.shape)
     step = float(np.mean(spacing))
     return geodesic_distance_plus_length(g, seeds, spacing, params.euclid_weight * step) / step
 
@@ -210,13 +223,16 @@ def unary_probability(image: np.ndarray, seed_fg, seed_bg, border, spacing, para
         smooth = ndimage.gaussian_filter(image, [params.smooth_mm / s for s in spacing])
     mu, width = intensity_model(image, seed_fg, spacing, params)
     g = dissimilarity(smooth, mu, width)
-    d_fg = seed_distance(g, seed_fg, spacing, params)
+    # a full-resolution 3D scan costs ~0.2 s / M voxels; at half resolution the mask moves a
+    # little (synthetic 0.8 mm ball: Dice to truth 0.920 -> 0.910), so only for big ROIs
+    coarse = g.size > params.coarse_geodesic_voxels
+    d_fg = seed_distance(g, seed_fg, spacing, params, coarse)
     d_bg = np.full(g.shape, np.inf, dtype=np.float32)
     if seed_bg.any():
-        d_bg = seed_distance(g, seed_bg, spacing, params)
+        d_bg = seed_distance(g, seed_bg, spacing, params, coarse)
     border = border & ~seed_fg
     if border.any():
-        d_bg = np.minimum(d_bg, params.border_cost + seed_distance(g, border, spacing, params))
+        d_bg = np.minimum(d_bg, params.border_cost + seed_distance(g, border, spacing, params, coarse))
     if not np.isfinite(d_bg).any():
         return np.ones(g.shape, np.float32)
     # intensity gate on the unsmoothed image (smoothing would blur away the object's rim):
@@ -248,7 +264,9 @@ def segment(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], 
     prob = unary_probability(norm, squeeze(seed_fg), squeeze(seed_bg), squeeze(border), sp, params)
     t2 = time.perf_counter()
 
-    mask = graph_cut(prob, norm, sp, squeeze(hard_fg), squeeze(hard_bg), params.lamb, params.sigma)
+    # a big ROI's full-resolution maxflow alone takes ~1 s; the banded cut gives the same mask
+    cut = banded_graph_cut if prob.size > params.coarse_voxels else graph_cut
+    mask = cut(prob, norm, sp, squeeze(hard_fg), squeeze(hard_bg), params.lamb, params.sigma)
     t3 = time.perf_counter()
     return MethodResult(roi=roi, mask=mask.reshape(shape3), probability=prob.reshape(shape3),
                         timings={"roi": t1 - t0, "geodesic": t2 - t1, "graphcut": t3 - t2})
