@@ -44,7 +44,8 @@ def _etag(response: Response, revision: int) -> None:
 def create_segment(store: StoreDep, meta: SessionDep, response: Response,
                    body: Annotated[SegmentCreate | None, Body()] = None) -> SegmentPublic:
     body = body or SegmentCreate()
-    segment = store.segments.create(meta, body.name, body.label, body.color)
+    with store.sessions.locked(meta.id):  # label values stay unique under concurrent creates
+        segment = store.segments.create(meta, body.name, body.label, body.color)
     _etag(response, segment.head)
     return segment_public(store, meta, segment)
 
@@ -65,7 +66,8 @@ def get_segment(store: StoreDep, meta: SessionDep, segment_id: int, response: Re
               summary="Rename, recolour or relabel (does not change the mask)")
 def update_segment(store: StoreDep, meta: SessionDep, segment_id: int,
                    body: SegmentUpdate) -> SegmentPublic:
-    segment = store.segments.update(meta, segment_id, **body.model_dump())
+    with store.sessions.locked(meta.id):
+        segment = store.segments.update(meta, segment_id, **body.model_dump())
     return segment_public(store, meta, segment)
 
 
