@@ -23,7 +23,7 @@ from medseg.algorithms.graphcut import banded_graph_cut, graph_cut
 from medseg.algorithms.normalize import normalize_percentiles
 from medseg.algorithms.resample import block_mean, upsample_linear2
 from medseg.engine.errors import InvalidPrompt
-from medseg.engine.prompts import Box, Marks, Plane
+from medseg.engine.prompts import Box, Marks, Plane, check_on_plane
 
 
 @dataclass(frozen=True)
@@ -95,14 +95,7 @@ def plan_roi(shape, spacing, marks: Marks, current_mask_bbox: Box | None, plane:
 def _check_marks(marks: Marks, plane: Plane | None) -> None:
     if len(marks.fg) == 0 and not marks.boxes:
         raise InvalidPrompt("nothing to segment: add a foreground click/scribble or a box")
-    if plane is None:
-        return
-    points = np.concatenate([np.asarray(marks.fg).reshape(-1, 3), np.asarray(marks.bg).reshape(-1, 3),
-                             *[np.array([b.lo, b.hi]) for b in marks.boxes]])
-    off = points[:, plane.axis] != plane.index
-    if off.any():
-        raise InvalidPrompt(f"point {points[np.argmax(off)].tolist()} (z, y, x) is not on the "
-                            f"2D plane {'zyx'[plane.axis]}={plane.index}")
+    check_on_plane(marks, plane)
 
 
 def _local_mask(points: np.ndarray, roi: Box, shape3: tuple[int, int, int]) -> np.ndarray:

@@ -110,9 +110,16 @@ class Prompt:
         axis, index = self.plane.axis, self.plane.index
         if not 0 <= index < shape[axis]:
             raise InvalidPrompt(f"plane index {index} is outside 0..{shape[axis] - 1} on axis {'zyx'[axis]}")
-        points = np.concatenate([self.marks.fg, self.marks.bg,
-                                 *[np.array([b.lo, b.hi]) for b in self.marks.boxes]])
-        off = points[:, axis] != index
-        if off.any():
-            raise InvalidPrompt(f"point {points[np.argmax(off)].tolist()} (z, y, x) is not on the "
-                                f"2D plane {'zyx'[axis]}={index}")
+        check_on_plane(self.marks, self.plane)
+
+
+def check_on_plane(marks: Marks, plane: Plane | None) -> None:
+    """InvalidPrompt naming the first mark (point or box corner) that is off `plane`."""
+    if plane is None:
+        return
+    points = np.concatenate([np.asarray(marks.fg).reshape(-1, 3), np.asarray(marks.bg).reshape(-1, 3),
+                             *[np.array([b.lo, b.hi]) for b in marks.boxes]])
+    off = points[:, plane.axis] != plane.index
+    if off.any():
+        raise InvalidPrompt(f"point {points[np.argmax(off)].tolist()} (z, y, x) is not on the "
+                            f"2D plane {'zyx'[plane.axis]}={plane.index}")

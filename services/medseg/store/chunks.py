@@ -60,6 +60,14 @@ def full_box(shape) -> Box:
     return Box((0, 0, 0), tuple(s - 1 for s in shape))  # type: ignore[arg-type]
 
 
+def covering_box(indices, shape, chunk=CHUNK_SHAPE) -> Box:
+    """Inclusive voxel box covering the given chunk indices (chunk-aligned, clipped to shape)."""
+    idx = np.asarray(list(indices)).reshape(-1, 3)
+    lo = idx.min(axis=0) * np.asarray(chunk)
+    hi = np.minimum((idx.max(axis=0) + 1) * np.asarray(chunk), shape) - 1
+    return Box(tuple(int(v) for v in lo), tuple(int(v) for v in hi))
+
+
 def box_slices(box: Box) -> tuple[slice, slice, slice]:
     return tuple(slice(lo, hi + 1) for lo, hi in zip(box.lo, box.hi))  # type: ignore[return-value]
 

@@ -191,10 +191,8 @@ class SegmentStore:
         """Bounding box of the chunks holding the mask (coarse, chunk-aligned), or None."""
         if not record.chunks:
             return None
-        idx = np.array([chunks.parse_chunk_key(k) for k in record.chunks])
-        lo = idx.min(axis=0) * meta.chunk
-        hi = np.minimum((idx.max(axis=0) + 1) * meta.chunk, meta.shape) - 1
-        return Box(tuple(int(v) for v in lo), tuple(int(v) for v in hi))
+        return chunks.covering_box(map(chunks.parse_chunk_key, record.chunks), meta.shape,
+                                   meta.chunk)
 
     def delta(self, meta: SessionMeta, old: RevisionRecord, new: RevisionRecord) -> dict:
         """`rle-xor/1` delta from `old` to `new`, decoding only chunks whose digests differ."""
@@ -203,10 +201,7 @@ class SegmentStore:
         if not changed:
             return codec.encode_delta_from_xor(np.zeros((0, 0, 0), bool), (0, 0, 0), meta.shape,
                                                old.revision, new.revision)
-        idx = np.array(changed)
-        lo = idx.min(axis=0) * meta.chunk
-        hi = np.minimum((idx.max(axis=0) + 1) * meta.chunk, meta.shape) - 1
-        box = Box(tuple(int(v) for v in lo), tuple(int(v) for v in hi))
+        box = chunks.covering_box(changed, meta.shape, meta.chunk)
         xor = np.zeros(chunks.box_shape(box), dtype=bool)
         self._prefetch(meta, [d for r in (old, new) for d in r.chunks.values()])
         for index in changed:
