@@ -149,6 +149,45 @@ class History(BaseModel):
     revisions: list[RevisionPublic]
 
 
+# -- jobs --------------------------------------------------------------------------------
+class JobProgressPublic(BaseModel):
+    step: int
+    total: int | None = Field(description="estimated number of steps (may change as it runs)")
+    message: str
+    loss: float | None = None
+
+
+class JobErrorPublic(BaseModel):
+    code: str = Field(description="revision_conflict, worker_lost, invalid_prompt, internal_error, ...")
+    message: str
+
+
+class JobPublic(BaseModel):
+    """An asynchronous job. Follow it with GET (polling) or GET .../events (server-sent events)."""
+
+    id: str
+    kind: str
+    session_id: str
+    segment_id: int | None
+    state: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    progress: JobProgressPublic
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    timings_ms: dict[str, float] = Field(description="queue (wait for a worker), run, total, ...")
+    base_revision: int | None = Field(description="revision the job works from")
+    result_revision: int | None = Field(description="the one revision the job made, once succeeded")
+    result: dict[str, Any] = Field(description="kind-specific summary")
+    error: JobErrorPublic | None
+    cancel_requested: bool
+
+
+class JobKindInfo(BaseModel):
+    name: str
+    description: str
+    params: dict[str, Any] = Field(description="JSON schema of the job's parameters")
+
+
 # -- service -------------------------------------------------------------------------------
 class MethodInfo(BaseModel):
     name: str
@@ -168,6 +207,8 @@ class Capabilities(BaseModel):
     input_formats: list[str]
     export_formats: list[str]
     limits: dict[str, int]
+    job_kinds: list[JobKindInfo] = []
+    propagation_methods: list[MethodInfo] = []
     auth: Literal["api-key", "none (dev mode)"]
 
 

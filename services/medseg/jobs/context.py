@@ -1,0 +1,83 @@
+"""What a job function gets: progress, cancellation, events, and the one-revision commit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from medseg.engine.errors import RevisionConflict
+from medseg.engine.prompts import Box, Marks
+from medseg.store import Store
+from medseg.store.jobs import finish
+from medseg.store.records import JobRecord, RevisionRecord, SessionMeta
+
+
+class Cancelled(Exception):
+    """Raised by `JobContext.check_cancelled` once a client asked to cancel the job."""
+
+
+@dataclass
+class JobContext:
+    store: Store
+    record: JobRecord  # the record as the job started (state "running")
+    committed: RevisionRecord | None = None
+    _meta: SessionMeta | None = field(default=None, repr=False)
+
+    @property
+    def meta(self) -> SessionMeta:
+        if self._meta is None:
+            self._meta = self.store.sessions.get(self.record.session)
+        return self._meta
+
+    # -- reporting ---------------------------------------------------------------------------
+    def progress(self, step: int, total: int | None = None, message: str = "",
+                 loss: float | None = None) -> None:
+        """Record progress (step k of total) and stream it; raises Cancelled if asked to stop."""
+        def mutate(record: JobRecord):
+            record.progress.step, record.progress.total = step, total
+            record.progress.message, record.progress.loss = message, loss
+            return [("progress", record.progress.model_dump())]
+        current = self.store.jobs.update(self.record.session, self.record.id, mutate)
+        if current.cancel_requested:
+            raise Cancelled()
+
+    def emit(self, kind: str, data: dict[str, Any]) -> None:
+        """Stream a partial result (e.g. one finished slice) to the job's event subscribers."""
+        self.store.jobs.append_event(self.record, kind, data)
+
+    def cancelled(self) -> bool:
+        return self.store.jobs.get(self.record.id, check_alive=False).cancel_requested
+
+    def check_cancelled(self) -> None:
+        if self.cancelled():
+            raise Cancelled()
+
+    # -- the result --------------------------------------------------------------------------
+    def commit(self, segment_id: int, parent: RevisionRecord, box: Box, mask: np.ndarray,
+               interaction: dict[str, Any], timings: dict[str, float], marks: Marks,
+               result: dict[str, Any]) -> RevisionRecord:
+        """Apply the job's result as ONE new revision, with the job's final record in the same
+        MULTI, under the session lock, after re-checking cancellation. Fails with
+        RevisionConflict when the segment's head is no longer the job's base revision."""
+        meta = self.meta
+        with self.store.sessions.locked(meta.id):
+            current = self.store.jobs.get(self.record.id, check_alive=False)
+            if current.cancel_requested:
+                raise Cancelled()
+            segment = self.store.segments.get(meta, segment_id)
+            if segment.head != self.record.base_revision:
+                raise RevisionConflict(
+                    f"segment {segment_id} moved from revision {self.record.base_revision} to "
+                    f"{segment.head} while the job ran; nothing was applied: submit it again")
+            final = current.model_copy(deep=True)
+            final.result = result
+
+            def also(pipe, revision: RevisionRecord) -> None:
+                final.result_revision = revision.revision
+                self.store.jobs.write(pipe, final, finish(final, "succeeded"))
+
+            self.committed = self.store.segments.commit(
+                meta, segment, parent, box, mask, interaction, timings, marks, also=also)
+        return self.committed
