@@ -19,14 +19,13 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from medseg.engine.prompts import Box
 from medseg.engine.propagation import (
-    PropagationParams,
     all_predictors,
     get_predictor,
     propagate,
     split_params,
 )
-from medseg.engine.prompts import Box
 
 DATA = Path(os.environ.get("MEDSEG_SHARED_DATA", Path(__file__).resolve().parents[3].parent
                            / "shared" / "data")) / "totalseg"

@@ -39,7 +39,7 @@ class SeedGraphCutParams:
 
 def _disk(radius_mm: float, spacing) -> np.ndarray:
     """Elliptical footprint of `radius_mm` on a grid of `spacing` (mm per axis)."""
-    r = [max(int(round(radius_mm / s)), 1) for s in spacing]
+    r = [max(round(radius_mm / s), 1) for s in spacing]
     yy, xx = np.mgrid[-r[0]:r[0] + 1, -r[1]:r[1] + 1]
     return (yy * spacing[0]) ** 2 + (xx * spacing[1]) ** 2 <= radius_mm ** 2 + 1e-9
 
