@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 from medseg.engine.prompts import Box
+from medseg.jobs.context import CommitPlan
 from medseg.jobs.registry import JobKind, register
 from pydantic import BaseModel
 
@@ -30,8 +31,8 @@ def paint(ctx, params: PaintParams) -> dict:
         ctx.emit("slice", {"index": step})
     if params.fail:
         raise ValueError("asked to fail")
-    ctx.commit(segment.id, head, box, mask, {"type": "paint"}, {}, head.marks.to_marks(),
-               {"slices": z})
+    ctx.commit(segment.id, head, lambda seg: CommitPlan(
+        seg, box, mask, {"type": "paint"}, {}, head.marks.to_marks(), {"slices": z}))
     return {"slices": z}
 
 

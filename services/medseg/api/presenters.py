@@ -28,7 +28,8 @@ def segment_public(store: Store, meta: SessionMeta, segment: SegmentRecord,
     head = head or store.segments.revision(meta, segment.id, segment.head)
     return SegmentPublic(id=segment.id, name=segment.name, label=segment.label, color=segment.color,
                          revision=segment.head, can_undo=head.parent is not None,
-                         can_redo=bool(segment.redo), voxels=head.voxels)
+                         can_redo=bool(segment.redo), voxels=head.voxels,
+                         locked_slices=segment.locks)
 
 
 def session_public(store: Store, meta: SessionMeta) -> SessionPublic:

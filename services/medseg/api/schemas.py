@@ -51,6 +51,8 @@ class SegmentPublic(BaseModel):
     can_undo: bool
     can_redo: bool
     voxels: int
+    locked_slices: dict[str, list[int]] = Field(
+        default_factory=dict, description="locked slice indices per axis (z, y, x)")
 
 
 # -- interactions --------------------------------------------------------------------------
@@ -74,12 +76,36 @@ class BoxSpec(Strict):
     hi: Zyx = Field(description="inclusive corner [z, y, x]")
 
 
+class PropagateRequest(Strict):
+    axis: Literal["z", "y", "x"] = Field("z", description="propagate across slices of this axis")
+    start_index: int | None = Field(None, ge=0, description="default: the slice with the "
+                                    "largest mask area on that axis")
+    method: str = Field("graphcut-seeds", description="see /v1/capabilities propagation_methods")
+    params: dict[str, Any] = Field(default_factory=dict, description="parameter overrides")
+    base_revision: int | None = Field(None, description="revision the client saw (or If-Match)")
+
+
+class PropagateAfter(Strict):
+    """Re-propagate from the corrected slice (2D only) once the correction is applied."""
+
+    method: str = "graphcut-seeds"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class LocksPublic(BaseModel):
+    segment_id: int
+    locked_slices: dict[str, list[int]] = Field(description="locked slice indices per axis")
+
+
 class InteractionBase(Strict):
     method: str = Field("geodesic-graphcut", description="see /v1/capabilities")
     dim: Literal["2d", "3d"] = Field("3d", description="2d works on `plane` only")
     plane: PlaneSpec | None = Field(None, description="required for dim=2d on a volume")
     params: dict[str, Any] = Field(default_factory=dict, description="method parameter overrides")
     base_revision: int | None = Field(None, description="revision the client saw (or If-Match); stale -> 409")
+    propagate: PropagateAfter | None = Field(
+        None, description="2D only: after this correction (which locks its slice), re-propagate "
+                          "from it in both directions up to the next locked slices (a job)")
 
 
 class ClickInteraction(InteractionBase):
@@ -130,6 +156,7 @@ class ChangeResult(BaseModel):
     timings_ms: dict[str, float] = {}
     can_undo: bool
     can_redo: bool
+    job: JobPublic | None = Field(None, description="the re-propagation job, when asked for")
 
 
 class RevisionPublic(BaseModel):
@@ -219,3 +246,4 @@ class ErrorBody(BaseModel):
 
 
 SessionPublic.model_rebuild()
+ChangeResult.model_rebuild()

@@ -18,6 +18,7 @@ from scipy import ndimage
 from skimage.morphology import skeletonize
 
 from medseg.algorithms.graphcut import graph_cut
+from medseg.engine.errors import InvalidPrompt
 from medseg.engine.graphcut_method import GraphCutParams, unary_probability
 from medseg.engine.propagation import PredictorSpec, register_predictor
 
@@ -51,6 +52,8 @@ class SeedGraphCut:
     def __init__(self, params: SeedGraphCutParams, start_image: np.ndarray,
                  start_mask: np.ndarray, spacing):
         self.params = params
+        if not np.any(start_mask):
+            raise InvalidPrompt("the start slice is empty: nothing to propagate")
         inner = ndimage.binary_erosion(start_mask)
         values = np.asarray(start_image, np.float32)[inner if inner.sum() >= 5 else start_mask]
         self.mean = float(values.mean())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +12,7 @@ from medseg.engine.errors import RevisionConflict
 from medseg.engine.prompts import Box, Marks
 from medseg.store import Store
 from medseg.store.jobs import finish
-from medseg.store.records import JobRecord, RevisionRecord, SessionMeta
+from medseg.store.records import JobRecord, RevisionRecord, SegmentRecord, SessionMeta
 
 
 class Cancelled(Exception):
@@ -55,11 +56,11 @@ class JobContext:
             raise Cancelled()
 
     # -- the result --------------------------------------------------------------------------
-    def commit(self, segment_id: int, parent: RevisionRecord, box: Box, mask: np.ndarray,
-               interaction: dict[str, Any], timings: dict[str, float], marks: Marks,
-               result: dict[str, Any]) -> RevisionRecord:
+    def commit(self, segment_id: int, parent: RevisionRecord,
+               plan: Callable[[SegmentRecord], CommitPlan]) -> RevisionRecord:
         """Apply the job's result as ONE new revision, with the job's final record in the same
-        MULTI, under the session lock, after re-checking cancellation. Fails with
+        MULTI, under the session lock, after re-checking cancellation. `plan(segment)` builds
+        the change from the segment as it is now (its locks may have changed meanwhile).
         RevisionConflict when the segment's head is no longer the job's base revision."""
         meta = self.meta
         with self.store.sessions.locked(meta.id):
@@ -71,13 +72,26 @@ class JobContext:
                 raise RevisionConflict(
                     f"segment {segment_id} moved from revision {self.record.base_revision} to "
                     f"{segment.head} while the job ran; nothing was applied: submit it again")
+            change = plan(segment)
             final = current.model_copy(deep=True)
-            final.result = result
+            final.result = change.result
 
             def also(pipe, revision: RevisionRecord) -> None:
                 final.result_revision = revision.revision
                 self.store.jobs.write(pipe, final, finish(final, "succeeded"))
 
             self.committed = self.store.segments.commit(
-                meta, segment, parent, box, mask, interaction, timings, marks, also=also)
+                meta, change.segment, parent, change.box, change.mask, change.interaction,
+                change.timings, change.marks, also=also)
         return self.committed
+
+
+@dataclass
+class CommitPlan:
+    segment: SegmentRecord  # as it should be saved (e.g. with a new lock); head is set by commit
+    box: Box  # inclusive voxel box the new mask covers
+    mask: np.ndarray  # bool, box shape (z, y, x)
+    interaction: dict[str, Any]  # the audit trail entry
+    timings: dict[str, float]
+    marks: Marks
+    result: dict[str, Any]  # the job's result summary

@@ -37,6 +37,14 @@ class SegmentRecord(BaseModel):
     head: int  # current revision
     redo: list[int] = Field(default_factory=list)  # undone revisions, most recent last
     created_at: str = Field(default_factory=utcnow)
+    # locked slices per axis ("z", "y", "x"): propagation never overwrites them
+    locks: dict[str, list[int]] = Field(default_factory=dict)
+
+    def with_lock(self, axis: str, index: int, locked: bool = True) -> SegmentRecord:
+        current = set(self.locks.get(axis, []))
+        current = current | {index} if locked else current - {index}
+        locks = {**self.locks, axis: sorted(current)}
+        return self.model_copy(update={"locks": {k: v for k, v in locks.items() if v}})
 
 
 class MarksRecord(BaseModel):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import redis
 from fastapi import APIRouter, Response
 from medseg_client import codec
@@ -10,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from medseg.api.deps import SettingsDep, StoreDep, TenantDep
 from medseg.api.schemas import Capabilities, JobKindInfo, MethodInfo
 from medseg.engine.methods import DEFAULT_METHOD, all_methods
+from medseg.engine.propagation import PropagationParams, all_predictors
 from medseg.jobs.registry import all_kinds
 from medseg.usecases.sessions import EXPORT_FORMATS
 
@@ -54,6 +57,10 @@ def capabilities(settings: SettingsDep, tenant: TenantDep) -> Capabilities:
         input_formats=INPUT_FORMATS, export_formats=sorted(EXPORT_FORMATS),
         limits={"max_upload_bytes": settings.max_upload_bytes, "max_voxels": settings.max_voxels,
                 "session_ttl_s": settings.session_ttl_s, "max_marks": settings.max_marks},
+        propagation_methods=[MethodInfo(
+            name=p.name, description=p.description, interaction_types=[], dims=["2d"],
+            params={**dataclasses.asdict(PropagationParams()), **p.defaults()})
+            for p in all_predictors()],
         job_kinds=[JobKindInfo(name=k.name, description=k.description,
                                params=k.params_type.model_json_schema()) for k in all_kinds()],
         auth="api-key" if settings.key_hashes else "none (dev mode)",
