@@ -8,6 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 from medseg.engine.errors import InvalidPrompt
+from medseg.engine.prompts import Box
 from medseg.engine.propagation import (
     PropagationParams,
     bounds,
@@ -15,7 +16,6 @@ from medseg.engine.propagation import (
     propagate,
     split_params,
 )
-from medseg.engine.prompts import Box
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def run(image, spacing, mask, start, locked=(), axis=0, **overrides):
     """Propagate `mask`'s slice `start` into a copy of `mask`; returns (mask, results)."""
     spec = get_predictor("graphcut-seeds")
     params, own = split_params(spec, overrides)
-    take = lambda a, i: np.take(a, i, axis=axis)  # noqa: E731
+    take = lambda a, i: np.take(a, i, axis=axis)
     sp2 = tuple(s for i, s in enumerate(spacing) if i != axis)
     predictor = spec.build(own, take(image, start), take(mask, start), sp2)
 

@@ -1,12 +1,16 @@
-"""A test job kind (loaded by test workers through MEDSEG_JOB_PLUGINS): `paint` fills one
-z-slice of the segment per step, sleeping between steps, then commits ONE revision."""
+"""Test plugins (loaded by test workers through MEDSEG_JOB_PLUGINS): the job kind `paint` fills
+one z-slice of the segment per step, sleeping between steps, then commits ONE revision; the
+propagation method `slow-test` is graphcut-seeds with a 0.2 s pause per slice."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 from medseg.engine.prompts import Box
+from medseg.engine.propagation import PredictorSpec, register_predictor
+from medseg.engine.slice_predictors import SeedGraphCut, SeedGraphCutParams
 from medseg.jobs.context import CommitPlan
 from medseg.jobs.registry import JobKind, register
 from pydantic import BaseModel
@@ -37,3 +41,27 @@ def paint(ctx, params: PaintParams) -> dict:
 
 
 register(JobKind(name="paint", description="test kind", params_type=PaintParams, run=paint))
+
+
+class _Slow:
+    """Wraps a predictor and sleeps before each slice, so a test can cancel mid-way."""
+
+    def __init__(self, inner, delay_s: float):
+        self.inner, self.delay_s = inner, delay_s
+
+    def predict(self, image, prior, spacing):
+        time.sleep(self.delay_s)
+        return self.inner.predict(image, prior, spacing)
+
+
+def _build_slow(params, start_image, start_mask, spacing):
+    return _Slow(SeedGraphCut(SeedGraphCutParams(), start_image, start_mask, spacing), 0.2)
+
+
+@dataclass(frozen=True)
+class _NoParams:
+    pass
+
+
+register_predictor(PredictorSpec("slow-test", "test: graphcut-seeds, 0.2 s per slice",
+                                 _NoParams, _build_slow))
