@@ -68,7 +68,7 @@ def test_stops_where_the_organ_ends(ct):
     assert len(ends) == 1 and ends[0].direction == 1 and not ends[0].mask.any()
     assert all(not r.mask.any() for r in results if r.cleared)
     assert dice(out, kidney) > 0.85
-    assert [r.index for r in results if r.direction == 1][0] == start + 1  # slice after slice
+    assert next(r.index for r in results if r.direction == 1) == start + 1  # slice after slice
 
 
 def test_never_changes_a_locked_slice_and_stops_there(ct):

@@ -84,7 +84,7 @@ def test_propagate_an_organ_streams_slices_and_makes_one_revision(client, store,
 
 def test_correction_repropagates_only_between_locked_slices(client, store, worker, totalseg,
                                                             kidney):
-    session, seg, base = drawn_slice(client, store, totalseg, kidney, 11)
+    session, seg, _base = drawn_slice(client, store, totalseg, kidney, 11)
     job = client.post(url(session, seg, "/propagate"), json={"start_index": 11}).json()
     wait_state(client, job["id"], {"succeeded"}, timeout_s=60)
     assert client.put(url(session, seg, "/locks/z/5")).json()["locked_slices"] == {"z": [5, 11]}
@@ -125,7 +125,7 @@ def test_cancel_midway_keeps_the_previous_revision(client, store, worker, totals
 
 
 def test_bad_requests(client, store, worker, totalseg, kidney):
-    session, seg, base = drawn_slice(client, store, totalseg, kidney, 11)
+    session, seg, _base = drawn_slice(client, store, totalseg, kidney, 11)
     post = lambda body, **kw: client.post(url(session, seg, "/propagate"), json=body, **kw)
     assert post({"start_index": 2}).json()["error"] == "invalid_prompt"  # empty slice
     assert post({"start_index": 99}).status_code == 422
