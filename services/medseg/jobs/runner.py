@@ -20,6 +20,9 @@ from medseg.store.records import JobError, JobRecord, utcnow
 
 log = structlog.get_logger("medseg.jobs")
 
+# set by `medseg-worker` when RQ forks a process per job (the default)
+FORKED_JOB_PROCESS = False
+
 
 @cache
 def worker_store() -> Store:
@@ -33,7 +36,8 @@ def run_job(session_id: str, job_id: str) -> None:
     """Entry point enqueued in RQ. Everything that clients see goes to our JobRecord."""
     # RQ forks a process per job: if the worker itself dies, this process must die too, or it
     # would apply a result nobody is watching for (the job is then failed as worker_lost).
-    die_with_parent(signal.SIGKILL)
+    if FORKED_JOB_PROCESS:
+        die_with_parent(signal.SIGKILL)
     store = worker_store()
     me = worker_id()
 

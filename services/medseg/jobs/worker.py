@@ -2,7 +2,9 @@
 
 An RQ `Worker` forks one process per job (a crash or a leak stays in that process). On start
 it fails the jobs that a dead worker left "running"; when a job process dies under it (killed,
-out of memory) it fails that job at once with the signal as the reason.
+out of memory) it fails that job at once with the signal as the reason. `--no-fork` runs jobs
+in the worker process itself (RQ's SimpleWorker): less overhead per job, no isolation; a job
+whose worker dies is then failed when its heartbeat runs out.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ import os
 import socket
 import sys
 
-from rq import Queue, Worker
+from rq import Queue, SimpleWorker, Worker
 
+from medseg.jobs import runner
 from medseg.jobs.registry import all_kinds
-from medseg.jobs.runner import worker_store
 from medseg.jobs.settings import QUEUE_NAME
 
 
@@ -24,7 +26,7 @@ def _horse_killed(job, retpid, ret_val, rusage) -> None:
     """RQ calls this in the worker when the job process ended without finishing the job."""
     signal_text = f" by signal {os.WTERMSIG(ret_val)}" if ret_val and os.WIFSIGNALED(ret_val) else ""
     session_id, job_id = job.args[0], job.args[1]
-    worker_store().jobs.fail_if_running(
+    runner.worker_store().jobs.fail_if_running(
         session_id, job_id, "worker_lost",
         f"the job process (pid {retpid}) was killed{signal_text} before it finished; "
         "nothing was applied")
@@ -34,14 +36,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="medseg-worker", description=__doc__)
     parser.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     parser.add_argument("--name", default=None, help="worker name (default host.pid)")
+    parser.add_argument("--no-fork", action="store_true",
+                        help="run jobs in this process (lower overhead, no per-job isolation)")
     args = parser.parse_args(argv)
-    store = worker_store()  # also imports every job kind, so job processes start warm
+    store = runner.worker_store()  # also imports every job kind, so job processes start warm
     kinds = [k.name for k in all_kinds()]
     reaped = store.jobs.reap()
     connection = store.jobs.redis
     name = args.name or f"medseg.{socket.gethostname()}.{os.getpid()}"
-    worker = Worker([Queue(QUEUE_NAME, connection=connection)], connection=connection, name=name,
-                    work_horse_killed_handler=_horse_killed, job_monitoring_interval=5)
+    runner.FORKED_JOB_PROCESS = not args.no_fork
+    worker_class = SimpleWorker if args.no_fork else Worker
+    worker = worker_class([Queue(QUEUE_NAME, connection=connection)], connection=connection,
+                          name=name, work_horse_killed_handler=_horse_killed,
+                          job_monitoring_interval=5)
     print(f"medseg-worker {name}: kinds {kinds}; failed {len(reaped)} orphaned job(s)",
           file=sys.stderr, flush=True)
     logging.getLogger("rq.worker").setLevel(logging.WARNING)
