@@ -155,7 +155,7 @@ def propagate(read_image: Callable[[Box], np.ndarray], shape, spacing, axis: int
         prior = np.asarray(start_mask, bool)
         for step in range(budget[direction]):
             t0 = time.perf_counter()
-            index = start + direction * (step + 1)
+            index = int(start + direction * (step + 1))
             mask, confidence = _predict(read_image, shape, axis, index, prior, predictor, sp2,
                                         params)
             area = float(mask.sum()) * sp2[0] * sp2[1]
@@ -173,7 +173,7 @@ def propagate(read_image: Callable[[Box], np.ndarray], shape, spacing, axis: int
         if not params.clear_beyond_end:
             budget[direction] = step + 1
         for rest in range(step, budget[direction]):
-            yield SliceResult(start + direction * (rest + 1), direction,
+            yield SliceResult(int(start + direction * (rest + 1)), direction,
                               np.zeros(plane_shape, bool), 0.0, confidence,
                               end="vanished" if rest == step else None, cleared=rest > step,
                               estimated_total=sum(budget.values()),
