@@ -84,6 +84,28 @@ class _SSEParser:
         return None
 
 
+class _Watch:
+    """The polling loop's bookkeeping: progress callbacks on change, the deadline."""
+
+    def __init__(self, job_id: str, on_progress: ProgressCallback | None, timeout_s: float | None):
+        self.job_id, self.on_progress, self.timeout_s = job_id, on_progress, timeout_s
+        self.deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        self.last: tuple | None = None
+        self.job: Job | None = None
+
+    def done(self, job: Job) -> bool:
+        self.job = job
+        seen = (job.state, json.dumps(job.progress, sort_keys=True))
+        if self.on_progress is not None and seen != self.last:
+            self.on_progress(job)
+        self.last = seen
+        if job.done:
+            return True
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise TimeoutError(f"job {self.job_id} still {job.state} after {self.timeout_s} s")
+        return False
+
+
 class SyncJobMixin:
     _http: httpx.Client
     base_url: str
@@ -91,19 +113,10 @@ class SyncJobMixin:
     def wait_job(self, job_id: str, on_progress: ProgressCallback | None = None,
                  poll_s: float = 0.2, timeout_s: float | None = None) -> Job:
         """Poll until the job is done; ``on_progress(job)`` on every change seen."""
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        last = None
-        while True:
-            job = self.get_job(job_id)
-            seen = (job.state, json.dumps(job.progress, sort_keys=True))
-            if on_progress is not None and seen != last:
-                on_progress(job)
-            last = seen
-            if job.done:
-                return job
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} still {job.state} after {timeout_s} s")
+        watch = _Watch(job_id, on_progress, timeout_s)
+        while not watch.done(self.get_job(job_id)):
             time.sleep(poll_s)
+        return watch.job
 
     def job_events(self, job_id: str, last_event_id: str | None = None) -> Iterator[JobEvent]:
         """The job's events from the start (or after ``last_event_id``) until ``end``."""
@@ -132,19 +145,10 @@ class AsyncJobMixin:
 
     async def wait_job(self, job_id: str, on_progress: ProgressCallback | None = None,
                        poll_s: float = 0.2, timeout_s: float | None = None) -> Job:
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        last = None
-        while True:
-            job = await self.get_job(job_id)
-            seen = (job.state, json.dumps(job.progress, sort_keys=True))
-            if on_progress is not None and seen != last:
-                on_progress(job)
-            last = seen
-            if job.done:
-                return job
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} still {job.state} after {timeout_s} s")
+        watch = _Watch(job_id, on_progress, timeout_s)
+        while not watch.done(await self.get_job(job_id)):
             await asyncio.sleep(poll_s)
+        return watch.job
 
     async def job_events(self, job_id: str,
                          last_event_id: str | None = None) -> AsyncIterator[JobEvent]:
