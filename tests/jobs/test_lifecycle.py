@@ -108,3 +108,7 @@ def test_failing_job_reports_its_error(client, store, worker, totalseg):
     assert events[-1][1] == "end" and events[-1][2]["state"] == "failed"
     assert json.dumps(events[-1][2])  # JSON-able
     assert np.all(full_mask(client, session["id"], segment["id"]) == 0)
+
+
+def test_readyz_counts_job_workers(client, worker):
+    assert int(client.get("/readyz").json()["job_workers"]) >= 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 
-from rq import Queue
+from rq import Queue, Worker
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 
@@ -48,3 +48,8 @@ def cancel(store: Store, record: JobRecord) -> JobRecord:
         with contextlib.suppress(NoSuchJobError, InvalidJobOperation):
             Job.fetch(record.id, connection=store.jobs.redis).cancel()
     return current
+
+
+def worker_count(store: Store) -> int:
+    """Workers registered on the job queue (RQ keeps each one's key alive while it runs)."""
+    return Worker.count(connection=store.jobs.redis, queue=Queue(QUEUE_NAME, connection=store.jobs.redis))

@@ -121,13 +121,13 @@ class JobStore:
                count: int = 500) -> list[tuple[str, str, dict]]:
         """Events after stream id `after` ("0" = from the start): [(id, type, data)]."""
         stream = SessionKeys(record.session).job_events(record.id)
-        answer = self.redis.xread({stream: after}, count=count, block=block_ms)
-        out = []
-        for _, entries in answer or []:
-            for entry_id, fields in entries:
-                out.append((entry_id.decode(), fields[b"event"].decode(),
-                            json.loads(fields[b"data"])))
-        return out
+        return _parse_events(self.redis.xread({stream: after}, count=count, block=block_ms))
+
+    async def aevents(self, client, record: JobRecord, after: str = "0",
+                      block_ms: int | None = None, count: int = 500) -> list[tuple[str, str, dict]]:
+        """`events` on a redis.asyncio client: a waiting subscriber holds no thread."""
+        stream = SessionKeys(record.session).job_events(record.id)
+        return _parse_events(await client.xread({stream: after}, count=count, block=block_ms))
 
     # -- liveness ----------------------------------------------------------------------------
     def beat(self, record: JobRecord) -> None:
@@ -160,6 +160,11 @@ class JobStore:
             if record.state == "failed":
                 failed.append(record)
         return failed
+
+
+def _parse_events(answer) -> list[tuple[str, str, dict]]:
+    return [(entry_id.decode(), fields[b"event"].decode(), json.loads(fields[b"data"]))
+            for _, entries in answer or [] for entry_id, fields in entries]
 
 
 def worker_id() -> str:

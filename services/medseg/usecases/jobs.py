@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
+
+import anyio
 
 from medseg.jobs import queue
 from medseg.store import Store
@@ -19,21 +21,17 @@ def cancel_job(store: Store, job_id: str, tenant: str) -> JobRecord:
     return queue.cancel(store, store.jobs.get(job_id, tenant))
 
 
-def next_events(store: Store, record: JobRecord, after: str, block_ms: int = 1000) -> list[StreamEvent]:
-    """Events after stream id `after`, waiting up to block_ms. When none came, the record is
-    re-read so that a job whose worker died gets its final ("end") event written."""
-    events = store.jobs.events(record, after, block_ms=block_ms)
-    if not events:
-        store.jobs.get(record.id)  # liveness check: fails a lost job, which appends "end"
-    return events
-
-
-def replay(store: Store, record: JobRecord, after: str = "0",
-           block_ms: int = 1000) -> Iterator[StreamEvent]:
-    """All events from `after` until the job's "end" event (blocking between them)."""
+async def follow(store: Store, async_redis, record: JobRecord, after: str = "0",
+                 block_ms: int = 1000) -> AsyncIterator[StreamEvent]:
+    """Events from `after` until "end", waiting on a redis.asyncio client (no thread held
+    while a subscriber waits); a quiet interval triggers the liveness check."""
     while True:
-        for event in next_events(store, record, after, block_ms):
+        events = await store.jobs.aevents(async_redis, record, after, block_ms=block_ms)
+        if not events:
+            await anyio.to_thread.run_sync(store.jobs.get, record.id)
+        for event in events:
             after = event[0]
             yield event
             if event[1] == "end":
                 return
+

@@ -6,6 +6,7 @@ import json
 from typing import Annotated
 
 import anyio
+import redis.asyncio
 from fastapi import APIRouter, Header, Path, Request
 from sse_starlette import EventSourceResponse
 
@@ -15,6 +16,16 @@ from medseg.api.schemas import ErrorBody, JobPublic
 from medseg.usecases import jobs
 
 router = APIRouter(tags=["jobs"])
+
+
+def async_redis(request: Request):
+    """One redis.asyncio client per app (per event loop), made on first use."""
+    client = getattr(request.app.state, "async_redis", None)
+    if client is None:
+        client = redis.asyncio.Redis.from_url(request.app.state.settings.redis_url
+                                              or "redis://127.0.0.1:6379/0")
+        request.app.state.async_redis = client
+    return client
 
 _ERRORS = {code: {"model": ErrorBody} for code in (401, 404)}
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{24}$")]
@@ -50,13 +61,10 @@ async def job_events(store: StoreDep, tenant: TenantDep, job_id: JobId, request:
     record = await anyio.to_thread.run_sync(jobs.get_job, store, job_id, tenant)
 
     async def stream():
-        after = last_event_id or "0"
-        while not await request.is_disconnected():
-            events = await anyio.to_thread.run_sync(jobs.next_events, store, record, after)
-            for event_id, kind, data in events:
-                after = event_id
-                yield {"id": event_id, "event": kind, "data": json.dumps(data)}
-                if kind == "end":
-                    return
+        async for event_id, kind, data in jobs.follow(store, async_redis(request), record,
+                                                      last_event_id or "0"):
+            if await request.is_disconnected():
+                return
+            yield {"id": event_id, "event": kind, "data": json.dumps(data)}
 
     return EventSourceResponse(stream(), ping=15)

@@ -13,6 +13,7 @@ from medseg.api.deps import SettingsDep, StoreDep, TenantDep
 from medseg.api.schemas import Capabilities, JobKindInfo, MethodInfo
 from medseg.engine.methods import DEFAULT_METHOD, all_methods
 from medseg.engine.propagation import PropagationParams, all_predictors
+from medseg.jobs import queue
 from medseg.jobs.registry import all_kinds
 from medseg.usecases.sessions import EXPORT_FORMATS
 
@@ -27,7 +28,7 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: Redis is reachable",
+@router.get("/readyz", summary="Readiness: Redis is reachable (also counts job workers)",
             responses={503: {"description": "Redis unreachable"}})
 def readyz(store: StoreDep, response: Response) -> dict[str, str]:
     try:
@@ -35,7 +36,7 @@ def readyz(store: StoreDep, response: Response) -> dict[str, str]:
     except redis.RedisError as exc:  # any failure to reach Redis means not ready
         response.status_code = 503
         return {"status": "unavailable", "redis": type(exc).__name__}
-    return {"status": "ready", "redis": "ok"}
+    return {"status": "ready", "redis": "ok", "job_workers": str(queue.worker_count(store))}
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
