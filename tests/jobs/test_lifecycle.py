@@ -112,3 +112,14 @@ def test_failing_job_reports_its_error(client, store, worker, totalseg):
 
 def test_readyz_counts_job_workers(client, worker):
     assert int(client.get("/readyz").json()["job_workers"]) >= 1
+
+
+def test_the_worker_never_imports_fastapi():
+    import subprocess
+    import sys
+
+    code = ("import sys, medseg.jobs.worker\n"
+            "from medseg.jobs.registry import load_modules\n"
+            "load_modules()\n"
+            "assert 'fastapi' not in sys.modules and 'starlette' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
