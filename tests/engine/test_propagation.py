@@ -96,7 +96,7 @@ def test_repropagation_after_a_correction_changes_only_between_locked_slices(ct)
     changed = np.nonzero((second != first).any(axis=(1, 2)))[0]
     assert set(changed) <= set(range(15, 26)) and 20 in changed
     assert {r.index for r in results} == set(range(15, 20)) | set(range(21, 26))
-    assert dice(second, spleen) >= dice(first, spleen)
+    assert np.array_equal(second[20], spleen[20]) and dice(second, spleen) > 0.85
 
 
 def test_other_axes_and_bad_input(ct):

@@ -31,6 +31,9 @@ class SeedGraphCutParams:
     lamb: float = 2.0  # graph-cut pairwise weight (as geodesic-graphcut)
     sigma: float = 0.1  # pairwise intensity scale on [0, 1] intensities
     intensity_gate: float = 0.5  # as geodesic-graphcut: unlike tissue is less likely fg
+    # objects wider than this (equivalent radius, mm): geodesic bg seeds only where the tissue
+    # is unlike the object (in a large homogeneous organ the ring lies inside it)
+    unlike_bg_radius_mm: float = 30.0
     intensity_k: float = 2.5  # fg intensity model: start slice's mean +- this many std (0: seeds')
 
     def __post_init__(self) -> None:
@@ -76,12 +79,19 @@ class SeedGraphCut:
         edge = np.zeros(image.shape, bool)
         edge[[0, -1], :] = edge[:, [0, -1]] = True
         seed_bg = (ring | (edge & dilated) | ~dilated) & ~seed_fg
+        # background seeds lying on tissue like the object pull the boundary inwards (half-way
+        # between skeleton and ring in a homogeneous organ): the geodesic unary starts only
+        # from unlike ones; every seed still bounds the graph cut
+        radius = np.sqrt(prior.sum() * spacing[0] * spacing[1] / np.pi)
+        geo_bg = seed_bg & ~plausible if radius > p.unlike_bg_radius_mm else seed_bg
+        if not geo_bg.any():
+            geo_bg = seed_bg
         lo, hi = np.percentile(image, [1.0, 99.0])
         scale = max(float(hi - lo), 1e-6)
         norm = np.clip((image - np.float32(lo)) / np.float32(scale), 0, 1).astype(np.float32)
         model = ((self.mean - lo) / scale, p.intensity_k * self.std / scale)
         border = np.zeros(image.shape, bool)
-        prob = unary_probability(norm, seed_fg, seed_bg, border, list(spacing), self.cut_params,
+        prob = unary_probability(norm, seed_fg, geo_bg, border, list(spacing), self.cut_params,
                                  model if p.intensity_k > 0 else None)
         mask = graph_cut(prob, norm, list(spacing), seed_fg, seed_bg, p.lamb, p.sigma)
         # a probability consistent with the cut (>= 0.5 exactly on the mask)
