@@ -1,6 +1,7 @@
 """Propagation benchmark: `python -m medseg.bench.propagation [--quick] [--method NAME ...]`.
 
-For each organ of the shared CT and MR volumes (ct_3mm, mr_3mm): the organ's reference mask on
+For each organ of the shared CT and MR volumes (ct_3mm, mr_3mm, and the 512 x 512 DICOM CT
+for time per slice at full resolution): the organ's reference mask on
 its middle slice (along z) is propagated one-shot (slice-propagation paper, Table 2 style), then
 the worst slice is corrected with the reference mask, locked, and re-propagated in both
 directions up to the neighbouring locked slices (the paper's multiple-corrections experiment),
@@ -19,6 +20,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from medseg.engine import imageio
 from medseg.engine.prompts import Box
 from medseg.engine.propagation import (
     all_predictors,
@@ -31,17 +33,26 @@ DATA = Path(os.environ.get("MEDSEG_SHARED_DATA", Path(__file__).resolve().parent
                            / "shared" / "data")) / "totalseg"
 ORGANS = ["liver", "spleen", "kidney_left", "kidney_right", "aorta", "stomach", "gallbladder",
           "pancreas", "inferior_vena_cava", "urinary_bladder", "heart", "esophagus"]
-QUICK = {"ct_3mm": ["liver", "spleen"], "mr_3mm": ["liver"]}
+QUICK = {"ct_3mm": ["liver", "spleen"], "mr_3mm": ["liver"], "ct_dicom": ["liver"]}
+VOLUMES = ("ct_3mm", "mr_3mm", "ct_dicom")  # ct_dicom: 512 x 512 slices, 0.98 mm
 CORRECTIONS = (1, 2, 4)
 
 
 def load(name: str):
-    """(image float32 (Z, Y, X), labels (Z, Y, X), spacing (sz, sy, sx) mm, {organ: label})."""
-    image = nib.load(DATA / f"{name}.nii.gz")
+    """(image float32 (Z, Y, X), labels (Z, Y, X), spacing (sz, sy, sx) mm, {organ: label}).
+    ct_dicom is read as the service reads it (DICOM series) and its mask put on that grid."""
     seg = nib.load(DATA / f"{name}_seg.nii.gz")
     labels = json.loads((DATA / "labels.json").read_text())[f"{name}_seg.nii.gz"]
-    return (np.asarray(image.dataobj, np.float32).transpose(2, 1, 0),
-            np.asarray(seg.dataobj).transpose(2, 1, 0), tuple(float(s) for s in image.header.get_zooms()[::-1]),
+    seg_zyx = np.asarray(seg.dataobj).transpose(2, 1, 0)
+    if name == "ct_dicom":
+        files = sorted((DATA / "ct_dicom").iterdir())
+        volume = imageio.load_image([(f.name, f.read_bytes()) for f in files])
+        seg_zyx = imageio.reorient_to(volume.affine, volume.shape, seg_zyx, seg.affine)
+        return (volume.array.astype(np.float32), seg_zyx, volume.spacing,
+                {v: int(k) for k, v in labels.items()})
+    image = nib.load(DATA / f"{name}.nii.gz")
+    return (np.asarray(image.dataobj, np.float32).transpose(2, 1, 0), seg_zyx,
+            tuple(float(s) for s in image.header.get_zooms()[::-1]),
             {v: int(k) for k, v in labels.items()})
 
 
@@ -106,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for method in methods:
         means = []
-        for name in ("ct_3mm", "mr_3mm"):
+        for name in VOLUMES:
             image, labels, spacing, label_ids = load(name)
             for organ in QUICK[name] if args.quick else ORGANS:
                 if organ not in label_ids or (labels == label_ids[organ]).sum() < args.min_voxels:

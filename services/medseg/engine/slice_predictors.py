@@ -17,7 +17,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.morphology import skeletonize
 
-from medseg.algorithms.graphcut import graph_cut
+from medseg.algorithms.graphcut import banded_graph_cut, graph_cut
 from medseg.engine.errors import InvalidPrompt
 from medseg.engine.graphcut_method import GraphCutParams, unary_probability
 from medseg.engine.propagation import PredictorSpec, register_predictor
@@ -34,18 +34,12 @@ class SeedGraphCutParams:
     # objects wider than this (equivalent radius, mm): geodesic bg seeds only where the tissue
     # is unlike the object (in a large homogeneous organ the ring lies inside it)
     unlike_bg_radius_mm: float = 30.0
+    coarse_pixels: int = 40_000  # larger ROIs: half-resolution geodesics, banded graph cut
     intensity_k: float = 2.5  # fg intensity model: start slice's mean +- this many std (0: seeds')
 
     def __post_init__(self) -> None:
         if self.dilation_mm <= 0 or self.seed_k <= 0 or self.sigma <= 0 or self.lamb < 0:
             raise ValueError("need dilation_mm > 0, seed_k > 0, sigma > 0 and lamb >= 0")
-
-
-def _disk(radius_mm: float, spacing) -> np.ndarray:
-    """Elliptical footprint of `radius_mm` on a grid of `spacing` (mm per axis)."""
-    r = [max(round(radius_mm / s), 1) for s in spacing]
-    yy, xx = np.mgrid[-r[0]:r[0] + 1, -r[1]:r[1] + 1]
-    return (yy * spacing[0]) ** 2 + (xx * spacing[1]) ** 2 <= radius_mm ** 2 + 1e-9
 
 
 class SeedGraphCut:
@@ -62,7 +56,8 @@ class SeedGraphCut:
         self.mean = float(values.mean())
         self.std = max(float(values.std()), 1e-3 * max(abs(self.mean), 1.0))
         self.cut_params = GraphCutParams(lamb=params.lamb, sigma=params.sigma,
-                                         intensity_gate=params.intensity_gate)
+                                         intensity_gate=params.intensity_gate,
+                                         coarse_geodesic_voxels=params.coarse_pixels)
 
     def predict(self, image: np.ndarray, prior: np.ndarray, spacing) -> np.ndarray:
         """image float32 (h, w), prior bool (h, w), spacing (mm, mm) -> probability (h, w)."""
@@ -73,8 +68,10 @@ class SeedGraphCut:
         seed_fg = skeleton & plausible
         if seed_fg.sum() < max(p.min_seed_fraction * skeleton.sum(), 1):
             return np.zeros(image.shape, np.float32)
-        dilated = ndimage.binary_dilation(prior, structure=_disk(p.dilation_mm, spacing))
-        ring = dilated & ~ndimage.binary_erosion(dilated)
+        # dilation and its boundary from one distance transform (a disk footprint costs 5x more)
+        distance = ndimage.distance_transform_edt(~prior, sampling=spacing)
+        dilated = distance <= p.dilation_mm
+        ring = dilated & (distance > p.dilation_mm - max(spacing))
         # the ROI edge bounds the dilation where it was clipped: it is background too
         edge = np.zeros(image.shape, bool)
         edge[[0, -1], :] = edge[:, [0, -1]] = True
@@ -93,7 +90,8 @@ class SeedGraphCut:
         border = np.zeros(image.shape, bool)
         prob = unary_probability(norm, seed_fg, geo_bg, border, list(spacing), self.cut_params,
                                  model if p.intensity_k > 0 else None)
-        mask = graph_cut(prob, norm, list(spacing), seed_fg, seed_bg, p.lamb, p.sigma)
+        cut = banded_graph_cut if prob.size > p.coarse_pixels else graph_cut
+        mask = cut(prob, norm, list(spacing), seed_fg, seed_bg, p.lamb, p.sigma)
         # a probability consistent with the cut (>= 0.5 exactly on the mask)
         return np.where(mask, np.maximum(prob, 0.5), np.minimum(prob, 0.499)).astype(np.float32)
 
