@@ -125,7 +125,7 @@ def test_cancel_midway_keeps_the_previous_revision(client, store, worker, totals
 
 
 def test_bad_requests(client, store, worker, totalseg, kidney):
-    session, seg, _base = drawn_slice(client, store, totalseg, kidney, 11)
+    session, seg, base = drawn_slice(client, store, totalseg, kidney, 11)
     post = lambda body, **kw: client.post(url(session, seg, "/propagate"), json=body, **kw)
     assert post({"start_index": 2}).json()["error"] == "invalid_prompt"  # empty slice
     assert post({"start_index": 99}).status_code == 422
@@ -134,6 +134,14 @@ def test_bad_requests(client, store, worker, totalseg, kidney):
     assert post({"axis": "w"}).status_code == 422
     assert post({}, headers={"If-Match": '"1"'}).json()["error"] == "revision_conflict"
     assert client.put(url(session, seg, "/locks/z/99")).status_code == 422
+    click = {"type": "click", "dim": "2d", "plane": {"axis": "z", "index": 11},
+             "clicks": [{"zyx": [11, 50, 50]}]}
+    bad = client.post(url(session, seg, "/interactions"), json={**click, "propagate": {"method": "nope"}})
+    assert bad.json()["error"] == "invalid_prompt"  # checked before the click is applied
+    three_d = client.post(url(session, seg, "/interactions"), json={**click, "dim": "3d",
+                                                                  "plane": None, "propagate": {}})
+    assert three_d.status_code == 422
+    assert client.get(url(session, seg)).json()["revision"] == base
     empty = new_segment(client, session["id"], "empty")
     assert client.post(url(session, empty["id"], "/propagate"), json={}).status_code == 422
     caps = client.get("/v1/capabilities").json()

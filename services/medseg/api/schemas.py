@@ -157,6 +157,8 @@ class ChangeResult(BaseModel):
     can_undo: bool
     can_redo: bool
     job: JobPublic | None = Field(None, description="the re-propagation job, when asked for")
+    job_error: ErrorBody | None = Field(None, description="why the asked-for re-propagation "
+                                        "was not started (the change itself was applied)")
 
 
 class RevisionPublic(BaseModel):

@@ -13,7 +13,7 @@ from medseg.jobs.registry import JobKind
 from medseg.jobs.settings import QUEUE_NAME
 from medseg.store import Store
 from medseg.store.jobs import finish
-from medseg.store.records import JobRecord
+from medseg.store.records import JobError, JobRecord
 
 RUN_JOB = "medseg.jobs.runner.run_job"
 
@@ -27,9 +27,14 @@ def submit(store: Store, kind: JobKind, tenant: str, session_id: str, segment: i
                        session=session_id, segment=segment, params=params,
                        base_revision=base_revision)
     store.jobs.create(record)
-    Queue(QUEUE_NAME, connection=store.jobs.redis).enqueue(
-        RUN_JOB, session_id, record.id, job_id=record.id, job_timeout=kind.timeout_s,
-        result_ttl=600, failure_ttl=store.jobs.ttl_s, description=f"{kind.name} {record.id}")
+    try:
+        Queue(QUEUE_NAME, connection=store.jobs.redis).enqueue(
+            RUN_JOB, session_id, record.id, job_id=record.id, job_timeout=kind.timeout_s,
+            result_ttl=600, failure_ttl=store.jobs.ttl_s, description=f"{kind.name} {record.id}")
+    except Exception:  # the record must not stay "queued" with nothing in the queue
+        store.jobs.update(session_id, record.id, lambda r: finish(
+            r, "failed", JobError(code="enqueue_failed", message="could not queue the job")))
+        raise
     return record
 
 

@@ -55,12 +55,16 @@ def largest_slice(store: Store, meta: SessionMeta, record, axis: int) -> int:
     return int(np.argmax(areas))
 
 
+def check_method(method: str, params: dict[str, Any]) -> None:
+    """InvalidPrompt for an unknown method or bad parameters (before anything changes)."""
+    split_params(get_predictor(method), params)
+
+
 def submit(store: Store, meta: SessionMeta, tenant: str, segment_id: int, axis: str,
            start_index: int | None, method: str, params: dict[str, Any],
            base_revision: int | None) -> JobRecord:
     """Check the request now (422/409 instead of a failed job), then queue the job."""
-    spec = get_predictor(method)
-    split_params(spec, params)
+    check_method(method, params)
     segment, head = store.segments.head(meta, segment_id)
     check_base_revision(segment, base_revision)
     a = AXES[axis]

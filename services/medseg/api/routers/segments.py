@@ -28,7 +28,7 @@ from medseg.api.schemas import (
     SegmentUpdate,
 )
 from medseg.api.translate import to_prompt
-from medseg.engine.errors import InvalidPrompt
+from medseg.engine.errors import InvalidPrompt, MedsegError
 from medseg.store.chunks import full_box
 from medseg.usecases import interactions, propagation, sessions
 
@@ -88,15 +88,20 @@ def interact(store: StoreDep, settings: SettingsDep, tenant: TenantDep, meta: Se
     base = interaction.base_revision if interaction.base_revision is not None else if_match
     if interaction.propagate is not None and (prompt.plane is None or meta.shape[prompt.plane.axis] == 1):
         raise InvalidPrompt("propagate after an interaction needs a 2D interaction on a volume")
+    if interaction.propagate is not None:
+        propagation.check_method(interaction.propagate.method, interaction.propagate.params)
     change = interactions.interact(store, meta, segment_id, prompt, interaction.method,
                                    interaction.params, base, settings.max_marks)
     _etag(response, change.current.revision)
     result = change_result(change)
     if interaction.propagate is not None:
-        job = propagation.submit(store, meta, tenant, segment_id, "zyx"[prompt.plane.axis],
-                                 prompt.plane.index, interaction.propagate.method,
-                                 interaction.propagate.params, change.current.revision)
-        result.job = job_public(job)
+        try:
+            job = propagation.submit(store, meta, tenant, segment_id, "zyx"[prompt.plane.axis],
+                                     prompt.plane.index, interaction.propagate.method,
+                                     interaction.propagate.params, change.current.revision)
+            result.job = job_public(job)
+        except MedsegError as exc:  # e.g. the corrected slice is empty: nothing to propagate
+            result.job_error = ErrorBody(error=exc.code, message=exc.message)
     return result
 
 
