@@ -55,7 +55,7 @@ def test_whole_worker_killed_fails_by_heartbeat(client, store, redis_url, totals
         started = time.monotonic()
         done = wait_state(client, job.id, {"failed", "succeeded"}, timeout_s=15)
     assert done["state"] == "failed" and done["error"]["code"] == "worker_lost"
-    assert time.monotonic() - started < 5  # heartbeat TTL is 1 s in tests
+    assert time.monotonic() - started < 8  # heartbeat TTL is 1 s in tests
     _assert_session_intact(client, session, segment)
     # a new API process (restart) still finds the job in Redis
     with TestClient(create_app(client.app.state.settings),
