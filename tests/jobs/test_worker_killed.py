@@ -43,7 +43,8 @@ def test_job_process_killed_fails_at_once(client, store, redis_url, totalseg):
         os.kill(horse, signal.SIGKILL)
         done = wait_state(client, job.id, {"failed", "succeeded"}, timeout_s=15)
     assert done["state"] == "failed" and done["error"]["code"] == "worker_lost"
-    assert "signal 9" in done["error"]["message"]
+    # RQ's handler names the signal; under load the heartbeat may run out first (same code)
+    assert "signal 9" in done["error"]["message"] or "stopped (killed" in done["error"]["message"]
     _assert_session_intact(client, session, segment)
 
 
