@@ -8,7 +8,7 @@ PORT   ?= 8000
 HOST   ?= 127.0.0.1
 NPY_FLAG := -DNPY_IN_ARRAY=NPY_ARRAY_IN_ARRAY
 
-.PHONY: serve test bench openapi lint clean-venv
+.PHONY: serve test bench bench-propagation bench-jobs worker openapi lint clean-venv
 
 # The venv is rebuilt when pyproject.toml changes. GeodisTK's sdist needs NumPy and
 # setuptools present and the NPY_IN_ARRAY alias to compile against NumPy 2; torch is pinned
@@ -33,6 +33,16 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m medseg.bench.latency
+
+bench-propagation: $(STAMP)
+	$(PY) -m medseg.bench.propagation
+
+bench-jobs: $(STAMP)
+	$(PY) -m medseg.bench.jobs
+
+# an extra job worker against MEDSEG_REDIS_URL (`make serve` already starts one)
+worker: $(STAMP)
+	$(PY) -m medseg.jobs.worker
 
 openapi: $(STAMP)
 	$(PY) -m medseg.api.openapi_export openapi/openapi.json

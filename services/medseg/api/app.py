@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 
 from medseg.api import errors
 from medseg.api.logging import configure as configure_logging
-from medseg.api.routers import segments, service, sessions
+from medseg.api.routers import jobs, propagation, segments, service, sessions
 from medseg.api.settings import Settings
 from medseg.store import Store
 from medseg.usecases.metrics import REQUEST_SECONDS
@@ -34,9 +34,10 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.settings = settings
     app.state.store = store or Store.connect(
         settings.redis_url or "redis://127.0.0.1:6379/0", settings.session_ttl_s,
-        settings.cache_mb << 20)
+        settings.cache_mb << 20, job_heartbeat_s=settings.job_heartbeat_s)
     errors.install(app)
-    for router in (service.router, sessions.router, segments.router):
+    for router in (service.router, sessions.router, segments.router, propagation.router,
+                   jobs.router):
         app.include_router(router)
     _add_request_middleware(app, settings)
     return app

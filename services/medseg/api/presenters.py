@@ -8,12 +8,13 @@ from medseg.api.schemas import (
     BoxSpec,
     ChangeResult,
     Delta,
+    JobPublic,
     RevisionPublic,
     SegmentPublic,
     SessionPublic,
 )
 from medseg.store import Store
-from medseg.store.records import RevisionRecord, SegmentRecord, SessionMeta
+from medseg.store.records import JobRecord, RevisionRecord, SegmentRecord, SessionMeta
 from medseg.usecases.interactions import Change
 from medseg.usecases.sessions import ExportFile
 
@@ -27,7 +28,8 @@ def segment_public(store: Store, meta: SessionMeta, segment: SegmentRecord,
     head = head or store.segments.revision(meta, segment.id, segment.head)
     return SegmentPublic(id=segment.id, name=segment.name, label=segment.label, color=segment.color,
                          revision=segment.head, can_undo=head.parent is not None,
-                         can_redo=bool(segment.redo), voxels=head.voxels)
+                         can_redo=bool(segment.redo), voxels=head.voxels,
+                         locked_slices=segment.locks)
 
 
 def session_public(store: Store, meta: SessionMeta) -> SessionPublic:
@@ -59,3 +61,13 @@ def revision_public(record: RevisionRecord, segment: SegmentRecord) -> RevisionP
 def file_response(file: ExportFile) -> Response:
     return Response(file.content, media_type=file.media_type,
                     headers={"Content-Disposition": f'attachment; filename="{file.filename}"'})
+
+
+def job_public(record: JobRecord) -> JobPublic:
+    return JobPublic(
+        id=record.id, kind=record.kind, session_id=record.session, segment_id=record.segment,
+        state=record.state, progress=record.progress.model_dump(), created_at=record.created_at,
+        started_at=record.started_at, finished_at=record.finished_at, timings_ms=ms(record.timings),
+        base_revision=record.base_revision, result_revision=record.result_revision,
+        result=record.result, error=record.error.model_dump() if record.error else None,
+        cancel_requested=record.cancel_requested)

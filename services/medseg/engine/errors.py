@@ -60,3 +60,8 @@ class NothingToUndo(MedsegError):
 class SessionBusy(MedsegError):
     status = 423
     code = "session_busy"
+
+
+class JobNotFound(MedsegError):
+    status = 404
+    code = "job_not_found"
