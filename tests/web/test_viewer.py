@@ -93,6 +93,23 @@ def test_a_change_made_elsewhere_is_resynced_on_the_next_click(viewer, ct_liver,
     assert truth[zs].any() and np.array_equal(viewer.overlay("z"), truth[zs])
 
 
+def test_returning_to_the_tab_catches_up_with_changes_made_elsewhere(viewer, ct_liver):
+    session, reference, z = ct_liver
+    viewer.click("z", *deepest_point(reference[z]))
+    [segment] = viewer.segments()
+    with api(viewer.base_url) as client:
+        response = client.post(f"/v1/sessions/{session['id']}/segments/{segment['id']}/undo")
+        assert response.status_code == 200, response.text
+        head = response.json()["revision"]
+        second = client.post(f"/v1/sessions/{session['id']}/segments", json={"name": "kidney"}).json()
+    viewer.page.evaluate("window.dispatchEvent(new Event('focus'))")
+    viewer.page.wait_for_function(
+        f"window.medseg.segments.length === 2 && window.medseg.masks.revision({segment['id']}) === {head}")
+    viewer.settle()
+    assert not viewer.overlay("z").any()
+    assert [s["name"] for s in viewer.segments()][1] == second["name"] == "kidney"
+
+
 def test_3d_click_on_the_dicom_series_paints_neighbouring_slices(viewer, totalseg):
     viewer.open()
     session = viewer.upload(*sorted((totalseg / "ct_dicom").iterdir()))

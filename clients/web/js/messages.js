@@ -23,7 +23,8 @@ const BY_CODE = {
 export function describe(err) {
   const [title, hint] = BY_CODE[err.code] ?? BY_STATUS[err.status] ??
     [err.status ? `Error ${err.status}` : 'Error', ''];
-  const parts = [err.message, hint].filter(Boolean);
+  const text = err.message && !/[.!?)]$/.test(err.message) ? `${err.message}.` : err.message;
+  const parts = [text, hint].filter(Boolean);
   if (err.requestId) parts.push(`(request ${err.requestId})`);
   return { title, detail: parts.join(' '), message: `${title}: ${parts.join(' ')}` };
 }
