@@ -204,3 +204,22 @@ def test_errors_are_shown_as_clear_messages(browser, server, tmp_path):
     finally:
         context.close()
     assert not viewer.page_errors, viewer.page_errors
+
+
+def test_an_upload_over_the_limit_is_refused_with_a_clear_message(browser, redis_url, totalseg):
+    from tests.live import api_server
+    from tests.web.viewer import ViewerPage
+
+    with api_server(redis_url, MEDSEG_MAX_UPLOAD_BYTES="100000") as small_server:
+        context = browser.new_context()
+        context.add_init_script(f"sessionStorage.setItem('medseg.apiKey', {KEYS['alice']!r})")
+        viewer = ViewerPage(context.new_page(), small_server)
+        try:
+            viewer.open()
+            viewer.page.set_input_files("#start input.files", str(totalseg / "ct_3mm.nii.gz"))
+            viewer.page.wait_for_function("window.medseg.messages.length > 0")
+            [message] = viewer.error_messages()
+            assert message["title"] == "Too large" and "100000 bytes" in message["detail"]
+            assert viewer.page.evaluate("window.medseg.session") is None
+        finally:
+            context.close()

@@ -292,7 +292,7 @@ export class App extends EventTarget {
   }
 
   // -- click-to-paint latency ---------------------------------------------------------------
-  expectPaint(t0, label) { this.pending = { t0, label, applied: false }; }
+  expectPaint(t0, label) { this.pending = { t0, label, applied: false, answeredAt: performance.now() }; }
   cancelPaint() { this.pending = null; }
 
   painted() {
@@ -301,7 +301,9 @@ export class App extends EventTarget {
     this.pending = null;
     const end = performance.now();
     performance.measure('medseg:change-to-paint', { start: p.t0, end, detail: { label: p.label } });
-    this.latencies.push({ label: p.label, ms: end - p.t0 });
+    // where the time went: until the answer arrived, decoding + applying the delta, painting
+    this.latencies.push({ label: p.label, ms: end - p.t0, answer: p.answeredAt - p.t0,
+      apply: p.appliedAt - p.answeredAt, paint: end - p.appliedAt });
     this.emit('status', { kind: 'paint', ms: end - p.t0 });
   }
 

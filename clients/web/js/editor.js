@@ -73,6 +73,7 @@ export class Editor {
         held === null ? {} : { 'If-Match': `"${held}"` });
       app.expectPaint(t0, verb === 'interactions' ? body.type : verb);
       await app.masks.follow(segmentId, result.delta);
+      if (app.pending) app.pending.appliedAt = performance.now();
       app.segmentChanged(segmentId, result);
     } catch (err) {
       if (err.status === 409 && err.code === 'revision_conflict') await this.resync(segmentId);

@@ -81,18 +81,20 @@ def run(clicks: int, chromium: str) -> dict[str, tuple[list[float], list[float]]
     shape = "x".join(str(s) for s in session["shape"][1:])
     return {
         f"2D click on a {shape} slice -> painted overlay":
-            ([e["ms"] for e in latencies if e["label"] == "click"], server_ms["click"]),
-        "undo (Ctrl+Z) -> painted overlay":
-            ([e["ms"] for e in latencies if e["label"] == "undo"], server_ms["undo"]),
+            ([e for e in latencies if e["label"] == "click"], server_ms["click"]),
+        "undo (Ctrl+Z) -> painted overlay": ([e for e in latencies if e["label"] == "undo"], server_ms["undo"]),
     }
 
 
-def print_table(rows: dict[str, tuple[list[float], list[float]]]) -> None:
-    print("\n| operation | n | browser p50 ms | browser p95 ms | server p50 ms | server p95 ms |")
-    print("|---|---|---|---|---|---|")
-    for name, (browser, srv) in rows.items():
-        print(f"| {name} | {len(browser)} | {pct(browser, 50):.1f} | {pct(browser, 95):.1f} | "
-              f"{pct(srv, 50):.1f} | {pct(srv, 95):.1f} |")
+def print_table(rows: dict[str, tuple[list[dict], list[float]]]) -> None:
+    print("\n| operation | n | browser p50 ms | browser p95 ms | server p50 ms | server p95 ms "
+          "| p50 split: answer / decode+apply / paint ms |")
+    print("|---|---|---|---|---|---|---|")
+    for name, (entries, srv) in rows.items():
+        total = [e["ms"] for e in entries]
+        split = " / ".join(f"{pct([e[k] for e in entries], 50):.1f}" for k in ("answer", "apply", "paint"))
+        print(f"| {name} | {len(total)} | {pct(total, 50):.1f} | {pct(total, 95):.1f} | "
+              f"{pct(srv, 50):.1f} | {pct(srv, 95):.1f} | {split} |")
 
 
 def main(argv: list[str] | None = None) -> None:
