@@ -36,9 +36,8 @@ export function looksLikeCt(session, data) {
 export function renderGrey(plane, win, out) {
   const { data } = plane;
   const lo = win.center - win.width / 2;
-  const scale = 255 / win.width;
   const grey = (v) => {
-    const g = (v - lo) * scale;
+    const g = ((v - lo) * 255) / win.width;
     const b = g <= 0 ? 0 : g >= 255 ? 255 : g | 0;
     return 0xff000000 | (b << 16) | (b << 8) | b;
   };
