@@ -5,6 +5,7 @@ next click (409), 3D clicks paint other slices, and server errors are shown as c
 from __future__ import annotations
 
 import httpx
+import nibabel as nib
 import numpy as np
 import pytest
 from medseg_client import codec
@@ -147,7 +148,7 @@ def test_scribble_and_box_tools(viewer, ct_liver):
     assert (box_mask[z] & reference[z]).sum() / box_mask[z].sum() >= 0.7
 
 
-def test_segment_panel_renames_recolours_hides_and_deletes(viewer, ct_liver):
+def test_segment_panel_renames_recolours_exports_hides_and_deletes(viewer, ct_liver, tmp_path):
     session, reference, z = ct_liver
     viewer.click("z", *deepest_point(reference[z]))
     row = viewer.page.locator(".segment").first
@@ -160,6 +161,14 @@ def test_segment_panel_renames_recolours_hides_and_deletes(viewer, ct_liver):
         [stored] = client.get(f"/v1/sessions/{session['id']}/segments").json()
     assert stored["name"] == "liver" and stored["color"] == "#00ff00"
     assert viewer.overlay("z").any()
+    with viewer.page.expect_download() as download:
+        viewer.page.locator("#toolbar .export").click()
+    path = tmp_path / download.value.suggested_filename
+    download.value.save_as(path)
+    assert path.name.endswith(".nii.gz")
+    labels = np.asarray(nib.load(path).dataobj).transpose(2, 1, 0)
+    mask = server_mask(viewer.base_url, session["id"], stored["id"])
+    assert labels.shape == tuple(session["shape"]) and np.array_equal(labels == stored["label"], mask)
     viewer.page.locator(".segment .visible").first.uncheck()
     viewer.settle()
     assert not viewer.overlay("z").any()

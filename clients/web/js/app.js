@@ -132,9 +132,10 @@ export class App extends EventTarget {
   get activeSegment() { return this.segments.find((s) => s.id === this.activeSegmentId) ?? null; }
 
   async addSegment(segment) {
+    if (this.segments.some((s) => s.id === segment.id)) return this.mergeSegment(segment);
     this.segments.push({ opacity: 0.5, visible: true, ...segment });
     this.segments.sort((a, b) => a.id - b.id);
-    await this.masks.load(segment.id);
+    await this.editor.enqueue(segment.id, () => this.masks.load(segment.id));
     this.emit('segments');
   }
 
@@ -215,7 +216,10 @@ export class App extends EventTarget {
     for (const segment of listed) {
       if (!this.segments.some((s) => s.id === segment.id)) await this.addSegment(segment);
       else {
-        if (this.masks.revision(segment.id) !== segment.revision) await this.masks.resync(segment.id);
+        if (this.masks.revision(segment.id) !== segment.revision) {
+          // in the segment's queue, so it never interleaves with a change being applied
+          await this.editor.enqueue(segment.id, () => this.masks.resync(segment.id));
+        }
         this.mergeSegment(segment);
       }
     }

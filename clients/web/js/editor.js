@@ -12,7 +12,11 @@ export class Editor {
 
   track(promise) {
     this.inflight.add(promise);
-    promise.finally(() => this.inflight.delete(promise)).catch(() => {});
+    this.app.emit('busy', { busy: true });
+    promise.finally(() => {
+      this.inflight.delete(promise);
+      if (!this.inflight.size) this.app.emit('busy', { busy: false });
+    }).catch(() => {});
     return promise;
   }
 

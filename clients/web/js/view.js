@@ -18,8 +18,8 @@ export class SliceView {
     this.canvas = element.querySelector('canvas');
     this.ctx = this.canvas.getContext('2d');
     this.slider = element.querySelector('.slider');
-    this.image = new OffscreenCanvas(1, 1); // grey plane, one pixel per voxel (cols x rows)
-    this.overlay = new OffscreenCanvas(1, 1); // segment colours, same grid
+    this.image = makeCanvas(1, 1); // grey plane, one pixel per voxel (cols x rows)
+    this.overlay = makeCanvas(1, 1); // segment colours, same grid
     this.index = 0; // wanted slice
     this.shown = null; // plane on screen (its index may lag `index` while fetching)
     this.zoom = 1;
@@ -40,8 +40,8 @@ export class SliceView {
     this.strides = planeStrides(session.shape, this.axis);
     this.el.querySelector('.plane').textContent = this.layout.plane;
     this.slider.max = String(this.count - 1);
-    this.image = new OffscreenCanvas(this.cols, this.rows);
-    this.overlay = new OffscreenCanvas(this.cols, this.rows);
+    this.image = makeCanvas(this.cols, this.rows);
+    this.overlay = makeCanvas(this.cols, this.rows);
     this.greyPixels = new ImageData(this.cols, this.rows);
     this.overlayPixels = new ImageData(this.cols, this.rows);
     this.shown = null;
@@ -303,6 +303,12 @@ export class SliceView {
   pixelOf(zyx) {
     return zyx[AXIS_INDEX[this.axis]] === this.index ? pixelOf(this.axis, zyx) : null;
   }
+}
+
+/** An off-screen 2D surface (a detached canvas where OffscreenCanvas is missing). */
+function makeCanvas(width, height) {
+  if (typeof OffscreenCanvas !== 'undefined') return new OffscreenCanvas(width, height);
+  return Object.assign(document.createElement('canvas'), { width, height });
 }
 
 /** (index) -> [base, rowStride, colStride] into a C-order (Z, Y, X) volume for this plane. */

@@ -5,7 +5,7 @@ export function mountStatus(app, el) {
   el.innerHTML = `<span class="server" title="server time of the last request (Server-Timing)">server –</span>
     <span class="paint" title="from your click to the painted overlay">paint –</span>
     <span class="revision">rev –</span><span class="slice"></span><span class="cursor"></span>
-    <span class="window"></span><span class="mode"></span>`;
+    <span class="window"></span><span class="mode"></span><span class="busy" hidden>working…</span>`;
   const $ = (s) => el.querySelector(s);
   app.addEventListener('status', (e) => {
     const d = e.detail;
@@ -29,6 +29,10 @@ export function mountStatus(app, el) {
       (seg ? ` · ${seg.name}` : '');
     $('.revision').textContent = seg ? `rev ${seg.revision}` : 'rev –';
   };
+  app.addEventListener('busy', (e) => {
+    $('.busy').hidden = !e.detail.busy;
+    document.body.classList.toggle('busy', e.detail.busy);
+  });
   app.addEventListener('tool', mode);
   app.addEventListener('segments', mode);
 }
