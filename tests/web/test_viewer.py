@@ -232,3 +232,19 @@ def test_an_upload_over_the_limit_is_refused_with_a_clear_message(browser, redis
             assert viewer.page.evaluate("window.medseg.session") is None
         finally:
             context.close()
+
+
+def test_method_parameters_from_capabilities_go_with_the_interaction(viewer, ct_liver):
+    session, reference, z = ct_liver
+    panel = viewer.page.locator("#params")
+    panel.locator("summary").click()
+    field = panel.locator("input[name=margin_mm]")
+    assert field.input_value() == "60"  # the default /v1/capabilities lists
+    field.fill("30")
+    field.dispatch_event("change")
+    viewer.click("z", *deepest_point(reference[z]))
+    [segment] = viewer.segments()
+    with api(viewer.base_url) as client:
+        history = client.get(f"/v1/sessions/{session['id']}/segments/{segment['id']}/history").json()
+    last = history["revisions"][-1]["interaction"]
+    assert last["type"] == "click" and last["params"]["margin_mm"] == 30

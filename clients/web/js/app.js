@@ -29,6 +29,7 @@ export class App extends EventTarget {
     this.tool = null;
     this.dim = '2d';
     this.preferredMethod = {}; // interaction type -> method name picked by the user
+    this.methodParams = {}; // method name -> {param: value} overrides of its defaults
     this.window = { ...PRESETS.abdomen };
     this.windowName = 'abdomen';
     this.crosshair = true; // lines where the other views cut this one

@@ -47,6 +47,8 @@ export class Editor {
       return;
     }
     const body = { ...part, method: method.name, dim: app.dim };
+    const params = app.methodParams[method.name];
+    if (params && Object.keys(params).length) body.params = { ...params };
     if (app.dim === '2d') body.plane = { axis: view.axis, index: view.index };
     let segmentId;
     try {

@@ -3,6 +3,7 @@
 import { App } from './app.js';
 import { mountKeyDialog } from './ui/keydialog.js';
 import { mountMessages } from './ui/messages.js';
+import { mountParams } from './ui/params.js';
 import { mountSegments } from './ui/segments.js';
 import { mountShortcuts } from './ui/shortcuts.js';
 import { mountStart } from './ui/start.js';
@@ -16,6 +17,7 @@ window.medseg = app; // for the browser tests and the console
 
 mountToolbar(app, $('#toolbar'));
 mountSegments(app, $('#segments'));
+mountParams(app, $('#params'));
 mountStatus(app, $('#status'));
 mountMessages(app, $('#messages'));
 const start = mountStart(app, $('#start'));

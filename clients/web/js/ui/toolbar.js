@@ -54,7 +54,10 @@ export function mountToolbar(app, el) {
     $('.export').disabled = !app.session;
   }
 
-  $('.method').onchange = (e) => { app.preferredMethod[app.tool.type] = e.target.value; };
+  $('.method').onchange = (e) => {
+    app.preferredMethod[app.tool.type] = e.target.value;
+    app.emit('method');
+  };
   $('.window').onchange = (e) => {
     const name = e.target.value;
     if (name === 'auto') app.autoWindow();
