@@ -60,8 +60,13 @@ def test_click_in_the_liver_paints_it_and_undo_removes_it(viewer, ct_liver):
     assert "click→paint" in viewer.page.locator("#status").inner_text()
     viewer.page.screenshot(path=str(OUTPUT / "liver-click.png"))
 
+    history = viewer.page.locator("#history li")
+    history.first.wait_for()
+    assert "click 2D z=" in history.first.inner_text()
+
     viewer.key("Control+z")
     assert not viewer.overlay("z").any()
+    viewer.page.locator("#history li.undone").wait_for()
     viewer.key("Control+y")
     assert np.array_equal(viewer.overlay("z"), painted)
 

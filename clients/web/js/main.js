@@ -1,6 +1,7 @@
 // Entry point: builds the app and its panels, connects, and reopens the session in the URL.
 
 import { App } from './app.js';
+import { mountHistory } from './ui/history.js';
 import { mountKeyDialog } from './ui/keydialog.js';
 import { mountMessages } from './ui/messages.js';
 import { mountParams } from './ui/params.js';
@@ -17,6 +18,7 @@ window.medseg = app; // for the browser tests and the console
 
 mountToolbar(app, $('#toolbar'));
 mountSegments(app, $('#segments'));
+mountHistory(app, $('#history'));
 mountParams(app, $('#params'));
 mountStatus(app, $('#status'));
 mountMessages(app, $('#messages'));
