@@ -253,3 +253,38 @@ def test_method_parameters_from_capabilities_go_with_the_interaction(viewer, ct_
         history = client.get(f"/v1/sessions/{session['id']}/segments/{segment['id']}/history").json()
     last = history["revisions"][-1]["interaction"]
     assert last["type"] == "click" and last["params"]["margin_mm"] == 30
+
+
+def test_dropping_an_mr_file_opens_it_with_an_automatic_window(viewer, totalseg):
+    import base64
+
+    viewer.open()
+    path = totalseg / "mr_3mm.nii.gz"
+    viewer.page.evaluate("""([name, b64]) => {
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], name));
+        document.querySelector('#start .drop').dispatchEvent(
+          new DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }));
+    }""", [path.name, base64.b64encode(path.read_bytes()).decode()])
+    viewer.page.wait_for_function("window.medseg.session !== null")
+    viewer.wait_shown("z")
+    assert viewer.page.locator("#start").is_hidden()
+    assert viewer.page.evaluate("window.medseg.windowName") == "auto"
+    assert viewer.page.locator("#toolbar select.window").input_value() == "auto"
+    # the automatic window spreads the MR intensities over the grey range
+    greys = viewer.page.evaluate("""() => {
+        const v = window.medseg.views.z;
+        const px = v.canvas.getContext('2d').getImageData(0, 0, v.canvas.width, v.canvas.height).data;
+        const seen = new Set();
+        for (let i = 0; i < px.length; i += 4) seen.add(px[i]);
+        return seen.size;
+    }""")
+    assert greys > 100
+    viewer.key("?")
+    help_text = viewer.page.locator("#help").inner_text()
+    for entry in ("undo", "2D (this slice) / 3D (the volume)", "lock / unlock the slice", "Click tool"):
+        assert entry in help_text, entry
+    viewer.page.screenshot(path=str(OUTPUT / "help.png"))
+    viewer.page.keyboard.press("Escape")  # the overlay covers the views
+    assert viewer.page.locator("#help").is_hidden()
