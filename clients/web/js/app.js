@@ -312,6 +312,10 @@ export class App extends EventTarget {
     this.emit('status', { kind: 'paint', ms: end - p.t0 });
   }
 
+  slicePainted(view, ms) {
+    this.latencies.push({ label: `slice ${view.axis}`, ms });
+  }
+
   // -- messages -----------------------------------------------------------------------------
   report(err) {
     console.error(err);

@@ -100,6 +100,7 @@ export class SliceView {
     index = Math.max(0, Math.min(this.count - 1, Math.round(index)));
     if (index === this.index && this.shown?.index === index && !force) return;
     this.index = index;
+    this.sliceAsked = performance.now(); // for the slice-to-paint measure
     this.slider.value = String(index);
     this.el.querySelector('.pos').textContent = `${this.axis} ${index + 1}/${this.count}`;
     const slices = this.app.slices;
@@ -188,6 +189,10 @@ export class SliceView {
     const tool = this.drag?.kind === 'tool' ? this.drag.tool : null;
     if (tool?.preview) tool.preview(ctx, this.drag.gesture, this);
     this.app.painted(this);
+    if (this.sliceAsked && this.shown.index === this.index) {
+      this.app.slicePainted(this, performance.now() - this.sliceAsked);
+      this.sliceAsked = 0;
+    }
   }
 
   drawCrosshair(ctx) {

@@ -5,7 +5,8 @@ Starts its own Redis and API process, opens the viewer in headless Chromium (Deb
 (512x512 slices), and clicks inside the liver N times on its largest slice, undoing after each
 click so every click is a first click. Prints a table of the time from the mouse event to the
 painted overlay (the viewer's `performance.measure`), and the server time of the same requests
-(`Server-Timing`, read from the browser's resource timing).
+(`Server-Timing`, read from the browser's resource timing). Then N times the next axial
+slice (ArrowUp) to the painted image, once prefetched and once with the plane cache cleared.
 """
 
 from __future__ import annotations
@@ -48,7 +49,49 @@ def click_targets(session: dict, n: int, seed: int = 0) -> tuple[int, list[tuple
     return z, [(int(rows[i]), int(cols[i])) for i in pick]
 
 
-def run(clicks: int, chromium: str) -> dict[str, tuple[list[float], list[float]]]:
+_FRAMES = "new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))"
+_SETTLE = "window.medseg.editor.settled()"
+
+
+def time_clicks(page, z: int, targets: list[tuple[int, int]]) -> tuple[list[dict], dict]:
+    """Click each target on axial slice z and undo it; the viewer's measures and server times."""
+    page.evaluate(f"window.medseg.views.z.setIndex({z})")
+    page.wait_for_function(f"window.medseg.views.z.shown.index === {z}")
+    canvas = page.locator('.view[data-axis="z"] canvas').bounding_box()
+    page.evaluate("window.medseg.createSegment('liver')")
+    page.wait_for_function("window.medseg.activeSegmentId !== null")
+    for row, col in targets:
+        x, y = page.evaluate(f"window.medseg.views.z.toScreen({row}, {col})")
+        page.mouse.click(canvas["x"] + x, canvas["y"] + y)
+        page.evaluate(_SETTLE)
+        page.keyboard.press("Control+z")
+        page.evaluate(_SETTLE)
+    page.evaluate(_FRAMES)
+    server_ms = {"click": page.evaluate(_SERVER_MS, "/interactions"),
+                 "undo": page.evaluate(_SERVER_MS, "/undo")}
+    return page.evaluate("window.medseg.latencies"), server_ms
+
+
+def time_slices(page, count: int, depth: int) -> tuple[dict[str, list[float]], list[float]]:
+    """Next axial slice (ArrowUp) to the painted image, once prefetched, once not cached."""
+    page.evaluate("performance.clearResourceTimings()")
+    page.locator('.view[data-axis="z"] canvas').hover()  # keys act on the view under the mouse
+    times: dict[str, list[float]] = {"prefetched": [], "not cached": []}
+    for i in range(count):
+        for kind, ms in times.items():
+            page.evaluate(f"window.medseg.views.z.setIndex({i % (depth - 1)}, true)")
+            page.evaluate(_FRAMES)
+            page.evaluate("Promise.all([...window.medseg.slices.pending.values()])")  # prefetch
+            if kind == "not cached":
+                page.evaluate("window.medseg.slices.planes.clear()")
+            page.evaluate("window.medseg.latencies = []")
+            page.keyboard.press("ArrowUp")
+            page.wait_for_function("window.medseg.latencies.some((e) => e.label === 'slice z')")
+            ms += [e["ms"] for e in page.evaluate("window.medseg.latencies")]
+    return times, page.evaluate(_SERVER_MS, "/slices/z/")
+
+
+def run(clicks: int, chromium: str) -> dict[str, tuple[list[dict], list[float]]]:
     from playwright.sync_api import sync_playwright
 
     files = sorted(str(p) for p in (DATA / "ct_dicom").iterdir())
@@ -61,29 +104,20 @@ def run(clicks: int, chromium: str) -> dict[str, tuple[list[float], list[float]]
         page.wait_for_function("window.medseg.session && window.medseg.views.z.shown", timeout=120_000)
         session = page.evaluate("window.medseg.session")
         z, targets = click_targets(session, clicks)
-        page.evaluate(f"window.medseg.views.z.setIndex({z})")
-        page.wait_for_function(f"window.medseg.views.z.shown.index === {z}")
-        canvas = page.locator('.view[data-axis="z"] canvas').bounding_box()
-        page.evaluate("window.medseg.createSegment('liver')")
-        page.wait_for_function("window.medseg.activeSegmentId !== null")
-        settle = "window.medseg.editor.settled()"
-        for row, col in targets:
-            x, y = page.evaluate(f"window.medseg.views.z.toScreen({row}, {col})")
-            page.mouse.click(canvas["x"] + x, canvas["y"] + y)
-            page.evaluate(settle)
-            page.keyboard.press("Control+z")
-            page.evaluate(settle)
-        page.evaluate("new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
-        latencies = page.evaluate("window.medseg.latencies")
-        server_ms = {"click": page.evaluate(_SERVER_MS, "/interactions"),
-                     "undo": page.evaluate(_SERVER_MS, "/undo")}
+        latencies, server_ms = time_clicks(page, z, targets)
+        slices, slice_server_ms = time_slices(page, clicks, session["shape"][0])
         browser.close()
     shape = "x".join(str(s) for s in session["shape"][1:])
-    return {
+    rows = {
         f"2D click on a {shape} slice -> painted overlay":
             ([e for e in latencies if e["label"] == "click"], server_ms["click"]),
-        "undo (Ctrl+Z) -> painted overlay": ([e for e in latencies if e["label"] == "undo"], server_ms["undo"]),
+        "undo (Ctrl+Z) -> painted overlay":
+            ([e for e in latencies if e["label"] == "undo"], server_ms["undo"]),
     }
+    for kind, ms in slices.items():
+        rows[f"next {shape} slice (ArrowUp), {kind} -> painted image"] = (
+            [{"ms": v} for v in ms], slice_server_ms)
+    return rows
 
 
 def print_table(rows: dict[str, tuple[list[dict], list[float]]]) -> None:
@@ -92,9 +126,11 @@ def print_table(rows: dict[str, tuple[list[dict], list[float]]]) -> None:
     print("|---|---|---|---|---|---|---|")
     for name, (entries, srv) in rows.items():
         total = [e["ms"] for e in entries]
-        split = " / ".join(f"{pct([e[k] for e in entries], 50):.1f}" for k in ("answer", "apply", "paint"))
+        split = " / ".join(f"{pct([e[k] for e in entries], 50):.1f}" for k in ("answer", "apply", "paint")
+                           ) if "answer" in entries[0] else "-"
+        server_cols = f"{pct(srv, 50):.1f} | {pct(srv, 95):.1f}" if srv else "- | -"
         print(f"| {name} | {len(total)} | {pct(total, 50):.1f} | {pct(total, 95):.1f} | "
-              f"{pct(srv, 50):.1f} | {pct(srv, 95):.1f} | {split} |")
+              f"{server_cols} | {split} |")
 
 
 def main(argv: list[str] | None = None) -> None:
