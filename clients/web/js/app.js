@@ -91,6 +91,7 @@ export class App extends EventTarget {
     this.session = session;
     this.slices = new SliceCache(this.api, session.id);
     this.masks = new MaskStore(this.api, session);
+    this.editor = new Editor(this, session, this.masks);
     this.masks.addEventListener('change', (e) => {
       for (const view of Object.values(this.views)) view.maskChanged(e.detail.bbox);
     });

@@ -1,11 +1,14 @@
 // Sends changes of a segment (tool gestures, undo, redo) one at a time per segment, each made
 // on the revision the viewer holds, and applies the answers' deltas. A 409 revision_conflict
 // means the segment moved on elsewhere: the mask is resynced and the user told, nothing is
-// replayed blindly.
+// replayed blindly. One editor per open session: changes still in flight when another
+// session is opened finish against their own session and masks, and touch nothing else.
 
 export class Editor {
-  constructor(app) {
+  constructor(app, session = null, masks = null) {
     this.app = app;
+    this.session = session;
+    this.masks = masks;
     this.queues = new Map(); // segment id -> tail of its promise chain
     this.inflight = new Set(); // every change from gesture to applied answer
   }
@@ -20,7 +23,10 @@ export class Editor {
     return promise;
   }
 
-  get base() { return `/v1/sessions/${this.app.session.id}/segments`; }
+  get base() { return `/v1/sessions/${this.session.id}/segments`; }
+
+  /** False once another session has been opened. */
+  get current() { return this.app.editor === this; }
 
   enqueue(segmentId, task) {
     const run = (this.queues.get(segmentId) ?? Promise.resolve()).then(task);
@@ -71,18 +77,20 @@ export class Editor {
   }
 
   async change(segmentId, verb, body, t0) {
-    const { app } = this;
-    const held = app.masks.revision(segmentId);
+    const { app, masks } = this;
+    const held = masks.revision(segmentId);
     if (body) body.base_revision = held;
     try {
       const result = await app.api.post(`${this.base}/${segmentId}/${verb}`, body,
         held === null ? {} : { 'If-Match': `"${held}"` });
-      app.expectPaint(t0, verb === 'interactions' ? body.type : verb);
-      await app.masks.follow(segmentId, result.delta);
+      if (this.current) app.expectPaint(t0, verb === 'interactions' ? body.type : verb);
+      await masks.follow(segmentId, result.delta);
+      if (!this.current) return;
       if (app.pending) app.pending.appliedAt = performance.now();
       app.segmentChanged(segmentId, result);
     } catch (err) {
       if (err.status === 409 && err.code === 'revision_conflict') await this.resync(segmentId);
+      if (!this.current) return;
       app.cancelPaint();
       app.report(err);
     }
@@ -90,10 +98,10 @@ export class Editor {
 
   async resync(segmentId) {
     try {
-      await this.app.masks.resync(segmentId);
-      await this.app.refreshSegment(segmentId);
+      await this.masks.resync(segmentId);
+      if (this.current) await this.app.refreshSegment(segmentId);
     } catch (err) {
-      this.app.report(err);
+      if (this.current) this.app.report(err);
     }
   }
 }
