@@ -12,3 +12,4 @@ def test_browser_benchmark_prints_a_table(capsys, totalseg):
     out = capsys.readouterr().out
     assert "| 2D click on a 512x512 slice -> painted overlay | 3 |" in out
     assert "| undo (Ctrl+Z) -> painted overlay | 3 |" in out
+    assert "| next 512x512 slice (ArrowUp), not cached -> painted image | 3 |" in out
