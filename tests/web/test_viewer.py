@@ -288,3 +288,21 @@ def test_dropping_an_mr_file_opens_it_with_an_automatic_window(viewer, totalseg)
     viewer.page.screenshot(path=str(OUTPUT / "help.png"))
     viewer.page.keyboard.press("Escape")  # the overlay covers the views
     assert viewer.page.locator("#help").is_hidden()
+
+
+def test_a_png_photo_is_one_view_and_a_click_segments_the_disk(viewer, tmp_path):
+    from PIL import Image
+
+    y, x = np.ogrid[:120, :160]
+    disk = (y - 60) ** 2 + (x - 70) ** 2 < 30**2
+    pixels = np.where(disk, 200, 40).astype(np.uint8)
+    pixels += np.random.default_rng(0).integers(0, 12, pixels.shape, dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / "disk.png")
+    viewer.open()
+    session = viewer.upload(tmp_path / "disk.png")
+    assert session["shape"] == [1, 120, 160]
+    assert viewer.page.locator('.view[data-axis="y"]').is_hidden()
+    viewer.click("z", 60, 70)
+    painted = viewer.overlay("z")
+    print("PNG disk Dice", 2 * (painted & disk).sum() / (painted.sum() + disk.sum()))
+    assert (painted & disk).sum() / painted.sum() >= 0.95 and painted.sum() >= 0.8 * disk.sum()
