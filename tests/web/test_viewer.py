@@ -306,3 +306,24 @@ def test_a_png_photo_is_one_view_and_a_click_segments_the_disk(viewer, tmp_path)
     painted = viewer.overlay("z")
     print("PNG disk Dice", 2 * (painted & disk).sum() / (painted.sum() + disk.sum()))
     assert (painted & disk).sum() / painted.sum() >= 0.95 and painted.sum() >= 0.8 * disk.sum()
+
+
+def test_the_open_screen_lists_reopens_and_deletes_sessions(viewer, totalseg):
+    with api(viewer.base_url) as client:
+        path = totalseg / "ct_3mm.nii.gz"
+        response = client.post("/v1/sessions", files=[("files", (path.name, path.read_bytes()))],
+                               data={"name": "listed"})
+        assert response.status_code == 201, response.text
+        session = response.json()
+    viewer.open()
+    entry = viewer.page.locator(f'.sessions button.session[data-id="{session["id"]}"]')
+    assert "listed" in entry.inner_text()
+    entry.click()
+    viewer.wait_shown("z")
+    assert viewer.session["id"] == session["id"]
+    viewer.key("o")
+    viewer.page.once("dialog", lambda dialog: dialog.accept())
+    entry.locator("xpath=..").locator("button.delete").click()
+    entry.wait_for(state="detached")
+    with api(viewer.base_url) as client:
+        assert client.get(f"/v1/sessions/{session['id']}").status_code == 404

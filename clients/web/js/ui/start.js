@@ -62,7 +62,20 @@ export function mountStart(app, el) {
       open.textContent = `${s.name ?? s.source_format} · ${s.modality} · ${s.shape.join('×')} · ` +
         `${s.segments.length} segment(s) · ${s.created_at.slice(0, 16).replace('T', ' ')}`;
       open.onclick = () => app.openSessionById(s.id).then(hide, (err) => app.report(err));
-      li.append(open);
+      const remove = document.createElement('button');
+      remove.className = 'delete';
+      remove.title = 'delete this session and everything in it';
+      remove.textContent = '✕';
+      remove.onclick = async () => {
+        if (!confirm('Delete this session, its segments and their history?')) return;
+        try {
+          await app.api.delete(`/v1/sessions/${s.id}`);
+        } catch (err) {
+          app.report(err);
+        }
+        refresh();
+      };
+      li.append(open, remove);
       return li;
     }));
   }
