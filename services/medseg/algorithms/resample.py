@@ -1,4 +1,5 @@
-"""2x-style in-plane resampling for coarse-to-fine work on big regions of interest.
+"""Resampling: 2x in-plane steps for coarse-to-fine work on big regions of interest, and
+linear resizing to a network's input size (`resize_linear`).
 
 Arrays are (Y, X) or (Z, Y, X); only the last two (in-plane) axes are resampled, because
 through-plane spacing is usually already the coarsest. A coarse voxel i covers fine voxels
@@ -8,6 +9,7 @@ factor*i .. factor*i + factor - 1, so its centre sits at fine coordinate factor*
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 
 def block_mean(a: np.ndarray, factor: int) -> np.ndarray:
@@ -36,3 +38,26 @@ def upsample_linear2(a: np.ndarray, shape) -> np.ndarray:
         even, odd = 0.75 * out + 0.25 * prev, 0.75 * out + 0.25 * nxt
         out = np.stack([even, odd], axis=axis).reshape(*out.shape[:axis % out.ndim], -1, *out.shape[axis % out.ndim + 1:])
     return np.ascontiguousarray(out[tuple(slice(0, n) for n in shape)])
+
+
+def resize_linear(a: np.ndarray, shape, antialias: bool = True) -> np.ndarray:
+    """float32 `a` ((Y, X) or (Z, Y, X)) resampled to `shape` by linear interpolation on a
+    grid whose corner voxels map onto each other (align-corners), edge values clamped.
+
+    antialias: along axes that shrink by a factor f > 1, Gaussian-smooth first with
+    sigma = (f - 1) / 2 (scikit-image's choice), so noise is averaged, not aliased, when a
+    large organ's crop is reduced to a network's input size."""
+    a = np.asarray(a, dtype=np.float32)
+    shape = tuple(int(n) for n in shape)
+    if len(shape) != a.ndim:
+        raise ValueError(f"shape {shape} needs {a.ndim} values")
+    if antialias:
+        sigma = [max((n_in / n_out - 1.0) / 2.0, 0.0) for n_in, n_out in zip(a.shape, shape)]
+        if any(s > 0 for s in sigma):
+            a = ndimage.gaussian_filter(a, sigma, mode="nearest")
+    if a.shape == shape:
+        return np.ascontiguousarray(a)
+    axes = [np.linspace(0.0, n_in - 1.0, n_out) if n_out > 1 else np.array([(n_in - 1) / 2.0])
+            for n_in, n_out in zip(a.shape, shape)]
+    grid = np.meshgrid(*axes, indexing="ij")
+    return ndimage.map_coordinates(a, grid, order=1, mode="nearest").astype(np.float32)

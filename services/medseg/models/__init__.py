@@ -1,0 +1,1 @@
+"""Networks (torch definitions), their ONNX export, runtime sessions and the model registry."""

@@ -1,0 +1,33 @@
+"""torch -> ONNX export, checked by running the exported file once in onnxruntime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path,
+                output_names: tuple[str, ...] = ("logits",), atol: float = 1e-3) -> float:
+    """Write `model` (eval mode) to `path` with a dynamic batch axis; run the file in
+    onnxruntime on `example` and return the largest absolute difference from torch (raises
+    AssertionError above `atol`)."""
+    import onnxruntime
+
+    model = model.eval()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    batch = {0: "batch"}
+    with torch.no_grad():
+        torch.onnx.export(model, (example,), str(path), input_names=["input"],
+                          output_names=list(output_names), opset_version=17, dynamo=False,
+                          dynamic_axes={"input": batch, **{n: batch for n in output_names}})
+        expected = model(example)
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"input": example.numpy()})
+    worst = max(float(np.abs(g - e.numpy()).max()) for g, e in zip(got, expected))
+    if worst > atol:
+        raise AssertionError(f"ONNX and torch outputs differ by {worst:.2e} (> {atol})")
+    return worst
