@@ -327,3 +327,28 @@ def test_the_open_screen_lists_reopens_and_deletes_sessions(viewer, totalseg):
     entry.wait_for(state="detached")
     with api(viewer.base_url) as client:
         assert client.get(f"/v1/sessions/{session['id']}").status_code == 404
+
+
+def test_a_delta_that_skips_the_held_revision_resyncs_instead_of_applying(viewer, ct_liver):
+    session, reference, z = ct_liver
+    liver = reference[z]
+    viewer.click("z", *deepest_point(liver))
+    viewer.click("z", *deepest_point(liver & ~viewer.overlay("z")))
+    [segment] = viewer.segments()
+    held = segment["revision"]
+    base = f"/v1/sessions/{session['id']}/segments/{segment['id']}"
+    with api(viewer.base_url) as client:
+        history = client.get(f"{base}/history").json()["revisions"]
+        first_click = history[1]["revision"]
+        for _ in range(2):
+            assert client.post(f"{base}/undo").status_code == 200
+        head = client.get(base).json()["revision"]
+        # a delta the viewer never saw the start of: first click -> head
+        skipping = client.get(f"{base}/delta", params={"from": first_click, "to": head}).json()
+    assert skipping["from_revision"] != held
+    viewer.page.evaluate("([id, delta]) => window.medseg.masks.follow(id, delta)",
+                         [segment["id"], skipping])
+    viewer.settle()
+    assert viewer.page.evaluate(f"window.medseg.masks.revision({segment['id']})") == head
+    assert np.array_equal(viewer.overlay("z"), server_mask(viewer.base_url, session["id"], segment["id"])[z])
+    assert not viewer.overlay("z").any()
