@@ -32,6 +32,8 @@ def serve(workers: int) -> None:
     print(f"medseg: serving on http://{settings.host}:{settings.port} "
           f"({'dev mode, no API keys' if not settings.key_hashes else 'API keys required'})",
           flush=True)
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    print(f"medseg: open the viewer at http://{host}:{settings.port}/ui/", flush=True)
     try:
         uvicorn.run("medseg.api.app:create_app", factory=True, host=settings.host,
                     port=settings.port, workers=workers, log_level="warning")

@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     # No keys at all is allowed only when this is switched on, and then only on loopback.
     dev_mode: bool = False
 
+    # The repository's clients/ folder: the viewer (web/) is served at /ui and the mask decoder
+    # (js/) at /ui/lib; nothing is served when web/ is absent (a wheel without the clients).
+    clients_dir: Path = Path(__file__).resolve().parents[3] / "clients"
+
     log_level: str = "INFO"
     log_json: bool = True
 
