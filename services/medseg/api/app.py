@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 
 from medseg.api import errors
 from medseg.api.logging import configure as configure_logging
-from medseg.api.routers import segments, service, sessions
+from medseg.api.routers import models, segments, service, sessions
 from medseg.api.settings import Settings
 from medseg.store import Store
 from medseg.usecases.metrics import REQUEST_SECONDS
@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         settings.redis_url or "redis://127.0.0.1:6379/0", settings.session_ttl_s,
         settings.cache_mb << 20)
     errors.install(app)
-    for router in (service.router, sessions.router, segments.router):
+    for router in (service.router, sessions.router, segments.router, models.router):
         app.include_router(router)
     _add_request_middleware(app, settings)
     return app

@@ -171,6 +171,23 @@ class Capabilities(BaseModel):
     auth: Literal["api-key", "none (dev mode)"]
 
 
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    task: str = Field(description="what the model does, e.g. mideepseg")
+    dims: int = Field(description="2 or 3")
+    encoding: str = Field(description="cue encoding of the clicks it was trained with")
+    input_size: list[int] = Field(description="network input, spatial voxels ([Y, X] or [Z, Y, X])")
+    metrics: dict[str, Any] = Field(description="validation scores from the model card")
+    provider: str = Field(description="onnxruntime execution provider it runs (or will run) on")
+
+
+class ModelList(BaseModel):
+    models: list[ModelInfo]
+    problems: dict[str, str] = Field(default_factory=dict,
+                                     description="model cards that could not be read, and why")
+
+
 class ErrorBody(BaseModel):
     error: str = Field(description="machine-readable code")
     message: str

@@ -60,3 +60,10 @@ class NothingToUndo(MedsegError):
 class SessionBusy(MedsegError):
     status = 423
     code = "session_busy"
+
+
+class ModelUnavailable(MedsegError):
+    """The request needs a trained model this server does not have (or whose file is bad)."""
+
+    status = 422
+    code = "model_unavailable"
