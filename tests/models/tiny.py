@@ -29,3 +29,13 @@ def write_tiny_model(directory: Path, dims: int = 2, encoding: str = "egd", seed
             "metrics": {"dice_seen": 0.0, "dice_held_out": 0.0}}
     path.with_suffix(".json").write_text(json.dumps(card))
     return path, model
+
+
+def tiny_models_dir(tmp_path_factory) -> Path:
+    """A folder with tiny 2D and 3D EGD models (made once per test session)."""
+    directory = tmp_path_factory.getbasetemp() / "tiny-models"
+    if not (directory / "mideepseg-3d-egd.json").exists():
+        directory.mkdir(exist_ok=True)
+        write_tiny_model(directory, dims=2, encoding="egd")
+        write_tiny_model(directory, dims=3, encoding="egd")
+    return directory

@@ -97,7 +97,17 @@ class BoxInteraction(InteractionBase):
     box: BoxSpec
 
 
-Interaction = Annotated[ClickInteraction | ScribbleInteraction | BoxInteraction,
+class PointsInteraction(InteractionBase):
+    """Interior margin points (MIDeepSeg): clicks inside the object, close to its boundary,
+    around all of it (near its extreme points); at least 3. Starts the segment afresh (on the
+    plane in 2D); refine the result with `click` interactions of the same method."""
+
+    type: Literal["points"]
+    method: str = Field("mideepseg", description="a method that takes `points` (see /v1/capabilities)")
+    points: list[Zyx] = Field(min_length=1, max_length=100)
+
+
+Interaction = Annotated[ClickInteraction | ScribbleInteraction | BoxInteraction | PointsInteraction,
                         Field(discriminator="type")]
 
 
