@@ -17,12 +17,15 @@ through-plane): lambda keeps the paper's meaning "per in-plane voxel step" on ev
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from medseg.algorithms.encodings import intensity_geodesic
 from medseg.algorithms.graphcut import graph_cut
+
+# graph_cut or banded_graph_cut (coarse-to-fine, for big regions): same arguments and result
+Cut = Callable[..., np.ndarray]
 
 ABSENT_DISTANCE = 10.0  # D of a side without clicks: exp(-10) ~ 5e-5, so it never dominates
 
@@ -60,15 +63,17 @@ def relative_spacing(spacing: Sequence[float]) -> list[float]:
 
 def if_gc(prob: np.ndarray, image_z: np.ndarray, image_norm: np.ndarray,
           spacing: Sequence[float], fg: np.ndarray, bg: np.ndarray, lamb: float = 5.0,
-          sigma: float = 0.1, absent: float = ABSENT_DISTANCE) -> tuple[np.ndarray, np.ndarray]:
+          sigma: float = 0.1, absent: float = ABSENT_DISTANCE,
+          cut: Cut = graph_cut) -> tuple[np.ndarray, np.ndarray]:
     """IF-GC: (mask bool, R^f float32). Unary -log R (eq. 10), pairwise eq. 11 with
     `lamb` per in-plane voxel step (see module doc), every click a hard constraint (eq. 9)."""
     d_fg, d_bg = click_distances(image_z, fg, bg, absent)
     fused = fuse(prob, d_fg, d_bg)
-    return graph_cut(fused, image_norm, relative_spacing(spacing), fg, bg, lamb, sigma), fused
+    return cut(fused, image_norm, relative_spacing(spacing), fg, bg, lamb, sigma), fused
 
 
 def plain_gc(prob: np.ndarray, image_norm: np.ndarray, spacing: Sequence[float],
-             fg: np.ndarray, bg: np.ndarray, lamb: float = 5.0, sigma: float = 0.1) -> np.ndarray:
+             fg: np.ndarray, bg: np.ndarray, lamb: float = 5.0, sigma: float = 0.1,
+             cut: Cut = graph_cut) -> np.ndarray:
     """Graph cut on the CNN probability itself, clicks as hard constraints, no fusion."""
-    return graph_cut(prob, image_norm, relative_spacing(spacing), fg, bg, lamb, sigma)
+    return cut(prob, image_norm, relative_spacing(spacing), fg, bg, lamb, sigma)

@@ -110,6 +110,11 @@ def restart_marks(old: Marks, new: Marks, plane: Plane | None) -> Marks:
                  [*kept.boxes, *new.boxes], np.concatenate([kept.points, new.points]))
 
 
+def plane_record(plane: Plane | None) -> dict | None:
+    """JSON form of a plane as revisions record it: {"axis": "z", "index": 15}, None for 3D."""
+    return None if plane is None else {"axis": "zyx"[plane.axis], "index": plane.index}
+
+
 @dataclass(frozen=True)
 class Prompt:
     """One user interaction, validated: its new marks and, for a 2D interaction, the plane."""
@@ -122,6 +127,10 @@ class Prompt:
     def restarts(self) -> bool:
         """Interior margin points start the segment (on its plane) afresh."""
         return self.kind == "points"
+
+    def apply_to(self, old: Marks) -> Marks:
+        """The segment's cumulative marks after this interaction."""
+        return restart_marks(old, self.marks, self.plane) if self.restarts else merge_marks(old, self.marks)
 
     def check(self, shape: tuple[int, int, int]) -> None:
         """InvalidPrompt when a mark is outside the image or off the interaction's plane."""

@@ -10,7 +10,7 @@ from medseg_client import codec
 
 from medseg.engine.errors import InvalidPrompt, RevisionConflict
 from medseg.engine.methods import SegmentContext, get_method
-from medseg.engine.prompts import Box, Plane, Prompt, merge_marks, restart_marks
+from medseg.engine.prompts import Box, Plane, Prompt, plane_record
 from medseg.store import Store
 from medseg.store.records import RevisionRecord, SegmentRecord, SessionMeta
 from medseg.usecases.metrics import STAGE_SECONDS
@@ -71,9 +71,7 @@ def interact(store: Store, meta: SessionMeta, segment_id: int, prompt: Prompt, m
     with store.sessions.locked(meta.id):
         segment, head = store.segments.head(meta, segment_id)
         check_base_revision(segment, base_revision)
-        old = head.marks.to_marks()
-        marks = (restart_marks(old, prompt.marks, prompt.plane) if prompt.restarts
-                 else merge_marks(old, prompt.marks))
+        marks = prompt.apply_to(head.marks.to_marks())
         if len(marks.fg) + len(marks.bg) + len(marks.points) > max_marks:
             raise InvalidPrompt(f"segment {segment_id} would hold more than {max_marks} marked voxels")
         read_image = clock.timed("load", lambda box: store.sessions.read_image(meta, box))
@@ -93,8 +91,7 @@ def interact(store: Store, meta: SessionMeta, segment_id: int, prompt: Prompt, m
         start = time.perf_counter()
         description = {
             "type": prompt.kind, "method": method.name, "params": params,
-            "plane": None if prompt.plane is None else
-            {"axis": "zyx"[prompt.plane.axis], "index": prompt.plane.index},
+            "plane": plane_record(prompt.plane),
             "marks": {"fg": prompt.marks.fg.tolist(), "bg": prompt.marks.bg.tolist(),
                       "boxes": [[list(b.lo), list(b.hi)] for b in prompt.marks.boxes],
                       "points": prompt.marks.points.tolist()},
