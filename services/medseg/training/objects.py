@@ -63,8 +63,9 @@ class ObjectSampler:
 
     def _synthetic(self):
         shape = SYNTHETIC_SHAPE_2D if self.dims == 2 else SYNTHETIC_SHAPE_3D
-        # 3D cases cost ~0.25 s: keep a pool and replace one case per draw
-        if len(self.pool) < self.pool_size or self.rng.random() < 0.3:
+        # a 3D case costs ~0.1 s and holds several objects: keep a pool, refresh it slowly
+        refresh = 0.3 if self.dims == 2 else 0.05
+        if len(self.pool) < self.pool_size or self.rng.random() < refresh:
             case = synthetic_case(self.rng, shape)
             if len(self.pool) >= self.pool_size:
                 self.pool.pop(int(self.rng.integers(len(self.pool))))
