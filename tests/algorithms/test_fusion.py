@@ -36,6 +36,17 @@ def test_click_distances_use_the_egd_geodesic_and_a_constant_for_an_empty_side()
     assert np.all(d_bg == 7.0)
 
 
+def test_length_weight_adds_path_length_so_fusion_stays_local():
+    image = np.zeros((1, 40), np.float32)
+    image[0, 20:] = 3.0  # one edge of 3 z units
+    fg = np.zeros(image.shape, bool)
+    fg[0, 0] = True
+    d_plain, _ = click_distances(image, fg, np.zeros_like(fg))
+    d_local, _ = click_distances(image, fg, np.zeros_like(fg), length_weight=0.05)
+    assert d_plain[0, 19] < 1e-3 and abs(d_plain[0, 39] - 3.0) < 1e-3  # eq. 2 alone: 0 until the edge
+    assert np.allclose(d_local[0], d_plain[0] + 0.05 * np.arange(40), atol=1e-3)
+
+
 def test_relative_spacing_keeps_lambda_per_in_plane_step():
     assert relative_spacing([3.0, 0.8, 0.8]) == [3.75, 1.0, 1.0]
     assert relative_spacing([0.5, 0.5]) == [1.0, 1.0]
@@ -83,7 +94,7 @@ def test_if_gc_extends_the_object_to_a_missed_region_that_plain_gc_keeps_out():
     fg = np.zeros(image.shape, bool)
     fg[20, 45] = True
     truth = image > 0.5
-    mask, _ = if_gc(prob, z, image, [1.0, 1.0], fg, np.zeros_like(fg))
+    mask, _ = if_gc(prob, z, image, [1.0, 1.0], fg, np.zeros_like(fg), length_weight=0.01)
     plain = plain_gc(prob, image, [1.0, 1.0], fg, np.zeros_like(fg))
     dice = lambda a: 2 * (a & truth).sum() / (a.sum() + truth.sum())
     assert dice(mask) > 0.95 and dice(plain) < 0.7

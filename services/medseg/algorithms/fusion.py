@@ -9,6 +9,17 @@ Arrays are (Y, X) or (Z, Y, X) on one region of interest, all the same shape:
 - image_norm: the ROI image mapped to about [0, 1], for the pairwise term's sigma;
 - fg / bg: bool click masks (all foreground clicks, including the interior margin points).
 
+Locality (`length_weight`): with D the pure intensity geodesic of eq. 2, D stays ~0 across a
+whole homogeneous region, so alpha = e^-min(Df, Db) is ~1 far from every click and the CNN is
+ignored wherever tissue connects to a click without a strong edge; in our z-scored CT ROIs
+(air and bone widen the std, organ edges are ~0.1-0.7 z) a single background click next to
+the spleen then erased it (Dice 0.93 -> 0.02). The paper wants the opposite ("when i is far
+from the clicks, P^f and P^b tend to keep unchanged"), so D may add `length_weight` per voxel
+step of path length (one GeodisTK scan, geodesic_distance_plus_length): 0.05 makes alpha fall
+to e^-1 after 20 homogeneous voxels. It lifted 2D Dice after 5 robot clicks from 0.79 to 0.91
+(held-out organs) and 0.86 to 0.89 (seen), where plain GC gave 0.90 and 0.85 (bench/clicks.py
+objects, 8 per group). length_weight = 0 is the paper's formula exactly.
+
 Graph-cut units: `graph_cut` divides each pairwise weight by the neighbour distance it is
 given. The paper's eq. 11 uses dist_ij in pixels with lambda = 5, so here the spacing passed on
 is the spacing relative to the finest axis (1 in-plane on a usual CT, the anisotropy ratio
@@ -22,6 +33,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from medseg.algorithms.encodings import intensity_geodesic
+from medseg.algorithms.geodesic import geodesic_distance_plus_length
 from medseg.algorithms.graphcut import graph_cut
 
 # graph_cut or banded_graph_cut (coarse-to-fine, for big regions): same arguments and result
@@ -31,13 +43,18 @@ ABSENT_DISTANCE = 10.0  # D of a side without clicks: exp(-10) ~ 5e-5, so it nev
 
 
 def click_distances(image_z: np.ndarray, fg: np.ndarray, bg: np.ndarray,
-                    absent: float = ABSENT_DISTANCE) -> tuple[np.ndarray, np.ndarray]:
+                    absent: float = ABSENT_DISTANCE,
+                    length_weight: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """(D^f, D^b): geodesic distances from the fg / bg clicks, float32; a side with no click
-    is the constant `absent` everywhere (paper: "set the corresponding D to a constant")."""
+    is the constant `absent` everywhere (paper: "set the corresponding D to a constant").
+    length_weight > 0 adds that much per voxel step of path length (see module doc)."""
     out = []
     for seeds in (fg, bg):
         seeds = np.asarray(seeds, dtype=bool)
-        if seeds.any():
+        if seeds.any() and length_weight > 0:
+            out.append(geodesic_distance_plus_length(image_z, seeds, (1.0,) * seeds.ndim,
+                                                     length_weight))
+        elif seeds.any():
             out.append(intensity_geodesic(image_z, seeds))
         else:
             out.append(np.full(np.shape(image_z), absent, dtype=np.float32))
@@ -64,10 +81,10 @@ def relative_spacing(spacing: Sequence[float]) -> list[float]:
 def if_gc(prob: np.ndarray, image_z: np.ndarray, image_norm: np.ndarray,
           spacing: Sequence[float], fg: np.ndarray, bg: np.ndarray, lamb: float = 5.0,
           sigma: float = 0.1, absent: float = ABSENT_DISTANCE,
-          cut: Cut = graph_cut) -> tuple[np.ndarray, np.ndarray]:
+          cut: Cut = graph_cut, length_weight: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """IF-GC: (mask bool, R^f float32). Unary -log R (eq. 10), pairwise eq. 11 with
     `lamb` per in-plane voxel step (see module doc), every click a hard constraint (eq. 9)."""
-    d_fg, d_bg = click_distances(image_z, fg, bg, absent)
+    d_fg, d_bg = click_distances(image_z, fg, bg, absent, length_weight)
     fused = fuse(prob, d_fg, d_bg)
     return cut(fused, image_norm, relative_spacing(spacing), fg, bg, lamb, sigma), fused
 

@@ -53,6 +53,9 @@ class MIDeepSegParams:
     margin_voxels: int = 8  # ROI margin around refinement clicks that lie outside the CNN box
     absent_distance: float = ABSENT_DISTANCE  # D^f or D^b when that side has no click
     coarse_voxels: int = 1_000_000  # larger ROIs: banded (coarse-to-fine) graph cut
+    length_weight: float = 0.05  # D^f, D^b + this per voxel step (locality; 0 = eq. 2 only,
+    # see algorithms/fusion.py for why and what it measured)
+    margin_points_as_clicks: bool = True  # D^f from the interior margin points too (paper)
 
     def __post_init__(self) -> None:
         if self.encoding not in ENCODINGS:
@@ -169,15 +172,17 @@ def refine(read_image: Callable[[Box], np.ndarray], geo: _Geometry, marks: Marks
     stored = _paste(prob, box, roi)
     hard_bg = _local(marks.bg, roi)
     # the margin points are foreground unless a (newer) background click sits on one
-    hard_fg = _local(marks.fg, roi) | (_local(marks.points, roi) & ~hard_bg)
+    clicked_fg = _local(marks.fg, roi)
+    hard_fg = clicked_fg | (_local(marks.points, roi) & ~hard_bg)
     t1 = time.perf_counter()
     p, fg, bg = geo.squeeze(stored), geo.squeeze(hard_fg), geo.squeeze(hard_bg)
     norm = normalize_percentiles(image)
     # a full-resolution maxflow on a whole-organ 3D ROI takes seconds; banded: same mask class
     cut = banded_graph_cut if p.size > params.coarse_voxels else graph_cut
     if params.refinement == "if-gc":
-        mask, _ = if_gc(p, zscore(image), norm, geo.spacing, fg, bg, params.lamb, params.sigma,
-                        params.absent_distance, cut)
+        seeds = fg if params.margin_points_as_clicks else geo.squeeze(clicked_fg)
+        mask, _ = if_gc(p, zscore(image), norm, geo.spacing, seeds, bg, params.lamb, params.sigma,
+                        params.absent_distance, cut, params.length_weight)
     else:
         mask = plain_gc(p, norm, geo.spacing, fg, bg, params.lamb, params.sigma, cut)
     mask[fg], mask[bg & ~fg] = True, False  # a no-op for graph_cut; the banded cut's coarse
