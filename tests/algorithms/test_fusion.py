@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from medseg.algorithms.encodings import intensity_geodesic
-from medseg.algorithms.fusion import click_distances, fuse, if_gc, plain_gc, relative_spacing
+from medseg.algorithms.fusion import click_distances, fuse, if_gc, plain_gc
 
 
 def test_fusion_weights_follow_eq_7_on_hand_made_inputs():
@@ -45,11 +45,6 @@ def test_length_weight_adds_path_length_so_fusion_stays_local():
     d_local, _ = click_distances(image, fg, np.zeros_like(fg), length_weight=0.05)
     assert d_plain[0, 19] < 1e-3 and abs(d_plain[0, 39] - 3.0) < 1e-3  # eq. 2 alone: 0 until the edge
     assert np.allclose(d_local[0], d_plain[0] + 0.05 * np.arange(40), atol=1e-3)
-
-
-def test_relative_spacing_keeps_lambda_per_in_plane_step():
-    assert relative_spacing([3.0, 0.8, 0.8]) == [3.75, 1.0, 1.0]
-    assert relative_spacing([0.5, 0.5]) == [1.0, 1.0]
 
 
 def _clicks(shape, data):

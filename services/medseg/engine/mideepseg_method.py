@@ -48,12 +48,12 @@ class MIDeepSegParams:
 
     encoding: str = "egd"  # cue encoding of the interior margin points: picks the model
     refinement: str = "if-gc"  # "if-gc" (paper) or "gc" (graph cut on the CNN probability)
-    lamb: float = 5.0  # pairwise weight per in-plane voxel step
+    lamb: float = 5.0  # pairwise weight per mm of neighbour distance (the paper's 1 mm pixels)
     sigma: float = 0.1  # intensity scale of the pairwise term on [0, 1] ROI intensities
     margin_voxels: int = 8  # ROI margin around refinement clicks that lie outside the CNN box
     absent_distance: float = ABSENT_DISTANCE  # D^f or D^b when that side has no click
     coarse_voxels: int = 1_000_000  # larger ROIs: banded (coarse-to-fine) graph cut
-    length_weight: float = 0.05  # D^f, D^b + this per voxel step (locality; 0 = eq. 2 only,
+    length_weight: float = 0.1  # D^f, D^b + this per voxel step (locality; 0 = eq. 2 only,
     # see algorithms/fusion.py for why and what it measured)
     margin_points_as_clicks: bool = True  # D^f from the interior margin points too (paper)
 
