@@ -129,3 +129,17 @@ def test_batch_json_manifest_all_ok(medseg, reference, tmp_path):
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "o" / "summary.json").read_text())["ok"] == 1
     assert (tmp_path / "o" / "ct_3mm.nii.gz").exists()
+
+
+def test_points_command_and_models_listing(medseg, reference):
+    result = medseg("upload", CT)
+    sid = _session_id(result.output)
+    try:
+        seg = re.search(r"segment (\d+)", medseg("segment-add", sid).output).group(1)
+        z, y, x = liver_voxel(reference)
+        result = medseg("points", sid, seg, f"{z},{y},{x};{z},{y + 5},{x}")
+        assert result.exit_code == 2 and "at least 3 interior margin points" in result.output
+        result = medseg("models")
+        assert result.exit_code == 0 and "encoding" in result.output, result.output
+    finally:
+        medseg("delete", sid)

@@ -10,6 +10,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 from medseg.engine.imageio import reorient_to
+from medseg.training.simulate import interior_margin_points
 from medseg_client.client import AsyncClient, Client, SegmentView, upload_parts
 from medseg_client.errors import (
     Conflict,
@@ -201,3 +202,23 @@ def test_async_client_basic_flow(live_server, totalseg):
                 await bad.list_sessions()
 
     asyncio.run(flow())
+
+
+def test_points_and_mideepseg_refinement_through_the_view(sdk, ct_session):
+    """Needs the committed 2D EGD model (the live server reads the default weights folder)."""
+    listed = sdk.models()["models"]
+    if not any(m["name"] == "mideepseg-2d-egd" for m in listed):
+        pytest.skip("committed weights mideepseg-2d-egd are absent")
+    reference = liver_reference(ct_session)
+    z = liver_voxel(reference)[0]
+    simulated = interior_margin_points(reference[z], np.random.default_rng(0), extra=(0, 0))
+    points = [(z, int(py), int(px)) for py, px in simulated]
+    seg = sdk.create_segment(ct_session.id, name="liver")
+    view = SegmentView.open(sdk, ct_session.id, seg.id)
+    change = view.points(points, plane=("z", z))
+    assert change.changed_voxels > 0 and view.revision == change.revision
+    outside = tuple(int(v) for v in np.argwhere(view.mask[z] & ~reference[z])[0]) if (
+        view.mask[z] & ~reference[z]).any() else (0, 0)
+    view.click([(z, *outside)], foreground=False, dim="2d", plane=("z", z), method="mideepseg")
+    assert not view.mask[(z, *outside)]
+    np.testing.assert_array_equal(view.mask, sdk.mask(ct_session.id, seg.id))

@@ -188,6 +188,23 @@ def box(ctx: typer.Context, sid: str, seg: int,
 
 
 @app.command()
+def points(ctx: typer.Context, sid: str, seg: int,
+           points: Annotated[str, typer.Argument(help='interior margin points "z,y,x;z,y,x;..."')],
+           three_d: Annotated[bool, typer.Option("--3d", help="3D instead of one slice")] = False,
+           axis: Axis = "z", index: Index = None, method: Method = "mideepseg",
+           encoding: Annotated[str | None, typer.Option(help="cue encoding (picks the model)")] = None,
+           ) -> None:
+    """Start a segment from interior margin points (MIDeepSeg; 2D on a slice unless --3d)."""
+    pts = _points(points)
+    if not pts:
+        raise typer.BadParameter("give at least one z,y,x")
+    with _client(ctx) as c:
+        _show_change(c.points(sid, seg, pts, method=method,
+                              params={"encoding": encoding} if encoding else None,
+                              **_plane(not three_d, axis, index, pts[0])))
+
+
+@app.command()
 def undo(ctx: typer.Context, sid: str, seg: int) -> None:
     """Undo the last change of a segment."""
     with _client(ctx) as c:
@@ -227,6 +244,19 @@ def export(ctx: typer.Context, sid: str,
         file = c.export(sid, format=format, per_segment=per_segment)
         file.save(output)
     _out().print(f"wrote {output} ({len(file.content)} bytes, server name {file.filename})")
+
+
+@app.command()
+def models(ctx: typer.Context) -> None:
+    """List the trained models the server runs."""
+    with _client(ctx) as c:
+        listing = c.models()
+    table = Table("name", "version", "dims", "encoding", "input", "provider", "held-out Dice")
+    for m in listing["models"]:
+        table.add_row(m["name"], m["version"], str(m["dims"]), m["encoding"],
+                      "x".join(map(str, m["input_size"])), m["provider"],
+                      str(m["metrics"].get("dice_held_out", "")))
+    _out().print(table)
 
 
 @app.command()

@@ -103,6 +103,10 @@ class _Endpoints:
     def capabilities(self):
         return self._send(_Call("GET", "/v1/capabilities", _json))
 
+    def models(self):
+        """The trained models the server runs: ``{"models": [...], "problems": {...}}``."""
+        return self._send(_Call("GET", "/v1/models", _json))
+
     # -- sessions -----------------------------------------------------------------------------
     def create_session(self, files: Upload | Sequence[Upload], name: str | None = None):
         parts = [("files", (n, b, "application/octet-stream")) for n, b in upload_parts(files)]
@@ -200,6 +204,18 @@ class _Endpoints:
         box = {"lo": _point(lo), "hi": _point(hi)}
         return self._interaction(sid, seg, "box", {"box": box}, box["lo"], dim, plane, method,
                                  params, base_revision)
+
+    def points(self, sid: str, seg: int, points: Sequence[Zyx], dim: str = "2d",
+               plane: Any = None, method: str | None = "mideepseg", params: dict | None = None,
+               base_revision: int | None = None):
+        """Interior margin points [(z, y, x), ...] (inside the object, near its boundary, at
+        least 3): start the segment afresh with MIDeepSeg; refine with :meth:`click`
+        (``method="mideepseg"``)."""
+        pts = [_point(p) for p in points]
+        if not pts:
+            raise ValueError("points needs at least one point")
+        return self._interaction(sid, seg, "points", {"points": pts}, pts[0], dim, plane,
+                                 method, params, base_revision)
 
     def undo(self, sid: str, seg: int, revision: int | None = None):
         """Undo the head; ``revision`` (If-Match) makes it fail with Conflict when stale."""

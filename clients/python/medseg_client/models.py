@@ -204,6 +204,9 @@ class SegmentView(_ViewState):
     def box(self, lo, hi, **kw) -> Change:
         return self._run("box", lo, hi, **kw)
 
+    def points(self, points, **kw) -> Change:
+        return self._run("points", points, **kw)
+
     def undo(self) -> Change:
         return self._run("undo")
 
@@ -247,6 +250,9 @@ class AsyncSegmentView(_ViewState):
 
     async def box(self, lo, hi, **kw) -> Change:
         return await self._run("box", lo, hi, **kw)
+
+    async def points(self, points, **kw) -> Change:
+        return await self._run("points", points, **kw)
 
     async def undo(self) -> Change:
         return await self._run("undo")

@@ -123,7 +123,17 @@ class BoxInteraction(InteractionBase):
     box: BoxSpec
 
 
-Interaction = Annotated[ClickInteraction | ScribbleInteraction | BoxInteraction,
+class PointsInteraction(InteractionBase):
+    """Interior margin points (MIDeepSeg): clicks inside the object, close to its boundary,
+    around all of it (near its extreme points); at least 3. Starts the segment afresh (on the
+    plane in 2D); refine the result with `click` interactions of the same method."""
+
+    type: Literal["points"]
+    method: str = Field("mideepseg", description="a method that takes `points` (see /v1/capabilities)")
+    points: list[Zyx] = Field(min_length=1, max_length=100)
+
+
+Interaction = Annotated[ClickInteraction | ScribbleInteraction | BoxInteraction | PointsInteraction,
                         Field(discriminator="type")]
 
 
@@ -239,6 +249,23 @@ class Capabilities(BaseModel):
     job_kinds: list[JobKindInfo] = []
     propagation_methods: list[MethodInfo] = []
     auth: Literal["api-key", "none (dev mode)"]
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    task: str = Field(description="what the model does, e.g. mideepseg")
+    dims: int = Field(description="2 or 3")
+    encoding: str = Field(description="cue encoding of the clicks it was trained with")
+    input_size: list[int] = Field(description="network input, spatial voxels ([Y, X] or [Z, Y, X])")
+    metrics: dict[str, Any] = Field(description="validation scores from the model card")
+    provider: str = Field(description="onnxruntime execution provider it runs (or will run) on")
+
+
+class ModelList(BaseModel):
+    models: list[ModelInfo]
+    problems: dict[str, str] = Field(default_factory=dict,
+                                     description="model cards that could not be read, and why")
 
 
 class ErrorBody(BaseModel):

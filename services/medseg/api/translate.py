@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from medseg.api.schemas import BoxInteraction, ClickInteraction, ScribbleInteraction
+from medseg.api.schemas import (
+    BoxInteraction,
+    ClickInteraction,
+    PointsInteraction,
+    ScribbleInteraction,
+)
 from medseg.engine.errors import InvalidPrompt
 from medseg.engine.prompts import AXES, Box, Marks, Plane, Prompt, check_inside, rasterize_polyline
 
@@ -13,7 +18,7 @@ def _points(rows: list[list[int]]) -> np.ndarray:
     return np.asarray(rows, dtype=np.int64).reshape(-1, 3)
 
 
-def to_prompt(body: ClickInteraction | ScribbleInteraction | BoxInteraction,
+def to_prompt(body: ClickInteraction | ScribbleInteraction | BoxInteraction | PointsInteraction,
               shape: tuple[int, int, int]) -> Prompt:
     plane = None
     if body.dim == "2d":
@@ -23,8 +28,10 @@ def to_prompt(body: ClickInteraction | ScribbleInteraction | BoxInteraction,
             plane = Plane(0, 0)
         else:
             raise InvalidPrompt("dim '2d' on a volume needs `plane` ({axis, index})")
-    fg, bg, boxes = [], [], []
-    if isinstance(body, ClickInteraction):
+    fg, bg, boxes, points = [], [], [], []
+    if isinstance(body, PointsInteraction):
+        points.append(_points(body.points))
+    elif isinstance(body, ClickInteraction):
         for click in body.clicks:
             (fg if click.foreground else bg).append(_points([click.zyx]))
     elif isinstance(body, ScribbleInteraction):
@@ -35,4 +42,4 @@ def to_prompt(body: ClickInteraction | ScribbleInteraction | BoxInteraction,
     else:
         boxes.append(Box(tuple(body.box.lo), tuple(body.box.hi)))
     stack = lambda parts: np.concatenate(parts) if parts else np.zeros((0, 3), np.int64)
-    return Prompt(body.type, Marks(stack(fg), stack(bg), boxes), plane)
+    return Prompt(body.type, Marks(stack(fg), stack(bg), boxes, stack(points)), plane)

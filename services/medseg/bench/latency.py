@@ -2,8 +2,10 @@
 
 Starts its own Redis and API process (dev mode, loopback), uploads a synthetic 512x512x300
 int16 CT-like volume, then times session creation, 2D clicks on a 512x512 slice, 3D clicks on
-an object whose region of interest is about 128^3, undo, and export, end to end over HTTP and
-on the server (the `Server-Timing` header), plus the size of each delta against the full mask.
+an object whose region of interest is about 128^3, undo, MIDeepSeg initial segmentation from
+interior margin points and refinement clicks (2D on a 512x512 slice, 3D on a ~64^3-class
+region; when the server lists the EGD models), and export, end to end over HTTP and on the
+server (the `Server-Timing` header), plus the size of each delta against the full mask.
 """
 
 from __future__ import annotations
@@ -35,9 +37,24 @@ def synthetic_ct(shape=(300, 512, 512), seed=0) -> tuple[np.ndarray, dict[str, t
     volume[liver] = 90
     ball = ((z - 150) / 45.0) ** 2 + ((y - 260) / 45.0) ** 2 + ((x - 380) / 45.0) ** 2 < 1
     volume[ball] = 160
+    # a small ball (radius 26 voxels): its relaxed box is a ~64^3-class MIDeepSeg region
+    small = ((z - 150) / 26.0) ** 2 + ((y - 100) / 26.0) ** 2 + ((x - 380) / 26.0) ** 2 < 1
+    volume[small] = 130
     noise = rng.normal(0, 12, size=(shape[1], shape[2])).astype(np.float32)
     volume += ndimage.gaussian_filter(noise, 1.0).astype(np.int16)[None]
-    return volume, {"liver": (150, 240, 180), "ball": (150, 260, 380)}
+    return volume, {"liver": (150, 240, 180), "ball": (150, 260, 380), "small": (150, 100, 380)}
+
+
+def margin_points(centre, radii, plane: bool) -> list[list[int]]:
+    """Interior margin points of an ellipsoid: 2 voxels inside each in-plane extreme, and
+    through-plane too unless `plane` (4 points in 2D, 6 in 3D)."""
+    points = []
+    for axis in (1, 2) if plane else (0, 1, 2):
+        for sign in (-1, 1):
+            p = list(centre)
+            p[axis] += sign * (radii[axis] - 2)
+            points.append(p)
+    return points
 
 
 def nifti_bytes(volume: np.ndarray) -> bytes:
@@ -89,7 +106,7 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
-def run(repeats: int) -> None:
+def run(repeats: int, mideepseg_only: bool = False) -> None:
     volume, points = synthetic_ct()
     upload = nifti_bytes(volume)
     timer = Timer()
@@ -99,8 +116,9 @@ def run(repeats: int) -> None:
                                files=[("files", ("ct.nii", upload))]).json()["id"]
                     for _ in range(max(2, repeats // 10))]
         sid = sessions[0]
-        for label, zyx, dim in (("2D click, 512x512 slice", points["liver"], "2d"),
-                                ("3D click, 3D ROI around a ball", points["ball"], "3d")):
+        model_free = (("2D click, 512x512 slice", points["liver"], "2d"),
+                      ("3D click, 3D ROI around a ball", points["ball"], "3d"))
+        for label, zyx, dim in () if mideepseg_only else model_free:
             for i in range(repeats if dim == "2d" else max(3, repeats // 3)):
                 seg = http.post(f"/v1/sessions/{sid}/segments", json={}).json()["id"]
                 url = f"/v1/sessions/{sid}/segments/{seg}"
@@ -117,11 +135,37 @@ def run(repeats: int) -> None:
                                   change["delta"]["changed_voxels"], "x".join(map(str, roi_shape))))
                 timer.call("undo", http.post, f"{url}/undo")
                 http.post(f"{url}/redo")
-        for _ in range(max(2, repeats // 10)):
+        mideepseg_rows(http, timer, sid, points, repeats)
+        for _ in range(0 if mideepseg_only else max(2, repeats // 10)):
             timer.call("export label map (NIfTI)", http.get, f"/v1/sessions/{sid}/export")
         for other in sessions:
             http.delete(f"/v1/sessions/{other}")
     print_table(timer, sizes)
+
+
+def mideepseg_rows(http: httpx.Client, timer: Timer, sid: str, points: dict, repeats: int) -> None:
+    """MIDeepSeg initial (points) and refinement (click) rows, 2D on the liver's 512x512
+    slice and 3D on the small ball, for each dims whose EGD model the server lists."""
+    dims = {m["dims"] for m in http.get("/v1/models").json()["models"]
+            if m["task"] == "mideepseg" and m["encoding"] == "egd"}
+    cases = [(2, "2D", points["liver"], (90, 110, 120)), (3, "3D", points["small"], (26, 26, 26))]
+    for d, label, centre, radii in cases:
+        if d not in dims:
+            print(f"(no {label} mideepseg-egd model: its rows are skipped)")
+            continue
+        plane = {"axis": "z", "index": centre[0]} if d == 2 else None
+        where = {"dim": "2d", "plane": plane} if d == 2 else {"dim": "3d"}
+        region = "512x512 slice, liver" if d == 2 else "small ball, ~72^3 box"
+        for i in range(repeats if d == 2 else max(3, repeats // 3)):
+            url = f"/v1/sessions/{sid}/segments/{http.post(f'/v1/sessions/{sid}/segments', json={}).json()['id']}"
+            body = {"type": "points", "points": margin_points(centre, radii, d == 2), **where}
+            timer.call(f"MIDeepSeg {label} initial (points; {region})", http.post,
+                       f"{url}/interactions", json=body)
+            click = list(centre)
+            click[2] += radii[2] // 2 * (1 if i % 2 else -1)
+            body = {"type": "click", "method": "mideepseg", "clicks": [{"zyx": click}], **where}
+            timer.call(f"MIDeepSeg {label} refinement click (IF-GC)", http.post,
+                       f"{url}/interactions", json=body)
 
 
 def print_table(timer: Timer, sizes) -> None:
@@ -140,7 +184,10 @@ def print_table(timer: Timer, sizes) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=30, help="clicks per row (default 30)")
-    run(parser.parse_args().repeats)
+    parser.add_argument("--mideepseg-only", action="store_true",
+                        help="only session creation and the MIDeepSeg rows")
+    args = parser.parse_args()
+    run(args.repeats, args.mideepseg_only)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
@@ -23,6 +23,7 @@ from medseg.algorithms.graphcut import banded_graph_cut, graph_cut
 from medseg.algorithms.normalize import normalize_percentiles
 from medseg.algorithms.resample import block_mean, upsample_linear2
 from medseg.engine.errors import InvalidPrompt
+from medseg.engine.methods import MethodResult, SegmentContext
 from medseg.engine.prompts import Box, Marks, Plane, check_on_plane
 
 
@@ -50,14 +51,6 @@ class GraphCutParams:
             raise ValueError("need lamb >= 0, sigma > 0 and 0 <= geodesic_lamb <= 1")
         if min(self.margin_mm, self.margin_fraction, self.box_margin_mm, self.smooth_mm) < 0:
             raise ValueError("margins and smoothing must be >= 0")
-
-
-@dataclass
-class MethodResult:
-    roi: Box  # inclusive voxel box (z, y, x); for 2D lo[axis] == hi[axis] == plane.index
-    mask: np.ndarray  # bool, ROI shape (z, y, x): the new mask inside the ROI
-    probability: np.ndarray  # float32, ROI shape: foreground probability
-    timings: dict[str, float] = field(default_factory=dict)  # seconds: roi, geodesic, graphcut
 
 
 def plan_roi(shape, spacing, marks: Marks, current_mask_bbox: Box | None, plane: Plane | None,
@@ -239,9 +232,11 @@ def unary_probability(image: np.ndarray, seed_fg, seed_bg, border, spacing, para
 def segment(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], np.ndarray],
             shape, spacing, marks: Marks, plane: Plane | None,
             params: GraphCutParams = GraphCutParams(),
-            current_mask_bbox: Box | None = None) -> MethodResult:
-    """Segment from all the segment's marks. `read_mask` is accepted for the method interface
-    but unused: the result is a function of (image, marks, mask bbox) only (see module doc).
+            current_mask_bbox: Box | None = None,
+            context: SegmentContext | None = None) -> MethodResult:
+    """Segment from all the segment's marks. `read_mask` and `context` are accepted for the
+    method interface but unused: the result is a function of (image, marks, mask bbox) only
+    (see module doc); interior margin points (`marks.points`) are another method's input.
     Raises InvalidPrompt without a foreground mark or box, or with a point off `plane`."""
     t0 = time.perf_counter()
     marks = Marks(np.asarray(marks.fg).reshape(-1, 3), np.asarray(marks.bg).reshape(-1, 3),

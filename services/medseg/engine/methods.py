@@ -4,10 +4,42 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from medseg.engine.errors import InvalidPrompt
+from medseg.engine.prompts import Box
+
+
+@dataclass
+class MethodResult:
+    roi: Box  # inclusive voxel box (z, y, x); for 2D lo[axis] == hi[axis] == plane.index
+    mask: np.ndarray  # bool, ROI shape (z, y, x): the new mask inside the ROI
+    probability: np.ndarray  # float32, ROI shape: foreground probability (stored with the revision)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage of the method
+    info: dict[str, Any] = field(default_factory=dict)  # JSON facts for the audit trail
+
+
+def _no_probability() -> tuple[Box, np.ndarray] | None:
+    return None
+
+
+@dataclass(frozen=True)
+class SegmentContext:
+    """What a method may know besides the image, the marks and the current mask's bbox.
+
+    kind: the request's interaction type ("click", "points", ...).
+    head_interaction: the head revision's interaction record ({"method", "plane", ...}; {} for
+    a new segment), e.g. to tell which method made it.
+    head_probability: loads the probability map stored with the head revision, as
+    (inclusive Box, float32 array of the box's shape), or None (called only when needed).
+    """
+
+    kind: str = "click"
+    head_interaction: dict[str, Any] = field(default_factory=dict)
+    head_probability: Callable[[], tuple[Box, np.ndarray] | None] = _no_probability
 
 
 @dataclass(frozen=True)
@@ -17,7 +49,7 @@ class Method:
     interaction_types: tuple[str, ...]
     dims: tuple[str, ...]
     params_type: type  # a frozen dataclass of parameters with defaults
-    run: Callable[..., Any]  # engine entry point, see graphcut_method.segment
+    run: Callable[..., MethodResult]  # engine entry point, see graphcut_method.segment
 
     def defaults(self) -> dict[str, Any]:
         return dataclasses.asdict(self.params_type())
@@ -73,7 +105,7 @@ def all_methods() -> list[Method]:
 def _load_builtin() -> None:
     if DEFAULT_METHOD in _REGISTRY:
         return
-    from medseg.engine import graphcut_method
+    from medseg.engine import graphcut_method, mideepseg_method
 
     register(Method(
         name=DEFAULT_METHOD,
@@ -84,4 +116,16 @@ def _load_builtin() -> None:
         dims=("2d", "3d"),
         params_type=graphcut_method.GraphCutParams,
         run=graphcut_method.segment,
+    ))
+    register(Method(
+        name=mideepseg_method.NAME,
+        description="MIDeepSeg (Luo et al. 2021): a `points` interaction (interior margin "
+                    "points, >= 3) runs our trained 2D/3D U-Net on their relaxed box with a cue "
+                    "map (`encoding` picks the model, see /v1/models); `click`s then refine it "
+                    "by information fusion of the CNN probability with geodesic distances of "
+                    "all clicks and a graph cut (IF-GC, or `refinement: gc`).",
+        interaction_types=("points", "click"),
+        dims=("2d", "3d"),
+        params_type=mideepseg_method.MIDeepSegParams,
+        run=mideepseg_method.segment,
     ))

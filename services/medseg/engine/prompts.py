@@ -38,11 +38,14 @@ class Marks:
 
     fg / bg: (N, 3) int arrays of voxel coordinates (clicks and rasterised scribbles).
     boxes: bounding boxes the user drew (the object lies inside, the outside is background).
+    points: (N, 3) interior margin points (MIDeepSeg): inside the object, near its boundary;
+    kept apart from the refinement clicks because they define the network's input.
     """
 
     fg: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), dtype=np.int64))
     bg: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), dtype=np.int64))
     boxes: list[Box] = field(default_factory=list)
+    points: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), dtype=np.int64))
 
     def on_plane(self, plane: Plane | None) -> Marks:
         """The marks lying on `plane` (all marks when plane is None)."""
@@ -51,10 +54,19 @@ class Marks:
         keep_fg = self.fg[:, plane.axis] == plane.index
         keep_bg = self.bg[:, plane.axis] == plane.index
         boxes = [b for b in self.boxes if b.lo[plane.axis] <= plane.index <= b.hi[plane.axis]]
-        return Marks(self.fg[keep_fg], self.bg[keep_bg], boxes)
+        points = self.points[self.points[:, plane.axis] == plane.index]
+        return Marks(self.fg[keep_fg], self.bg[keep_bg], boxes, points)
+
+    def off_plane(self, plane: Plane | None) -> Marks:
+        """The marks not touching `plane` (none when plane is None, i.e. a 3D interaction)."""
+        if plane is None:
+            return Marks()
+        keep = lambda pts: pts[pts[:, plane.axis] != plane.index]
+        boxes = [b for b in self.boxes if not b.lo[plane.axis] <= plane.index <= b.hi[plane.axis]]
+        return Marks(keep(self.fg), keep(self.bg), boxes, keep(self.points))
 
     def is_empty(self) -> bool:
-        return len(self.fg) == 0 and len(self.bg) == 0 and not self.boxes
+        return len(self.fg) == 0 and len(self.bg) == 0 and not self.boxes and len(self.points) == 0
 
 
 def rasterize_polyline(points: np.ndarray) -> np.ndarray:
@@ -86,21 +98,45 @@ def merge_marks(old: Marks, new: Marks) -> Marks:
     fg = [p for p in old.fg.tolist() if tuple(p) not in bg_new] + [list(p) for p in fg_new]
     bg = [p for p in old.bg.tolist() if tuple(p) not in fg_new] + [list(p) for p in bg_new]
     as_array = lambda pts: np.unique(np.asarray(pts, dtype=np.int64).reshape(-1, 3), axis=0)
-    return Marks(as_array(fg), as_array(bg), [*old.boxes, *new.boxes])
+    return Marks(as_array(fg), as_array(bg), [*old.boxes, *new.boxes], old.points.copy())
+
+
+def restart_marks(old: Marks, new: Marks, plane: Plane | None) -> Marks:
+    """Marks after an interaction that starts the segment afresh (interior margin points):
+    the new marks replace every old mark on the interaction's plane (all of them in 3D);
+    marks on other slices stay, as a 2D interaction leaves other slices alone."""
+    kept = old.off_plane(plane)
+    return Marks(np.concatenate([kept.fg, new.fg]), np.concatenate([kept.bg, new.bg]),
+                 [*kept.boxes, *new.boxes], np.concatenate([kept.points, new.points]))
+
+
+def plane_record(plane: Plane | None) -> dict | None:
+    """JSON form of a plane as revisions record it: {"axis": "z", "index": 15}, None for 3D."""
+    return None if plane is None else {"axis": "zyx"[plane.axis], "index": plane.index}
 
 
 @dataclass(frozen=True)
 class Prompt:
     """One user interaction, validated: its new marks and, for a 2D interaction, the plane."""
 
-    kind: str  # "click" | "scribble" | "box"
+    kind: str  # "click" | "scribble" | "box" | "points"
     marks: Marks
     plane: Plane | None = None
+
+    @property
+    def restarts(self) -> bool:
+        """Interior margin points start the segment (on its plane) afresh."""
+        return self.kind == "points"
+
+    def apply_to(self, old: Marks) -> Marks:
+        """The segment's cumulative marks after this interaction."""
+        return restart_marks(old, self.marks, self.plane) if self.restarts else merge_marks(old, self.marks)
 
     def check(self, shape: tuple[int, int, int]) -> None:
         """InvalidPrompt when a mark is outside the image or off the interaction's plane."""
         check_inside(self.marks.fg, shape, "foreground")
         check_inside(self.marks.bg, shape, "background")
+        check_inside(self.marks.points, shape, "interior margin")
         for box in self.marks.boxes:
             check_inside(np.array([box.lo, box.hi]), shape, "box corner")
             if any(lo > hi for lo, hi in zip(box.lo, box.hi)):
@@ -118,6 +154,7 @@ def check_on_plane(marks: Marks, plane: Plane | None) -> None:
     if plane is None:
         return
     points = np.concatenate([np.asarray(marks.fg).reshape(-1, 3), np.asarray(marks.bg).reshape(-1, 3),
+                             np.asarray(marks.points).reshape(-1, 3),
                              *[np.array([b.lo, b.hi]) for b in marks.boxes]])
     off = points[:, plane.axis] != plane.index
     if off.any():

@@ -53,10 +53,12 @@ class MarksRecord(BaseModel):
     fg: list[tuple[int, int, int]] = Field(default_factory=list)
     bg: list[tuple[int, int, int]] = Field(default_factory=list)
     boxes: list[tuple[tuple[int, int, int], tuple[int, int, int]]] = Field(default_factory=list)
+    points: list[tuple[int, int, int]] = Field(default_factory=list)  # interior margin points
 
     def to_marks(self) -> Marks:
         as_array = lambda pts: np.asarray(pts, dtype=np.int64).reshape(-1, 3)
-        return Marks(as_array(self.fg), as_array(self.bg), [Box(lo, hi) for lo, hi in self.boxes])
+        return Marks(as_array(self.fg), as_array(self.bg), [Box(lo, hi) for lo, hi in self.boxes],
+                     as_array(self.points))
 
     @classmethod
     def from_marks(cls, marks: Marks) -> MarksRecord:
@@ -64,6 +66,7 @@ class MarksRecord(BaseModel):
             fg=[tuple(p) for p in marks.fg.tolist()],
             bg=[tuple(p) for p in marks.bg.tolist()],
             boxes=[(b.lo, b.hi) for b in marks.boxes],
+            points=[tuple(p) for p in np.asarray(marks.points).reshape(-1, 3).tolist()],
         )
 
 

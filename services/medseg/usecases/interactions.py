@@ -9,8 +9,8 @@ from typing import Any
 from medseg_client import codec
 
 from medseg.engine.errors import InvalidPrompt, RevisionConflict
-from medseg.engine.methods import get_method
-from medseg.engine.prompts import Box, Plane, Prompt, merge_marks
+from medseg.engine.methods import SegmentContext, get_method
+from medseg.engine.prompts import Box, Plane, Prompt, plane_record
 from medseg.store import Store
 from medseg.store.records import RevisionRecord, SegmentRecord, SessionMeta
 from medseg.usecases.metrics import STAGE_SECONDS
@@ -74,27 +74,32 @@ def interact(store: Store, meta: SessionMeta, segment_id: int, prompt: Prompt, m
         if prompt.plane is not None and meta.shape[prompt.plane.axis] > 1:
             # a slice the user edited is locked: propagation never overwrites it
             segment = segment.with_lock("zyx"[prompt.plane.axis], prompt.plane.index)
-        marks = merge_marks(head.marks.to_marks(), prompt.marks)
-        if len(marks.fg) + len(marks.bg) > max_marks:
+        marks = prompt.apply_to(head.marks.to_marks())
+        if len(marks.fg) + len(marks.bg) + len(marks.points) > max_marks:
             raise InvalidPrompt(f"segment {segment_id} would hold more than {max_marks} marked voxels")
         read_image = clock.timed("load", lambda box: store.sessions.read_image(meta, box))
         read_mask = clock.timed("load", lambda box: store.segments.read_mask(meta, head, box))
         current_bbox = clock.timed("load", exact_mask_bbox)(store, meta, head, prompt.plane)
+        context = SegmentContext(kind=prompt.kind, head_interaction=head.interaction,
+                                 head_probability=clock.timed("load", lambda: store.segments.probability(
+                                     meta, head.revision)))
         loaded_before, start = clock.seconds.get("load", 0.0), time.perf_counter()
         result = method.run(read_image=read_image, read_mask=read_mask, shape=meta.shape,
                             spacing=meta.spacing, marks=marks.on_plane(prompt.plane),
-                            plane=prompt.plane, params=parsed, current_mask_bbox=current_bbox)
+                            plane=prompt.plane, params=parsed, current_mask_bbox=current_bbox,
+                            context=context)
         # the method's own reads of image and mask count as load, the rest as compute
         clock.add("compute", time.perf_counter() - start - (clock.seconds["load"] - loaded_before))
         old_roi = read_mask(result.roi)
         start = time.perf_counter()
         description = {
             "type": prompt.kind, "method": method.name, "params": params,
-            "plane": None if prompt.plane is None else
-            {"axis": "zyx"[prompt.plane.axis], "index": prompt.plane.index},
+            "plane": plane_record(prompt.plane),
             "marks": {"fg": prompt.marks.fg.tolist(), "bg": prompt.marks.bg.tolist(),
-                      "boxes": [[list(b.lo), list(b.hi)] for b in prompt.marks.boxes]},
+                      "boxes": [[list(b.lo), list(b.hi)] for b in prompt.marks.boxes],
+                      "points": prompt.marks.points.tolist()},
             "roi": [list(result.roi.lo), list(result.roi.hi)],
+            **({"result": result.info} if result.info else {}),
         }
         # the audit trail keeps load/compute and the method's own breakdown; encode comes after
         recorded = {**clock.seconds, **{f"compute.{k}": v for k, v in result.timings.items()}}

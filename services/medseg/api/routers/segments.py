@@ -81,7 +81,7 @@ def delete_segment(store: StoreDep, meta: SessionDep, segment_id: int) -> Respon
 
 
 @router.post("/{segment_id}/interactions", response_model=ChangeResult, responses=_ERRORS,
-             summary="Click, scribble or box: answers the new revision and the mask delta")
+             summary="Click, scribble, box or interior margin points: answers the new revision and the mask delta")
 def interact(store: StoreDep, settings: SettingsDep, tenant: TenantDep, meta: SessionDep, segment_id: int,
              interaction: Interaction, if_match: IfMatchDep, response: Response) -> ChangeResult:
     prompt = to_prompt(interaction, meta.shape)

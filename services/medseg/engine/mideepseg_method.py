@@ -1,0 +1,211 @@
+"""MIDeepSeg (Luo et al. 2021) as an interactive method: initial segmentation from interior
+margin points with a trained U-Net, refinement clicks by information fusion + graph cut.
+
+Arrays are (z, y, x) voxels; a 2D interaction works on one slice (`plane`) and squeezes that
+axis away, exactly as the model-free method does.
+
+- `points` interaction (>= 3 interior margin points): relaxed box -> crop -> network input
+  (image + cue map, models/mideepseg_io.py, as in training) -> ONNX -> foreground probability in
+  the box -> mask = p > 0.5. It restarts the segment: the ROI also covers the old mask (on the
+  plane in 2D), which is cleared outside the box.
+- `click` interaction on a segment whose head revision was made by this method: IF-GC (or plain
+  graph cut) over an ROI = the stored probability's box grown to include every click
+  (+ margin; P = 0 outside the CNN box). D^f comes from ALL foreground clicks including the
+  interior margin points, D^b from all background clicks (paper sec. 2.4).
+
+Every revision stores the CNN probability it used (zero outside the CNN box, on the revision's
+ROI), so the next refinement, undo and redo find the CNN output of the head revision, and each
+revision is a deterministic function of the image, the marks and that stored map.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from medseg.algorithms.encodings import ENCODINGS
+from medseg.algorithms.fusion import ABSENT_DISTANCE, if_gc, plain_gc
+from medseg.algorithms.graphcut import banded_graph_cut, graph_cut
+from medseg.algorithms.normalize import normalize_percentiles
+from medseg.engine.errors import InvalidPrompt, ModelUnavailable
+from medseg.engine.methods import MethodResult, SegmentContext
+from medseg.engine.prompts import Box, Marks, Plane, check_on_plane, plane_record
+from medseg.models.mideepseg_io import network_input, probability_in_crop, relaxed_box, zscore
+from medseg.models.registry import LoadedModel, ModelNotFound, default_registry
+
+NAME = "mideepseg"
+TASK = "mideepseg"
+MIN_POINTS = 3
+REFINEMENTS = ("if-gc", "gc")
+
+
+@dataclass(frozen=True)
+class MIDeepSegParams:
+    """Tunables; lamb and sigma are the paper's (sec. 2.5), see algorithms/fusion.py."""
+
+    encoding: str = "egd"  # cue encoding of the interior margin points: picks the model
+    refinement: str = "if-gc"  # "if-gc" (paper) or "gc" (graph cut on the CNN probability)
+    lamb: float = 5.0  # pairwise weight per mm of neighbour distance (the paper's 1 mm pixels)
+    sigma: float = 0.1  # intensity scale of the pairwise term on [0, 1] ROI intensities
+    margin_voxels: int = 8  # ROI margin around refinement clicks that lie outside the CNN box
+    absent_distance: float = ABSENT_DISTANCE  # D^f or D^b when that side has no click
+    coarse_voxels: int = 1_000_000  # larger ROIs: banded (coarse-to-fine) graph cut
+    length_weight: float = 0.1  # D^f, D^b + this per voxel step (locality; 0 = eq. 2 only,
+    # see algorithms/fusion.py for why and what it measured)
+    margin_points_as_clicks: bool = True  # D^f from the interior margin points too (paper)
+
+    def __post_init__(self) -> None:
+        if self.encoding not in ENCODINGS:
+            raise ValueError(f"encoding must be one of {list(ENCODINGS)}, got {self.encoding!r}")
+        if self.refinement not in REFINEMENTS:
+            raise ValueError(f"refinement must be one of {list(REFINEMENTS)}, got {self.refinement!r}")
+        if self.lamb < 0 or self.sigma <= 0 or self.margin_voxels < 0 or self.absent_distance <= 0:
+            raise ValueError("need lamb >= 0, sigma > 0, margin_voxels >= 0, absent_distance > 0")
+
+
+def load_model(dims: int, encoding: str) -> LoadedModel:
+    try:
+        return default_registry().get(TASK, dims, encoding)
+    except ModelNotFound as exc:
+        raise ModelUnavailable(str(exc)) from None
+
+
+class _Geometry:
+    """The axes an interaction works on: all three in 3D, the two off `plane` in 2D."""
+
+    def __init__(self, shape, spacing, plane: Plane | None):
+        self.shape, self.plane = tuple(int(s) for s in shape), plane
+        self.keep = [a for a in range(3) if plane is None or a != plane.axis]
+        self.spacing = [float(spacing[a]) for a in self.keep]
+
+    def box(self, lo, hi) -> Box:
+        """3D Box from corners on the kept axes (the plane's index on its axis)."""
+        lo3, hi3 = [0, 0, 0], [0, 0, 0]
+        for k, a in enumerate(self.keep):
+            lo3[a], hi3[a] = int(lo[k]), int(hi[k])
+        if self.plane is not None:
+            lo3[self.plane.axis] = hi3[self.plane.axis] = self.plane.index
+        return Box(tuple(lo3), tuple(hi3))
+
+    def squeeze(self, a: np.ndarray) -> np.ndarray:
+        return a if self.plane is None else np.squeeze(a, axis=self.plane.axis)
+
+
+def _shape(box: Box) -> tuple[int, int, int]:
+    return tuple(h - lo + 1 for lo, h in zip(box.lo, box.hi))
+
+
+def _union(a: Box, b: Box | None) -> Box:
+    if b is None:
+        return a
+    return Box(tuple(map(min, a.lo, b.lo)), tuple(map(max, a.hi, b.hi)))
+
+
+def _paste(values: np.ndarray, box: Box, roi: Box) -> np.ndarray:
+    """float32 ROI-shaped array: `values` (box-shaped) at the box's place, 0 elsewhere."""
+    out = np.zeros(_shape(roi), dtype=np.float32)
+    out[tuple(slice(lo - r, h - r + 1) for lo, h, r in zip(box.lo, box.hi, roi.lo))] = values
+    return out
+
+
+def _local(points: np.ndarray, roi: Box) -> np.ndarray:
+    mask = np.zeros(_shape(roi), dtype=bool)
+    local = np.asarray(points).reshape(-1, 3) - np.asarray(roi.lo)
+    mask[tuple(local.T)] = True
+    return mask
+
+
+def initial(read_image: Callable[[Box], np.ndarray], geo: _Geometry, points: np.ndarray,
+            params: MIDeepSegParams, current_mask_bbox: Box | None) -> MethodResult:
+    dims = len(geo.keep)
+    if len(points) < MIN_POINTS:
+        raise InvalidPrompt(f"MIDeepSeg needs at least {MIN_POINTS} interior margin points "
+                            f"(inside the object, near its boundary), got {len(points)}")
+    t0 = time.perf_counter()
+    model = load_model(dims, params.encoding)
+    local_shape = [geo.shape[a] for a in geo.keep]
+    pts = np.asarray(points)[:, geo.keep]
+    lo, hi = relaxed_box(pts, local_shape)
+    box = geo.box(lo, hi)
+    crop = geo.squeeze(np.asarray(read_image(box), dtype=np.float32).reshape(_shape(box)))
+    x = network_input(crop, pts - lo, model.card.input_size, params.encoding)
+    t1 = time.perf_counter()
+    prob = probability_in_crop(model.predict(x[None])[0], crop.shape)
+    t2 = time.perf_counter()
+    # a restart: the ROI covers the old mask too, which is cleared outside the CNN box
+    roi = _union(box, current_mask_bbox)
+    stored = _paste(prob.reshape(_shape(box)), box, roi)
+    return MethodResult(roi=roi, mask=stored > 0.5, probability=stored,
+                        timings={"input": t1 - t0, "network": t2 - t1},
+                        info={"model": f"{model.card.name}@{model.card.version}",
+                              "encoding": params.encoding, "cnn_box": [list(box.lo), list(box.hi)]})
+
+
+def _check_refinable(context: SegmentContext, plane: Plane | None) -> tuple[Box, np.ndarray]:
+    head = context.head_interaction
+    start = "start it with a `points` interaction (interior margin points, method mideepseg)"
+    if head.get("method") != NAME:
+        raise InvalidPrompt(f"the segment has no MIDeepSeg result to refine: {start}")
+    head_plane = head.get("plane")
+    if head_plane != plane_record(plane):
+        where = "in 3D" if head_plane is None else f"in 2D on {head_plane['axis']}={head_plane['index']}"
+        raise InvalidPrompt(f"the MIDeepSeg result to refine was made {where}: refine it there, "
+                            f"or {start}")
+    stored = context.head_probability()
+    if stored is None:
+        raise InvalidPrompt(f"the MIDeepSeg probability of the head revision is gone: {start}")
+    return stored
+
+
+def refine(read_image: Callable[[Box], np.ndarray], geo: _Geometry, marks: Marks,
+           params: MIDeepSegParams, context: SegmentContext) -> MethodResult:
+    t0 = time.perf_counter()
+    box, prob = _check_refinable(context, geo.plane)
+    clicks = np.concatenate([marks.fg, marks.bg, marks.points]).reshape(-1, 3)
+    lo = np.maximum(clicks.min(axis=0) - params.margin_voxels, 0)
+    hi = np.minimum(clicks.max(axis=0) + params.margin_voxels, np.asarray(geo.shape) - 1)
+    roi = _union(box, geo.box(lo[geo.keep], hi[geo.keep]))
+    image = geo.squeeze(np.asarray(read_image(roi), dtype=np.float32).reshape(_shape(roi)))
+    stored = _paste(prob, box, roi)
+    hard_bg = _local(marks.bg, roi)
+    # the margin points are foreground unless a (newer) background click sits on one
+    clicked_fg = _local(marks.fg, roi)
+    hard_fg = clicked_fg | (_local(marks.points, roi) & ~hard_bg)
+    t1 = time.perf_counter()
+    p, fg, bg = geo.squeeze(stored), geo.squeeze(hard_fg), geo.squeeze(hard_bg)
+    norm = normalize_percentiles(image)
+    # a full-resolution maxflow on a whole-organ 3D ROI takes seconds; banded: same mask class
+    cut = banded_graph_cut if p.size > params.coarse_voxels else graph_cut
+    if params.refinement == "if-gc":
+        seeds = fg if params.margin_points_as_clicks else geo.squeeze(clicked_fg)
+        mask, _ = if_gc(p, zscore(image), norm, geo.spacing, seeds, bg, params.lamb, params.sigma,
+                        params.absent_distance, cut, params.length_weight)
+    else:
+        mask = plain_gc(p, norm, geo.spacing, fg, bg, params.lamb, params.sigma, cut)
+    mask[fg], mask[bg & ~fg] = True, False  # a no-op for graph_cut; the banded cut's coarse
+    # labels far from the band could otherwise miss a click that shares a block with another
+    t2 = time.perf_counter()
+    return MethodResult(roi=roi, mask=mask.reshape(_shape(roi)), probability=stored,
+                        timings={"roi": t1 - t0, params.refinement: t2 - t1},
+                        info={"refinement": params.refinement})
+
+
+def segment(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], np.ndarray],
+            shape, spacing, marks: Marks, plane: Plane | None,
+            params: MIDeepSegParams = MIDeepSegParams(), current_mask_bbox: Box | None = None,
+            context: SegmentContext | None = None) -> MethodResult:
+    """`points` in `context.kind`: initial segmentation from `marks.points`; otherwise a
+    refinement of the head revision (which this method must have made). `marks` are the
+    segment's cumulative marks on `plane` (all of them in 3D). Raises InvalidPrompt for too few
+    points or nothing to refine, ModelUnavailable when no model fits (dims, encoding)."""
+    context = context or SegmentContext()
+    marks = Marks(np.asarray(marks.fg).reshape(-1, 3), np.asarray(marks.bg).reshape(-1, 3),
+                  list(marks.boxes), np.asarray(marks.points).reshape(-1, 3))
+    check_on_plane(marks, plane)
+    geo = _Geometry(shape, spacing, plane)
+    if context.kind == "points":
+        return initial(read_image, geo, marks.points, params, current_mask_bbox)
+    return refine(read_image, geo, marks, params, context)
