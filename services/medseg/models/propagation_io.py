@@ -28,6 +28,7 @@ z-score then removes brightness and linear contrast, for CT and MR alike.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,3 +114,20 @@ def probability_on_slice(probability: np.ndarray, crop: Crop, slice_shape) -> np
     if all(s.stop > s.start for s in dst):
         out[tuple(dst)] = prob[tuple(src)]
     return out
+
+
+def foreground_probability(logits: np.ndarray) -> np.ndarray:
+    """(N, 2, ...) logits -> (N, ...) float32 softmax probability of class 1."""
+    logits = np.asarray(logits, dtype=np.float32)
+    return (1.0 / (1.0 + np.exp(logits[:, 0] - logits[:, 1]))).astype(np.float32)
+
+
+def predict_slice(forward: Callable[[np.ndarray], np.ndarray], image_slice: np.ndarray,
+                  prior_mask: np.ndarray, spacing) -> np.ndarray:
+    """The whole contract around one network call: `forward` maps a (1, 2, *INPUT_SIZE)
+    float32 input to (1, 2, *INPUT_SIZE) logits (torch in training, onnxruntime in the
+    engine). Returns the (Y, X) float32 foreground probability of the slice."""
+    x, crop = network_input(np.asarray(image_slice, dtype=np.float32),
+                            np.asarray(prior_mask, dtype=bool), spacing)
+    probability = foreground_probability(forward(x[None]))[0]
+    return probability_on_slice(probability, crop, image_slice.shape)
