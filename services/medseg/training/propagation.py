@@ -8,9 +8,15 @@ shows, the prior = its mask on slice t + d, d uniform in {-2, -1, 1, 2} (paper: 
 target = its mask on slice t. STOP_FRACTION of the samples put the prior on the object's last
 slice and t past it, so the target is empty: the network learns to stop. Augmentation as the
 paper: the same scaling (+-20 %, per axis), rotation (+-180 deg) and flips of image, prior and
-target, then the prior alone rotated (+-1 deg) and scaled (+-10 %) about the patch centre
-(which also shifts it a little), then intensity (gamma, inversion, noise; brightness and linear
-contrast are removed by the per-crop z-score anyway).
+target, then the prior alone perturbed (PRIOR_* below), then intensity (gamma, inversion,
+noise; brightness and linear contrast are removed by the per-crop z-score anyway).
+
+Prior perturbation: the paper's best setting is +-1 deg and +-10 %, and its ablation (Table 2)
+finds +-10 deg just as good. With the paper's +-1 deg, our first 20-minute CPU run (1571
+steps) learned to copy the prior and ignore the image: one-step Dice equal to the prior's own
+overlap, no stop at the organ's end, one-shot Dice 0.64 on held-out organs. A copied prior must
+be wrong often enough that reading the image pays, so the prior is rotated +-10 deg, scaled
++-15 % per axis, shifted up to 4 % of its crop and sometimes dilated or eroded by 1-2 voxels.
 """
 
 from __future__ import annotations
@@ -36,7 +42,11 @@ from medseg.training.synthetic import synthetic_case
 
 NETWORK = {"base": 16, "levels": 4}
 OFFSETS = (-2, -1, 1, 2)
-STOP_FRACTION = 0.1
+STOP_FRACTION = 0.2
+PRIOR_DEGREES = 10.0
+PRIOR_SCALE = (0.85, 1.15)
+PRIOR_SHIFT = 0.04  # of the crop's side
+PRIOR_MORPHOLOGY = 0.3  # probability of a 1-2 voxel dilation or erosion
 SYNTHETIC_FRACTION = 0.4
 SYNTHETIC_SHAPE = (40, 96, 96)
 SYNTHETIC_SPACING_MM = (0.8, 3.0)  # in-plane spacing drawn per synthetic case
@@ -106,15 +116,28 @@ def choose_slices(mask: np.ndarray, rng) -> tuple[int, int] | None:
     return t, t + d
 
 
-def _affine(shape, rng, degrees: float, scale: tuple[float, float], flip: bool):
-    """(matrix, offset) for ndimage.affine_transform about the centre of a (Y, X) patch."""
+def _affine(shape, rng, degrees: float, scale: tuple[float, float], flip: bool,
+            shift: float = 0.0):
+    """(matrix, offset) for ndimage.affine_transform about the centre of a (Y, X) patch, then
+    shifted by up to `shift` voxels per axis."""
     angle = np.deg2rad(rng.uniform(-degrees, degrees))
     rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     factors = rng.uniform(*scale, size=2)
     signs = np.where(rng.random(2) < 0.5, -1.0, 1.0) if flip else np.ones(2)
     matrix = rotation @ np.diag(signs / factors)  # output -> input coordinates
     centre = (np.asarray(shape) - 1) / 2.0
-    return matrix, centre - matrix @ centre
+    return matrix, centre - matrix @ centre + rng.uniform(-shift, shift, size=2)
+
+
+def perturb_prior(prior: np.ndarray, crop_side: int, rng) -> np.ndarray:
+    """The prior as a slightly wrong propagation would give it (see the module docstring)."""
+    affine = _affine(prior.shape, rng, PRIOR_DEGREES, PRIOR_SCALE, False, PRIOR_SHIFT * crop_side)
+    prior = _warp(prior, affine, 1) > 0.5
+    if rng.random() < PRIOR_MORPHOLOGY:
+        grow = rng.random() < 0.5
+        operation = ndimage.binary_dilation if grow else ndimage.binary_erosion
+        prior = operation(prior, iterations=int(rng.integers(1, 3)))
+    return prior
 
 
 def _warp(array: np.ndarray, affine, order: int) -> np.ndarray:
@@ -139,8 +162,7 @@ def make_sample(image: np.ndarray, mask: np.ndarray, spacing, rng):
     both = _affine(image.shape, rng, 180.0, (0.8, 1.2), flip=True)
     image = _warp(image, both, 1)
     target = _warp(target, both, 1) > 0.5
-    prior = _warp(_warp(prior, both, 1), _affine(image.shape, rng, 1.0, (0.9, 1.1), False), 1)
-    prior = prior > 0.5
+    prior = perturb_prior(_warp(prior, both, 1) > 0.5, max(crop.shape), rng)
     if prior.sum() < MIN_PRIOR_VOXELS:
         return None
     image = augment.intensity(image, rng)
