@@ -37,6 +37,7 @@ from medseg.models.propagation_io import (
 from medseg.models.unet import UNet
 from medseg.training import augment
 from medseg.training.data import CASES, TRAIN_CASES, VALIDATION_CASE, load_case
+from medseg.training.mideepseg import dice
 from medseg.training.objects import ObjectSampler, largest_component
 from medseg.training.synthetic import synthetic_case
 
@@ -218,11 +219,6 @@ def one_shot(predict, image: np.ndarray, reference: np.ndarray, spacing) -> np.n
                 break
             out[t], prior, t = mask, mask, t + step
     return out
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    total = a.sum() + b.sum()
-    return 1.0 if total == 0 else float(2 * (a & b).sum() / total)
 
 
 def validation_objects():
