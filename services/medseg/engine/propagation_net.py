@@ -28,8 +28,10 @@ WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "weights" / f"{NAME}.
 @functools.cache
 def load_session(path: str | None = None):
     """The onnxruntime session for the committed weights (or `path`), made once per process;
-    CUDA when onnxruntime offers it, else the CPU. The single place to switch to the model
-    registry (models/registry.py) later."""
+    CUDA when onnxruntime offers it, else the CPU with one intra-op thread: on this shared
+    2-core machine two threads wait on each other (a 96 x 96 call took 14 ms median with one
+    thread, 42 ms with two, under load). The single place to switch to the model registry
+    (models/registry.py) later."""
     import onnxruntime
 
     path = Path(path) if path else WEIGHTS
@@ -37,7 +39,10 @@ def load_session(path: str | None = None):
         raise FileNotFoundError(f"propagation network weights not found: {path}")
     available = onnxruntime.get_available_providers()
     providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
-    return onnxruntime.InferenceSession(str(path), providers=providers)
+    options = onnxruntime.SessionOptions()
+    if "CUDAExecutionProvider" not in providers:
+        options.intra_op_num_threads = 1
+    return onnxruntime.InferenceSession(str(path), options, providers=providers)
 
 
 def predict(image_slice: np.ndarray, prior_mask: np.ndarray, spacing_2d,
