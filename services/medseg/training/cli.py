@@ -2,6 +2,7 @@
 
     medseg-train mideepseg --dims 2 --encoding egd --minutes 12
     medseg-train mideepseg --dims 3 --encoding egd --minutes 40
+    medseg-train propagation --minutes 20
 
 Weights and cards go to services/medseg/models/weights/ (or --out). CI runs a few steps on
 tiny synthetic data only (--steps 2 --synthetic-only --out TMP) to prove the pipeline runs.
@@ -18,8 +19,9 @@ from pathlib import Path
 
 import torch
 
+from medseg.models import propagation_io
 from medseg.models.export import export_onnx
-from medseg.training import mideepseg
+from medseg.training import mideepseg, propagation
 from medseg.training.data import HELD_OUT_ORGANS, TRAIN_CASES, VALIDATION_CASE
 from medseg.training.loop import RunConfig, train
 from medseg.training.publish import write_card
@@ -83,6 +85,49 @@ def run_mideepseg(args: argparse.Namespace) -> dict:
     return card
 
 
+def run_propagation(args: argparse.Namespace) -> dict:
+    name = "propnet-2d"
+    batch = args.batch_size or 8
+    model = propagation.build_network()
+    samples = propagation.Samples(batch, args.seed, real=not args.synthetic_only)
+    config = RunConfig(name=name, steps=args.steps, minutes=args.minutes, lr=args.lr,
+                       seed=args.seed, workers=args.workers, resume=args.resume,
+                       checkpoint_dir=args.checkpoint_dir, quiet=args.quiet)
+    started = time.time()
+    run = train(model, samples, propagation.loss_fn, config)
+    metrics = {} if args.skip_validation else propagation.validate(
+        propagation.torch_predictor(model))
+    size = propagation_io.INPUT_SIZE
+    example = torch.randn(1, 2, *size, generator=torch.Generator().manual_seed(0))
+    path = args.out / f"{name}.onnx"
+    max_diff = export_onnx(model, example, path)
+    card = {
+        "name": name, "version": "1.0.0", "task": "propagation", "dims": 2,
+        "input_size": list(size), "in_channels": 2, "inputs": ["image", "prior"],
+        "outputs": ["logits"], "file": path.name,
+        "contract": "medseg.models.propagation_io",
+        "network": {"type": "UNet", **propagation.NETWORK, "norm": "instance",
+                    "parameters": sum(p.numel() for p in model.parameters())},
+        "training": {
+            "command": "medseg-train " + shlex.join(sys.argv[1:]),
+            "data": ("synthetic 3D volumes only" if args.synthetic_only else
+                     f"synthetic 3D volumes ({propagation.SYNTHETIC_FRACTION:.0%}) + seen "
+                     f"organs of {', '.join(TRAIN_CASES)} along all three axes"),
+            "prior_offsets": list(propagation.OFFSETS),
+            "stop_fraction": propagation.STOP_FRACTION,
+            "held_out_organs": list(HELD_OUT_ORGANS), "validation_case": VALIDATION_CASE,
+            "batch_size": batch, "lr": args.lr, "seed": args.seed, **run,
+            "wall_time_with_validation_s": round(time.time() - started, 1),
+            "onnx_max_abs_diff": max_diff,
+        },
+        "metrics": {"protocol": "one-shot propagation along z from the reference mask of the "
+                                "organ's largest slice; Dice of the organ's largest 3D component",
+                    **metrics},
+    }
+    write_card(path, card)
+    return card
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="medseg-train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -92,13 +137,15 @@ def main(argv: list[str] | None = None) -> None:
     mds.add_argument("--encoding", choices=("egd", "geodesic", "euclidean", "gaussian"),
                      default="egd")
     _common(mds)
+    prop = sub.add_parser("propagation", help="slice-propagation 2D U-Net (image + prior mask)")
+    _common(prop)
     args = parser.parse_args(argv)
     if args.steps is None and args.minutes is None:
         parser.error("give --minutes and/or --steps")
     if args.threads:
         torch.set_num_threads(args.threads)
     started = time.time()
-    card = run_mideepseg(args)
+    card = run_mideepseg(args) if args.recipe == "mideepseg" else run_propagation(args)
     print(json.dumps({"name": card["name"], "metrics": {k: v for k, v in card["metrics"].items()
                                                          if k != "per_organ"},
                       "wall_time_s": round(time.time() - started, 1)}, indent=2))
