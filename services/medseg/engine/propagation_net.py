@@ -15,10 +15,13 @@ crop around the prior.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from medseg.engine.errors import ModelUnavailable
+from medseg.engine.propagation import PredictorSpec, register_predictor
 from medseg.models.propagation_io import predict_slice
 
 NAME = "propnet-2d"
@@ -56,3 +59,31 @@ def predict(image_slice: np.ndarray, prior_mask: np.ndarray, spacing_2d,
         return session.run(None, {name: x})[0]
 
     return predict_slice(forward, image_slice, prior_mask, spacing_2d)
+
+
+@dataclass(frozen=True)
+class PropNetParams:
+    """The network has no tunables; the generic PropagationParams (stop area, bounds) apply."""
+
+
+class PropNetPredictor:
+    """One propagation's predictor: the shared session, no per-propagation state."""
+
+    def __init__(self, params: PropNetParams, start_image, start_mask, spacing):
+        try:
+            self.session = load_session()
+        except FileNotFoundError as exc:
+            raise ModelUnavailable(f"{exc}; train it with `medseg-train propagation`") from None
+
+    def predict(self, image: np.ndarray, prior: np.ndarray, spacing) -> np.ndarray:
+        return predict(image, prior, spacing, self.session)
+
+
+register_predictor(PredictorSpec(
+    name=NAME,
+    description="Prior-guided 2D U-Net (slice-propagation paper): the slice and the "
+                "neighbouring slice's mask in, the slice's mask out; trained here on seen "
+                "organs and synthetic volumes (see /v1/models).",
+    params_type=PropNetParams,
+    build=PropNetPredictor,
+))
