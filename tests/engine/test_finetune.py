@@ -61,18 +61,21 @@ def test_bifseg_minus_w_weights_every_voxel_one():
     assert float(loss) == pytest.approx(by_hand, rel=1e-5)
 
 
-def test_geodesic_uncertainty_stays_in_the_scribbled_region():
-    """Two flat regions 0.5 apart: all of the scribbled one is within epsilon, none of the other."""
-    image = np.zeros((20, 20), np.float32)
-    image[:, 10:] = 0.5
+def test_geodesic_uncertainty_is_near_the_scribble_and_on_its_side_of_an_edge():
+    """G = sum |dI| + path length / longest side: 0.2 reaches 8 voxels on a 40-voxel grid
+    through flat intensity, and never across an edge of height 0.5."""
+    image = np.zeros((40, 40), np.float32)
+    image[:, 20:] = 0.5
     fg = np.zeros_like(image, dtype=bool)
-    fg[10, 2:5] = True
+    fg[20, 5:9] = True
     geo_fg, geo_bg = scribble_distances(image, fg, None)
-    assert (geo_fg[:, :10] < 0.2).all() and (geo_fg[:, 10:] > 0.4).all()
-    assert np.isinf(geo_bg).all()
-    labels = np.zeros_like(fg)  # everything labelled background: the left half is uncertain
+    assert geo_fg[20, 12] == pytest.approx(4 / 40, abs=1e-3)  # 4 voxels along the row
+    assert geo_fg[0, 0] > 0.2 and (geo_fg[:, 20:] > 0.5).all() and np.isinf(geo_bg).all()
+    labels = np.zeros_like(fg)  # all labelled background: near the fg scribble is uncertain
     w = loss_weights(np.full(image.shape, 0.05), labels, fg, None, geo_fg, geo_bg, PARAMS_2D)
-    assert (w[fg] == 5).all() and (w[:, :10][~fg[:, :10]] == 0).all() and (w[:, 10:] == 1).all()
+    near = (geo_fg < 0.2) & ~fg
+    assert (w[fg] == 5).all() and (w[near] == 0).all() and (w[~near & ~fg] == 1).all()
+    assert near[20, 12] and not near[0, 0] and not near[:, 20:].any()
 
 
 @settings(max_examples=40, deadline=None)

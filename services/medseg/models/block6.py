@@ -5,7 +5,9 @@ fine-tuning updates (BIFSeg sec. II-A), so it is defined once here for the netwo
 fine-tuning and its storage: weights travel as a plain dict of float32 arrays with the keys
 of BLOCK6_KEYS (`hidden.weight` (H, F, 1, 1[, 1]), `hidden.bias` (H,), `out.weight`
 (2, H, 1, 1[, 1]), `out.bias` (2,)), the same names the ONNX initialisers carry under the
-prefix `block6.`.
+prefix `block6.`. Training writes them beside the ONNX file as `<model>.block6.npz`
+(`load_block6`), so the server needs no `onnx` package to read them; `weights_from_onnx`
+(dev dependency) checks that both agree.
 """
 
 from __future__ import annotations
@@ -64,6 +66,14 @@ def weights_to_bytes(weights: dict[str, np.ndarray]) -> bytes:
 def weights_from_bytes(blob: bytes) -> dict[str, np.ndarray]:
     with np.load(io.BytesIO(blob), allow_pickle=False) as data:
         return {k: data[k] for k in BLOCK6_KEYS}
+
+
+def load_block6(onnx_path) -> dict[str, np.ndarray]:
+    """The trained block-6 weights of a P-Net / PC-Net: `<model>.block6.npz` beside the ONNX."""
+    from pathlib import Path
+
+    path = Path(onnx_path)
+    return weights_from_bytes(path.with_name(path.stem + ".block6.npz").read_bytes())
 
 
 def weights_from_onnx(path) -> dict[str, np.ndarray]:

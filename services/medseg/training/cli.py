@@ -21,11 +21,12 @@ from pathlib import Path
 import torch
 
 from medseg.models import bifseg_io
+from medseg.models.block6 import weights_to_bytes
 from medseg.models.export import export_onnx
 from medseg.training import bifseg, mideepseg
 from medseg.training.data import HELD_OUT_ORGANS, TRAIN_CASES, VALIDATION_CASE
 from medseg.training.loop import RunConfig, train
-from medseg.training.publish import write_card
+from medseg.training.publish import sha256_of, write_card
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "weights"
 
@@ -98,12 +99,15 @@ def run_bifseg(args: argparse.Namespace) -> dict:
     example = torch.randn(1, 1, *size, generator=torch.Generator().manual_seed(0))
     path = args.out / f"{name}.onnx"
     max_diff = export_onnx(model, example, path, output_names=("logits", "features"))
+    block6_path = args.out / f"{name}.block6.npz"
+    block6_path.write_bytes(weights_to_bytes(model.block6.weights()))
     network = bifseg_io.NETWORK[dims]
     features = 5 * network.get("compressed", network["width"])
     card = {
         "name": name, "version": "1.0.0", "task": "bifseg", "dims": dims,
         "input_size": list(size), "in_channels": 1, "outputs": ["logits", "features"],
         "feature_channels": features, "file": path.name,
+        "block6_weights": {"file": block6_path.name, "sha256": sha256_of(block6_path)},
         "input": "box crop (grown by box_margin_voxels at test time), resized linearly to "
                  "input_size, z-scored by the crop's own mean and std",
         "box_margin_voxels": bifseg_io.BOX_MARGIN,
