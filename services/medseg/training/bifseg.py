@@ -22,7 +22,7 @@ from medseg.models import bifseg_io as io
 from medseg.models.pcnet import PCNet
 from medseg.models.pnet import PNet
 from medseg.training import augment
-from medseg.training.mideepseg import dice, validation_objects
+from medseg.training.mideepseg import dice, validation_objects, validation_summary
 from medseg.training.objects import MIN_AREA_2D, ObjectSampler, largest_component
 
 MAX_TRAIN_MARGIN = 10
@@ -87,19 +87,10 @@ def segment_box(predict, image: np.ndarray, lo, hi, dims: int,
 
 def validate(predict, dims: int, margin: int = io.BOX_MARGIN) -> dict:
     """Dice of the box-only initial result per organ and per group (seen / held_out)."""
-    per_organ: dict[str, list[float]] = {}
-    groups: dict[str, list[float]] = {"seen": [], "held_out": []}
-    for group, case_name, organ, image, mask in validation_objects(dims):
-        score = dice(segment_box(predict, image, *io.mask_box(mask), dims, margin), mask)
-        per_organ.setdefault(f"{case_name}/{organ}", []).append(score)
-        groups[group].append(score)
-    return {
-        "dice_seen": round(float(np.mean(groups["seen"])), 4),
-        "dice_held_out": round(float(np.mean(groups["held_out"])), 4),
-        "objects": {g: len(v) for g, v in groups.items()},
-        "box_margin_voxels": margin,
-        "per_organ": {k: round(float(np.mean(v)), 4) for k, v in sorted(per_organ.items())},
-    }
+    scores = [(group, f"{case_name}/{organ}",
+               dice(segment_box(predict, image, *io.mask_box(mask), dims, margin), mask))
+              for group, case_name, organ, image, mask in validation_objects(dims)]
+    return {**validation_summary(scores), "box_margin_voxels": margin}
 
 
 def torch_predictor(model: torch.nn.Module):

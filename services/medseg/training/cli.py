@@ -48,6 +48,19 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true")
 
 
+def _training(args: argparse.Namespace, batch: int, run: dict, max_diff: float,
+              **extra) -> dict:
+    """The card's "training" section: how the weights were made."""
+    return {
+        "command": "medseg-train " + shlex.join(sys.argv[1:]),
+        "data": ("synthetic only" if args.synthetic_only else
+                 f"synthetic (60 %) + seen organs of {', '.join(TRAIN_CASES)} (40 %)"),
+        **extra, "held_out_organs": list(HELD_OUT_ORGANS), "validation_case": VALIDATION_CASE,
+        "batch_size": batch, "lr": args.lr, "seed": args.seed, **run,
+        "onnx_max_abs_diff": max_diff,
+    }
+
+
 def run_mideepseg(args: argparse.Namespace) -> dict:
     name = f"mideepseg-{args.dims}d-{args.encoding}"
     batch = args.batch_size or (8 if args.dims == 2 else 2)
@@ -70,14 +83,7 @@ def run_mideepseg(args: argparse.Namespace) -> dict:
         "outputs": ["logits"], "file": path.name,
         "network": {"type": "UNet", **mideepseg.NETWORK[args.dims], "norm": "instance",
                     "parameters": sum(p.numel() for p in model.parameters())},
-        "training": {
-            "command": "medseg-train " + shlex.join(sys.argv[1:]),
-            "data": ("synthetic only" if args.synthetic_only else
-                     f"synthetic (60 %) + seen organs of {', '.join(TRAIN_CASES)} (40 %)"),
-            "held_out_organs": list(HELD_OUT_ORGANS), "validation_case": VALIDATION_CASE,
-            "batch_size": batch, "lr": args.lr, "seed": args.seed, **run,
-            "onnx_max_abs_diff": max_diff,
-        },
+        "training": _training(args, batch, run, max_diff),
         "metrics": metrics,
     }
     write_card(path, card)
@@ -113,15 +119,8 @@ def run_bifseg(args: argparse.Namespace) -> dict:
         "box_margin_voxels": bifseg_io.BOX_MARGIN,
         "network": {"type": "PNet" if dims == 2 else "PCNet", **network, "norm": "instance",
                     "parameters": sum(p.numel() for p in model.parameters())},
-        "training": {
-            "command": "medseg-train " + shlex.join(sys.argv[1:]),
-            "data": ("synthetic only" if args.synthetic_only else
-                     f"synthetic (60 %) + seen organs of {', '.join(TRAIN_CASES)} (40 %)"),
-            "box_margin_voxels": [0, bifseg.MAX_TRAIN_MARGIN], "loss": "cross entropy",
-            "held_out_organs": list(HELD_OUT_ORGANS), "validation_case": VALIDATION_CASE,
-            "batch_size": batch, "lr": args.lr, "seed": args.seed, **run,
-            "onnx_max_abs_diff": max_diff,
-        },
+        "training": _training(args, batch, run, max_diff, loss="cross entropy",
+                              box_margin_voxels=[0, bifseg.MAX_TRAIN_MARGIN]),
         "metrics": metrics,
     }
     write_card(path, card)
