@@ -138,3 +138,21 @@ def test_bad_shapes_are_refused():
         finetune(feats, image, weights, fg=disc[:10])
     with pytest.raises(ValueError, match="t0"):
         params_for(2, t0=0.8, t1=0.6)
+
+
+def test_the_update_is_torch_sgd_with_momentum():
+    from medseg.engine.finetune import _Sgd
+
+    torch.manual_seed(0)
+    a, b = Block6(2, 6, 4), Block6(2, 6, 4)
+    b.load_state_dict(a.state_dict())
+    reference = torch.optim.SGD(b.parameters(), lr=1e-2, momentum=0.9)
+    ours = _Sgd(list(a.parameters()), 1e-2, 0.9)
+    x = torch.randn(1, 6, 5, 5)
+    for _ in range(4):
+        a(x).square().mean().backward()
+        ours()
+        reference.zero_grad()
+        b(x).square().mean().backward()
+        reference.step()
+    assert all(torch.allclose(p, q, atol=1e-6) for p, q in zip(a.parameters(), b.parameters()))

@@ -106,7 +106,7 @@ class FinetuneResult:
     probability: np.ndarray  # float32, grid shape: the adapted network's foreground p
     weights: dict[str, np.ndarray]  # adapted block-6 weights (models/block6.py keys)
     losses: list[float] = field(default_factory=list)  # loss per iteration
-    timings: dict[str, float] = field(default_factory=dict)  # seconds: graphcut, network, total
+    timings: dict[str, float] = field(default_factory=dict)  # s: geodesic, graphcut, network, total
 
 
 def run_block6(weights: dict[str, np.ndarray], features: np.ndarray) -> np.ndarray:
@@ -160,7 +160,7 @@ def loss_weights(prob: np.ndarray, labels: np.ndarray, fg: np.ndarray | None,
 def weighted_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Eq. 12 / N: -(1/N) sum_i w_i (y_i log p_i + (1 - y_i) log(1 - p_i)), p = softmax(logits)[1].
 
-    logits (2, *grid) float; labels (*grid) bool; weights (*grid) float."""
+    logits (2, ...) float; labels (...) bool; weights (...) float (any same spatial shape)."""
     log_p = F.log_softmax(logits, dim=0)
     ce = -torch.where(labels, log_p[1], log_p[0])
     return (weights * ce).mean()
@@ -180,6 +180,26 @@ def _check(features, image_norm, fg, bg) -> None:
     for name, s in (("fg", fg), ("bg", bg)):
         if s is not None and np.shape(s) != grid:
             raise ValueError(f"{name} scribbles {np.shape(s)} must have the grid shape {grid}")
+
+
+class _Sgd:
+    """SGD with momentum, torch.optim.SGD's update (buf = momentum * buf + grad; p -= lr * buf).
+    Why not torch.optim: its first use in a process imports torch._dynamo, ~9 s on this CPU,
+    which a fine-tuning job would pay on its first run."""
+
+    def __init__(self, parameters: list[torch.nn.Parameter], lr: float, momentum: float):
+        self.parameters, self.lr, self.momentum = parameters, lr, momentum
+        self.buffers: list[torch.Tensor | None] = [None] * len(parameters)
+
+    def __call__(self) -> None:
+        with torch.no_grad():
+            for k, p in enumerate(self.parameters):
+                if p.grad is None:
+                    continue
+                buf = self.buffers[k]
+                self.buffers[k] = buf = p.grad.clone() if buf is None else buf.mul_(self.momentum).add_(p.grad)
+                p.sub_(self.lr * buf)
+                p.grad = None
 
 
 def finetune(features: np.ndarray, image_norm: np.ndarray, weights: dict[str, np.ndarray],
@@ -204,16 +224,24 @@ def finetune(features: np.ndarray, image_norm: np.ndarray, weights: dict[str, np
     spacing = tuple(spacing) if spacing is not None else (1.0,) * np.ndim(image_norm)
     torch.manual_seed(params.seed)
     block = Block6.from_weights(weights).train()
-    optimizer = torch.optim.SGD(block.parameters(), lr=params.lr, momentum=params.momentum)
-    x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))[None]
+    step = _Sgd(list(block.parameters()), params.lr, params.momentum)
+    # 1x1 convolutions as matrix products on (voxels, channels): same parameters, ~2x faster
+    x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32).reshape(len(features), -1).T.copy())
+    grid = np.shape(image_norm)
+    timings = {"geodesic": 0.0, "graphcut": 0.0, "network": 0.0}
+    t = time.perf_counter()
     geo_fg, geo_bg = scribble_distances(image_norm, fg, bg) if params.weighted else (None, None)
-    timings = {"graphcut": 0.0, "network": 0.0}
+    timings["geodesic"] = time.perf_counter() - t
     losses: list[float] = []
     total = params.total_iterations
 
+    def logits() -> torch.Tensor:  # (2, voxels)
+        hidden = torch.relu(F.linear(x, block.hidden.weight.flatten(1), block.hidden.bias))
+        return F.linear(hidden, block.out.weight.flatten(1), block.out.bias).T
+
     def probability() -> np.ndarray:
         with torch.no_grad():
-            return torch.softmax(block(x), dim=1)[0, 1].numpy()
+            return torch.softmax(logits(), dim=0)[1].reshape(grid).numpy()
 
     prob = probability()
     for _ in range(params.alternations):
@@ -222,14 +250,13 @@ def finetune(features: np.ndarray, image_norm: np.ndarray, weights: dict[str, np
         timings["graphcut"] += time.perf_counter() - t
         t = time.perf_counter()
         w = loss_weights(prob, labels, fg, bg, geo_fg, geo_bg, params)
-        y, wt = torch.from_numpy(labels), torch.from_numpy(w)
+        y, wt = torch.from_numpy(labels.reshape(-1)), torch.from_numpy(w.reshape(-1))
         for _ in range(params.iterations):
             if should_stop is not None and should_stop():
                 raise FinetuneCancelled(len(losses), total)
-            loss = weighted_loss(block(x)[0], y, wt)
-            optimizer.zero_grad(set_to_none=True)
+            loss = weighted_loss(logits(), y, wt)
             loss.backward()
-            optimizer.step()
+            step()
             losses.append(float(loss.detach()))
             if progress is not None:
                 progress(len(losses), total, losses[-1])
