@@ -65,3 +65,10 @@ class SessionBusy(MedsegError):
 class JobNotFound(MedsegError):
     status = 404
     code = "job_not_found"
+
+
+class ModelUnavailable(MedsegError):
+    """The request needs a trained model this server does not have (or whose file is bad)."""
+
+    status = 422
+    code = "model_unavailable"

@@ -18,6 +18,9 @@ class Method:
     dims: tuple[str, ...]
     params_type: type  # a frozen dataclass of parameters with defaults
     run: Callable[..., Any]  # engine entry point, see graphcut_method.segment
+    # run(...) also gets `adapted_weights(dims) -> block-6 weights | None`: the segment's
+    # fine-tuned BIFSeg classifier (usecases/finetune.py)
+    uses_adapted_weights: bool = False
 
     def defaults(self) -> dict[str, Any]:
         return dataclasses.asdict(self.params_type())
@@ -73,7 +76,7 @@ def all_methods() -> list[Method]:
 def _load_builtin() -> None:
     if DEFAULT_METHOD in _REGISTRY:
         return
-    from medseg.engine import graphcut_method
+    from medseg.engine import bifseg_method, graphcut_method
 
     register(Method(
         name=DEFAULT_METHOD,
@@ -84,4 +87,17 @@ def _load_builtin() -> None:
         dims=("2d", "3d"),
         params_type=graphcut_method.GraphCutParams,
         run=graphcut_method.segment,
+    ))
+    register(Method(
+        name=bifseg_method.NAME,
+        description="BIFSeg (Wang et al. 2018): P-Net (2D, on a plane) or PC-Net (3D) segments "
+                    "the object inside a box (grown by `margin` voxels), including objects never "
+                    "seen in training; the probability is kept with the revision. Refine it "
+                    "with a `finetune` job (POST .../segments/{seg}/finetune); later boxes on "
+                    "the segment use its adapted weights.",
+        interaction_types=("box",),
+        dims=("2d", "3d"),
+        params_type=bifseg_method.BifsegParams,
+        run=bifseg_method.segment,
+        uses_adapted_weights=True,
     ))
