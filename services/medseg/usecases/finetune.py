@@ -36,6 +36,7 @@ from medseg.engine.prompts import (
 from medseg.jobs import queue
 from medseg.jobs.context import CommitPlan, JobContext
 from medseg.jobs.registry import JobKind, get_kind, register
+from medseg.jobs.settings import WorkerSettings
 from medseg.store import Store
 from medseg.store.records import JobRecord, RevisionRecord, SessionMeta
 from medseg.usecases.interactions import check_base_revision
@@ -173,6 +174,7 @@ def run(ctx: JobContext, p: FinetuneJobParams) -> dict[str, Any]:
     from medseg.engine.finetune import finetune, params_for
     from medseg.models.block6 import weights_to_bytes
 
+    _set_threads()
     t0 = time.perf_counter()
     store, meta, job = ctx.store, ctx.meta, ctx.record
     base = store.segments.revision(meta, job.segment, job.base_revision)
@@ -234,10 +236,20 @@ def run(ctx: JobContext, p: FinetuneJobParams) -> dict[str, Any]:
     return summary
 
 
+def _set_threads() -> None:
+    import torch
+
+    threads = WorkerSettings().job_threads
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
 def _warm() -> None:
     """Workers import torch and the fine-tuning code once, before forking job processes."""
     import medseg.engine.finetune
     import medseg.models.block6  # noqa: F401
+
+    _set_threads()
 
 
 register(JobKind(
