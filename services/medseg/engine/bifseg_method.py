@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import io
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -32,7 +33,9 @@ from medseg.engine.prompts import Box, Marks, Plane, check_on_plane
 from medseg.models import bifseg_io
 
 NAME = "bifseg"
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "models" / "weights"
+# the committed weights, or the folder MEDSEG_MODELS_DIR names (as models/registry.py)
+WEIGHTS_DIR = Path(os.environ.get("MEDSEG_MODELS_DIR")
+                   or Path(__file__).resolve().parents[1] / "models" / "weights")
 
 AdaptedWeights = Callable[[int], "dict[str, np.ndarray] | None"]  # dims -> weights or None
 
