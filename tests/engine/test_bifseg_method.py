@@ -93,3 +93,10 @@ def test_errors(spleen, tmp_path):
                    Marks(boxes=[box]), Plane(0, z + 1))
     with pytest.raises(ModelUnavailable, match="pcnet-3d"):
         bm.load_network(3, tmp_path)
+
+
+def test_fractional_spacing_gives_a_finite_grid_spacing(spleen):
+    case, _, z, box = spleen
+    run = bm.run_box(_reader(case.image), case.image.shape, (1.5, 0.8, 0.7), box, Plane(0, z))
+    assert np.isfinite(run.state.crop.grid_spacing).all()
+    assert min(run.state.crop.grid_spacing) == 1.0

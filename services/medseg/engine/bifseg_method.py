@@ -147,7 +147,8 @@ def run_box(read_image: Callable[[Box], np.ndarray], shape, spacing, box: Box,
     keep = [a for a in range(3) if plane is None or a != plane.axis]
     pick = lambda v: tuple(int(v[a]) for a in keep)
     try:
-        crop = BoxCrop.around(pick(shape), pick(box.lo), pick(box.hi), pick(spacing), margin)
+        crop = BoxCrop.around(pick(shape), pick(box.lo), pick(box.hi),
+                              tuple(float(spacing[a]) for a in keep), margin)
     except ValueError as exc:
         raise InvalidPrompt(str(exc)) from None
     lo, hi = list(crop.lo), list(crop.hi)
