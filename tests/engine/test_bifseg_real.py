@@ -61,3 +61,25 @@ def test_supervised_finetuning_is_at_least_as_good_as_graph_cut_only(totalseg, p
                    crop.grid_spacing, params)
     tuned = dice(crop.to_image(out.mask, image.shape, fv, bv), truth)
     assert tuned >= crf_dice - 0.005, (tuned, crf_dice)
+
+
+def test_pcnet_box_and_finetuning_run_in_3d(totalseg):
+    """The 3D path end to end (shapes, scribbles kept, weights storable); accuracy is in the
+    benchmark, not asserted here."""
+    path = WEIGHTS / "pcnet-3d.onnx"
+    if not path.exists():
+        pytest.fail(f"{path} missing: train it with `medseg-train pcnet`")
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    case = load_case("ct_3mm")
+    truth = largest_component(case.mask("kidney_left"))
+    crop = BoxCrop.around(truth.shape, *mask_box(truth), case.spacing)
+    state = run_network(session, case.image, crop)
+    assert state.features.shape[1:] == state.probability.shape == crop.grid
+    centre = np.argwhere(truth).mean(axis=0).astype(int)
+    fv, bv = centre[None], np.array(crop.lo)[None]
+    out = finetune(state.features, state.image_norm, load_block6(path), crop.marks_to_grid(fv),
+                   crop.marks_to_grid(bv), crop.grid_spacing,
+                   params_for(3, alternations=1, iterations=2))
+    mask = crop.to_image(out.mask, truth.shape, fv, bv)
+    assert mask[tuple(centre)] and not mask[crop.lo] and len(out.losses) == 2
+    assert np.allclose(run_block6(out.weights, state.features), out.probability, atol=1e-5)

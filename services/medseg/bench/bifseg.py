@@ -157,6 +157,38 @@ def run(dims: int, quick: bool, weights_dir: Path = WEIGHTS) -> str:
     return tables({k: rows[k] for k in order}, dims)
 
 
+def timing(dims: int, repeats: int, weights_dir: Path = WEIGHTS) -> str:
+    """Median machine time of the network and of one supervised fine-tuning (paper defaults)
+    on one held-out organ: the largest ct_dicom liver slice (2D), ct_3mm's left kidney (3D)."""
+    path = Path(weights_dir) / f"{NAMES[dims]}.onnx"
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    case = load_case("ct_dicom" if dims == 2 else "ct_3mm")
+    truth = largest_component(case.mask("liver" if dims == 2 else "kidney_left"))
+    image, spacing = case.image, case.spacing
+    if dims == 2:
+        z = int(np.argmax(truth.sum(axis=(1, 2))))
+        image, truth, spacing = image[z], largest_component(truth[z]), spacing[1:]
+    crop = BoxCrop.around(truth.shape, *mask_box(truth), spacing)
+    runs = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        state = run_network(session, image, crop)
+        runs.append({"network": time.perf_counter() - t})
+    initial = crop.to_image(state.probability > 0.5, truth.shape)
+    fg = crop.marks_to_grid(simulate_scribble(truth & ~initial, dims))
+    bg = crop.marks_to_grid(simulate_scribble(initial & ~truth, dims))
+    for run_ in runs:
+        out = finetune(state.features, state.image_norm, load_block6(path), fg, bg,
+                       crop.grid_spacing, params_for(dims))
+        run_.update(out.timings)
+    keys = ["network", "geodesic", "graphcut", "total"]
+    median = {k: float(np.median([r[k] for r in runs])) for k in keys}
+    return (f"| {dims}D, grid {'x'.join(map(str, crop.grid))} | {repeats} | "
+            + " | ".join(f"{median[k]:.3f}" for k in keys) + " |")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m medseg.bench.bifseg", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -164,8 +196,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dims", type=int, nargs="+", choices=(2, 3), default=[2, 3])
     parser.add_argument("--weights", type=Path, default=WEIGHTS, help="folder of the ONNX files")
     parser.add_argument("--threads", type=int, default=1, help="torch / onnxruntime threads")
+    parser.add_argument("--timing", type=int, default=0, metavar="REPEATS",
+                        help="only time the network and one fine-tuning, REPEATS times")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.timing:
+        print("| case | n | network s | geodesic s | graph cuts s | fine-tuning total s |")
+        print("|---|---|---|---|---|---|")
+        for dims in args.dims:
+            print(timing(dims, args.timing, args.weights), flush=True)
+        return
     for dims in args.dims:
         print(run(dims, args.quick, args.weights), flush=True)
 
