@@ -7,6 +7,7 @@ import { Api } from './api.js';
 import { Editor } from './editor.js';
 import { MaskStore } from './masks.js';
 import { describe } from './messages.js';
+import { propagate, toggleLock } from './propagation.js';
 import { SliceCache } from './slices.js';
 import { allTools } from './tools/index.js';
 import { SliceView } from './view.js';
@@ -38,6 +39,8 @@ export class App extends EventTarget {
     this.pending = null; // {t0, label, applied}: a change waiting to be painted
     this.latencies = [];
     this.messages = []; // every message shown, for tests and the console
+    this.jobsElement = null; // where job progress bars go (the toolbar sets it)
+    this.jobs = new Map(); // segment id -> running job
     this.editor = new Editor(this);
     this.viewsElement = viewsElement;
     this.views = {};
@@ -49,6 +52,9 @@ export class App extends EventTarget {
       this.views[axis] = new SliceView(this, axis, el);
     }
     this.setMainView('z');
+    this.addEventListener('segments', () => {
+      for (const view of Object.values(this.views)) view.updateLock();
+    });
     this.api.addEventListener('response', (e) => this.emit('status', { kind: 'server', ...e.detail }));
   }
 
@@ -97,6 +103,7 @@ export class App extends EventTarget {
     });
     this.segments = [];
     this.activeSegmentId = null;
+    for (const tool of this.tools ?? []) tool.reset?.();
     history.replaceState(null, '', `#session=${session.id}`);
     const middle = await this.slices.get('z', Math.floor(session.shape[0] / 2));
     if (looksLikeCt(session, middle.data)) this.setWindow(PRESETS.abdomen, 'abdomen');
@@ -184,6 +191,35 @@ export class App extends EventTarget {
     if (this.activeSegmentId === id) this.activeSegmentId = this.segments[0]?.id ?? null;
     this.masks.forget(id);
     this.emit('segments');
+  }
+
+  /** Mirror a lock the server set by itself (every 2D interaction locks its slice). */
+  markLocked(id, axis, index) {
+    const held = this.segments.find((s) => s.id === id);
+    if (!held) return;
+    const slices = held.locked_slices ?? {};
+    if (!slices[axis]?.includes(index)) {
+      held.locked_slices = { ...slices, [axis]: [...(slices[axis] ?? []), index].sort((a, b) => a - b) };
+    }
+  }
+
+  /** Lock or unlock the slice shown in `view` for the active segment. */
+  toggleLock(view = this.focusView) { return toggleLock(this, view); }
+
+  /** Propagate the active segment along `view`'s axis from its slice (a job with progress). */
+  async propagate(view = this.focusView) {
+    const id = this.activeSegmentId;
+    if (id !== null && this.jobs.has(id)) {
+      this.notify('A propagation of this segment is already running.');
+      return null;
+    }
+    const run = propagate(this, view, this.jobsElement ?? document.body);
+    if (id !== null) this.jobs.set(id, run);
+    try {
+      return await run;
+    } finally {
+      if (id !== null) this.jobs.delete(id);
+    }
   }
 
   mergeSegment(segment) {

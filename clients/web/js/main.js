@@ -4,6 +4,7 @@ import { App } from './app.js';
 import { mountHistory } from './ui/history.js';
 import { mountKeyDialog } from './ui/keydialog.js';
 import { mountMessages } from './ui/messages.js';
+import { mountModels } from './ui/models.js';
 import { mountParams } from './ui/params.js';
 import { mountSegments } from './ui/segments.js';
 import { mountShortcuts } from './ui/shortcuts.js';
@@ -19,6 +20,7 @@ window.medseg = app; // for the browser tests and the console
 mountToolbar(app, $('#toolbar'));
 mountSegments(app, $('#segments'));
 mountHistory(app, $('#history'));
+mountModels(app, $('#models'));
 mountParams(app, $('#params'));
 mountStatus(app, $('#status'));
 mountMessages(app, $('#messages'));

@@ -16,6 +16,8 @@ function bindings(app, overlay) {
   return [
     ['?', 'show / hide this help', () => overlay.toggle()],
     ...tools,
+    ['Enter', 'Points tool: send the placed points', () => app.tool?.send?.(app)],
+    ['Backspace', 'Points tool: take the last point back', () => app.tool?.undoPoint?.()],
     ['d', '2D (this slice) / 3D (the volume)', () => app.setDim(app.dim === '2d' ? '3d' : '2d')],
     ['Ctrl+z', 'undo', () => app.editor.undo()],
     ['Ctrl+y', 'redo (also Ctrl+Shift+Z)', () => app.editor.redo()],
@@ -23,7 +25,8 @@ function bindings(app, overlay) {
     ['ArrowDown', 'previous slice (also ArrowLeft)', () => view().setIndex(view().index - 1)],
     ['PageUp', '10 slices on', () => view().setIndex(view().index + 10)],
     ['PageDown', '10 slices back', () => view().setIndex(view().index - 10)],
-    ['l', 'lock / unlock the slice of the view', () => view().setLocked(!view().locked)],
+    ['l', 'lock / unlock the slice of the view (propagation leaves locked slices alone)', () => app.toggleLock(view())],
+    ['p', 'propagate the active segment from this slice along the view\'s axis (a job; progress in the toolbar)', () => app.propagate(view())],
     ['1', 'axial view as main view', () => app.setMainView('z')],
     ['2', 'coronal view as main view', () => app.setMainView('y')],
     ['3', 'sagittal view as main view', () => app.setMainView('x')],
