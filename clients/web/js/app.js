@@ -41,6 +41,9 @@ export class App extends EventTarget {
     this.messages = []; // every message shown, for tests and the console
     this.jobsElement = null; // where job progress bars go (the toolbar sets it)
     this.jobs = new Map(); // segment id -> running job
+    this.decorations = []; // (ctx, view) => draw marks that belong to no tool
+    this.capture = null; // (tool, gesture, view) => true when a panel takes the gesture
+    this.history = null; // {segmentId, revisions} of the active segment, when loaded
     this.editor = new Editor(this);
     this.viewsElement = viewsElement;
     this.views = {};

@@ -1,6 +1,7 @@
 // Entry point: builds the app and its panels, connects, and reopens the session in the URL.
 
 import { App } from './app.js';
+import { mountFinetune } from './ui/finetune.js';
 import { mountHistory } from './ui/history.js';
 import { mountKeyDialog } from './ui/keydialog.js';
 import { mountMessages } from './ui/messages.js';
@@ -21,6 +22,7 @@ mountToolbar(app, $('#toolbar'));
 mountSegments(app, $('#segments'));
 mountHistory(app, $('#history'));
 mountModels(app, $('#models'));
+mountFinetune(app, $('#finetune'));
 mountParams(app, $('#params'));
 mountStatus(app, $('#status'));
 mountMessages(app, $('#messages'));

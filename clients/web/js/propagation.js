@@ -1,4 +1,4 @@
-// Propagation jobs and locked slices. `propagate` posts the active segment's propagation along
+// Segment jobs (propagation, fine-tuning) and locked slices. `propagate` posts the active segment's propagation along
 // a view's axis from its slice, follows the job with watchJob (progress bar with cancel), shows
 // each finished slice as it arrives (a preview in the mask store) and, when the job has
 // committed, brings the mask to the job's revision through the usual resync path.
@@ -16,7 +16,10 @@ export async function followJob(app, job, label, container, { onEvent } = {}) {
   const show = (j) => {
     const p = j.progress ?? {};
     if (j.state === 'queued') bar.set(0, null, 'waiting for a worker');
-    else bar.set(p.step ?? 0, p.total ?? null, p.total ? `${p.step} of ${p.total}` : p.message);
+    else {
+      const loss = typeof p.loss === 'number' ? ` · loss ${p.loss.toFixed(3)}` : '';
+      bar.set(p.step ?? 0, p.total ?? null, (p.total ? `${p.step} of ${p.total}` : p.message) + loss);
+    }
   };
   show(job);
   let final;
@@ -42,27 +45,22 @@ export function jobError(job, what) {
   return new ApiError(status, code === 'revision_conflict' ? 'job_conflict' : code, message);
 }
 
-export async function propagate(app, view, container) {
-  const segment = app.activeSegment;
-  if (!segment) {
-    app.notify('Segment something on this slice first, then propagate it.');
-    return null;
-  }
-  const id = segment.id;
-  const method = app.caps?.propagation_methods?.[0]?.name;
-  if (!method) {
-    app.notify('This server offers no propagation.');
-    return null;
-  }
+/**
+ * Run one job on segment `id`: `verb` (propagate, finetune) is posted with `body` after the
+ * segment's pending changes, on the revision the viewer holds; the job is followed with a
+ * progress bar; `onEvent(name, data)` gets its streamed results. When it ends, the segment is
+ * brought to the server's head (the job's revision, or whatever came meanwhile) through the
+ * usual resync path, and any previews are taken out. Resolves to the final job (null when the
+ * job was refused).
+ */
+export async function runSegmentJob(app, id, verb, body, { label, what, container, onEvent } = {}) {
   const { editor, masks } = app;
   const base = `${editor.base}/${id}`;
   let job;
   try {
-    // after the segment's pending changes, on the revision the viewer holds
     job = await editor.enqueue(id, () => {
       const held = masks.revision(id);
-      return app.api.post(`${base}/propagate`,
-        { axis: view.axis, start_index: view.index, method, base_revision: held },
+      return app.api.post(`${base}/${verb}`, { ...body, base_revision: held },
         held === null ? {} : { 'If-Match': `"${held}"` });
     });
   } catch (err) {
@@ -73,17 +71,12 @@ export async function propagate(app, view, container) {
   app.emit('job', { job, segmentId: id });
   let final = null;
   try {
-    final = await followJob(app, job, `propagate ${view.layout?.plane ?? view.axis}`, container, {
-      onEvent: (name, data) => {
-        if (name === 'slice' && editor.current && data.delta) masks.preview(id, data.delta);
-      },
-    });
+    final = await followJob(app, job, label, container ?? app.jobsElement ?? document.body, { onEvent });
   } catch (err) {
     app.report(err);
   }
   if (!editor.current) return final;
-  // the server's head (the job's revision, or whatever came meanwhile) replaces the previews;
-  // resync first, so nothing flickers
+  // resync first, then take the previews out: nothing flickers
   await editor.enqueue(id, async () => {
     let fresh = null;
     try {
@@ -95,14 +88,39 @@ export async function propagate(app, view, container) {
     app.mergeSegment(fresh);
   }).catch((err) => app.report(err));
   for (const v of Object.values(app.views)) v.requestDraw();
-  if (final && final.state === 'failed') app.report(jobError(final, 'propagation'));
-  else if (final?.state === 'succeeded') {
+  if (final?.state === 'failed') app.report(jobError(final, what));
+  app.emit('job', { job: final, segmentId: id });
+  return final;
+}
+
+export async function propagate(app, view, container) {
+  const segment = app.activeSegment;
+  if (!segment) {
+    app.notify('Segment something on this slice first, then propagate it.');
+    return null;
+  }
+  const method = app.caps?.propagation_methods?.[0]?.name;
+  if (!method) {
+    app.notify('This server offers no propagation.');
+    return null;
+  }
+  const id = segment.id;
+  const final = await runSegmentJob(app, id, 'propagate',
+    { axis: view.axis, start_index: view.index, method }, {
+      label: `propagate ${view.layout?.plane ?? view.axis}`,
+      what: 'propagation',
+      container,
+      // each finished slice is shown before the job commits
+      onEvent: (name, data) => {
+        if (name === 'slice' && app.editor.current && data.delta) app.masks.preview(id, data.delta);
+      },
+    });
+  if (final?.state === 'succeeded') {
     const n = final.result?.slices_changed?.length ?? 0;
     const flags = final.result?.flags?.length ?? 0;
     app.notify(`Propagated: ${n} slice${n === 1 ? '' : 's'} changed` +
       (flags ? `, ${flags} flagged for a second look` : '') + '.');
   }
-  app.emit('job', { job: final, segmentId: id });
   return final;
 }
 

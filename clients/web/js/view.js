@@ -188,6 +188,7 @@ export class SliceView {
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     if (this.app.crosshair) this.drawCrosshair(ctx);
     this.app.tool?.decorate?.(ctx, this); // the tool's own marks (placed points)
+    for (const decorate of this.app.decorations) decorate(ctx, this); // e.g. fine-tuning scribbles
     const tool = this.drag?.kind === 'tool' ? this.drag.tool : null;
     if (tool?.preview) tool.preview(ctx, this.drag.gesture, this);
     this.app.painted(this);
@@ -276,7 +277,10 @@ export class SliceView {
     const d = this.drag;
     this.drag = null;
     if (this.canvas.hasPointerCapture(e.pointerId)) this.canvas.releasePointerCapture(e.pointerId);
-    if (d?.kind === 'tool') this.app.editor.submitGesture(d.tool, d.gesture, this);
+    // a gesture goes to the server, unless a panel collects gestures (fine-tuning scribbles)
+    if (d?.kind === 'tool' && !this.app.capture?.(d.tool, d.gesture, this)) {
+      this.app.editor.submitGesture(d.tool, d.gesture, this);
+    }
     this.requestDraw();
   }
 

@@ -23,6 +23,8 @@ export function mountHistory(app, el) {
       if (err.status !== 404) app.report(err);
       return;
     }
+    app.history = { segmentId: segment.id, revisions: history.revisions };
+    app.emit('history');
     list.replaceChildren(...history.revisions.slice(-SHOWN).reverse().map((r) => {
       const li = document.createElement('li');
       li.value = r.revision;

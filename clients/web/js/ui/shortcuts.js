@@ -27,6 +27,7 @@ function bindings(app, overlay) {
     ['PageDown', '10 slices back', () => view().setIndex(view().index - 10)],
     ['l', 'lock / unlock the slice of the view (propagation leaves locked slices alone)', () => app.toggleLock(view())],
     ['p', 'propagate the active segment from this slice along the view\'s axis (a job; progress in the toolbar)', () => app.propagate(view())],
+    ['f', 'fine-tune the active segment on this image (box + bifseg segments; with the scribbles drawn, if any)', () => app.finetune?.()],
     ['1', 'axial view as main view', () => app.setMainView('z')],
     ['2', 'coronal view as main view', () => app.setMainView('y')],
     ['3', 'sagittal view as main view', () => app.setMainView('x')],
