@@ -88,6 +88,7 @@ def test_propagation_shows_progress_and_paints_other_slices(viewer, ct_liver):
     }""")
     viewer.page.locator("#toolbar button.propagate").click()
     viewer.page.locator("#toolbar .jobs .progress").wait_for()
+    viewer.page.screenshot(path=str(OUTPUT / "propagating.png"))
     viewer.page.wait_for_function("window.medseg.jobs.size === 0", timeout=120_000)
     viewer.settle()
     seen = viewer.page.evaluate("window.progressSeen")
@@ -120,6 +121,13 @@ def test_propagation_shows_progress_and_paints_other_slices(viewer, ct_liver):
     viewer.page.locator("#status .locked").wait_for(state="hidden")
     with api(viewer.base_url) as client:
         assert z + 3 not in client.get(f"{base}/locks").json()["locked_slices"].get("z", [])
+
+    viewer.key("?")  # the new shortcuts are in the help overlay
+    help_text = viewer.page.locator("#help").inner_text()
+    for entry in ("Points tool: send the placed points", "Points tool: take the last point back",
+                  "propagate the active segment", "lock / unlock the slice", "fine-tune the active segment"):
+        assert entry in help_text, entry
+    viewer.page.keyboard.press("Escape")
 
 
 def test_a_propagation_that_conflicts_is_reported_and_changes_nothing(viewer, ct_liver):

@@ -124,6 +124,11 @@ export async function propagate(app, view, container) {
   return final;
 }
 
+/** A small padlock (inline SVG: no emoji font needed). */
+export const LOCK_ICON = '<svg class="icon" width="10" height="12" viewBox="0 0 10 12" aria-hidden="true">' +
+  '<rect x="1" y="5" width="8" height="7" rx="1" fill="currentColor"/>' +
+  '<path d="M3 5V3.5a2 2 0 0 1 4 0V5" stroke="currentColor" fill="none" stroke-width="1.5"/></svg>';
+
 export function isLocked(segment, axis, index) {
   return Boolean(segment?.locked_slices?.[axis]?.includes(index));
 }

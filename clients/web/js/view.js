@@ -3,7 +3,7 @@
 // repaints of the overlay when a mask delta touches the shown plane.
 
 import { pixelOf, viewLayout, voxelOf } from './orientation.js';
-import { isLocked } from './propagation.js';
+import { LOCK_ICON, isLocked } from './propagation.js';
 import { renderGrey } from './windowing.js';
 
 const AXIS_INDEX = { z: 0, y: 1, x: 2 };
@@ -14,7 +14,7 @@ export class SliceView {
     this.axis = axis;
     this.el = element;
     element.innerHTML = `<div class="view-title"><button class="plane" title="make this the main view"></button>
-      <span class="pos"></span><span class="lock" hidden title="this slice is locked for the active segment: propagation leaves it as it is (L)">&#x1F512; locked</span></div>
+      <span class="pos"></span><span class="lock" hidden title="this slice is locked for the active segment: propagation leaves it as it is (L)">${LOCK_ICON} locked</span></div>
       <canvas></canvas><input type="range" class="slider" min="0" value="0" aria-label="slice">`;
     this.canvas = element.querySelector('canvas');
     this.ctx = this.canvas.getContext('2d');

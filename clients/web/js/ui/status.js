@@ -1,10 +1,12 @@
-// The status line: last server time (Server-Timing), click-to-paint time, revision, slice,
-// the voxel under the cursor and its value, the window.
+// The status line: last server time (Server-Timing), click-to-paint time, revision, slice (and
+// whether it is locked for the active segment), the voxel under the cursor and its value, the window.
+
+import { LOCK_ICON } from '../propagation.js';
 
 export function mountStatus(app, el) {
   el.innerHTML = `<span class="server" title="server time of the last request (Server-Timing)">server –</span>
     <span class="paint" title="from your click to the painted overlay">paint –</span>
-    <span class="revision">rev –</span><span class="slice"></span><span class="locked" hidden title="this slice is locked for the active segment (L)">&#x1F512; locked</span><span class="cursor"></span>
+    <span class="revision">rev –</span><span class="slice"></span><span class="locked" hidden title="this slice is locked for the active segment (L)">${LOCK_ICON} locked</span><span class="cursor"></span>
     <span class="window"></span><span class="mode"></span><span class="busy" hidden>working…</span>`;
   const $ = (s) => el.querySelector(s);
   app.addEventListener('status', (e) => {
