@@ -86,6 +86,13 @@ def test_propagation_shows_progress_and_paints_other_slices(viewer, ct_liver):
         }).observe(document.querySelector('#toolbar .jobs'),
                    {subtree: true, attributes: true, attributeFilter: ['value', 'class'], attributeOldValue: true});
     }""")
+    # count the slices painted from the job's events before it commits
+    viewer.page.evaluate("""() => {
+        const masks = window.medseg.masks;
+        const preview = masks.preview.bind(masks);
+        window.previewed = 0;
+        masks.preview = (id, delta) => { window.previewed += 1; preview(id, delta); };
+    }""")
     viewer.page.locator("#toolbar button.propagate").click()
     viewer.page.locator("#toolbar .jobs .progress").wait_for()
     viewer.page.screenshot(path=str(OUTPUT / "propagating.png"))
@@ -97,6 +104,9 @@ def test_propagation_shows_progress_and_paints_other_slices(viewer, ct_liver):
     print(f"progress values seen: {len(seen)} updates, {sorted(values)[:5]}...{sorted(values)[-3:]}")
     assert len(values) >= 3 and max(m for _, m in seen) > 1
     assert viewer.page.evaluate("window.progressDone")  # the bar ends as done (then goes away)
+    previewed = viewer.page.evaluate("window.previewed")
+    assert previewed >= 3, f"{previewed} slices painted from the job's slice events"
+    assert viewer.page.locator("#toolbar button.propagate").is_enabled()
     assert not viewer.error_messages()
     head = viewer.segments()[0]["revision"]
     truth = server_mask(viewer.base_url, session["id"], segment["id"])
@@ -147,7 +157,7 @@ def test_a_propagation_that_conflicts_is_reported_and_changes_nothing(viewer, ct
     viewer.page.evaluate("""([base]) => {
         const app = window.medseg;
         app.addEventListener('job', async (e) => {
-          if (e.detail.job.state !== 'queued' && e.detail.job.state !== 'running') return;
+          if (e.detail.job?.state !== 'queued' && e.detail.job.state !== 'running') return;
           await app.api.post(`${base}/undo`);  // behind the job's back
         }, { once: true });
     }""", [base])

@@ -222,6 +222,7 @@ export class App extends EventTarget {
       return await run;
     } finally {
       if (id !== null) this.jobs.delete(id);
+      this.emit('job', { job: null, segmentId: id });
     }
   }
 

@@ -10,6 +10,7 @@ const state = {
   points: [], // [{zyx, axis, index}] placed, not sent yet
   refining: new Set(), // segment ids started from points in this tab: clicks refine them
   app: null,
+  sending: false, // one send at a time (Enter on a focused Send button fires twice)
 };
 
 function changed() {
@@ -20,6 +21,7 @@ function changed() {
 
 async function sendPoints(app) {
   state.app = app;
+  if (state.sending) return false;
   if (state.points.length < MIN_POINTS) {
     app.notify(`Place at least ${MIN_POINTS} points just inside the object (${state.points.length} so far).`);
     return false;
@@ -27,14 +29,19 @@ async function sendPoints(app) {
   const method = app.methodFor('points');
   const { axis, index } = state.points[0];
   const part = { type: 'points', method: method?.name, points: state.points.map((p) => p.zyx) };
-  const segmentId = await app.ensureSegment().catch(() => null);
-  const ok = await app.editor.send(part, { axis, index }, performance.now());
-  if (ok) {
-    state.points = [];
-    if (segmentId !== null) state.refining.add(segmentId);
+  state.sending = true;
+  try {
+    const segmentId = await app.ensureSegment().catch(() => null);
+    const ok = await app.editor.send(part, { axis, index }, performance.now());
+    if (ok) {
+      state.points = [];
+      if (segmentId !== null) state.refining.add(segmentId);
+    }
+    return ok;
+  } finally {
+    state.sending = false;
+    changed();
   }
-  changed();
-  return ok;
 }
 
 export default registerTool({
