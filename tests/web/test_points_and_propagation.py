@@ -1,7 +1,8 @@
 """The viewer's model and job tools in a real browser on the shared CT: interior margin points
 (MIDeepSeg) placed with clicks and sent with Enter paint overlay inside the reference liver and
 refine with clicks; a propagation shows a progress bar whose value changes and ends with
-overlay on other slices; slices lock and unlock from the viewer."""
+overlay on other slices; slices lock and unlock from the viewer; a BIFSeg box is fine-tuned
+(unsupervised, then with a scribble collected in the viewer) as a job."""
 
 from __future__ import annotations
 
@@ -172,3 +173,49 @@ def test_a_propagation_that_conflicts_is_reported_and_changes_nothing(viewer, ct
         head = client.get(base).json()["revision"]
     assert viewer.page.evaluate(f"window.medseg.masks.revision({segment['id']})") == head
     assert np.array_equal(viewer.overlay("z"), server_mask(viewer.base_url, session["id"], segment["id"])[z])
+
+
+def test_a_bifseg_box_is_fine_tuned_with_a_progress_bar_and_scribbles(viewer, ct_liver):
+    session, reference, z = ct_liver
+    liver = reference[z]
+    rows, cols = np.nonzero(liver)
+    assert viewer.page.locator("#finetune").is_hidden()  # no BIFSeg result yet
+    viewer.key("b")
+    viewer.page.locator("#toolbar select.method").select_option("bifseg")
+    viewer.drag("z", [(int(rows.min()), int(cols.min())), (int(rows.max()), int(cols.max()))])
+    panel = viewer.page.locator("#finetune")
+    panel.wait_for()  # shown once the history says a bifseg box made the segment
+    [segment] = viewer.segments()
+    base = f"/v1/sessions/{session['id']}/segments/{segment['id']}"
+
+    panel.locator("button.unsupervised").click()
+    viewer.page.locator("#toolbar .jobs .progress").wait_for()
+    viewer.page.wait_for_function("window.medseg.jobs.size === 0", timeout=120_000)
+    viewer.settle()
+    with api(viewer.base_url) as client:
+        head = client.get(f"{base}/history").json()["revisions"][-1]["interaction"]
+    assert head["type"] == "finetune" and head["mode"] == "unsupervised", head
+    truth = server_mask(viewer.base_url, session["id"], segment["id"])
+    assert np.array_equal(viewer.overlay("z"), truth[z])
+
+    # supervised: the Scribble tool's strokes are collected (not sent), then go with the job
+    held = viewer.segments()[0]["revision"]
+    panel.locator("button.collect").click()
+    missed = liver & ~truth[z]
+    r, c = deepest_point(missed if missed.sum() >= 20 else liver)
+    viewer.drag("z", [(r, c - 2), (r, c), (r + 1, c + 2)])
+    assert "1 scribble" in panel.locator(".count").inner_text()
+    assert viewer.segments()[0]["revision"] == held  # the stroke was not sent as an interaction
+    panel.locator("button.supervised").click()
+    viewer.page.wait_for_function("document.querySelector('#finetune .count').textContent.startsWith('0 ')",
+                                  timeout=120_000)
+    viewer.settle()
+    with api(viewer.base_url) as client:
+        history = client.get(f"{base}/history").json()["revisions"]
+    assert [r["interaction"]["type"] for r in history[1:]] == ["box", "finetune", "finetune"]
+    assert history[-1]["interaction"]["mode"] == "supervised"
+    truth = server_mask(viewer.base_url, session["id"], segment["id"])
+    assert np.array_equal(viewer.overlay("z"), truth[z])
+    dice = 2 * (truth[z] & liver).sum() / (truth[z].sum() + liver.sum())
+    print(f"bifseg box + fine-tuning in the viewer: liver Dice {dice:.3f}")
+    viewer.page.screenshot(path=str(OUTPUT / "finetuned.png"))

@@ -30,6 +30,7 @@ export class App extends EventTarget {
     this.tool = null;
     this.dim = '2d';
     this.preferredMethod = {}; // interaction type -> method name picked by the user
+    this.propagationMethod = null; // picked from /v1/capabilities propagation_methods
     this.methodParams = {}; // method name -> {param: value} overrides of its defaults
     this.window = { ...PRESETS.abdomen };
     this.windowName = 'abdomen';
@@ -213,15 +214,21 @@ export class App extends EventTarget {
   async propagate(view = this.focusView) {
     const id = this.activeSegmentId;
     if (id !== null && this.jobs.has(id)) {
-      this.notify('A propagation of this segment is already running.');
+      this.notify('A job on this segment is already running.');
       return null;
     }
     const run = propagate(this, view, this.jobsElement ?? document.body);
-    if (id !== null) this.jobs.set(id, run);
+    return id === null ? run : this.trackJob(id, run);
+  }
+
+  /** Keep `run` (a segment job's promise) as the segment's running job until it settles. */
+  async trackJob(id, run) {
+    this.jobs.set(id, run);
+    this.emit('job', { job: null, segmentId: id });
     try {
       return await run;
     } finally {
-      if (id !== null) this.jobs.delete(id);
+      this.jobs.delete(id);
       this.emit('job', { job: null, segmentId: id });
     }
   }

@@ -99,7 +99,8 @@ export async function propagate(app, view, container) {
     app.notify('Segment something on this slice first, then propagate it.');
     return null;
   }
-  const method = app.caps?.propagation_methods?.[0]?.name;
+  const methods = (app.caps?.propagation_methods ?? []).map((m) => m.name);
+  const method = methods.includes(app.propagationMethod) ? app.propagationMethod : methods[0];
   if (!method) {
     app.notify('This server offers no propagation.');
     return null;

@@ -81,20 +81,12 @@ export function mountFinetune(app, el) {
     const segment = app.activeSegment;
     if (!segment || app.jobs.has(segment.id)) return;
     const body = { mode, scribbles: mode === 'supervised' ? scribbles : [], params: {} };
-    const run = runSegmentJob(app, segment.id, 'finetune', body,
-      { label: mode === 'supervised' ? 'fine-tune (scribbles)' : 'fine-tune', what: 'fine-tuning' });
-    app.jobs.set(segment.id, run);
-    render();
-    try {
-      const final = await run;
-      if (final?.state === 'succeeded') {
-        app.notify('Fine-tuned on this image.');
-        if (mode === 'supervised') scribbles = [];
-        setCollecting(false);
-      }
-    } finally {
-      app.jobs.delete(segment.id);
-      render();
+    const final = await app.trackJob(segment.id, runSegmentJob(app, segment.id, 'finetune', body,
+      { label: mode === 'supervised' ? 'fine-tune (scribbles)' : 'fine-tune', what: 'fine-tuning' }));
+    if (final?.state === 'succeeded') {
+      app.notify('Fine-tuned on this image.');
+      if (mode === 'supervised') scribbles = [];
+      setCollecting(false);
     }
   }
 

@@ -36,6 +36,9 @@ export function mountHistory(app, el) {
       if (what.type === 'propagation') {
         dim = '';
         where = ` ${what.axis} from ${what.start_index} · ${what.slices_changed?.length ?? 0} slices`;
+      } else if (what.type === 'finetune') {
+        dim = '';
+        where = ` (${what.mode})`;
       }
       const ms = Object.values(r.timings_ms ?? {}).reduce((a, b) => a + b, 0);
       li.textContent = `${what.type}${dim}${where} · ${r.voxels} voxels${ms ? ` · ${ms.toFixed(0)} ms` : ''}`;

@@ -22,8 +22,8 @@ export function mountModels(app, el) {
         .map(([k, v]) => `${k.replace(/^dice_?/, '').replace('_', ' ') || 'dice'} ${v.toFixed(2)}`);
       li.innerHTML = '<b></b> <span class="hint"></span>';
       li.querySelector('b').textContent = m.name;
-      li.querySelector('.hint').textContent =
-        `${m.dims}D · ${m.encoding} · ${m.task}${dice.length ? ` · Dice ${dice.join(', ')}` : ''}`;
+      li.querySelector('.hint').textContent = [`${m.dims}D`, m.encoding, m.task,
+        dice.length ? `Dice ${dice.join(', ')}` : ''].filter(Boolean).join(' · ');
       li.title = `${m.name} ${m.version}: input ${m.input_size.join('x')}, runs on ${m.provider}`;
       return li;
     }));

@@ -16,6 +16,7 @@ export function mountToolbar(app, el) {
       <option value="auto">auto</option><option value="custom" hidden>custom</option></select></label>
     <button class="lock" title="lock / unlock this slice of the active segment: propagation leaves it alone (L)">Lock</button>
     <button class="propagate" title="propagate the active segment from this slice along the view's axis (P)" hidden>Propagate</button>
+    <select class="propagation-method" title="propagation method" hidden></select>
     <span class="jobs"></span>
     <span class="spacer"></span>
     <button class="export" title="download the label map (E)">Export</button>
@@ -79,8 +80,17 @@ export function mountToolbar(app, el) {
   $('.propagate').onclick = () => app.propagate(app.mainView);
   app.jobsElement = $('.jobs');
   app.addEventListener('capabilities', () => {
-    $('.propagate').hidden = !(app.caps.propagation_methods ?? []).length;
+    const methods = app.caps.propagation_methods ?? [];
+    $('.propagate').hidden = !methods.length;
+    $('.propagation-method').hidden = methods.length < 2;
+    $('.propagation-method').replaceChildren(...methods.map((m) => {
+      const o = new Option(m.name, m.name, false, m.name === app.propagationMethod);
+      o.title = m.description;
+      return o;
+    }));
+    app.propagationMethod ??= methods[0]?.name ?? null;
   });
+  $('.propagation-method').onchange = (e) => { app.propagationMethod = e.target.value; };
   app.addEventListener('job', renderUndo);
   app.addEventListener('status', (e) => { if (e.detail.kind === 'slice') renderUndo(); });
   $('.key').onclick = () => app.emit('need-key');
