@@ -157,10 +157,12 @@ def test_a_propagation_that_conflicts_is_reported_and_changes_nothing(viewer, ct
     viewer.expected_errors.add("Job not applied")
     viewer.page.evaluate("""([base]) => {
         const app = window.medseg;
-        app.addEventListener('job', async (e) => {
-          if (e.detail.job?.state !== 'queued' && e.detail.job.state !== 'running') return;
+        const submitted = async (e) => {
+          if (!['queued', 'running'].includes(e.detail.job?.state)) return;
+          app.removeEventListener('job', submitted);
           await app.api.post(`${base}/undo`);  // behind the job's back
-        }, { once: true });
+        };
+        app.addEventListener('job', submitted);
     }""", [base])
     viewer.page.locator("#toolbar button.propagate").click()
     viewer.page.wait_for_function("window.medseg.messages.some((m) => m.title === 'Job not applied')",
