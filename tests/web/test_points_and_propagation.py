@@ -31,7 +31,15 @@ def test_interior_margin_points_segment_the_liver_and_clicks_refine_it(viewer, c
     assert viewer.page.locator('#toolbar [data-tool="points"]').is_visible()  # capabilities list `points`
     models = viewer.page.locator("#models .model-list li")
     assert "mideepseg-2d-egd" in models.first.inner_text() and "Dice" in models.first.inner_text()
-    assert viewer.page.locator("#models .encoding select").input_value() == "egd"
+    encoding = viewer.page.locator("#models .encoding select")
+    assert encoding.input_value() == "egd"  # the method's default
+    options = encoding.locator("option").evaluate_all("(os) => os.map((o) => o.value)")
+    assert "egd" in options
+    for other in (o for o in options if o != "egd"):  # a cue encoding goes with the interaction
+        encoding.select_option(other)
+        assert viewer.page.evaluate("window.medseg.methodParams.mideepseg.encoding") == other
+        encoding.select_option("egd")
+        assert viewer.page.evaluate("window.medseg.methodParams.mideepseg.encoding") is None
 
     viewer.key("i")
     points = margin_points(liver)
