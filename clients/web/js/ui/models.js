@@ -67,6 +67,8 @@ export function mountModels(app, el) {
         `object's edge near its extreme points (${app.dim === '3d' ? 'on any slice, 3D' : 'on this slice, 2D'}), then Enter.`;
     $('.send').disabled = n < tool.minPoints;
     $('.undo-point').disabled = n === 0;
+    $('.send').hidden = refining;
+    $('.undo-point').hidden = refining;
     $('.restart').hidden = !refining;
   }
 
