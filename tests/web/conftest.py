@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.api.test_accuracy_real_data import largest_slice, organ_reference
 from tests.conftest import KEYS, ROOT
 from tests.web.viewer import ViewerPage
 
@@ -52,3 +53,14 @@ def viewer(browser, server, request):
     context.close()
     assert not viewer.page_errors, f"JavaScript errors in the page: {viewer.page_errors}"
     assert not unexpected, f"the viewer showed errors: {unexpected}"
+
+
+@pytest.fixture
+def ct_liver(viewer, totalseg):
+    """The viewer showing ct_3mm at the largest liver slice; returns (session, reference, z)."""
+    viewer.open()
+    session = viewer.upload(totalseg / "ct_3mm.nii.gz")
+    reference = organ_reference(totalseg, "ct_3mm_seg.nii.gz", "liver", session)
+    z = largest_slice(reference)
+    viewer.go_to("z", z)
+    return session, reference, z

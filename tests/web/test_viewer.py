@@ -7,7 +7,6 @@ from __future__ import annotations
 import httpx
 import nibabel as nib
 import numpy as np
-import pytest
 from medseg_client import codec
 from scipy import ndimage
 
@@ -32,17 +31,6 @@ def server_mask(server: str, session_id: str, segment_id: int) -> np.ndarray:
         response = client.get(f"/v1/sessions/{session_id}/segments/{segment_id}/mask")
         response.raise_for_status()
         return codec.decode_mask(response.json())
-
-
-@pytest.fixture
-def ct_liver(viewer, totalseg):
-    """The viewer showing ct_3mm at the largest liver slice; returns (session, reference, z)."""
-    viewer.open()
-    session = viewer.upload(totalseg / "ct_3mm.nii.gz")
-    reference = organ_reference(totalseg, "ct_3mm_seg.nii.gz", "liver", session)
-    z = largest_slice(reference)
-    viewer.go_to("z", z)
-    return session, reference, z
 
 
 def test_click_in_the_liver_paints_it_and_undo_removes_it(viewer, ct_liver):

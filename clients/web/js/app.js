@@ -7,6 +7,7 @@ import { Api } from './api.js';
 import { Editor } from './editor.js';
 import { MaskStore } from './masks.js';
 import { describe } from './messages.js';
+import { propagate, toggleLock } from './propagation.js';
 import { SliceCache } from './slices.js';
 import { allTools } from './tools/index.js';
 import { SliceView } from './view.js';
@@ -29,6 +30,7 @@ export class App extends EventTarget {
     this.tool = null;
     this.dim = '2d';
     this.preferredMethod = {}; // interaction type -> method name picked by the user
+    this.propagationMethod = null; // picked from /v1/capabilities propagation_methods
     this.methodParams = {}; // method name -> {param: value} overrides of its defaults
     this.window = { ...PRESETS.abdomen };
     this.windowName = 'abdomen';
@@ -38,6 +40,11 @@ export class App extends EventTarget {
     this.pending = null; // {t0, label, applied}: a change waiting to be painted
     this.latencies = [];
     this.messages = []; // every message shown, for tests and the console
+    this.jobsElement = null; // where job progress bars go (the toolbar sets it)
+    this.jobs = new Map(); // segment id -> running job
+    this.decorations = []; // (ctx, view) => draw marks that belong to no tool
+    this.capture = null; // (tool, gesture, view) => true when a panel takes the gesture
+    this.history = null; // {segmentId, revisions} of the active segment, when loaded
     this.editor = new Editor(this);
     this.viewsElement = viewsElement;
     this.views = {};
@@ -49,6 +56,9 @@ export class App extends EventTarget {
       this.views[axis] = new SliceView(this, axis, el);
     }
     this.setMainView('z');
+    this.addEventListener('segments', () => {
+      for (const view of Object.values(this.views)) view.updateLock();
+    });
     this.api.addEventListener('response', (e) => this.emit('status', { kind: 'server', ...e.detail }));
   }
 
@@ -97,6 +107,7 @@ export class App extends EventTarget {
     });
     this.segments = [];
     this.activeSegmentId = null;
+    for (const tool of this.tools ?? []) tool.reset?.();
     history.replaceState(null, '', `#session=${session.id}`);
     const middle = await this.slices.get('z', Math.floor(session.shape[0] / 2));
     if (looksLikeCt(session, middle.data)) this.setWindow(PRESETS.abdomen, 'abdomen');
@@ -184,6 +195,42 @@ export class App extends EventTarget {
     if (this.activeSegmentId === id) this.activeSegmentId = this.segments[0]?.id ?? null;
     this.masks.forget(id);
     this.emit('segments');
+  }
+
+  /** Mirror a lock the server set by itself (every 2D interaction locks its slice). */
+  markLocked(id, axis, index) {
+    const held = this.segments.find((s) => s.id === id);
+    if (!held) return;
+    const slices = held.locked_slices ?? {};
+    if (!slices[axis]?.includes(index)) {
+      held.locked_slices = { ...slices, [axis]: [...(slices[axis] ?? []), index].sort((a, b) => a - b) };
+    }
+  }
+
+  /** Lock or unlock the slice shown in `view` for the active segment. */
+  toggleLock(view = this.focusView) { return toggleLock(this, view); }
+
+  /** Propagate the active segment along `view`'s axis from its slice (a job with progress). */
+  async propagate(view = this.focusView) {
+    const id = this.activeSegmentId;
+    if (id !== null && this.jobs.has(id)) {
+      this.notify('A job on this segment is already running.');
+      return null;
+    }
+    const run = propagate(this, view, this.jobsElement ?? document.body);
+    return id === null ? run : this.trackJob(id, run);
+  }
+
+  /** Keep `run` (a segment job's promise) as the segment's running job until it settles. */
+  async trackJob(id, run) {
+    this.jobs.set(id, run);
+    this.emit('job', { job: null, segmentId: id });
+    try {
+      return await run;
+    } finally {
+      this.jobs.delete(id);
+      this.emit('job', { job: null, segmentId: id });
+    }
   }
 
   mergeSegment(segment) {

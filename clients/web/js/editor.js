@@ -44,15 +44,23 @@ export class Editor {
   }
 
   async gesture(tool, gesture, view) {
+    const part = tool.finish(gesture, view, this.app);
+    if (part) return this.send(part, view, gesture.t0);
+  }
+
+  /**
+   * Send one interaction `part` ({type, ...}, optionally its own `method`) on the active
+   * segment, in 2D on the plane of `view` ({axis, index}). Resolves to true when applied.
+   */
+  async send(part, view, t0 = performance.now()) {
     const app = this.app;
-    const part = tool.finish(gesture, view, app);
-    if (!part) return;
-    const method = app.methodFor(part.type);
+    const { method: wanted, ...rest } = part;
+    const method = wanted ? app.methodsFor(rest.type).find((m) => m.name === wanted) : app.methodFor(rest.type);
     if (!method) {
-      app.notify(`The server offers no method for ${part.type} in ${app.dim.toUpperCase()}.`);
-      return;
+      app.notify(`The server offers no method ${wanted ?? ''} for ${rest.type} in ${app.dim.toUpperCase()}.`);
+      return false;
     }
-    const body = { ...part, method: method.name, dim: app.dim };
+    const body = { ...rest, method: method.name, dim: app.dim };
     const params = app.methodParams[method.name];
     if (params && Object.keys(params).length) body.params = { ...params };
     if (app.dim === '2d') body.plane = { axis: view.axis, index: view.index };
@@ -61,9 +69,9 @@ export class Editor {
       segmentId = await app.ensureSegment();
     } catch (err) {
       app.report(err);
-      return;
+      return false;
     }
-    return this.enqueue(segmentId, () => this.change(segmentId, 'interactions', body, gesture.t0));
+    return this.enqueue(segmentId, () => this.change(segmentId, 'interactions', body, t0));
   }
 
   undo() { return this.step('undo'); }
@@ -87,12 +95,16 @@ export class Editor {
       await masks.follow(segmentId, result.delta);
       if (!this.current) return;
       if (app.pending) app.pending.appliedAt = performance.now();
+      // the server locks the slice of every 2D interaction: mirror it without a request
+      if (body?.plane) app.markLocked(segmentId, body.plane.axis, body.plane.index);
       app.segmentChanged(segmentId, result);
+      return true;
     } catch (err) {
       if (err.status === 409 && err.code === 'revision_conflict') await this.resync(segmentId);
-      if (!this.current) return;
+      if (!this.current) return false;
       app.cancelPaint();
       app.report(err);
+      return false;
     }
   }
 

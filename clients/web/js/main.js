@@ -1,9 +1,11 @@
 // Entry point: builds the app and its panels, connects, and reopens the session in the URL.
 
 import { App } from './app.js';
+import { mountFinetune } from './ui/finetune.js';
 import { mountHistory } from './ui/history.js';
 import { mountKeyDialog } from './ui/keydialog.js';
 import { mountMessages } from './ui/messages.js';
+import { mountModels } from './ui/models.js';
 import { mountParams } from './ui/params.js';
 import { mountSegments } from './ui/segments.js';
 import { mountShortcuts } from './ui/shortcuts.js';
@@ -19,6 +21,8 @@ window.medseg = app; // for the browser tests and the console
 mountToolbar(app, $('#toolbar'));
 mountSegments(app, $('#segments'));
 mountHistory(app, $('#history'));
+mountModels(app, $('#models'));
+mountFinetune(app, $('#finetune'));
 mountParams(app, $('#params'));
 mountStatus(app, $('#status'));
 mountMessages(app, $('#messages'));

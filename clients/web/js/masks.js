@@ -13,12 +13,14 @@ export class MaskStore extends EventTarget {
     this.base = `/v1/sessions/${session.id}/segments`;
     this.shape = session.shape;
     this.masks = new Map(); // segment id -> {data: Uint8Array(Z*Y*X), revision}
+    this.previews = new Map(); // segment id -> [rle-xor/1 delta] XORed into the held mask
   }
 
   get(segmentId) { return this.masks.get(segmentId); }
   revision(segmentId) { return this.masks.get(segmentId)?.revision ?? null; }
   forget(segmentId) {
     this.masks.delete(segmentId);
+    this.previews.delete(segmentId);
     this.emit(segmentId, this.fullBox());
   }
 
@@ -32,6 +34,7 @@ export class MaskStore extends EventTarget {
   async load(segmentId) {
     const body = await this.api.get(`${this.base}/${segmentId}/mask`);
     const { data } = decodeMask(body);
+    for (const delta of this.previews.get(segmentId) ?? []) applyDelta(data, this.shape, delta);
     this.masks.set(segmentId, { data, revision: body.revision });
     this.emit(segmentId, this.fullBox());
     return body.revision;
@@ -49,6 +52,28 @@ export class MaskStore extends EventTarget {
     if (delta.bbox) this.emit(segmentId, delta.bbox);
     else this.emit(segmentId, null); // same mask, new revision
     return true;
+  }
+
+  /** Show a job's not yet committed change (a delta against any revision) on the held mask. */
+  preview(segmentId, delta) {
+    const held = this.masks.get(segmentId);
+    if (!held || !delta?.bbox) return;
+    applyDelta(held.data, this.shape, delta);
+    if (!this.previews.has(segmentId)) this.previews.set(segmentId, []);
+    this.previews.get(segmentId).push(delta);
+    this.emit(segmentId, delta.bbox);
+  }
+
+  /** Take every preview of the segment out of the held mask again. */
+  clearPreview(segmentId) {
+    const deltas = this.previews.get(segmentId) ?? [];
+    this.previews.delete(segmentId);
+    const held = this.masks.get(segmentId);
+    if (!held) return;
+    for (const delta of deltas) {
+      applyDelta(held.data, this.shape, delta);
+      this.emit(segmentId, delta.bbox);
+    }
   }
 
   /** Bring the held mask to the server's head: one delta from the held revision, else full. */

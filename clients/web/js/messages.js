@@ -17,6 +17,9 @@ const BY_STATUS = {
 const BY_CODE = {
   nothing_to_undo: ['Nothing to undo', 'This segment has no earlier (or later) revision.'],
   revision_conflict: BY_STATUS[409],
+  job_conflict: ['Job not applied', 'Run it again on the current mask.'],
+  worker_lost: ['Job lost', 'The worker running it stopped; the segment is unchanged. Try again.'],
+  model_unavailable: ['No model for this', 'See the models panel for the trained models this server has.'],
 };
 
 /** {title, detail, message} for an ApiError (or any Error). */

@@ -2,16 +2,28 @@
 // server may answer with: it follows `GET /v1/jobs/{id}/events` (server-sent events, read with
 // fetch so the API key header goes along; EventSource cannot send headers) and falls back to
 // polling `GET /v1/jobs/{id}`. A job reads {id, state, progress: {step, total, message}}, with
-// state one of queued | running | succeeded | failed | cancelled.
+// state one of queued | running | succeeded | failed | cancelled. The server's events are named:
+// `state` {state, progress, error}, `progress` {step, total, message}, `end` (the job record)
+// update the job; any other (`slice` for propagation) goes to `onEvent(name, data)`.
 
 const FINAL = new Set(['succeeded', 'failed', 'cancelled']);
 
 export class ProgressBar {
-  constructor(container, label) {
+  /** `onCancel`: adds a cancel button that calls it (once). */
+  constructor(container, label, { onCancel } = {}) {
     this.el = document.createElement('div');
     this.el.className = 'progress';
     this.el.innerHTML = '<span class="label"></span><progress max="1" value="0"></progress><span class="note"></span>';
     this.el.querySelector('.label').textContent = label;
+    if (onCancel) {
+      const cancel = Object.assign(document.createElement('button'),
+        { className: 'cancel', textContent: 'Cancel', title: 'stop the job (nothing is applied)' });
+      cancel.onclick = () => {
+        cancel.disabled = true;
+        onCancel();
+      };
+      this.el.append(cancel);
+    }
     container.append(this.el);
   }
 
@@ -30,23 +42,33 @@ export class ProgressBar {
 
   finish(message = 'done', failed = false) {
     this.el.classList.add(failed ? 'failed' : 'done');
+    this.el.querySelector('.cancel')?.remove();
     this.el.querySelector('.note').textContent = message;
     setTimeout(() => this.el.remove(), failed ? 6000 : 1500);
   }
 }
 
 /**
- * Follow job `jobId` until it ends; `onProgress(job)` on every update. Resolves to the final
- * job (rejects on network/HTTP errors or abort through `signal`).
+ * Follow job `jobId` until it ends; `onProgress(job)` on every update of the job, `onEvent(name,
+ * data)` on the job's other events (streamed results). Resolves to the final job (rejects on
+ * network/HTTP errors or abort through `signal`).
  */
-export async function watchJob(api, jobId, onProgress, { signal, intervalMs = 500 } = {}) {
+export async function watchJob(api, jobId, onProgress,
+  { signal, intervalMs = 500, onEvent = () => {}, job: start = null } = {}) {
+  let last = start;
   try {
     const response = await api.fetch('GET', `/v1/jobs/${jobId}/events`,
       { headers: { Accept: 'text/event-stream' }, signal });
-    let last = null;
-    await readEvents(response, (job) => {
-      last = job;
-      onProgress(job);
+    await readEvents(response, (data, name) => {
+      if (name === 'progress' && !('state' in data)) {
+        last = { ...last, progress: data };
+      } else if (name === 'end' || name === 'state' || (data && 'state' in data)) {
+        last = { ...last, ...data };
+      } else {
+        onEvent(name, data);
+        return;
+      }
+      onProgress(last);
     });
     if (last && FINAL.has(last.state)) return last;
   } catch (err) {
@@ -60,7 +82,7 @@ export async function watchJob(api, jobId, onProgress, { signal, intervalMs = 50
   }
 }
 
-/** Parse a text/event-stream body: each event's `data:` lines as one JSON value. */
+/** Parse a text/event-stream body: each event's `data:` lines as one JSON value, with its name. */
 export async function readEvents(response, onData) {
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = '';
@@ -72,9 +94,10 @@ export async function readEvents(response, onData) {
     while ((cut = buffer.search(/\r?\n\r?\n/)) >= 0) {
       const block = buffer.slice(0, cut);
       buffer = buffer.slice(cut).replace(/^\r?\n\r?\n/, '');
-      const data = block.split(/\r?\n/).filter((l) => l.startsWith('data:'))
-        .map((l) => l.slice(5).trimStart()).join('\n');
-      if (data) onData(JSON.parse(data));
+      const lines = block.split(/\r?\n/);
+      const data = lines.filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trimStart()).join('\n');
+      const name = lines.find((l) => l.startsWith('event:'))?.slice(6).trim() ?? 'message';
+      if (data) onData(JSON.parse(data), name);
     }
   }
 }

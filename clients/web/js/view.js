@@ -3,6 +3,7 @@
 // repaints of the overlay when a mask delta touches the shown plane.
 
 import { pixelOf, viewLayout, voxelOf } from './orientation.js';
+import { LOCK_ICON, isLocked } from './propagation.js';
 import { renderGrey } from './windowing.js';
 
 const AXIS_INDEX = { z: 0, y: 1, x: 2 };
@@ -13,7 +14,7 @@ export class SliceView {
     this.axis = axis;
     this.el = element;
     element.innerHTML = `<div class="view-title"><button class="plane" title="make this the main view"></button>
-      <span class="pos"></span><span class="lock" hidden title="slice locked (L)">locked</span></div>
+      <span class="pos"></span><span class="lock" hidden title="this slice is locked for the active segment: propagation leaves it as it is (L)">${LOCK_ICON} locked</span></div>
       <canvas></canvas><input type="range" class="slider" min="0" value="0" aria-label="slice">`;
     this.canvas = element.querySelector('canvas');
     this.ctx = this.canvas.getContext('2d');
@@ -24,7 +25,6 @@ export class SliceView {
     this.shown = null; // plane on screen (its index may lag `index` while fetching)
     this.zoom = 1;
     this.pan = [0, 0];
-    this.locked = false;
     this.drag = null; // {kind: 'tool'|'pan'|'window', ...}
     this.frame = 0;
     this.bind();
@@ -96,13 +96,14 @@ export class SliceView {
 
   // -- slice ------------------------------------------------------------------------------
   setIndex(index, force = false) {
-    if (!this.layout || (this.locked && !force)) return;
+    if (!this.layout) return;
     index = Math.max(0, Math.min(this.count - 1, Math.round(index)));
     if (index === this.index && this.shown?.index === index && !force) return;
     this.index = index;
     this.sliceAsked = performance.now(); // for the slice-to-paint measure
     this.slider.value = String(index);
     this.el.querySelector('.pos').textContent = `${this.axis} ${index + 1}/${this.count}`;
+    this.updateLock();
     const slices = this.app.slices;
     const ready = slices.peek(this.axis, index);
     if (ready) this.show(ready);
@@ -186,6 +187,8 @@ export class SliceView {
     ctx.drawImage(this.overlay, 0, 0);
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     if (this.app.crosshair) this.drawCrosshair(ctx);
+    this.app.tool?.decorate?.(ctx, this); // the tool's own marks (placed points)
+    for (const decorate of this.app.decorations) decorate(ctx, this); // e.g. fine-tuning scribbles
     const tool = this.drag?.kind === 'tool' ? this.drag.tool : null;
     if (tool?.preview) tool.preview(ctx, this.drag.gesture, this);
     this.app.painted(this);
@@ -274,7 +277,10 @@ export class SliceView {
     const d = this.drag;
     this.drag = null;
     if (this.canvas.hasPointerCapture(e.pointerId)) this.canvas.releasePointerCapture(e.pointerId);
-    if (d?.kind === 'tool') this.app.editor.submitGesture(d.tool, d.gesture, this);
+    // a gesture goes to the server, unless a panel collects gestures (fine-tuning scribbles)
+    if (d?.kind === 'tool' && !this.app.capture?.(d.tool, d.gesture, this)) {
+      this.app.editor.submitGesture(d.tool, d.gesture, this);
+    }
     this.requestDraw();
   }
 
@@ -298,10 +304,11 @@ export class SliceView {
     this.requestDraw();
   }
 
-  setLocked(locked) {
-    this.locked = locked;
+  /** Is the shown slice locked for the active segment? Shows the lock in the title. */
+  updateLock() {
+    const locked = isLocked(this.app.activeSegment, this.axis, this.index);
     this.el.querySelector('.lock').hidden = !locked;
-    this.slider.disabled = locked;
+    return locked;
   }
 
   /** [row, col] of a voxel on this view, or null when it is not on the shown plane. */

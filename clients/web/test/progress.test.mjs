@@ -18,6 +18,15 @@ before(async () => {
         res.write(`event: progress\ndata: ${JSON.stringify({ id: 'streamed', state, progress: { step, total: 3, message: `slice ${step}` } })}\n\n`);
       }
       res.end();
+    } else if (req.url === '/v1/jobs/named/events') {
+      // the medseg server's event names: state, progress, a kind-specific result, end
+      res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+      const send = (event, data) => res.write(`id: 1-0\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+      send('state', { state: 'running', progress: { step: 0, total: null, message: '' }, error: null });
+      send('slice', { index: 7, done: 1 });
+      send('progress', { step: 1, total: 4, message: 'slice 7', loss: null });
+      send('end', { id: 'named', state: 'succeeded', progress: { step: 4, total: 4, message: '' }, result_revision: 9 });
+      res.end();
     } else if (req.url === '/v1/jobs/polled') {
       polls += 1;
       const state = polls < 3 ? 'running' : 'succeeded';
@@ -49,6 +58,17 @@ test('follows the event stream to the final state', async () => {
   const job = await watchJob(api, 'streamed', (j) => seen.push(`${j.state} ${j.progress.step}/${j.progress.total}`));
   assert.equal(job.state, 'succeeded');
   assert.deepEqual(seen, ['running 1/3', 'running 2/3', 'succeeded 3/3']);
+});
+
+test('named server events update the job; other events go to onEvent', async () => {
+  const seen = [];
+  const events = [];
+  const job = await watchJob(api, 'named', (j) => seen.push(`${j.state} ${j.progress.step}/${j.progress.total}`),
+    { onEvent: (name, data) => events.push([name, data.index]) });
+  assert.equal(job.state, 'succeeded');
+  assert.equal(job.result_revision, 9);
+  assert.deepEqual(seen, ['running 0/null', 'running 1/4', 'succeeded 4/4']);
+  assert.deepEqual(events, [['slice', 7]]);
 });
 
 test('falls back to polling when there is no event stream', async () => {

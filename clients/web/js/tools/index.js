@@ -2,5 +2,6 @@
 import './click.js';
 import './scribble.js';
 import './box.js';
+import './points.js';
 
 export { allTools } from './registry.js';

@@ -23,14 +23,23 @@ export function mountHistory(app, el) {
       if (err.status !== 404) app.report(err);
       return;
     }
+    app.history = { segmentId: segment.id, revisions: history.revisions };
+    app.emit('history');
     list.replaceChildren(...history.revisions.slice(-SHOWN).reverse().map((r) => {
       const li = document.createElement('li');
       li.value = r.revision;
       li.classList.toggle('head', r.is_head);
       li.classList.toggle('undone', r.undone);
       const what = r.interaction;
-      const where = what.plane ? ` ${what.plane.axis}=${what.plane.index}` : '';
-      const dim = what.type === 'create' ? '' : what.plane ? ' 2D' : ' 3D';
+      let where = what.plane ? ` ${what.plane.axis}=${what.plane.index}` : '';
+      let dim = what.type === 'create' ? '' : what.plane ? ' 2D' : ' 3D';
+      if (what.type === 'propagation') {
+        dim = '';
+        where = ` ${what.axis} from ${what.start_index} · ${what.slices_changed?.length ?? 0} slices`;
+      } else if (what.type === 'finetune') {
+        dim = '';
+        where = ` (${what.mode})`;
+      }
       const ms = Object.values(r.timings_ms ?? {}).reduce((a, b) => a + b, 0);
       li.textContent = `${what.type}${dim}${where} · ${r.voxels} voxels${ms ? ` · ${ms.toFixed(0)} ms` : ''}`;
       li.title = `${r.created_at}${what.method ? ` · ${what.method}` : ''}`;

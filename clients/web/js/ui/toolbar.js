@@ -14,6 +14,9 @@ export function mountToolbar(app, el) {
     <label>window <select class="window">
       ${Object.keys(PRESETS).map((n) => `<option value="${n}">${n}</option>`).join('')}
       <option value="auto">auto</option><option value="custom" hidden>custom</option></select></label>
+    <button class="lock" title="lock / unlock this slice of the active segment: propagation leaves it alone (L)">Lock</button>
+    <button class="propagate" title="propagate the active segment from this slice along the view's axis (P)" hidden>Propagate</button>
+    <select class="propagation-method" title="propagation method" hidden></select>
     <span class="jobs"></span>
     <span class="spacer"></span>
     <button class="export" title="download the label map (E)">Export</button>
@@ -52,6 +55,12 @@ export function mountToolbar(app, el) {
     $('.undo').disabled = !s?.can_undo;
     $('.redo').disabled = !s?.can_redo;
     $('.export').disabled = !app.session;
+    $('.lock').disabled = !s;
+    $('.propagate').disabled = !s || app.jobs.has(s.id);
+    const view = app.mainView;
+    const locked = Boolean(s && view.layout && view.updateLock());
+    $('.lock').textContent = locked ? 'Unlock' : 'Lock';
+    $('.lock').classList.toggle('on', locked);
   }
 
   $('.method').onchange = (e) => {
@@ -67,6 +76,23 @@ export function mountToolbar(app, el) {
   $('.redo').onclick = () => app.editor.redo();
   $('.export').onclick = () => app.exportLabels().catch((err) => app.report(err));
   $('.open').onclick = () => app.emit('open');
+  $('.lock').onclick = () => app.toggleLock(app.mainView);
+  $('.propagate').onclick = () => app.propagate(app.mainView);
+  app.jobsElement = $('.jobs');
+  app.addEventListener('capabilities', () => {
+    const methods = app.caps.propagation_methods ?? [];
+    $('.propagate').hidden = !methods.length;
+    $('.propagation-method').hidden = methods.length < 2;
+    $('.propagation-method').replaceChildren(...methods.map((m) => {
+      const o = new Option(m.name, m.name, false, m.name === app.propagationMethod);
+      o.title = m.description;
+      return o;
+    }));
+    app.propagationMethod ??= methods[0]?.name ?? null;
+  });
+  $('.propagation-method').onchange = (e) => { app.propagationMethod = e.target.value; };
+  app.addEventListener('job', renderUndo);
+  app.addEventListener('status', (e) => { if (e.detail.kind === 'slice') renderUndo(); });
   $('.key').onclick = () => app.emit('need-key');
   $('.help').onclick = () => app.emit('help');
   app.addEventListener('capabilities', renderTools);
