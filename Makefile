@@ -8,7 +8,9 @@ PORT   ?= 8000
 HOST   ?= 127.0.0.1
 NPY_FLAG := -DNPY_IN_ARRAY=NPY_ARRAY_IN_ARRAY
 
-.PHONY: serve test bench openapi lint clean-venv
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: serve test bench bench-browser bench-propagation bench-jobs worker openapi lint clean-venv
 
 # The venv is rebuilt when pyproject.toml changes. GeodisTK's sdist needs NumPy and
 # setuptools present and the NPY_IN_ARRAY alias to compile against NumPy 2; torch is pinned
@@ -28,11 +30,31 @@ DEV_MODE := $(if $(MEDSEG_API_KEYS)$(MEDSEG_API_KEYS_FILE),0,1)
 serve: $(STAMP)
 	MEDSEG_DEV_MODE=$${MEDSEG_DEV_MODE:-$(DEV_MODE)} HOST=$(HOST) PORT=$(PORT) $(PY) -m medseg.main
 
-test: $(STAMP)
+# The viewer's browser tests drive Debian's Chromium (never a browser Playwright downloads).
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO="sudo -n"; \
+	else echo "the browser tests need $(CHROMIUM): apt-get install chromium" >&2; exit 1; fi; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	  --no-install-recommends chromium chromium-driver fonts-dejavu-core
+
+test: $(STAMP) $(CHROMIUM)
 	$(PY) -m pytest
 
 bench: $(STAMP)
 	$(PY) -m medseg.bench.latency
+
+bench-propagation: $(STAMP)
+	$(PY) -m medseg.bench.propagation
+
+bench-jobs: $(STAMP)
+	$(PY) -m medseg.bench.jobs
+
+# an extra job worker against MEDSEG_REDIS_URL (`make serve` already starts one)
+worker: $(STAMP)
+	$(PY) -m medseg.jobs.worker
+
+bench-browser: $(STAMP) $(CHROMIUM)
+	$(PY) -m medseg.bench.browser
 
 openapi: $(STAMP)
 	$(PY) -m medseg.api.openapi_export openapi/openapi.json

@@ -12,7 +12,11 @@ import httpx
 from medseg.api.auth import hash_key
 from medseg.store.embedded import free_port
 
-from tests.conftest import KEYS
+from tests.conftest import KEYS, ROOT
+
+# every worker a test starts knows the test job kinds and beats fast (lost jobs show in ~1 s)
+WORKER_ENV = {"MEDSEG_JOB_PLUGINS": "tests.jobs.demo_kinds", "MEDSEG_JOB_HEARTBEAT_S": "1.0",
+              "PYTHONPATH": str(ROOT)}
 
 
 @contextmanager
@@ -26,6 +30,7 @@ def api_server(redis_url: str, **env_overrides: str):
         "MEDSEG_HOST": "127.0.0.1",
         "MEDSEG_API_KEYS": ",".join(f"{t}:sha256:{hash_key(k)}" for t, k in KEYS.items()),
         "MEDSEG_LOG_LEVEL": "WARNING",
+        **WORKER_ENV,
         **env_overrides,
     }
     process = subprocess.Popen([sys.executable, "-m", "medseg.main"], env=env,
@@ -50,3 +55,26 @@ def api_server(redis_url: str, **env_overrides: str):
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@contextmanager
+def job_worker(redis_url: str):
+    """A real `python -m medseg.jobs.worker` process (its own process group); yields it."""
+    env = {**os.environ, "MEDSEG_REDIS_URL": redis_url, **WORKER_ENV}
+    process = subprocess.Popen([sys.executable, "-m", "medseg.jobs.worker"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        line = process.stdout.readline().decode(errors="replace")
+        if "medseg-worker" not in line or time.monotonic() > deadline:
+            raise RuntimeError(f"worker did not start: {line}")
+        time.sleep(0.3)  # from the banner to RQ's blocking pop
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()

@@ -117,3 +117,23 @@ def test_writer_lock_is_exclusive(store, meta):
     thread.join()
     with store.sessions.locked(meta.id):
         pass
+
+
+def test_chunk_codec_is_safe_across_threads():
+    """The API decodes chunks from a thread pool; a shared zstd object corrupted data."""
+    from concurrent.futures import ThreadPoolExecutor
+
+
+    rng = np.random.default_rng(0)
+    blocks = [rng.integers(-1000, 1000, size=(8, 64, 64), dtype=np.int16) for _ in range(8)]
+    blobs = [chunks.encode_array(b) for b in blocks]
+
+    def roundtrip(i: int) -> bool:
+        for _ in range(200):
+            if not np.array_equal(chunks.decode_array(blobs[i % 8], (8, 64, 64), "int16"), blocks[i % 8]):
+                return False
+            chunks.encode_array(blocks[i % 8])
+        return True
+
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(roundtrip, range(16)))

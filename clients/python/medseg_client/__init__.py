@@ -15,6 +15,8 @@ from medseg_client.models import (
     AsyncSegmentView,
     Change,
     ExportFile,
+    Job,
+    JobEvent,
     Segment,
     SegmentView,
     Session,
@@ -22,6 +24,6 @@ from medseg_client.models import (
 
 __all__ = [
     "AsyncClient", "AsyncSegmentView", "Change", "Client", "Conflict", "ConnectionFailed",
-    "ExportFile", "InvalidRequest", "MedsegError", "NotFound", "Segment", "SegmentView",
+    "ExportFile", "InvalidRequest", "Job", "JobEvent", "MedsegError", "NotFound", "Segment", "SegmentView",
     "ServerError", "Session", "TooLarge", "Unauthorized", "upload_parts",
 ]

@@ -365,5 +365,7 @@ def batch(ctx: typer.Context, manifest: Path,
         raise typer.Exit(1)
 
 
+from medseg_client import cli_jobs  # noqa: F401 - registers the job commands on `app`
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -19,8 +19,7 @@ mask kept current by the deltas of each change.  Voxel coordinates are ``(z, y, 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -28,7 +27,9 @@ import httpx
 import numpy as np
 
 from medseg_client import codec
+from medseg_client._calls import _Call, _drop_none, _if_match, _json, _none
 from medseg_client.errors import ConnectionFailed, error_from_response
+from medseg_client.jobs import AsyncJobMixin, JobEndpoints, SyncJobMixin
 from medseg_client.models import AsyncSegmentView, Change, ExportFile, Segment, SegmentView, Session
 
 __all__ = ["AsyncClient", "AsyncSegmentView", "Client", "SegmentView", "upload_parts"]
@@ -60,39 +61,6 @@ def upload_parts(files: Upload | Sequence[Upload]) -> list[tuple[str, bytes]]:
     if not parts:
         raise ValueError("nothing to upload")
     return parts
-
-
-@dataclass
-class _Call:
-    method: str
-    path: str
-    parse: Callable[[httpx.Response], Any]
-    params: dict[str, Any] | None = None
-    json: Any = None
-    files: list | None = None
-    data: dict[str, str] | None = None
-    headers: dict[str, str] | None = None
-
-    def request_kwargs(self) -> dict[str, Any]:
-        params = {k: v for k, v in (self.params or {}).items() if v is not None}
-        return {"params": params or None, "json": self.json, "files": self.files,
-                "data": self.data, "headers": self.headers}
-
-
-def _json(r: httpx.Response) -> Any:
-    return r.json()
-
-
-def _none(r: httpx.Response) -> None:
-    return None
-
-
-def _drop_none(**values: Any) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v is not None}
-
-
-def _if_match(revision: int | None) -> dict[str, str] | None:
-    return None if revision is None else {"If-Match": f'"{int(revision)}"'}
 
 
 def _point(p: Zyx) -> list[int]:
@@ -305,7 +273,7 @@ def _finish(call: _Call, response: httpx.Response) -> Any:
     return call.parse(response)
 
 
-class Client(_Endpoints):
+class Client(_Endpoints, JobEndpoints, SyncJobMixin):
     """Synchronous client; use as a context manager or call :meth:`close`."""
 
     def __init__(self, base_url: str | None = None, api_key: str | None = None,
@@ -335,7 +303,7 @@ class Client(_Endpoints):
         self.close()
 
 
-class AsyncClient(_Endpoints):
+class AsyncClient(_Endpoints, JobEndpoints, AsyncJobMixin):
     """Asynchronous client: the same methods as :class:`Client`, each to be awaited."""
 
     def __init__(self, base_url: str | None = None, api_key: str | None = None,

@@ -17,7 +17,8 @@ import numpy as np
 from medseg_client import codec
 from medseg_client.errors import MedsegError
 
-__all__ = ["AsyncSegmentView", "Change", "ExportFile", "Segment", "SegmentView", "Session"]
+__all__ = ["AsyncSegmentView", "Change", "ExportFile", "Job", "JobEvent", "Segment", "SegmentView",
+           "Session"]
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,46 @@ class Change:
                    previous_revision=int(obj["previous_revision"]), delta=obj["delta"],
                    roi=obj.get("roi"), timings_ms=obj.get("timings_ms", {}),
                    can_undo=bool(obj["can_undo"]), can_redo=bool(obj["can_redo"]), raw=obj)
+
+
+@dataclass(frozen=True)
+class Job:
+    """An asynchronous job (propagation, fine-tuning): poll it, follow its events, cancel it.
+    ``progress`` is ``{"step", "total", "message", "loss"}``; ``error`` ``{"code", "message"}``."""
+
+    id: str
+    kind: str
+    state: str  # queued, running, succeeded, failed, cancelled
+    progress: dict[str, Any]
+    session_id: str
+    segment_id: int | None
+    base_revision: int | None
+    result_revision: int | None
+    result: dict[str, Any]
+    error: dict[str, Any] | None
+    timings_ms: dict[str, float]
+    raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return self.state in ("succeeded", "failed", "cancelled")
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Job:
+        return cls(id=obj["id"], kind=obj["kind"], state=obj["state"], progress=obj["progress"],
+                   session_id=obj["session_id"], segment_id=obj.get("segment_id"),
+                   base_revision=obj.get("base_revision"),
+                   result_revision=obj.get("result_revision"), result=obj.get("result") or {},
+                   error=obj.get("error"), timings_ms=obj.get("timings_ms") or {}, raw=obj)
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """One server-sent event of a job: ``event`` is state, progress, slice, ..., end."""
+
+    id: str
+    event: str
+    data: dict[str, Any]
 
 
 @dataclass(frozen=True)

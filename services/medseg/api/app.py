@@ -8,9 +8,9 @@ import uuid
 import structlog
 from fastapi import FastAPI, Request
 
-from medseg.api import errors
+from medseg.api import errors, viewer
 from medseg.api.logging import configure as configure_logging
-from medseg.api.routers import models, segments, service, sessions
+from medseg.api.routers import jobs, models, propagation, segments, service, sessions, slices
 from medseg.api.settings import Settings
 from medseg.store import Store
 from medseg.usecases.metrics import REQUEST_SECONDS
@@ -34,10 +34,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.settings = settings
     app.state.store = store or Store.connect(
         settings.redis_url or "redis://127.0.0.1:6379/0", settings.session_ttl_s,
-        settings.cache_mb << 20)
+        settings.cache_mb << 20, job_heartbeat_s=settings.job_heartbeat_s)
     errors.install(app)
-    for router in (service.router, sessions.router, segments.router, models.router):
+    for router in (service.router, models.router, sessions.router, slices.router,
+                   segments.router, propagation.router, jobs.router):
         app.include_router(router)
+    viewer.mount(app, settings.clients_dir)
     _add_request_middleware(app, settings)
     return app
 

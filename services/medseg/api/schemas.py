@@ -51,6 +51,8 @@ class SegmentPublic(BaseModel):
     can_undo: bool
     can_redo: bool
     voxels: int
+    locked_slices: dict[str, list[int]] = Field(
+        default_factory=dict, description="locked slice indices per axis (z, y, x)")
 
 
 # -- interactions --------------------------------------------------------------------------
@@ -74,12 +76,36 @@ class BoxSpec(Strict):
     hi: Zyx = Field(description="inclusive corner [z, y, x]")
 
 
+class PropagateRequest(Strict):
+    axis: Literal["z", "y", "x"] = Field("z", description="propagate across slices of this axis")
+    start_index: int | None = Field(None, ge=0, description="default: the slice with the "
+                                    "largest mask area on that axis")
+    method: str = Field("graphcut-seeds", description="see /v1/capabilities propagation_methods")
+    params: dict[str, Any] = Field(default_factory=dict, description="parameter overrides")
+    base_revision: int | None = Field(None, description="revision the client saw (or If-Match)")
+
+
+class PropagateAfter(Strict):
+    """Re-propagate from the corrected slice (2D only) once the correction is applied."""
+
+    method: str = "graphcut-seeds"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class LocksPublic(BaseModel):
+    segment_id: int
+    locked_slices: dict[str, list[int]] = Field(description="locked slice indices per axis")
+
+
 class InteractionBase(Strict):
     method: str = Field("geodesic-graphcut", description="see /v1/capabilities")
     dim: Literal["2d", "3d"] = Field("3d", description="2d works on `plane` only")
     plane: PlaneSpec | None = Field(None, description="required for dim=2d on a volume")
     params: dict[str, Any] = Field(default_factory=dict, description="method parameter overrides")
     base_revision: int | None = Field(None, description="revision the client saw (or If-Match); stale -> 409")
+    propagate: PropagateAfter | None = Field(
+        None, description="2D only: after this correction (which locks its slice), re-propagate "
+                          "from it in both directions up to the next locked slices (a job)")
 
 
 class ClickInteraction(InteractionBase):
@@ -140,6 +166,9 @@ class ChangeResult(BaseModel):
     timings_ms: dict[str, float] = {}
     can_undo: bool
     can_redo: bool
+    job: JobPublic | None = Field(None, description="the re-propagation job, when asked for")
+    job_error: ErrorBody | None = Field(None, description="why the asked-for re-propagation "
+                                        "was not started (the change itself was applied)")
 
 
 class RevisionPublic(BaseModel):
@@ -157,6 +186,45 @@ class History(BaseModel):
     segment_id: int
     head: int
     revisions: list[RevisionPublic]
+
+
+# -- jobs --------------------------------------------------------------------------------
+class JobProgressPublic(BaseModel):
+    step: int
+    total: int | None = Field(description="estimated number of steps (may change as it runs)")
+    message: str
+    loss: float | None = None
+
+
+class JobErrorPublic(BaseModel):
+    code: str = Field(description="revision_conflict, worker_lost, invalid_prompt, internal_error, ...")
+    message: str
+
+
+class JobPublic(BaseModel):
+    """An asynchronous job. Follow it with GET (polling) or GET .../events (server-sent events)."""
+
+    id: str
+    kind: str
+    session_id: str
+    segment_id: int | None
+    state: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    progress: JobProgressPublic
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    timings_ms: dict[str, float] = Field(description="queue (wait for a worker), run, total, ...")
+    base_revision: int | None = Field(description="revision the job works from")
+    result_revision: int | None = Field(description="the one revision the job made, once succeeded")
+    result: dict[str, Any] = Field(description="kind-specific summary")
+    error: JobErrorPublic | None
+    cancel_requested: bool
+
+
+class JobKindInfo(BaseModel):
+    name: str
+    description: str
+    params: dict[str, Any] = Field(description="JSON schema of the job's parameters")
 
 
 # -- service -------------------------------------------------------------------------------
@@ -178,6 +246,8 @@ class Capabilities(BaseModel):
     input_formats: list[str]
     export_formats: list[str]
     limits: dict[str, int]
+    job_kinds: list[JobKindInfo] = []
+    propagation_methods: list[MethodInfo] = []
     auth: Literal["api-key", "none (dev mode)"]
 
 
@@ -205,3 +275,4 @@ class ErrorBody(BaseModel):
 
 
 SessionPublic.model_rebuild()
+ChangeResult.model_rebuild()

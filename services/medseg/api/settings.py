@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     max_uncompressed_bytes: int = 4 << 30
     max_marks: int = 100_000  # voxels of clicks + rasterised scribbles per segment
     cache_mb: int = 512  # in-process cache of decoded image and mask chunks
+    job_heartbeat_s: float = 10.0  # a running job whose worker is silent this long has failed
+    run_worker: bool = True  # `medseg-server` starts one job worker process beside the API
 
     # Auth: "tenant:sha256:<hex>" entries, comma-separated, and/or a file with one per line.
     # Keys are never configured in plain text; `medseg-server hash-key` prints an entry.
@@ -33,6 +35,10 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = None
     # No keys at all is allowed only when this is switched on, and then only on loopback.
     dev_mode: bool = False
+
+    # The repository's clients/ folder: the viewer (web/) is served at /ui and the mask decoder
+    # (js/) at /ui/lib; nothing is served when web/ is absent (a wheel without the clients).
+    clients_dir: Path = Path(__file__).resolve().parents[3] / "clients"
 
     log_level: str = "INFO"
     log_json: bool = True

@@ -62,6 +62,11 @@ class SessionBusy(MedsegError):
     code = "session_busy"
 
 
+class JobNotFound(MedsegError):
+    status = 404
+    code = "job_not_found"
+
+
 class ModelUnavailable(MedsegError):
     """The request needs a trained model this server does not have (or whose file is bad)."""
 

@@ -200,14 +200,17 @@ def seed_distance(g: np.ndarray, seeds: np.ndarray, spacing, params: GraphCutPar
     return geodesic_distance_plus_length(g, seeds, spacing, params.euclid_weight * step) / step
 
 
-def unary_probability(image: np.ndarray, seed_fg, seed_bg, border, spacing, params) -> np.ndarray:
+def unary_probability(image: np.ndarray, seed_fg, seed_bg, border, spacing, params,
+                      model: tuple[float, float] | None = None) -> np.ndarray:
     """Foreground probability of every ROI voxel from the seeds (all arrays squeezed, same shape).
     The ROI border is a weak background seed: it starts at `border_cost` instead of 0, so tissue
-    connected to the fg seeds without crossing an edge stays foreground up to the border."""
+    connected to the fg seeds without crossing an edge stays foreground up to the border.
+    `model` (mean, width) of the fg intensities, on `image`'s scale, replaces the one measured
+    around the fg seeds (propagation knows the object from its start slice)."""
     smooth = image
     if params.smooth_mm > 0:
         smooth = ndimage.gaussian_filter(image, [params.smooth_mm / s for s in spacing])
-    mu, width = intensity_model(image, seed_fg, spacing, params)
+    mu, width = model or intensity_model(image, seed_fg, spacing, params)
     g = dissimilarity(smooth, mu, width)
     # a full-resolution 3D scan costs ~0.2 s / M voxels; at half resolution the mask moves a
     # little (synthetic 0.8 mm ball: Dice to truth 0.920 -> 0.910), so only for big ROIs

@@ -55,25 +55,29 @@ class Method:
         return dataclasses.asdict(self.params_type())
 
     def parse_params(self, overrides: dict[str, Any]) -> Any:
-        """Defaults with the request's overrides; unknown names or wrong types -> InvalidPrompt."""
-        fields = {f.name: f for f in dataclasses.fields(self.params_type)}
-        unknown = sorted(set(overrides) - set(fields))
-        if unknown:
-            raise InvalidPrompt(f"unknown parameter(s) {unknown} for method {self.name!r}; "
-                                f"known: {sorted(fields)}")
-        values = {}
-        for name, value in overrides.items():
-            kind = type(getattr(self.params_type(), name))
-            try:
-                if isinstance(value, bool) and kind is not bool:
-                    raise TypeError
-                values[name] = kind(value)
-            except (TypeError, ValueError):
-                raise InvalidPrompt(f"parameter {name!r} must be a {kind.__name__}, got {value!r}") from None
+        return parse_dataclass_params(self.params_type, overrides, self.name)
+
+
+def parse_dataclass_params(params_type: type, overrides: dict[str, Any], owner: str) -> Any:
+    """Defaults of the frozen dataclass `params_type` with the request's overrides; unknown
+    names or wrong types -> InvalidPrompt naming `owner` (a method)."""
+    fields = {f.name: f for f in dataclasses.fields(params_type)}
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        raise InvalidPrompt(f"unknown parameter(s) {unknown} for {owner!r}; known: {sorted(fields)}")
+    values = {}
+    for name, value in overrides.items():
+        kind = type(getattr(params_type(), name))
         try:
-            return self.params_type(**values)
-        except ValueError as exc:
-            raise InvalidPrompt(f"invalid parameters for {self.name!r}: {exc}") from None
+            if isinstance(value, bool) and kind is not bool or kind is bool and not isinstance(value, bool):
+                raise TypeError
+            values[name] = kind(value)
+        except (TypeError, ValueError):
+            raise InvalidPrompt(f"parameter {name!r} must be a {kind.__name__}, got {value!r}") from None
+    try:
+        return params_type(**values)
+    except ValueError as exc:
+        raise InvalidPrompt(f"invalid parameters for {owner!r}: {exc}") from None
 
 
 _REGISTRY: dict[str, Method] = {}

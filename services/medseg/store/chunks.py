@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -20,8 +21,16 @@ from medseg.engine.prompts import Box
 # 64 KiB (int16); small enough that an ROI read stays proportional to the object.
 CHUNK_SHAPE = (8, 64, 64)
 
-_compressor = zstandard.ZstdCompressor(level=3)
-_decompressor = zstandard.ZstdDecompressor()
+# zstandard (de)compressor objects must not be used by two threads at once (the API serves
+# requests from a thread pool: concurrent reads corrupted each other), so one pair per thread.
+_codecs = threading.local()
+
+
+def _zstd() -> tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor]:
+    pair = getattr(_codecs, "pair", None)
+    if pair is None:
+        pair = _codecs.pair = (zstandard.ZstdCompressor(level=3), zstandard.ZstdDecompressor())
+    return pair
 
 
 def chunk_key(index: tuple[int, int, int]) -> str:
@@ -90,18 +99,18 @@ def overlap(box: Box, index, shape, chunk=CHUNK_SHAPE):
 def encode_mask_chunk(block: np.ndarray) -> tuple[str, bytes]:
     """(content digest, compressed bytes). Identical chunks share one stored blob."""
     packed = np.packbits(block.astype(bool, copy=False).ravel()).tobytes()
-    return hashlib.blake2b(packed, digest_size=16).hexdigest(), _compressor.compress(packed)
+    return hashlib.blake2b(packed, digest_size=16).hexdigest(), _zstd()[0].compress(packed)
 
 
 def decode_mask_bits(data: bytes) -> np.ndarray:
     """Flat bool bits of a stored mask chunk, padded to a whole byte; the caller knows the shape."""
-    return np.unpackbits(np.frombuffer(_decompressor.decompress(data), dtype=np.uint8)).astype(bool)
+    return np.unpackbits(np.frombuffer(_zstd()[1].decompress(data), dtype=np.uint8)).astype(bool)
 
 
 def encode_array(array: np.ndarray) -> bytes:
     """Raw C-order bytes, zstd-compressed (image chunks, probability maps)."""
-    return _compressor.compress(np.ascontiguousarray(array).tobytes())
+    return _zstd()[0].compress(np.ascontiguousarray(array).tobytes())
 
 
 def decode_array(data: bytes, shape, dtype) -> np.ndarray:
-    return np.frombuffer(_decompressor.decompress(data), dtype=dtype).reshape(shape)
+    return np.frombuffer(_zstd()[1].decompress(data), dtype=dtype).reshape(shape)

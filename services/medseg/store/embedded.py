@@ -67,7 +67,7 @@ class EmbeddedRedis:
             "--loglevel", "warning", *persistence,
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                        preexec_fn=_die_with_parent)  # noqa: PLW1509 - one prctl call, started before worker threads
+                                        preexec_fn=die_with_parent)  # noqa: PLW1509 - one prctl call, started before worker threads
         atexit.register(self.stop)
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + timeout_s
@@ -101,10 +101,11 @@ class EmbeddedRedis:
         self.stop()
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to SIGTERM redis-server when the process that started it dies, however it
-    dies (uvicorn re-raises SIGTERM after its shutdown, so `finally` blocks do not run)."""
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Ask Linux to send `sig` to this process when its parent dies, however it dies (uvicorn
+    re-raises SIGTERM after its shutdown, so `finally` blocks do not run). Used as preexec_fn
+    for redis-server and the job worker, and by a worker's job process for itself."""
     try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(sig))  # PR_SET_PDEATHSIG
     except OSError:  # not Linux/glibc: atexit and stop() remain
         pass

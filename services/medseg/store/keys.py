@@ -15,12 +15,23 @@ class SessionKeys:
         self.probabilities = f"{base}:prob"  # hash: revision -> header JSON / float16 bytes
         self.counters = f"{base}:ctr"  # hash: "revision", "segment"
         self.lock = f"{base}:lock"  # redis-py Lock for writers
+        self.jobs = f"{base}:jobs"  # set: ids of the session's jobs
+        self._base = base
+
+    def job(self, job_id: str) -> str:
+        return f"{self._base}:job:{job_id}"  # string: JobRecord JSON
+
+    def job_events(self, job_id: str) -> str:
+        return f"{self._base}:job:{job_id}:events"  # stream: {"event", "data"} entries
+
+    def job_heartbeat(self, job_id: str) -> str:
+        return f"{self._base}:job:{job_id}:hb"  # string with a short TTL while a worker runs it
 
     @property
     def data_keys(self) -> list[str]:
         """Keys that live as long as the session (the lock expires by itself)."""
         return [self.meta, self.image, self.segments, self.revisions, self.blobs,
-                self.probabilities, self.counters]
+                self.probabilities, self.counters, self.jobs]
 
     @staticmethod
     def pattern(session_id: str) -> str:
@@ -29,3 +40,11 @@ class SessionKeys:
 
 def tenant_sessions_key(tenant: str) -> str:
     return f"{PREFIX}:tenant:{tenant}:sessions"
+
+
+def job_ref_key(job_id: str) -> str:
+    """string: "<session id>" of a job, so /v1/jobs/{id} finds the session's keys."""
+    return f"{PREFIX}:jobref:{job_id}"
+
+
+RUNNING_JOBS = f"{PREFIX}:jobs:running"  # set of "<session id>/<job id>" a worker has started

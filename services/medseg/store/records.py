@@ -37,6 +37,14 @@ class SegmentRecord(BaseModel):
     head: int  # current revision
     redo: list[int] = Field(default_factory=list)  # undone revisions, most recent last
     created_at: str = Field(default_factory=utcnow)
+    # locked slices per axis ("z", "y", "x"): propagation never overwrites them
+    locks: dict[str, list[int]] = Field(default_factory=dict)
+
+    def with_lock(self, axis: str, index: int, locked: bool = True) -> SegmentRecord:
+        current = set(self.locks.get(axis, []))
+        current = current | {index} if locked else current - {index}
+        locks = {**self.locks, axis: sorted(current)}
+        return self.model_copy(update={"locks": {k: v for k, v in locks.items() if v}})
 
 
 class MarksRecord(BaseModel):
@@ -75,3 +83,47 @@ class RevisionRecord(BaseModel):
     chunks: dict[str, str] = Field(default_factory=dict)  # chunk key -> blob digest, non-empty only
     voxels: int = 0  # foreground voxel count
     marks: MarksRecord = Field(default_factory=MarksRecord)  # cumulative marks at this revision
+
+
+JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+TERMINAL_STATES = ("succeeded", "failed", "cancelled")
+
+
+class JobProgress(BaseModel):
+    step: int = 0
+    total: int | None = None
+    message: str = ""
+    loss: float | None = None
+
+
+class JobError(BaseModel):
+    code: str  # e.g. revision_conflict, worker_lost, invalid_prompt, internal_error
+    message: str
+
+
+class JobRecord(BaseModel):
+    """An asynchronous job as clients see it; the source of truth is this JSON in Redis (RQ only
+    carries the id to a worker)."""
+
+    id: str
+    kind: str
+    tenant: str
+    session: str
+    segment: int | None = None
+    state: str = "queued"  # one of JOB_STATES
+    params: dict[str, Any] = Field(default_factory=dict)
+    progress: JobProgress = Field(default_factory=JobProgress)
+    created_at: str = Field(default_factory=utcnow)
+    started_at: str | None = None
+    finished_at: str | None = None
+    timings: dict[str, float] = Field(default_factory=dict)  # seconds: queue, run, commit, ...
+    base_revision: int | None = None
+    result_revision: int | None = None
+    result: dict[str, Any] = Field(default_factory=dict)  # kind-specific summary
+    error: JobError | None = None
+    cancel_requested: bool = False
+    worker: str | None = None  # "<host>:<pid>" of the process running it
+
+    @property
+    def done(self) -> bool:
+        return self.state in TERMINAL_STATES

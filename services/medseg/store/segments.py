@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -119,9 +120,11 @@ class SegmentStore:
 
     def commit(self, meta: SessionMeta, segment: SegmentRecord, parent: RevisionRecord,
                box: Box, new_mask: np.ndarray, interaction: dict, timings: dict[str, float],
-               marks: Marks, probability: np.ndarray | None = None) -> RevisionRecord:
+               marks: Marks, probability: np.ndarray | None = None,
+               also: Callable[[Any, RevisionRecord], None] | None = None) -> RevisionRecord:
         """Store the mask that is `new_mask` inside `box` and the parent's elsewhere as a new
-        head revision; the redo stack is dropped (a new change forks history)."""
+        head revision; the redo stack is dropped (a new change forks history). `also(pipe,
+        record)` may queue more writes into the same MULTI (a job's final state)."""
         keys = SessionKeys(meta.id)
         chunk_map = dict(parent.chunks)
         new_blobs: dict[str, bytes] = {}
@@ -153,6 +156,8 @@ class SegmentStore:
             pipe.hset(keys.probabilities, mapping=_probability_fields(record.revision, box, probability))
         pipe.hset(keys.segments, str(segment.id), segment.model_dump_json())
         self.sessions._expire(pipe, keys)
+        if also is not None:
+            also(pipe, record)
         pipe.execute()
         return record
 

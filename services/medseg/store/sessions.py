@@ -101,8 +101,10 @@ class SessionStore:
     def delete(self, session_id: str, tenant: str | None = None) -> None:
         meta = self.get(session_id, tenant, touch=False)
         keys = SessionKeys(session_id)
+        job_keys = [k for j in self.redis.smembers(keys.jobs) for k in
+                    (keys.job(j.decode()), keys.job_events(j.decode()), keys.job_heartbeat(j.decode()))]
         pipe = self.redis.pipeline(transaction=True)
-        pipe.unlink(*keys.data_keys, keys.lock)
+        pipe.unlink(*keys.data_keys, keys.lock, *job_keys)
         pipe.srem(tenant_sessions_key(meta.tenant), session_id)
         pipe.execute()
 

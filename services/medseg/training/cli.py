@@ -41,6 +41,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--synthetic-only", action="store_true",
                         help="no real training data (CI smoke runs)")
     parser.add_argument("--skip-validation", action="store_true")
+    parser.add_argument("--reuse", type=int, default=None,
+                        help="times each sample is drawn (default 1 in 2D, 4 in 3D)")
     parser.add_argument("--quiet", action="store_true")
 
 
@@ -48,8 +50,9 @@ def run_mideepseg(args: argparse.Namespace) -> dict:
     name = f"mideepseg-{args.dims}d-{args.encoding}"
     batch = args.batch_size or (8 if args.dims == 2 else 2)
     model = mideepseg.build_network(args.dims)
+    reuse = args.reuse or (1 if args.dims == 2 else 4)
     samples = mideepseg.Samples(args.dims, args.encoding, batch, args.seed,
-                                real=not args.synthetic_only)
+                                real=not args.synthetic_only, reuse=reuse)
     config = RunConfig(name=name, steps=args.steps, minutes=args.minutes, lr=args.lr,
                        seed=args.seed, workers=args.workers, resume=args.resume,
                        checkpoint_dir=args.checkpoint_dir, quiet=args.quiet)
@@ -71,7 +74,7 @@ def run_mideepseg(args: argparse.Namespace) -> dict:
             "data": ("synthetic only" if args.synthetic_only else
                      f"synthetic (60 %) + seen organs of {', '.join(TRAIN_CASES)} (40 %)"),
             "held_out_organs": list(HELD_OUT_ORGANS), "validation_case": VALIDATION_CASE,
-            "batch_size": batch, "lr": args.lr, "seed": args.seed, **run,
+            "batch_size": batch, "sample_reuse": reuse, "lr": args.lr, "seed": args.seed, **run,
             "onnx_max_abs_diff": max_diff,
         },
         "metrics": metrics,

@@ -71,6 +71,9 @@ def interact(store: Store, meta: SessionMeta, segment_id: int, prompt: Prompt, m
     with store.sessions.locked(meta.id):
         segment, head = store.segments.head(meta, segment_id)
         check_base_revision(segment, base_revision)
+        if prompt.plane is not None and meta.shape[prompt.plane.axis] > 1:
+            # a slice the user edited is locked: propagation never overwrites it
+            segment = segment.with_lock("zyx"[prompt.plane.axis], prompt.plane.index)
         marks = prompt.apply_to(head.marks.to_marks())
         if len(marks.fg) + len(marks.bg) + len(marks.points) > max_marks:
             raise InvalidPrompt(f"segment {segment_id} would hold more than {max_marks} marked voxels")

@@ -10,6 +10,7 @@ import numpy as np
 
 from medseg.engine import imageio
 from medseg.engine.errors import InvalidPrompt
+from medseg.engine.prompts import Box
 from medseg.store import Store
 from medseg.store.chunks import full_box
 from medseg.store.records import RevisionRecord, SessionMeta
@@ -79,3 +80,23 @@ def export_mask(store: Store, meta: SessionMeta, record: RevisionRecord, fmt: st
                 stem: str) -> ExportFile:
     mask = store.segments.read_mask(meta, record, full_box(meta.shape)).astype(np.uint8)
     return encode_file(mask, meta, fmt, stem)
+
+
+# Typed arrays a browser can view without conversion; anything else is sent as float32.
+WIRE_DTYPES = {"int8", "uint8", "int16", "uint16", "int32", "uint32", "float32", "float64"}
+
+
+def read_slice(store: Store, meta: SessionMeta, axis: int, index: int) -> np.ndarray:
+    """One plane of the image, 2D and little-endian: axis 0 -> (Y, X), 1 -> (Z, X), 2 -> (Z, Y).
+
+    Reads only the chunks the plane touches. Dtypes without a browser typed array (bool,
+    int64, float16, ...) come back as float32."""
+    if not 0 <= index < meta.shape[axis]:
+        raise InvalidPrompt(f"slice index {index} is outside 0..{meta.shape[axis] - 1} on axis "
+                            f"{'zyx'[axis]}")
+    lo = [0, 0, 0]
+    hi = [s - 1 for s in meta.shape]
+    lo[axis] = hi[axis] = index
+    plane = store.sessions.read_image(meta, Box(tuple(lo), tuple(hi))).squeeze(axis)
+    dtype = plane.dtype if plane.dtype.name in WIRE_DTYPES else np.dtype(np.float32)
+    return np.ascontiguousarray(plane, dtype=dtype.newbyteorder("<"))

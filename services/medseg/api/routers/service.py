@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import redis
 from fastapi import APIRouter, Response
 from medseg_client import codec
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from medseg.api.deps import SettingsDep, StoreDep, TenantDep
-from medseg.api.schemas import Capabilities, MethodInfo
+from medseg.api.schemas import Capabilities, JobKindInfo, MethodInfo
 from medseg.engine.methods import DEFAULT_METHOD, all_methods
+from medseg.engine.propagation import PropagationParams, all_predictors
+from medseg.jobs import queue
+from medseg.jobs.registry import all_kinds
 from medseg.usecases.sessions import EXPORT_FORMATS
 
 router = APIRouter(tags=["service"])
@@ -23,7 +28,7 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: Redis is reachable",
+@router.get("/readyz", summary="Readiness: Redis is reachable (also counts job workers)",
             responses={503: {"description": "Redis unreachable"}})
 def readyz(store: StoreDep, response: Response) -> dict[str, str]:
     try:
@@ -31,7 +36,7 @@ def readyz(store: StoreDep, response: Response) -> dict[str, str]:
     except redis.RedisError as exc:  # any failure to reach Redis means not ready
         response.status_code = 503
         return {"status": "unavailable", "redis": type(exc).__name__}
-    return {"status": "ready", "redis": "ok"}
+    return {"status": "ready", "redis": "ok", "job_workers": str(queue.worker_count(store))}
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
@@ -53,5 +58,11 @@ def capabilities(settings: SettingsDep, tenant: TenantDep) -> Capabilities:
         input_formats=INPUT_FORMATS, export_formats=sorted(EXPORT_FORMATS),
         limits={"max_upload_bytes": settings.max_upload_bytes, "max_voxels": settings.max_voxels,
                 "session_ttl_s": settings.session_ttl_s, "max_marks": settings.max_marks},
+        propagation_methods=[MethodInfo(
+            name=p.name, description=p.description, interaction_types=[], dims=["2d"],
+            params={**dataclasses.asdict(PropagationParams()), **p.defaults()})
+            for p in all_predictors()],
+        job_kinds=[JobKindInfo(name=k.name, description=k.description,
+                               params=k.params_type.model_json_schema()) for k in all_kinds()],
         auth="api-key" if settings.key_hashes else "none (dev mode)",
     )

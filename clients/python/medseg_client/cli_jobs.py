@@ -1,0 +1,108 @@
+"""`medseg` commands for jobs and propagation (registered on the app of medseg_client.cli):
+`propagate`, `job`, `job-wait`, `job-cancel`, `locks`, `lock`, `unlock`. Waiting shows a
+progress bar (rich) fed by the job's progress; a failed or cancelled job exits with code 1."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from medseg_client.cli import _client, _out, app
+from medseg_client.client import Client
+from medseg_client.models import Job
+
+Wait = Annotated[bool, typer.Option("--wait/--no-wait", help="follow the job with a progress bar")]
+
+
+def _describe(job: Job) -> str:
+    text = f"job {job.id} ({job.kind}): {job.state}"
+    if job.result_revision is not None:
+        text += f", revision {job.result_revision}"
+    if job.error:
+        text += f" — {job.error['code']}: {job.error['message']}"
+    return text
+
+
+def follow(client: Client, job: Job) -> Job:
+    """Wait for the job with a progress bar; exit code 1 unless it succeeded."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[message]}"), TimeElapsedColumn())
+    with Progress(*columns, console=_out()) as progress:
+        task = progress.add_task(f"{job.kind} {job.state}", total=None, message="")
+
+        def show(current: Job) -> None:
+            p = current.progress
+            loss = f" loss {p['loss']:.4g}" if p.get("loss") is not None else ""
+            progress.update(task, description=f"{current.kind} {current.state}",
+                            completed=p.get("step") or 0, total=p.get("total"),
+                            message=f"{p.get('message') or ''}{loss}")
+
+        job = client.wait_job(job.id, on_progress=show)
+    _out().print(_describe(job))
+    if job.state == "succeeded" and job.result.get("flags"):
+        slices = ", ".join(str(f["index"]) for f in job.result["flags"])
+        _out().print(f"worth a second look: slices {slices}")
+    if job.state != "succeeded":
+        raise typer.Exit(1)
+    return job
+
+
+@app.command()
+def propagate(ctx: typer.Context, sid: str, seg: int,
+              axis: Annotated[str, typer.Option(help="z, y or x")] = "z",
+              start: Annotated[int | None, typer.Option(help="start slice (default: largest)")] = None,
+              method: Annotated[str, typer.Option(help="propagation method")] = "graphcut-seeds",
+              params: Annotated[str | None, typer.Option(help="JSON parameter overrides")] = None,
+              wait: Wait = True) -> None:
+    """Propagate a slice's mask along an axis (a job); shows a progress bar."""
+    with _client(ctx) as c:
+        job = c.propagate(sid, seg, axis=axis, start_index=start, method=method,
+                          params=json.loads(params) if params else None)
+        _out().print(f"queued job {job.id}")
+        if wait:
+            follow(c, job)
+
+
+@app.command("job")
+def job_status(ctx: typer.Context, job_id: str) -> None:
+    """Show a job's state, progress and result as JSON."""
+    with _client(ctx) as c:
+        _out().print_json(json.dumps(c.get_job(job_id).raw))
+
+
+@app.command("job-wait")
+def job_wait(ctx: typer.Context, job_id: str) -> None:
+    """Follow a job to its end with a progress bar."""
+    with _client(ctx) as c:
+        follow(c, c.get_job(job_id))
+
+
+@app.command("job-cancel")
+def job_cancel(ctx: typer.Context, job_id: str) -> None:
+    """Cancel a queued or running job."""
+    with _client(ctx) as c:
+        _out().print(_describe(c.cancel_job(job_id)))
+
+
+@app.command()
+def locks(ctx: typer.Context, sid: str, seg: int) -> None:
+    """Show the locked slices of a segment."""
+    with _client(ctx) as c:
+        _out().print_json(json.dumps(c.locks(sid, seg)))
+
+
+@app.command()
+def lock(ctx: typer.Context, sid: str, seg: int, axis: str, index: int) -> None:
+    """Lock a slice: propagation never overwrites it."""
+    with _client(ctx) as c:
+        _out().print_json(json.dumps(c.lock(sid, seg, axis, index)))
+
+
+@app.command()
+def unlock(ctx: typer.Context, sid: str, seg: int, axis: str, index: int) -> None:
+    """Unlock a slice."""
+    with _client(ctx) as c:
+        _out().print_json(json.dumps(c.unlock(sid, seg, axis, index)))

@@ -1,0 +1,57 @@
+// Entry point: builds the app and its panels, connects, and reopens the session in the URL.
+
+import { App } from './app.js';
+import { mountHistory } from './ui/history.js';
+import { mountKeyDialog } from './ui/keydialog.js';
+import { mountMessages } from './ui/messages.js';
+import { mountParams } from './ui/params.js';
+import { mountSegments } from './ui/segments.js';
+import { mountShortcuts } from './ui/shortcuts.js';
+import { mountStart } from './ui/start.js';
+import { mountStatus } from './ui/status.js';
+import { mountToolbar } from './ui/toolbar.js';
+import { PRESETS } from './windowing.js';
+
+const $ = (s) => document.querySelector(s);
+const app = new App($('#views'));
+window.medseg = app; // for the browser tests and the console
+
+mountToolbar(app, $('#toolbar'));
+mountSegments(app, $('#segments'));
+mountHistory(app, $('#history'));
+mountParams(app, $('#params'));
+mountStatus(app, $('#status'));
+mountMessages(app, $('#messages'));
+const start = mountStart(app, $('#start'));
+mountShortcuts(app, $('#help'));
+mountKeyDialog(app, $('#key-dialog'), () => boot());
+
+app.addEventListener('escape', () => { if (app.session) start.hide(); });
+app.addEventListener('next-window', () => {
+  const names = Object.keys(PRESETS);
+  const next = names[(names.indexOf(app.windowName) + 1) % names.length];
+  app.setWindow(PRESETS[next], next);
+});
+app.addEventListener('session', () => {
+  document.title = `medseg · ${app.session.name ?? app.session.id.slice(0, 8)}`;
+  document.body.classList.add('has-session');
+});
+// catch up with changes made elsewhere whenever the tab comes back
+window.addEventListener('focus', () => app.refreshAll().catch((err) => app.report(err)));
+
+async function boot() {
+  if (!(await app.connect())) return; // 401: the key dialog calls boot again
+  const id = /session=([0-9a-f]{32})/.exec(location.hash)?.[1];
+  if (id) {
+    try {
+      await app.openSessionById(id);
+      start.hide();
+      return;
+    } catch (err) {
+      app.report(err);
+    }
+  }
+  start.show();
+}
+
+boot();

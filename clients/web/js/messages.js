@@ -1,0 +1,30 @@
+// Clear, actionable text for every error the server (or the network) can produce.
+
+const BY_STATUS = {
+  0: ['Server unreachable', 'Check that `make serve` is still running, then retry.'],
+  400: ['Bad request', ''],
+  401: ['API key needed', 'The key is missing or not valid for this server. Enter it again.'],
+  404: ['Not found', 'The session or segment no longer exists (idle sessions expire).'],
+  409: ['Conflict', 'The segment was changed elsewhere; the view has been brought up to date.'],
+  413: ['Too large', 'The file is larger than this server accepts.'],
+  415: ['Unsupported file', 'Use NIfTI, NRRD, a DICOM series (files or one zip), PNG or JPEG.'],
+  422: ['Not accepted', ''],
+  423: ['Session busy', 'Another change to this session is running; try again in a moment.'],
+  500: ['Server error', 'Something went wrong on the server; its logs have this request id.'],
+  503: ['Service unavailable', 'The session store cannot be reached; retry shortly.'],
+};
+
+const BY_CODE = {
+  nothing_to_undo: ['Nothing to undo', 'This segment has no earlier (or later) revision.'],
+  revision_conflict: BY_STATUS[409],
+};
+
+/** {title, detail, message} for an ApiError (or any Error). */
+export function describe(err) {
+  const [title, hint] = BY_CODE[err.code] ?? BY_STATUS[err.status] ??
+    [err.status ? `Error ${err.status}` : 'Error', ''];
+  const text = err.message && !/[.!?)]$/.test(err.message) ? `${err.message}.` : err.message;
+  const parts = [text, hint].filter(Boolean);
+  if (err.requestId) parts.push(`(request ${err.requestId})`);
+  return { title, detail: parts.join(' '), message: `${title}: ${parts.join(' ')}` };
+}

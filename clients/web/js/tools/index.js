@@ -1,0 +1,6 @@
+// Every tool module; each registers itself. Add a new tool's import here.
+import './click.js';
+import './scribble.js';
+import './box.js';
+
+export { allTools } from './registry.js';

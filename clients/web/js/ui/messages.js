@@ -1,0 +1,17 @@
+// Error and info messages: a stack of dismissable notes in the corner.
+
+export function mountMessages(app, el) {
+  app.addEventListener('message', (e) => {
+    const { level, title, detail } = e.detail;
+    const note = document.createElement('div');
+    note.className = `note ${level}`;
+    note.setAttribute('role', level === 'error' ? 'alert' : 'status');
+    note.innerHTML = '<strong></strong> <span></span><button title="dismiss">✕</button>';
+    note.querySelector('strong').textContent = title;
+    note.querySelector('span').textContent = detail;
+    note.querySelector('button').onclick = () => note.remove();
+    el.append(note);
+    while (el.children.length > 4) el.firstElementChild.remove();
+    setTimeout(() => note.remove(), level === 'error' ? 12_000 : 4_000);
+  });
+}

@@ -1,0 +1,113 @@
+// The open screen: drop a file (or a DICOM folder), pick one, or reopen a live session.
+
+import { ProgressBar } from '../progress.js';
+
+export function mountStart(app, el) {
+  el.innerHTML = `
+    <div class="card">
+      <h1>medseg</h1>
+      <p>Drop a CT or MR image here: NIfTI, NRRD, a DICOM series (files, a folder or a zip),
+         PNG or JPEG. Then click on an organ.</p>
+      <div class="drop" tabindex="0">Drop image files or a folder here
+        <div class="pick"><label class="button">Choose files…<input type="file" class="files" multiple hidden></label>
+        <label class="button">Choose a DICOM folder…<input type="file" class="folder" webkitdirectory hidden></label></div>
+      </div>
+      <div class="uploads"></div>
+      <h2>Live sessions</h2>
+      <ul class="sessions"><li class="empty">none</li></ul>
+      <button class="close" hidden>Back to the image</button>
+    </div>`;
+  const $ = (s) => el.querySelector(s);
+  const drop = $('.drop');
+
+  async function upload(files) {
+    if (!files.length) return;
+    const bar = new ProgressBar($('.uploads'), `Uploading ${files.length === 1 ? files[0].name : `${files.length} files`}`);
+    try {
+      await app.upload(files, (loaded, total) => bar.set(loaded, total,
+        loaded === total ? 'reading the image on the server…' : ''));
+      bar.finish('opened');
+      hide();
+    } catch (err) {
+      bar.finish('failed', true);
+      app.report(err);
+    }
+  }
+
+  drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
+  drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+  drop.addEventListener('drop', async (e) => {
+    e.preventDefault();
+    drop.classList.remove('over');
+    upload(await droppedFiles(e.dataTransfer));
+  });
+  $('.files').onchange = (e) => upload([...e.target.files]);
+  $('.folder').onchange = (e) => upload([...e.target.files]);
+  $('.close').onclick = hide;
+
+  async function refresh() {
+    let sessions = [];
+    try {
+      sessions = await app.listSessions();
+    } catch (err) {
+      app.report(err);
+    }
+    const list = $('.sessions');
+    if (!sessions.length) return list.replaceChildren(Object.assign(document.createElement('li'), { className: 'empty', textContent: 'none' }));
+    list.replaceChildren(...sessions.map((s) => {
+      const li = document.createElement('li');
+      const open = document.createElement('button');
+      open.className = 'session';
+      open.dataset.id = s.id;
+      open.textContent = `${s.name ?? s.source_format} · ${s.modality} · ${s.shape.join('×')} · ` +
+        `${s.segments.length} segment(s) · ${s.created_at.slice(0, 16).replace('T', ' ')}`;
+      open.onclick = () => app.openSessionById(s.id).then(hide, (err) => app.report(err));
+      const remove = document.createElement('button');
+      remove.className = 'delete';
+      remove.title = 'delete this session and everything in it';
+      remove.textContent = '✕';
+      remove.onclick = async () => {
+        if (!confirm('Delete this session, its segments and their history?')) return;
+        try {
+          await app.api.delete(`/v1/sessions/${s.id}`);
+        } catch (err) {
+          app.report(err);
+        }
+        refresh();
+      };
+      li.append(open, remove);
+      return li;
+    }));
+  }
+
+  function show() {
+    el.hidden = false;
+    $('.close').hidden = !app.session;
+    refresh();
+  }
+
+  function hide() { el.hidden = true; }
+
+  app.addEventListener('open', show);
+  return { show, hide };
+}
+
+/** Files from a drop, walking dropped folders (a DICOM series is often a folder). */
+async function droppedFiles(transfer) {
+  const entries = [...transfer.items].map((i) => i.webkitGetAsEntry?.()).filter(Boolean);
+  if (!entries.some((e) => e.isDirectory)) return [...transfer.files];
+  const files = [];
+  async function walk(entry) {
+    if (entry.isFile) files.push(await new Promise((ok, fail) => entry.file(ok, fail)));
+    else if (entry.isDirectory) {
+      const reader = entry.createReader();
+      for (;;) {
+        const batch = await new Promise((ok, fail) => reader.readEntries(ok, fail));
+        if (!batch.length) break;
+        for (const child of batch) await walk(child);
+      }
+    }
+  }
+  for (const entry of entries) await walk(entry);
+  return files;
+}

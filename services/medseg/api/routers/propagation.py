@@ -1,0 +1,50 @@
+"""Propagation jobs and locked slices of a segment."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, status
+
+from medseg.api.deps import IfMatchDep, SessionDep, StoreDep, TenantDep
+from medseg.api.presenters import job_public
+from medseg.api.schemas import ErrorBody, JobPublic, LocksPublic, PropagateRequest
+from medseg.usecases import propagation
+
+router = APIRouter(prefix="/v1/sessions/{session_id}/segments/{segment_id}",
+                   tags=["propagation"])
+
+_ERRORS = {code: {"model": ErrorBody} for code in (401, 404, 409, 422, 423)}
+AxisPath = Annotated[Literal["z", "y", "x"], Path(description="axis whose slice is addressed")]
+
+
+@router.post("/propagate", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic,
+             responses=_ERRORS, summary="Propagate one slice's mask along an axis (a job)")
+def propagate(store: StoreDep, tenant: TenantDep, meta: SessionDep, segment_id: int,
+              body: PropagateRequest, if_match: IfMatchDep) -> JobPublic:
+    base = body.base_revision if body.base_revision is not None else if_match
+    record = propagation.submit(store, meta, tenant, segment_id, body.axis, body.start_index,
+                                body.method, body.params, base)
+    return job_public(record)
+
+
+@router.get("/locks", response_model=LocksPublic, responses=_ERRORS,
+            summary="Locked slices (propagation never overwrites them)")
+def get_locks(store: StoreDep, meta: SessionDep, segment_id: int) -> LocksPublic:
+    return LocksPublic(segment_id=segment_id, locked_slices=store.segments.get(meta, segment_id).locks)
+
+
+@router.put("/locks/{axis}/{index}", response_model=LocksPublic, responses=_ERRORS,
+            summary="Lock one slice")
+def lock(store: StoreDep, meta: SessionDep, segment_id: int, axis: AxisPath,
+         index: Annotated[int, Path(ge=0)]) -> LocksPublic:
+    segment = propagation.set_lock(store, meta, segment_id, axis, index, True)
+    return LocksPublic(segment_id=segment_id, locked_slices=segment.locks)
+
+
+@router.delete("/locks/{axis}/{index}", response_model=LocksPublic, responses=_ERRORS,
+               summary="Unlock one slice")
+def unlock(store: StoreDep, meta: SessionDep, segment_id: int, axis: AxisPath,
+           index: Annotated[int, Path(ge=0)]) -> LocksPublic:
+    segment = propagation.set_lock(store, meta, segment_id, axis, index, False)
+    return LocksPublic(segment_id=segment_id, locked_slices=segment.locks)

@@ -1,0 +1,20 @@
+"""Worker settings from the environment (the same variables as the API's, see the README)."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+QUEUE_NAME = "medseg"
+
+
+class WorkerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEDSEG_", extra="ignore")
+
+    redis_url: str = Field("redis://127.0.0.1:6379/0",
+                           validation_alias=AliasChoices("MEDSEG_REDIS_URL", "REDIS_URL"))
+    session_ttl_s: int = 2 * 3600
+    cache_mb: int = 512
+    job_heartbeat_s: float = 10.0  # a running job not heard from for this long is failed
+    # comma-separated modules imported at start-up that register more job kinds
+    job_plugins: str = ""

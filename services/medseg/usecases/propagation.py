@@ -1,0 +1,175 @@
+"""Propagation as a job (kind "propagate"), locked slices, and submitting a propagation.
+
+The job reads its base revision, runs the engine's generator (engine/propagation.py), streams
+every finished slice as a `slice` event with its `rle-xor/1` delta against the base revision,
+and commits ONE revision whose interaction says it was a propagation. The start slice is locked
+with that revision; slices locked meanwhile are restored to the base revision's content.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+import numpy as np
+from medseg_client import codec
+from pydantic import BaseModel, ConfigDict, Field
+
+from medseg.engine.errors import InvalidPrompt
+from medseg.engine.prompts import AXES, Box
+from medseg.engine.propagation import (
+    DEFAULT_PREDICTOR,
+    get_predictor,
+    propagate,
+    slice_box,
+    split_params,
+)
+from medseg.jobs import queue
+from medseg.jobs.context import CommitPlan, JobContext
+from medseg.jobs.registry import JobKind, get_kind, register
+from medseg.store import Store
+from medseg.store.chunks import full_box
+from medseg.store.records import JobRecord, SegmentRecord, SessionMeta
+from medseg.usecases.interactions import check_base_revision
+
+KIND = "propagate"
+
+
+class PropagateParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    axis: Literal["z", "y", "x"] = "z"
+    start_index: int = Field(ge=0)
+    method: str = DEFAULT_PREDICTOR
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+def _plane(axis: int, index: int) -> tuple:
+    return tuple(index if a == axis else slice(None) for a in range(3))
+
+
+def largest_slice(store: Store, meta: SessionMeta, record, axis: int) -> int:
+    mask = store.segments.read_mask(meta, record, full_box(meta.shape))
+    areas = mask.sum(axis=tuple(a for a in range(3) if a != axis))
+    if not areas.any():
+        raise InvalidPrompt("the segment is empty: draw or accept one slice, then propagate")
+    return int(np.argmax(areas))
+
+
+def check_method(method: str, params: dict[str, Any]) -> None:
+    """InvalidPrompt for an unknown method or bad parameters (before anything changes)."""
+    split_params(get_predictor(method), params)
+
+
+def submit(store: Store, meta: SessionMeta, tenant: str, segment_id: int, axis: str,
+           start_index: int | None, method: str, params: dict[str, Any],
+           base_revision: int | None) -> JobRecord:
+    """Check the request now (422/409 instead of a failed job), then queue the job."""
+    check_method(method, params)
+    segment, head = store.segments.head(meta, segment_id)
+    check_base_revision(segment, base_revision)
+    a = AXES[axis]
+    if start_index is None:
+        start_index = largest_slice(store, meta, head, a)
+    elif not 0 <= start_index < meta.shape[a]:
+        raise InvalidPrompt(f"start_index {start_index} is outside axis {axis} "
+                            f"(0..{meta.shape[a] - 1})")
+    box = slice_box(meta.shape, a, start_index, (0, 0), [s - 1 for i, s in enumerate(meta.shape) if i != a])
+    if not store.segments.read_mask(meta, head, box).any():
+        raise InvalidPrompt(f"slice {start_index} on axis {axis} is empty in revision "
+                            f"{head.revision}: nothing to propagate from")
+    job_params = PropagateParams(axis=axis, start_index=start_index, method=method, params=params)
+    return queue.submit(store, get_kind(KIND), tenant, meta.id, segment_id,
+                        job_params.model_dump(), head.revision)
+
+
+def set_lock(store: Store, meta: SessionMeta, segment_id: int, axis: str, index: int,
+             locked: bool) -> SegmentRecord:
+    if not 0 <= index < meta.shape[AXES[axis]]:
+        raise InvalidPrompt(f"slice {index} is outside axis {axis} (0..{meta.shape[AXES[axis]] - 1})")
+    with store.sessions.locked(meta.id):
+        segment = store.segments.get(meta, segment_id).with_lock(axis, index, locked)
+        store.segments.save(meta, segment)
+    return segment
+
+
+def run(ctx: JobContext, p: PropagateParams) -> dict[str, Any]:
+    """The job: predict slice after slice, stream each, commit one revision."""
+    t0 = time.perf_counter()
+    store, meta, job = ctx.store, ctx.meta, ctx.record
+    axis = AXES[p.axis]
+    base = store.segments.revision(meta, job.segment, job.base_revision)
+    segment = store.segments.get(meta, job.segment)
+    before = store.segments.read_mask(meta, base, full_box(meta.shape))
+    after = before.copy()
+    start_mask = before[_plane(axis, p.start_index)]
+    spec = get_predictor(p.method)
+    settings, own = split_params(spec, p.params)
+    full_slice = slice_box(meta.shape, axis, p.start_index, (0, 0),
+                           [s - 1 for i, s in enumerate(meta.shape) if i != axis])
+    start_image = np.squeeze(store.sessions.read_image(meta, full_slice).astype(np.float32), axis)
+    sp2 = tuple(s for i, s in enumerate(meta.spacing) if i != axis)
+    predictor = spec.build(own, start_image, start_mask, sp2)
+    locked = segment.locks.get(p.axis, [])
+    t1 = time.perf_counter()
+    read_image = lambda box: store.sessions.read_image(meta, box)
+    predicted, changed, flags, compute_s = [], [], [], 0.0
+    ctx.progress(0, None, f"propagating from slice {p.start_index} along {p.axis}")
+    for done, result in enumerate(propagate(read_image, meta.shape, meta.spacing, axis,
+                                            p.start_index, start_mask, predictor, settings,
+                                            locked), start=1):
+        compute_s += result.seconds
+        index = _plane(axis, result.index)
+        xor = before[index] ^ result.mask
+        after[index] = result.mask
+        if xor.any():
+            changed.append(result.index)
+        if not result.cleared:
+            predicted.append(result.index)
+        if result.flags:
+            flags.append({"index": result.index, "reasons": result.flags})
+        ctx.emit("slice", {
+            "axis": p.axis, "index": result.index, "area_mm2": round(result.area_mm2, 2),
+            "confidence": round(result.confidence, 4), "flags": result.flags, "end": result.end,
+            "cleared": result.cleared, "done": done, "estimated_total": result.estimated_total,
+            "delta": _slice_delta(xor, axis, result.index, meta.shape, base.revision)})
+        ctx.progress(done, result.estimated_total, f"slice {result.index}")
+    t2 = time.perf_counter()
+    summary = {"axis": p.axis, "start_index": p.start_index, "method": p.method,
+               "params": p.params, "slices_predicted": sorted(predicted),
+               "slices_changed": sorted(changed), "flags": flags,
+               "ms_per_slice": round(1000 * compute_s / max(len(predicted), 1), 2)}
+
+    def plan(current: SegmentRecord) -> CommitPlan:
+        # slices locked while the job ran keep the base revision's content
+        for index in set(current.locks.get(p.axis, [])) - set(locked) - {p.start_index}:
+            after[_plane(axis, index)] = before[_plane(axis, index)]
+        span = changed or [p.start_index]
+        lo = [0, 0, 0]
+        hi = [s - 1 for s in meta.shape]
+        lo[axis], hi[axis] = min(span), max(span)
+        box = Box(tuple(lo), tuple(hi))
+        region = tuple(slice(a, b + 1) for a, b in zip(box.lo, box.hi))
+        return CommitPlan(
+            current.with_lock(p.axis, p.start_index), box, after[region],
+            {"type": "propagation", "job": job.id, **summary},
+            {"load": t1 - t0, "compute": compute_s, "propagate": t2 - t1,
+             "commit": time.perf_counter() - t2},
+            base.marks.to_marks(), summary)
+
+    ctx.commit(job.segment, base, plan)
+    return summary
+
+
+def _slice_delta(xor: np.ndarray, axis: int, index: int, shape, base_revision: int) -> dict:
+    """rle-xor/1 delta of one slice against the base revision (to_revision unknown yet)."""
+    offset = [0, 0, 0]
+    offset[axis] = index
+    return codec.encode_delta_from_xor(np.expand_dims(xor, axis), tuple(offset), shape,
+                                       base_revision, None)
+
+
+register(JobKind(
+    name=KIND,
+    description="Slice-by-slice propagation of one slice's mask along an axis (issue 5); "
+                "streams each finished slice, commits one revision.",
+    params_type=PropagateParams, run=run))
