@@ -121,6 +121,7 @@ def _local(points: np.ndarray, roi: Box) -> np.ndarray:
 
 def initial(read_image: Callable[[Box], np.ndarray], geo: _Geometry, points: np.ndarray,
             params: MIDeepSegParams, current_mask_bbox: Box | None) -> MethodResult:
+    """Initial segmentation from interior margin points ((N, 3) voxels, on the plane in 2D)."""
     dims = len(geo.keep)
     if len(points) < MIN_POINTS:
         raise InvalidPrompt(f"MIDeepSeg needs at least {MIN_POINTS} interior margin points "
@@ -163,6 +164,8 @@ def _check_refinable(context: SegmentContext, plane: Plane | None) -> tuple[Box,
 
 def refine(read_image: Callable[[Box], np.ndarray], geo: _Geometry, marks: Marks,
            params: MIDeepSegParams, context: SegmentContext) -> MethodResult:
+    """IF-GC (or plain GC) refinement of the head revision's stored CNN probability with all
+    of the segment's clicks and margin points (`marks`, on the plane in 2D)."""
     t0 = time.perf_counter()
     box, prob = _check_refinable(context, geo.plane)
     clicks = np.concatenate([marks.fg, marks.bg, marks.points]).reshape(-1, 3)
