@@ -58,9 +58,9 @@ def api_server(redis_url: str, **env_overrides: str):
 
 
 @contextmanager
-def job_worker(redis_url: str):
+def job_worker(redis_url: str, **env_overrides: str):
     """A real `python -m medseg.jobs.worker` process (its own process group); yields it."""
-    env = {**os.environ, "MEDSEG_REDIS_URL": redis_url, **WORKER_ENV}
+    env = {**os.environ, "MEDSEG_REDIS_URL": redis_url, **WORKER_ENV, **env_overrides}
     process = subprocess.Popen([sys.executable, "-m", "medseg.jobs.worker"], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                start_new_session=True)

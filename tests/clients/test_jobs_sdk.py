@@ -90,3 +90,34 @@ def test_cli_propagate_shows_progress_and_result(live_server, sdk):
     empty = sdk.create_segment(session.id, "empty")
     failed = runner.invoke(app, [*args, "propagate", session.id, str(empty.id)])
     assert failed.exit_code == 2 and "invalid_prompt" in failed.output
+
+
+def test_bifseg_box_and_finetune_from_the_sdk_and_the_cli(live_server, sdk):
+    session = sdk.create_session(CT)
+    seg = sdk.create_segment(session.id, "liver")
+    reference = liver_reference(session)
+    z = int(np.argmax(reference.sum(axis=(1, 2))))
+    ys, xs = np.nonzero(reference[z])
+    change = sdk.box(session.id, seg.id, (z, ys.min(), xs.min()), (z, ys.max(), xs.max()),
+                     dim="2d", method="bifseg")
+    assert change.delta["changed_voxels"] > 0
+    centre = [z, int(ys.mean()), int(xs.mean())]
+    job = sdk.finetune(session.id, seg.id, [([centre, [z, centre[1] + 3, centre[2]]], True)],
+                       params={"alternations": 2, "iterations": 5})
+    assert job.kind == "finetune" and job.base_revision == change.revision
+    seen = []
+    done = sdk.wait_job(job.id, on_progress=seen.append, poll_s=0.05, timeout_s=120)
+    assert done.state == "succeeded", done.raw
+    assert done.result["iterations"] == 10 and sdk.mask(session.id, seg.id)[tuple(centre)]
+    runner = CliRunner()
+    args = ["--url", live_server, "--api-key", KEYS["alice"]]
+    result = runner.invoke(app, [*args, "finetune", session.id, str(seg.id), "--scribble",
+                                 f"fg:{z},{centre[1]},{centre[2]};{z},{centre[1] + 2},{centre[2]}",
+                                 "--params", '{"alternations": 1, "iterations": 4}'])
+    assert result.exit_code == 0, result.output
+    assert "succeeded" in result.output and "loss" in result.output
+    bad = runner.invoke(app, [*args, "finetune", session.id, str(seg.id), "--scribble", "xx:1,2,3"])
+    assert bad.exit_code == 2
+    empty = sdk.create_segment(session.id, "no box")
+    with pytest.raises(InvalidRequest):
+        sdk.finetune(session.id, empty.id)  # no bifseg result on it

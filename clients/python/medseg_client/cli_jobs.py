@@ -1,5 +1,5 @@
-"""`medseg` commands for jobs and propagation (registered on the app of medseg_client.cli):
-`propagate`, `job`, `job-wait`, `job-cancel`, `locks`, `lock`, `unlock`. Waiting shows a
+"""`medseg` commands for jobs (registered on the app of medseg_client.cli): `propagate`,
+`finetune`, `job`, `job-wait`, `job-cancel`, `locks`, `lock`, `unlock`. Waiting shows a
 progress bar (rich) fed by the job's progress; a failed or cancelled job exits with code 1."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from medseg_client.cli import _client, _out, app
+from medseg_client.cli import _client, _out, _points, app
 from medseg_client.client import Client
 from medseg_client.models import Job
 
@@ -61,6 +61,29 @@ def propagate(ctx: typer.Context, sid: str, seg: int,
     with _client(ctx) as c:
         job = c.propagate(sid, seg, axis=axis, start_index=start, method=method,
                           params=json.loads(params) if params else None)
+        _out().print(f"queued job {job.id}")
+        if wait:
+            follow(c, job)
+
+
+@app.command()
+def finetune(ctx: typer.Context, sid: str, seg: int,
+             scribble: Annotated[list[str] | None, typer.Option(
+                 help='"fg:z,y,x;z,y,x;..." or "bg:..." (repeat for more scribbles)')] = None,
+             mode: Annotated[str | None, typer.Option(
+                 help="supervised | unsupervised (default: supervised with scribbles)")] = None,
+             params: Annotated[str | None, typer.Option(
+                 help='JSON overrides, e.g. \'{"iterations": 10, "weighted": false}\'')] = None,
+             wait: Wait = True) -> None:
+    """Fine-tune BIFSeg on the segment's box result (a job); shows a progress bar with the loss."""
+    marks = []
+    for text in scribble or []:
+        label, _, points = text.partition(":")
+        if label not in ("fg", "bg") or not _points(points):
+            raise typer.BadParameter(f'--scribble must be "fg:z,y,x;..." or "bg:...", got {text!r}')
+        marks.append({"path": _points(points), "foreground": label == "fg"})
+    with _client(ctx) as c:
+        job = c.finetune(sid, seg, marks, mode=mode, params=json.loads(params) if params else None)
         _out().print(f"queued job {job.id}")
         if wait:
             follow(c, job)

@@ -52,6 +52,24 @@ class JobEndpoints:
         return self._send(_Call("POST", f"/v1/sessions/{sid}/segments/{seg}/propagate", _job,
                                 json=body, headers=_if_match(revision)))
 
+    def finetune(self, sid: str, seg: int, scribbles: list | None = None,
+                 mode: str | None = None, params: dict[str, Any] | None = None,
+                 revision: int | None = None):
+        """Start a BIFSeg fine-tuning job on the segment's ``bifseg`` box result.
+
+        ``scribbles``: ``{"path": [[z, y, x], ...], "foreground": bool}`` dicts or
+        ``(path, foreground)`` pairs (on the box's plane for a 2D box). ``mode`` defaults to
+        "supervised" with scribbles, else "unsupervised". ``params`` overrides the paper's
+        defaults (alternations, iterations, lr, lambda, sigma, t0, t1, epsilon, omega,
+        weighted). ``revision`` (If-Match) makes it a Conflict when the segment moved on."""
+        marks = [s if isinstance(s, dict) else
+                 {"path": [[int(v) for v in p] for p in s[0]], "foreground": bool(s[1])}
+                 for s in scribbles or []]
+        body = {"mode": mode or ("supervised" if marks else "unsupervised"), "scribbles": marks,
+                "params": params or {}}
+        return self._send(_Call("POST", f"/v1/sessions/{sid}/segments/{seg}/finetune", _job,
+                                json=body, headers=_if_match(revision)))
+
     def locks(self, sid: str, seg: int):
         """Locked slices per axis, e.g. ``{"z": [5, 11]}``."""
         return self._send(_Call("GET", f"/v1/sessions/{sid}/segments/{seg}/locks",

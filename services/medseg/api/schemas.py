@@ -85,6 +85,22 @@ class PropagateRequest(Strict):
     base_revision: int | None = Field(None, description="revision the client saw (or If-Match)")
 
 
+class FinetuneRequest(Strict):
+    """BIFSeg image-specific fine-tuning of the segment's box result (a job)."""
+
+    mode: Literal["unsupervised", "supervised"] = Field(
+        "unsupervised", description="supervised: guided by `scribbles` (hard constraints, "
+                                    "weight omega); unsupervised: none")
+    scribbles: list[Scribble] = Field(default_factory=list, max_length=100,
+                                      description="fg/bg polylines [z, y, x]; on the box's "
+                                                  "plane for a 2D box")
+    params: dict[str, Any] = Field(default_factory=dict, description=(
+        "overrides of the paper's defaults: alternations (4), iterations (20), lr (1e-2), "
+        "lambda (3 in 2D, 10 in 3D), sigma (0.1), t0 (0.2), t1 (0.7 in 2D, 0.6 in 3D), "
+        "epsilon (0.2), omega (5), weighted (true; false = BIFSeg(-w))"))
+    base_revision: int | None = Field(None, description="revision the client saw (or If-Match)")
+
+
 class PropagateAfter(Strict):
     """Re-propagate from the corrected slice (2D only) once the correction is applied."""
 

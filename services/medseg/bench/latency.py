@@ -6,6 +6,10 @@ an object whose region of interest is about 128^3, undo, MIDeepSeg initial segme
 interior margin points and refinement clicks (2D on a 512x512 slice, 3D on a ~64^3-class
 region; when the server lists the EGD models), and export, end to end over HTTP and on the
 server (the `Server-Timing` header), plus the size of each delta against the full mask.
+BIFSeg rows: a `bifseg` box around the 'liver' on a 512x512 slice (2D), then a fine-tuning
+job on it (supervised, one scribble, the paper's 4 x 20 iterations) through the API's own
+worker: HTTP = POST until the client saw it succeed (polling every 10 ms), server = the job's
+run time in the worker (its `timings_ms.run`). `--only mideepseg|bifseg` runs just those rows.
 """
 
 from __future__ import annotations
@@ -71,7 +75,8 @@ def server():
                "MEDSEG_LOG_LEVEL": "WARNING"}
         env.pop("MEDSEG_API_KEYS_FILE", None)
         process = subprocess.Popen([sys.executable, "-m", "medseg.main"], env=env,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                   stdout=subprocess.DEVNULL,
+                                   stderr=None if os.environ.get("MEDSEG_BENCH_LOGS") else subprocess.DEVNULL)
         base = f"http://127.0.0.1:{port}"
         try:
             for _ in range(300):
@@ -106,7 +111,31 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
-def run(repeats: int, mideepseg_only: bool = False) -> None:
+def bifseg_rows(http: httpx.Client, timer: Timer, sid: str, zyx, repeats: int) -> None:
+    """A 2D `bifseg` box around the object at `zyx`, then a supervised fine-tuning job."""
+    z, y, x = zyx
+    box = {"lo": [z, y - 110, x - 120], "hi": [z, y + 110, x + 120]}
+    for _ in range(repeats):
+        seg = http.post(f"/v1/sessions/{sid}/segments", json={}).json()["id"]
+        url = f"/v1/sessions/{sid}/segments/{seg}"
+        timer.call("box (bifseg) 2D, 512x512 slice, box 221x241", http.post, f"{url}/interactions",
+                   json={"type": "box", "method": "bifseg", "dim": "2d",
+                         "plane": {"axis": "z", "index": z}, "box": box})
+        start = time.perf_counter()
+        job = http.post(f"{url}/finetune", json={"mode": "supervised", "scribbles": [
+            {"path": [[z, y, x - 40], [z, y, x + 40]], "foreground": True}]}).json()
+        while job["state"] in ("queued", "running"):
+            time.sleep(0.01)
+            job = http.get(f"/v1/jobs/{job['id']}").json()
+        if job["state"] != "succeeded":
+            raise RuntimeError(f"fine-tuning job {job['state']}: {job['error']}")
+        e2e, srv = timer.rows.setdefault("finetune job 2D (4 x 20 iterations), submit to done",
+                                         ([], []))
+        e2e.append((time.perf_counter() - start) * 1000)
+        srv.append(job["timings_ms"]["run"])
+
+
+def run(repeats: int, only: str | None = None) -> None:
     volume, points = synthetic_ct()
     upload = nifti_bytes(volume)
     timer = Timer()
@@ -114,11 +143,13 @@ def run(repeats: int, mideepseg_only: bool = False) -> None:
     with server() as base, httpx.Client(base_url=base, timeout=600) as http:
         sessions = [timer.call("create session 512x512x300 int16", http.post, "/v1/sessions",
                                files=[("files", ("ct.nii", upload))]).json()["id"]
-                    for _ in range(max(2, repeats // 10))]
+                    for _ in range(max(2, repeats // 10) if only is None else 1)]
         sid = sessions[0]
+        if only in (None, "bifseg"):
+            bifseg_rows(http, timer, sid, points["liver"], max(3, repeats // 3))
         model_free = (("2D click, 512x512 slice", points["liver"], "2d"),
                       ("3D click, 3D ROI around a ball", points["ball"], "3d"))
-        for label, zyx, dim in () if mideepseg_only else model_free:
+        for label, zyx, dim in model_free if only is None else ():
             for i in range(repeats if dim == "2d" else max(3, repeats // 3)):
                 seg = http.post(f"/v1/sessions/{sid}/segments", json={}).json()["id"]
                 url = f"/v1/sessions/{sid}/segments/{seg}"
@@ -135,8 +166,9 @@ def run(repeats: int, mideepseg_only: bool = False) -> None:
                                   change["delta"]["changed_voxels"], "x".join(map(str, roi_shape))))
                 timer.call("undo", http.post, f"{url}/undo")
                 http.post(f"{url}/redo")
-        mideepseg_rows(http, timer, sid, points, repeats)
-        for _ in range(0 if mideepseg_only else max(2, repeats // 10)):
+        if only in (None, "mideepseg"):
+            mideepseg_rows(http, timer, sid, points, repeats)
+        for _ in range(max(2, repeats // 10) if only is None else 0):
             timer.call("export label map (NIfTI)", http.get, f"/v1/sessions/{sid}/export")
         for other in sessions:
             http.delete(f"/v1/sessions/{other}")
@@ -184,10 +216,10 @@ def print_table(timer: Timer, sizes) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=30, help="clicks per row (default 30)")
-    parser.add_argument("--mideepseg-only", action="store_true",
-                        help="only session creation and the MIDeepSeg rows")
+    parser.add_argument("--only", choices=["mideepseg", "bifseg"], default=None,
+                        help="only session creation and these rows")
     args = parser.parse_args()
-    run(args.repeats, args.mideepseg_only)
+    run(args.repeats, args.only)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,9 @@ class Method:
     dims: tuple[str, ...]
     params_type: type  # a frozen dataclass of parameters with defaults
     run: Callable[..., MethodResult]  # engine entry point, see graphcut_method.segment
+    # run(...) also gets `adapted_weights(dims) -> block-6 weights | None`: the segment's
+    # fine-tuned BIFSeg classifier (usecases/finetune.py)
+    uses_adapted_weights: bool = False
 
     def defaults(self) -> dict[str, Any]:
         return dataclasses.asdict(self.params_type())
@@ -105,7 +108,7 @@ def all_methods() -> list[Method]:
 def _load_builtin() -> None:
     if DEFAULT_METHOD in _REGISTRY:
         return
-    from medseg.engine import graphcut_method, mideepseg_method
+    from medseg.engine import bifseg_method, graphcut_method, mideepseg_method
 
     register(Method(
         name=DEFAULT_METHOD,
@@ -128,4 +131,17 @@ def _load_builtin() -> None:
         dims=("2d", "3d"),
         params_type=mideepseg_method.MIDeepSegParams,
         run=mideepseg_method.segment,
+    ))
+    register(Method(
+        name=bifseg_method.NAME,
+        description="BIFSeg (Wang et al. 2018): P-Net (2D, on a plane) or PC-Net (3D) segments "
+                    "the object inside a box (grown by `margin` voxels), including objects never "
+                    "seen in training; the probability is kept with the revision. Refine it "
+                    "with a `finetune` job (POST .../segments/{seg}/finetune); later boxes on "
+                    "the segment use its adapted weights.",
+        interaction_types=("box",),
+        dims=("2d", "3d"),
+        params_type=bifseg_method.BifsegParams,
+        run=bifseg_method.segment,
+        uses_adapted_weights=True,
     ))

@@ -70,7 +70,8 @@ def all_predictors() -> list[PredictorSpec]:
 
 
 def _load_builtin() -> None:
-    from medseg.engine import slice_predictors  # noqa: F401 - registers the model-free method
+    # importing registers them: the model-free method and the propagation network
+    from medseg.engine import propagation_net, slice_predictors  # noqa: F401
 
 
 @dataclass(frozen=True)

@@ -78,11 +78,13 @@ class JobContext:
 
             def also(pipe, revision: RevisionRecord) -> None:
                 final.result_revision = revision.revision
+                if change.also is not None:
+                    change.also(pipe, revision)
                 self.store.jobs.write(pipe, final, finish(final, "succeeded"))
 
             self.committed = self.store.segments.commit(
                 meta, change.segment, parent, change.box, change.mask, change.interaction,
-                change.timings, change.marks, also=also)
+                change.timings, change.marks, change.probability, also=also)
         return self.committed
 
 
@@ -95,3 +97,5 @@ class CommitPlan:
     timings: dict[str, float]
     marks: Marks
     result: dict[str, Any]  # the job's result summary
+    probability: np.ndarray | None = None  # float32, box shape: stored with the revision
+    also: Callable[[Any, RevisionRecord], None] | None = None  # more writes in the same MULTI

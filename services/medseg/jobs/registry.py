@@ -26,6 +26,7 @@ class JobKind:
     run: Callable[..., dict[str, Any] | None]  # run(ctx: JobContext, params) -> result summary
     needs_segment: bool = True
     timeout_s: int = 3600  # RQ kills the job process after this long
+    warm: Callable[[], None] | None = None  # run once by a worker before it forks job processes
 
     def parse_params(self, params: dict[str, Any]) -> BaseModel:
         try:
@@ -37,7 +38,8 @@ class JobKind:
 
 
 _KINDS: dict[str, JobKind] = {}
-_BUILTIN_MODULES = ("medseg.jobs.builtin", "medseg.usecases.propagation")
+_BUILTIN_MODULES = ("medseg.jobs.builtin", "medseg.usecases.propagation",
+                    "medseg.usecases.finetune")
 
 
 def register(kind: JobKind) -> JobKind:

@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     store = runner.worker_store()  # also imports every job kind, so job processes start warm
     kinds = [k.name for k in all_kinds()]
+    for kind in all_kinds():  # e.g. import torch once here, not in every forked job process
+        if kind.warm is not None:
+            kind.warm()
     reaped = store.jobs.reap()
     connection = store.jobs.redis
     name = args.name or f"medseg.{socket.gethostname()}.{os.getpid()}"

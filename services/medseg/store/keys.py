@@ -16,6 +16,8 @@ class SessionKeys:
         self.counters = f"{base}:ctr"  # hash: "revision", "segment"
         self.lock = f"{base}:lock"  # redis-py Lock for writers
         self.jobs = f"{base}:jobs"  # set: ids of the session's jobs
+        # hash: "<revision>:<dims>d" -> adapted BIFSeg block-6 weights (.npz) of a fine-tuning
+        self.adapted = f"{base}:adapted"
         self._base = base
 
     def job(self, job_id: str) -> str:
@@ -31,7 +33,7 @@ class SessionKeys:
     def data_keys(self) -> list[str]:
         """Keys that live as long as the session (the lock expires by itself)."""
         return [self.meta, self.image, self.segments, self.revisions, self.blobs,
-                self.probabilities, self.counters, self.jobs]
+                self.probabilities, self.counters, self.jobs, self.adapted]
 
     @staticmethod
     def pattern(session_id: str) -> str:

@@ -95,6 +95,7 @@ class SegmentStore:
         if revisions:
             pipe.hdel(keys.revisions, *map(str, revisions))
             pipe.hdel(keys.probabilities, *map(str, revisions))
+            pipe.hdel(keys.adapted, *[adapted_field(r, d) for r in revisions for d in (2, 3)])
         pipe.execute()
 
     # -- revisions -------------------------------------------------------------------------
@@ -117,6 +118,15 @@ class SegmentStore:
         records = (RevisionRecord.model_validate_json(v)
                    for v in self.redis.hvals(SessionKeys(meta.id).revisions))
         return sorted((r for r in records if r.segment == segment_id), key=lambda r: r.revision)
+
+    def lineage(self, meta: SessionMeta, record: RevisionRecord) -> list[RevisionRecord]:
+        """`record`, its parent, ... back to the segment's first revision (newest first)."""
+        revisions = {r.revision: r for r in self.history(meta, record.segment)}
+        out, current = [], record
+        while current is not None and len(out) <= len(revisions):
+            out.append(current)
+            current = revisions.get(current.parent) if current.parent is not None else None
+        return out
 
     def commit(self, meta: SessionMeta, segment: SegmentRecord, parent: RevisionRecord,
                box: Box, new_mask: np.ndarray, interaction: dict, timings: dict[str, float],
@@ -227,6 +237,19 @@ class SegmentStore:
         box = Box(tuple(lo), tuple(hi))
         return box, chunks.decode_array(data, chunks.box_shape(box), np.float16).astype(np.float32)
 
+    # -- adapted network weights (BIFSeg fine-tuning) ------------------------------------------
+    def adapted_weights_blob(self, meta: SessionMeta, record: RevisionRecord, dims: int) -> bytes | None:
+        """The newest adapted block-6 weights (.npz bytes) for `dims` on the line of history
+        that ends at `record` (the revision itself, its parent, ...), or None. So undoing a
+        fine-tuning also drops its adaptation, and later revisions keep using it."""
+        fields = [adapted_field(r.revision, dims) for r in self.lineage(meta, record)]
+        blobs = self.redis.hmget(SessionKeys(meta.id).adapted, fields)
+        return next((b for b in blobs if b is not None), None)
+
+    def write_adapted(self, pipe, meta: SessionMeta, revision: int, dims: int, blob: bytes) -> None:
+        """Queue the adapted weights of `revision` into a MULTI (the revision's own commit)."""
+        pipe.hset(SessionKeys(meta.id).adapted, adapted_field(revision, dims), blob)
+
     # -- blob access -----------------------------------------------------------------------
     def _chunk(self, meta: SessionMeta, digest: str | None, index) -> np.ndarray:
         """Decoded chunk for a digest; all-false for an absent (empty) chunk."""
@@ -264,3 +287,7 @@ def _probability_fields(revision: int, box: Box, probability: np.ndarray) -> dic
         f"{revision}:box": json.dumps([list(box.lo), list(box.hi)]).encode(),
         str(revision): chunks.encode_array(probability.astype(np.float16)),
     }
+
+
+def adapted_field(revision: int, dims: int) -> str:
+    return f"{revision}:{dims}d"

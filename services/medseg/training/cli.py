@@ -2,6 +2,9 @@
 
     medseg-train mideepseg --dims 2 --encoding egd --minutes 12
     medseg-train mideepseg --dims 3 --encoding egd --minutes 40
+    medseg-train propagation --minutes 20
+    medseg-train pnet --minutes 18      # BIFSeg P-Net (2D box segmentation)
+    medseg-train pcnet --minutes 20     # BIFSeg PC-Net (3D)
 
 Weights and cards go to services/medseg/models/weights/ (or --out). CI runs a few steps on
 tiny synthetic data only (--steps 2 --synthetic-only --out TMP) to prove the pipeline runs.
@@ -18,11 +21,13 @@ from pathlib import Path
 
 import torch
 
+from medseg.models import bifseg_io, propagation_io
+from medseg.models.block6 import weights_to_bytes
 from medseg.models.export import export_onnx
-from medseg.training import mideepseg
+from medseg.training import bifseg, mideepseg, propagation
 from medseg.training.data import HELD_OUT_ORGANS, TRAIN_CASES, VALIDATION_CASE
 from medseg.training.loop import RunConfig, train
-from medseg.training.publish import write_card
+from medseg.training.publish import sha256_of, write_card
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "weights"
 
@@ -44,6 +49,19 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reuse", type=int, default=None,
                         help="times each sample is drawn (default 1 in 2D, 4 in 3D)")
     parser.add_argument("--quiet", action="store_true")
+
+
+def _training(args: argparse.Namespace, batch: int, run: dict, max_diff: float,
+              **extra) -> dict:
+    """The card's "training" section: how the weights were made."""
+    return {
+        "command": "medseg-train " + shlex.join(sys.argv[1:]),
+        "data": ("synthetic only" if args.synthetic_only else
+                 f"synthetic (60 %) + seen organs of {', '.join(TRAIN_CASES)} (40 %)"),
+        **extra, "held_out_organs": list(HELD_OUT_ORGANS), "validation_case": VALIDATION_CASE,
+        "batch_size": batch, "lr": args.lr, "seed": args.seed, **run,
+        "onnx_max_abs_diff": max_diff,
+    }
 
 
 def run_mideepseg(args: argparse.Namespace) -> dict:
@@ -69,15 +87,88 @@ def run_mideepseg(args: argparse.Namespace) -> dict:
         "outputs": ["logits"], "file": path.name,
         "network": {"type": "UNet", **mideepseg.NETWORK[args.dims], "norm": "instance",
                     "parameters": sum(p.numel() for p in model.parameters())},
+        "training": _training(args, batch, run, max_diff, sample_reuse=reuse),
+        "metrics": metrics,
+    }
+    write_card(path, card)
+    return card
+
+
+def run_bifseg(args: argparse.Namespace) -> dict:
+    dims = 2 if args.recipe == "pnet" else 3
+    name = bifseg_io.NAMES[dims]
+    batch = args.batch_size or (6 if dims == 2 else 2)
+    model = bifseg.build_network(dims)
+    samples = bifseg.Samples(dims, batch, args.seed, real=not args.synthetic_only)
+    config = RunConfig(name=name, steps=args.steps, minutes=args.minutes, lr=args.lr,
+                       seed=args.seed, workers=args.workers, resume=args.resume,
+                       checkpoint_dir=args.checkpoint_dir, quiet=args.quiet)
+    run = train(model, samples, bifseg.loss_fn, config)
+    metrics = {} if args.skip_validation else bifseg.validate(bifseg.torch_predictor(model), dims)
+    size = bifseg_io.INPUT_SIZE[dims]
+    example = torch.randn(1, 1, *size, generator=torch.Generator().manual_seed(0))
+    path = args.out / f"{name}.onnx"
+    max_diff = export_onnx(model, example, path, output_names=("logits", "features"))
+    block6_path = args.out / f"{name}.block6.npz"
+    block6_path.write_bytes(weights_to_bytes(model.block6.weights()))
+    network = bifseg_io.NETWORK[dims]
+    features = 5 * network.get("compressed", network["width"])
+    card = {
+        "name": name, "version": "1.0.0", "task": "bifseg", "dims": dims,
+        "input_size": list(size), "in_channels": 1, "outputs": ["logits", "features"],
+        "feature_channels": features, "file": path.name,
+        "block6_weights": {"file": block6_path.name, "sha256": sha256_of(block6_path)},
+        "input": "box crop (grown by box_margin_voxels at test time), resized linearly to "
+                 "input_size, z-scored by the crop's own mean and std",
+        "box_margin_voxels": bifseg_io.BOX_MARGIN,
+        "network": {"type": "PNet" if dims == 2 else "PCNet", **network, "norm": "instance",
+                    "parameters": sum(p.numel() for p in model.parameters())},
+        "training": _training(args, batch, run, max_diff, loss="cross entropy",
+                              box_margin_voxels=[0, bifseg.MAX_TRAIN_MARGIN]),
+        "metrics": metrics,
+    }
+    write_card(path, card)
+    return card
+
+
+def run_propagation(args: argparse.Namespace) -> dict:
+    name = "propnet-2d"
+    batch = args.batch_size or 8
+    model = propagation.build_network()
+    samples = propagation.Samples(batch, args.seed, real=not args.synthetic_only)
+    config = RunConfig(name=name, steps=args.steps, minutes=args.minutes, lr=args.lr,
+                       seed=args.seed, workers=args.workers, resume=args.resume,
+                       checkpoint_dir=args.checkpoint_dir, quiet=args.quiet)
+    started = time.time()
+    run = train(model, samples, propagation.loss_fn, config)
+    metrics = {} if args.skip_validation else propagation.validate(
+        propagation.torch_predictor(model))
+    size = propagation_io.INPUT_SIZE
+    example = torch.randn(1, 2, *size, generator=torch.Generator().manual_seed(0))
+    path = args.out / f"{name}.onnx"
+    max_diff = export_onnx(model, example, path)
+    card = {
+        "name": name, "version": "1.0.0", "task": "propagation", "dims": 2,
+        "input_size": list(size), "in_channels": 2, "inputs": ["image", "prior"],
+        "outputs": ["logits"], "file": path.name,
+        "contract": "medseg.models.propagation_io",
+        "network": {"type": "UNet", **propagation.NETWORK, "norm": "instance",
+                    "parameters": sum(p.numel() for p in model.parameters())},
         "training": {
             "command": "medseg-train " + shlex.join(sys.argv[1:]),
-            "data": ("synthetic only" if args.synthetic_only else
-                     f"synthetic (60 %) + seen organs of {', '.join(TRAIN_CASES)} (40 %)"),
+            "data": ("synthetic 3D volumes only" if args.synthetic_only else
+                     f"synthetic 3D volumes ({propagation.SYNTHETIC_FRACTION:.0%}) + seen "
+                     f"organs of {', '.join(TRAIN_CASES)} along all three axes"),
+            "prior_offsets": list(propagation.OFFSETS),
+            "stop_fraction": propagation.STOP_FRACTION,
             "held_out_organs": list(HELD_OUT_ORGANS), "validation_case": VALIDATION_CASE,
-            "batch_size": batch, "sample_reuse": reuse, "lr": args.lr, "seed": args.seed, **run,
+            "batch_size": batch, "lr": args.lr, "seed": args.seed, **run,
+            "wall_time_with_validation_s": round(time.time() - started, 1),
             "onnx_max_abs_diff": max_diff,
         },
-        "metrics": metrics,
+        "metrics": {"protocol": "one-shot propagation along z from the reference mask of the "
+                                "organ's largest slice; Dice of the organ's largest 3D component",
+                    **metrics},
     }
     write_card(path, card)
     return card
@@ -92,13 +183,20 @@ def main(argv: list[str] | None = None) -> None:
     mds.add_argument("--encoding", choices=("egd", "geodesic", "euclidean", "gaussian"),
                      default="egd")
     _common(mds)
+    prop = sub.add_parser("propagation", help="slice-propagation 2D U-Net (image + prior mask)")
+    _common(prop)
+    for recipe, what in (("pnet", "BIFSeg P-Net: 2D box segmentation"),
+                         ("pcnet", "BIFSeg PC-Net: 3D box segmentation")):
+        _common(sub.add_parser(recipe, help=what))
     args = parser.parse_args(argv)
     if args.steps is None and args.minutes is None:
         parser.error("give --minutes and/or --steps")
     if args.threads:
         torch.set_num_threads(args.threads)
     started = time.time()
-    card = run_mideepseg(args)
+    recipes = {"mideepseg": run_mideepseg, "propagation": run_propagation,
+               "pnet": run_bifseg, "pcnet": run_bifseg}
+    card = recipes[args.recipe](args)
     print(json.dumps({"name": card["name"], "metrics": {k: v for k, v in card["metrics"].items()
                                                          if k != "per_organ"},
                       "wall_time_s": round(time.time() - started, 1)}, indent=2))

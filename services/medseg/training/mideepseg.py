@@ -153,12 +153,20 @@ def segment_from_points(predict, image, points, encoding: str, dims: int) -> np.
 def validate(predict, dims: int, encoding: str, seed: int = 1234) -> dict:
     """Dice of the initial segmentation from simulated points (no random extra points,
     a fixed generator per object), averaged per organ and per group."""
-    per_organ: dict[str, list[float]] = {}
-    groups: dict[str, list[float]] = {"seen": [], "held_out": []}
+    scores = []
     for k, (group, case_name, organ, image, mask) in enumerate(validation_objects(dims)):
         points = interior_margin_points(mask, np.random.default_rng([seed, k]), extra=(0, 0))
         score = dice(segment_from_points(predict, image, points, encoding, dims), mask)
-        per_organ.setdefault(f"{case_name}/{organ}", []).append(score)
+        scores.append((group, f"{case_name}/{organ}", score))
+    return validation_summary(scores)
+
+
+def validation_summary(scores: list[tuple[str, str, float]]) -> dict:
+    """Card metrics from (group "seen" | "held_out", "case/organ", Dice) per object."""
+    per_organ: dict[str, list[float]] = {}
+    groups: dict[str, list[float]] = {"seen": [], "held_out": []}
+    for group, key, score in scores:
+        per_organ.setdefault(key, []).append(score)
         groups[group].append(score)
     return {
         "dice_seen": round(float(np.mean(groups["seen"])), 4),

@@ -8,6 +8,7 @@ from typing import Any
 
 from medseg_client import codec
 
+from medseg.engine.bifseg_method import weights_from_bytes
 from medseg.engine.errors import InvalidPrompt, RevisionConflict
 from medseg.engine.methods import SegmentContext, get_method
 from medseg.engine.prompts import Box, Plane, Prompt, plane_record
@@ -83,11 +84,15 @@ def interact(store: Store, meta: SessionMeta, segment_id: int, prompt: Prompt, m
         context = SegmentContext(kind=prompt.kind, head_interaction=head.interaction,
                                  head_probability=clock.timed("load", lambda: store.segments.probability(
                                      meta, head.revision)))
+        extra = {}
+        if method.uses_adapted_weights:
+            extra["adapted_weights"] = clock.timed("load", lambda dims: weights_from_bytes(
+                store.segments.adapted_weights_blob(meta, head, dims)))
         loaded_before, start = clock.seconds.get("load", 0.0), time.perf_counter()
         result = method.run(read_image=read_image, read_mask=read_mask, shape=meta.shape,
                             spacing=meta.spacing, marks=marks.on_plane(prompt.plane),
                             plane=prompt.plane, params=parsed, current_mask_bbox=current_bbox,
-                            context=context)
+                            context=context, **extra)
         # the method's own reads of image and mask count as load, the rest as compute
         clock.add("compute", time.perf_counter() - start - (clock.seconds["load"] - loaded_before))
         old_roi = read_mask(result.roi)

@@ -1,4 +1,4 @@
-"""Propagation jobs and locked slices of a segment."""
+"""Jobs on a segment (propagation, BIFSeg fine-tuning) and its locked slices."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from fastapi import APIRouter, Path, status
 
 from medseg.api.deps import IfMatchDep, SessionDep, StoreDep, TenantDep
 from medseg.api.presenters import job_public
-from medseg.api.schemas import ErrorBody, JobPublic, LocksPublic, PropagateRequest
-from medseg.usecases import propagation
+from medseg.api.schemas import ErrorBody, FinetuneRequest, JobPublic, LocksPublic, PropagateRequest
+from medseg.usecases import finetune, propagation
 
 router = APIRouter(prefix="/v1/sessions/{session_id}/segments/{segment_id}",
                    tags=["propagation"])
@@ -25,6 +25,17 @@ def propagate(store: StoreDep, tenant: TenantDep, meta: SessionDep, segment_id: 
     base = body.base_revision if body.base_revision is not None else if_match
     record = propagation.submit(store, meta, tenant, segment_id, body.axis, body.start_index,
                                 body.method, body.params, base)
+    return job_public(record)
+
+
+@router.post("/finetune", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic, tags=["bifseg"],
+             responses=_ERRORS,
+             summary="Fine-tune BIFSeg to this image, unsupervised or with scribbles (a job)")
+def finetune_segment(store: StoreDep, tenant: TenantDep, meta: SessionDep, segment_id: int,
+                     body: FinetuneRequest, if_match: IfMatchDep) -> JobPublic:
+    base = body.base_revision if body.base_revision is not None else if_match
+    record = finetune.submit(store, meta, tenant, segment_id, body.mode,
+                             [s.model_dump() for s in body.scribbles], body.params, base)
     return job_public(record)
 
 

@@ -1,0 +1,186 @@
+"""The `bifseg` interactive method: P-Net (2D) / PC-Net (3D) segments the object inside a box
+(BIFSeg, Wang et al. 2018), on one plane (2D) or in the volume (3D).
+
+A box interaction crops the box grown by `margin` voxels, runs the network (engine/bifseg.py)
+and answers its argmax inside that crop (the ROI); the foreground probability is stored with
+the revision. When the segment carries adapted block-6 weights from an image-specific
+fine-tuning job (usecases/finetune.py), the network's stored features go through those weights
+instead of the trained block 6, so a new box or a re-run on that segment uses the adaptation.
+
+No torch here: the API process serves this method, and importing torch costs seconds; block 6
+(two 1x1 convolutions) is evaluated with NumPy and adapted weights are read with `np.load`
+(the format of models.block6.weights_to_bytes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import io
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from medseg.engine.bifseg import BoxCrop, BoxState, run_network
+from medseg.engine.errors import InvalidPrompt, ModelUnavailable
+from medseg.engine.graphcut_method import MethodResult
+from medseg.engine.prompts import Box, Marks, Plane, check_on_plane
+from medseg.models import bifseg_io
+
+NAME = "bifseg"
+# the committed weights, or the folder MEDSEG_MODELS_DIR names (as models/registry.py)
+WEIGHTS_DIR = Path(os.environ.get("MEDSEG_MODELS_DIR")
+                   or Path(__file__).resolve().parents[1] / "models" / "weights")
+
+AdaptedWeights = Callable[[int], "dict[str, np.ndarray] | None"]  # dims -> weights or None
+
+
+@dataclass(frozen=True)
+class BifsegParams:
+    margin: int = bifseg_io.BOX_MARGIN  # voxels added to every side of the box (paper: 5)
+    threshold: float = 0.5  # foreground where the network's p exceeds it (argmax: 0.5)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.margin <= 64 or not 0.0 < self.threshold < 1.0:
+            raise ValueError("need 0 <= margin <= 64 and 0 < threshold < 1")
+
+
+@dataclass(frozen=True)
+class Network:
+    """A loaded P-Net / PC-Net: its ONNX session and its trained block-6 weights."""
+
+    name: str
+    session: object  # onnxruntime.InferenceSession
+    block6: dict[str, np.ndarray]
+
+
+_LOCK = threading.Lock()
+
+
+@functools.cache
+def _load(dims: int, folder: Path) -> Network:
+    import onnxruntime
+
+    name = bifseg_io.NAMES[dims]
+    path = folder / f"{name}.onnx"
+    npz = path.with_name(f"{name}.block6.npz")
+    if not path.exists() or not npz.exists():
+        raise ModelUnavailable(f"the {dims}D BIFSeg network {name!r} is not available on this "
+                               f"server ({path.name} or {npz.name} missing)")
+    available = onnxruntime.get_available_providers()
+    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1 if "CUDAExecutionProvider" not in providers else 0
+    session = onnxruntime.InferenceSession(str(path), options, providers=providers)
+    return Network(name, session, weights_from_bytes(npz.read_bytes()))
+
+
+def load_network(dims: int, folder: Path | None = None) -> Network:
+    """The one place that loads BIFSeg networks (cached per process; CUDA first when present).
+    ModelUnavailable when the weights are not there."""
+    with _LOCK:
+        return _load(dims, Path(folder or WEIGHTS_DIR))
+
+
+def weights_from_bytes(blob: bytes | None) -> dict[str, np.ndarray] | None:
+    """Block-6 weights from an .npz blob (models.block6.weights_to_bytes), without torch;
+    None for None."""
+    if blob is None:
+        return None
+    with np.load(io.BytesIO(blob), allow_pickle=False) as data:
+        return {k: np.asarray(data[k], dtype=np.float32) for k in data.files}
+
+
+def block6_probability(weights: dict[str, np.ndarray], features: np.ndarray) -> np.ndarray:
+    """Foreground p (float32, grid shape) of block 6 with `weights` on `features` (F, *grid):
+    the same function as engine.finetune.run_block6, in NumPy."""
+    flat = np.asarray(features, dtype=np.float32).reshape(len(features), -1)
+    w1 = np.asarray(weights["hidden.weight"], dtype=np.float32).reshape(len(weights["hidden.bias"]), -1)
+    w2 = np.asarray(weights["out.weight"], dtype=np.float32).reshape(2, -1)
+    if w1.shape[1] != flat.shape[0]:
+        raise ValueError(f"block-6 weights take {w1.shape[1]} features, got {flat.shape[0]}")
+    hidden = np.maximum(w1 @ flat + weights["hidden.bias"][:, None], 0.0)
+    logits = w2 @ hidden + weights["out.bias"][:, None]
+    return (1.0 / (1.0 + np.exp(logits[0] - logits[1]))).reshape(features.shape[1:]).astype(np.float32)
+
+
+@dataclass
+class BoxRun:
+    """One network run on a box, in image terms: the ROI (crop) box and the grid state."""
+
+    roi: Box  # inclusive (z, y, x) voxels of the crop; 2D: one voxel thick along the plane axis
+    plane: Plane | None
+    state: BoxState  # its crop is crop-local (lo = 0): grid <-> ROI
+    network: Network
+
+    @property
+    def dims(self) -> int:
+        return 2 if self.plane is not None else 3
+
+    def squeeze(self, a: np.ndarray) -> np.ndarray:
+        return a if self.plane is None else np.squeeze(a, axis=self.plane.axis)
+
+    def unsqueeze(self, a: np.ndarray) -> np.ndarray:
+        return a if self.plane is None else np.expand_dims(a, axis=self.plane.axis)
+
+    def marks_to_grid(self, voxels: np.ndarray) -> np.ndarray | None:
+        """Image voxels (N, 3) -> bool grid mask (None when none falls inside the crop)."""
+        local = np.asarray(voxels, dtype=int).reshape(-1, 3) - np.asarray(self.roi.lo)
+        if self.plane is not None:
+            local = np.delete(local, self.plane.axis, axis=1)
+        return self.state.crop.marks_to_grid(local)
+
+    def to_roi(self, grid_values: np.ndarray) -> np.ndarray:
+        """A grid array resized to the ROI (float32, (z, y, x) ROI shape)."""
+        return self.unsqueeze(self.state.crop.to_crop(grid_values))
+
+
+def run_box(read_image: Callable[[Box], np.ndarray], shape, spacing, box: Box,
+            plane: Plane | None, margin: int = bifseg_io.BOX_MARGIN,
+            weights_dir: Path | None = None) -> BoxRun:
+    """Crop the box (+ margin) of the image, run P-Net (plane given) or PC-Net on it."""
+    keep = [a for a in range(3) if plane is None or a != plane.axis]
+    pick = lambda v: tuple(int(v[a]) for a in keep)
+    try:
+        crop = BoxCrop.around(pick(shape), pick(box.lo), pick(box.hi),
+                              tuple(float(spacing[a]) for a in keep), margin)
+    except ValueError as exc:
+        raise InvalidPrompt(str(exc)) from None
+    lo, hi = list(crop.lo), list(crop.hi)
+    if plane is not None:
+        lo.insert(plane.axis, plane.index)
+        hi.insert(plane.axis, plane.index)
+    roi = Box(tuple(lo), tuple(hi))
+    image = np.asarray(read_image(roi), dtype=np.float32)
+    if plane is not None:
+        image = np.squeeze(image, axis=plane.axis)
+    local = dataclasses.replace(crop, lo=(0,) * len(keep), hi=tuple(n - 1 for n in crop.shape))
+    network = load_network(len(keep), weights_dir)
+    return BoxRun(roi, plane, run_network(network.session, image, local), network)
+
+
+def segment(read_image: Callable[[Box], np.ndarray], read_mask, shape, spacing, marks: Marks,
+            plane: Plane | None, params: BifsegParams = BifsegParams(),
+            current_mask_bbox: Box | None = None, adapted_weights: AdaptedWeights | None = None,
+            **_context) -> MethodResult:
+    """Segment the newest box of `marks` (2D on `plane`, else 3D). `adapted_weights(dims)`
+    gives the segment's fine-tuned block 6, if any. Other marks are not used: the result is the
+    network's on the box (refine it with a `finetune` job)."""
+    t0 = time.perf_counter()
+    if not marks.boxes:
+        raise InvalidPrompt(f"method {NAME!r} needs a box interaction")
+    box = marks.boxes[-1]
+    check_on_plane(Marks(boxes=[box]), plane)
+    run = run_box(read_image, shape, spacing, box, plane, params.margin)
+    t1 = time.perf_counter()
+    weights = adapted_weights(run.dims) if adapted_weights is not None else None
+    prob = run.state.probability if weights is None else block6_probability(weights, run.state.features)
+    probability = np.clip(run.to_roi(prob), 0.0, 1.0)
+    mask = run.to_roi((prob > params.threshold).astype(np.float32)) > 0.5
+    return MethodResult(roi=run.roi, mask=mask, probability=probability,
+                        timings={"network": t1 - t0, "block6": time.perf_counter() - t1})

@@ -1,0 +1,260 @@
+"""BIFSeg image-specific fine-tuning as a job (kind "finetune"), and submitting one.
+
+The segment must have a BIFSeg result: a `box` interaction with method `bifseg` (or an earlier
+fine-tuning) on the line of history that ends at its head. The job re-runs the network on that
+box's crop (2D on its plane, or 3D), adapts block 6 to the image (engine/finetune.py: label
+update by graph cut with the scribbles as hard constraints, SGD on the weighted loss of eq. 13),
+reports every iteration as progress (step k of n, with the loss) and commits ONE revision: the
+refined mask inside the crop, the adapted network's probability, and the adapted block-6
+weights, all in the MULTI that marks the job succeeded. The weights live in the session hash
+`medseg:s:{sid}:adapted`, field "<revision>:<dims>d" (store/segments.py): later `bifseg`
+interactions and fine-tunings on the segment start from the newest adapted weights on the
+head's line of history (undo a fine-tuning and its adaptation is no longer used); they are
+deleted with the segment or the session. Conflict policy: as every job, fail, never rebase.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from medseg.engine import bifseg_method
+from medseg.engine.bifseg import BoxCrop
+from medseg.engine.errors import InvalidPrompt
+from medseg.engine.prompts import (
+    AXES,
+    Box,
+    Marks,
+    Plane,
+    check_inside,
+    merge_marks,
+    rasterize_polyline,
+)
+from medseg.jobs import queue
+from medseg.jobs.context import CommitPlan, JobContext
+from medseg.jobs.registry import JobKind, get_kind, register
+from medseg.jobs.settings import WorkerSettings
+from medseg.store import Store
+from medseg.store.records import JobRecord, RevisionRecord, SessionMeta
+from medseg.usecases.interactions import check_base_revision
+
+KIND = "finetune"
+Zyx = list[int]
+
+
+class ScribbleSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: list[Zyx] = Field(min_length=1, max_length=10_000,
+                            description="polyline of [z, y, x] voxels, joined without gaps")
+    foreground: bool = True
+
+
+class FinetuneOverrides(BaseModel):
+    """Overrides of the paper's defaults (engine.finetune.PARAMS_2D / PARAMS_3D)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    alternations: int | None = Field(None, ge=0, le=20, description="label + network updates (4)")
+    iterations: int | None = Field(None, ge=0, le=200, description="SGD steps per network update (20)")
+    lr: float | None = Field(None, gt=0, le=1, description="learning rate (1e-2)")
+    lamb: float | None = Field(None, ge=0, alias="lambda",
+                               description="pairwise weight of the graph cut (3 in 2D, 10 in 3D)")
+    sigma: float | None = Field(None, gt=0, description="intensity scale of eq. 2 (0.1)")
+    t0: float | None = Field(None, ge=0, le=1, description="uncertain band lower bound (0.2)")
+    t1: float | None = Field(None, ge=0, le=1, description="uncertain band upper bound (0.7 / 0.6)")
+    epsilon: float | None = Field(None, ge=0, description="geodesic distance threshold (0.2)")
+    omega: float | None = Field(None, ge=0, description="weight of scribble voxels (5)")
+    weighted: bool | None = Field(None, description="false: BIFSeg(-w), every weight 1")
+
+    @model_validator(mode="after")
+    def _band(self):
+        if self.t0 is not None and self.t1 is not None and self.t0 > self.t1:
+            raise ValueError("t0 must not exceed t1")
+        return self
+
+    def given(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)  # by field name: engine.finetune's names
+
+
+class BoxSource(BaseModel):
+    lo: Zyx
+    hi: Zyx
+    plane: dict[str, Any] | None = None  # {"axis", "index"} for 2D
+    margin: int = bifseg_method.BifsegParams().margin
+    revision: int  # the revision whose interaction drew (or last fine-tuned) the box
+
+
+class FinetuneJobParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["unsupervised", "supervised"] = "unsupervised"
+    scribbles: list[ScribbleSpec] = Field(default_factory=list, max_length=100)
+    params: FinetuneOverrides = Field(default_factory=FinetuneOverrides)
+    source: BoxSource
+
+
+def find_box(store: Store, meta: SessionMeta, head: RevisionRecord) -> BoxSource:
+    """The newest BIFSeg box on the line of history ending at `head`; InvalidPrompt if none."""
+    for record in store.segments.lineage(meta, head):
+        action = record.interaction
+        if action.get("method") != bifseg_method.NAME:
+            continue
+        if action.get("type") == "box" and action.get("marks", {}).get("boxes"):
+            lo, hi = action["marks"]["boxes"][-1]
+            margin = action.get("params", {}).get("margin", bifseg_method.BifsegParams().margin)
+            return BoxSource(lo=lo, hi=hi, plane=action.get("plane"), margin=margin,
+                             revision=record.revision)
+        if action.get("type") == KIND:
+            return BoxSource(**{**action["box"], "revision": record.revision})
+    raise InvalidPrompt(f"segment {head.segment} has no BIFSeg result to fine-tune: draw a box "
+                        f"with method {bifseg_method.NAME!r} first (interactions endpoint)")
+
+
+def _plane(source: BoxSource) -> Plane | None:
+    return None if source.plane is None else Plane(AXES[source.plane["axis"]], source.plane["index"])
+
+
+def scribble_voxels(scribbles: list[ScribbleSpec], shape, plane: Plane | None):
+    """(fg, bg) (N, 3) int voxels of the rasterised polylines; InvalidPrompt for a point
+    outside the image or, for a 2D box, off its plane."""
+    parts: dict[bool, list[np.ndarray]] = {True: [], False: []}
+    for scribble in scribbles:
+        path = np.asarray(scribble.path, dtype=np.int64).reshape(-1, 3)
+        check_inside(path, shape, "scribble")
+        if plane is not None and (path[:, plane.axis] != plane.index).any():
+            off = path[np.argmax(path[:, plane.axis] != plane.index)].tolist()
+            raise InvalidPrompt(f"scribble point {off} (z, y, x) is not on the box's 2D plane "
+                                f"{'zyx'[plane.axis]}={plane.index}")
+        parts[scribble.foreground].append(rasterize_polyline(path))
+    stack = lambda p: np.unique(np.concatenate(p), axis=0) if p else np.zeros((0, 3), np.int64)
+    return stack(parts[True]), stack(parts[False])
+
+
+def _crop_box(shape, spacing, source: BoxSource) -> Box:
+    """The image region the network sees (box + margin), without running it."""
+    plane = _plane(source)
+    keep = [a for a in range(3) if plane is None or a != plane.axis]
+    crop = BoxCrop.around([shape[a] for a in keep], [source.lo[a] for a in keep],
+                          [source.hi[a] for a in keep], [spacing[a] for a in keep], source.margin)
+    lo, hi = list(crop.lo), list(crop.hi)
+    if plane is not None:
+        lo.insert(plane.axis, plane.index)
+        hi.insert(plane.axis, plane.index)
+    return Box(tuple(lo), tuple(hi))
+
+
+def submit(store: Store, meta: SessionMeta, tenant: str, segment_id: int, mode: str,
+           scribbles: list[dict[str, Any]], params: dict[str, Any],
+           base_revision: int | None) -> JobRecord:
+    """Check the request now (404/409/422 instead of a failed job), then queue the job."""
+    segment, head = store.segments.head(meta, segment_id)
+    check_base_revision(segment, base_revision)
+    source = find_box(store, meta, head)
+    job_params = get_kind(KIND).parse_params(
+        {"mode": mode, "scribbles": scribbles, "params": params, "source": source.model_dump()})
+    if mode == "supervised" and not job_params.scribbles:
+        raise InvalidPrompt("supervised fine-tuning needs at least one scribble")
+    if mode == "unsupervised" and job_params.scribbles:
+        raise InvalidPrompt("unsupervised fine-tuning takes no scribbles: use mode 'supervised'")
+    fg, bg = scribble_voxels(job_params.scribbles, meta.shape, _plane(source))
+    if len(fg) + len(bg):
+        crop = _crop_box(meta.shape, meta.spacing, source)
+        points = np.concatenate([fg, bg])
+        inside = ((points >= crop.lo) & (points <= crop.hi)).all(axis=1)
+        if not inside.any():
+            raise InvalidPrompt(f"no scribble voxel lies inside the box's crop {list(crop.lo)}.."
+                                f"{list(crop.hi)} (z, y, x): fine-tuning works inside it")
+    return queue.submit(store, get_kind(KIND), tenant, meta.id, segment_id,
+                        job_params.model_dump(by_alias=True), head.revision)
+
+
+def run(ctx: JobContext, p: FinetuneJobParams) -> dict[str, Any]:
+    """The job: network on the box, fine-tune block 6 with progress, commit one revision."""
+    from medseg.engine.finetune import finetune, params_for
+    from medseg.models.block6 import weights_to_bytes
+
+    _set_threads()
+    t0 = time.perf_counter()
+    store, meta, job = ctx.store, ctx.meta, ctx.record
+    base = store.segments.revision(meta, job.segment, job.base_revision)
+    plane = _plane(p.source)
+    box = Box(tuple(p.source.lo), tuple(p.source.hi))
+    boxed = bifseg_method.run_box(lambda b: store.sessions.read_image(meta, b), meta.shape,
+                                  meta.spacing, box, plane, p.source.margin)
+    dims = boxed.dims
+    adapted = bifseg_method.weights_from_bytes(store.segments.adapted_weights_blob(meta, base, dims))
+    weights = adapted if adapted is not None else boxed.network.block6
+    fg_vox, bg_vox = scribble_voxels(p.scribbles, meta.shape, plane)
+    try:
+        settings = params_for(dims, **p.params.given())
+    except ValueError as exc:
+        raise InvalidPrompt(f"invalid fine-tuning parameters: {exc}") from None
+    total = settings.total_iterations
+    ctx.progress(0, total, f"network on the box ({boxed.network.name})")
+    t1 = time.perf_counter()
+    out = finetune(boxed.state.features, boxed.state.image_norm, weights,
+                   boxed.marks_to_grid(fg_vox) if len(fg_vox) else None,
+                   boxed.marks_to_grid(bg_vox) if len(bg_vox) else None,
+                   boxed.state.crop.grid_spacing, settings,
+                   progress=lambda k, n, loss: ctx.progress(k, n, f"iteration {k} of {n}", loss))
+    t2 = time.perf_counter()
+    mask = boxed.to_roi(out.mask.astype(np.float32)) > 0.5
+    for voxels, value in ((bg_vox, False), (fg_vox, True)):  # scribbles keep their labels
+        local = voxels - np.asarray(boxed.roi.lo)
+        local = local[((local >= 0) & (local < np.asarray(mask.shape))).all(axis=1)]
+        mask[tuple(local.T)] = value
+    probability = np.clip(boxed.to_roi(out.probability), 0.0, 1.0)
+    before = store.segments.read_mask(meta, base, boxed.roi)
+    blob = weights_to_bytes(out.weights)
+    summary = {
+        "mode": p.mode, "dims": dims, "box_revision": p.source.revision,
+        "started_from": "adapted" if adapted is not None else "trained",
+        "iterations": len(out.losses),
+        "loss_first": round(out.losses[0], 6) if out.losses else None,
+        "loss_last": round(out.losses[-1], 6) if out.losses else None,
+        "scribble_voxels": {"fg": len(fg_vox), "bg": len(bg_vox)},
+        "changed_voxels": int((mask ^ before).sum()),
+        "timings_ms": {k: round(1000 * v, 1) for k, v in out.timings.items()},
+    }
+
+    def plan(current) -> CommitPlan:
+        return CommitPlan(
+            current, boxed.roi, mask,
+            {"type": KIND, "method": bifseg_method.NAME, "job": job.id, "mode": p.mode,
+             "params": p.params.model_dump(by_alias=True, exclude_none=True),
+             "box": p.source.model_dump(exclude={"revision"}),
+             "scribbles": [s.model_dump() for s in p.scribbles],
+             "roi": [list(boxed.roi.lo), list(boxed.roi.hi)], "result": summary},
+            {"load": t1 - t0, "compute": t2 - t1, "finetune": out.timings.get("total", 0.0)},
+            merge_marks(base.marks.to_marks(), Marks(fg_vox, bg_vox, [])), summary,
+            probability=probability,
+            also=lambda pipe, revision: store.segments.write_adapted(pipe, meta, revision.revision,
+                                                                     dims, blob))
+
+    ctx.commit(job.segment, base, plan)
+    return summary
+
+
+def _set_threads() -> None:
+    import torch
+
+    threads = WorkerSettings().job_threads
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+def _warm() -> None:
+    """Workers import torch and the fine-tuning code once, before forking job processes."""
+    import medseg.engine.finetune
+    import medseg.models.block6  # noqa: F401
+
+    _set_threads()
+
+
+register(JobKind(
+    name=KIND,
+    description="BIFSeg image-specific fine-tuning of a segment's box result (issue 4): "
+                "unsupervised or with scribbles; progress is step k of n with the loss; "
+                "commits one revision and stores the adapted block-6 weights with it.",
+    params_type=FinetuneJobParams, run=run, warm=_warm))

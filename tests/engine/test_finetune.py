@@ -1,0 +1,158 @@
+"""Image-specific fine-tuning (BIFSeg eq. 6-13): the weights of eq. 13 and the loss of eq. 12 on
+a hand-made case, the label update's hard constraints, cancellation and progress."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from medseg.engine.finetune import (
+    PARAMS_2D,
+    FinetuneCancelled,
+    finetune,
+    label_update,
+    loss_weights,
+    params_for,
+    run_block6,
+    scribble_distances,
+    weighted_loss,
+)
+from medseg.models.block6 import Block6, weights_from_bytes, weights_to_bytes
+
+# A 2 x 4 grid: foreground scribble at (0, 0), background scribble at (1, 2).
+PROB = np.array([[0.90, 0.50, 0.10, 0.95], [0.80, 0.15, 0.05, 0.02]])
+LABELS = np.array([[1, 1, 1, 1], [1, 0, 0, 0]], dtype=bool)
+FG = np.array([[1, 0, 0, 0], [0, 0, 0, 0]], dtype=bool)
+BG = np.array([[0, 0, 0, 0], [0, 0, 1, 0]], dtype=bool)
+GEO_FG = np.array([[0.0, 0.1, 0.5, 0.3], [0.1, 0.15, 0.6, 0.9]])
+GEO_BG = np.array([[0.9, 0.3, 0.1, 0.5], [0.5, 0.25, 0.0, 0.1]])
+# By hand with t0 = 0.2, t1 = 0.7, epsilon = 0.2, omega = 5:
+#   (0,0) fg scribble: omega          (0,1) p = 0.5 in (t0, t1): U_p -> 0
+#   (0,2) label fg, G(bg) = 0.1 < eps: U_s^b -> 0      (0,3) confident, far: 1
+#   (1,0) label fg near the fg scribble: agrees -> 1   (1,1) label bg, G(fg) = 0.15: U_s^f -> 0
+#   (1,2) bg scribble: omega          (1,3) label bg near the bg scribble: agrees -> 1
+EXPECTED_W = np.array([[5, 0, 0, 1], [1, 0, 5, 1]], dtype=np.float32)
+
+
+def _logits(prob: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.stack([np.log(1 - prob), np.log(prob)])).float()
+
+
+def test_weights_follow_eq_13_on_a_hand_made_case():
+    w = loss_weights(PROB, LABELS, FG, BG, GEO_FG, GEO_BG, PARAMS_2D)
+    assert np.array_equal(w, EXPECTED_W)
+
+
+def test_weighted_loss_is_eq_12_over_the_voxel_count():
+    w = loss_weights(PROB, LABELS, FG, BG, GEO_FG, GEO_BG, PARAMS_2D)
+    loss = weighted_loss(_logits(PROB), torch.from_numpy(LABELS), torch.from_numpy(w))
+    by_hand = -(5 * np.log(0.9) + np.log(0.95) + np.log(0.8) + 5 * np.log(0.95) + np.log(0.98)) / 8
+    assert float(loss) == pytest.approx(by_hand, rel=1e-5)
+
+
+def test_bifseg_minus_w_weights_every_voxel_one():
+    params = params_for(2, weighted=False)
+    w = loss_weights(PROB, LABELS, FG, BG, GEO_FG, GEO_BG, params)
+    assert np.array_equal(w, np.ones_like(w))
+    loss = weighted_loss(_logits(PROB), torch.from_numpy(LABELS), torch.from_numpy(w))
+    by_hand = -np.log([0.9, 0.5, 0.1, 0.95, 0.8, 0.85, 0.95, 0.98]).sum() / 8
+    assert float(loss) == pytest.approx(by_hand, rel=1e-5)
+
+
+def test_geodesic_uncertainty_is_near_the_scribble_and_on_its_side_of_an_edge():
+    """G = sum |dI| + path length / longest side: 0.2 reaches 8 voxels on a 40-voxel grid
+    through flat intensity, and never across an edge of height 0.5."""
+    image = np.zeros((40, 40), np.float32)
+    image[:, 20:] = 0.5
+    fg = np.zeros_like(image, dtype=bool)
+    fg[20, 5:9] = True
+    geo_fg, geo_bg = scribble_distances(image, fg, None)
+    assert geo_fg[20, 12] == pytest.approx(4 / 40, abs=1e-3)  # 4 voxels along the row
+    assert geo_fg[0, 0] > 0.2 and (geo_fg[:, 20:] > 0.5).all() and np.isinf(geo_bg).all()
+    labels = np.zeros_like(fg)  # all labelled background: near the fg scribble is uncertain
+    w = loss_weights(np.full(image.shape, 0.05), labels, fg, None, geo_fg, geo_bg, PARAMS_2D)
+    near = (geo_fg < 0.2) & ~fg
+    assert (w[fg] == 5).all() and (w[near] == 0).all() and (w[~near & ~fg] == 1).all()
+    assert near[20, 12] and not near[0, 0] and not near[:, 20:].any()
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), lamb=st.sampled_from([0.0, 3.0, 10.0, 100.0]),
+       dims=st.sampled_from([2, 3]))
+def test_label_update_keeps_every_scribble_label(seed, lamb, dims):
+    rng = np.random.default_rng(seed)
+    shape = (12, 14) if dims == 2 else (4, 9, 10)
+    prob = rng.random(shape)
+    image = rng.random(shape).astype(np.float32)
+    fg = rng.random(shape) < 0.1
+    bg = (rng.random(shape) < 0.1) & ~fg
+    labels = label_update(prob, image, (1.0,) * dims, fg, bg, params_for(dims, lamb=lamb))
+    assert labels[fg].all() and not labels[bg].any()
+
+
+def _toy(seed=0, size=24, features=6):
+    """A bright disc on a dark background; features carry the intensity so block 6 can learn."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    disc = (yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (size / 4) ** 2
+    image = (0.2 + 0.6 * disc + rng.normal(0, 0.05, disc.shape)).astype(np.float32)
+    feats = np.stack([image] + [rng.normal(0, 1, disc.shape) for _ in range(features - 1)])
+    return disc, image, feats.astype(np.float32), Block6(2, features, 8).weights()
+
+
+def test_finetune_reports_progress_and_returns_storable_weights():
+    disc, image, feats, weights = _toy()
+    seen = []
+    out = finetune(feats, image, weights, fg=disc & (np.arange(24) == 12)[:, None], bg=None,
+                   params=params_for(2, alternations=2, iterations=5),
+                   progress=lambda k, n, loss: seen.append((k, n, loss)))
+    assert [k for k, _, _ in seen] == list(range(1, 11)) and all(n == 10 for _, n, _ in seen)
+    assert out.mask.shape == out.probability.shape == disc.shape and len(out.losses) == 10
+    restored = weights_from_bytes(weights_to_bytes(out.weights))
+    assert len(weights_to_bytes(out.weights)) < 20_000
+    assert np.allclose(run_block6(restored, feats), out.probability, atol=1e-6)
+    assert not all(np.array_equal(out.weights[k], weights[k]) for k in weights)  # it learned
+
+
+def test_cancellation_stops_between_iterations():
+    _, image, feats, weights = _toy()
+    calls, progress = [], []
+
+    def stop() -> bool:
+        calls.append(1)
+        return len(calls) > 7
+
+    with pytest.raises(FinetuneCancelled) as info:
+        finetune(feats, image, weights, params=PARAMS_2D, should_stop=stop,
+                 progress=lambda k, n, loss: progress.append(k))
+    assert info.value.step == 7 and info.value.total == 80 and progress == list(range(1, 8))
+
+
+def test_bad_shapes_are_refused():
+    disc, image, feats, weights = _toy()
+    with pytest.raises(ValueError, match="features"):
+        finetune(feats[:, :10], image, weights)
+    with pytest.raises(ValueError, match="scribbles"):
+        finetune(feats, image, weights, fg=disc[:10])
+    with pytest.raises(ValueError, match="t0"):
+        params_for(2, t0=0.8, t1=0.6)
+
+
+def test_the_update_is_torch_sgd_with_momentum():
+    from medseg.engine.finetune import _Sgd
+
+    torch.manual_seed(0)
+    a, b = Block6(2, 6, 4), Block6(2, 6, 4)
+    b.load_state_dict(a.state_dict())
+    reference = torch.optim.SGD(b.parameters(), lr=1e-2, momentum=0.9)
+    ours = _Sgd(list(a.parameters()), 1e-2, 0.9)
+    x = torch.randn(1, 6, 5, 5)
+    for _ in range(4):
+        a(x).square().mean().backward()
+        ours()
+        reference.zero_grad()
+        b(x).square().mean().backward()
+        reference.step()
+    assert all(torch.allclose(p, q, atol=1e-6) for p, q in zip(a.parameters(), b.parameters()))
