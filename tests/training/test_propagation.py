@@ -46,12 +46,15 @@ def test_held_out_organs_are_never_sampled(totalseg):
 
 
 def test_samples_pair_a_prior_channel_with_a_nearby_target():
-    x, y = next(iter(propagation.Samples(batch_size=6, seed=0, real=False)))
-    assert x.shape == (6, 2, *INPUT_SIZE) and y.shape == (6, *INPUT_SIZE) and y.dtype == torch.bool
+    x, y = next(iter(propagation.Samples(batch_size=24, seed=0, real=False)))
+    assert x.shape == (24, 2, *INPUT_SIZE) and y.shape == (24, *INPUT_SIZE) and y.dtype == torch.bool
     prior = x[:, 1] > 0.5
     assert prior.any(dim=(1, 2)).all()  # every sample has a prior
+    # the prior is perturbed on purpose (rotation, scale, shift), yet the target lies largely
+    # under it: far more than under a mask of the prior's size placed anywhere in the crop
     overlap = (prior & y).sum() / y.sum().clamp(min=1)
-    assert overlap > 0.5  # the target lies mostly under its neighbour's mask
+    chance = prior.float().mean()
+    assert overlap > 0.35 and overlap > 3 * chance
 
 
 def test_one_shot_follows_a_perfect_predictor_and_stops_past_the_object():
