@@ -93,3 +93,21 @@ def test_if_gc_extends_the_object_to_a_missed_region_that_plain_gc_keeps_out():
     plain = plain_gc(prob, image, [1.0, 1.0], fg, np.zeros_like(fg))
     dice = lambda a: 2 * (a & truth).sum() / (a.sum() + truth.sum())
     assert dice(mask) > 0.95 and dice(plain) < 0.7
+
+
+def test_coarse_distances_approximate_the_fine_ones():
+    rng = np.random.default_rng(3)
+    image = np.zeros((60, 80), np.float32)
+    image[15:45, 20:60] = 2.0
+    # little noise: a fine scan sums noise steps that the 2x block mean averages away
+    image += rng.normal(0, 0.01, image.shape).astype(np.float32)
+    fg = np.zeros(image.shape, bool)
+    fg[30, 40] = True
+    bg = np.zeros(image.shape, bool)
+    bg[5, 5] = True
+    fine = click_distances(image, fg, bg, length_weight=0.1)
+    coarse = click_distances(image, fg, bg, length_weight=0.1, coarse=True)
+    for f, c in zip(fine, coarse):
+        assert c.shape == f.shape and np.median(np.abs(c - f) / (1 + f)) < 0.1
+    inside = image > 1
+    assert (fuse(np.full(image.shape, 0.5), *coarse)[inside] > 0.5).mean() > 0.95

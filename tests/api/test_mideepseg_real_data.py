@@ -16,7 +16,7 @@ from tests.api.test_accuracy_real_data import largest_slice, organ_reference
 from tests.robot import robot_click
 
 # set a little under what `python -m medseg.bench.clicks` and these tests measured
-FLOORS = {2: 0.85, 3: 0.80}
+FLOORS = {2: 0.90, 3: 0.78}  # measured: 2D 0.927 -> 0.943 (2d-egd 1.0.0), 3D 0.733 -> 0.821 (3d-egd 1.0.0)
 
 
 def _weights(dims: int) -> None:

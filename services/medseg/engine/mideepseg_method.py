@@ -52,7 +52,8 @@ class MIDeepSegParams:
     sigma: float = 0.1  # intensity scale of the pairwise term on [0, 1] ROI intensities
     margin_voxels: int = 8  # ROI margin around refinement clicks that lie outside the CNN box
     absent_distance: float = ABSENT_DISTANCE  # D^f or D^b when that side has no click
-    coarse_voxels: int = 1_000_000  # larger ROIs: banded (coarse-to-fine) graph cut
+    coarse_voxels: int = 100_000  # larger ROIs: banded (coarse-to-fine) graph cut
+    coarse_geodesic_voxels: int = 50_000  # larger ROIs: D^f, D^b at half in-plane resolution
     length_weight: float = 0.1  # D^f, D^b + this per voxel step (locality; 0 = eq. 2 only,
     # see algorithms/fusion.py for why and what it measured)
     margin_points_as_clicks: bool = True  # D^f from the interior margin points too (paper)
@@ -120,6 +121,7 @@ def _local(points: np.ndarray, roi: Box) -> np.ndarray:
 
 def initial(read_image: Callable[[Box], np.ndarray], geo: _Geometry, points: np.ndarray,
             params: MIDeepSegParams, current_mask_bbox: Box | None) -> MethodResult:
+    """Initial segmentation from interior margin points ((N, 3) voxels, on the plane in 2D)."""
     dims = len(geo.keep)
     if len(points) < MIN_POINTS:
         raise InvalidPrompt(f"MIDeepSeg needs at least {MIN_POINTS} interior margin points "
@@ -162,6 +164,8 @@ def _check_refinable(context: SegmentContext, plane: Plane | None) -> tuple[Box,
 
 def refine(read_image: Callable[[Box], np.ndarray], geo: _Geometry, marks: Marks,
            params: MIDeepSegParams, context: SegmentContext) -> MethodResult:
+    """IF-GC (or plain GC) refinement of the head revision's stored CNN probability with all
+    of the segment's clicks and margin points (`marks`, on the plane in 2D)."""
     t0 = time.perf_counter()
     box, prob = _check_refinable(context, geo.plane)
     clicks = np.concatenate([marks.fg, marks.bg, marks.points]).reshape(-1, 3)
@@ -182,7 +186,8 @@ def refine(read_image: Callable[[Box], np.ndarray], geo: _Geometry, marks: Marks
     if params.refinement == "if-gc":
         seeds = fg if params.margin_points_as_clicks else geo.squeeze(clicked_fg)
         mask, _ = if_gc(p, zscore(image), norm, geo.spacing, seeds, bg, params.lamb, params.sigma,
-                        params.absent_distance, cut, params.length_weight)
+                        params.absent_distance, cut, params.length_weight,
+                        p.size > params.coarse_geodesic_voxels)
     else:
         mask = plain_gc(p, norm, geo.spacing, fg, bg, params.lamb, params.sigma, cut)
     mask[fg], mask[bg & ~fg] = True, False  # a no-op for graph_cut; the banded cut's coarse
