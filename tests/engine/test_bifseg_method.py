@@ -10,6 +10,7 @@ import torch
 from medseg.engine import bifseg_method as bm
 from medseg.engine.errors import InvalidPrompt, ModelUnavailable
 from medseg.engine.finetune import run_block6
+from medseg.engine.methods import SegmentContext
 from medseg.engine.prompts import Box, Marks, Plane
 from medseg.models.bifseg_io import INPUT_SIZE, mask_box
 from medseg.models.block6 import weights_to_bytes
@@ -62,7 +63,8 @@ def test_numpy_block6_matches_torch_and_adapted_weights_are_used(spleen):
     plain = bm.segment(_reader(case.image), None, case.image.shape, case.spacing,
                        Marks(boxes=[box]), Plane(0, z))
     adapted = bm.segment(_reader(case.image), None, case.image.shape, case.spacing,
-                         Marks(boxes=[box]), Plane(0, z), adapted_weights=lambda dims: shifted)
+                         Marks(boxes=[box]), Plane(0, z),
+                         context=SegmentContext(adapted_weights=lambda dims: shifted))
     assert adapted.mask.sum() > plain.mask.sum()  # a foreground bias grows the object
 
 

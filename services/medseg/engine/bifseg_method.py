@@ -28,7 +28,7 @@ import numpy as np
 
 from medseg.engine.bifseg import BoxCrop, BoxState, run_network
 from medseg.engine.errors import InvalidPrompt, ModelUnavailable
-from medseg.engine.graphcut_method import MethodResult
+from medseg.engine.methods import MethodResult, SegmentContext
 from medseg.engine.prompts import Box, Marks, Plane, check_on_plane
 from medseg.models import bifseg_io
 
@@ -37,7 +37,6 @@ NAME = "bifseg"
 WEIGHTS_DIR = Path(os.environ.get("MEDSEG_MODELS_DIR")
                    or Path(__file__).resolve().parents[1] / "models" / "weights")
 
-AdaptedWeights = Callable[[int], "dict[str, np.ndarray] | None"]  # dims -> weights or None
 
 
 @dataclass(frozen=True)
@@ -166,11 +165,12 @@ def run_box(read_image: Callable[[Box], np.ndarray], shape, spacing, box: Box,
 
 def segment(read_image: Callable[[Box], np.ndarray], read_mask, shape, spacing, marks: Marks,
             plane: Plane | None, params: BifsegParams = BifsegParams(),
-            current_mask_bbox: Box | None = None, adapted_weights: AdaptedWeights | None = None,
-            **_context) -> MethodResult:
-    """Segment the newest box of `marks` (2D on `plane`, else 3D). `adapted_weights(dims)`
-    gives the segment's fine-tuned block 6, if any. Other marks are not used: the result is the
-    network's on the box (refine it with a `finetune` job)."""
+            current_mask_bbox: Box | None = None,
+            context: SegmentContext | None = None) -> MethodResult:
+    """Segment the newest box of `marks` (2D on `plane`, else 3D).
+    `context.adapted_weights(dims)` gives the segment's fine-tuned block 6, if any. Other
+    marks are not used: the result is the network's on the box (refine it with a `finetune`
+    job)."""
     t0 = time.perf_counter()
     if not marks.boxes:
         raise InvalidPrompt(f"method {NAME!r} needs a box interaction")
@@ -178,7 +178,7 @@ def segment(read_image: Callable[[Box], np.ndarray], read_mask, shape, spacing, 
     check_on_plane(Marks(boxes=[box]), plane)
     run = run_box(read_image, shape, spacing, box, plane, params.margin)
     t1 = time.perf_counter()
-    weights = adapted_weights(run.dims) if adapted_weights is not None else None
+    weights = (context or SegmentContext()).adapted_weights(run.dims)
     prob = run.state.probability if weights is None else block6_probability(weights, run.state.features)
     probability = np.clip(run.to_roi(prob), 0.0, 1.0)
     mask = run.to_roi((prob > params.threshold).astype(np.float32)) > 0.5

@@ -26,6 +26,10 @@ def _no_probability() -> tuple[Box, np.ndarray] | None:
     return None
 
 
+def _no_adapted_weights(dims: int) -> dict[str, np.ndarray] | None:
+    return None
+
+
 @dataclass(frozen=True)
 class SegmentContext:
     """What a method may know besides the image, the marks and the current mask's bbox.
@@ -35,11 +39,14 @@ class SegmentContext:
     a new segment), e.g. to tell which method made it.
     head_probability: loads the probability map stored with the head revision, as
     (inclusive Box, float32 array of the box's shape), or None (called only when needed).
+    adapted_weights: loads the segment's fine-tuned BIFSeg block-6 weights for a network of
+    `dims` (2 or 3) on the head's line of history, or None (usecases/finetune.py).
     """
 
     kind: str = "click"
     head_interaction: dict[str, Any] = field(default_factory=dict)
     head_probability: Callable[[], tuple[Box, np.ndarray] | None] = _no_probability
+    adapted_weights: Callable[[int], dict[str, np.ndarray] | None] = _no_adapted_weights
 
 
 @dataclass(frozen=True)
@@ -50,9 +57,6 @@ class Method:
     dims: tuple[str, ...]
     params_type: type  # a frozen dataclass of parameters with defaults
     run: Callable[..., MethodResult]  # engine entry point, see graphcut_method.segment
-    # run(...) also gets `adapted_weights(dims) -> block-6 weights | None`: the segment's
-    # fine-tuned BIFSeg classifier (usecases/finetune.py)
-    uses_adapted_weights: bool = False
 
     def defaults(self) -> dict[str, Any]:
         return dataclasses.asdict(self.params_type())
@@ -143,5 +147,4 @@ def _load_builtin() -> None:
         dims=("2d", "3d"),
         params_type=bifseg_method.BifsegParams,
         run=bifseg_method.segment,
-        uses_adapted_weights=True,
     ))

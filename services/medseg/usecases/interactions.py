@@ -81,18 +81,17 @@ def interact(store: Store, meta: SessionMeta, segment_id: int, prompt: Prompt, m
         read_image = clock.timed("load", lambda box: store.sessions.read_image(meta, box))
         read_mask = clock.timed("load", lambda box: store.segments.read_mask(meta, head, box))
         current_bbox = clock.timed("load", exact_mask_bbox)(store, meta, head, prompt.plane)
-        context = SegmentContext(kind=prompt.kind, head_interaction=head.interaction,
-                                 head_probability=clock.timed("load", lambda: store.segments.probability(
-                                     meta, head.revision)))
-        extra = {}
-        if method.uses_adapted_weights:
-            extra["adapted_weights"] = clock.timed("load", lambda dims: weights_from_bytes(
-                store.segments.adapted_weights_blob(meta, head, dims)))
+        context = SegmentContext(
+            kind=prompt.kind, head_interaction=head.interaction,
+            head_probability=clock.timed("load", lambda: store.segments.probability(
+                meta, head.revision)),
+            adapted_weights=clock.timed("load", lambda dims: weights_from_bytes(
+                store.segments.adapted_weights_blob(meta, head, dims))))
         loaded_before, start = clock.seconds.get("load", 0.0), time.perf_counter()
         result = method.run(read_image=read_image, read_mask=read_mask, shape=meta.shape,
                             spacing=meta.spacing, marks=marks.on_plane(prompt.plane),
                             plane=prompt.plane, params=parsed, current_mask_bbox=current_bbox,
-                            context=context, **extra)
+                            context=context)
         # the method's own reads of image and mask count as load, the rest as compute
         clock.add("compute", time.perf_counter() - start - (clock.seconds["load"] - loaded_before))
         old_roi = read_mask(result.roi)
