@@ -29,11 +29,10 @@ from medseg.bench.robot import robot_click
 from medseg.engine.methods import SegmentContext, get_method
 from medseg.engine.prompts import Box, Marks, Plane, Prompt, plane_record
 from medseg.models.registry import default_registry
-from medseg.training.data import VALIDATION_CASE, load_case
+from medseg.training.data import evaluation_organs
 from medseg.training.objects import MIN_AREA_2D, MIN_VOXELS_3D, largest_component
 from medseg.training.simulate import interior_margin_points
 
-CASES = ("ct_3mm", "mr_3mm", "ct_dicom")
 CROP_MARGIN = 24  # voxels around a 3D organ's bounding box (the robot works in that crop)
 REPORT_AFTER = (1, 3, 5, 10)  # refinement clicks after which Dice is reported
 DEFAULT_3D_PER_GROUP = 8  # largest organs per group in 3D unless --per-group says otherwise
@@ -61,26 +60,23 @@ def bench_objects(dims: int, per_group: int | None = None) -> list[BenchObject]:
     """Seen organs of the validation volume and held-out organs of every volume; with
     `per_group`, only that many per group, the largest first."""
     items: list[tuple[int, BenchObject]] = []
-    for case_name in CASES:
-        case = load_case(case_name)
-        groups = [("held-out", True)] + ([("seen", False)] if case_name == VALIDATION_CASE else [])
-        for group, held_out in groups:
-            for organ in case.present(held_out=held_out):
-                mask = largest_component(case.mask(organ))
-                if dims == 2:
-                    z = int(np.argmax(mask.sum(axis=(1, 2))))
-                    mask2 = largest_component(mask[z])
-                    if mask2.sum() < MIN_AREA_2D:
-                        continue
-                    obj = BenchObject(group, case_name, organ, case.image[z][None], mask2[None],
-                                      case.spacing, Plane(0, 0))
-                else:
-                    if mask.sum() < MIN_VOXELS_3D:
-                        continue
-                    box = _crop(mask, CROP_MARGIN)
-                    obj = BenchObject(group, case_name, organ, np.ascontiguousarray(case.image[box]),
-                                      mask[box], case.spacing, None)
-                items.append((int(obj.mask.sum()), obj))
+    for held_group, case, organ in evaluation_organs():
+        group = held_group.replace("_", "-")  # the tables say "held-out"
+        mask = largest_component(case.mask(organ))
+        if dims == 2:
+            z = int(np.argmax(mask.sum(axis=(1, 2))))
+            mask2 = largest_component(mask[z])
+            if mask2.sum() < MIN_AREA_2D:
+                continue
+            obj = BenchObject(group, case.name, organ, case.image[z][None], mask2[None],
+                              case.spacing, Plane(0, 0))
+        else:
+            if mask.sum() < MIN_VOXELS_3D:
+                continue
+            box = _crop(mask, CROP_MARGIN)
+            obj = BenchObject(group, case.name, organ, np.ascontiguousarray(case.image[box]),
+                              mask[box], case.spacing, None)
+        items.append((int(obj.mask.sum()), obj))
     out = []
     for group in ("seen", "held-out"):
         ranked = sorted((it for it in items if it[1].group == group), key=lambda it: -it[0])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,3 +76,15 @@ def load_case(name: str) -> RealCase:
     organs = {int(k): v for k, v in names.items()}
     return RealCase(name, volume.array.astype(np.float32), np.ascontiguousarray(labels), organs,
                     tuple(float(s) for s in volume.spacing))
+
+
+def evaluation_organs() -> Iterator[tuple[str, RealCase, str]]:
+    """(group, case, organ) of every object that validation and benchmarks score: the
+    held-out organs ("held_out") of every volume and the seen organs ("seen") of the
+    validation volume, which no recipe trains on."""
+    for case_name in CASES:
+        case = load_case(case_name)
+        groups = [("held_out", True)] + ([("seen", False)] if case_name == VALIDATION_CASE else [])
+        for group, held_out in groups:
+            for organ in case.present(held_out=held_out):
+                yield group, case, organ

@@ -16,7 +16,7 @@ from medseg.algorithms.resample import resize_linear
 from medseg.models.mideepseg_io import network_input, probability_in_crop, relaxed_box
 from medseg.models.unet import UNet
 from medseg.training import augment
-from medseg.training.data import CASES, VALIDATION_CASE, load_case
+from medseg.training.data import evaluation_organs
 from medseg.training.objects import MIN_AREA_2D, ObjectSampler, largest_component
 from medseg.training.simulate import interior_margin_points
 
@@ -115,21 +115,16 @@ def validation_objects(dims: int) -> list[tuple[str, str, str, np.ndarray, np.nd
     on) and held-out organs of every volume. 2D: three axial slices per organ (quartiles of its
     z extent), 3D: the organ's largest component."""
     items = []
-    for case_name in CASES:
-        case = load_case(case_name)
-        groups = [("held_out", True)] + ([("seen", False)] if case_name == VALIDATION_CASE else [])
-        for group, held_out in groups:
-            for organ in case.present(held_out=held_out):
-                mask = largest_component(case.mask(organ))
-                if dims == 3:
-                    items.append((group, case_name, organ, case.image, mask))
-                    continue
-                areas = mask.sum(axis=(1, 2))
-                slices = np.flatnonzero(areas >= MIN_AREA_2D)
-                for z in sorted({int(np.percentile(slices, q, method="nearest"))
-                                 for q in (25, 50, 75)} if len(slices) else ()):
-                    items.append((group, case_name, organ, case.image[z],
-                                  largest_component(mask[z])))
+    for group, case, organ in evaluation_organs():
+        mask = largest_component(case.mask(organ))
+        if dims == 3:
+            items.append((group, case.name, organ, case.image, mask))
+            continue
+        areas = mask.sum(axis=(1, 2))
+        slices = np.flatnonzero(areas >= MIN_AREA_2D)
+        for z in sorted({int(np.percentile(slices, q, method="nearest"))
+                         for q in (25, 50, 75)} if len(slices) else ()):
+            items.append((group, case.name, organ, case.image[z], largest_component(mask[z])))
     return items
 
 

@@ -36,7 +36,7 @@ from medseg.models.propagation_io import (
 )
 from medseg.models.unet import UNet
 from medseg.training import augment
-from medseg.training.data import CASES, TRAIN_CASES, VALIDATION_CASE, load_case
+from medseg.training.data import TRAIN_CASES, evaluation_organs, load_case
 from medseg.training.mideepseg import dice
 from medseg.training.objects import ObjectSampler, largest_component
 from medseg.training.synthetic import synthetic_case
@@ -224,13 +224,9 @@ def one_shot(predict, image: np.ndarray, reference: np.ndarray, spacing) -> np.n
 def validation_objects():
     """(group, case, organ, image, spacing, mask): held-out organs of every volume and seen
     organs of the validation volume (never trained on), each its largest 3D component."""
-    for case_name in CASES:
-        case = load_case(case_name)
-        groups = [("held_out", True)] + ([("seen", False)] if case_name == VALIDATION_CASE else [])
-        for group, held_out in groups:
-            for organ in case.present(held_out=held_out):
-                yield (group, case_name, organ, case.image, case.spacing,
-                       largest_component(case.mask(organ)))
+    for group, case, organ in evaluation_organs():
+        yield (group, case.name, organ, case.image, case.spacing,
+               largest_component(case.mask(organ)))
 
 
 def validate(predict) -> dict:
