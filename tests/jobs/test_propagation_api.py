@@ -54,7 +54,7 @@ def test_propagate_an_organ_streams_slices_and_makes_one_revision(client, store,
     # the organ ends at z=22: nothing far beyond it
     assert not mask[24:].any()
     result = done["result"]
-    assert result["start_index"] == 11 and result["method"] == "graphcut-seeds"
+    assert result["start_index"] == 11 and result["method"] == "propnet-2d-seeds"  # default
     assert set(result["slices_changed"]) == set(np.nonzero(mask.any(axis=(1, 2)))[0]) - {11}
     # the audit trail says it was a propagation
     history = client.get(url(session, seg, "/history")).json()

@@ -54,7 +54,8 @@ def follow(client: Client, job: Job) -> Job:
 def propagate(ctx: typer.Context, sid: str, seg: int,
               axis: Annotated[str, typer.Option(help="z, y or x")] = "z",
               start: Annotated[int | None, typer.Option(help="start slice (default: largest)")] = None,
-              method: Annotated[str, typer.Option(help="propagation method")] = "graphcut-seeds",
+              method: Annotated[str | None, typer.Option(
+                  help="propagation method (default: the server's)")] = None,
               params: Annotated[str | None, typer.Option(help="JSON parameter overrides")] = None,
               wait: Wait = True) -> None:
     """Propagate a slice's mask along an axis (a job); shows a progress bar."""

@@ -43,12 +43,15 @@ class JobEndpoints:
                                 lambda r: [Job.from_json(j) for j in r.json()]))
 
     def propagate(self, sid: str, seg: int, axis: str = "z", start_index: int | None = None,
-                  method: str = "graphcut-seeds", params: dict[str, Any] | None = None,
+                  method: str | None = None, params: dict[str, Any] | None = None,
                   revision: int | None = None):
         """Start a propagation job from slice ``start_index`` (default: the largest) along
-        ``axis``; ``revision`` (If-Match) makes it a Conflict when the segment moved on."""
-        body = {"axis": axis, "start_index": start_index, "method": method,
-                "params": params or {}}
+        ``axis`` with ``method`` (default: the server's, first in capabilities'
+        ``propagation_methods``); ``revision`` (If-Match) makes it a Conflict when the segment
+        moved on."""
+        body = {"axis": axis, "start_index": start_index, "params": params or {}}
+        if method:
+            body["method"] = method
         return self._send(_Call("POST", f"/v1/sessions/{sid}/segments/{seg}/propagate", _job,
                                 json=body, headers=_if_match(revision)))
 

@@ -6,6 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from medseg.engine.propagation import DEFAULT_PREDICTOR
+
 Zyx = Annotated[list[int], Field(min_length=3, max_length=3, description="voxel index [z, y, x]")]
 HexColor = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$", examples=["#e6194b"])]
 
@@ -80,7 +82,8 @@ class PropagateRequest(Strict):
     axis: Literal["z", "y", "x"] = Field("z", description="propagate across slices of this axis")
     start_index: int | None = Field(None, ge=0, description="default: the slice with the "
                                     "largest mask area on that axis")
-    method: str = Field("graphcut-seeds", description="see /v1/capabilities propagation_methods")
+    method: str = Field(DEFAULT_PREDICTOR, description="see /v1/capabilities propagation_methods "
+                                                      "(the default is listed first)")
     params: dict[str, Any] = Field(default_factory=dict, description="parameter overrides")
     base_revision: int | None = Field(None, description="revision the client saw (or If-Match)")
 
@@ -104,7 +107,7 @@ class FinetuneRequest(Strict):
 class PropagateAfter(Strict):
     """Re-propagate from the corrected slice (2D only) once the correction is applied."""
 
-    method: str = "graphcut-seeds"
+    method: str = DEFAULT_PREDICTOR
     params: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -6,7 +6,8 @@ its middle slice (along z) is propagated one-shot (slice-propagation paper, Tabl
 the worst slice is corrected with the reference mask, locked, and re-propagated in both
 directions up to the neighbouring locked slices (the paper's multiple-corrections experiment),
 1, 2 and 4 times. Dice is over the whole volume, corrected slices included. Prints a markdown
-table. Every registered predictor runs unless --method is given: a new predictor (the network)
+table, with each method's means over all, held-out (training.data.HELD_OUT_ORGANS: no network
+saw them) and seen organs. Every registered predictor runs unless --method is given: a new predictor (the network)
 joins the table by registering it.
 """
 
@@ -20,6 +21,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from medseg.algorithms.resample import resize_linear
 from medseg.engine import imageio
 from medseg.engine.prompts import Box
 from medseg.engine.propagation import (
@@ -28,6 +30,7 @@ from medseg.engine.propagation import (
     propagate,
     split_params,
 )
+from medseg.training.data import HELD_OUT_ORGANS
 
 DATA = Path(os.environ.get("MEDSEG_SHARED_DATA", Path(__file__).resolve().parents[3].parent
                            / "shared" / "data")) / "totalseg"
@@ -103,6 +106,26 @@ def evaluate(image, reference, spacing, method: str, overrides: dict | None = No
     return row
 
 
+def ms_per_256_slice(method: str, overrides: dict | None = None, repeats: int = 15) -> float:
+    """Median ms per predicted slice (the engine's whole step: ROI, predictor, clean-up) on
+    256 x 256 slices: ct_dicom's largest liver slice and its neighbours resampled from 512 x
+    512 (~1.95 mm), the start slice's reference propagated one slice each way."""
+    image, labels, spacing, label_ids = load("ct_dicom")
+    liver = labels == label_ids["liver"]
+    z = int(np.argmax(liver.sum(axis=(1, 2))))
+    size = (256, 256)
+    small = np.stack([resize_linear(s, size) for s in image[z - 1:z + 2]])
+    reference = np.stack([resize_linear(m.astype(np.float32), size) > 0.5
+                          for m in liver[z - 1:z + 2]])
+    small_spacing = (spacing[0],) + tuple(s * n / 256 for s, n in zip(spacing[1:], image.shape[1:]))
+    seconds = []
+    for _ in range(repeats):
+        mask = np.zeros_like(reference)
+        mask[1] = reference[1]
+        seconds += run_from(small, small_spacing, mask, 1, {1}, method, overrides)
+    return 1000.0 * float(np.median(seconds))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="medseg.bench.propagation", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="liver/spleen only")
@@ -116,7 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     print("| method | volume | organ | slices | one-shot | 1 corr. | 2 corr. | 4 corr. | ms/slice |")
     print("|---|---|---|---|---|---|---|---|---|")
     for method in methods:
-        means = []
+        means, groups = [], {"held-out": [], "seen": []}
         for name in VOLUMES:
             image, labels, spacing, label_ids = load(name)
             for organ in QUICK[name] if args.quick else ORGANS:
@@ -124,11 +147,20 @@ def main(argv: list[str] | None = None) -> None:
                     continue
                 row = evaluate(image, labels == label_ids[organ], spacing, method, overrides)
                 means.append(row["dice"])
+                groups["held-out" if organ in HELD_OUT_ORGANS else "seen"].append(row["dice"])
                 cells = " | ".join(f"{d:.3f}" for d in row["dice"])
                 print(f"| {method} | {name} | {organ} | {row['slices']} | {cells} | "
                       f"{row['ms_per_slice']:.1f} |", flush=True)
         mean = " | ".join(f"**{v:.3f}**" for v in np.mean(means, axis=0))
         print(f"| {method} | all | **mean of {len(means)}** | | {mean} | |")
+        for group, rows in groups.items():
+            if rows:
+                mean = " | ".join(f"{v:.3f}" for v in np.mean(rows, axis=0))
+                print(f"| {method} | all | mean of {len(rows)} {group} | | {mean} | |")
+    print()
+    for method in methods:
+        print(f"{method}: {ms_per_256_slice(method, overrides):.1f} ms per 256 x 256 slice "
+              "(median, ct_dicom liver resampled)")
 
 
 if __name__ == "__main__":

@@ -22,9 +22,12 @@ import numpy as np
 
 from medseg.engine.errors import ModelUnavailable
 from medseg.engine.propagation import PredictorSpec, register_predictor
+from medseg.engine.slice_predictors import SeedGraphCut, SeedGraphCutParams
 from medseg.models.propagation_io import predict_slice
 
 NAME = "propnet-2d"
+FUSED_NAME = "propnet-2d-seeds"
+MIN_VOXELS = 3  # a network mask smaller than this: the object has ended
 WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "weights" / f"{NAME}.onnx"
 
 
@@ -86,4 +89,61 @@ register_predictor(PredictorSpec(
                 "organs and synthetic volumes (see /v1/models).",
     params_type=PropNetParams,
     build=PropNetPredictor,
+))
+
+
+@dataclass(frozen=True)
+class FusedParams(SeedGraphCutParams):
+    """The model-free method's parameters (its seeds, unary and graph cut) plus the network's
+    weight in the averaged unary."""
+
+    network_weight: float = 0.5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 <= self.network_weight <= 1.0:
+            raise ValueError("need 0 <= network_weight <= 1")
+
+
+class FusedPredictor:
+    """The network's probability averaged with the model-free method's answer on the slice,
+    cut again by its graph cut with the prior's seeds as hard constraints (seed propagation, RefineNet
+    paper section 3.4, whose refinement network reads the previous slice's seeds beside the
+    prediction; here the two meet as probabilities, as MIDeepSeg fuses a CNN with clicks).
+
+    Why: alone, the network (trained on other organs) runs over weak boundaries and keeps an
+    organ's area where it tapers, while the model-free method loses objects that are not
+    uniform (stomach, pancreas) or thin. Each corrects the other: on the seen organs of the
+    validation volume (never trained on) one-shot Dice 0.712 against 0.668 (network) and
+    0.526 (model-free); IF fusion (eq. 3-7) 0.693, a graph cut on the network alone 0.697,
+    and averaging with the model-free unary before its cut (not its answer) 0.712 too, but
+    0.820 against 0.849 on held-out organs. The network also decides where the object ends:
+    an empty network mask stops, and foreground seeds must lie inside the network's mask."""
+
+    def __init__(self, params: FusedParams, start_image, start_mask, spacing):
+        self.params = params
+        self.network = PropNetPredictor(PropNetParams(), start_image, start_mask, spacing)
+        self.seeds = SeedGraphCut(params, start_image, start_mask, spacing)
+
+    def predict(self, image: np.ndarray, prior: np.ndarray, spacing) -> np.ndarray:
+        network = self.network.predict(image, prior, spacing)
+        inside = network >= 0.5
+        if inside.sum() < MIN_VOXELS:
+            return network
+        seeds = self.seeds.seeds(image, prior, spacing, allowed=inside)
+        if seeds is None:
+            return np.zeros(image.shape, np.float32)
+        w = self.params.network_weight
+        model_free = self.seeds.predict(image, prior, spacing)
+        unary = (w * network + (1.0 - w) * model_free).astype(np.float32)
+        return self.seeds.cut(unary, image, seeds, spacing)
+
+
+register_predictor(PredictorSpec(
+    name=FUSED_NAME,
+    description="propnet-2d's probability averaged with graphcut-seeds' answer, cut again "
+                "by its graph cut with the prior's skeleton (inside the network's mask) and "
+                "ring as hard seeds: the best of both on held-out organs (README).",
+    params_type=FusedParams,
+    build=FusedPredictor,
 ))

@@ -42,6 +42,21 @@ class SeedGraphCutParams:
             raise ValueError("need dilation_mm > 0, seed_k > 0, sigma > 0 and lamb >= 0")
 
 
+@dataclass(frozen=True)
+class Seeds:
+    fg: np.ndarray  # bool: the prior's skeleton on tissue like the object
+    bg: np.ndarray  # bool: the ring around the dilated prior (and beyond)
+    geo_bg: np.ndarray  # bool: the background seeds the geodesic unary starts from
+
+
+def _unit_range(image: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """(image mapped from its 1st..99th percentiles to [0, 1] float32, lo, scale)."""
+    lo, hi = np.percentile(image, [1.0, 99.0])
+    scale = max(float(hi - lo), 1e-6)
+    norm = np.clip((image - np.float32(lo)) / np.float32(scale), 0, 1).astype(np.float32)
+    return norm, float(lo), scale
+
+
 class SeedGraphCut:
     """One propagation's predictor: keeps the object's intensity (mean, std) from the start
     slice, which the user gave or accepted, to vet the seeds of every later slice."""
@@ -61,13 +76,24 @@ class SeedGraphCut:
 
     def predict(self, image: np.ndarray, prior: np.ndarray, spacing) -> np.ndarray:
         """image float32 (h, w), prior bool (h, w), spacing (mm, mm) -> probability (h, w)."""
+        seeds = self.seeds(image, prior, spacing)
+        if seeds is None:
+            return np.zeros(image.shape, np.float32)
+        return self.cut(self.unary(image, seeds, spacing), image, seeds, spacing)
+
+    def seeds(self, image: np.ndarray, prior: np.ndarray, spacing,
+              allowed: np.ndarray | None = None) -> Seeds | None:
+        """The slice's seeds from the prior, or None where the object has ended (too few
+        skeleton pixels left on tissue like the object, and inside `allowed` if given)."""
         p = self.params
         skeleton = skeletonize(prior) & prior
         smooth = ndimage.gaussian_filter(image, [1.0 / max(s, 1e-6) for s in spacing])
         plausible = np.abs(smooth - self.mean) <= p.seed_k * self.std
         seed_fg = skeleton & plausible
+        if allowed is not None:
+            seed_fg &= allowed
         if seed_fg.sum() < max(p.min_seed_fraction * skeleton.sum(), 1):
-            return np.zeros(image.shape, np.float32)
+            return None
         # dilation and its boundary from one distance transform (a disk footprint costs 5x more)
         distance = ndimage.distance_transform_edt(~prior, sampling=spacing)
         dilated = distance <= p.dilation_mm
@@ -83,16 +109,25 @@ class SeedGraphCut:
         geo_bg = seed_bg & ~plausible if radius > p.unlike_bg_radius_mm else seed_bg
         if not geo_bg.any():
             geo_bg = seed_bg
-        lo, hi = np.percentile(image, [1.0, 99.0])
-        scale = max(float(hi - lo), 1e-6)
-        norm = np.clip((image - np.float32(lo)) / np.float32(scale), 0, 1).astype(np.float32)
+        return Seeds(seed_fg, seed_bg, geo_bg)
+
+    def unary(self, image: np.ndarray, seeds: Seeds, spacing) -> np.ndarray:
+        """Foreground probability from the seeds' geodesic distances and the start slice's
+        intensity model (float32, image's shape)."""
+        p = self.params
+        norm, lo, scale = _unit_range(image)
         model = ((self.mean - lo) / scale, p.intensity_k * self.std / scale)
         border = np.zeros(image.shape, bool)
-        prob = unary_probability(norm, seed_fg, geo_bg, border, list(spacing), self.cut_params,
-                                 model if p.intensity_k > 0 else None)
+        return unary_probability(norm, seeds.fg, seeds.geo_bg, border, list(spacing),
+                                 self.cut_params, model if p.intensity_k > 0 else None)
+
+    def cut(self, prob: np.ndarray, image: np.ndarray, seeds: Seeds, spacing) -> np.ndarray:
+        """The graph cut of `prob` with the seeds as hard constraints, as a probability
+        consistent with the cut (>= 0.5 exactly on the mask)."""
+        p = self.params
+        norm = _unit_range(image)[0]
         cut = banded_graph_cut if prob.size > p.coarse_pixels else graph_cut
-        mask = cut(prob, norm, list(spacing), seed_fg, seed_bg, p.lamb, p.sigma)
-        # a probability consistent with the cut (>= 0.5 exactly on the mask)
+        mask = cut(prob, norm, list(spacing), seeds.fg, seeds.bg, p.lamb, p.sigma)
         return np.where(mask, np.maximum(prob, 0.5), np.minimum(prob, 0.499)).astype(np.float32)
 
 
