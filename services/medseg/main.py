@@ -7,6 +7,9 @@ import argparse
 import os
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 
 import uvicorn
 from pydantic import ValidationError
@@ -28,7 +31,7 @@ def serve(workers: int) -> None:
         os.environ["MEDSEG_REDIS_URL"] = redis_server.start()
         print(f"medseg: started embedded Redis at {redis_server.url} "
               f"(data in {settings.data_dir / 'redis'})", flush=True)
-    worker = start_worker() if settings.run_worker else None
+    worker = WorkerSupervisor(start_worker) if settings.run_worker else None
     print(f"medseg: serving on http://{settings.host}:{settings.port} "
           f"({'dev mode, no API keys' if not settings.key_hashes else 'API keys required'})",
           flush=True)
@@ -38,9 +41,8 @@ def serve(workers: int) -> None:
         uvicorn.run("medseg.api.app:create_app", factory=True, host=settings.host,
                     port=settings.port, workers=workers, log_level="warning")
     finally:
-        if worker and worker.poll() is None:
-            worker.terminate()
-            worker.wait(timeout=10)
+        if worker:
+            worker.stop()
         if redis_server:
             redis_server.stop()
 
@@ -53,6 +55,50 @@ def start_worker() -> subprocess.Popen:
                                preexec_fn=die_with_parent)  # noqa: PLW1509 - one prctl call, before any thread
     print(f"medseg: started job worker (pid {process.pid})", flush=True)
     return process
+
+
+class WorkerSupervisor:
+    """Keeps one job worker running beside the API: a worker that exits (killed by the OOM
+    killer, crashed) is started again. Its running job is already handled (the job store marks
+    it `worker_lost`); without a restart every later job would wait in the queue forever. A
+    worker that keeps dying within `stable_s` of its start waits twice as long each time
+    before the next start (from `backoff_s` up to `max_backoff_s`), so a broken install does
+    not spin."""
+
+    def __init__(self, start: Callable[[], subprocess.Popen], poll_s: float = 1.0,
+                 backoff_s: float = 1.0, max_backoff_s: float = 60.0, stable_s: float = 60.0):
+        self._start, self.poll_s = start, poll_s
+        self.backoff_s, self.max_backoff_s, self.stable_s = backoff_s, max_backoff_s, stable_s
+        self._stopping = threading.Event()
+        self.process = start()
+        self.started_at, self.restarts = time.monotonic(), 0
+        self._thread = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        wait = self.backoff_s
+        while not self._stopping.wait(self.poll_s):
+            code = self.process.poll()
+            if code is None:
+                continue
+            wait = self.backoff_s if time.monotonic() - self.started_at > self.stable_s else wait
+            print(f"medseg: job worker (pid {self.process.pid}) exited with code {code}; "
+                  f"starting another in {wait:.0f} s", flush=True)
+            if self._stopping.wait(wait):
+                return
+            self.process, self.started_at = self._start(), time.monotonic()
+            self.restarts += 1
+            wait = min(2 * wait, self.max_backoff_s)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        self._thread.join(timeout)
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
 
 
 def run(argv: list[str] | None = None) -> None:
