@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import signal
 import subprocess
 import sys
@@ -51,5 +52,5 @@ def test_a_worker_that_keeps_dying_waits_longer_each_time():
         assert _wait_for(lambda: len(starts) >= 4, timeout_s=15)
     finally:
         supervisor.stop()
-    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert gaps[0] >= 0.2 and gaps[1] >= 0.4 and gaps[2] >= 0.8  # 0.2 s, doubling
