@@ -145,7 +145,8 @@ def test_bad_requests(client, store, worker, totalseg, kidney):
     empty = new_segment(client, session["id"], "empty")
     assert client.post(url(session, empty["id"], "/propagate"), json={}).status_code == 422
     caps = client.get("/v1/capabilities").json()
-    assert "graphcut-seeds" in [m["name"] for m in caps["propagation_methods"]]
+    names = [m["name"] for m in caps["propagation_methods"]]
+    assert names[0] == "propnet-2d-seeds" and "graphcut-seeds" in names  # the default first
     assert {"propagate", "noop"} <= {k["name"] for k in caps["job_kinds"]}
 
 
