@@ -130,11 +130,14 @@ class FusedPredictor:
         inside = network >= 0.5
         if inside.sum() < MIN_VOXELS:
             return network
-        seeds = self.seeds.seeds(image, prior, spacing, allowed=inside)
+        candidates = self.seeds.candidates(image, prior, spacing)
+        seeds = candidates.choose(self.params.min_seed_fraction, allowed=inside)
         if seeds is None:
             return np.zeros(image.shape, np.float32)
+        # the model-free method's own seeds: a superset of these, so never None here
+        own = candidates.choose(self.params.min_seed_fraction)
+        model_free = self.seeds.solve(image, own, spacing)
         w = self.params.network_weight
-        model_free = self.seeds.predict(image, prior, spacing)
         unary = (w * network + (1.0 - w) * model_free).astype(np.float32)
         return self.seeds.cut(unary, image, seeds, spacing)
 

@@ -49,6 +49,35 @@ class Seeds:
     geo_bg: np.ndarray  # bool: the background seeds the geodesic unary starts from
 
 
+@dataclass(frozen=True)
+class SeedCandidates:
+    """What a prior offers as seeds on the next slice, before the foreground is chosen: the
+    costly part (skeleton, smoothing, distance transform), computed once per slice even when
+    seeds are chosen twice (the fused predictor: with and without the network's mask)."""
+
+    skeleton: np.ndarray  # bool: the prior's skeleton
+    plausible: np.ndarray  # bool: tissue like the object (start slice's intensity)
+    outer: np.ndarray  # bool: the ring, the ROI edge inside the dilation, and beyond it
+    wide: bool  # an object wider than unlike_bg_radius_mm
+
+    def choose(self, min_fraction: float, allowed: np.ndarray | None = None) -> Seeds | None:
+        """The seeds, or None where the object has ended (fewer than `min_fraction` of the
+        skeleton left on tissue like the object, and inside `allowed` if given)."""
+        seed_fg = self.skeleton & self.plausible
+        if allowed is not None:
+            seed_fg &= allowed
+        if seed_fg.sum() < max(min_fraction * self.skeleton.sum(), 1):
+            return None
+        seed_bg = self.outer & ~seed_fg
+        # background seeds lying on tissue like the object pull the boundary inwards (half-way
+        # between skeleton and ring in a homogeneous organ): the geodesic unary starts only
+        # from unlike ones; every seed still bounds the graph cut
+        geo_bg = seed_bg & ~self.plausible if self.wide else seed_bg
+        if not geo_bg.any():
+            geo_bg = seed_bg
+        return Seeds(seed_fg, seed_bg, geo_bg)
+
+
 def _unit_range(image: np.ndarray) -> tuple[np.ndarray, float, float]:
     """(image mapped from its 1st..99th percentiles to [0, 1] float32, lo, scale)."""
     lo, hi = np.percentile(image, [1.0, 99.0])
@@ -76,24 +105,17 @@ class SeedGraphCut:
 
     def predict(self, image: np.ndarray, prior: np.ndarray, spacing) -> np.ndarray:
         """image float32 (h, w), prior bool (h, w), spacing (mm, mm) -> probability (h, w)."""
-        seeds = self.seeds(image, prior, spacing)
+        seeds = self.candidates(image, prior, spacing).choose(self.params.min_seed_fraction)
         if seeds is None:
             return np.zeros(image.shape, np.float32)
-        return self.cut(self.unary(image, seeds, spacing), image, seeds, spacing)
+        return self.solve(image, seeds, spacing)
 
-    def seeds(self, image: np.ndarray, prior: np.ndarray, spacing,
-              allowed: np.ndarray | None = None) -> Seeds | None:
-        """The slice's seeds from the prior, or None where the object has ended (too few
-        skeleton pixels left on tissue like the object, and inside `allowed` if given)."""
+    def candidates(self, image: np.ndarray, prior: np.ndarray, spacing) -> SeedCandidates:
+        """The prior's seed candidates on this slice (`SeedCandidates.choose` picks seeds)."""
         p = self.params
         skeleton = skeletonize(prior) & prior
         smooth = ndimage.gaussian_filter(image, [1.0 / max(s, 1e-6) for s in spacing])
         plausible = np.abs(smooth - self.mean) <= p.seed_k * self.std
-        seed_fg = skeleton & plausible
-        if allowed is not None:
-            seed_fg &= allowed
-        if seed_fg.sum() < max(p.min_seed_fraction * skeleton.sum(), 1):
-            return None
         # dilation and its boundary from one distance transform (a disk footprint costs 5x more)
         distance = ndimage.distance_transform_edt(~prior, sampling=spacing)
         dilated = distance <= p.dilation_mm
@@ -101,15 +123,13 @@ class SeedGraphCut:
         # the ROI edge bounds the dilation where it was clipped: it is background too
         edge = np.zeros(image.shape, bool)
         edge[[0, -1], :] = edge[:, [0, -1]] = True
-        seed_bg = (ring | (edge & dilated) | ~dilated) & ~seed_fg
-        # background seeds lying on tissue like the object pull the boundary inwards (half-way
-        # between skeleton and ring in a homogeneous organ): the geodesic unary starts only
-        # from unlike ones; every seed still bounds the graph cut
         radius = np.sqrt(prior.sum() * spacing[0] * spacing[1] / np.pi)
-        geo_bg = seed_bg & ~plausible if radius > p.unlike_bg_radius_mm else seed_bg
-        if not geo_bg.any():
-            geo_bg = seed_bg
-        return Seeds(seed_fg, seed_bg, geo_bg)
+        return SeedCandidates(skeleton, plausible, ring | (edge & dilated) | ~dilated,
+                              bool(radius > p.unlike_bg_radius_mm))
+
+    def solve(self, image: np.ndarray, seeds: Seeds, spacing) -> np.ndarray:
+        """The model-free answer from the seeds: geodesic unary, then the graph cut."""
+        return self.cut(self.unary(image, seeds, spacing), image, seeds, spacing)
 
     def unary(self, image: np.ndarray, seeds: Seeds, spacing) -> np.ndarray:
         """Foreground probability from the seeds' geodesic distances and the start slice's
