@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet --progress-bar off --upgrade pip setuptools wheel "numpy>=2.0"
 	$(PIP) install --quiet --progress-bar off torch==2.13.0
 	CFLAGS="$(NPY_FLAG)" CPPFLAGS="$(NPY_FLAG)" $(PIP) install --quiet --progress-bar off --no-build-isolation --no-cache-dir "geodistk>=0.1.7"
-	$(PIP) install --quiet --progress-bar off -e ".[dev]"
+	$(PIP) install --quiet --progress-bar off -e ".[dev,train]"
 	touch $(STAMP)
 
 # `make serve` is a local developer server: with no API keys configured it switches dev mode
@@ -41,20 +41,20 @@ test: $(STAMP) $(CHROMIUM)
 	$(PY) -m pytest
 
 bench: $(STAMP)
-	$(PY) -m medseg.bench.latency
+	$(PY) -m medseg_bench.latency
 
 bench-propagation: $(STAMP)
-	$(PY) -m medseg.bench.propagation
+	$(PY) -m medseg_bench.propagation
 
 bench-jobs: $(STAMP)
-	$(PY) -m medseg.bench.jobs
+	$(PY) -m medseg_bench.jobs
 
 # an extra job worker against MEDSEG_REDIS_URL (`make serve` already starts one)
 worker: $(STAMP)
-	$(PY) -m medseg.jobs.worker
+	$(PY) -m medseg.worker
 
 bench-browser: $(STAMP) $(CHROMIUM)
-	$(PY) -m medseg.bench.browser
+	$(PY) -m medseg_bench.browser
 
 openapi: $(STAMP)
 	$(PY) -m medseg.api.openapi_export openapi/openapi.json

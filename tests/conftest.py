@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+
 from medseg.api.app import create_app
 from medseg.api.auth import hash_key
 from medseg.api.settings import Settings
@@ -35,7 +36,9 @@ def redis_url():
 
 def make_settings(redis_url: str, **overrides) -> Settings:
     entries = ",".join(f"{tenant}:sha256:{hash_key(key)}" for tenant, key in KEYS.items())
-    values = {"redis_url": redis_url, "api_keys": entries, "session_ttl_s": 3600, "log_json": True}
+    # the test plug-in (job kind `paint`, predictor `slow-test`), as the test workers load it
+    values = {"redis_url": redis_url, "api_keys": entries, "session_ttl_s": 3600, "log_json": True,
+              "plugins": "tests.jobs.demo_kinds"}
     values.update(overrides)
     return Settings(**values)
 
@@ -48,6 +51,14 @@ def settings(redis_url) -> Settings:
 @pytest.fixture
 def store(settings) -> Store:
     return Store.connect(settings.redis_url, settings.session_ttl_s)
+
+
+@pytest.fixture(scope="session")
+def plugins():
+    """The built-in methods, predictors, job kinds and models (as the server wires them)."""
+    from medseg import builtin
+
+    return builtin.build()
 
 
 @pytest.fixture

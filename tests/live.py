@@ -9,13 +9,13 @@ import time
 from contextlib import contextmanager
 
 import httpx
+
 from medseg.api.auth import hash_key
 from medseg.store.embedded import free_port
-
 from tests.conftest import KEYS, ROOT
 
 # every worker a test starts knows the test job kinds and beats fast (lost jobs show in ~1 s)
-WORKER_ENV = {"MEDSEG_JOB_PLUGINS": "tests.jobs.demo_kinds", "MEDSEG_JOB_HEARTBEAT_S": "1.0",
+WORKER_ENV = {"MEDSEG_PLUGINS": "tests.jobs.demo_kinds", "MEDSEG_JOB_HEARTBEAT_S": "1.0",
               "PYTHONPATH": str(ROOT)}
 
 
@@ -59,9 +59,9 @@ def api_server(redis_url: str, **env_overrides: str):
 
 @contextmanager
 def job_worker(redis_url: str, **env_overrides: str):
-    """A real `python -m medseg.jobs.worker` process (its own process group); yields it."""
+    """A real `python -m medseg.worker` process (its own process group); yields it."""
     env = {**os.environ, "MEDSEG_REDIS_URL": redis_url, **WORKER_ENV, **env_overrides}
-    process = subprocess.Popen([sys.executable, "-m", "medseg.jobs.worker"], env=env,
+    process = subprocess.Popen([sys.executable, "-m", "medseg.worker"], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                start_new_session=True)
     try:

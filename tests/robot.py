@@ -1,5 +1,5 @@
-"""The robot user lives in medseg.bench.robot (the click benchmark uses it too)."""
+"""The robot user lives in medseg_bench.robot (the click benchmark uses it too)."""
 
-from medseg.bench.robot import robot_click
+from medseg_bench.robot import robot_click
 
 __all__ = ["robot_click"]

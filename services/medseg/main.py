@@ -51,7 +51,7 @@ def start_worker() -> subprocess.Popen:
     """One `medseg-worker` process beside the API (it reads MEDSEG_REDIS_URL from the
     environment set above). It dies with this process (PR_SET_PDEATHSIG), however that dies;
     run more with `medseg-worker` or set MEDSEG_RUN_WORKER=0 to run them elsewhere."""
-    process = subprocess.Popen([sys.executable, "-m", "medseg.jobs.worker"],
+    process = subprocess.Popen([sys.executable, "-m", "medseg.worker"],
                                preexec_fn=die_with_parent)  # noqa: PLW1509 - one prctl call, before any thread
     print(f"medseg: started job worker (pid {process.pid})", flush=True)
     return process

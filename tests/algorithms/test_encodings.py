@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from medseg.algorithms.encodings import ENCODINGS, egd, encode, intensity_geodesic
 from scipy import ndimage
+
+from medseg.algorithms.encodings import ENCODINGS, egd, encode, intensity_geodesic
 
 
 def two_regions(shape=(40, 60)):

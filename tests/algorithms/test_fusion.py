@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from medseg.algorithms.encodings import intensity_geodesic
 from medseg.algorithms.fusion import click_distances, fuse, if_gc, plain_gc
 

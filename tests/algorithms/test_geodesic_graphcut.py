@@ -7,11 +7,12 @@ import itertools
 import GeodisTK
 import numpy as np
 import pytest
+from scipy import ndimage
+
 from medseg.algorithms.geodesic import geodesic_distance
 from medseg.algorithms.graphcut import P_CLIP, _band_cut, banded_graph_cut, graph_cut
 from medseg.algorithms.normalize import normalize_percentiles
 from medseg.algorithms.resample import block_mean, upsample_linear2, upsample_nearest
-from scipy import ndimage
 
 
 def euclidean(shape, seed, spacing):

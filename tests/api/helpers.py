@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 from fastapi.testclient import TestClient
-from medseg_client import codec
+
+from medseg_protocol import codec
 
 
 def upload(client: TestClient, *paths: Path, name: str | None = None) -> dict:
@@ -30,7 +31,3 @@ def full_mask(client: TestClient, session_id: str, segment_id: int,
     return codec.decode_mask(response.json())
 
 
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a.astype(bool), b.astype(bool)
-    total = a.sum() + b.sum()
-    return 1.0 if total == 0 else float(2 * (a & b).sum() / total)

@@ -13,10 +13,11 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
-from medseg.engine.imageio import reorient_to
-from medseg_client import codec
 
-from tests.api.helpers import dice, new_segment, upload
+from medseg.algorithms.metrics import dice
+from medseg.engine.imageio import reorient_to
+from medseg_protocol import codec
+from tests.api.helpers import new_segment, upload
 from tests.robot import robot_click
 
 

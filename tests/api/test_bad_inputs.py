@@ -9,9 +9,9 @@ import zipfile
 import pydicom
 import pytest
 from fastapi.testclient import TestClient
+
 from medseg.api.app import create_app
 from medseg.store import Store
-
 from tests.api.helpers import new_segment, upload
 from tests.conftest import KEYS, make_settings
 

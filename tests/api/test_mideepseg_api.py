@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from medseg_client import codec
 
+from medseg_protocol import codec
 from tests.api.helpers import full_mask, new_segment, upload
 from tests.models.tiny import tiny_models_dir
 

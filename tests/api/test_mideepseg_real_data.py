@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from medseg.models.registry import WEIGHTS_DIR
-from medseg.training.objects import largest_component
-from medseg.training.simulate import interior_margin_points
-from medseg_client import codec
 
-from tests.api.helpers import dice, new_segment, upload
+from medseg.algorithms.metrics import dice
+from medseg.models.loader import WEIGHTS_DIR
+from medseg_protocol import codec
+from medseg_train.objects import largest_component
+from medseg_train.simulate import interior_margin_points
+from tests.api.helpers import new_segment, upload
 from tests.api.test_accuracy_real_data import largest_slice, organ_reference
 from tests.robot import robot_click
 
-# set a little under what `python -m medseg.bench.clicks` and these tests measured
+# set a little under what `python -m medseg_bench.clicks` and these tests measured
 FLOORS = {2: 0.90, 3: 0.78}  # measured: 2D 0.927 -> 0.943 (2d-egd 1.0.0), 3D 0.733 -> 0.821 (3d-egd 1.0.0)
 
 

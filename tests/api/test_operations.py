@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
+
 from medseg.api.app import create_app
 from medseg.store import Store
-
 from tests.conftest import KEYS, make_settings
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from medseg_client import codec
 
+from medseg_protocol import codec
 from tests.api.helpers import full_mask, new_segment, upload
 
 LIVER_CLICK = [15, 50, 40]

@@ -8,10 +8,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+
 from medseg.api.app import create_app
 from medseg.store import Store
 from medseg.store.keys import SessionKeys, tenant_sessions_key
-
 from tests.api.helpers import new_segment, upload
 from tests.conftest import KEYS, make_settings
 
@@ -111,8 +111,9 @@ def test_missing_or_wrong_key_is_401(app):
 
 
 def test_dev_mode_must_be_explicit_and_local(redis_url):
-    from medseg.api.settings import Settings
     from pydantic import ValidationError
+
+    from medseg.api.settings import Settings
 
     with pytest.raises(ValidationError, match="no API keys configured"):
         Settings(redis_url=redis_url, api_keys="", dev_mode=False)

@@ -87,8 +87,8 @@ def test_viewer_is_served_at_ui(client):
 
 def test_without_viewer_files_root_goes_to_docs(redis_url, store, tmp_path):
     from fastapi.testclient import TestClient
-    from medseg.api.app import create_app
 
+    from medseg.api.app import create_app
     from tests.conftest import make_settings
 
     app = create_app(make_settings(redis_url, clients_dir=tmp_path), store)

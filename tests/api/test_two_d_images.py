@@ -7,7 +7,8 @@ import io
 import numpy as np
 from PIL import Image
 
-from tests.api.helpers import dice, full_mask, new_segment
+from medseg.algorithms.metrics import dice
+from tests.api.helpers import full_mask, new_segment
 
 
 def disc_png() -> tuple[bytes, np.ndarray]:

@@ -7,8 +7,8 @@ import gzip
 import httpx
 import nibabel as nib
 import numpy as np
-from medseg_client import codec
 
+from medseg_protocol import codec
 from tests.conftest import KEYS
 from tests.live import api_server
 

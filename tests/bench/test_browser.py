@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from medseg.bench import browser as bench
-
+from medseg_bench import browser as bench
 from tests.web.conftest import CHROMIUM
 
 

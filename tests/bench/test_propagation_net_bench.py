@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from medseg.bench.propagation_net import render
+from medseg_bench.propagation_net import render
 
 
 def test_render_groups_organs_and_reports_time():

@@ -9,10 +9,10 @@ import re
 import nibabel as nib
 import numpy as np
 import pytest
-from medseg_client.cli import app
-from medseg_client.client import Client
 from typer.testing import CliRunner
 
+from medseg_client.cli import app
+from medseg_client.client import Client
 from tests.clients.test_sdk import CT, liver_box, liver_reference, liver_voxel
 from tests.conftest import KEYS
 

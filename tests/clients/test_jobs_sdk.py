@@ -7,11 +7,11 @@ import asyncio
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
+
 from medseg_client.cli import app
 from medseg_client.client import AsyncClient, Client
 from medseg_client.errors import InvalidRequest, NotFound
-from typer.testing import CliRunner
-
 from tests.clients.test_sdk import CT, liver_reference
 from tests.conftest import KEYS
 

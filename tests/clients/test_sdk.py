@@ -9,8 +9,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+from scipy import ndimage
+
 from medseg.engine.imageio import reorient_to
-from medseg.training.simulate import interior_margin_points
 from medseg_client.client import AsyncClient, Client, SegmentView, upload_parts
 from medseg_client.errors import (
     Conflict,
@@ -19,8 +20,7 @@ from medseg_client.errors import (
     NotFound,
     Unauthorized,
 )
-from scipy import ndimage
-
+from medseg_train.simulate import interior_margin_points
 from tests.conftest import KEYS, TOTALSEG
 
 CT = TOTALSEG / "ct_3mm.nii.gz"

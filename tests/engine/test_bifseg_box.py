@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from medseg.engine.bifseg import BoxCrop
 from medseg.models.bifseg_io import BOX_MARGIN, INPUT_SIZE
 

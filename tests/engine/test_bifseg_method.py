@@ -6,19 +6,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
+
+from medseg.algorithms.metrics import dice
 from medseg.engine import bifseg_method as bm
-from medseg.engine.errors import InvalidPrompt, ModelUnavailable
 from medseg.engine.finetune import run_block6
-from medseg.engine.methods import SegmentContext
+from medseg.engine.method import SegmentContext
 from medseg.engine.prompts import Box, Marks, Plane
+from medseg.errors import InvalidPrompt, ModelUnavailable
 from medseg.models.bifseg_io import INPUT_SIZE, mask_box
 from medseg.models.block6 import weights_to_bytes
-from medseg.models.export import export_onnx
-from medseg.models.pcnet import PCNet
-from medseg.training.data import load_case
-from medseg.training.mideepseg import dice
-from medseg.training.objects import largest_component
+from medseg_train.data import load_case
+from medseg_train.objects import largest_component
+from tests.models.tiny import write_tiny_pcnet
 
 
 @pytest.fixture(scope="module")
@@ -64,20 +63,18 @@ def test_numpy_block6_matches_torch_and_adapted_weights_are_used(spleen):
                        Marks(boxes=[box]), Plane(0, z))
     adapted = bm.segment(_reader(case.image), None, case.image.shape, case.spacing,
                          Marks(boxes=[box]), Plane(0, z),
-                         context=SegmentContext(adapted_weights=lambda dims: shifted))
+                         context=SegmentContext(artifact=lambda name: weights_to_bytes(shifted)
+                                                if name == bm.adapted_block6_name(2) else None))
     assert adapted.mask.sum() > plain.mask.sum()  # a foreground bias grows the object
 
 
-def test_3d_box_on_an_untrained_pcnet(tmp_path, spleen):
+def test_3d_box_on_an_untrained_pcnet(tmp_path, spleen, monkeypatch):
     case, mask, _, _ = spleen
-    torch.manual_seed(0)
-    net = PCNet(width=4, compressed=2, hidden=4)
-    export_onnx(net, torch.randn(1, 1, *INPUT_SIZE[3]), tmp_path / "pcnet-3d.onnx",
-                output_names=("logits", "features"))
-    (tmp_path / "pcnet-3d.block6.npz").write_bytes(weights_to_bytes(net.block6.weights()))
+    write_tiny_pcnet(tmp_path)
+    monkeypatch.setenv("MEDSEG_MODELS_DIR", str(tmp_path))
     lo, hi = mask_box(mask)
     box = Box(tuple(int(v) for v in lo), tuple(int(v) for v in hi))
-    run = bm.run_box(_reader(case.image), case.image.shape, case.spacing, box, None, 2, tmp_path)
+    run = bm.run_box(_reader(case.image), case.image.shape, case.spacing, box, None, 2)
     assert run.dims == 3 and run.state.features.shape == (10, *INPUT_SIZE[3])
     assert run.roi.lo == tuple(max(v - 2, 0) for v in box.lo)
     assert run.to_roi(run.state.probability).shape == tuple(b - a + 1 for a, b in zip(run.roi.lo, run.roi.hi))
@@ -85,7 +82,7 @@ def test_3d_box_on_an_untrained_pcnet(tmp_path, spleen):
                        run.state.probability, atol=1e-4)
 
 
-def test_errors(spleen, tmp_path):
+def test_errors(spleen, tmp_path, monkeypatch):
     case, _, z, box = spleen
     with pytest.raises(InvalidPrompt, match="needs a box"):
         bm.segment(_reader(case.image), None, case.image.shape, case.spacing,
@@ -93,8 +90,9 @@ def test_errors(spleen, tmp_path):
     with pytest.raises(InvalidPrompt, match="not on the 2D plane"):
         bm.segment(_reader(case.image), None, case.image.shape, case.spacing,
                    Marks(boxes=[box]), Plane(0, z + 1))
-    with pytest.raises(ModelUnavailable, match="pcnet-3d"):
-        bm.load_network(3, tmp_path)
+    monkeypatch.setenv("MEDSEG_MODELS_DIR", str(tmp_path))
+    with pytest.raises(ModelUnavailable, match="no 3D bifseg model"):
+        bm.load_network(3)
 
 
 def test_fractional_spacing_gives_a_finite_grid_spacing(spleen):

@@ -8,6 +8,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from medseg.engine.finetune import (
     PARAMS_2D,
     FinetuneCancelled,

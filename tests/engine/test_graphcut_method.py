@@ -14,16 +14,12 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from medseg.engine.errors import InvalidPrompt
+
+from medseg.algorithms.metrics import dice
 from medseg.engine.graphcut_method import GraphCutParams, plan_roi, segment
 from medseg.engine.prompts import Box, Marks, Plane
-
+from medseg.errors import InvalidPrompt
 from tests.robot import robot_click
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    total = a.sum() + b.sum()
-    return 1.0 if total == 0 else float(2 * (a & b).sum() / total)
 
 
 def label_of(totalseg, seg_file: str, organ: str) -> int:

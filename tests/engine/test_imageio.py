@@ -17,7 +17,8 @@ import pydicom
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from medseg.engine.errors import CorruptImage, ImageTooLarge, MedsegError, UnsupportedFormat
+from PIL import Image
+
 from medseg.engine.imageio import (
     ImageLimits,
     load_image,
@@ -26,7 +27,7 @@ from medseg.engine.imageio import (
     save_nrrd,
     save_png,
 )
-from PIL import Image
+from medseg.errors import CorruptImage, ImageTooLarge, MedsegError, UnsupportedFormat
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "totalseg"
 if not DATA.is_dir():  # the repo may be checked out elsewhere; fall back to the known location

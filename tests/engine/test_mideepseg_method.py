@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from medseg.engine.errors import InvalidPrompt, ModelUnavailable
-from medseg.engine.methods import SegmentContext, get_method
-from medseg.engine.prompts import Box, Marks, Plane
-from medseg.models.mideepseg_io import relaxed_box
 
+from medseg.engine.method import SegmentContext
+from medseg.engine.mideepseg_method import METHOD
+from medseg.engine.prompts import Box, Marks, Plane
+from medseg.errors import InvalidPrompt, ModelUnavailable
+from medseg.models.mideepseg_io import relaxed_box
 from tests.models.tiny import tiny_models_dir
 
 SHAPE = (20, 60, 70)
@@ -34,7 +35,7 @@ def reader(image):
 
 
 def run(image, marks, plane, kind, context=None, bbox=None, **params):
-    method = get_method("mideepseg")
+    method = METHOD
     return method.run(read_image=reader(image), read_mask=None, shape=SHAPE, spacing=SPACING,
                       marks=marks, plane=plane, params=method.parse_params(params),
                       current_mask_bbox=bbox, context=context or SegmentContext(kind=kind))
@@ -71,7 +72,7 @@ def test_too_few_points_and_missing_models_are_clear_errors(volume):
     with pytest.raises(ModelUnavailable, match="gaussian.*available: mideepseg-2d-egd"):
         run(image, Marks(points=POINTS_2D), Plane(0, 10), "points", encoding="gaussian")
     with pytest.raises(InvalidPrompt, match="refinement must be one of"):
-        get_method("mideepseg").parse_params({"refinement": "crf"})
+        METHOD.parse_params({"refinement": "crf"})
 
 
 def _refine_context(first, plane):

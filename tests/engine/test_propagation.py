@@ -7,15 +7,19 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
-from medseg.engine.errors import InvalidPrompt
+
+from medseg import builtin
+from medseg.algorithms.metrics import dice
 from medseg.engine.prompts import Box
 from medseg.engine.propagation import (
     PropagationParams,
     bounds,
-    get_predictor,
     propagate,
     split_params,
 )
+from medseg.errors import InvalidPrompt, UnknownName
+
+PREDICTORS = builtin.build().predictors
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +34,7 @@ def ct(totalseg):
 
 def run(image, spacing, mask, start, locked=(), axis=0, **overrides):
     """Propagate `mask`'s slice `start` into a copy of `mask`; returns (mask, results)."""
-    spec = get_predictor("graphcut-seeds")
+    spec = PREDICTORS.get("graphcut-seeds")
     params, own = split_params(spec, overrides)
     take = lambda a, i: np.take(a, i, axis=axis)
     sp2 = tuple(s for i, s in enumerate(spacing) if i != axis)
@@ -47,10 +51,6 @@ def run(image, spacing, mask, start, locked=(), axis=0, **overrides):
         index[axis] = r.index
         out[tuple(index)] = r.mask
     return out, results
-
-
-def dice(a, b):
-    return 2 * (a & b).sum() / max(a.sum() + b.sum(), 1)
 
 
 def test_stops_where_the_organ_ends(ct):
@@ -114,9 +114,9 @@ def test_other_axes_and_bad_input(ct):
     with pytest.raises(InvalidPrompt, match="empty"):
         run(image, spacing, np.zeros_like(kidney), 3)
     with pytest.raises(InvalidPrompt, match="unknown parameter"):
-        split_params(get_predictor("graphcut-seeds"), {"nope": 1})
-    with pytest.raises(InvalidPrompt, match="unknown propagation method"):
-        get_predictor("nope")
+        split_params(PREDICTORS.get("graphcut-seeds"), {"nope": 1})
+    with pytest.raises(UnknownName, match="unknown propagation method 'nope'; available"):
+        PREDICTORS.get("nope")
     assert bounds(30, 14, 1, {20}, 0) == 5 and bounds(30, 14, -1, (), 3) == 3
     with pytest.raises(ValueError):
         PropagationParams(min_area_ratio=2)

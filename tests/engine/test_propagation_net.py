@@ -6,12 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
+from medseg.algorithms.metrics import dice
 from medseg.engine import propagation_net
-from medseg.models.export import export_onnx
+from medseg.errors import ModelUnavailable
+from medseg.models.loader import onnx_session
 from medseg.models.propagation_io import INPUT_SIZE
-from medseg.training import propagation
-from medseg.training.data import load_case
-from medseg.training.objects import largest_component
+from medseg_train import propagation
+from medseg_train.data import load_case
+from medseg_train.networks.export import export_onnx
+from medseg_train.objects import largest_component
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +34,7 @@ def test_onnx_predictor_agrees_with_the_torch_model(ct, tmp_path):
     model = propagation.build_network().eval()
     path = tmp_path / "net.onnx"
     export_onnx(model, torch.randn(1, 2, *INPUT_SIZE), path)
-    session = propagation_net.load_session(str(path))
+    session = onnx_session(path)
     mask, middle, _ = organ(ct, "spleen")
     args = (ct.image[middle + 1], mask[middle], ct.spacing[1:])
     onnx_prob = propagation_net.predict(*args, session=session)
@@ -46,7 +50,7 @@ def test_the_committed_network_follows_a_held_out_organ_to_the_next_slice(ct, na
     for step in (1, -1):  # measured: 0.91-0.96
         prob = propagation_net.predict(ct.image[middle + step], mask[middle], ct.spacing[1:])
         assert prob.min() >= 0 and prob.max() <= 1
-        assert propagation.dice(prob > 0.5, mask[middle + step]) > floor
+        assert dice(prob > 0.5, mask[middle + step]) > floor
 
 
 def predict(image, prior, spacing):
@@ -68,24 +72,26 @@ def test_the_prediction_past_the_organ_is_tiny(ct, name, stops):
     assert out[past].sum(axis=(1, 2)).max() < 0.2 * mask[middle].sum()
     if stops:  # the propagation ended (an empty or tiny slice) before the volume's end
         assert not out[0].any() or not out[-1].any()
-    assert propagation.dice(out, mask) > 0.75  # one-shot, measured 0.79-0.85
+    assert dice(out, mask) > 0.75  # one-shot, measured 0.79-0.85
 
 
-def test_bad_inputs_are_refused(ct, tmp_path):
+def test_bad_inputs_are_refused(ct, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="non-empty prior"):
         propagation_net.predict(ct.image[10], np.zeros(ct.image.shape[1:], bool), (3.0, 3.0))
-    with pytest.raises(FileNotFoundError, match="weights not found"):
-        propagation_net.load_session(str(tmp_path / "missing.onnx"))
+    monkeypatch.setenv("MEDSEG_MODELS_DIR", str(tmp_path))
+    with pytest.raises(ModelUnavailable, match="no 2D propagation model"):
+        propagation_net.load_session()
 
 
 def one_shot_with(spec_name, case, mask):
     """The training module's one-shot protocol with a registered predictor, built from the
     start slice as the engine builds it, fed the same ROI as the engine's loop (prior box +
     roi_margin_mm)."""
-    from medseg.engine.propagation import PropagationParams, get_predictor
+    from medseg import builtin
+    from medseg.engine.propagation import PropagationParams
 
     start = int(np.argmax(mask.sum(axis=(1, 2))))
-    spec = get_predictor(spec_name)
+    spec = builtin.build().predictors.get(spec_name)
     predictor = spec.build(spec.params_type(), case.image[start], mask[start], case.spacing[1:])
     margin_mm = PropagationParams().roi_margin_mm
 
@@ -107,8 +113,8 @@ def test_the_fused_predictor_keeps_a_held_out_organ_the_model_free_method_loses(
     mask, _, shown = organ(ct, "pancreas")
     fused = one_shot_with(propagation_net.FUSED_NAME, ct, mask)
     model_free = one_shot_with("graphcut-seeds", ct, mask)
-    assert propagation.dice(fused, mask) > 0.7
-    assert propagation.dice(fused, mask) > propagation.dice(model_free, mask) + 0.15
+    assert dice(fused, mask) > 0.7
+    assert dice(fused, mask) > dice(model_free, mask) + 0.15
     past = np.ones(len(mask), dtype=bool)
     past[shown[0]:shown[-1] + 1] = False
     assert fused[past].sum() < 0.1 * mask.sum()  # it stops near the organ's ends (6 %)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from medseg.store.embedded import EmbeddedRedis
 
+from medseg.store.embedded import EmbeddedRedis
 from tests.live import job_worker
 
 

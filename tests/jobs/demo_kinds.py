@@ -1,6 +1,6 @@
-"""Test plugins (loaded by test workers through MEDSEG_JOB_PLUGINS): the job kind `paint` fills
-one z-slice of the segment per step, sleeping between steps, then commits ONE revision; the
-propagation method `slow-test` is graphcut-seeds with a 0.2 s pause per slice."""
+"""A test plug-in (loaded by the test API and workers through MEDSEG_PLUGINS): the job kind
+`paint` fills one z-slice of the segment per step, sleeping between steps, then commits ONE
+revision; the propagation method `slow-test` is graphcut-seeds with a 0.2 s pause per slice."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from pydantic import BaseModel
+
 from medseg.engine.prompts import Box
-from medseg.engine.propagation import PredictorSpec, register_predictor
+from medseg.engine.propagation import PredictorSpec
 from medseg.engine.slice_predictors import SeedGraphCut, SeedGraphCutParams
 from medseg.jobs.context import CommitPlan
-from medseg.jobs.registry import JobKind, register
-from pydantic import BaseModel
+from medseg.jobs.kinds import JobKind
 
 
 class PaintParams(BaseModel):
@@ -40,7 +41,7 @@ def paint(ctx, params: PaintParams) -> dict:
     return {"slices": z}
 
 
-register(JobKind(name="paint", description="test kind", params_type=PaintParams, run=paint))
+PAINT = JobKind(name="paint", description="test kind", params_type=PaintParams, run=paint)
 
 
 class _Slow:
@@ -63,5 +64,9 @@ class _NoParams:
     pass
 
 
-register_predictor(PredictorSpec("slow-test", "test: graphcut-seeds, 0.2 s per slice",
-                                 _NoParams, _build_slow))
+SLOW = PredictorSpec("slow-test", "test: graphcut-seeds, 0.2 s per slice", _NoParams, _build_slow)
+
+
+def register(plugins) -> None:
+    plugins.job_kinds.register(PAINT)
+    plugins.predictors.register(SLOW)

@@ -5,13 +5,11 @@ from __future__ import annotations
 import time
 
 from medseg.jobs import queue
-from medseg.jobs.registry import get_kind
-
-import tests.jobs.demo_kinds  # noqa: F401 - registers "paint" in this process too
+from tests.jobs.demo_kinds import PAINT
 
 
 def submit_paint(store, session: dict, segment: dict, **params):
-    return queue.submit(store, get_kind("paint"), "alice", session["id"], segment["id"], params,
+    return queue.submit(store, PAINT, "alice", session["id"], segment["id"], params,
                         segment["revision"])
 
 

@@ -12,10 +12,12 @@ import signal
 import nibabel as nib
 import numpy as np
 import pytest
-from medseg.bench.bifseg import simulate_scribble
-from medseg.store.keys import SessionKeys
 
-from tests.api.helpers import dice, full_mask, new_segment, upload
+from medseg.algorithms.metrics import dice
+from medseg.engine.bifseg_method import adapted_block6_name
+from medseg.store.keys import SessionKeys
+from medseg_bench.bifseg import simulate_scribble
+from tests.api.helpers import full_mask, new_segment, upload
 from tests.jobs.helpers import wait_state
 
 # Dice measured on this machine (ct_3mm, largest axial slice, box = reference bbox, the scribbles
@@ -24,6 +26,8 @@ from tests.jobs.helpers import wait_state
 BOX_FLOOR = {"spleen": 0.82, "liver": 0.87}
 TUNED_FLOOR = {"spleen": 0.88, "liver": 0.90}
 LONG = {"alternations": 20, "iterations": 200}  # 4000 SGD steps: long enough to interrupt
+
+ADAPTED_2D = adapted_block6_name(2)
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +119,7 @@ def test_box_then_supervised_finetuning_life_cycle(client, store, worker, totals
     assert store.segments.probability(meta, done["result_revision"]) is not None
     # the adapted weights are kept with the revision; a new box on the segment uses them
     head = store.segments.revision(meta, seg, done["result_revision"])
-    assert store.segments.adapted_weights_blob(meta, head, 2) is not None
+    assert store.segments.artifact(meta, head, ADAPTED_2D) is not None
     box = history[1]["interaction"]["marks"]["boxes"][0]
     again = client.post(url(session, seg, "/interactions"), json={
         "type": "box", "method": "bifseg", "dim": "2d", "plane": {"axis": "z", "index": z},
@@ -127,10 +131,10 @@ def test_box_then_supervised_finetuning_life_cycle(client, store, worker, totals
     for _ in range(2):
         assert client.post(url(session, seg, "/undo")).status_code == 200
     first = store.segments.revision(meta, seg, change["revision"])
-    assert store.segments.adapted_weights_blob(meta, first, 2) is None
+    assert store.segments.artifact(meta, first, ADAPTED_2D) is None
     # deleting the segment deletes its adapted weights
     assert client.delete(url(session, seg)).status_code == 204
-    assert store.sessions.redis.hkeys(SessionKeys(session["id"]).adapted) == [], history
+    assert store.sessions.redis.hkeys(SessionKeys(session["id"]).artifacts) == [], history
 
 
 def test_end_to_end_unsupervised_then_supervised_on_the_liver(client, worker, totalseg, organs):
@@ -172,7 +176,7 @@ def test_cancel_while_running_keeps_the_previous_revision(client, store, worker,
     assert client.get(url(session, seg)).json()["revision"] == change["revision"]
     assert np.array_equal(full_mask(client, session["id"], seg), before)
     meta = store.sessions.get(session["id"])
-    assert store.sessions.redis.hlen(SessionKeys(meta.id).adapted) == 0
+    assert store.sessions.redis.hlen(SessionKeys(meta.id).artifacts) == 0
 
 
 def test_job_process_killed_mid_job_fails_and_leaves_the_session_intact(client, store, worker,

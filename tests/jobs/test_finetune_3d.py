@@ -10,31 +10,23 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
-from medseg.engine import bifseg_method
-from medseg.models.bifseg_io import INPUT_SIZE
-from medseg.models.block6 import weights_to_bytes
-from medseg.models.export import export_onnx
-from medseg.models.pcnet import PCNet
 
+from medseg.engine import bifseg_method
 from tests.api.helpers import full_mask, new_segment, upload
 from tests.jobs.helpers import wait_state
 from tests.live import job_worker
+from tests.models.tiny import write_tiny_pcnet
 
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("models")
-    torch.manual_seed(0)
-    net = PCNet(width=4, compressed=2, hidden=4)
-    export_onnx(net, torch.randn(1, 1, *INPUT_SIZE[3]), folder / "pcnet-3d.onnx",
-                output_names=("logits", "features"))
-    (folder / "pcnet-3d.block6.npz").write_bytes(weights_to_bytes(net.block6.weights()))
+    write_tiny_pcnet(folder)
     return folder
 
 
 def test_3d_box_and_finetuning_job(client, store, redis_url, totalseg, models_dir, monkeypatch):
-    monkeypatch.setattr(bifseg_method, "WEIGHTS_DIR", models_dir)
+    monkeypatch.setenv("MEDSEG_MODELS_DIR", str(models_dir))
     seg_nii = nib.load(totalseg / "ct_3mm_seg.nii.gz")
     labels = json.loads((totalseg / "labels.json").read_text())["ct_3mm_seg.nii.gz"]
     label = int(next(k for k, v in labels.items() if v == "spleen"))
@@ -58,11 +50,11 @@ def test_3d_box_and_finetuning_job(client, store, redis_url, totalseg, models_di
             "scribbles": [{"path": [[int(v) for v in np.argwhere(truth).mean(axis=0)]]}]})
         assert job.status_code == 202, job.text
         done = wait_state(client, job.json()["id"], {"succeeded", "failed"}, timeout_s=120)
-    assert done["state"] == "succeeded", done
+    assert done["state"] == "succeeded", done["error"]
     assert done["result"]["dims"] == 3 and done["result"]["iterations"] == 6
     head = store.segments.revision(meta, seg, done["result_revision"])
-    assert store.segments.adapted_weights_blob(meta, head, 3) is not None
-    assert store.segments.adapted_weights_blob(meta, head, 2) is None
+    assert store.segments.artifact(meta, head, bifseg_method.adapted_block6_name(3)) is not None
+    assert store.segments.artifact(meta, head, bifseg_method.adapted_block6_name(2)) is None
     mask = full_mask(client, session["id"], seg)
     centre = tuple(int(v) for v in np.argwhere(truth).mean(axis=0))
     assert mask[centre]  # the scribbled voxel is foreground

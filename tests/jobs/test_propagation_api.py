@@ -8,10 +8,11 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
-from medseg.engine.prompts import Box, Marks
-from medseg_client import codec
 
-from tests.api.helpers import dice, full_mask, new_segment, upload
+from medseg.algorithms.metrics import dice
+from medseg.engine.prompts import Box, Marks
+from medseg_protocol import codec
+from tests.api.helpers import full_mask, new_segment, upload
 from tests.jobs.helpers import wait_state
 
 
@@ -129,7 +130,7 @@ def test_bad_requests(client, store, worker, totalseg, kidney):
     post = lambda body, **kw: client.post(url(session, seg, "/propagate"), json=body, **kw)
     assert post({"start_index": 2}).json()["error"] == "invalid_prompt"  # empty slice
     assert post({"start_index": 99}).status_code == 422
-    assert post({"method": "nope"}).json()["error"] == "invalid_prompt"
+    assert post({"method": "nope"}).json()["error"] == "unknown_name"
     assert post({"params": {"nope": 1}}).json()["error"] == "invalid_prompt"
     assert post({"axis": "w"}).status_code == 422
     assert post({}, headers={"If-Match": '"1"'}).json()["error"] == "revision_conflict"
@@ -137,7 +138,7 @@ def test_bad_requests(client, store, worker, totalseg, kidney):
     click = {"type": "click", "dim": "2d", "plane": {"axis": "z", "index": 11},
              "clicks": [{"zyx": [11, 50, 50]}]}
     bad = client.post(url(session, seg, "/interactions"), json={**click, "propagate": {"method": "nope"}})
-    assert bad.json()["error"] == "invalid_prompt"  # checked before the click is applied
+    assert bad.json()["error"] == "unknown_name"  # checked before the click is applied
     three_d = client.post(url(session, seg, "/interactions"), json={**click, "dim": "3d",
                                                                   "plane": None, "propagate": {}})
     assert three_d.status_code == 422

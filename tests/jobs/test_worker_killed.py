@@ -8,8 +8,8 @@ import signal
 import time
 
 from fastapi.testclient import TestClient
-from medseg.api.app import create_app
 
+from medseg.api.app import create_app
 from tests.api.helpers import new_segment, upload
 from tests.conftest import KEYS
 from tests.jobs.helpers import submit_paint, wait_state

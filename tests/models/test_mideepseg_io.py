@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from medseg.algorithms.resample import resize_linear
 from medseg.models.mideepseg_io import (
     network_input,

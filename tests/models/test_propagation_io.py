@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from medseg.models.propagation_io import (
     INPUT_SIZE,
     crop_around,

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from medseg_client.codec import (
+
+from medseg_protocol.codec import (
     ENCODING_DELTA,
     ENCODING_MASK,
     _varint_pack,

@@ -1,4 +1,5 @@
-"""Cross-language check: Python encoder -> JS decoder (clients/js/maskcodec.js).
+"""Cross-language check: Python encoder -> JS decoder (protocol/medseg_protocol/maskcodec.js),
+and the JS codec's own unit tests (tests/protocol/maskcodec.test.mjs).
 
 Python encodes seeded random masks and deltas, a small Node script decodes /
 applies them with the JS codec (and re-encodes them with the JS encoder), and
@@ -15,10 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from medseg_client.codec import apply_delta, decode_mask, encode_delta, encode_mask
+
+from medseg_protocol.codec import apply_delta, decode_mask, encode_delta, encode_mask
 
 NODE = shutil.which("node")
-MASKCODEC = Path(__file__).resolve().parents[2] / "clients" / "js" / "maskcodec.js"
+ROOT = Path(__file__).resolve().parents[2]
+MASKCODEC = ROOT / "protocol" / "medseg_protocol" / "maskcodec.js"
 
 pytestmark = pytest.mark.skipif(
     NODE is None, reason="`node` is not on PATH; cannot run the JS codec"
@@ -158,3 +161,10 @@ def test_js_rejects_malformed(tmp_path):
         with pytest.raises(ValueError):
             decode_mask(m)
     assert "unknown encoding" in results[0]["error"]
+
+
+def test_js_codec_unit_tests_pass_and_pin_the_versions():
+    result = subprocess.run([NODE, "--test", "tests/protocol/"], cwd=ROOT, check=False,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "# fail 0" in result.stdout and "versions.json" in result.stdout

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from medseg.engine.errors import JobNotFound
+
+from medseg.errors import JobNotFound
 from medseg.jobs import queue
 from medseg.store.jobs import finish
 from medseg.store.keys import SessionKeys

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from medseg.engine.errors import NothingToUndo, SessionBusy
+
 from medseg.engine.prompts import Box, Marks
 from medseg.engine.volume import Volume
+from medseg.errors import NothingToUndo, SessionBusy
 from medseg.store import Store, chunks
 from medseg.store.keys import SessionKeys
-from medseg_client import codec
+from medseg_protocol import codec
 
 SHAPE = (20, 150, 130)  # not a multiple of the chunk shape: edge chunks are partial
 

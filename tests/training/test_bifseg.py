@@ -9,11 +9,12 @@ import numpy as np
 import onnxruntime
 import pytest
 import torch
+
 from medseg.models import bifseg_io
 from medseg.models.block6 import load_block6, weights_from_onnx
-from medseg.models.pcnet import PCNet
-from medseg.models.pnet import PNet
-from medseg.training import bifseg, cli
+from medseg_train import bifseg, cli
+from medseg_train.networks.pcnet import PCNet
+from medseg_train.networks.pnet import PNet
 
 
 @pytest.mark.parametrize("dims", [2, 3])

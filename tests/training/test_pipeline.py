@@ -8,10 +8,11 @@ import numpy as np
 import onnxruntime
 import pytest
 import torch
-from medseg.training import cli, mideepseg
-from medseg.training.data import HELD_OUT_ORGANS, TRAIN_CASES, load_case
-from medseg.training.objects import ObjectSampler
-from medseg.training.synthetic import synthetic_case
+
+from medseg_train import cli, mideepseg
+from medseg_train.data import HELD_OUT_ORGANS, TRAIN_CASES, load_case
+from medseg_train.objects import ObjectSampler
+from medseg_train.synthetic import synthetic_case
 
 
 @pytest.mark.parametrize("shape", [(1, 64, 64), (16, 48, 48)])

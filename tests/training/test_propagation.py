@@ -7,9 +7,11 @@ import json
 import numpy as np
 import onnxruntime
 import torch
+
+from medseg.algorithms.metrics import dice
 from medseg.models.propagation_io import INPUT_SIZE
-from medseg.training import cli, propagation
-from medseg.training.data import HELD_OUT_ORGANS
+from medseg_train import cli, propagation
+from medseg_train.data import HELD_OUT_ORGANS
 
 
 def bar(z_extent=(3, 9), shape=(12, 20, 20)):
@@ -69,7 +71,7 @@ def test_one_shot_follows_a_perfect_predictor_and_stops_past_the_object():
     out = propagation.one_shot(oracle, image, mask, (3.0, 1.0, 2.0))
     assert np.array_equal(out, mask)
     assert calls[0] == (1.0, 2.0) and len(calls) == 2 + 6 - 1  # one empty slice each way
-    assert propagation.dice(out, mask) == 1.0
+    assert dice(out, mask) == 1.0
 
 
 def test_two_training_steps_export_a_model_and_its_card(tmp_path):

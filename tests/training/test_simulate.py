@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from medseg.models.mideepseg_io import relaxed_box
-from medseg.training.simulate import boundary, interior_margin_points
-from medseg.training.synthetic import synthetic_case
 from scipy import ndimage
+
+from medseg.models.mideepseg_io import relaxed_box
+from medseg_train.simulate import boundary, interior_margin_points
+from medseg_train.synthetic import synthetic_case
 
 
 def object_masks(dims: int, count: int = 12):

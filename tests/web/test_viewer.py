@@ -7,9 +7,9 @@ from __future__ import annotations
 import httpx
 import nibabel as nib
 import numpy as np
-from medseg_client import codec
 from scipy import ndimage
 
+from medseg_protocol import codec
 from tests.api.test_accuracy_real_data import largest_slice, organ_reference
 from tests.conftest import KEYS
 from tests.web.conftest import OUTPUT

@@ -26,11 +26,11 @@ from typing import Any, Self
 import httpx
 import numpy as np
 
-from medseg_client import codec
 from medseg_client._calls import _Call, _drop_none, _if_match, _json, _none
 from medseg_client.errors import ConnectionFailed, error_from_response
 from medseg_client.jobs import AsyncJobMixin, JobEndpoints, SyncJobMixin
 from medseg_client.models import AsyncSegmentView, Change, ExportFile, Segment, SegmentView, Session
+from medseg_protocol import codec
 
 __all__ = ["AsyncClient", "AsyncSegmentView", "Client", "SegmentView", "upload_parts"]
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from medseg_client import codec
 from medseg_client.errors import MedsegError
+from medseg_protocol import codec
 
 __all__ = ["AsyncSegmentView", "Change", "ExportFile", "Job", "JobEvent", "Segment", "SegmentView",
            "Session"]

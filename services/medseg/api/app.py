@@ -8,10 +8,12 @@ import uuid
 import structlog
 from fastapi import FastAPI, Request
 
+from medseg import builtin
 from medseg.api import errors, viewer
 from medseg.api.logging import configure as configure_logging
 from medseg.api.routers import jobs, models, propagation, segments, service, sessions, slices
 from medseg.api.settings import Settings
+from medseg.plugins import Plugins
 from medseg.store import Store
 from medseg.usecases.metrics import REQUEST_SECONDS
 
@@ -27,11 +29,15 @@ Voxel coordinates are `[z, y, x]` indices; shapes are `[Z, Y, X]`. Authenticate 
 """
 
 
-def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, store: Store | None = None,
+               plugins: Plugins | None = None) -> FastAPI:
+    """The app with its settings, store and plug-ins (the built-ins plus MEDSEG_PLUGINS'
+    when none are given): the one place the API process is wired."""
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_json)
     app = FastAPI(title="medseg", version="0.1.0", description=DESCRIPTION)
     app.state.settings = settings
+    app.state.plugins = plugins or builtin.build(settings.plugins)
     app.state.store = store or Store.connect(
         settings.redis_url or "redis://127.0.0.1:6379/0", settings.session_ttl_s,
         settings.cache_mb << 20, job_heartbeat_s=settings.job_heartbeat_s)

@@ -9,7 +9,8 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from medseg.api.auth import DEV_TENANT, tenant_for_key
 from medseg.api.settings import Settings
-from medseg.engine.errors import InvalidPrompt
+from medseg.errors import InvalidPrompt
+from medseg.plugins import Plugins
 from medseg.store import Store
 from medseg.store.records import SessionMeta
 
@@ -26,8 +27,13 @@ def get_store(request: Request) -> Store:
     return request.app.state.store
 
 
+def get_plugins(request: Request) -> Plugins:
+    return request.app.state.plugins
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Store, Depends(get_store)]
+PluginsDep = Annotated[Plugins, Depends(get_plugins)]
 
 
 def get_tenant(settings: SettingsDep, request: Request,

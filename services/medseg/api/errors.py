@@ -9,10 +9,32 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from medseg.engine.errors import MedsegError
+from medseg import errors as domain
 from medseg.usecases.metrics import ERRORS
 
 log = structlog.get_logger("medseg.api")
+
+# The HTTP answer of each domain error: the domain names what went wrong, only this table
+# knows HTTP. A subclass answers as its nearest listed ancestor (UnknownName as InvalidPrompt).
+HTTP_STATUS: dict[type[domain.MedsegError], int] = {
+    domain.MedsegError: 400,
+    domain.UnsupportedFormat: 415,
+    domain.CorruptImage: 422,
+    domain.ImageTooLarge: 413,
+    domain.InvalidPrompt: 422,
+    domain.SessionNotFound: 404,
+    domain.SegmentNotFound: 404,
+    domain.RevisionNotFound: 404,
+    domain.JobNotFound: 404,
+    domain.RevisionConflict: 409,
+    domain.NothingToUndo: 409,
+    domain.SessionBusy: 423,
+    domain.ModelUnavailable: 422,
+}
+
+
+def http_status(exc: domain.MedsegError) -> int:
+    return next(HTTP_STATUS[cls] for cls in type(exc).__mro__ if cls in HTTP_STATUS)
 
 
 def error_response(request: Request, status: int, code: str, message: str,
@@ -32,9 +54,9 @@ def _describe_validation(exc: RequestValidationError) -> str:
 
 
 def install(app: FastAPI) -> None:
-    @app.exception_handler(MedsegError)
-    async def domain_error(request: Request, exc: MedsegError):
-        return error_response(request, exc.status, exc.code, exc.message)
+    @app.exception_handler(domain.MedsegError)
+    async def domain_error(request: Request, exc: domain.MedsegError):
+        return error_response(request, http_status(exc), exc.code, exc.message)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from medseg.engine.propagation import DEFAULT_PREDICTOR
+from medseg.builtin import DEFAULT_METHOD, DEFAULT_PREDICTOR
 
 Zyx = Annotated[list[int], Field(min_length=3, max_length=3, description="voxel index [z, y, x]")]
 HexColor = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$", examples=["#e6194b"])]
@@ -117,7 +117,7 @@ class LocksPublic(BaseModel):
 
 
 class InteractionBase(Strict):
-    method: str = Field("geodesic-graphcut", description="see /v1/capabilities")
+    method: str = Field(DEFAULT_METHOD, description="see /v1/capabilities")
     dim: Literal["2d", "3d"] = Field("3d", description="2d works on `plane` only")
     plane: PlaneSpec | None = Field(None, description="required for dim=2d on a volume")
     params: dict[str, Any] = Field(default_factory=dict, description="method parameter overrides")

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     cache_mb: int = 512  # in-process cache of decoded image and mask chunks
     job_heartbeat_s: float = 10.0  # a running job whose worker is silent this long has failed
     run_worker: bool = True  # `medseg-server` starts one job worker process beside the API
+    # comma-separated modules whose register(plugins) adds methods, predictors or job kinds
+    # (the worker reads the same variable: both processes must serve the same set)
+    plugins: str = ""
 
     # Auth: "tenant:sha256:<hex>" entries, comma-separated, and/or a file with one per line.
     # Keys are never configured in plain text; `medseg-server hash-key` prints an entry.

@@ -10,8 +10,8 @@ from medseg.api.schemas import (
     PointsInteraction,
     ScribbleInteraction,
 )
-from medseg.engine.errors import InvalidPrompt
 from medseg.engine.prompts import AXES, Box, Marks, Plane, Prompt, check_inside, rasterize_polyline
+from medseg.errors import InvalidPrompt
 
 
 def _points(rows: list[list[int]]) -> np.ndarray:

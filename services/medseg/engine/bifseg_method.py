@@ -15,28 +15,30 @@ No torch here: the API process serves this method, and importing torch costs sec
 from __future__ import annotations
 
 import dataclasses
-import functools
 import io
-import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from medseg.engine.bifseg import BoxCrop, BoxState, run_network
-from medseg.engine.errors import InvalidPrompt, ModelUnavailable
-from medseg.engine.methods import MethodResult, SegmentContext
+from medseg.engine.method import Method, MethodResult, SegmentContext
 from medseg.engine.prompts import Box, Marks, Plane, check_on_plane
+from medseg.errors import InvalidPrompt
 from medseg.models import bifseg_io
+from medseg.models.loader import default_loader
 
 NAME = "bifseg"
-# the committed weights, or the folder MEDSEG_MODELS_DIR names (as models/registry.py)
-WEIGHTS_DIR = Path(os.environ.get("MEDSEG_MODELS_DIR")
-                   or Path(__file__).resolve().parents[1] / "models" / "weights")
+TASK = "bifseg"
+# image-specific fine-tuning stores its adapted block 6 with the revision it commits, under
+# this artifact name (see usecases/finetune.py); later boxes on the segment use it
+ADAPTED_BLOCK6 = "bifseg.block6.{dims}d"
 
+
+def adapted_block6_name(dims: int) -> str:
+    return ADAPTED_BLOCK6.format(dims=dims)
 
 
 @dataclass(frozen=True)
@@ -54,36 +56,17 @@ class Network:
     """A loaded P-Net / PC-Net: its ONNX session and its trained block-6 weights."""
 
     name: str
-    session: object  # onnxruntime.InferenceSession
+    session: Any  # onnxruntime.InferenceSession
     block6: dict[str, np.ndarray]
 
 
-_LOCK = threading.Lock()
-
-
-@functools.cache
-def _load(dims: int, folder: Path) -> Network:
-    import onnxruntime
-
-    name = bifseg_io.NAMES[dims]
-    path = folder / f"{name}.onnx"
-    npz = path.with_name(f"{name}.block6.npz")
-    if not path.exists() or not npz.exists():
-        raise ModelUnavailable(f"the {dims}D BIFSeg network {name!r} is not available on this "
-                               f"server ({path.name} or {npz.name} missing)")
-    available = onnxruntime.get_available_providers()
-    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = 1 if "CUDAExecutionProvider" not in providers else 0
-    session = onnxruntime.InferenceSession(str(path), options, providers=providers)
-    return Network(name, session, weights_from_bytes(npz.read_bytes()))
-
-
-def load_network(dims: int, folder: Path | None = None) -> Network:
-    """The one place that loads BIFSeg networks (cached per process; CUDA first when present).
-    ModelUnavailable when the weights are not there."""
-    with _LOCK:
-        return _load(dims, Path(folder or WEIGHTS_DIR))
+def load_network(dims: int) -> Network:
+    """The newest P-Net (2D) / PC-Net (3D) with its trained block 6, through the model loader
+    (cached per process); ModelUnavailable when the weights are not there."""
+    loader = default_loader()
+    card = loader.find(TASK, dims)
+    weights = weights_from_bytes(loader.companion(card, "block6_weights"))
+    return Network(card.name, loader.load(card).session, weights)
 
 
 def weights_from_bytes(blob: bytes | None) -> dict[str, np.ndarray] | None:
@@ -140,8 +123,7 @@ class BoxRun:
 
 
 def run_box(read_image: Callable[[Box], np.ndarray], shape, spacing, box: Box,
-            plane: Plane | None, margin: int = bifseg_io.BOX_MARGIN,
-            weights_dir: Path | None = None) -> BoxRun:
+            plane: Plane | None, margin: int = bifseg_io.BOX_MARGIN) -> BoxRun:
     """Crop the box (+ margin) of the image, run P-Net (plane given) or PC-Net on it."""
     keep = [a for a in range(3) if plane is None or a != plane.axis]
     pick = lambda v: tuple(int(v[a]) for a in keep)
@@ -159,7 +141,7 @@ def run_box(read_image: Callable[[Box], np.ndarray], shape, spacing, box: Box,
     if plane is not None:
         image = np.squeeze(image, axis=plane.axis)
     local = dataclasses.replace(crop, lo=(0,) * len(keep), hi=tuple(n - 1 for n in crop.shape))
-    network = load_network(len(keep), weights_dir)
+    network = load_network(len(keep))
     return BoxRun(roi, plane, run_network(network.session, image, local), network)
 
 
@@ -168,7 +150,7 @@ def segment(read_image: Callable[[Box], np.ndarray], read_mask, shape, spacing, 
             current_mask_bbox: Box | None = None,
             context: SegmentContext | None = None) -> MethodResult:
     """Segment the newest box of `marks` (2D on `plane`, else 3D).
-    `context.adapted_weights(dims)` gives the segment's fine-tuned block 6, if any. Other
+    `context.artifact(adapted_block6_name(dims))` is the segment's fine-tuned block 6, if any. Other
     marks are not used: the result is the network's on the box (refine it with a `finetune`
     job)."""
     t0 = time.perf_counter()
@@ -178,9 +160,23 @@ def segment(read_image: Callable[[Box], np.ndarray], read_mask, shape, spacing, 
     check_on_plane(Marks(boxes=[box]), plane)
     run = run_box(read_image, shape, spacing, box, plane, params.margin)
     t1 = time.perf_counter()
-    weights = (context or SegmentContext()).adapted_weights(run.dims)
+    weights = weights_from_bytes((context or SegmentContext()).artifact(adapted_block6_name(run.dims)))
     prob = run.state.probability if weights is None else block6_probability(weights, run.state.features)
     probability = np.clip(run.to_roi(prob), 0.0, 1.0)
     mask = run.to_roi((prob > params.threshold).astype(np.float32)) > 0.5
     return MethodResult(roi=run.roi, mask=mask, probability=probability,
                         timings={"network": t1 - t0, "block6": time.perf_counter() - t1})
+
+
+METHOD = Method(
+    name=NAME,
+    description="BIFSeg (Wang et al. 2018): P-Net (2D, on a plane) or PC-Net (3D) segments the "
+                "object inside a box (grown by `margin` voxels), including objects never seen "
+                "in training; the probability is kept with the revision. Refine it with a "
+                "`finetune` job (POST .../segments/{seg}/finetune); later boxes on the segment "
+                "use its adapted weights.",
+    interaction_types=("box",),
+    dims=("2d", "3d"),
+    params_type=BifsegParams,
+    run=segment,
+)

@@ -92,7 +92,7 @@ class FinetuneParams:
 
 
 # The paper chose these "by a grid search with the training data". The same search for our
-# P-Net (`python -m medseg.bench.bifseg --tune t0=0.1,0.2,0.3 --tune t1=0.6,0.7,0.8 --tune
+# P-Net (`python -m medseg_bench.bifseg --tune t0=0.1,0.2,0.3 --tune t1=0.6,0.7,0.8 --tune
 # epsilon=0.1,0.2,0.3`: 48 slices of seen organs of the training volumes, supervised) ranked
 # t1 = 0.6, epsilon = 0.3 first (mean Dice 87.55 against 86.35 with these), but on the
 # validation volume's organs it gained only 0.3 points and on held-out organs it lost 0.1-1.0

@@ -22,9 +22,9 @@ from medseg.algorithms.geodesic import geodesic_distance_plus_length
 from medseg.algorithms.graphcut import banded_graph_cut, graph_cut
 from medseg.algorithms.normalize import normalize_percentiles
 from medseg.algorithms.resample import block_mean, upsample_linear2
-from medseg.engine.errors import InvalidPrompt
-from medseg.engine.methods import MethodResult, SegmentContext
+from medseg.engine.method import Method, MethodResult, SegmentContext
 from medseg.engine.prompts import Box, Marks, Plane, check_on_plane
+from medseg.errors import InvalidPrompt
 
 
 @dataclass(frozen=True)
@@ -261,3 +261,15 @@ def segment(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], 
     t3 = time.perf_counter()
     return MethodResult(roi=roi, mask=mask.reshape(shape3), probability=prob.reshape(shape3),
                         timings={"roi": t1 - t0, "geodesic": t2 - t1, "graphcut": t3 - t2})
+
+
+METHOD = Method(
+    name="geodesic-graphcut",
+    description="Model-free: geodesic distance from the marks (GeodisTK) as unary, graph cut "
+                "(PyMaxflow) with BIFSeg eq. 2 pairwise term, marks as hard constraints, "
+                "inside a region of interest around the marks and mask.",
+    interaction_types=("click", "scribble", "box"),
+    dims=("2d", "3d"),
+    params_type=GraphCutParams,
+    run=segment,
+)

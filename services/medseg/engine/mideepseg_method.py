@@ -30,11 +30,11 @@ from medseg.algorithms.encodings import ENCODINGS
 from medseg.algorithms.fusion import ABSENT_DISTANCE, if_gc, plain_gc
 from medseg.algorithms.graphcut import banded_graph_cut, graph_cut
 from medseg.algorithms.normalize import normalize_percentiles
-from medseg.engine.errors import InvalidPrompt, ModelUnavailable
-from medseg.engine.methods import MethodResult, SegmentContext
+from medseg.engine.method import Method, MethodResult, SegmentContext
 from medseg.engine.prompts import Box, Marks, Plane, check_on_plane, plane_record
+from medseg.errors import InvalidPrompt
+from medseg.models.loader import LoadedModel, default_loader
 from medseg.models.mideepseg_io import network_input, probability_in_crop, relaxed_box, zscore
-from medseg.models.registry import LoadedModel, ModelNotFound, default_registry
 
 NAME = "mideepseg"
 TASK = "mideepseg"
@@ -68,10 +68,9 @@ class MIDeepSegParams:
 
 
 def load_model(dims: int, encoding: str) -> LoadedModel:
-    try:
-        return default_registry().get(TASK, dims, encoding)
-    except ModelNotFound as exc:
-        raise ModelUnavailable(str(exc)) from None
+    """The newest MIDeepSeg network for the cue encoding; ModelUnavailable when none is there."""
+    loader = default_loader()
+    return loader.load(loader.find(TASK, dims, encoding))
 
 
 class _Geometry:
@@ -214,3 +213,17 @@ def segment(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], 
     if context.kind == "points":
         return initial(read_image, geo, marks.points, params, current_mask_bbox)
     return refine(read_image, geo, marks, params, context)
+
+
+METHOD = Method(
+    name=NAME,
+    description="MIDeepSeg (Luo et al. 2021): a `points` interaction (interior margin points, "
+                ">= 3) runs our trained 2D/3D U-Net on their relaxed box with a cue map "
+                "(`encoding` picks the model, see /v1/models); `click`s then refine it by "
+                "information fusion of the CNN probability with geodesic distances of all "
+                "clicks and a graph cut (IF-GC, or `refinement: gc`).",
+    interaction_types=("points", "click"),
+    dims=("2d", "3d"),
+    params_type=MIDeepSegParams,
+    run=segment,
+)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from medseg.engine.errors import InvalidPrompt
+from medseg.errors import InvalidPrompt
 
 AXES = {"z": 0, "y": 1, "x": 2}
 
@@ -30,6 +30,23 @@ class Box:
 
     lo: tuple[int, int, int]
     hi: tuple[int, int, int]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(h - lo + 1 for lo, h in zip(self.lo, self.hi))  # type: ignore[return-value]
+
+    def intersect(self, other: Box) -> Box | None:
+        lo = tuple(map(max, self.lo, other.lo))
+        hi = tuple(map(min, self.hi, other.hi))
+        return Box(lo, hi) if all(a <= b for a, b in zip(lo, hi)) else None  # type: ignore[arg-type]
+
+    def contains(self, other: Box) -> bool:
+        return all(a <= b for a, b in zip(self.lo, other.lo)) and all(
+            a >= b for a, b in zip(self.hi, other.hi))
+
+    def slices_in(self, outer: Box) -> tuple[slice, slice, slice]:
+        """Index of this box inside an array that holds `outer` (which contains it)."""
+        return tuple(slice(a - o, b - o + 1) for a, b, o in zip(self.lo, self.hi, outer.lo))  # type: ignore[return-value]
 
 
 @dataclass

@@ -22,9 +22,9 @@ from typing import Any, Protocol
 import numpy as np
 from scipy import ndimage
 
-from medseg.engine.errors import InvalidPrompt
-from medseg.engine.methods import parse_dataclass_params
+from medseg.engine.params import defaults, parse_dataclass_params
 from medseg.engine.prompts import Box
+from medseg.errors import InvalidPrompt
 
 
 class SlicePredictor(Protocol):
@@ -34,8 +34,9 @@ class SlicePredictor(Protocol):
 
 @dataclass(frozen=True)
 class PredictorSpec:
-    """A registered slice predictor. `build(params, start_image, start_mask, spacing)` makes
-    one for a propagation; the start slice (full, float32 / bool) is the trusted reference."""
+    """A slice predictor a propagation can use (the composition root registers it).
+    `build(params, start_image, start_mask, spacing)` makes one for a propagation; the start
+    slice (full, float32 / bool) is the trusted reference."""
 
     name: str
     description: str
@@ -43,38 +44,7 @@ class PredictorSpec:
     build: Callable[..., SlicePredictor]
 
     def defaults(self) -> dict[str, Any]:
-        return dataclasses.asdict(self.params_type())
-
-
-_PREDICTORS: dict[str, PredictorSpec] = {}
-# the network fused with the model-free seeds: best one-shot and corrected Dice on held-out
-# and seen organs (README, bench/propagation.py); "graphcut-seeds" needs no weights
-DEFAULT_PREDICTOR = "propnet-2d-seeds"
-
-
-def register_predictor(spec: PredictorSpec) -> PredictorSpec:
-    _PREDICTORS[spec.name] = spec
-    return spec
-
-
-def get_predictor(name: str) -> PredictorSpec:
-    _load_builtin()
-    try:
-        return _PREDICTORS[name]
-    except KeyError:
-        raise InvalidPrompt(f"unknown propagation method {name!r}; "
-                            f"available: {sorted(_PREDICTORS)}") from None
-
-
-def all_predictors() -> list[PredictorSpec]:
-    """The default first (clients that offer the first one offer the default), then by name."""
-    _load_builtin()
-    return [_PREDICTORS[k] for k in sorted(_PREDICTORS, key=lambda k: (k != DEFAULT_PREDICTOR, k))]
-
-
-def _load_builtin() -> None:
-    # importing registers them: the model-free method and the propagation network
-    from medseg.engine import propagation_net, slice_predictors  # noqa: F401
+        return defaults(self.params_type)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The prior-guided propagation network (issue 5) as a slice predictor:
+"""The prior-guided propagation network (slice-propagation paper) as a slice predictor:
 `predict(image_slice, prior_mask, spacing_2d) -> foreground probability`.
 
 One call segments one slice from its image and the mask of the neighbouring slice; the
@@ -14,41 +14,26 @@ crop around the prior.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from medseg.engine.errors import ModelUnavailable
-from medseg.engine.propagation import PredictorSpec, register_predictor
+from medseg.engine.propagation import PredictorSpec
 from medseg.engine.slice_predictors import SeedGraphCut, SeedGraphCutParams
+from medseg.models.loader import default_loader
 from medseg.models.propagation_io import predict_slice
 
 NAME = "propnet-2d"
 FUSED_NAME = "propnet-2d-seeds"
+TASK = "propagation"
 MIN_VOXELS = 3  # a network mask smaller than this: the object has ended
-WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "weights" / f"{NAME}.onnx"
 
 
-@functools.cache
-def load_session(path: str | None = None):
-    """The onnxruntime session for the committed weights (or `path`), made once per process;
-    CUDA when onnxruntime offers it, else the CPU with one intra-op thread: on this shared
-    2-core machine two threads wait on each other (a 96 x 96 call took 14 ms median with one
-    thread, 42 ms with two, under load). The single place to switch to the model registry
-    (models/registry.py) later."""
-    import onnxruntime
-
-    path = Path(path) if path else WEIGHTS
-    if not path.exists():
-        raise FileNotFoundError(f"propagation network weights not found: {path}")
-    available = onnxruntime.get_available_providers()
-    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
-    options = onnxruntime.SessionOptions()
-    if "CUDAExecutionProvider" not in providers:
-        options.intra_op_num_threads = 1
-    return onnxruntime.InferenceSession(str(path), options, providers=providers)
+def load_session():
+    """The propagation network's onnxruntime session, through the model loader (one per
+    process, verified against its card); ModelUnavailable when it is not there."""
+    loader = default_loader()
+    return loader.load(loader.find(TASK, 2)).session
 
 
 def predict(image_slice: np.ndarray, prior_mask: np.ndarray, spacing_2d,
@@ -73,23 +58,20 @@ class PropNetPredictor:
     """One propagation's predictor: the shared session, no per-propagation state."""
 
     def __init__(self, params: PropNetParams, start_image, start_mask, spacing):
-        try:
-            self.session = load_session()
-        except FileNotFoundError as exc:
-            raise ModelUnavailable(f"{exc}; train it with `medseg-train propagation`") from None
+        self.session = load_session()
 
     def predict(self, image: np.ndarray, prior: np.ndarray, spacing) -> np.ndarray:
         return predict(image, prior, spacing, self.session)
 
 
-register_predictor(PredictorSpec(
+PREDICTOR = PredictorSpec(
     name=NAME,
     description="Prior-guided 2D U-Net (slice-propagation paper): the slice and the "
                 "neighbouring slice's mask in, the slice's mask out; trained here on seen "
                 "organs and synthetic volumes (see /v1/models).",
     params_type=PropNetParams,
     build=PropNetPredictor,
-))
+)
 
 
 @dataclass(frozen=True)
@@ -142,11 +124,11 @@ class FusedPredictor:
         return self.seeds.cut(unary, image, seeds, spacing)
 
 
-register_predictor(PredictorSpec(
+FUSED_PREDICTOR = PredictorSpec(
     name=FUSED_NAME,
     description="propnet-2d's probability averaged with graphcut-seeds' answer, cut again "
                 "by its graph cut with the prior's skeleton (inside the network's mask) and "
-                "ring as hard seeds: the best of both on held-out organs (README).",
+                "ring as hard seeds: the best of both on held-out organs (docs/benchmarks.md).",
     params_type=FusedParams,
     build=FusedPredictor,
-))
+)

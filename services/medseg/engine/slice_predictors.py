@@ -6,7 +6,7 @@ boundary of its dilation the background seed; the foundation's geodesic unary an
 cut (graphcut_method / algorithms) solve the slice. Seeds are hard constraints, so to notice
 that the object has ended, skeleton pixels whose intensity is unlike the object on the start
 slice are dropped first; with too few left the slice is empty (the object has vanished).
-Adding a predictor (the prior-guided U-Net) is one `register_predictor` call.
+Adding a predictor is one module with a `PredictorSpec` and one line in `medseg.builtin`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from scipy import ndimage
 from skimage.morphology import skeletonize
 
 from medseg.algorithms.graphcut import banded_graph_cut, graph_cut
-from medseg.engine.errors import InvalidPrompt
 from medseg.engine.graphcut_method import GraphCutParams, unary_probability
-from medseg.engine.propagation import PredictorSpec, register_predictor
+from medseg.engine.propagation import PredictorSpec
+from medseg.errors import InvalidPrompt
 
 
 @dataclass(frozen=True)
@@ -151,11 +151,11 @@ class SeedGraphCut:
         return np.where(mask, np.maximum(prob, 0.5), np.minimum(prob, 0.499)).astype(np.float32)
 
 
-register_predictor(PredictorSpec(
+PREDICTOR = PredictorSpec(
     name="graphcut-seeds",
     description="Model-free (RefineNet section 3.4): skeleton of the previous slice's mask as "
                 "foreground seeds, boundary of its dilation as background seeds, geodesic "
                 "unary + BIFSeg graph cut on the next slice.",
     params_type=SeedGraphCutParams,
     build=SeedGraphCut,
-))
+)

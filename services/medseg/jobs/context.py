@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from medseg.engine.errors import RevisionConflict
 from medseg.engine.prompts import Box, Marks
+from medseg.errors import RevisionConflict
 from medseg.store import Store
 from medseg.store.jobs import finish
 from medseg.store.records import JobRecord, RevisionRecord, SegmentRecord, SessionMeta

@@ -9,7 +9,7 @@ from rq import Queue, Worker
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 
-from medseg.jobs.registry import JobKind
+from medseg.jobs.kinds import JobKind
 from medseg.jobs.settings import QUEUE_NAME
 from medseg.store import Store
 from medseg.store.jobs import finish

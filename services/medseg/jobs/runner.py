@@ -1,18 +1,22 @@
-"""The function RQ runs in the worker's job process: one job from start to its final state."""
+"""The function RQ runs in the worker's job process: one job from start to its final state.
+
+RQ calls `run_job` by its dotted name, so what it needs (the store, the job kinds) is set
+once per worker process by its entry point (`medseg.worker`) through `configure`, before the
+worker forks its job processes."""
 
 from __future__ import annotations
 
 import signal
 import threading
 import traceback
-from functools import cache
+from dataclasses import dataclass
 
 import structlog
 
-from medseg.engine.errors import MedsegError
+from medseg.errors import MedsegError
 from medseg.jobs.context import Cancelled, JobContext
-from medseg.jobs.registry import get_kind, load_modules
-from medseg.jobs.settings import WorkerSettings
+from medseg.jobs.kinds import JobKind
+from medseg.registry import Registry
 from medseg.store import Store
 from medseg.store.embedded import die_with_parent
 from medseg.store.jobs import finish, seconds_between, state_event, worker_id
@@ -20,25 +24,37 @@ from medseg.store.records import JobError, JobRecord, utcnow
 
 log = structlog.get_logger("medseg.jobs")
 
-# set by `medseg-worker` when RQ forks a process per job (the default)
-FORKED_JOB_PROCESS = False
 
 
-@cache
-def worker_store() -> Store:
-    settings = WorkerSettings()
-    load_modules(settings.job_plugins)
-    return Store.connect(settings.redis_url, settings.session_ttl_s, settings.cache_mb << 20,
-                         job_heartbeat_s=settings.job_heartbeat_s)
+@dataclass
+class WorkerProcess:
+    store: Store
+    kinds: Registry[JobKind]
+    forked: bool = True  # RQ forks a process per job (the default)
+
+
+_PROCESS: WorkerProcess | None = None
+
+
+def configure(process: WorkerProcess) -> None:
+    global _PROCESS
+    _PROCESS = process
+
+
+def worker_process() -> WorkerProcess:
+    if _PROCESS is None:
+        raise RuntimeError("run_job needs medseg.jobs.runner.configure(...) first (medseg.worker)")
+    return _PROCESS
 
 
 def run_job(session_id: str, job_id: str) -> None:
     """Entry point enqueued in RQ. Everything that clients see goes to our JobRecord."""
+    process = worker_process()
     # RQ forks a process per job: if the worker itself dies, this process must die too, or it
     # would apply a result nobody is watching for (the job is then failed as worker_lost).
-    if FORKED_JOB_PROCESS:
+    if process.forked:
         die_with_parent(signal.SIGKILL)
-    store = worker_store()
+    store = process.store
     me = worker_id()
 
     def start(record: JobRecord):
@@ -56,17 +72,17 @@ def run_job(session_id: str, job_id: str) -> None:
     beater = threading.Thread(target=_heartbeat, args=(store, record, stop), daemon=True)
     beater.start()
     try:
-        _execute(store, record)
+        _execute(store, process.kinds, record)
     finally:
         stop.set()
         beater.join(timeout=1)
         store.jobs.end_beat(record)
 
 
-def _execute(store: Store, record: JobRecord) -> None:
+def _execute(store: Store, kinds: Registry[JobKind], record: JobRecord) -> None:
     ctx = JobContext(store, record)
     try:
-        kind = get_kind(record.kind)
+        kind = kinds.get(record.kind)
         result = kind.run(ctx, kind.parse_params(record.params))
         if ctx.committed is None:
             _finish(store, record, "succeeded", result=result or {})

@@ -3,7 +3,7 @@
 A box (inclusive voxel corners) is grown by a margin and clipped to the image; the crop is
 resized to the network's fixed input size (linear, anti-aliased), z-scored by its own mean and
 std and given as one channel. The network's foreground probability on that grid is resized
-back to the crop. Training (medseg.training.bifseg), fine-tuning (medseg.engine.finetune) and
+back to the crop. Training (medseg_train.bifseg), fine-tuning (medseg.engine.finetune) and
 the benchmark all call these functions, so the network sees identical inputs everywhere.
 
 Arrays are (Y, X) for 2D or (Z, Y, X) for 3D, in voxels. Deviation from the paper: the crop is

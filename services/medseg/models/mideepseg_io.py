@@ -3,7 +3,7 @@
 The interior margin points define a relaxed bounding box; the image inside it is resized to the
 network's input size, z-scored by the crop's own mean and std, and stacked with the cue map of
 the points computed on that resized grid. The network's foreground probability is resized back
-to the box. Training (medseg.training) and inference (medseg.engine) both call these functions,
+to the box. Training (medseg_train) and inference (medseg.engine) both call these functions,
 so the network sees identical inputs in both.
 
 Arrays are (Y, X) for 2D or (Z, Y, X) for 3D, in voxels; points are (N, ndim) int voxel indices

@@ -1,5 +1,5 @@
 """What the slice-propagation network takes and gives (issue 5; the slice-propagation paper,
-sec. 2.1 and 2.3). Training (medseg.training.propagation) and inference
+sec. 2.1 and 2.3). Training (medseg_train.propagation) and inference
 (medseg.engine.propagation_net) both call these functions, so the network sees identical
 inputs in both.
 

@@ -16,7 +16,7 @@ from datetime import datetime
 
 import redis
 
-from medseg.engine.errors import JobNotFound
+from medseg.errors import JobNotFound
 from medseg.store.keys import RUNNING_JOBS, SessionKeys, job_ref_key
 from medseg.store.records import JobError, JobRecord, utcnow
 

@@ -16,8 +16,9 @@ class SessionKeys:
         self.counters = f"{base}:ctr"  # hash: "revision", "segment"
         self.lock = f"{base}:lock"  # redis-py Lock for writers
         self.jobs = f"{base}:jobs"  # set: ids of the session's jobs
-        # hash: "<revision>:<dims>d" -> adapted BIFSeg block-6 weights (.npz) of a fine-tuning
-        self.adapted = f"{base}:adapted"
+        # hash: "<revision>:<name>" -> a blob a job stored with the revision it committed
+        # (e.g. adapted network weights); its owner names and reads it
+        self.artifacts = f"{base}:artifacts"
         self._base = base
 
     def job(self, job_id: str) -> str:
@@ -33,7 +34,7 @@ class SessionKeys:
     def data_keys(self) -> list[str]:
         """Keys that live as long as the session (the lock expires by itself)."""
         return [self.meta, self.image, self.segments, self.revisions, self.blobs,
-                self.probabilities, self.counters, self.jobs, self.adapted]
+                self.probabilities, self.counters, self.jobs, self.artifacts]
 
     @staticmethod
     def pattern(session_id: str) -> str:

@@ -15,19 +15,19 @@ from typing import Any
 
 import numpy as np
 from cachetools import LRUCache
-from medseg_client import codec
 
-from medseg.engine.errors import (
+from medseg.engine.prompts import Box, Marks
+from medseg.errors import (
     InvalidPrompt,
     NothingToUndo,
     RevisionNotFound,
     SegmentNotFound,
 )
-from medseg.engine.prompts import Box, Marks
 from medseg.store import chunks
 from medseg.store.keys import SessionKeys
 from medseg.store.records import MarksRecord, RevisionRecord, SegmentRecord, SessionMeta
 from medseg.store.sessions import SessionStore
+from medseg_protocol import codec
 
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
            "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324", "#800000", "#aaffc3"]
@@ -95,7 +95,11 @@ class SegmentStore:
         if revisions:
             pipe.hdel(keys.revisions, *map(str, revisions))
             pipe.hdel(keys.probabilities, *map(str, revisions))
-            pipe.hdel(keys.adapted, *[adapted_field(r, d) for r in revisions for d in (2, 3)])
+            gone = {str(r) for r in revisions}
+            artifacts = [f for f in self.redis.hkeys(keys.artifacts)
+                         if f.decode().partition(":")[0] in gone]
+            if artifacts:
+                pipe.hdel(keys.artifacts, *artifacts)
         pipe.execute()
 
     # -- revisions -------------------------------------------------------------------------
@@ -237,18 +241,18 @@ class SegmentStore:
         box = Box(tuple(lo), tuple(hi))
         return box, chunks.decode_array(data, chunks.box_shape(box), np.float16).astype(np.float32)
 
-    # -- adapted network weights (BIFSeg fine-tuning) ------------------------------------------
-    def adapted_weights_blob(self, meta: SessionMeta, record: RevisionRecord, dims: int) -> bytes | None:
-        """The newest adapted block-6 weights (.npz bytes) for `dims` on the line of history
-        that ends at `record` (the revision itself, its parent, ...), or None. So undoing a
-        fine-tuning also drops its adaptation, and later revisions keep using it."""
-        fields = [adapted_field(r.revision, dims) for r in self.lineage(meta, record)]
-        blobs = self.redis.hmget(SessionKeys(meta.id).adapted, fields)
+    # -- artifacts: blobs a job keeps with the revision it committed ----------------------
+    def artifact(self, meta: SessionMeta, record: RevisionRecord, name: str) -> bytes | None:
+        """The newest blob called `name` on the line of history that ends at `record` (the
+        revision itself, its parent, ...), or None. So undoing the revision that stored it
+        also drops it, and later revisions keep finding it."""
+        fields = [artifact_field(r.revision, name) for r in self.lineage(meta, record)]
+        blobs = self.redis.hmget(SessionKeys(meta.id).artifacts, fields)
         return next((b for b in blobs if b is not None), None)
 
-    def write_adapted(self, pipe, meta: SessionMeta, revision: int, dims: int, blob: bytes) -> None:
-        """Queue the adapted weights of `revision` into a MULTI (the revision's own commit)."""
-        pipe.hset(SessionKeys(meta.id).adapted, adapted_field(revision, dims), blob)
+    def write_artifact(self, pipe, meta: SessionMeta, revision: int, name: str, blob: bytes) -> None:
+        """Queue a blob of `revision` into a MULTI (the revision's own commit)."""
+        pipe.hset(SessionKeys(meta.id).artifacts, artifact_field(revision, name), blob)
 
     # -- blob access -----------------------------------------------------------------------
     def _chunk(self, meta: SessionMeta, digest: str | None, index) -> np.ndarray:
@@ -289,5 +293,5 @@ def _probability_fields(revision: int, box: Box, probability: np.ndarray) -> dic
     }
 
 
-def adapted_field(revision: int, dims: int) -> str:
-    return f"{revision}:{dims}d"
+def artifact_field(revision: int, name: str) -> str:
+    return f"{revision}:{name}"

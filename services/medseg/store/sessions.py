@@ -11,9 +11,9 @@ import numpy as np
 import redis
 from cachetools import LRUCache
 
-from medseg.engine.errors import SessionBusy, SessionNotFound
 from medseg.engine.prompts import Box
 from medseg.engine.volume import Volume
+from medseg.errors import SessionBusy, SessionNotFound
 from medseg.store import chunks
 from medseg.store.keys import SessionKeys, tenant_sessions_key
 from medseg.store.records import SessionMeta

@@ -6,11 +6,12 @@ box's crop (2D on its plane, or 3D), adapts block 6 to the image (engine/finetun
 update by graph cut with the scribbles as hard constraints, SGD on the weighted loss of eq. 13),
 reports every iteration as progress (step k of n, with the loss) and commits ONE revision: the
 refined mask inside the crop, the adapted network's probability, and the adapted block-6
-weights, all in the MULTI that marks the job succeeded. The weights live in the session hash
-`medseg:s:{sid}:adapted`, field "<revision>:<dims>d" (store/segments.py): later `bifseg`
-interactions and fine-tunings on the segment start from the newest adapted weights on the
-head's line of history (undo a fine-tuning and its adaptation is no longer used); they are
-deleted with the segment or the session. Conflict policy: as every job, fail, never rebase.
+weights, all in the MULTI that marks the job succeeded. The weights are an artifact of that
+revision named `bifseg.block6.<dims>d` (engine/bifseg_method.py: this job writes it, the
+method reads it; the store keeps it as an opaque blob): later `bifseg` interactions and
+fine-tunings on the segment start from the newest adapted weights on the head's line of
+history (undo a fine-tuning and its adaptation is no longer used); they are deleted with the
+segment or the session. Conflict policy: as every job, fail, never rebase.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from medseg.engine import bifseg_method
 from medseg.engine.bifseg import BoxCrop
-from medseg.engine.errors import InvalidPrompt
 from medseg.engine.prompts import (
     AXES,
     Box,
@@ -33,10 +33,12 @@ from medseg.engine.prompts import (
     merge_marks,
     rasterize_polyline,
 )
+from medseg.errors import InvalidPrompt
 from medseg.jobs import queue
 from medseg.jobs.context import CommitPlan, JobContext
-from medseg.jobs.registry import JobKind, get_kind, register
+from medseg.jobs.kinds import JobKind
 from medseg.jobs.settings import WorkerSettings
+from medseg.plugins import Plugins
 from medseg.store import Store
 from medseg.store.records import JobRecord, RevisionRecord, SessionMeta
 from medseg.usecases.interactions import check_base_revision
@@ -144,14 +146,15 @@ def _crop_box(shape, spacing, source: BoxSource) -> Box:
     return Box(tuple(lo), tuple(hi))
 
 
-def submit(store: Store, meta: SessionMeta, tenant: str, segment_id: int, mode: str,
-           scribbles: list[dict[str, Any]], params: dict[str, Any],
+def submit(store: Store, plugins: Plugins, meta: SessionMeta, tenant: str, segment_id: int,
+           mode: str, scribbles: list[dict[str, Any]], params: dict[str, Any],
            base_revision: int | None) -> JobRecord:
     """Check the request now (404/409/422 instead of a failed job), then queue the job."""
+    kind = plugins.job_kinds.get(KIND)
     segment, head = store.segments.head(meta, segment_id)
     check_base_revision(segment, base_revision)
     source = find_box(store, meta, head)
-    job_params = get_kind(KIND).parse_params(
+    job_params = kind.parse_params(
         {"mode": mode, "scribbles": scribbles, "params": params, "source": source.model_dump()})
     if mode == "supervised" and not job_params.scribbles:
         raise InvalidPrompt("supervised fine-tuning needs at least one scribble")
@@ -165,7 +168,7 @@ def submit(store: Store, meta: SessionMeta, tenant: str, segment_id: int, mode: 
         if not inside.any():
             raise InvalidPrompt(f"no scribble voxel lies inside the box's crop {list(crop.lo)}.."
                                 f"{list(crop.hi)} (z, y, x): fine-tuning works inside it")
-    return queue.submit(store, get_kind(KIND), tenant, meta.id, segment_id,
+    return queue.submit(store, kind, tenant, meta.id, segment_id,
                         job_params.model_dump(by_alias=True), head.revision)
 
 
@@ -183,7 +186,8 @@ def run(ctx: JobContext, p: FinetuneJobParams) -> dict[str, Any]:
     boxed = bifseg_method.run_box(lambda b: store.sessions.read_image(meta, b), meta.shape,
                                   meta.spacing, box, plane, p.source.margin)
     dims = boxed.dims
-    adapted = bifseg_method.weights_from_bytes(store.segments.adapted_weights_blob(meta, base, dims))
+    adapted_name = bifseg_method.adapted_block6_name(dims)
+    adapted = bifseg_method.weights_from_bytes(store.segments.artifact(meta, base, adapted_name))
     weights = adapted if adapted is not None else boxed.network.block6
     fg_vox, bg_vox = scribble_voxels(p.scribbles, meta.shape, plane)
     try:
@@ -229,8 +233,8 @@ def run(ctx: JobContext, p: FinetuneJobParams) -> dict[str, Any]:
             {"load": t1 - t0, "compute": t2 - t1, "finetune": out.timings.get("total", 0.0)},
             merge_marks(base.marks.to_marks(), Marks(fg_vox, bg_vox, [])), summary,
             probability=probability,
-            also=lambda pipe, revision: store.segments.write_adapted(pipe, meta, revision.revision,
-                                                                     dims, blob))
+            also=lambda pipe, revision: store.segments.write_artifact(
+                pipe, meta, revision.revision, adapted_name, blob))
 
     ctx.commit(job.segment, base, plan)
     return summary
@@ -252,9 +256,9 @@ def _warm() -> None:
     _set_threads()
 
 
-register(JobKind(
+JOB_KIND = JobKind(
     name=KIND,
-    description="BIFSeg image-specific fine-tuning of a segment's box result (issue 4): "
-                "unsupervised or with scribbles; progress is step k of n with the loss; "
-                "commits one revision and stores the adapted block-6 weights with it.",
-    params_type=FinetuneJobParams, run=run, warm=_warm))
+    description="BIFSeg image-specific fine-tuning of a segment's box result: unsupervised or "
+                "with scribbles; progress is step k of n with the loss; commits one revision "
+                "and stores the adapted block-6 weights with it.",
+    params_type=FinetuneJobParams, run=run, warm=_warm)

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from medseg_client import codec
+import numpy as np
 
-from medseg.engine.bifseg_method import weights_from_bytes
-from medseg.engine.errors import InvalidPrompt, RevisionConflict
-from medseg.engine.methods import SegmentContext, get_method
+from medseg.engine.method import Method, SegmentContext
 from medseg.engine.prompts import Box, Plane, Prompt, plane_record
+from medseg.errors import InvalidPrompt, RevisionConflict
+from medseg.registry import Registry
 from medseg.store import Store
 from medseg.store.records import RevisionRecord, SegmentRecord, SessionMeta
 from medseg.usecases.metrics import STAGE_SECONDS
+from medseg_protocol import codec
 
 
 @dataclass
@@ -37,7 +39,7 @@ class _Stopwatch:
     def add(self, stage: str, seconds: float) -> None:
         self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
 
-    def timed(self, stage: str, fn):
+    def timed(self, stage: str, fn: Callable) -> Callable:
         def wrapper(*args, **kwargs):
             start = time.perf_counter()
             try:
@@ -52,20 +54,75 @@ class _Stopwatch:
         return dict(self.seconds)
 
 
+class HeadMask:
+    """The head revision's mask for one interaction, read from the store once.
+
+    The first read takes the chunk-aligned box that holds the whole mask (on the plane for a
+    2D interaction); every later read (the tight bounding box, the method's, the delta's
+    previous content) is cut from it, and outside that box the mask is empty by construction.
+    Only a box reaching into the mask off the plane goes back to the store."""
+
+    def __init__(self, store: Store, meta: SessionMeta, head: RevisionRecord,
+                 plane: Plane | None):
+        self._read = lambda box: store.segments.read_mask(meta, head, box)
+        self.extent = store.segments.mask_bbox(meta, head)  # None: the mask is empty
+        self.region = self.extent
+        if self.extent is not None and plane is not None:
+            lo, hi = list(self.extent.lo), list(self.extent.hi)
+            lo[plane.axis] = hi[plane.axis] = plane.index
+            on_plane = Box((lo[0], lo[1], lo[2]), (hi[0], hi[1], hi[2]))
+            self.region = self.extent.intersect(on_plane)
+        self._cached: np.ndarray | None = None
+
+    def _region_mask(self) -> np.ndarray:
+        if self._cached is None:
+            assert self.region is not None
+            self._cached = self._read(self.region)
+        return self._cached
+
+    def read(self, box: Box) -> np.ndarray:
+        """Bool (z, y, x) box-shaped: the head mask inside the inclusive box."""
+        touched = None if self.extent is None else self.extent.intersect(box)
+        out = np.zeros(box.shape, dtype=bool)
+        if touched is None:
+            return out
+        if self.region is None or not self.region.contains(touched):
+            return self._read(box)
+        out[touched.slices_in(box)] = self._region_mask()[touched.slices_in(self.region)]
+        return out
+
+    def bbox(self) -> Box | None:
+        """Tight bounding box of the mask (on the plane for 2D), or None when empty there."""
+        if self.region is None:
+            return None
+        found = codec.bbox_of(self._region_mask())
+        if found is None:
+            return None
+        z0, y0, x0, z1, y1, x1 = found
+        o = self.region.lo
+        return Box((o[0] + z0, o[1] + y0, o[2] + x0), (o[0] + z1 - 1, o[1] + y1 - 1, o[2] + x1 - 1))
+
+
 def check_base_revision(segment: SegmentRecord, base_revision: int | None) -> None:
     if base_revision is not None and base_revision != segment.head:
         raise RevisionConflict(f"segment {segment.id} is at revision {segment.head}, not "
                                f"{base_revision}: fetch the delta from {base_revision} and retry")
 
 
-def interact(store: Store, meta: SessionMeta, segment_id: int, prompt: Prompt, method_name: str,
-             params: dict[str, Any], base_revision: int | None,
-             max_marks: int = 100_000) -> Change:
-    method = get_method(method_name)
+def _check_method(method: Method, prompt: Prompt) -> None:
     if prompt.kind not in method.interaction_types:
         raise InvalidPrompt(f"method {method.name!r} does not take {prompt.kind!r} interactions")
     if prompt.plane is None and "3d" not in method.dims or prompt.plane and "2d" not in method.dims:
         raise InvalidPrompt(f"method {method.name!r} works in {list(method.dims)} only")
+
+
+def interact(store: Store, methods: Registry[Method], meta: SessionMeta, segment_id: int,
+             prompt: Prompt, method_name: str | None, params: dict[str, Any],
+             base_revision: int | None, max_marks: int = 100_000) -> Change:
+    """Run one interaction with the named method (the registry's default when None) and
+    commit its result as the segment's new head revision."""
+    method = methods.get(method_name)
+    _check_method(method, prompt)
     parsed = method.parse_params(params)
     prompt.check(meta.shape)
     clock = _Stopwatch("interaction")
@@ -78,15 +135,15 @@ def interact(store: Store, meta: SessionMeta, segment_id: int, prompt: Prompt, m
         marks = prompt.apply_to(head.marks.to_marks())
         if len(marks.fg) + len(marks.bg) + len(marks.points) > max_marks:
             raise InvalidPrompt(f"segment {segment_id} would hold more than {max_marks} marked voxels")
+        head_mask = HeadMask(store, meta, head, prompt.plane)
         read_image = clock.timed("load", lambda box: store.sessions.read_image(meta, box))
-        read_mask = clock.timed("load", lambda box: store.segments.read_mask(meta, head, box))
-        current_bbox = clock.timed("load", exact_mask_bbox)(store, meta, head, prompt.plane)
+        read_mask = clock.timed("load", head_mask.read)
+        current_bbox = clock.timed("load", head_mask.bbox)()
         context = SegmentContext(
             kind=prompt.kind, head_interaction=head.interaction,
             head_probability=clock.timed("load", lambda: store.segments.probability(
                 meta, head.revision)),
-            adapted_weights=clock.timed("load", lambda dims: weights_from_bytes(
-                store.segments.adapted_weights_blob(meta, head, dims))))
+            artifact=clock.timed("load", lambda name: store.segments.artifact(meta, head, name)))
         loaded_before, start = clock.seconds.get("load", 0.0), time.perf_counter()
         result = method.run(read_image=read_image, read_mask=read_mask, shape=meta.shape,
                             spacing=meta.spacing, marks=marks.on_plane(prompt.plane),
@@ -133,24 +190,3 @@ def _move_head(store, meta, segment_id, base_revision, move, operation) -> Chang
     delta = store.segments.delta(meta, old, new)
     clock.add("encode", time.perf_counter() - start)
     return Change(store.segments.get(meta, segment_id), old, new, delta, None, clock.publish())
-
-
-def exact_mask_bbox(store: Store, meta: SessionMeta, record: RevisionRecord,
-                    plane: Plane | None) -> Box | None:
-    """Tight bounding box of the revision's mask (on `plane` for a 2D interaction), or None."""
-    coarse = store.segments.mask_bbox(meta, record)
-    if coarse is None:
-        return None
-    if plane is not None:
-        if not coarse.lo[plane.axis] <= plane.index <= coarse.hi[plane.axis]:
-            return None
-        lo, hi = list(coarse.lo), list(coarse.hi)
-        lo[plane.axis] = hi[plane.axis] = plane.index
-        coarse = Box(tuple(lo), tuple(hi))
-    mask = store.segments.read_mask(meta, record, coarse)
-    found = codec.bbox_of(mask)
-    if found is None:
-        return None
-    z0, y0, x0, z1, y1, x1 = found
-    off = coarse.lo
-    return Box((off[0] + z0, off[1] + y0, off[2] + x0), (off[0] + z1 - 1, off[1] + y1 - 1, off[2] + x1 - 1))

@@ -8,29 +8,27 @@ with that revision; slices locked meanwhile are restored to the base revision's 
 
 from __future__ import annotations
 
+import functools
 import time
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from medseg_client import codec
 from pydantic import BaseModel, ConfigDict, Field
 
-from medseg.engine.errors import InvalidPrompt
-from medseg.engine.prompts import AXES, Box
-from medseg.engine.propagation import (
-    DEFAULT_PREDICTOR,
-    get_predictor,
-    propagate,
-    slice_box,
-    split_params,
-)
+from medseg.engine.prompts import AXES, Box, Prompt
+from medseg.engine.propagation import PredictorSpec, propagate, slice_box, split_params
+from medseg.errors import InvalidPrompt, MedsegError
 from medseg.jobs import queue
 from medseg.jobs.context import CommitPlan, JobContext
-from medseg.jobs.registry import JobKind, get_kind, register
+from medseg.jobs.kinds import JobKind
+from medseg.plugins import Plugins
+from medseg.registry import Registry
 from medseg.store import Store
 from medseg.store.chunks import full_box
 from medseg.store.records import JobRecord, SegmentRecord, SessionMeta
-from medseg.usecases.interactions import check_base_revision
+from medseg.usecases.interactions import Change, check_base_revision, interact
+from medseg_protocol import codec
 
 KIND = "propagate"
 
@@ -39,7 +37,7 @@ class PropagateParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     axis: Literal["z", "y", "x"] = "z"
     start_index: int = Field(ge=0)
-    method: str = DEFAULT_PREDICTOR
+    method: str  # a registered slice predictor (submit resolves the default)
     params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -55,16 +53,20 @@ def largest_slice(store: Store, meta: SessionMeta, record, axis: int) -> int:
     return int(np.argmax(areas))
 
 
-def check_method(method: str, params: dict[str, Any]) -> None:
-    """InvalidPrompt for an unknown method or bad parameters (before anything changes)."""
-    split_params(get_predictor(method), params)
+def check_method(predictors: Registry[PredictorSpec], method: str | None,
+                 params: dict[str, Any]) -> PredictorSpec:
+    """The predictor (the default for None); UnknownName / InvalidPrompt for an unknown
+    method or bad parameters, before anything changes."""
+    spec = predictors.get(method)
+    split_params(spec, params)
+    return spec
 
 
-def submit(store: Store, meta: SessionMeta, tenant: str, segment_id: int, axis: str,
-           start_index: int | None, method: str, params: dict[str, Any],
+def submit(store: Store, plugins: Plugins, meta: SessionMeta, tenant: str, segment_id: int,
+           axis: str, start_index: int | None, method: str | None, params: dict[str, Any],
            base_revision: int | None) -> JobRecord:
     """Check the request now (422/409 instead of a failed job), then queue the job."""
-    check_method(method, params)
+    spec = check_method(plugins.predictors, method, params)
     segment, head = store.segments.head(meta, segment_id)
     check_base_revision(segment, base_revision)
     a = AXES[axis]
@@ -77,9 +79,49 @@ def submit(store: Store, meta: SessionMeta, tenant: str, segment_id: int, axis: 
     if not store.segments.read_mask(meta, head, box).any():
         raise InvalidPrompt(f"slice {start_index} on axis {axis} is empty in revision "
                             f"{head.revision}: nothing to propagate from")
-    job_params = PropagateParams(axis=axis, start_index=start_index, method=method, params=params)
-    return queue.submit(store, get_kind(KIND), tenant, meta.id, segment_id,
+    job_params = PropagateParams(axis=axis, start_index=start_index, method=spec.name,
+                                 params=params)
+    return queue.submit(store, plugins.job_kinds.get(KIND), tenant, meta.id, segment_id,
                         job_params.model_dump(), head.revision)
+
+
+@dataclass
+class PropagateAfter:
+    """A propagation asked for together with a 2D interaction."""
+
+    method: str | None
+    params: dict[str, Any]
+
+
+@dataclass
+class ChangeAndJob:
+    change: Change
+    job: JobRecord | None = None
+    job_error: MedsegError | None = None  # the interaction landed, the propagation did not
+
+
+def interact_then_propagate(store: Store, plugins: Plugins, meta: SessionMeta, tenant: str,
+                            segment_id: int, prompt: Prompt, method: str | None,
+                            params: dict[str, Any], base_revision: int | None, max_marks: int,
+                            after: PropagateAfter | None) -> ChangeAndJob:
+    """An interaction, then (optionally) a propagation from its slice along its plane's axis.
+    The propagation is checked before the interaction runs; one that cannot start afterwards
+    (e.g. the corrected slice is empty) does not undo the interaction: its error is returned
+    beside the change."""
+    if after is not None:
+        if prompt.plane is None or meta.shape[prompt.plane.axis] == 1:
+            raise InvalidPrompt("propagate after an interaction needs a 2D interaction on a volume")
+        check_method(plugins.predictors, after.method, after.params)
+    change = interact(store, plugins.methods, meta, segment_id, prompt, method, params,
+                      base_revision, max_marks)
+    if after is None or prompt.plane is None:
+        return ChangeAndJob(change)
+    try:
+        job = submit(store, plugins, meta, tenant, segment_id, "zyx"[prompt.plane.axis],
+                     prompt.plane.index, after.method, after.params, change.current.revision)
+    except MedsegError as exc:
+        return ChangeAndJob(change, job_error=exc)
+    return ChangeAndJob(change, job)
 
 
 def set_lock(store: Store, meta: SessionMeta, segment_id: int, axis: str, index: int,
@@ -92,7 +134,7 @@ def set_lock(store: Store, meta: SessionMeta, segment_id: int, axis: str, index:
     return segment
 
 
-def run(ctx: JobContext, p: PropagateParams) -> dict[str, Any]:
+def run(predictors: Registry[PredictorSpec], ctx: JobContext, p: PropagateParams) -> dict[str, Any]:
     """The job: predict slice after slice, stream each, commit one revision."""
     t0 = time.perf_counter()
     store, meta, job = ctx.store, ctx.meta, ctx.record
@@ -102,7 +144,7 @@ def run(ctx: JobContext, p: PropagateParams) -> dict[str, Any]:
     before = store.segments.read_mask(meta, base, full_box(meta.shape))
     after = before.copy()
     start_mask = before[_plane(axis, p.start_index)]
-    spec = get_predictor(p.method)
+    spec = predictors.get(p.method)
     settings, own = split_params(spec, p.params)
     full_slice = slice_box(meta.shape, axis, p.start_index, (0, 0),
                            [s - 1 for i, s in enumerate(meta.shape) if i != axis])
@@ -168,8 +210,10 @@ def _slice_delta(xor: np.ndarray, axis: int, index: int, shape, base_revision: i
                                        base_revision, None)
 
 
-register(JobKind(
-    name=KIND,
-    description="Slice-by-slice propagation of one slice's mask along an axis (issue 5); "
-                "streams each finished slice, commits one revision.",
-    params_type=PropagateParams, run=run))
+def job_kind(predictors: Registry[PredictorSpec]) -> JobKind:
+    """The propagate job kind, running the predictors of `predictors`."""
+    return JobKind(
+        name=KIND,
+        description="Slice-by-slice propagation of one slice's mask along an axis; streams "
+                    "each finished slice, commits one revision.",
+        params_type=PropagateParams, run=functools.partial(run, predictors))

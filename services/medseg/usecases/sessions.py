@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from medseg.engine import imageio
-from medseg.engine.errors import InvalidPrompt
 from medseg.engine.prompts import Box
+from medseg.errors import InvalidPrompt
 from medseg.store import Store
 from medseg.store.chunks import full_box
 from medseg.store.records import RevisionRecord, SessionMeta

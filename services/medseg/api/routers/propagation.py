@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, status
 
-from medseg.api.deps import IfMatchDep, SessionDep, StoreDep, TenantDep
+from medseg.api.deps import IfMatchDep, PluginsDep, SessionDep, StoreDep, TenantDep
 from medseg.api.presenters import job_public
 from medseg.api.schemas import ErrorBody, FinetuneRequest, JobPublic, LocksPublic, PropagateRequest
 from medseg.usecases import finetune, propagation
@@ -20,21 +20,21 @@ AxisPath = Annotated[Literal["z", "y", "x"], Path(description="axis whose slice 
 
 @router.post("/propagate", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic,
              responses=_ERRORS, summary="Propagate one slice's mask along an axis (a job)")
-def propagate(store: StoreDep, tenant: TenantDep, meta: SessionDep, segment_id: int,
-              body: PropagateRequest, if_match: IfMatchDep) -> JobPublic:
+def propagate(store: StoreDep, plugins: PluginsDep, tenant: TenantDep, meta: SessionDep,
+              segment_id: int, body: PropagateRequest, if_match: IfMatchDep) -> JobPublic:
     base = body.base_revision if body.base_revision is not None else if_match
-    record = propagation.submit(store, meta, tenant, segment_id, body.axis, body.start_index,
-                                body.method, body.params, base)
+    record = propagation.submit(store, plugins, meta, tenant, segment_id, body.axis,
+                                body.start_index, body.method, body.params, base)
     return job_public(record)
 
 
 @router.post("/finetune", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic, tags=["bifseg"],
              responses=_ERRORS,
              summary="Fine-tune BIFSeg to this image, unsupervised or with scribbles (a job)")
-def finetune_segment(store: StoreDep, tenant: TenantDep, meta: SessionDep, segment_id: int,
-                     body: FinetuneRequest, if_match: IfMatchDep) -> JobPublic:
+def finetune_segment(store: StoreDep, plugins: PluginsDep, tenant: TenantDep, meta: SessionDep,
+                     segment_id: int, body: FinetuneRequest, if_match: IfMatchDep) -> JobPublic:
     base = body.base_revision if body.base_revision is not None else if_match
-    record = finetune.submit(store, meta, tenant, segment_id, body.mode,
+    record = finetune.submit(store, plugins, meta, tenant, segment_id, body.mode,
                              [s.model_dump() for s in body.scribbles], body.params, base)
     return job_public(record)
 

@@ -6,9 +6,8 @@ from typing import Annotated, Literal
 
 import numpy as np
 from fastapi import APIRouter, Body, Query, Response, status
-from medseg_client import codec
 
-from medseg.api.deps import IfMatchDep, SessionDep, SettingsDep, StoreDep, TenantDep
+from medseg.api.deps import IfMatchDep, PluginsDep, SessionDep, SettingsDep, StoreDep, TenantDep
 from medseg.api.presenters import (
     change_result,
     file_response,
@@ -28,9 +27,9 @@ from medseg.api.schemas import (
     SegmentUpdate,
 )
 from medseg.api.translate import to_prompt
-from medseg.engine.errors import InvalidPrompt, MedsegError
 from medseg.store.chunks import full_box
 from medseg.usecases import interactions, propagation, sessions
+from medseg_protocol import codec
 
 router = APIRouter(prefix="/v1/sessions/{session_id}/segments", tags=["segments"])
 
@@ -82,26 +81,21 @@ def delete_segment(store: StoreDep, meta: SessionDep, segment_id: int) -> Respon
 
 @router.post("/{segment_id}/interactions", response_model=ChangeResult, responses=_ERRORS,
              summary="Click, scribble, box or interior margin points: answers the new revision and the mask delta")
-def interact(store: StoreDep, settings: SettingsDep, tenant: TenantDep, meta: SessionDep, segment_id: int,
-             interaction: Interaction, if_match: IfMatchDep, response: Response) -> ChangeResult:
-    prompt = to_prompt(interaction, meta.shape)
+def interact(store: StoreDep, plugins: PluginsDep, settings: SettingsDep, tenant: TenantDep,
+             meta: SessionDep, segment_id: int, interaction: Interaction, if_match: IfMatchDep,
+             response: Response) -> ChangeResult:
     base = interaction.base_revision if interaction.base_revision is not None else if_match
-    if interaction.propagate is not None and (prompt.plane is None or meta.shape[prompt.plane.axis] == 1):
-        raise InvalidPrompt("propagate after an interaction needs a 2D interaction on a volume")
-    if interaction.propagate is not None:
-        propagation.check_method(interaction.propagate.method, interaction.propagate.params)
-    change = interactions.interact(store, meta, segment_id, prompt, interaction.method,
-                                   interaction.params, base, settings.max_marks)
-    _etag(response, change.current.revision)
-    result = change_result(change)
-    if interaction.propagate is not None:
-        try:
-            job = propagation.submit(store, meta, tenant, segment_id, "zyx"[prompt.plane.axis],
-                                     prompt.plane.index, interaction.propagate.method,
-                                     interaction.propagate.params, change.current.revision)
-            result.job = job_public(job)
-        except MedsegError as exc:  # e.g. the corrected slice is empty: nothing to propagate
-            result.job_error = ErrorBody(error=exc.code, message=exc.message)
+    after = interaction.propagate
+    outcome = propagation.interact_then_propagate(
+        store, plugins, meta, tenant, segment_id, to_prompt(interaction, meta.shape),
+        interaction.method, interaction.params, base, settings.max_marks,
+        None if after is None else propagation.PropagateAfter(after.method, after.params))
+    _etag(response, outcome.change.current.revision)
+    result = change_result(outcome.change)
+    if outcome.job is not None:
+        result.job = job_public(outcome.job)
+    if outcome.job_error is not None:
+        result.job_error = ErrorBody(error=outcome.job_error.code, message=outcome.job_error.message)
     return result
 
 

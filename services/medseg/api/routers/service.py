@@ -6,20 +6,17 @@ import dataclasses
 
 import redis
 from fastapi import APIRouter, Response
-from medseg_client import codec
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from medseg.api.deps import SettingsDep, StoreDep, TenantDep
+from medseg.api.deps import PluginsDep, SettingsDep, StoreDep, TenantDep
 from medseg.api.schemas import Capabilities, JobKindInfo, MethodInfo
-from medseg.engine.methods import DEFAULT_METHOD, all_methods
-from medseg.engine.propagation import PropagationParams, all_predictors
+from medseg.engine.propagation import PropagationParams
 from medseg.jobs import queue
-from medseg.jobs.registry import all_kinds
 from medseg.usecases.sessions import EXPORT_FORMATS
+from medseg_protocol import API_VERSION, ENCODING_DELTA, ENCODING_MASK
 
 router = APIRouter(tags=["service"])
 
-API_VERSION = "1.0"
 INPUT_FORMATS = ["nifti", "nrrd", "dicom-series", "dicom-zip", "png", "jpeg"]
 
 
@@ -46,23 +43,23 @@ def metrics() -> Response:
 
 @router.get("/v1/capabilities", response_model=Capabilities,
             summary="What this server offers: interactions, methods, encodings, limits")
-def capabilities(settings: SettingsDep, tenant: TenantDep) -> Capabilities:
+def capabilities(settings: SettingsDep, plugins: PluginsDep, tenant: TenantDep) -> Capabilities:
     methods = [MethodInfo(name=m.name, description=m.description,
                           interaction_types=list(m.interaction_types), dims=list(m.dims),
-                          params=m.defaults()) for m in all_methods()]
+                          params=m.defaults()) for m in plugins.methods]
     return Capabilities(
         api_version=API_VERSION,
         interaction_types=sorted({t for m in methods for t in m.interaction_types}),
-        methods=methods, default_method=DEFAULT_METHOD,
-        delta_encodings=[codec.ENCODING_DELTA], mask_encodings=[codec.ENCODING_MASK],
+        methods=methods, default_method=plugins.methods.get().name,
+        delta_encodings=[ENCODING_DELTA], mask_encodings=[ENCODING_MASK],
         input_formats=INPUT_FORMATS, export_formats=sorted(EXPORT_FORMATS),
         limits={"max_upload_bytes": settings.max_upload_bytes, "max_voxels": settings.max_voxels,
                 "session_ttl_s": settings.session_ttl_s, "max_marks": settings.max_marks},
         propagation_methods=[MethodInfo(
             name=p.name, description=p.description, interaction_types=[], dims=["2d"],
             params={**dataclasses.asdict(PropagationParams()), **p.defaults()})
-            for p in all_predictors()],
+            for p in plugins.predictors],
         job_kinds=[JobKindInfo(name=k.name, description=k.description,
-                               params=k.params_type.model_json_schema()) for k in all_kinds()],
+                               params=k.params_type.model_json_schema()) for k in plugins.job_kinds],
         auth="api-key" if settings.key_hashes else "none (dev mode)",
     )

@@ -11,7 +11,7 @@ from medseg.api.deps import SessionDep, SettingsDep, StoreDep, TenantDep
 from medseg.api.presenters import file_response, session_public
 from medseg.api.schemas import ErrorBody, SessionPublic
 from medseg.engine import imageio
-from medseg.engine.errors import ImageTooLarge
+from medseg.errors import ImageTooLarge
 from medseg.usecases import sessions as usecase
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])

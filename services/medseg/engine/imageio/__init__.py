@@ -6,7 +6,6 @@ Pure functions (no FastAPI, no Redis). Every failure is a `MedsegError`: Unsuppo
 
 from __future__ import annotations
 
-from medseg.engine.errors import CorruptImage, ImageTooLarge, MedsegError, UnsupportedFormat
 from medseg.engine.imageio._common import (
     GZIP_MAGIC,
     JPEG_MAGIC,
@@ -31,6 +30,7 @@ from medseg.engine.imageio.orient import reorient_to
 from medseg.engine.imageio.raster import load_raster
 from medseg.engine.imageio.writers import save_nifti, save_nrrd, save_png
 from medseg.engine.volume import Volume
+from medseg.errors import CorruptImage, ImageTooLarge, MedsegError, UnsupportedFormat
 
 __all__ = [
     "ImageLimits",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from medseg.engine.errors import CorruptImage, ImageTooLarge, UnsupportedFormat
+from medseg.errors import CorruptImage, ImageTooLarge, UnsupportedFormat
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")

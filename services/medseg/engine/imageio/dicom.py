@@ -9,9 +9,9 @@ import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from medseg.engine.errors import CorruptImage, UnsupportedFormat
 from medseg.engine.imageio._common import LPS_TO_RAS, ImageLimits, check_voxels
 from medseg.engine.volume import Volume
+from medseg.errors import CorruptImage, UnsupportedFormat
 
 DICOMDIR_SOP = "1.2.840.10008.1.3.10"
 _SPACING_TOL = 0.05  # relative deviation allowed between consecutive slice gaps

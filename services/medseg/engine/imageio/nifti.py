@@ -9,7 +9,6 @@ import struct
 import nibabel as nib
 import numpy as np
 
-from medseg.engine.errors import CorruptImage, ImageTooLarge, UnsupportedFormat
 from medseg.engine.imageio._common import (
     GZIP_MAGIC,
     ImageLimits,
@@ -20,6 +19,7 @@ from medseg.engine.imageio._common import (
     spacing_from_affine,
 )
 from medseg.engine.volume import Volume
+from medseg.errors import CorruptImage, ImageTooLarge, UnsupportedFormat
 
 _SLACK = 1 << 16  # bytes tolerated after the data the header declares
 

@@ -8,7 +8,6 @@ import io
 import nrrd
 import numpy as np
 
-from medseg.engine.errors import CorruptImage, ImageTooLarge, UnsupportedFormat
 from medseg.engine.imageio._common import (
     ImageLimits,
     check_affine,
@@ -18,6 +17,7 @@ from medseg.engine.imageio._common import (
     spacing_from_affine,
 )
 from medseg.engine.volume import Volume
+from medseg.errors import CorruptImage, ImageTooLarge, UnsupportedFormat
 
 # sign flips that take a space's axes to RAS+
 _SPACES = {

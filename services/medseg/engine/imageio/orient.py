@@ -12,7 +12,7 @@ from nibabel.orientations import (
     ornt_transform,
 )
 
-from medseg.engine.errors import CorruptImage
+from medseg.errors import CorruptImage
 
 
 def reorient_to(

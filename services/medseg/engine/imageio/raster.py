@@ -8,9 +8,9 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps
 
-from medseg.engine.errors import CorruptImage, ImageTooLarge, UnsupportedFormat
 from medseg.engine.imageio._common import ImageLimits, check_voxels
 from medseg.engine.volume import Volume
+from medseg.errors import CorruptImage, ImageTooLarge, UnsupportedFormat
 
 _GRAY_INT_MODES = {"I;16": np.uint16, "I;16B": np.uint16, "I;16L": np.uint16, "I": np.int32}
 

@@ -1,0 +1,289 @@
+"""Click-accuracy benchmark: `python -m medseg_bench.clicks [--quick]`. Prints markdown tables.
+
+A robot user segments the organs of ../shared/data/totalseg on the engine alone (no HTTP, no
+Redis; `EngineSegment` drives a method the way usecases/interactions.py does):
+- 2D: the largest axial slice of each organ (its largest connected component); 3D: the organ's
+  largest component, in its bounding box grown by CROP_MARGIN voxels.
+- seen organs: the organs of the ct_dicom volume that training uses (that volume itself is never
+  trained on); held-out organs (medseg_train.data.HELD_OUT_ORGANS): every volume.
+- mideepseg: starts from simulated interior margin points (the training simulation,
+  `interior_margin_points(mask, rng, extra=(0, 0))`, one fixed seed per object: 3-4 points in
+  2D, 5-6 in 3D), then refinement clicks; each click goes to the centre of the largest error
+  region (`robot_click`). IF-GC runs the robot; plain GC replays IF-GC's clicks (then goes on
+  with its own robot clicks if it needs more for NoC).
+- geodesic-graphcut (model-free): the robot's clicks from the first one (the organ's centre);
+  its "initial" column is the Dice after that first click.
+NoC@85 / NoC@90: clicks until Dice >= 0.85 / 0.90, counting the interior margin points as clicks;
+an object that never gets there within `--cap` clicks in all counts as the cap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from medseg import builtin
+from medseg.algorithms.metrics import dice
+from medseg.engine.method import SegmentContext
+from medseg.engine.mideepseg_method import load_model
+from medseg.engine.prompts import Box, Marks, Plane, Prompt, plane_record
+from medseg.models.loader import default_loader
+from medseg_bench.robot import robot_click
+from medseg_train.data import evaluation_organs
+from medseg_train.objects import MIN_AREA_2D, MIN_VOXELS_3D, largest_component
+from medseg_train.simulate import interior_margin_points
+
+CROP_MARGIN = 24  # voxels around a 3D organ's bounding box (the robot works in that crop)
+REPORT_AFTER = (1, 3, 5, 10)  # refinement clicks after which Dice is reported
+DEFAULT_3D_PER_GROUP = 8  # largest organs per group in 3D unless --per-group says otherwise
+
+
+@dataclass
+class BenchObject:
+    group: str  # "seen" | "held-out"
+    case: str
+    organ: str
+    image: np.ndarray  # float32 (Z, Y, X); a 2D object is one slice (1, Y, X)
+    mask: np.ndarray  # bool, same shape
+    spacing: tuple[float, float, float]
+    plane: Plane | None  # Plane(0, 0) for 2D
+
+
+def _crop(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
+    idx = np.argwhere(mask)
+    lo = np.maximum(idx.min(axis=0) - margin, 0)
+    hi = np.minimum(idx.max(axis=0) + margin + 1, mask.shape)
+    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+
+
+def bench_objects(dims: int, per_group: int | None = None) -> list[BenchObject]:
+    """Seen organs of the validation volume and held-out organs of every volume; with
+    `per_group`, only that many per group, the largest first."""
+    items: list[tuple[int, BenchObject]] = []
+    for held_group, case, organ in evaluation_organs():
+        group = held_group.replace("_", "-")  # the tables say "held-out"
+        mask = largest_component(case.mask(organ))
+        if dims == 2:
+            z = int(np.argmax(mask.sum(axis=(1, 2))))
+            mask2 = largest_component(mask[z])
+            if mask2.sum() < MIN_AREA_2D:
+                continue
+            obj = BenchObject(group, case.name, organ, case.image[z][None], mask2[None],
+                              case.spacing, Plane(0, 0))
+        else:
+            if mask.sum() < MIN_VOXELS_3D:
+                continue
+            box = _crop(mask, CROP_MARGIN)
+            obj = BenchObject(group, case.name, organ, np.ascontiguousarray(case.image[box]),
+                              mask[box], case.spacing, None)
+        items.append((int(obj.mask.sum()), obj))
+    out = []
+    for group in ("seen", "held-out"):
+        ranked = sorted((it for it in items if it[1].group == group), key=lambda it: -it[0])
+        out += [obj for _, obj in ranked[:per_group]]
+    return out
+
+
+@dataclass
+class EngineSegment:
+    """One segment on the engine alone: marks accumulate as in usecases/interactions.py, the
+    head revision's interaction and stored probability are kept, the mask is updated in the ROI."""
+
+    image: np.ndarray
+    spacing: tuple[float, float, float]
+    plane: Plane | None
+    mask: np.ndarray = None
+    marks: Marks = field(default_factory=Marks)
+    head: dict = field(default_factory=dict)
+    stored: tuple[Box, np.ndarray] | None = None
+    seconds: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.mask = np.zeros(self.image.shape, dtype=bool)
+
+    def _read(self, box: Box) -> np.ndarray:
+        return self.image[tuple(slice(lo, hi + 1) for lo, hi in zip(box.lo, box.hi))]
+
+    def _bbox(self) -> Box | None:
+        idx = np.argwhere(self.mask)
+        return None if len(idx) == 0 else Box(tuple(idx.min(axis=0)), tuple(idx.max(axis=0)))
+
+    def interact(self, kind: str, method: str, marks: Marks, params: dict | None = None) -> None:
+        chosen = METHODS.get(method)
+        prompt = Prompt(kind, marks, self.plane)
+        prompt.check(self.image.shape)
+        cumulative = prompt.apply_to(self.marks)
+        stored = self.stored
+        context = SegmentContext(kind, dict(self.head), lambda: stored)
+        start = time.perf_counter()
+        result = chosen.run(read_image=self._read, read_mask=None, shape=self.image.shape,
+                            spacing=self.spacing, marks=cumulative.on_plane(self.plane),
+                            plane=self.plane, params=chosen.parse_params(params or {}),
+                            current_mask_bbox=self._bbox(), context=context)
+        self.seconds.append(time.perf_counter() - start)
+        roi = tuple(slice(lo, hi + 1) for lo, hi in zip(result.roi.lo, result.roi.hi))
+        self.mask[roi] = result.mask
+        self.marks, self.stored = cumulative, (result.roi, result.probability)
+        self.head = {"method": method, "plane": plane_record(self.plane)}
+
+
+@dataclass
+class Trace:
+    dices: list[float]  # after each interaction: [initial, after click 1, 2, ...]
+    initial_clicks: int  # clicks counted by the first interaction
+    seconds: list[float]  # engine seconds per interaction
+    clicks: list[tuple[tuple[int, int, int], bool]] = field(default_factory=list)
+
+
+def _click_marks(zyx, foreground: bool) -> Marks:
+    point = np.asarray([zyx], dtype=np.int64)
+    empty = np.zeros((0, 3), dtype=np.int64)
+    return Marks(fg=point if foreground else empty, bg=empty if foreground else point)
+
+
+def _next_click(segment: EngineSegment, reference: np.ndarray, replay: list, k: int):
+    """The k-th replayed click while there are any, then the robot's; None when perfect."""
+    if k < len(replay):
+        return replay[k]
+    if np.array_equal(segment.mask, reference):
+        return None
+    return robot_click(segment.mask, reference)
+
+
+def _keep_clicking(trace: Trace, made: int, refinements: int, cap: int) -> bool:
+    """At least `refinements` clicks (for the Dice columns), then on until Dice 0.90 or `cap`
+    clicks in all (for NoC)."""
+    if made < refinements:
+        return True
+    return max(trace.dices) < 0.90 and trace.initial_clicks + made < cap
+
+
+def _session(segment: EngineSegment, reference, method: str, params: dict, trace: Trace,
+             refinements: int, cap: int, replay: list) -> Trace:
+    while _keep_clicking(trace, len(trace.clicks), refinements, cap):
+        click = _next_click(segment, reference, replay, len(trace.clicks))
+        if click is None:
+            break
+        segment.interact("click", method, _click_marks(*click), params)
+        trace.clicks.append(click)
+        trace.dices.append(dice(segment.mask, reference))
+    trace.seconds = segment.seconds
+    return trace
+
+
+def run_mideepseg(obj: BenchObject, encoding: str, refinement: str, refinements: int, cap: int,
+                  seed: int, replay: list | None = None) -> Trace:
+    squeezed = obj.mask[0] if obj.plane is not None else obj.mask
+    points = interior_margin_points(squeezed, np.random.default_rng(seed), extra=(0, 0))
+    if obj.plane is not None:
+        points = np.concatenate([np.zeros((len(points), 1), int), points], axis=1)
+    segment = EngineSegment(obj.image, obj.spacing, obj.plane)
+    params = {"encoding": encoding, "refinement": refinement}
+    segment.interact("points", "mideepseg", Marks(points=points), params)
+    trace = Trace([dice(segment.mask, obj.mask)], len(points), [])
+    return _session(segment, obj.mask, "mideepseg", params, trace, refinements, cap, replay or [])
+
+
+def run_graphcut(obj: BenchObject, refinements: int, cap: int) -> Trace:
+    segment = EngineSegment(obj.image, obj.spacing, obj.plane)
+    zyx, fg = robot_click(segment.mask, obj.mask)
+    segment.interact("click", "geodesic-graphcut", _click_marks(zyx, fg))
+    trace = Trace([dice(segment.mask, obj.mask)], 1, [], [])
+    return _session(segment, obj.mask, "geodesic-graphcut", {}, trace, refinements, cap, [])
+
+
+def noc(trace: Trace, target: float, cap: int) -> int:
+    for k, d in enumerate(trace.dices):
+        if d >= target:
+            return min(trace.initial_clicks + k, cap)
+    return cap
+
+
+def dice_after(trace: Trace, refinements: int) -> float:
+    """Dice after `refinements` further clicks; a robot that stopped (perfect mask) keeps it."""
+    return trace.dices[min(refinements, len(trace.dices) - 1)]
+
+
+def summarise(label: str, traces: list[Trace], cap: int, refinements: int) -> str:
+    cells = [label, str(len(traces)), f"{np.mean([t.initial_clicks for t in traces]):.1f}"]
+    cells.append(f"{np.mean([t.dices[0] for t in traces]):.3f}")
+    for n in REPORT_AFTER:
+        cells.append(f"{np.mean([dice_after(t, n) for t in traces]):.3f}" if n <= refinements else "–")
+    cells += [f"{np.mean([noc(t, 0.85, cap) for t in traces]):.1f}",
+              f"{np.mean([noc(t, 0.90, cap) for t in traces]):.1f}"]
+    first = [t.seconds[0] for t in traces]
+    later = [s for t in traces for s in t.seconds[1:]]
+    cells += [f"{1000 * np.median(first):.0f}", f"{1000 * np.median(later):.0f}" if later else "–"]
+    return "| " + " | ".join(cells) + " |"
+
+
+METHODS = builtin.build().methods
+HEADER = ("| method | objects | initial clicks | Dice initial | "
+          + " | ".join(f"+{n}" for n in REPORT_AFTER)
+          + " | NoC@85 | NoC@90 | first ms (median) | refine ms (median) |\n|"
+          + "---|" * (10 + len(REPORT_AFTER) - 2))
+
+
+def available_encodings(dims: int) -> list[str]:
+    cards = default_loader().available("mideepseg")
+    return sorted({c.encoding for c in cards if c.dims == dims})
+
+
+def run(dims_list: list[int], per_group: int | None, refinements: int, cap: int,
+        encodings: list[str] | None) -> None:
+    for dims in dims_list:
+        # a 3D robot session on a whole-organ region takes ~1 s per click here: 8 per group
+        objects = bench_objects(dims, per_group or (DEFAULT_3D_PER_GROUP if dims == 3 else None))
+        found = available_encodings(dims)
+        chosen = [e for e in (encodings or found) if e in found]
+        for encoding in chosen:  # load each model before timing anything
+            model = load_model(dims, encoding)
+            model.predict(np.zeros((1, model.card.in_channels, *model.card.input_size), np.float32))
+        print(f"\n### {dims}D ({', '.join(chosen) or 'no'} MIDeepSeg models; "
+              f"{refinements} refinement clicks; NoC capped at {cap} clicks)")
+        for group in ("seen", "held-out"):
+            group_objects = [o for o in objects if o.group == group]
+            rows = []
+            for encoding in chosen:
+                ifgc, gc = [], []
+                for k, obj in enumerate(group_objects):
+                    ifgc.append(run_mideepseg(obj, encoding, "if-gc", refinements, cap, k))
+                    gc.append(run_mideepseg(obj, encoding, "gc", refinements, cap, k,
+                                            ifgc[-1].clicks))
+                rows.append(summarise(f"mideepseg {encoding}, IF-GC", ifgc, cap, refinements))
+                rows.append(summarise(f"mideepseg {encoding}, plain GC (IF-GC's clicks)", gc, cap,
+                                      refinements))
+            model_free = [run_graphcut(obj, refinements, cap) for obj in group_objects]
+            rows.append(summarise("geodesic-graphcut (model-free; initial = 1st click)",
+                                  model_free, cap, refinements))
+            names = sorted({f"{o.case}/{o.organ}" for o in group_objects})
+            print(f"\n{group} organs ({len(group_objects)}): {', '.join(names)}\n")
+            print(HEADER)
+            print("\n".join(rows))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="3 objects per group, 5 refinement clicks, NoC cap 10")
+    parser.add_argument("--dims", default="2,3", help="comma-separated: 2, 3 or 2,3")
+    parser.add_argument("--per-group", type=int, default=None,
+                        help=f"largest N objects per group (default: all in 2D, "
+                             f"{DEFAULT_3D_PER_GROUP} in 3D)")
+    parser.add_argument("--refinements", type=int, default=10)
+    parser.add_argument("--cap", type=int, default=20, help="NoC cap (total clicks)")
+    parser.add_argument("--encodings", default=None, help="comma-separated (default: all models)")
+    args = parser.parse_args()
+    if args.quick:
+        args.per_group, args.refinements, args.cap = args.per_group or 3, 5, 10
+    refinements = max(args.refinements, 1)
+    encodings = args.encodings.split(",") if args.encodings else None
+    run([int(d) for d in args.dims.split(",")], args.per_group, refinements, args.cap, encodings)
+
+
+if __name__ == "__main__":
+    main()

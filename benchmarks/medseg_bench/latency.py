@@ -1,0 +1,226 @@
+"""Latency benchmark: `make bench` (or `python -m medseg_bench.latency`). Prints a table.
+
+Starts its own Redis and API process (dev mode, loopback), uploads a synthetic 512x512x300
+int16 CT-like volume, then times session creation, 2D clicks on a 512x512 slice, 3D clicks on
+an object whose region of interest is about 128^3, undo, MIDeepSeg initial segmentation from
+interior margin points and refinement clicks (2D on a 512x512 slice, 3D on a ~64^3-class
+region; when the server lists the EGD models), and export, end to end over HTTP and on the
+server (the `Server-Timing` header), plus the size of each delta against the full mask.
+BIFSeg rows: a `bifseg` box around the 'liver' on a 512x512 slice (2D), then a fine-tuning
+job on it (supervised, one scribble, the paper's 4 x 20 iterations) through the API's own
+worker: HTTP = POST until the client saw it succeed (polling every 10 ms), server = the job's
+run time in the worker (its `timings_ms.run`). `--only mideepseg|bifseg` runs just those rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+
+import httpx
+import nibabel as nib
+import numpy as np
+from scipy import ndimage
+
+from medseg.store.embedded import EmbeddedRedis, free_port
+
+
+def synthetic_ct(shape=(300, 512, 512), seed=0) -> tuple[np.ndarray, dict[str, tuple]]:
+    """int16 (Z, Y, X) HU-like volume: a body ellipse, a large 'liver', a ~100-voxel 'ball'.
+    Returns the volume and voxel positions inside each object."""
+    rng = np.random.default_rng(seed)
+    z, y, x = np.ogrid[: shape[0], : shape[1], : shape[2]]
+    volume = np.full(shape, -1000, dtype=np.int16)
+    body = ((y - 256) / 220.0) ** 2 + ((x - 256) / 240.0) ** 2 < 1
+    volume[np.broadcast_to(body, shape)] = 30
+    liver = ((z - 150) / 90.0) ** 2 + ((y - 240) / 110.0) ** 2 + ((x - 180) / 120.0) ** 2 < 1
+    volume[liver] = 90
+    ball = ((z - 150) / 45.0) ** 2 + ((y - 260) / 45.0) ** 2 + ((x - 380) / 45.0) ** 2 < 1
+    volume[ball] = 160
+    # a small ball (radius 26 voxels): its relaxed box is a ~64^3-class MIDeepSeg region
+    small = ((z - 150) / 26.0) ** 2 + ((y - 100) / 26.0) ** 2 + ((x - 380) / 26.0) ** 2 < 1
+    volume[small] = 130
+    noise = rng.normal(0, 12, size=(shape[1], shape[2])).astype(np.float32)
+    volume += ndimage.gaussian_filter(noise, 1.0).astype(np.int16)[None]
+    return volume, {"liver": (150, 240, 180), "ball": (150, 260, 380), "small": (150, 100, 380)}
+
+
+def margin_points(centre, radii, plane: bool) -> list[list[int]]:
+    """Interior margin points of an ellipsoid: 2 voxels inside each in-plane extreme, and
+    through-plane too unless `plane` (4 points in 2D, 6 in 3D)."""
+    points = []
+    for axis in (1, 2) if plane else (0, 1, 2):
+        for sign in (-1, 1):
+            p = list(centre)
+            p[axis] += sign * (radii[axis] - 2)
+            points.append(p)
+    return points
+
+
+def nifti_bytes(volume: np.ndarray) -> bytes:
+    image = nib.Nifti1Image(volume.transpose(2, 1, 0), np.diag([0.8, 0.8, 1.5, 1.0]))
+    return image.to_bytes()  # uncompressed .nii: upload cost, not gzip, is what we time
+
+
+@contextmanager
+def server():
+    with EmbeddedRedis() as redis_url:
+        port = free_port()
+        env = {**os.environ, "MEDSEG_REDIS_URL": redis_url, "MEDSEG_PORT": str(port),
+               "MEDSEG_HOST": "127.0.0.1", "MEDSEG_DEV_MODE": "1", "MEDSEG_API_KEYS": "",
+               "MEDSEG_LOG_LEVEL": "WARNING"}
+        env.pop("MEDSEG_API_KEYS_FILE", None)
+        process = subprocess.Popen([sys.executable, "-m", "medseg.main"], env=env,
+                                   stdout=subprocess.DEVNULL,
+                                   stderr=None if os.environ.get("MEDSEG_BENCH_LOGS") else subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(300):
+                try:
+                    if httpx.get(f"{base}/readyz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
+            yield base
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.rows: dict[str, tuple[list[float], list[float]]] = {}
+
+    def call(self, name: str, fn, *args, **kwargs) -> httpx.Response:
+        start = time.perf_counter()
+        response = fn(*args, **kwargs)
+        elapsed = (time.perf_counter() - start) * 1000
+        response.raise_for_status()
+        server_ms = float(response.headers["Server-Timing"].split("dur=")[1])
+        e2e, srv = self.rows.setdefault(name, ([], []))
+        e2e.append(elapsed)
+        srv.append(server_ms)
+        return response
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+def bifseg_rows(http: httpx.Client, timer: Timer, sid: str, zyx, repeats: int) -> None:
+    """A 2D `bifseg` box around the object at `zyx`, then a supervised fine-tuning job."""
+    z, y, x = zyx
+    box = {"lo": [z, y - 110, x - 120], "hi": [z, y + 110, x + 120]}
+    for _ in range(repeats):
+        seg = http.post(f"/v1/sessions/{sid}/segments", json={}).json()["id"]
+        url = f"/v1/sessions/{sid}/segments/{seg}"
+        timer.call("box (bifseg) 2D, 512x512 slice, box 221x241", http.post, f"{url}/interactions",
+                   json={"type": "box", "method": "bifseg", "dim": "2d",
+                         "plane": {"axis": "z", "index": z}, "box": box})
+        start = time.perf_counter()
+        job = http.post(f"{url}/finetune", json={"mode": "supervised", "scribbles": [
+            {"path": [[z, y, x - 40], [z, y, x + 40]], "foreground": True}]}).json()
+        while job["state"] in ("queued", "running"):
+            time.sleep(0.01)
+            job = http.get(f"/v1/jobs/{job['id']}").json()
+        if job["state"] != "succeeded":
+            raise RuntimeError(f"fine-tuning job {job['state']}: {job['error']}")
+        e2e, srv = timer.rows.setdefault("finetune job 2D (4 x 20 iterations), submit to done",
+                                         ([], []))
+        e2e.append((time.perf_counter() - start) * 1000)
+        srv.append(job["timings_ms"]["run"])
+
+
+def run(repeats: int, only: str | None = None) -> None:
+    volume, points = synthetic_ct()
+    upload = nifti_bytes(volume)
+    timer = Timer()
+    sizes = []
+    with server() as base, httpx.Client(base_url=base, timeout=600) as http:
+        sessions = [timer.call("create session 512x512x300 int16", http.post, "/v1/sessions",
+                               files=[("files", ("ct.nii", upload))]).json()["id"]
+                    for _ in range(max(2, repeats // 10) if only is None else 1)]
+        sid = sessions[0]
+        if only in (None, "bifseg"):
+            bifseg_rows(http, timer, sid, points["liver"], max(3, repeats // 3))
+        model_free = (("2D click, 512x512 slice", points["liver"], "2d"),
+                      ("3D click, 3D ROI around a ball", points["ball"], "3d"))
+        for label, zyx, dim in model_free if only is None else ():
+            for i in range(repeats if dim == "2d" else max(3, repeats // 3)):
+                seg = http.post(f"/v1/sessions/{sid}/segments", json={}).json()["id"]
+                url = f"/v1/sessions/{sid}/segments/{seg}"
+                body = {"type": "click", "dim": dim, "clicks": [{"zyx": list(zyx)}]}
+                if dim == "2d":
+                    body["plane"] = {"axis": "z", "index": zyx[0]}
+                change = timer.call(label, http.post, f"{url}/interactions", json=body).json()
+                if i == 0:
+                    full = http.get(f"{url}/mask").json()
+                    raw_bits = int(np.prod(volume.shape)) // 8
+                    roi = change["roi"]
+                    roi_shape = [h - lo + 1 for lo, h in zip(roi["lo"], roi["hi"])]
+                    sizes.append((label, len(change["delta"]["data"]), len(full["data"]), raw_bits,
+                                  change["delta"]["changed_voxels"], "x".join(map(str, roi_shape))))
+                timer.call("undo", http.post, f"{url}/undo")
+                http.post(f"{url}/redo")
+        if only in (None, "mideepseg"):
+            mideepseg_rows(http, timer, sid, points, repeats)
+        for _ in range(max(2, repeats // 10) if only is None else 0):
+            timer.call("export label map (NIfTI)", http.get, f"/v1/sessions/{sid}/export")
+        for other in sessions:
+            http.delete(f"/v1/sessions/{other}")
+    print_table(timer, sizes)
+
+
+def mideepseg_rows(http: httpx.Client, timer: Timer, sid: str, points: dict, repeats: int) -> None:
+    """MIDeepSeg initial (points) and refinement (click) rows, 2D on the liver's 512x512
+    slice and 3D on the small ball, for each dims whose EGD model the server lists."""
+    dims = {m["dims"] for m in http.get("/v1/models").json()["models"]
+            if m["task"] == "mideepseg" and m["encoding"] == "egd"}
+    cases = [(2, "2D", points["liver"], (90, 110, 120)), (3, "3D", points["small"], (26, 26, 26))]
+    for d, label, centre, radii in cases:
+        if d not in dims:
+            print(f"(no {label} mideepseg-egd model: its rows are skipped)")
+            continue
+        plane = {"axis": "z", "index": centre[0]} if d == 2 else None
+        where = {"dim": "2d", "plane": plane} if d == 2 else {"dim": "3d"}
+        region = "512x512 slice, liver" if d == 2 else "small ball, ~72^3 box"
+        for i in range(repeats if d == 2 else max(3, repeats // 3)):
+            url = f"/v1/sessions/{sid}/segments/{http.post(f'/v1/sessions/{sid}/segments', json={}).json()['id']}"
+            body = {"type": "points", "points": margin_points(centre, radii, d == 2), **where}
+            timer.call(f"MIDeepSeg {label} initial (points; {region})", http.post,
+                       f"{url}/interactions", json=body)
+            click = list(centre)
+            click[2] += radii[2] // 2 * (1 if i % 2 else -1)
+            body = {"type": "click", "method": "mideepseg", "clicks": [{"zyx": click}], **where}
+            timer.call(f"MIDeepSeg {label} refinement click (IF-GC)", http.post,
+                       f"{url}/interactions", json=body)
+
+
+def print_table(timer: Timer, sizes) -> None:
+    print("\n| operation | n | HTTP p50 ms | HTTP p95 ms | server p50 ms | server p95 ms |")
+    print("|---|---|---|---|---|---|")
+    for name, (e2e, srv) in timer.rows.items():
+        print(f"| {name} | {len(e2e)} | {pct(e2e, 50):.1f} | {pct(e2e, 95):.1f} | "
+              f"{pct(srv, 50):.1f} | {pct(srv, 95):.1f} |")
+    print("\n| interaction | delta (base64 bytes) | full mask rle/1 (base64 bytes) | "
+          "full mask raw bits (bytes) | changed voxels | ROI (z x y x x) |")
+    print("|---|---|---|---|---|---|")
+    for label, delta, full, raw, changed, roi in sizes:
+        print(f"| {label} | {delta} | {full} | {raw} | {changed} | {roi} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=30, help="clicks per row (default 30)")
+    parser.add_argument("--only", choices=["mideepseg", "bifseg"], default=None,
+                        help="only session creation and these rows")
+    args = parser.parse_args()
+    run(args.repeats, args.only)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""`medseg-train`: train a model, validate it on the shared data, export ONNX and its card.
+
+    medseg-train mideepseg --dims 2 --encoding egd --minutes 12
+    medseg-train mideepseg --dims 3 --encoding egd --minutes 40
+    medseg-train propagation --minutes 20
+    medseg-train pnet --minutes 18      # BIFSeg P-Net (2D box segmentation)
+    medseg-train pcnet --minutes 20     # BIFSeg PC-Net (3D)
+
+Weights and cards go to services/medseg/models/weights/ (or --out). CI runs a few steps on
+tiny synthetic data only (--steps 2 --synthetic-only --out TMP) to prove the pipeline runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from medseg.models import bifseg_io, propagation_io
+from medseg.models.block6 import weights_to_bytes
+from medseg.models.cards import sha256_file
+from medseg.models.loader import WEIGHTS_DIR
+from medseg_train import bifseg, mideepseg, propagation
+from medseg_train.data import HELD_OUT_ORGANS, TRAIN_CASES, VALIDATION_CASE
+from medseg_train.loop import RunConfig, train
+from medseg_train.networks.export import export_onnx
+from medseg_train.publish import write_card
+
+WEIGHTS = WEIGHTS_DIR  # the committed weights the server loads
+# the model loader's thread hint (medseg.models.cards) for networks called per box or slice
+SMALL_NETWORK_RUNTIME = {
+    "intra_op_threads": 1,
+    "why": "small networks called per box or per slice: on a shared CPU a second thread waits "
+           "on the first (propnet 96x96: 14 ms median with one thread, 42 ms with two, under "
+           "load)"}
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--minutes", type=float, default=None, help="wall-time budget")
+    parser.add_argument("--steps", type=int, default=None, help="step budget")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1, help="sample-making processes")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--out", type=Path, default=WEIGHTS)
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    parser.add_argument("--checkpoint-dir", type=Path, default=Path("var/checkpoints"))
+    parser.add_argument("--synthetic-only", action="store_true",
+                        help="no real training data (CI smoke runs)")
+    parser.add_argument("--skip-validation", action="store_true")
+    parser.add_argument("--reuse", type=int, default=None,
+                        help="times each sample is drawn (default 1 in 2D, 4 in 3D)")
+    parser.add_argument("--quiet", action="store_true")
+
+
+def _training(args: argparse.Namespace, batch: int, run: dict, max_diff: float,
+              **extra) -> dict:
+    """The card's "training" section: how the weights were made."""
+    return {
+        "command": "medseg-train " + shlex.join(sys.argv[1:]),
+        "data": ("synthetic only" if args.synthetic_only else
+                 f"synthetic (60 %) + seen organs of {', '.join(TRAIN_CASES)} (40 %)"),
+        **extra, "held_out_organs": list(HELD_OUT_ORGANS), "validation_case": VALIDATION_CASE,
+        "batch_size": batch, "lr": args.lr, "seed": args.seed, **run,
+        "onnx_max_abs_diff": max_diff,
+    }
+
+
+def run_mideepseg(args: argparse.Namespace) -> dict:
+    name = f"mideepseg-{args.dims}d-{args.encoding}"
+    batch = args.batch_size or (8 if args.dims == 2 else 2)
+    model = mideepseg.build_network(args.dims)
+    reuse = args.reuse or (1 if args.dims == 2 else 4)
+    samples = mideepseg.Samples(args.dims, args.encoding, batch, args.seed,
+                                real=not args.synthetic_only, reuse=reuse)
+    config = RunConfig(name=name, steps=args.steps, minutes=args.minutes, lr=args.lr,
+                       seed=args.seed, workers=args.workers, resume=args.resume,
+                       checkpoint_dir=args.checkpoint_dir, quiet=args.quiet)
+    run = train(model, samples, mideepseg.loss_fn, config)
+    metrics = {} if args.skip_validation else mideepseg.validate(
+        mideepseg.torch_predictor(model), args.dims, args.encoding)
+    size = mideepseg.INPUT_SIZE[args.dims]
+    example = torch.randn(1, 2, *size, generator=torch.Generator().manual_seed(0))
+    path = args.out / f"{name}.onnx"
+    max_diff = export_onnx(model, example, path)
+    card = {
+        "name": name, "version": "1.0.0", "task": "mideepseg", "dims": args.dims,
+        "encoding": args.encoding, "input_size": list(size), "in_channels": 2,
+        "outputs": ["logits"], "file": path.name,
+        "network": {"type": "UNet", **mideepseg.NETWORK[args.dims], "norm": "instance",
+                    "parameters": sum(p.numel() for p in model.parameters())},
+        "training": _training(args, batch, run, max_diff, sample_reuse=reuse),
+        "metrics": metrics,
+    }
+    write_card(path, card)
+    return card
+
+
+def run_bifseg(args: argparse.Namespace) -> dict:
+    dims = 2 if args.recipe == "pnet" else 3
+    name = bifseg_io.NAMES[dims]
+    batch = args.batch_size or (6 if dims == 2 else 2)
+    model = bifseg.build_network(dims)
+    samples = bifseg.Samples(dims, batch, args.seed, real=not args.synthetic_only)
+    config = RunConfig(name=name, steps=args.steps, minutes=args.minutes, lr=args.lr,
+                       seed=args.seed, workers=args.workers, resume=args.resume,
+                       checkpoint_dir=args.checkpoint_dir, quiet=args.quiet)
+    run = train(model, samples, bifseg.loss_fn, config)
+    metrics = {} if args.skip_validation else bifseg.validate(bifseg.torch_predictor(model), dims)
+    size = bifseg_io.INPUT_SIZE[dims]
+    example = torch.randn(1, 1, *size, generator=torch.Generator().manual_seed(0))
+    path = args.out / f"{name}.onnx"
+    max_diff = export_onnx(model, example, path, output_names=("logits", "features"))
+    block6_path = args.out / f"{name}.block6.npz"
+    block6_path.write_bytes(weights_to_bytes(model.block6.weights()))
+    network = bifseg_io.NETWORK[dims]
+    features = 5 * network.get("compressed", network["width"])
+    card = {
+        "name": name, "version": "1.0.0", "task": "bifseg", "dims": dims,
+        "input_size": list(size), "in_channels": 1, "outputs": ["logits", "features"],
+        "feature_channels": features, "file": path.name,
+        "block6_weights": {"file": block6_path.name, "sha256": sha256_file(block6_path)},
+        "input": "box crop (grown by box_margin_voxels at test time), resized linearly to "
+                 "input_size, z-scored by the crop's own mean and std",
+        "box_margin_voxels": bifseg_io.BOX_MARGIN,
+        "network": {"type": "PNet" if dims == 2 else "PCNet", **network, "norm": "instance",
+                    "parameters": sum(p.numel() for p in model.parameters())},
+        "training": _training(args, batch, run, max_diff, loss="cross entropy",
+                              box_margin_voxels=[0, bifseg.MAX_TRAIN_MARGIN]),
+        "metrics": metrics,
+        "runtime": SMALL_NETWORK_RUNTIME,
+    }
+    write_card(path, card)
+    return card
+
+
+def run_propagation(args: argparse.Namespace) -> dict:
+    name = "propnet-2d"
+    batch = args.batch_size or 8
+    model = propagation.build_network()
+    samples = propagation.Samples(batch, args.seed, real=not args.synthetic_only)
+    config = RunConfig(name=name, steps=args.steps, minutes=args.minutes, lr=args.lr,
+                       seed=args.seed, workers=args.workers, resume=args.resume,
+                       checkpoint_dir=args.checkpoint_dir, quiet=args.quiet)
+    started = time.time()
+    run = train(model, samples, propagation.loss_fn, config)
+    metrics = {} if args.skip_validation else propagation.validate(
+        propagation.torch_predictor(model))
+    size = propagation_io.INPUT_SIZE
+    example = torch.randn(1, 2, *size, generator=torch.Generator().manual_seed(0))
+    path = args.out / f"{name}.onnx"
+    max_diff = export_onnx(model, example, path)
+    card = {
+        "name": name, "version": "1.0.0", "task": "propagation", "dims": 2,
+        "input_size": list(size), "in_channels": 2, "inputs": ["image", "prior"],
+        "outputs": ["logits"], "file": path.name,
+        "contract": "medseg.models.propagation_io",
+        "network": {"type": "UNet", **propagation.NETWORK, "norm": "instance",
+                    "parameters": sum(p.numel() for p in model.parameters())},
+        "training": {
+            "command": "medseg-train " + shlex.join(sys.argv[1:]),
+            "data": ("synthetic 3D volumes only" if args.synthetic_only else
+                     f"synthetic 3D volumes ({propagation.SYNTHETIC_FRACTION:.0%}) + seen "
+                     f"organs of {', '.join(TRAIN_CASES)} along all three axes"),
+            "prior_offsets": list(propagation.OFFSETS),
+            "stop_fraction": propagation.STOP_FRACTION,
+            "held_out_organs": list(HELD_OUT_ORGANS), "validation_case": VALIDATION_CASE,
+            "batch_size": batch, "lr": args.lr, "seed": args.seed, **run,
+            "wall_time_with_validation_s": round(time.time() - started, 1),
+            "onnx_max_abs_diff": max_diff,
+        },
+        "metrics": {"protocol": "one-shot propagation along z from the reference mask of the "
+                                "organ's largest slice; Dice of the organ's largest 3D component",
+                    **metrics},
+        "runtime": SMALL_NETWORK_RUNTIME,
+    }
+    write_card(path, card)
+    return card
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="medseg-train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="recipe", required=True)
+    mds = sub.add_parser("mideepseg", help="MIDeepSeg 2D/3D U-Net from interior margin points")
+    mds.add_argument("--dims", type=int, choices=(2, 3), default=2)
+    mds.add_argument("--encoding", choices=("egd", "geodesic", "euclidean", "gaussian"),
+                     default="egd")
+    _common(mds)
+    prop = sub.add_parser("propagation", help="slice-propagation 2D U-Net (image + prior mask)")
+    _common(prop)
+    for recipe, what in (("pnet", "BIFSeg P-Net: 2D box segmentation"),
+                         ("pcnet", "BIFSeg PC-Net: 3D box segmentation")):
+        _common(sub.add_parser(recipe, help=what))
+    args = parser.parse_args(argv)
+    if args.steps is None and args.minutes is None:
+        parser.error("give --minutes and/or --steps")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    started = time.time()
+    recipes = {"mideepseg": run_mideepseg, "propagation": run_propagation,
+               "pnet": run_bifseg, "pcnet": run_bifseg}
+    card = recipes[args.recipe](args)
+    print(json.dumps({"name": card["name"], "metrics": {k: v for k, v in card["metrics"].items()
+                                                         if k != "per_organ"},
+                      "wall_time_s": round(time.time() - started, 1)}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

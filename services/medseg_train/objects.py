@@ -1,0 +1,104 @@
+"""Objects to train on: (image, mask) patches cut around one object, 2D or 3D.
+
+A patch is the object's bounding box grown by a quarter of its size plus a few voxels (room
+for rotation and for the relaxed box), from a fresh synthetic case or from a seen organ of the
+training volumes. The object is one connected component: a user segments one thing at a time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from medseg_train.data import TRAIN_CASES, load_case
+from medseg_train.synthetic import synthetic_case
+
+MIN_AREA_2D = 30
+MIN_VOXELS_3D = 150
+SYNTHETIC_SHAPE_2D = (1, 128, 128)
+SYNTHETIC_SHAPE_3D = (40, 96, 96)
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    labels, count = ndimage.label(mask)
+    if count <= 1:
+        return np.asarray(mask, dtype=bool)
+    sizes = np.bincount(labels.ravel())[1:]
+    return labels == int(np.argmax(sizes)) + 1
+
+
+def patch_around(image: np.ndarray, mask: np.ndarray, grow: float = 0.25, extra: int = 6):
+    """(image, mask) cut to the mask's bounding box grown by `grow` x size + `extra` voxels."""
+    coords = np.argwhere(mask)
+    lo, hi = coords.min(axis=0), coords.max(axis=0)
+    margin = np.ceil(grow * (hi - lo + 1)).astype(int) + extra
+    lo = np.maximum(lo - margin, 0)
+    hi = np.minimum(hi + margin, np.asarray(mask.shape) - 1)
+    box = tuple(slice(a, b + 1) for a, b in zip(lo, hi))
+    return np.ascontiguousarray(image[box], dtype=np.float32), np.ascontiguousarray(mask[box])
+
+
+class ObjectSampler:
+    """Random objects: synthetic with probability `synthetic_fraction`, else a seen organ of
+    the training volumes (never a held-out one). 2D real slices come from all three axes of
+    the (isotropic 3 mm) training volumes."""
+
+    def __init__(self, dims: int, rng: np.random.Generator, synthetic_fraction: float = 0.6,
+                 real: bool = True, pool_size: int = 24):
+        self.dims, self.rng = dims, rng
+        self.synthetic_fraction = synthetic_fraction if real else 1.0
+        self.cases = [load_case(n) for n in TRAIN_CASES] if real else []
+        self.pool_size = pool_size
+        self.pool: list = []
+
+    def __call__(self) -> tuple[np.ndarray, np.ndarray]:
+        for _ in range(100):
+            if self.rng.random() < self.synthetic_fraction:
+                found = self._synthetic()
+            else:
+                found = self._real()
+            if found is not None:
+                return patch_around(*found)
+        raise RuntimeError("no object found in 100 draws")
+
+    def _synthetic(self):
+        shape = SYNTHETIC_SHAPE_2D if self.dims == 2 else SYNTHETIC_SHAPE_3D
+        # a 3D case costs ~0.1 s and holds several objects: keep a pool, refresh it slowly
+        refresh = 0.3 if self.dims == 2 else 0.05
+        if len(self.pool) < self.pool_size or self.rng.random() < refresh:
+            case = synthetic_case(self.rng, shape)
+            if len(self.pool) >= self.pool_size:
+                self.pool.pop(int(self.rng.integers(len(self.pool))))
+            self.pool.append(case)
+        case = self.pool[int(self.rng.integers(len(self.pool)))]
+        present = [v for v in np.unique(case.labels) if v > 0]
+        if not present:
+            return None
+        mask = largest_component(case.labels == self.rng.choice(present))
+        image = case.image
+        if self.dims == 2:
+            image, mask = image[0], mask[0]
+        return self._big_enough(image, mask)
+
+    def _real(self):
+        case = self.cases[int(self.rng.integers(len(self.cases)))]
+        organ = self.rng.choice(self.training_organs(case))
+        mask = case.mask(organ)
+        if self.dims == 3:
+            return self._big_enough(case.image, largest_component(mask))
+        axis = int(self.rng.integers(3))
+        areas = mask.sum(axis=tuple(a for a in range(3) if a != axis)).astype(float)
+        if areas.max() < MIN_AREA_2D:
+            return None
+        index = int(self.rng.choice(len(areas), p=areas / areas.sum()))
+        image = np.take(case.image, index, axis=axis)
+        return self._big_enough(image, largest_component(np.take(mask, index, axis=axis)))
+
+    @staticmethod
+    def training_organs(case) -> list[str]:
+        """The organs of a real case that may be trained on: never a held-out one."""
+        return case.present(held_out=False)
+
+    def _big_enough(self, image, mask):
+        floor = MIN_AREA_2D if self.dims == 2 else MIN_VOXELS_3D
+        return (image, mask) if mask.sum() >= floor else None
