@@ -5,9 +5,9 @@
 // session is opened finish against their own session and masks, and touch nothing else.
 
 export class Editor {
-  constructor(app, session = null, masks = null) {
+  constructor(app, record = null, masks = null) {
     this.app = app;
-    this.session = session;
+    this.record = record; // SessionPublic of the session it changes
     this.masks = masks;
     this.queues = new Map(); // segment id -> tail of its promise chain
     this.inflight = new Set(); // every change from gesture to applied answer
@@ -23,10 +23,10 @@ export class Editor {
     return promise;
   }
 
-  get base() { return `/v1/sessions/${this.session.id}/segments`; }
+  get base() { return `/v1/sessions/${this.record.id}/segments`; }
 
   /** False once another session has been opened. */
-  get current() { return this.app.editor === this; }
+  get current() { return this.app.session.editor === this; }
 
   enqueue(segmentId, task) {
     const run = (this.queues.get(segmentId) ?? Promise.resolve()).then(task);
@@ -53,20 +53,21 @@ export class Editor {
    * segment, in 2D on the plane of `view` ({axis, index}). Resolves to true when applied.
    */
   async send(part, view, t0 = performance.now()) {
-    const app = this.app;
+    const { app } = this;
+    const { tools } = app;
     const { method: wanted, ...rest } = part;
-    const method = wanted ? app.methodsFor(rest.type).find((m) => m.name === wanted) : app.methodFor(rest.type);
+    const method = wanted ? tools.methodsFor(rest.type).find((m) => m.name === wanted) : tools.methodFor(rest.type);
     if (!method) {
-      app.notify(`The server offers no method ${wanted ?? ''} for ${rest.type} in ${app.dim.toUpperCase()}.`);
+      app.notify(`The server offers no method ${wanted ?? ''} for ${rest.type} in ${tools.dim.toUpperCase()}.`);
       return false;
     }
-    const body = { ...rest, method: method.name, dim: app.dim };
-    const params = app.methodParams[method.name];
+    const body = { ...rest, method: method.name, dim: tools.dim };
+    const params = tools.methodParams[method.name];
     if (params && Object.keys(params).length) body.params = { ...params };
-    if (app.dim === '2d') body.plane = { axis: view.axis, index: view.index };
+    if (tools.dim === '2d') body.plane = { axis: view.axis, index: view.index };
     let segmentId;
     try {
-      segmentId = await app.ensureSegment();
+      segmentId = await app.session.ensureSegment();
     } catch (err) {
       app.report(err);
       return false;
@@ -78,7 +79,7 @@ export class Editor {
   redo() { return this.step('redo'); }
 
   step(verb) {
-    const segmentId = this.app.activeSegmentId;
+    const segmentId = this.app.session.activeSegmentId;
     if (segmentId === null) return Promise.resolve();
     return this.track(this.enqueue(segmentId,
       () => this.change(segmentId, verb, undefined, performance.now())));
@@ -91,18 +92,18 @@ export class Editor {
     try {
       const result = await app.api.post(`${this.base}/${segmentId}/${verb}`, body,
         held === null ? {} : { 'If-Match': `"${held}"` });
-      if (this.current) app.expectPaint(t0, verb === 'interactions' ? body.type : verb);
+      if (this.current) app.clock.expect(t0, verb === 'interactions' ? body.type : verb);
       await masks.follow(segmentId, result.delta);
       if (!this.current) return;
-      if (app.pending) app.pending.appliedAt = performance.now();
+      app.clock.applied();
       // the server locks the slice of every 2D interaction: mirror it without a request
-      if (body?.plane) app.markLocked(segmentId, body.plane.axis, body.plane.index);
-      app.segmentChanged(segmentId, result);
+      if (body?.plane) app.session.markLocked(segmentId, body.plane.axis, body.plane.index);
+      app.session.segmentChanged(segmentId, result);
       return true;
     } catch (err) {
       if (err.status === 409 && err.code === 'revision_conflict') await this.resync(segmentId);
       if (!this.current) return false;
-      app.cancelPaint();
+      app.clock.cancel();
       app.report(err);
       return false;
     }
@@ -111,7 +112,7 @@ export class Editor {
   async resync(segmentId) {
     try {
       await this.masks.resync(segmentId);
-      if (this.current) await this.app.refreshSegment(segmentId);
+      if (this.current) await this.app.session.refreshSegment(segmentId);
     } catch (err) {
       if (this.current) this.app.report(err);
     }

@@ -1,6 +1,7 @@
 // Entry point: builds the app and its panels, connects, and reopens the session in the URL.
 
 import { App } from './app.js';
+import { consoleHandle } from './handle.js';
 import { mountFinetune } from './ui/finetune.js';
 import { mountHistory } from './ui/history.js';
 import { mountKeyDialog } from './ui/keydialog.js';
@@ -16,7 +17,7 @@ import { PRESETS } from './windowing.js';
 
 const $ = (s) => document.querySelector(s);
 const app = new App($('#views'));
-window.medseg = app; // for the browser tests and the console
+window.medseg = consoleHandle(app);
 
 mountToolbar(app, $('#toolbar'));
 mountSegments(app, $('#segments'));
@@ -30,25 +31,26 @@ const start = mountStart(app, $('#start'));
 mountShortcuts(app, $('#help'));
 mountKeyDialog(app, $('#key-dialog'), () => boot());
 
-app.addEventListener('escape', () => { if (app.session) start.hide(); });
+app.addEventListener('escape', () => { if (app.session.record) start.hide(); });
 app.addEventListener('next-window', () => {
   const names = Object.keys(PRESETS);
-  const next = names[(names.indexOf(app.windowName) + 1) % names.length];
-  app.setWindow(PRESETS[next], next);
+  const next = names[(names.indexOf(app.views.windowName) + 1) % names.length];
+  app.views.setWindow(PRESETS[next], next);
 });
 app.addEventListener('session', () => {
-  document.title = `medseg · ${app.session.name ?? app.session.id.slice(0, 8)}`;
+  const { record } = app.session;
+  document.title = `medseg · ${record.name ?? record.id.slice(0, 8)}`;
   document.body.classList.add('has-session');
 });
 // catch up with changes made elsewhere whenever the tab comes back
-window.addEventListener('focus', () => app.refreshAll().catch((err) => app.report(err)));
+window.addEventListener('focus', () => app.session.refreshAll().catch((err) => app.report(err)));
 
 async function boot() {
   if (!(await app.connect())) return; // 401: the key dialog calls boot again
   const id = /session=([0-9a-f]{32})/.exec(location.hash)?.[1];
   if (id) {
     try {
-      await app.openSessionById(id);
+      await app.openSession(await app.session.fetch(id));
       start.hide();
       return;
     } catch (err) {

@@ -1,7 +1,8 @@
-// Segment jobs (propagation, fine-tuning) and locked slices. `propagate` posts the active segment's propagation along
-// a view's axis from its slice, follows the job with watchJob (progress bar with cancel), shows
-// each finished slice as it arrives (a preview in the mask store) and, when the job has
-// committed, brings the mask to the job's revision through the usual resync path.
+// Segment jobs (propagation, fine-tuning) and locked slices. `propagate` posts the active
+// segment's propagation along a view's axis from its slice, follows the job with watchJob
+// (progress bar with cancel), shows each finished slice as it arrives (a preview in the mask
+// store) and, when the job has committed, brings the mask to the job's revision through the
+// usual resync path. One job at a time per segment: the session keeps the running ones.
 // Locks are segment state (`locked_slices` {axis: [index]}): `toggleLock` sets or clears one.
 
 import { ApiError } from './api.js';
@@ -54,7 +55,7 @@ export function jobError(job, what) {
  * job was refused).
  */
 export async function runSegmentJob(app, id, verb, body, { label, what, container, onEvent } = {}) {
-  const { editor, masks } = app;
+  const { editor, masks } = app.session;
   const base = `${editor.base}/${id}`;
   let job;
   try {
@@ -85,22 +86,35 @@ export async function runSegmentJob(app, id, verb, body, { label, what, containe
     } finally {
       masks.clearPreview(id);
     }
-    app.mergeSegment(fresh);
+    app.session.mergeSegment(fresh);
   }).catch((err) => app.report(err));
-  for (const v of Object.values(app.views)) v.requestDraw();
+  app.views.requestDraw();
   if (final?.state === 'failed') app.report(jobError(final, what));
   app.emit('job', { job: final, segmentId: id });
   return final;
 }
 
-export async function propagate(app, view, container) {
-  const segment = app.activeSegment;
+/** Propagate the active segment along `view`'s axis from its slice, unless a job runs on it. */
+export async function propagate(app, view) {
+  const { session } = app;
+  const id = session.activeSegmentId;
+  if (id !== null && session.jobs.has(id)) {
+    app.notify('A job on this segment is already running.');
+    return null;
+  }
+  const run = propagateActive(app, view, app.jobsElement ?? document.body);
+  return id === null ? run : session.trackJob(id, run);
+}
+
+async function propagateActive(app, view, container) {
+  const segment = app.session.activeSegment;
   if (!segment) {
     app.notify('Segment something on this slice first, then propagate it.');
     return null;
   }
   const methods = (app.caps?.propagation_methods ?? []).map((m) => m.name);
-  const method = methods.includes(app.propagationMethod) ? app.propagationMethod : methods[0];
+  const { propagationMethod } = app.tools;
+  const method = methods.includes(propagationMethod) ? propagationMethod : methods[0];
   if (!method) {
     app.notify('This server offers no propagation.');
     return null;
@@ -113,7 +127,7 @@ export async function propagate(app, view, container) {
       container,
       // each finished slice is shown before the job commits
       onEvent: (name, data) => {
-        if (name === 'slice' && app.editor.current && data.delta) app.masks.preview(id, data.delta);
+        if (name === 'slice' && app.session.editor.current && data.delta) app.session.masks.preview(id, data.delta);
       },
     });
   if (final?.state === 'succeeded') {
@@ -134,17 +148,19 @@ export function isLocked(segment, axis, index) {
   return Boolean(segment?.locked_slices?.[axis]?.includes(index));
 }
 
+/** Lock or unlock the slice shown in `view` for the active segment. */
 export async function toggleLock(app, view) {
-  const segment = app.activeSegment;
+  const { session } = app;
+  const segment = session.activeSegment;
   if (!segment) {
     app.notify('Locks belong to a segment: create or pick one first.');
     return;
   }
   const locked = isLocked(segment, view.axis, view.index);
   try {
-    const path = `${app.editor.base}/${segment.id}/locks/${view.axis}/${view.index}`;
+    const path = `${session.editor.base}/${segment.id}/locks/${view.axis}/${view.index}`;
     const answer = locked ? await app.api.delete(path) : await app.api.json('PUT', path);
-    app.mergeSegment({ id: segment.id, locked_slices: answer.locked_slices });
+    session.mergeSegment({ id: segment.id, locked_slices: answer.locked_slices });
   } catch (err) {
     app.report(err);
   }

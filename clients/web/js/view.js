@@ -104,16 +104,16 @@ export class SliceView {
     this.slider.value = String(index);
     this.el.querySelector('.pos').textContent = `${this.axis} ${index + 1}/${this.count}`;
     this.updateLock();
-    const slices = this.app.slices;
+    const slices = this.app.session.slices;
     const ready = slices.peek(this.axis, index);
     if (ready) this.show(ready);
     else {
       slices.get(this.axis, index).then((plane) => {
-        if (plane.index === this.index && this.app.slices === slices) this.show(plane);
+        if (plane.index === this.index && this.app.session.slices === slices) this.show(plane);
       }).catch((err) => this.app.report(err));
     }
     slices.prefetch(this.axis, index, this.count);
-    this.app.viewsMoved(this);
+    this.app.views.moved(this);
   }
 
   show(plane) {
@@ -125,7 +125,7 @@ export class SliceView {
   // -- painting ---------------------------------------------------------------------------
   paintImage() {
     if (!this.shown) return;
-    renderGrey(this.shown, this.app.window, new Uint32Array(this.greyPixels.data.buffer));
+    renderGrey(this.shown, this.app.views.window, new Uint32Array(this.greyPixels.data.buffer));
     this.image.getContext('2d').putImageData(this.greyPixels, 0, 0);
     this.requestDraw();
   }
@@ -133,7 +133,7 @@ export class SliceView {
   /** Recompute overlay pixels in rows [r0, r1) x cols [c0, c1) of the shown plane. */
   paintOverlay(r0 = 0, c0 = 0, r1 = this.rows, c1 = this.cols) {
     if (!this.shown) return;
-    const layers = this.app.overlayLayers(); // [{data, rgba}] in drawing order, later wins
+    const layers = this.app.session.overlayLayers(); // [{data, rgba}] in drawing order, later wins
     const out = new Uint32Array(this.overlayPixels.data.buffer);
     const [base, rowStride, colStride] = this.strides(this.shown.index);
     for (let r = r0; r < r1; r++) {
@@ -186,14 +186,14 @@ export class SliceView {
     ctx.drawImage(this.image, 0, 0);
     ctx.drawImage(this.overlay, 0, 0);
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    if (this.app.crosshair) this.drawCrosshair(ctx);
-    this.app.tool?.decorate?.(ctx, this); // the tool's own marks (placed points)
-    for (const decorate of this.app.decorations) decorate(ctx, this); // e.g. fine-tuning scribbles
+    if (this.app.views.crosshair) this.drawCrosshair(ctx);
+    this.app.tools.active?.decorate?.(ctx, this); // the tool's own marks (placed points)
+    for (const decorate of this.app.views.decorations) decorate(ctx, this); // e.g. fine-tuning scribbles
     const tool = this.drag?.kind === 'tool' ? this.drag.tool : null;
     if (tool?.preview) tool.preview(ctx, this.drag.gesture, this);
-    this.app.painted(this);
+    this.app.clock.painted();
     if (this.sliceAsked && this.shown.index === this.index) {
-      this.app.slicePainted(this, performance.now() - this.sliceAsked);
+      this.app.clock.slicePainted(this, performance.now() - this.sliceAsked);
       this.sliceAsked = 0;
     }
   }
@@ -203,7 +203,7 @@ export class SliceView {
     ctx.strokeStyle = 'rgba(255, 214, 0, 0.35)';
     ctx.lineWidth = 1;
     ctx.beginPath();
-    for (const other of this.app.otherViews(this)) {
+    for (const other of this.app.views.others(this)) {
       if (other.axis === this.layout.rowAxis) line(ctx, this, other.index, 0, other.index, this.cols - 1, 'row');
       if (other.axis === this.layout.colAxis) line(ctx, this, 0, other.index, this.rows - 1, other.index, 'col');
     }
@@ -219,28 +219,29 @@ export class SliceView {
     c.addEventListener('pointermove', (e) => this.pointerMove(e));
     c.addEventListener('pointerup', (e) => this.pointerUp(e));
     c.addEventListener('pointercancel', () => { this.drag = null; this.requestDraw(); });
-    c.addEventListener('pointerenter', () => { this.app.hovered = this; });
+    c.addEventListener('pointerenter', () => { this.app.views.hovered = this; });
     c.addEventListener('wheel', (e) => this.wheel(e), { passive: false });
     this.slider.addEventListener('input', () => this.setIndex(Number(this.slider.value)));
-    this.el.querySelector('.plane').addEventListener('click', () => this.app.setMainView(this.axis));
+    this.el.querySelector('.plane').addEventListener('click', () => this.app.views.setMain(this.axis));
     new ResizeObserver(() => this.requestDraw()).observe(c);
   }
 
   pointerDown(e) {
     if (!this.shown) return;
     const { offsetX: x, offsetY: y } = e;
-    this.app.hovered = this;
-    if (e.button === 1 || (e.button === 0 && (e.ctrlKey || e.metaKey || this.app.keys.has(' ')))) {
+    const { views } = this.app;
+    views.hovered = this;
+    if (e.button === 1 || (e.button === 0 && (e.ctrlKey || e.metaKey || views.keys.has(' ')))) {
       this.drag = { kind: 'pan', x, y, pan: [...this.pan] };
     } else if (e.button === 0 && e.altKey) {
-      this.drag = { kind: 'window', x, y, win: { ...this.app.window } };
+      this.drag = { kind: 'window', x, y, win: { ...views.window } };
     } else if (e.button === 0 && e.shiftKey) {
       const hit = this.voxelAt(x, y);
-      if (hit) this.app.goTo(hit.zyx, this);
+      if (hit) views.goTo(hit.zyx, this);
       return;
     } else if (e.button === 0 || e.button === 2) {
       const hit = this.voxelAt(x, y);
-      const tool = this.app.tool;
+      const tool = this.app.tools.active;
       if (!hit || !tool) return;
       const gesture = tool.begin({ view: this, ...hit, foreground: e.button === 0, event: e });
       if (!gesture) return;
@@ -255,7 +256,7 @@ export class SliceView {
   pointerMove(e) {
     const { offsetX: x, offsetY: y } = e;
     const hit = this.voxelAt(x, y);
-    this.app.cursor(this, hit);
+    this.app.views.cursor(this, hit);
     const d = this.drag;
     if (!d) return;
     if (d.kind === 'pan') {
@@ -263,7 +264,7 @@ export class SliceView {
       this.app.syncPanZoom?.(this);
     } else if (d.kind === 'window') {
       const width = Math.max(1, d.win.width * Math.exp((x - d.x) / 200));
-      this.app.setWindow({ width, center: d.win.center - (y - d.y) * d.win.width / 400 }, 'custom');
+      this.app.views.setWindow({ width, center: d.win.center - (y - d.y) * d.win.width / 400 }, 'custom');
     } else if (d.kind === 'tool' && d.tool.extend) {
       const [r, c] = this.toPlane(x, y);
       const row = Math.max(0, Math.min(this.rows - 1, Math.floor(r)));
@@ -278,8 +279,8 @@ export class SliceView {
     this.drag = null;
     if (this.canvas.hasPointerCapture(e.pointerId)) this.canvas.releasePointerCapture(e.pointerId);
     // a gesture goes to the server, unless a panel collects gestures (fine-tuning scribbles)
-    if (d?.kind === 'tool' && !this.app.capture?.(d.tool, d.gesture, this)) {
-      this.app.editor.submitGesture(d.tool, d.gesture, this);
+    if (d?.kind === 'tool' && !this.app.tools.capture?.(d.tool, d.gesture, this)) {
+      this.app.session.editor.submitGesture(d.tool, d.gesture, this);
     }
     this.requestDraw();
   }
@@ -306,7 +307,7 @@ export class SliceView {
 
   /** Is the shown slice locked for the active segment? Shows the lock in the title. */
   updateLock() {
-    const locked = isLocked(this.app.activeSegment, this.axis, this.index);
+    const locked = isLocked(this.app.session.activeSegment, this.axis, this.index);
     this.el.querySelector('.lock').hidden = !locked;
     return locked;
   }

@@ -26,8 +26,8 @@ export default registerTool({
     [lo[AXIS[colAxis]], hi[AXIS[colAxis]]] = [c0, c1];
     const a = AXIS[view.axis];
     let half = 0;
-    if (app.dim === '3d') {
-      const spacing = app.session.spacing;
+    if (app.tools.dim === '3d') {
+      const spacing = app.session.record.spacing;
       const sideMm = Math.max((r1 - r0 + 1) * spacing[AXIS[rowAxis]], (c1 - c0 + 1) * spacing[AXIS[colAxis]]);
       half = Math.round(sideMm / 2 / spacing[a]);
     }

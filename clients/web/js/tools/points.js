@@ -16,7 +16,7 @@ const state = {
 function changed() {
   if (!state.app) return;
   state.app.emit('points');
-  for (const view of Object.values(state.app.views)) view.requestDraw();
+  state.app.views.requestDraw();
 }
 
 async function sendPoints(app) {
@@ -26,13 +26,13 @@ async function sendPoints(app) {
     app.notify(`Place at least ${MIN_POINTS} points just inside the object (${state.points.length} so far).`);
     return false;
   }
-  const method = app.methodFor('points');
+  const method = app.tools.methodFor('points');
   const { axis, index } = state.points[0];
   const part = { type: 'points', method: method?.name, points: state.points.map((p) => p.zyx) };
   state.sending = true;
   try {
-    const segmentId = await app.ensureSegment().catch(() => null);
-    const ok = await app.editor.send(part, { axis, index }, performance.now());
+    const segmentId = await app.session.ensureSegment().catch(() => null);
+    const ok = await app.session.editor.send(part, { axis, index }, performance.now());
     if (ok) {
       state.points = [];
       if (segmentId !== null) state.refining.add(segmentId);
@@ -61,19 +61,19 @@ export default registerTool({
 
   /** True when clicks refine the active segment rather than place points. */
   refineMode: () => state.points.length === 0 && state.app !== null &&
-    state.refining.has(state.app.activeSegmentId),
+    state.refining.has(state.app.session.activeSegmentId),
 
   begin({ view, zyx, foreground }) {
     state.app = view.app;
     const app = state.app;
-    if (state.points.length === 0 && state.refining.has(app.activeSegmentId)) return { refine: true, zyx, foreground };
+    if (state.points.length === 0 && state.refining.has(app.session.activeSegmentId)) return { refine: true, zyx, foreground };
     if (!foreground) {
       state.points.pop();
       changed();
       return null;
     }
     const first = state.points[0];
-    if (app.dim === '2d' && first && (first.axis !== view.axis || first.index !== view.index)) {
+    if (app.tools.dim === '2d' && first && (first.axis !== view.axis || first.index !== view.index)) {
       app.notify('In 2D the points go on one slice: started again on this one.');
       state.points = [];
     }
@@ -84,18 +84,18 @@ export default registerTool({
 
   finish(g, view, app) {
     // a refinement click, with the method that made the segment
-    const method = app.methodFor('points');
+    const method = app.tools.methodFor('points');
     return { type: 'click', method: method?.name, clicks: [{ zyx: g.zyx, foreground: g.foreground }] };
   },
 
   /** Send the placed points as one `points` interaction; resolves to true when applied. */
-  send: (app) => app.editor.track(sendPoints(app)),
+  send: (app) => app.session.editor.track(sendPoints(app)),
 
   /** Start placing points afresh on the active segment. */
   restart(app) {
     state.app = app;
     state.points = [];
-    state.refining.delete(app.activeSegmentId);
+    state.refining.delete(app.session.activeSegmentId);
     changed();
   },
 

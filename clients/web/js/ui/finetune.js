@@ -24,19 +24,20 @@ export function mountFinetune(app, el) {
   const $ = (s) => el.querySelector(s);
   let scribbles = []; // [{path: [[z, y, x]], foreground}]
   let collecting = false;
+  const { session, tools, views } = app;
 
   const offered = () => (app.caps?.job_kinds ?? []).some((k) => k.name === KIND);
   const madeByBifsegBox = () => {
-    const h = app.history;
-    return h?.segmentId === app.activeSegmentId &&
+    const h = session.history;
+    return h?.segmentId === session.activeSegmentId &&
       h.revisions.some((r) => !r.undone && r.interaction?.type === 'box' && r.interaction?.method === 'bifseg');
   };
 
   function render() {
-    const segment = app.activeSegment;
+    const segment = session.activeSegment;
     el.hidden = !(offered() && segment && madeByBifsegBox());
     if (el.hidden && collecting) setCollecting(false);
-    const busy = Boolean(segment && app.jobs.has(segment.id));
+    const busy = Boolean(segment && session.jobs.has(segment.id));
     $('.unsupervised').disabled = busy;
     $('.supervised').disabled = busy || !scribbles.length;
     $('.clear').disabled = !scribbles.length;
@@ -48,28 +49,24 @@ export function mountFinetune(app, el) {
   function setCollecting(on) {
     collecting = on;
     if (on) {
-      const tool = (app.tools ?? []).find((t) => t.id === 'scribble');
-      if (tool) app.setTool(tool);
+      const tool = tools.offered.find((t) => t.id === 'scribble');
+      if (tool) tools.setTool(tool);
     }
-    repaint();
+    views.requestDraw();
     render();
   }
 
-  function repaint() {
-    for (const view of Object.values(app.views)) view.requestDraw();
-  }
-
-  app.capture = (tool, gesture) => {
+  tools.capture = (tool, gesture) => {
     if (!collecting || tool.id !== 'scribble' || el.hidden) return false;
     const step = Math.ceil(gesture.path.length / MAX_POINTS);
     const path = gesture.path.filter((_, i) => i % step === 0 || i === gesture.path.length - 1);
     scribbles.push({ path, foreground: gesture.foreground });
     render();
-    repaint();
+    views.requestDraw();
     return true;
   };
 
-  app.decorations.push((ctx, view) => {
+  views.decorations.push((ctx, view) => {
     if (el.hidden) return;
     for (const s of scribbles) {
       const pixels = s.path.map((zyx) => view.pixelOf(zyx)).filter(Boolean);
@@ -78,10 +75,10 @@ export function mountFinetune(app, el) {
   });
 
   async function finetune(mode) {
-    const segment = app.activeSegment;
-    if (!segment || app.jobs.has(segment.id)) return;
+    const segment = session.activeSegment;
+    if (!segment || session.jobs.has(segment.id)) return;
     const body = { mode, scribbles: mode === 'supervised' ? scribbles : [], params: {} };
-    const final = await app.trackJob(segment.id, runSegmentJob(app, segment.id, 'finetune', body,
+    const final = await session.trackJob(segment.id, runSegmentJob(app, segment.id, 'finetune', body,
       { label: mode === 'supervised' ? 'fine-tune (scribbles)' : 'fine-tune', what: 'fine-tuning' }));
     if (final?.state === 'succeeded') {
       app.notify('Fine-tuned on this image.');
@@ -96,12 +93,12 @@ export function mountFinetune(app, el) {
   $('.clear').onclick = () => {
     scribbles = [];
     render();
-    repaint();
+    views.requestDraw();
   };
-  app.finetune = () => {
+  app.addEventListener('finetune', () => { // the F key
     if (!el.hidden) finetune(scribbles.length ? 'supervised' : 'unsupervised');
     else app.notify('Fine-tuning is for segments made by a box with the bifseg method.');
-  };
+  });
   for (const type of ['capabilities', 'segments', 'history', 'job']) app.addEventListener(type, render);
   app.addEventListener('session', () => {
     scribbles = [];

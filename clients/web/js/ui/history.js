@@ -8,23 +8,22 @@ export function mountHistory(app, el) {
   const list = el.querySelector('.history');
   let shownFor = ''; // "segment@revision" the list was loaded for
   let timer = 0;
+  const { session } = app;
 
   async function load() {
-    const segment = app.activeSegment;
+    const segment = session.activeSegment;
     el.hidden = !segment;
     if (!segment) return;
-    const key = `${app.session.id}/${segment.id}@${segment.revision}/${segment.can_redo}`;
+    const key = `${session.record.id}/${segment.id}@${segment.revision}/${segment.can_redo}`;
     if (key === shownFor) return;
     shownFor = key;
     let history;
     try {
-      history = await app.api.get(`/v1/sessions/${app.session.id}/segments/${segment.id}/history`);
+      history = await session.loadHistory(segment.id);
     } catch (err) {
       if (err.status !== 404) app.report(err);
       return;
     }
-    app.history = { segmentId: segment.id, revisions: history.revisions };
-    app.emit('history');
     list.replaceChildren(...history.revisions.slice(-SHOWN).reverse().map((r) => {
       const li = document.createElement('li');
       li.value = r.revision;

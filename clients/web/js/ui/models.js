@@ -9,6 +9,7 @@ export function mountModels(app, el) {
       <button class="undo-point" title="take the last point back (Backspace, right click)">Undo point</button>
       <button class="restart" title="place new points on the active segment">New points</button></div>`;
   const $ = (s) => el.querySelector(s);
+  const { tools } = app;
   const models = () => app.models?.models ?? [];
 
   function render() {
@@ -33,21 +34,21 @@ export function mountModels(app, el) {
 
   /** The cue encodings of the models for the points method (its `encoding` parameter). */
   function renderEncoding() {
-    const method = app.methodFor('points');
+    const method = tools.methodFor('points');
     const label = $('.encoding');
     const fallback = method?.params?.encoding;
     const encodings = [...new Set(models().filter((m) => m.task === method?.name).map((m) => m.encoding))];
     label.hidden = !method || fallback === undefined || !encodings.length;
     if (label.hidden) return;
     if (!encodings.includes(fallback)) encodings.unshift(fallback);
-    const current = app.methodParams[method.name]?.encoding ?? fallback;
+    const current = tools.methodParams[method.name]?.encoding ?? fallback;
     const select = label.querySelector('select');
     select.replaceChildren(...encodings.map((e) => {
       const dims = models().filter((m) => m.task === method.name && m.encoding === e).map((m) => `${m.dims}D`);
       return new Option(dims.length ? `${e} (${dims.join(', ')})` : `${e} (no model)`, e, false, e === current);
     }));
     select.onchange = () => {
-      const mine = (app.methodParams[method.name] ??= {});
+      const mine = (tools.methodParams[method.name] ??= {});
       if (select.value === fallback) delete mine.encoding;
       else mine.encoding = select.value;
       app.emit('method');
@@ -55,7 +56,7 @@ export function mountModels(app, el) {
   }
 
   function renderPoints() {
-    const tool = app.tool;
+    const tool = tools.active;
     const panel = $('.points-panel');
     panel.hidden = tool?.id !== 'points';
     if (panel.hidden) return;
@@ -64,7 +65,7 @@ export function mountModels(app, el) {
     $('.points-state').textContent = refining
       ? 'Left click adds to the object, right click removes from it (refinement). New points starts again.'
       : `${n} point${n === 1 ? '' : 's'} placed (at least ${tool.minPoints}): click just inside the ` +
-        `object's edge near its extreme points (${app.dim === '3d' ? 'on any slice, 3D' : 'on this slice, 2D'}), then Enter.`;
+        `object's edge near its extreme points (${tools.dim === '3d' ? 'on any slice, 3D' : 'on this slice, 2D'}), then Enter.`;
     $('.send').disabled = n < tool.minPoints;
     $('.undo-point').disabled = n === 0;
     $('.send').hidden = refining;
@@ -72,9 +73,9 @@ export function mountModels(app, el) {
     $('.restart').hidden = !refining;
   }
 
-  $('.send').onclick = () => app.tool?.send?.(app);
-  $('.undo-point').onclick = () => app.tool?.undoPoint?.();
-  $('.restart').onclick = () => app.tool?.restart?.(app);
+  $('.send').onclick = () => tools.active?.send?.(app);
+  $('.undo-point').onclick = () => tools.active?.undoPoint?.();
+  $('.restart').onclick = () => tools.active?.restart?.(app);
   for (const type of ['capabilities', 'tool', 'method']) app.addEventListener(type, render);
   app.addEventListener('points', renderPoints);
   app.addEventListener('segments', renderPoints);

@@ -6,13 +6,14 @@ export function mountParams(app, el) {
     <p class="hint method-description"></p><div class="params"></div>
     <button class="reset">Reset to defaults</button></details>`;
   const box = el.querySelector('.params');
+  const { tools } = app;
 
   function render() {
-    const method = app.tool ? app.methodFor(app.tool.type) : null;
+    const method = tools.active ? tools.methodFor(tools.active.type) : null;
     el.hidden = !method || !Object.keys(method.params ?? {}).length;
     if (!method) return;
     el.querySelector('.method-description').textContent = `${method.name}: ${method.description}`;
-    const overrides = app.methodParams[method.name] ?? {};
+    const overrides = tools.methodParams[method.name] ?? {};
     box.replaceChildren(...Object.entries(method.params).map(([name, fallback]) => {
       const label = document.createElement('label');
       label.className = 'param';
@@ -31,7 +32,7 @@ export function mountParams(app, el) {
       input.onchange = () => {
         const v = input.type === 'checkbox' ? input.checked
           : input.type === 'number' ? Number(input.value) : input.value;
-        const mine = (app.methodParams[method.name] ??= {});
+        const mine = (tools.methodParams[method.name] ??= {});
         if (v === fallback || (input.type === 'number' && !Number.isFinite(v))) delete mine[name];
         else mine[name] = v;
         render();
@@ -42,8 +43,8 @@ export function mountParams(app, el) {
   }
 
   el.querySelector('.reset').onclick = () => {
-    const method = app.tool && app.methodFor(app.tool.type);
-    if (method) delete app.methodParams[method.name];
+    const method = tools.active && tools.methodFor(tools.active.type);
+    if (method) delete tools.methodParams[method.name];
     render();
   };
   app.addEventListener('tool', render);

@@ -5,13 +5,14 @@ export function mountSegments(app, el) {
     <button class="add" title="new segment (N)">+ Segment</button>
     <p class="hint"></p>`;
   const list = el.querySelector('.segments');
-  el.querySelector('.add').onclick = () => app.createSegment().catch((err) => app.report(err));
+  const { session } = app;
+  el.querySelector('.add').onclick = () => session.createSegment().catch((err) => app.report(err));
 
   function row(s) {
     const li = document.createElement('li');
     li.className = 'segment';
     li.dataset.id = s.id;
-    li.classList.toggle('active', s.id === app.activeSegmentId);
+    li.classList.toggle('active', s.id === session.activeSegmentId);
     li.innerHTML = `
       <input type="radio" name="active" title="edit this segment">
       <input type="color" title="colour">
@@ -21,20 +22,20 @@ export function mountSegments(app, el) {
       <span class="rev" title="revision"></span>
       <button class="delete" title="delete this segment">✕</button>`;
     const q = (sel) => li.querySelector(sel);
-    q('[type=radio]').checked = s.id === app.activeSegmentId;
-    q('[type=radio]').onchange = () => app.setActiveSegment(s.id);
+    q('[type=radio]').checked = s.id === session.activeSegmentId;
+    q('[type=radio]').onchange = () => session.setActiveSegment(s.id);
     q('[type=color]').value = s.color;
-    q('[type=color]').onchange = (e) => app.updateSegment(s.id, { color: e.target.value }).catch((err) => app.report(err));
+    q('[type=color]').onchange = (e) => session.updateSegment(s.id, { color: e.target.value }).catch((err) => app.report(err));
     q('.name').value = s.name;
-    q('.name').onchange = (e) => app.updateSegment(s.id, { name: e.target.value }).catch((err) => app.report(err));
-    q('.name').onfocus = () => app.setActiveSegment(s.id);
+    q('.name').onchange = (e) => session.updateSegment(s.id, { name: e.target.value }).catch((err) => app.report(err));
+    q('.name').onfocus = () => session.setActiveSegment(s.id);
     q('.visible').checked = s.visible;
-    q('.visible').onchange = (e) => app.styleSegment(s.id, { visible: e.target.checked });
+    q('.visible').onchange = (e) => session.styleSegment(s.id, { visible: e.target.checked });
     q('.opacity').value = String(s.opacity);
-    q('.opacity').oninput = (e) => app.styleSegment(s.id, { opacity: Number(e.target.value) });
+    q('.opacity').oninput = (e) => session.styleSegment(s.id, { opacity: Number(e.target.value) });
     q('.rev').textContent = `r${s.revision}`;
     q('.delete').onclick = () => {
-      if (confirm(`Delete segment “${s.name}” and its history?`)) app.deleteSegment(s.id).catch((err) => app.report(err));
+      if (confirm(`Delete segment “${s.name}” and its history?`)) session.deleteSegment(s.id).catch((err) => app.report(err));
     };
     return li;
   }
@@ -43,13 +44,13 @@ export function mountSegments(app, el) {
     // keep the row being typed in: re-render only when not editing a name
     if (el.contains(document.activeElement) && document.activeElement.classList.contains('name')) {
       for (const li of list.children) {
-        const s = app.segments.find((x) => String(x.id) === li.dataset.id);
+        const s = session.segments.find((x) => String(x.id) === li.dataset.id);
         if (s) li.querySelector('.rev').textContent = `r${s.revision}`;
       }
       return;
     }
-    list.replaceChildren(...app.segments.map(row));
-    el.querySelector('.hint').textContent = app.segments.length ? ''
+    list.replaceChildren(...session.segments.map(row));
+    el.querySelector('.hint').textContent = session.segments.length ? ''
       : 'Click on an organ: a segment is created for you.';
   }
 

@@ -1,5 +1,8 @@
 // Keyboard shortcuts: one table that both binds the keys and writes the help overlay.
 
+import { propagate, toggleLock } from '../propagation.js';
+import { downloadLabels } from './download.js';
+
 export const MOUSE = [
   ['left click / drag', 'tool: inside the object (foreground)'],
   ['right click / drag', 'tool: outside the object (background)'],
@@ -11,41 +14,42 @@ export const MOUSE = [
 ];
 
 function bindings(app, overlay) {
-  const view = () => app.focusView;
-  const tools = (app.tools ?? []).map((t) => [t.key, `${t.label} tool: ${t.hint}`, () => app.setTool(t)]);
+  const { session, tools, views } = app;
+  const view = () => views.focus;
+  const toolKeys = tools.offered.map((t) => [t.key, `${t.label} tool: ${t.hint}`, () => tools.setTool(t)]);
   return [
     ['?', 'show / hide this help', () => overlay.toggle()],
-    ...tools,
-    ['Enter', 'Points tool: send the placed points', () => app.tool?.send?.(app)],
-    ['Backspace', 'Points tool: take the last point back', () => app.tool?.undoPoint?.()],
-    ['d', '2D (this slice) / 3D (the volume)', () => app.setDim(app.dim === '2d' ? '3d' : '2d')],
-    ['Ctrl+z', 'undo', () => app.editor.undo()],
-    ['Ctrl+y', 'redo (also Ctrl+Shift+Z)', () => app.editor.redo()],
+    ...toolKeys,
+    ['Enter', 'Points tool: send the placed points', () => tools.active?.send?.(app)],
+    ['Backspace', 'Points tool: take the last point back', () => tools.active?.undoPoint?.()],
+    ['d', '2D (this slice) / 3D (the volume)', () => tools.setDim(tools.dim === '2d' ? '3d' : '2d')],
+    ['Ctrl+z', 'undo', () => session.undo()],
+    ['Ctrl+y', 'redo (also Ctrl+Shift+Z)', () => session.redo()],
     ['ArrowUp', 'next slice (also ArrowRight)', () => view().setIndex(view().index + 1)],
     ['ArrowDown', 'previous slice (also ArrowLeft)', () => view().setIndex(view().index - 1)],
     ['PageUp', '10 slices on', () => view().setIndex(view().index + 10)],
     ['PageDown', '10 slices back', () => view().setIndex(view().index - 10)],
-    ['l', 'lock / unlock the slice of the view (propagation leaves locked slices alone)', () => app.toggleLock(view())],
-    ['p', 'propagate the active segment from this slice along the view\'s axis (a job; progress in the toolbar)', () => app.propagate(view())],
-    ['f', 'fine-tune the active segment on this image (box + bifseg segments; with the scribbles drawn, if any)', () => app.finetune?.()],
-    ['1', 'axial view as main view', () => app.setMainView('z')],
-    ['2', 'coronal view as main view', () => app.setMainView('y')],
-    ['3', 'sagittal view as main view', () => app.setMainView('x')],
-    ['v', 'one view / three views', () => app.toggleSingle()],
-    ['x', 'show / hide the crosshair', () => app.toggleCrosshair()],
+    ['l', 'lock / unlock the slice of the view (propagation leaves locked slices alone)', () => toggleLock(app, view())],
+    ['p', 'propagate the active segment from this slice along the view\'s axis (a job; progress in the toolbar)', () => propagate(app, view())],
+    ['f', 'fine-tune the active segment on this image (box + bifseg segments; with the scribbles drawn, if any)', () => app.emit('finetune')],
+    ['1', 'axial view as main view', () => views.setMain('z')],
+    ['2', 'coronal view as main view', () => views.setMain('y')],
+    ['3', 'sagittal view as main view', () => views.setMain('x')],
+    ['v', 'one view / three views', () => views.toggleSingle()],
+    ['x', 'show / hide the crosshair', () => views.toggleCrosshair()],
     ['+', 'zoom in', () => view().zoomBy(1.25)],
     ['-', 'zoom out', () => view().zoomBy(0.8)],
     ['0', 'fit the image', () => view().resetView()],
     ['w', 'next window preset', () => app.emit('next-window')],
-    ['a', 'automatic window', () => app.autoWindow()],
-    ['n', 'new segment', () => app.createSegment().catch((e) => app.report(e))],
-    ['[', 'previous segment', () => cycleSegment(app, -1)],
-    [']', 'next segment', () => cycleSegment(app, 1)],
+    ['a', 'automatic window', () => views.autoWindow()],
+    ['n', 'new segment', () => session.createSegment().catch((e) => app.report(e))],
+    ['[', 'previous segment', () => cycleSegment(session, -1)],
+    [']', 'next segment', () => cycleSegment(session, 1)],
     ['h', 'hide / show the active segment', () => {
-      const s = app.activeSegment;
-      if (s) app.styleSegment(s.id, { visible: !s.visible });
+      const s = session.activeSegment;
+      if (s) session.styleSegment(s.id, { visible: !s.visible });
     }],
-    ['e', 'export the label map (NIfTI)', () => app.exportLabels().catch((e) => app.report(e))],
+    ['e', 'export the label map (NIfTI)', () => downloadLabels(app).catch((e) => app.report(e))],
     ['o', 'open or upload an image', () => app.emit('open')],
     ['Escape', 'close this help / the open screen', () => { overlay.hide(); app.emit('escape'); }],
   ];
@@ -53,11 +57,11 @@ function bindings(app, overlay) {
 
 const ALIASES = { ArrowRight: 'ArrowUp', ArrowLeft: 'ArrowDown', 'Ctrl+Z': 'Ctrl+y', '=': '+', F1: '?' };
 
-function cycleSegment(app, step) {
-  const n = app.segments.length;
+function cycleSegment(session, step) {
+  const n = session.segments.length;
   if (!n) return;
-  const i = app.segments.findIndex((s) => s.id === app.activeSegmentId);
-  app.setActiveSegment(app.segments[(i + step + n) % n].id);
+  const i = session.segments.findIndex((s) => s.id === session.activeSegmentId);
+  session.setActiveSegment(session.segments[(i + step + n) % n].id);
 }
 
 function keyName(e) {
@@ -81,19 +85,20 @@ export function mountShortcuts(app, overlayEl) {
   };
   overlayEl.addEventListener('click', () => overlay.hide());
   app.addEventListener('help', () => overlay.toggle());
+  const { keys } = app.views;
   window.addEventListener('keydown', (e) => {
-    app.keys.add(e.key);
+    keys.add(e.key);
     const target = e.target;
     if (target.closest?.('input[type=text], input:not([type]), textarea, select, dialog')) return;
     let name = keyName(e);
     name = ALIASES[name] ?? name;
     const hit = bindings(app, overlay).find(([k]) => k === name);
     if (!hit) return;
-    if (!app.session && !['?', 'o', 'Escape'].includes(name)) return;
+    if (!app.session.record && !['?', 'o', 'Escape'].includes(name)) return;
     e.preventDefault();
     hit[2]();
   });
-  window.addEventListener('keyup', (e) => app.keys.delete(e.key));
-  window.addEventListener('blur', () => app.keys.clear());
+  window.addEventListener('keyup', (e) => keys.delete(e.key));
+  window.addEventListener('blur', () => keys.clear());
   return overlay;
 }

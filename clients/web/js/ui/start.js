@@ -24,8 +24,9 @@ export function mountStart(app, el) {
     if (!files.length) return;
     const bar = new ProgressBar($('.uploads'), `Uploading ${files.length === 1 ? files[0].name : `${files.length} files`}`);
     try {
-      await app.upload(files, (loaded, total) => bar.set(loaded, total,
+      const record = await app.session.upload(files, (loaded, total) => bar.set(loaded, total,
         loaded === total ? 'reading the image on the server…' : ''));
+      await app.openSession(record);
       bar.finish('opened');
       hide();
     } catch (err) {
@@ -48,7 +49,7 @@ export function mountStart(app, el) {
   async function refresh() {
     let sessions = [];
     try {
-      sessions = await app.listSessions();
+      sessions = await app.session.list();
     } catch (err) {
       app.report(err);
     }
@@ -61,7 +62,7 @@ export function mountStart(app, el) {
       open.dataset.id = s.id;
       open.textContent = `${s.name ?? s.source_format} · ${s.modality} · ${s.shape.join('×')} · ` +
         `${s.segments.length} segment(s) · ${s.created_at.slice(0, 16).replace('T', ' ')}`;
-      open.onclick = () => app.openSessionById(s.id).then(hide, (err) => app.report(err));
+      open.onclick = () => app.session.fetch(s.id).then((record) => app.openSession(record)).then(hide, (err) => app.report(err));
       const remove = document.createElement('button');
       remove.className = 'delete';
       remove.title = 'delete this session and everything in it';
@@ -82,7 +83,7 @@ export function mountStart(app, el) {
 
   function show() {
     el.hidden = false;
-    $('.close').hidden = !app.session;
+    $('.close').hidden = !app.session.record;
     refresh();
   }
 

@@ -9,6 +9,7 @@ export function mountStatus(app, el) {
     <span class="revision">rev –</span><span class="slice"></span><span class="locked" hidden title="this slice is locked for the active segment (L)">${LOCK_ICON} locked</span><span class="cursor"></span>
     <span class="window"></span><span class="mode"></span><span class="busy" hidden>working…</span>`;
   const $ = (s) => el.querySelector(s);
+  const { session, tools, views } = app;
   app.addEventListener('status', (e) => {
     const d = e.detail;
     if (d.kind === 'server' && d.ms !== null && !d.path.includes('/slices/')) $('.server').textContent = `server ${d.ms.toFixed(1)} ms`;
@@ -20,17 +21,17 @@ export function mountStatus(app, el) {
     }
   });
   app.addEventListener('window', () => {
-    $('.window').textContent = `W ${app.window.width.toFixed(0)} L ${app.window.center.toFixed(0)}`;
+    $('.window').textContent = `W ${views.window.width.toFixed(0)} L ${views.window.center.toFixed(0)}`;
   });
   function showSlice() {
-    const v = app.mainView;
+    const v = views.main;
     $('.slice').textContent = v.layout ? `${v.layout.plane} ${v.index + 1}/${v.count}` : '';
     $('.locked').hidden = !(v.layout && v.updateLock());
   }
   const mode = () => {
     showSlice();
-    const seg = app.activeSegment;
-    $('.mode').textContent = `${app.tool?.label ?? '-'} ${app.dim.toUpperCase()}` +
+    const seg = session.activeSegment;
+    $('.mode').textContent = `${tools.active?.label ?? '-'} ${tools.dim.toUpperCase()}` +
       (seg ? ` · ${seg.name}` : '');
     $('.revision').textContent = seg ? `rev ${seg.revision}` : 'rev –';
   };

@@ -1,6 +1,8 @@
 // The toolbar: tools the server supports, 2D/3D, method, window presets, undo/redo, export.
 
+import { propagate, toggleLock } from '../propagation.js';
 import { PRESETS } from '../windowing.js';
+import { downloadLabels } from './download.js';
 
 export function mountToolbar(app, el) {
   el.innerHTML = `
@@ -24,24 +26,25 @@ export function mountToolbar(app, el) {
     <button class="key" title="API key">Key</button>
     <button class="help" title="shortcuts (?)">?</button>`;
   const $ = (s) => el.querySelector(s);
+  const { session, tools, views } = app;
 
   function renderTools() {
-    $('.tools').replaceChildren(...(app.tools ?? []).map((tool) => {
+    $('.tools').replaceChildren(...tools.offered.map((tool) => {
       const b = document.createElement('button');
       b.textContent = tool.label;
       b.dataset.tool = tool.id;
       b.title = `${tool.hint} (${tool.key.toUpperCase()})`;
-      b.classList.toggle('on', app.tool === tool);
-      b.onclick = () => app.setTool(tool);
+      b.classList.toggle('on', tools.active === tool);
+      b.onclick = () => tools.setTool(tool);
       return b;
     }));
     for (const b of el.querySelectorAll('[data-dim]')) {
-      b.classList.toggle('on', b.dataset.dim === app.dim);
-      b.onclick = () => app.setDim(b.dataset.dim);
+      b.classList.toggle('on', b.dataset.dim === tools.dim);
+      b.onclick = () => tools.setDim(b.dataset.dim);
     }
-    const type = app.tool?.type;
-    const methods = type ? app.methodsFor(type) : [];
-    const current = type ? app.methodFor(type) : null;
+    const type = tools.active?.type;
+    const methods = type ? tools.methodsFor(type) : [];
+    const current = type ? tools.methodFor(type) : null;
     $('.method').replaceChildren(...methods.map((m) => {
       const o = new Option(m.name, m.name, false, m === current);
       o.title = m.description;
@@ -51,46 +54,46 @@ export function mountToolbar(app, el) {
   }
 
   function renderUndo() {
-    const s = app.activeSegment;
+    const s = session.activeSegment;
     $('.undo').disabled = !s?.can_undo;
     $('.redo').disabled = !s?.can_redo;
-    $('.export').disabled = !app.session;
+    $('.export').disabled = !session.record;
     $('.lock').disabled = !s;
-    $('.propagate').disabled = !s || app.jobs.has(s.id);
-    const view = app.mainView;
+    $('.propagate').disabled = !s || session.jobs.has(s.id);
+    const view = views.main;
     const locked = Boolean(s && view.layout && view.updateLock());
     $('.lock').textContent = locked ? 'Unlock' : 'Lock';
     $('.lock').classList.toggle('on', locked);
   }
 
   $('.method').onchange = (e) => {
-    app.preferredMethod[app.tool.type] = e.target.value;
+    tools.preferredMethod[tools.active.type] = e.target.value;
     app.emit('method');
   };
   $('.window').onchange = (e) => {
     const name = e.target.value;
-    if (name === 'auto') app.autoWindow();
-    else if (PRESETS[name]) app.setWindow(PRESETS[name], name);
+    if (name === 'auto') views.autoWindow();
+    else if (PRESETS[name]) views.setWindow(PRESETS[name], name);
   };
-  $('.undo').onclick = () => app.editor.undo();
-  $('.redo').onclick = () => app.editor.redo();
-  $('.export').onclick = () => app.exportLabels().catch((err) => app.report(err));
+  $('.undo').onclick = () => session.undo();
+  $('.redo').onclick = () => session.redo();
+  $('.export').onclick = () => downloadLabels(app).catch((err) => app.report(err));
   $('.open').onclick = () => app.emit('open');
-  $('.lock').onclick = () => app.toggleLock(app.mainView);
-  $('.propagate').onclick = () => app.propagate(app.mainView);
+  $('.lock').onclick = () => toggleLock(app, views.main);
+  $('.propagate').onclick = () => propagate(app, views.main);
   app.jobsElement = $('.jobs');
   app.addEventListener('capabilities', () => {
     const methods = app.caps.propagation_methods ?? [];
     $('.propagate').hidden = !methods.length;
     $('.propagation-method').hidden = methods.length < 2;
     $('.propagation-method').replaceChildren(...methods.map((m) => {
-      const o = new Option(m.name, m.name, false, m.name === app.propagationMethod);
+      const o = new Option(m.name, m.name, false, m.name === tools.propagationMethod);
       o.title = m.description;
       return o;
     }));
-    app.propagationMethod ??= methods[0]?.name ?? null;
+    tools.propagationMethod ??= methods[0]?.name ?? null;
   });
-  $('.propagation-method').onchange = (e) => { app.propagationMethod = e.target.value; };
+  $('.propagation-method').onchange = (e) => { tools.propagationMethod = e.target.value; };
   app.addEventListener('job', renderUndo);
   app.addEventListener('status', (e) => { if (e.detail.kind === 'slice') renderUndo(); });
   $('.key').onclick = () => app.emit('need-key');
@@ -99,6 +102,6 @@ export function mountToolbar(app, el) {
   app.addEventListener('tool', renderTools);
   app.addEventListener('segments', renderUndo);
   app.addEventListener('session', renderUndo);
-  app.addEventListener('window', () => { $('.window').value = app.windowName; });
+  app.addEventListener('window', () => { $('.window').value = views.windowName; });
   renderUndo();
 }
