@@ -8,80 +8,31 @@ from __future__ import annotations
 import csv
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
-from rich.text import Text
 
+from medseg_client import cli_jobs
+from medseg_client.cli_shared import (
+    Axis,
+    Background,
+    Index,
+    Method,
+    TwoD,
+    _client,
+    _fail,
+    _out,
+    _points,
+    _zyx,
+    app,
+)
 from medseg_client.client import Client
 from medseg_client.errors import MedsegError
 from medseg_client.models import Change, Session
-
-app = typer.Typer(help="Interactive medical image segmentation (medseg service) client.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
-
-Background = Annotated[bool, typer.Option("--background", help="mark background, not foreground")]
-TwoD = Annotated[bool, typer.Option("--2d", help="segment one slice (see --axis/--index)")]
-Axis = Annotated[str, typer.Option(help="axis held fixed for --2d: z, y or x")]
-Index = Annotated[int | None, typer.Option(help="slice index for --2d (default: first mark's)")]
-Method = Annotated[str | None, typer.Option(help="segmentation method (see capabilities)")]
-
-
-def _out() -> Console:
-    return Console()
-
-
-def _err() -> Console:
-    return Console(stderr=True)
-
-
-@app.callback()
-def main(ctx: typer.Context,
-         url: Annotated[str, typer.Option(envvar="MEDSEG_URL", help="server base URL")]
-         = "http://127.0.0.1:8000",
-         api_key: Annotated[str | None, typer.Option(envvar="MEDSEG_API_KEY", help="API key")]
-         = None) -> None:
-    ctx.obj = {"url": url, "api_key": api_key}
-
-
-def _fail(message: str, code: int = 2) -> NoReturn:
-    """Print ``message`` in red on stderr (unwrapped, no markup parsing) and exit with ``code``."""
-    _err().print(Text(message, style="red"), soft_wrap=True)
-    raise typer.Exit(code) from None
-
-
-@contextmanager
-def _client(ctx: typer.Context) -> Iterator[Client]:
-    """A client; server errors become a red message and exit code 2, without a traceback."""
-    try:
-        with Client(ctx.obj["url"], ctx.obj["api_key"]) as client:
-            yield client
-    except MedsegError as exc:
-        rid = f"  (request id {exc.request_id})" if exc.request_id else ""
-        status = f"{exc.status} " if exc.status else ""
-        _fail(f"error {status}{exc.code}: {exc.message}{rid}")
-    except (OSError, ValueError) as exc:
-        _fail(f"error: {exc}")
-
-
-def _zyx(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.replace(" ", "").split(",")]
-    except ValueError:
-        raise typer.BadParameter(f"expected z,y,x integers, got {text!r}") from None
-    if len(values) != 3:
-        raise typer.BadParameter(f"expected z,y,x (3 integers), got {text!r}")
-    return values
-
-
-def _points(text: str) -> list[list[int]]:
-    return [_zyx(p) for p in text.split(";") if p.strip()]
 
 
 def _plane(two_d: bool, axis: str, index: int | None, first: list[int]) -> dict[str, Any]:
@@ -365,7 +316,7 @@ def batch(ctx: typer.Context, manifest: Path,
         raise typer.Exit(1)
 
 
-from medseg_client import cli_jobs  # noqa: F401 - registers the job commands on `app`
+cli_jobs.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -1,20 +1,35 @@
-"""`medseg` commands for jobs (registered on the app of medseg_client.cli): `propagate`,
+"""`medseg` commands for jobs (cli.py registers them on its app): `propagate`,
 `finetune`, `job`, `job-wait`, `job-cancel`, `locks`, `lock`, `unlock`. Waiting shows a
 progress bar (rich) fed by the job's progress; a failed or cancelled job exits with code 1."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from medseg_client.cli import _client, _out, _points, app
+from medseg_client.cli_shared import _client, _out, _points
 from medseg_client.client import Client
 from medseg_client.models import Job
 
 Wait = Annotated[bool, typer.Option("--wait/--no-wait", help="follow the job with a progress bar")]
+_COMMANDS: list[tuple[Callable, str | None]] = []
+
+
+def _command(name: str | None = None) -> Callable[[Callable], Callable]:
+    def collect(fn: Callable) -> Callable:
+        _COMMANDS.append((fn, name))
+        return fn
+    return collect
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to `app`, in the order they are defined."""
+    for fn, name in _COMMANDS:
+        app.command(name)(fn)
 
 
 def _describe(job: Job) -> str:
@@ -50,7 +65,7 @@ def follow(client: Client, job: Job) -> Job:
     return job
 
 
-@app.command()
+@_command()
 def propagate(ctx: typer.Context, sid: str, seg: int,
               axis: Annotated[str, typer.Option(help="z, y or x")] = "z",
               start: Annotated[int | None, typer.Option(help="start slice (default: largest)")] = None,
@@ -67,7 +82,7 @@ def propagate(ctx: typer.Context, sid: str, seg: int,
             follow(c, job)
 
 
-@app.command()
+@_command()
 def finetune(ctx: typer.Context, sid: str, seg: int,
              scribble: Annotated[list[str] | None, typer.Option(
                  help='"fg:z,y,x;z,y,x;..." or "bg:..." (repeat for more scribbles)')] = None,
@@ -90,42 +105,42 @@ def finetune(ctx: typer.Context, sid: str, seg: int,
             follow(c, job)
 
 
-@app.command("job")
+@_command("job")
 def job_status(ctx: typer.Context, job_id: str) -> None:
     """Show a job's state, progress and result as JSON."""
     with _client(ctx) as c:
         _out().print_json(json.dumps(c.get_job(job_id).raw))
 
 
-@app.command("job-wait")
+@_command("job-wait")
 def job_wait(ctx: typer.Context, job_id: str) -> None:
     """Follow a job to its end with a progress bar."""
     with _client(ctx) as c:
         follow(c, c.get_job(job_id))
 
 
-@app.command("job-cancel")
+@_command("job-cancel")
 def job_cancel(ctx: typer.Context, job_id: str) -> None:
     """Cancel a queued or running job."""
     with _client(ctx) as c:
         _out().print(_describe(c.cancel_job(job_id)))
 
 
-@app.command()
+@_command()
 def locks(ctx: typer.Context, sid: str, seg: int) -> None:
     """Show the locked slices of a segment."""
     with _client(ctx) as c:
         _out().print_json(json.dumps(c.locks(sid, seg)))
 
 
-@app.command()
+@_command()
 def lock(ctx: typer.Context, sid: str, seg: int, axis: str, index: int) -> None:
     """Lock a slice: propagation never overwrites it."""
     with _client(ctx) as c:
         _out().print_json(json.dumps(c.lock(sid, seg, axis, index)))
 
 
-@app.command()
+@_command()
 def unlock(ctx: typer.Context, sid: str, seg: int, axis: str, index: int) -> None:
     """Unlock a slice."""
     with _client(ctx) as c:

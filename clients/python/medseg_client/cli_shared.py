@@ -1,0 +1,77 @@
+"""What every `medseg` command shares: the Typer app with its global options (`--url` /
+MEDSEG_URL, `--api-key` / MEDSEG_API_KEY), the consoles, the client that turns server errors
+into a red message and exit code 2, and the parsing of z,y,x arguments. The commands live in
+cli.py (sessions, interactions, export, batch) and cli_jobs.py (jobs, locks)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from medseg_client.client import Client
+from medseg_client.errors import MedsegError
+
+app = typer.Typer(help="Interactive medical image segmentation (medseg service) client.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+
+Background = Annotated[bool, typer.Option("--background", help="mark background, not foreground")]
+TwoD = Annotated[bool, typer.Option("--2d", help="segment one slice (see --axis/--index)")]
+Axis = Annotated[str, typer.Option(help="axis held fixed for --2d: z, y or x")]
+Index = Annotated[int | None, typer.Option(help="slice index for --2d (default: first mark's)")]
+Method = Annotated[str | None, typer.Option(help="segmentation method (see capabilities)")]
+
+
+def _out() -> Console:
+    return Console()
+
+
+def _err() -> Console:
+    return Console(stderr=True)
+
+
+@app.callback()
+def main(ctx: typer.Context,
+         url: Annotated[str, typer.Option(envvar="MEDSEG_URL", help="server base URL")]
+         = "http://127.0.0.1:8000",
+         api_key: Annotated[str | None, typer.Option(envvar="MEDSEG_API_KEY", help="API key")]
+         = None) -> None:
+    ctx.obj = {"url": url, "api_key": api_key}
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    """Print ``message`` in red on stderr (unwrapped, no markup parsing) and exit with ``code``."""
+    _err().print(Text(message, style="red"), soft_wrap=True)
+    raise typer.Exit(code) from None
+
+
+@contextmanager
+def _client(ctx: typer.Context) -> Iterator[Client]:
+    """A client; server errors become a red message and exit code 2, without a traceback."""
+    try:
+        with Client(ctx.obj["url"], ctx.obj["api_key"]) as client:
+            yield client
+    except MedsegError as exc:
+        rid = f"  (request id {exc.request_id})" if exc.request_id else ""
+        status = f"{exc.status} " if exc.status else ""
+        _fail(f"error {status}{exc.code}: {exc.message}{rid}")
+    except (OSError, ValueError) as exc:
+        _fail(f"error: {exc}")
+
+
+def _zyx(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.replace(" ", "").split(",")]
+    except ValueError:
+        raise typer.BadParameter(f"expected z,y,x integers, got {text!r}") from None
+    if len(values) != 3:
+        raise typer.BadParameter(f"expected z,y,x (3 integers), got {text!r}")
+    return values
+
+
+def _points(text: str) -> list[list[int]]:
+    return [_zyx(p) for p in text.split(";") if p.strip()]
