@@ -56,7 +56,7 @@ def change_result(change: Change) -> ChangeResult:
 
 def revision_public(record: RevisionRecord, segment: SegmentRecord) -> RevisionPublic:
     return RevisionPublic(revision=record.revision, parent=record.parent,
-                          created_at=record.created_at, interaction=record.interaction,
+                          created_at=record.created_at, interaction=record.interaction.as_dict(),
                           timings_ms=ms(record.timings), voxels=record.voxels,
                           is_head=record.revision == segment.head,
                           undone=record.revision in segment.redo)

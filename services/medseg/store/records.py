@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from medseg.engine.prompts import Box, Marks
 
@@ -70,6 +70,44 @@ class MarksRecord(BaseModel):
         )
 
 
+Zyx = tuple[int, int, int]
+
+
+class PlaneRecord(BaseModel):
+    axis: Literal["z", "y", "x"]
+    index: int
+
+
+class InteractionMarks(BaseModel):
+    """The marks one interaction added (the revision's `marks` hold all of them)."""
+
+    fg: list[Zyx] = Field(default_factory=list)
+    bg: list[Zyx] = Field(default_factory=list)
+    boxes: list[tuple[Zyx, Zyx]] = Field(default_factory=list)
+    points: list[Zyx] = Field(default_factory=list)
+
+
+class InteractionRecord(BaseModel):
+    """What made a revision (the audit trail). `type` is "create", an interaction type
+    ("click", "scribble", "box", "points") or a job kind ("propagation", "finetune", ...);
+    a job kind may record more facts of its own (extra fields are kept as they are)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    method: str | None = None  # the method or predictor that computed the mask
+    params: dict[str, Any] | None = None  # the request's parameter overrides
+    plane: PlaneRecord | None = None  # a 2D interaction's slice
+    marks: InteractionMarks | None = None
+    roi: tuple[Zyx, Zyx] | None = None  # inclusive voxel box the method recomputed
+    job: str | None = None  # the job that committed it
+    result: dict[str, Any] | None = None  # the method's or job's own summary
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record as it was written (fields never set are left out)."""
+        return self.model_dump(exclude_unset=True)
+
+
 class RevisionRecord(BaseModel):
     """One immutable state of a segment's mask and what made it (the audit trail)."""
 
@@ -77,16 +115,16 @@ class RevisionRecord(BaseModel):
     segment: int
     parent: int | None
     created_at: str = Field(default_factory=utcnow)
-    # What made it: {"type": "create" | "click" | ..., "method": ..., "params": ..., ...}
-    interaction: dict[str, Any]
+    interaction: InteractionRecord
     timings: dict[str, float] = Field(default_factory=dict)  # seconds per stage
     chunks: dict[str, str] = Field(default_factory=dict)  # chunk key -> blob digest, non-empty only
     voxels: int = 0  # foreground voxel count
     marks: MarksRecord = Field(default_factory=MarksRecord)  # cumulative marks at this revision
 
 
-JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
-TERMINAL_STATES = ("succeeded", "failed", "cancelled")
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+JOB_STATES: tuple[JobState, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
+TERMINAL_STATES: tuple[JobState, ...] = ("succeeded", "failed", "cancelled")
 
 
 class JobProgress(BaseModel):
@@ -110,7 +148,7 @@ class JobRecord(BaseModel):
     tenant: str
     session: str
     segment: int | None = None
-    state: str = "queued"  # one of JOB_STATES
+    state: JobState = "queued"
     params: dict[str, Any] = Field(default_factory=dict)
     progress: JobProgress = Field(default_factory=JobProgress)
     created_at: str = Field(default_factory=utcnow)

@@ -25,7 +25,13 @@ from medseg.errors import (
 )
 from medseg.store import chunks
 from medseg.store.keys import SessionKeys
-from medseg.store.records import MarksRecord, RevisionRecord, SegmentRecord, SessionMeta
+from medseg.store.records import (
+    InteractionRecord,
+    MarksRecord,
+    RevisionRecord,
+    SegmentRecord,
+    SessionMeta,
+)
 from medseg.store.sessions import SessionStore
 from medseg_protocol import codec
 
@@ -52,7 +58,7 @@ class SegmentStore:
             raise InvalidPrompt(f"label value {label} is already used by another segment")
         revision = self._next_revision(keys)
         record = RevisionRecord(revision=revision, segment=segment_id, parent=None,
-                                interaction={"type": "create"})
+                                interaction=InteractionRecord(type="create"))
         segment = SegmentRecord(
             id=segment_id, name=name or f"segment {segment_id}", label=label,
             color=color or PALETTE[(segment_id - 1) % len(PALETTE)], head=revision)

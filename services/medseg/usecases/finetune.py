@@ -99,7 +99,7 @@ class FinetuneJobParams(BaseModel):
 def find_box(store: Store, meta: SessionMeta, head: RevisionRecord) -> BoxSource:
     """The newest BIFSeg box on the line of history ending at `head`; InvalidPrompt if none."""
     for record in store.segments.lineage(meta, head):
-        action = record.interaction
+        action = record.interaction.as_dict()
         if action.get("method") != bifseg_method.NAME:
             continue
         if action.get("type") == "box" and action.get("marks", {}).get("boxes"):

@@ -140,7 +140,7 @@ def interact(store: Store, methods: Registry[Method], meta: SessionMeta, segment
         read_mask = clock.timed("load", head_mask.read)
         current_bbox = clock.timed("load", head_mask.bbox)()
         context = SegmentContext(
-            kind=prompt.kind, head_interaction=head.interaction,
+            kind=prompt.kind, head_interaction=head.interaction.as_dict(),
             head_probability=clock.timed("load", lambda: store.segments.probability(
                 meta, head.revision)),
             artifact=clock.timed("load", lambda name: store.segments.artifact(meta, head, name)))
