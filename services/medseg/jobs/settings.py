@@ -18,6 +18,3 @@ class WorkerSettings(BaseSettings):
     job_heartbeat_s: float = 10.0  # a running job not heard from for this long is failed
     # comma-separated modules imported at start-up that register more job kinds
     job_plugins: str = ""
-    # threads per job process for torch / onnxruntime (fine-tuning): more threads than free
-    # cores is ruinous (2D fine-tuning: 0.6 s with 1 thread, 9-20 s with 2 on a loaded 2-core CPU)
-    job_threads: int = Field(1, ge=1)

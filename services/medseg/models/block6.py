@@ -1,24 +1,25 @@
-"""Block 6 of P-Net / PC-Net: the classifier on the concatenated features of blocks 1-5.
+"""Block 6 of P-Net / PC-Net as a torch module, for training: the classifier on the concatenated
+features of blocks 1-5, two 1x1 (x1) convolutions with a ReLU between them. It is the only
+part image-specific fine-tuning updates (BIFSeg sec. II-A).
 
-Two 1x1 (x1) convolutions with a ReLU between them. It is the only part image-specific
-fine-tuning updates (BIFSeg sec. II-A), so it is defined once here for the networks, the
-fine-tuning and its storage: weights travel as a plain dict of float32 arrays with the keys
-of BLOCK6_KEYS (`hidden.weight` (H, F, 1, 1[, 1]), `hidden.bias` (H,), `out.weight`
-(2, H, 1, 1[, 1]), `out.bias` (2,)), the same names the ONNX initialisers carry under the
-prefix `block6.`. Training writes them beside the ONNX file as `<model>.block6.npz`
-(`load_block6`), so the server needs no `onnx` package to read them; `weights_from_onnx`
-(dev dependency) checks that both agree.
+Its weights' format (BLOCK6_KEYS, `<model>.block6.npz`), the NumPy forward pass the server
+uses and the storage helpers live in the torch-free models/block6_numpy.py (re-exported here);
+`weights_from_onnx` (dev dependency) checks that the .npz and the ONNX file agree.
 """
 
 from __future__ import annotations
-
-import io
 
 import numpy as np
 import torch
 from torch import nn
 
-BLOCK6_KEYS = ("hidden.weight", "hidden.bias", "out.weight", "out.bias")
+from medseg.models.block6_numpy import (  # noqa: F401 (re-exported for training code)
+    BLOCK6_KEYS,
+    load_block6,
+    to_matrices,
+    weights_from_bytes,
+    weights_to_bytes,
+)
 
 
 class Block6(nn.Module):
@@ -43,37 +44,11 @@ class Block6(nn.Module):
     def from_weights(cls, weights: dict[str, np.ndarray]) -> Block6:
         """A Block6 holding `weights` (a dict as `weights()` returns); ValueError when keys or
         shapes do not fit together."""
-        missing = [k for k in BLOCK6_KEYS if k not in weights]
-        if missing:
-            raise ValueError(f"block-6 weights lack {missing}")
-        hidden_w = np.asarray(weights["hidden.weight"])
-        dims = hidden_w.ndim - 2
-        if dims not in (2, 3) or np.asarray(weights["out.weight"]).shape[:2] != (2, hidden_w.shape[0]):
-            raise ValueError("block-6 weight shapes do not fit together")
-        block = cls(dims, hidden_w.shape[1], hidden_w.shape[0])
+        w1 = to_matrices(weights)[0]  # checks keys and shapes
+        block = cls(np.ndim(weights["hidden.weight"]) - 2, w1.shape[1], w1.shape[0])
         block.load_state_dict({k: torch.from_numpy(np.asarray(weights[k], dtype=np.float32))
                                for k in BLOCK6_KEYS})
         return block.eval()
-
-
-def weights_to_bytes(weights: dict[str, np.ndarray]) -> bytes:
-    """Block-6 weights as one compact .npz blob (a few kB to ~20 kB), e.g. for a Redis value."""
-    buffer = io.BytesIO()
-    np.savez(buffer, **{k: np.asarray(weights[k], dtype=np.float32) for k in BLOCK6_KEYS})
-    return buffer.getvalue()
-
-
-def weights_from_bytes(blob: bytes) -> dict[str, np.ndarray]:
-    with np.load(io.BytesIO(blob), allow_pickle=False) as data:
-        return {k: data[k] for k in BLOCK6_KEYS}
-
-
-def load_block6(onnx_path) -> dict[str, np.ndarray]:
-    """The trained block-6 weights of a P-Net / PC-Net: `<model>.block6.npz` beside the ONNX."""
-    from pathlib import Path
-
-    path = Path(onnx_path)
-    return weights_from_bytes(path.with_name(path.stem + ".block6.npz").read_bytes())
 
 
 def weights_from_onnx(path) -> dict[str, np.ndarray]:
