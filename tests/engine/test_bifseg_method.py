@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from medseg.algorithms.metrics import dice
 from medseg.engine import bifseg_method as bm
@@ -16,6 +17,7 @@ from medseg.errors import InvalidPrompt, ModelUnavailable
 from medseg.models.bifseg_io import INPUT_SIZE, mask_box
 from medseg.models.block6 import weights_to_bytes
 from medseg_train.data import load_case
+from medseg_train.networks.block6 import Block6
 from medseg_train.objects import largest_component
 from tests.models.tiny import write_tiny_pcnet
 
@@ -55,8 +57,12 @@ def test_numpy_block6_matches_torch_and_adapted_weights_are_used(spleen):
     case, _, z, box = spleen
     run = bm.run_box(_reader(case.image), case.image.shape, case.spacing, box, Plane(0, z))
     trained = run.network.block6
+    with torch.no_grad():
+        logits = Block6.from_weights(trained)(torch.from_numpy(run.state.features)[None])
     assert np.allclose(bm.block6_probability(trained, run.state.features),
-                       run_block6(trained, run.state.features), atol=1e-5)
+                       torch.softmax(logits, dim=1)[0, 1].numpy(), atol=1e-5)
+    assert np.array_equal(bm.block6_probability(trained, run.state.features),
+                          run_block6(trained, run.state.features))  # one implementation
     assert bm.weights_from_bytes(weights_to_bytes(trained)).keys() == trained.keys()
     shifted = {**trained, "out.bias": trained["out.bias"] + np.array([-3.0, 3.0], np.float32)}
     plain = bm.segment(_reader(case.image), None, case.image.shape, case.spacing,

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from medseg.models import bifseg_io
-from medseg.models.block6 import load_block6, weights_from_onnx
+from medseg.models.block6 import load_block6
 from medseg_train import bifseg, cli
+from medseg_train.networks.block6 import weights_from_onnx
 from medseg_train.networks.pcnet import PCNet
 from medseg_train.networks.pnet import PNet
 

@@ -1,4 +1,3 @@
-"""Segmentation engine: typed volumes and prompts, image I/O, interactive methods.
-
-Pure NumPy (and later torch/onnxruntime); never imports FastAPI or Redis.
+"""Segmentation engine: typed volumes and prompts, image I/O, the interactive methods, slice
+propagation and BIFSeg fine-tuning. NumPy, SciPy and onnxruntime; never FastAPI, Redis or torch.
 """

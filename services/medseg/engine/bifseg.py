@@ -13,7 +13,7 @@ The flow an interaction follows (2D: `image` is one (Y, X) slice; 3D: the (Z, Y,
 
 `session` is anything with onnxruntime's `run(None, {"input": x})` answering [logits,
 features] (the P-Net / PC-Net ONNX files); `weights` start as
-`models.block6.weights_from_onnx(path)` and later are a segment's adapted ones
+`models.block6.load_block6(path)` and later are a segment's adapted ones
 (`models.block6.weights_to_bytes` / `weights_from_bytes` store them). A later interaction on
 the same segment runs `finetune.run_block6(adapted, state.features)` instead of the network's
 own block 6.

@@ -9,13 +9,12 @@ instead of the trained block 6, so a new box or a re-run on that segment uses th
 
 No torch here: the API process serves this method, and importing torch costs seconds; block 6
 (two 1x1 convolutions) is evaluated with NumPy and adapted weights are read with `np.load`
-(the format of models.block6.weights_to_bytes).
+(models/block6.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from medseg.engine.bifseg import BoxCrop, BoxState, run_network
 from medseg.engine.method import Method, MethodResult, SegmentContext
 from medseg.engine.prompts import Box, Marks, Plane, check_on_plane
 from medseg.errors import InvalidPrompt
-from medseg.models import bifseg_io
+from medseg.models import bifseg_io, block6
 from medseg.models.loader import default_loader
 
 NAME = "bifseg"
@@ -70,25 +69,14 @@ def load_network(dims: int) -> Network:
 
 
 def weights_from_bytes(blob: bytes | None) -> dict[str, np.ndarray] | None:
-    """Block-6 weights from an .npz blob (models.block6.weights_to_bytes), without torch;
-    None for None."""
-    if blob is None:
-        return None
-    with np.load(io.BytesIO(blob), allow_pickle=False) as data:
-        return {k: np.asarray(data[k], dtype=np.float32) for k in data.files}
+    """Block-6 weights from an .npz blob (models.block6.weights_to_bytes); None for None."""
+    return None if blob is None else block6.weights_from_bytes(blob)
 
 
 def block6_probability(weights: dict[str, np.ndarray], features: np.ndarray) -> np.ndarray:
-    """Foreground p (float32, grid shape) of block 6 with `weights` on `features` (F, *grid):
-    the same function as engine.finetune.run_block6, in NumPy."""
-    flat = np.asarray(features, dtype=np.float32).reshape(len(features), -1)
-    w1 = np.asarray(weights["hidden.weight"], dtype=np.float32).reshape(len(weights["hidden.bias"]), -1)
-    w2 = np.asarray(weights["out.weight"], dtype=np.float32).reshape(2, -1)
-    if w1.shape[1] != flat.shape[0]:
-        raise ValueError(f"block-6 weights take {w1.shape[1]} features, got {flat.shape[0]}")
-    hidden = np.maximum(w1 @ flat + weights["hidden.bias"][:, None], 0.0)
-    logits = w2 @ hidden + weights["out.bias"][:, None]
-    return (1.0 / (1.0 + np.exp(logits[0] - logits[1]))).reshape(features.shape[1:]).astype(np.float32)
+    """Foreground p (float32, grid shape) of block 6 with `weights` on `features` (F, *grid)
+    (models.block6.probability, as engine.finetune.run_block6)."""
+    return block6.probability(weights, features)
 
 
 @dataclass

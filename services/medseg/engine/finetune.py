@@ -33,6 +33,18 @@ divided by the finest grid spacing (1 along the finest axis), so lamb keeps the 
 per-pixel meaning whatever the crop's size. The loss is eq. 12 divided by the number of grid
 voxels N (a mean), so the learning rate does not depend on the crop size.
 
+Block 6 is adapted in NumPy (float32) with hand-derived gradients, so the server needs no
+torch (models/block6.py has the forward pass): on features x (F, N), N grid voxels,
+    hidden h = relu(W1 x + b1) (H, N), logits z = W2 h + b2 (2, N), d = z_1 - z_0,
+    loss L = (1/N) sum_i w_i ce_i, ce_i = softplus(d_i) if y_i = 0 else softplus(-d_i)
+(softplus(t) = log(1 + e^t) = -log-softmax, evaluated without overflow), and with
+g = w * (sigmoid(d) - y) / N (N,), the derivative of L in d:
+    dL/dW2 = [-1, 1]^T (h g)^T, dL/db2 = [-sum g, sum g],
+    dA = (W2[1] - W2[0]) g^T * [h > 0] (H, N), dL/dW1 = dA x^T, dL/db1 = dA summed over voxels.
+The step is torch.optim.SGD's with momentum (no dampening, no weight decay): buf = grad on the
+first step, then buf = momentum * buf + grad; p -= lr * buf. tests/engine/test_finetune.py
+checks losses and weights against torch autograd.
+
 Cancellation and progress: `should_stop()` is called before every iteration and raises
 FinetuneCancelled when it answers True, so a caller never gets a half-adapted result;
 `progress(step, total, loss)` is called after every iteration.
@@ -45,12 +57,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-import torch
-from torch.nn import functional as F
 
 from medseg.algorithms.geodesic import geodesic_distance_plus_length
 from medseg.algorithms.graphcut import graph_cut
-from medseg.models.block6 import Block6
+from medseg.models import block6
 
 
 class FinetuneCancelled(Exception):
@@ -76,7 +86,7 @@ class FinetuneParams:
     epsilon: float = 0.2  # geodesic distance threshold (units: module doc)
     omega: float = 5.0  # weight of scribble voxels
     weighted: bool = True  # False: BIFSeg(-w), every weight 1
-    seed: int = 0  # torch generator seed (the update itself is deterministic on CPU)
+    seed: int = 0  # unused (kept for callers): the NumPy update involves no randomness
 
     def __post_init__(self) -> None:
         if self.alternations < 0 or self.iterations < 0:
@@ -118,10 +128,7 @@ class FinetuneResult:
 def run_block6(weights: dict[str, np.ndarray], features: np.ndarray) -> np.ndarray:
     """Foreground probability (float32, grid shape) of block 6 with `weights` on `features`
     ((F, *grid) float32, the network's second output for one crop)."""
-    block = Block6.from_weights(weights)
-    with torch.no_grad():
-        logits = block(torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))[None])
-    return torch.softmax(logits, dim=1)[0, 1].numpy()
+    return block6.probability(weights, features)
 
 
 def scribble_distances(image_norm: np.ndarray, fg: np.ndarray | None, bg: np.ndarray | None):
@@ -163,13 +170,15 @@ def loss_weights(prob: np.ndarray, labels: np.ndarray, fg: np.ndarray | None,
     return w
 
 
-def weighted_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def weighted_loss(logits: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> float:
     """Eq. 12 / N: -(1/N) sum_i w_i (y_i log p_i + (1 - y_i) log(1 - p_i)), p = softmax(logits)[1].
 
-    logits (2, ...) float; labels (...) bool; weights (...) float (any same spatial shape)."""
-    log_p = F.log_softmax(logits, dim=0)
-    ce = -torch.where(labels, log_p[1], log_p[0])
-    return (weights * ce).mean()
+    logits (2, ...) float; labels (...) bool; weights (...) float (any same spatial shape);
+    computed in the logits' precision. -log-softmax of the true class is softplus(-+(z_1 - z_0)),
+    evaluated without overflow."""
+    d = np.asarray(logits[1]) - np.asarray(logits[0])
+    ce = np.logaddexp(np.zeros((), d.dtype), np.where(labels, -d, d))
+    return float(np.mean(np.asarray(weights, dtype=d.dtype) * ce))
 
 
 def label_update(prob: np.ndarray, image_norm: np.ndarray, spacing, fg, bg,
@@ -188,24 +197,38 @@ def _check(features, image_norm, fg, bg) -> None:
             raise ValueError(f"{name} scribbles {np.shape(s)} must have the grid shape {grid}")
 
 
+def _gradients(matrices: list[np.ndarray], x: np.ndarray, hidden: np.ndarray,
+               logits: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> list[np.ndarray]:
+    """dL/d[W1, b1, W2, b2] of weighted_loss (derivation: module doc), same shapes as
+    `matrices` (block6.to_matrices); x (F, N), hidden (H, N), logits (2, N) of block6.forward
+    on x; labels (N,) bool; weights (N,) float32."""
+    w2 = matrices[2]
+    g = weights * (block6.sigmoid(logits[1] - logits[0]) - labels) / np.float32(len(labels))
+    d_w2_row = hidden @ g  # (H,): d/dW2[1]; W2[0] gets its negative (softmax of 2 classes)
+    d_hidden = np.outer(w2[1] - w2[0], g)  # (H, N)
+    d_hidden *= hidden > 0  # through the ReLU
+    g_sum = g.sum()
+    return [d_hidden @ x.T, d_hidden.sum(axis=1), np.stack([-d_w2_row, d_w2_row]),
+            np.stack([-g_sum, g_sum])]
+
+
 class _Sgd:
-    """SGD with momentum, torch.optim.SGD's update (buf = momentum * buf + grad; p -= lr * buf).
-    Why not torch.optim: its first use in a process imports torch._dynamo, ~9 s on this CPU,
-    which a fine-tuning job would pay on its first run."""
+    """SGD with momentum, torch.optim.SGD's update (buf = grad on the first step, then
+    buf = momentum * buf + grad; p -= lr * buf), in place on float32 arrays."""
 
-    def __init__(self, parameters: list[torch.nn.Parameter], lr: float, momentum: float):
-        self.parameters, self.lr, self.momentum = parameters, lr, momentum
-        self.buffers: list[torch.Tensor | None] = [None] * len(parameters)
+    def __init__(self, parameters: list[np.ndarray], lr: float, momentum: float):
+        self.parameters, self.lr, self.momentum = parameters, np.float32(lr), np.float32(momentum)
+        self.buffers: list[np.ndarray | None] = [None] * len(parameters)
 
-    def __call__(self) -> None:
-        with torch.no_grad():
-            for k, p in enumerate(self.parameters):
-                if p.grad is None:
-                    continue
-                buf = self.buffers[k]
-                self.buffers[k] = buf = p.grad.clone() if buf is None else buf.mul_(self.momentum).add_(p.grad)
-                p.sub_(self.lr * buf)
-                p.grad = None
+    def __call__(self, gradients: list[np.ndarray]) -> None:
+        for k, (p, grad) in enumerate(zip(self.parameters, gradients)):
+            buf = self.buffers[k]
+            if buf is None:
+                self.buffers[k] = buf = grad.astype(np.float32, copy=True)
+            else:
+                buf *= self.momentum
+                buf += grad
+            p -= self.lr * buf
 
 
 def finetune(features: np.ndarray, image_norm: np.ndarray, weights: dict[str, np.ndarray],
@@ -228,11 +251,9 @@ def finetune(features: np.ndarray, image_norm: np.ndarray, weights: dict[str, np
     if fg is not None and bg is not None:
         bg = bg & ~fg  # a voxel marked both ways counts as foreground (as graph_cut does)
     spacing = tuple(spacing) if spacing is not None else (1.0,) * np.ndim(image_norm)
-    torch.manual_seed(params.seed)
-    block = Block6.from_weights(weights).train()
-    step = _Sgd(list(block.parameters()), params.lr, params.momentum)
-    # 1x1 convolutions as matrix products on (voxels, channels): same parameters, ~2x faster
-    x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32).reshape(len(features), -1).T.copy())
+    matrices = block6.to_matrices(weights)  # copies: the caller's weights stay as they are
+    step = _Sgd(matrices, params.lr, params.momentum)
+    x = np.ascontiguousarray(features, dtype=np.float32).reshape(len(features), -1)  # (F, N)
     grid = np.shape(image_norm)
     timings = {"geodesic": 0.0, "graphcut": 0.0, "network": 0.0}
     t = time.perf_counter()
@@ -241,13 +262,9 @@ def finetune(features: np.ndarray, image_norm: np.ndarray, weights: dict[str, np
     losses: list[float] = []
     total = params.total_iterations
 
-    def logits() -> torch.Tensor:  # (2, voxels)
-        hidden = torch.relu(F.linear(x, block.hidden.weight.flatten(1), block.hidden.bias))
-        return F.linear(hidden, block.out.weight.flatten(1), block.out.bias).T
-
     def probability() -> np.ndarray:
-        with torch.no_grad():
-            return torch.softmax(logits(), dim=0)[1].reshape(grid).numpy()
+        _, logits = block6.forward(matrices, x)
+        return block6.sigmoid(logits[1] - logits[0]).reshape(grid)
 
     prob = probability()
     for _ in range(params.alternations):
@@ -256,14 +273,13 @@ def finetune(features: np.ndarray, image_norm: np.ndarray, weights: dict[str, np
         timings["graphcut"] += time.perf_counter() - t
         t = time.perf_counter()
         w = loss_weights(prob, labels, fg, bg, geo_fg, geo_bg, params)
-        y, wt = torch.from_numpy(labels.reshape(-1)), torch.from_numpy(w.reshape(-1))
+        y, wt = labels.reshape(-1), w.reshape(-1)
         for _ in range(params.iterations):
             if should_stop is not None and should_stop():
                 raise FinetuneCancelled(len(losses), total)
-            loss = weighted_loss(logits(), y, wt)
-            loss.backward()
-            step()
-            losses.append(float(loss.detach()))
+            hidden, logits = block6.forward(matrices, x)
+            losses.append(weighted_loss(logits, y, wt))
+            step(_gradients(matrices, x, hidden, logits, y, wt))
             if progress is not None:
                 progress(len(losses), total, losses[-1])
         prob = probability()
@@ -272,5 +288,6 @@ def finetune(features: np.ndarray, image_norm: np.ndarray, weights: dict[str, np
     labels = label_update(prob, image_norm, spacing, fg, bg, params)
     timings["graphcut"] += time.perf_counter() - t
     timings["total"] = time.perf_counter() - started
-    return FinetuneResult(labels, prob.astype(np.float32), block.eval().weights(), losses,
+    adapted = block6.from_matrices(matrices, np.ndim(weights["hidden.weight"]) - 2)
+    return FinetuneResult(labels, prob.astype(np.float32), adapted, losses,
                           {k: round(v, 4) for k, v in timings.items()})

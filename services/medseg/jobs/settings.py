@@ -19,6 +19,3 @@ class WorkerSettings(BaseSettings):
     # comma-separated modules whose register(plugins) adds methods, predictors or job kinds
     # (the API reads the same variable, so both processes serve the same set)
     plugins: str = ""
-    # threads per job process for torch / onnxruntime (fine-tuning): more threads than free
-    # cores is ruinous (2D fine-tuning: 0.6 s with 1 thread, 9-20 s with 2 on a loaded 2-core CPU)
-    job_threads: int = Field(1, ge=1)

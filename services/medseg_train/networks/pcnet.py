@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from medseg.models.block6 import Block6
+from medseg_train.networks.block6 import Block6
 
 # (convs, kernel, dilation) per block, (z, y, x) order
 BLOCKS = (

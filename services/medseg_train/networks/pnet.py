@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from medseg.models.block6 import Block6
+from medseg_train.networks.block6 import Block6
 
 DILATIONS = (1, 2, 4, 8, 16)
 CONVS_PER_BLOCK = (2, 2, 3, 3, 3)
