@@ -17,6 +17,7 @@ import numpy as np
 from medseg.algorithms.metrics import dice
 from medseg.algorithms.resample import resize_linear
 from medseg.engine import propagation_net
+from medseg.models.loader import onnx_session
 from medseg_train.data import HELD_OUT_ORGANS, load_case
 from medseg_train.objects import largest_component
 from medseg_train.propagation import one_shot
@@ -101,7 +102,8 @@ def main(argv: list[str] | None = None) -> None:
                         choices=("ct_3mm", "mr_3mm", "ct_dicom"))
     parser.add_argument("--weights", default=None, help="ONNX file (default: the committed one)")
     args = parser.parse_args(argv)
-    session = propagation_net.load_session(args.weights)
+    # candidate weights without a card yet go straight to onnxruntime (as the loader would)
+    session = onnx_session(args.weights, 1) if args.weights else propagation_net.load_session()
 
     def predict(image, prior, spacing):
         return propagation_net.predict(image, prior, spacing, session=session)

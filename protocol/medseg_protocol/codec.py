@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -396,8 +397,8 @@ def encode_delta(
 
 def encode_delta_from_xor(
     xor_region: np.ndarray,
-    offset: tuple[int, int, int],
-    shape: tuple[int, int, int] | list[int],
+    offset: Sequence[int],
+    shape: Sequence[int],
     from_revision: int | None = None,
     to_revision: int | None = None,
 ) -> dict:

@@ -18,7 +18,10 @@ from medseg.engine import (
     propagation_net,
     slice_predictors,
 )
+from medseg.engine.method import Method
+from medseg.engine.propagation import PredictorSpec
 from medseg.jobs import noop
+from medseg.jobs.kinds import JobKind
 from medseg.models.loader import default_loader
 from medseg.plugins import Plugins
 from medseg.registry import Registry
@@ -32,17 +35,17 @@ DEFAULT_PREDICTOR = propagation_net.FUSED_PREDICTOR.name
 
 def build(plugin_modules: str = "") -> Plugins:
     """Every built-in, then the `register(plugins)` of each comma-separated plug-in module."""
-    methods = Registry("method", default=DEFAULT_METHOD)
+    methods: Registry[Method] = Registry("method", default=DEFAULT_METHOD)
     methods.register(graphcut_method.METHOD)
     methods.register(mideepseg_method.METHOD)
     methods.register(bifseg_method.METHOD)
 
-    predictors = Registry("propagation method", default=DEFAULT_PREDICTOR)
+    predictors: Registry[PredictorSpec] = Registry("propagation method", default=DEFAULT_PREDICTOR)
     predictors.register(slice_predictors.PREDICTOR)
     predictors.register(propagation_net.PREDICTOR)
     predictors.register(propagation_net.FUSED_PREDICTOR)
 
-    job_kinds = Registry("job kind")
+    job_kinds: Registry[JobKind] = Registry("job kind")
     job_kinds.register(noop.NOOP)
     job_kinds.register(propagation.job_kind(predictors))
     job_kinds.register(finetune.JOB_KIND)

@@ -31,7 +31,7 @@ def upsample_linear2(a: np.ndarray, shape) -> np.ndarray:
     """Linear interpolation of a factor-2 block_mean grid back to the fine `shape` (last two
     axes), clamped at the edges: fine 2i sits a quarter coarse voxel before coarse i, 2i+1 a
     quarter after (separable, no scipy zoom: 3x cheaper on a 1.8 M voxel ROI)."""
-    out = np.asarray(a, dtype=np.float32)
+    out: np.ndarray = np.asarray(a, dtype=np.float32)
     for axis in (-2, -1):
         prev = np.concatenate([np.take(out, [0], axis=axis), np.take(out, range(out.shape[axis] - 1), axis=axis)], axis=axis)
         nxt = np.concatenate([np.take(out, range(1, out.shape[axis]), axis=axis), np.take(out, [-1], axis=axis)], axis=axis)

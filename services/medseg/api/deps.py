@@ -46,9 +46,10 @@ def get_tenant(settings: SettingsDep, request: Request,
         raise HTTPException(401, "missing API key: send X-API-Key or Authorization: Bearer",
                             headers={"WWW-Authenticate": "Bearer"})
     else:
-        tenant = tenant_for_key(key, settings.key_hashes)
-        if tenant is None:
+        found = tenant_for_key(key, settings.key_hashes)
+        if found is None:
             raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
+        tenant = found
     request.state.tenant = tenant
     return tenant
 

@@ -293,5 +293,10 @@ class ErrorBody(BaseModel):
     request_id: str | None = None
 
 
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` of a route: each of these statuses answers an ErrorBody."""
+    return {code: {"model": ErrorBody} for code in codes}
+
+
 SessionPublic.model_rebuild()
 ChangeResult.model_rebuild()

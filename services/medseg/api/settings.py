@@ -1,4 +1,4 @@
-"""Service settings from the environment (pydantic-settings). See the README's table."""
+"""Service settings from the environment (pydantic-settings). The table is in docs/api.md."""
 
 from __future__ import annotations
 

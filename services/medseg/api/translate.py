@@ -28,7 +28,10 @@ def to_prompt(body: ClickInteraction | ScribbleInteraction | BoxInteraction | Po
             plane = Plane(0, 0)
         else:
             raise InvalidPrompt("dim '2d' on a volume needs `plane` ({axis, index})")
-    fg, bg, boxes, points = [], [], [], []
+    fg: list[np.ndarray] = []
+    bg: list[np.ndarray] = []
+    points: list[np.ndarray] = []
+    boxes: list[Box] = []
     if isinstance(body, PointsInteraction):
         points.append(_points(body.points))
     elif isinstance(body, ClickInteraction):

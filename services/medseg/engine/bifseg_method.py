@@ -64,7 +64,7 @@ def load_network(dims: int) -> Network:
     (cached per process); ModelUnavailable when the weights are not there."""
     loader = default_loader()
     card = loader.find(TASK, dims)
-    weights = weights_from_bytes(loader.companion(card, "block6_weights"))
+    weights = block6.weights_from_bytes(loader.companion(card, "block6_weights"))
     return Network(card.name, loader.load(card).session, weights)
 
 

@@ -106,7 +106,7 @@ class FinetuneParams:
 # epsilon=0.1,0.2,0.3`: 48 slices of seen organs of the training volumes, supervised) ranked
 # t1 = 0.6, epsilon = 0.3 first (mean Dice 87.55 against 86.35 with these), but on the
 # validation volume's organs it gained only 0.3 points and on held-out organs it lost 0.1-1.0
-# (README), so the paper's values stay.
+# (docs/benchmarks.md), so the paper's values stay.
 PARAMS_2D = FinetuneParams()
 PARAMS_3D = FinetuneParams(lamb=10.0, t1=0.6)
 
@@ -147,15 +147,18 @@ def scribble_distances(image_norm: np.ndarray, fg: np.ndarray | None, bg: np.nda
 
 
 def loss_weights(prob: np.ndarray, labels: np.ndarray, fg: np.ndarray | None,
-                 bg: np.ndarray | None, geo_fg: np.ndarray, geo_bg: np.ndarray,
+                 bg: np.ndarray | None, geo_fg: np.ndarray | None, geo_bg: np.ndarray | None,
                  params: FinetuneParams) -> np.ndarray:
     """w(i) of eq. 13 (float32, grid shape); all ones when params.weighted is False.
 
     prob: the network's foreground p; labels: the current label map Y (bool); fg / bg: scribble
-    masks S_f / S_b (or None); geo_fg / geo_bg: geodesic distances to them (scribble_distances).
+    masks S_f / S_b (or None); geo_fg / geo_bg: geodesic distances to them (scribble_distances;
+    needed when params.weighted).
     """
     if not params.weighted:
         return np.ones(np.shape(prob), dtype=np.float32)
+    if geo_fg is None or geo_bg is None:
+        raise ValueError("weighted loss needs the geodesic distances to the scribbles")
     shape = np.shape(prob)
     fg = np.zeros(shape, bool) if fg is None else np.asarray(fg, dtype=bool)
     bg = np.zeros(shape, bool) if bg is None else np.asarray(bg, dtype=bool)

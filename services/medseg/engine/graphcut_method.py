@@ -62,11 +62,11 @@ def plan_roi(shape, spacing, marks: Marks, current_mask_bbox: Box | None, plane:
     room for a whole organ and later clicks widen the ROI with the object. Cost follows the
     object, not the image. For 2D the ROI is the plane's slice.
     """
-    points = [np.asarray(marks.fg).reshape(-1, 3), np.asarray(marks.bg).reshape(-1, 3)]
-    points += [np.array([b.lo, b.hi]) for b in marks.boxes]
+    parts = [np.asarray(marks.fg).reshape(-1, 3), np.asarray(marks.bg).reshape(-1, 3)]
+    parts += [np.array([b.lo, b.hi]) for b in marks.boxes]
     if current_mask_bbox is not None:
-        points.append(np.array([current_mask_bbox.lo, current_mask_bbox.hi]))
-    points = np.concatenate(points)
+        parts.append(np.array([current_mask_bbox.lo, current_mask_bbox.hi]))
+    points = np.concatenate(parts)
     if len(points) == 0:
         raise InvalidPrompt("nothing to segment: no marks")
     lo, hi = points.min(axis=0), points.max(axis=0)
@@ -121,7 +121,7 @@ def _border_seeds(shape3, roi: Box, full_shape, all_faces: bool = False) -> np.n
     for axis in range(3):
         if shape3[axis] == 1:
             continue
-        index = [slice(None)] * 3
+        index: list[slice | int] = [slice(None)] * 3
         if all_faces or roi.lo[axis] > 0:
             index[axis] = 0
             seeds[tuple(index)] = True

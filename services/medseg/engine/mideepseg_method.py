@@ -94,10 +94,6 @@ class _Geometry:
         return a if self.plane is None else np.squeeze(a, axis=self.plane.axis)
 
 
-def _shape(box: Box) -> tuple[int, int, int]:
-    return tuple(h - lo + 1 for lo, h in zip(box.lo, box.hi))
-
-
 def _union(a: Box, b: Box | None) -> Box:
     if b is None:
         return a
@@ -106,13 +102,13 @@ def _union(a: Box, b: Box | None) -> Box:
 
 def _paste(values: np.ndarray, box: Box, roi: Box) -> np.ndarray:
     """float32 ROI-shaped array: `values` (box-shaped) at the box's place, 0 elsewhere."""
-    out = np.zeros(_shape(roi), dtype=np.float32)
+    out = np.zeros(roi.shape, dtype=np.float32)
     out[tuple(slice(lo - r, h - r + 1) for lo, h, r in zip(box.lo, box.hi, roi.lo))] = values
     return out
 
 
 def _local(points: np.ndarray, roi: Box) -> np.ndarray:
-    mask = np.zeros(_shape(roi), dtype=bool)
+    mask = np.zeros(roi.shape, dtype=bool)
     local = np.asarray(points).reshape(-1, 3) - np.asarray(roi.lo)
     mask[tuple(local.T)] = True
     return mask
@@ -131,14 +127,14 @@ def initial(read_image: Callable[[Box], np.ndarray], geo: _Geometry, points: np.
     pts = np.asarray(points)[:, geo.keep]
     lo, hi = relaxed_box(pts, local_shape)
     box = geo.box(lo, hi)
-    crop = geo.squeeze(np.asarray(read_image(box), dtype=np.float32).reshape(_shape(box)))
+    crop = geo.squeeze(np.asarray(read_image(box), dtype=np.float32).reshape(box.shape))
     x = network_input(crop, pts - lo, model.card.input_size, params.encoding)
     t1 = time.perf_counter()
     prob = probability_in_crop(model.predict(x[None])[0], crop.shape)
     t2 = time.perf_counter()
     # a restart: the ROI covers the old mask too, which is cleared outside the CNN box
     roi = _union(box, current_mask_bbox)
-    stored = _paste(prob.reshape(_shape(box)), box, roi)
+    stored = _paste(prob.reshape(box.shape), box, roi)
     return MethodResult(roi=roi, mask=stored > 0.5, probability=stored,
                         timings={"input": t1 - t0, "network": t2 - t1},
                         info={"model": f"{model.card.name}@{model.card.version}",
@@ -171,7 +167,7 @@ def refine(read_image: Callable[[Box], np.ndarray], geo: _Geometry, marks: Marks
     lo = np.maximum(clicks.min(axis=0) - params.margin_voxels, 0)
     hi = np.minimum(clicks.max(axis=0) + params.margin_voxels, np.asarray(geo.shape) - 1)
     roi = _union(box, geo.box(lo[geo.keep], hi[geo.keep]))
-    image = geo.squeeze(np.asarray(read_image(roi), dtype=np.float32).reshape(_shape(roi)))
+    image = geo.squeeze(np.asarray(read_image(roi), dtype=np.float32).reshape(roi.shape))
     stored = _paste(prob, box, roi)
     hard_bg = _local(marks.bg, roi)
     # the margin points are foreground unless a (newer) background click sits on one
@@ -192,7 +188,7 @@ def refine(read_image: Callable[[Box], np.ndarray], geo: _Geometry, marks: Marks
     mask[fg], mask[bg & ~fg] = True, False  # a no-op for graph_cut; the banded cut's coarse
     # labels far from the band could otherwise miss a click that shares a block with another
     t2 = time.perf_counter()
-    return MethodResult(roi=roi, mask=mask.reshape(_shape(roi)), probability=stored,
+    return MethodResult(roi=roi, mask=mask.reshape(roi.shape), probability=stored,
                         timings={"roi": t1 - t0, params.refinement: t2 - t1},
                         info={"refinement": params.refinement})
 

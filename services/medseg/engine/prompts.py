@@ -26,27 +26,28 @@ class Plane:
 
 @dataclass(frozen=True)
 class Box:
-    """Axis-aligned box in voxels, inclusive corners (z0, y0, x0) .. (z1, y1, x1)."""
+    """Axis-aligned box in voxels, inclusive corners (z0, y0, x0) .. (z1, y1, x1): three ints
+    each (typed as variadic tuples so boxes built from arrays need no casts)."""
 
-    lo: tuple[int, int, int]
-    hi: tuple[int, int, int]
+    lo: tuple[int, ...]
+    hi: tuple[int, ...]
 
     @property
-    def shape(self) -> tuple[int, int, int]:
-        return tuple(h - lo + 1 for lo, h in zip(self.lo, self.hi))  # type: ignore[return-value]
+    def shape(self) -> tuple[int, ...]:
+        return tuple(h - lo + 1 for lo, h in zip(self.lo, self.hi))
 
     def intersect(self, other: Box) -> Box | None:
         lo = tuple(map(max, self.lo, other.lo))
         hi = tuple(map(min, self.hi, other.hi))
-        return Box(lo, hi) if all(a <= b for a, b in zip(lo, hi)) else None  # type: ignore[arg-type]
+        return Box(lo, hi) if all(a <= b for a, b in zip(lo, hi)) else None
 
     def contains(self, other: Box) -> bool:
         return all(a <= b for a, b in zip(self.lo, other.lo)) and all(
             a >= b for a, b in zip(self.hi, other.hi))
 
-    def slices_in(self, outer: Box) -> tuple[slice, slice, slice]:
+    def slices_in(self, outer: Box) -> tuple[slice, ...]:
         """Index of this box inside an array that holds `outer` (which contains it)."""
-        return tuple(slice(a - o, b - o + 1) for a, b, o in zip(self.lo, self.hi, outer.lo))  # type: ignore[return-value]
+        return tuple(slice(a - o, b - o + 1) for a, b, o in zip(self.lo, self.hi, outer.lo))
 
 
 @dataclass

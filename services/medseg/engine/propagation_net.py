@@ -118,6 +118,7 @@ class FusedPredictor:
             return np.zeros(image.shape, np.float32)
         # the model-free method's own seeds: a superset of these, so never None here
         own = candidates.choose(self.params.min_seed_fraction)
+        assert own is not None
         model_free = self.seeds.solve(image, own, spacing)
         w = self.params.network_weight
         unary = (w * network + (1.0 - w) * model_free).astype(np.float32)

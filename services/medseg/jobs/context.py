@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from medseg.engine.prompts import Box, Marks
-from medseg.errors import RevisionConflict
+from medseg.errors import InvalidPrompt, RevisionConflict
 from medseg.store import Store
 from medseg.store.jobs import finish
 from medseg.store.records import JobRecord, RevisionRecord, SegmentRecord, SessionMeta
@@ -25,6 +25,20 @@ class JobContext:
     record: JobRecord  # the record as the job started (state "running")
     committed: RevisionRecord | None = None
     _meta: SessionMeta | None = field(default=None, repr=False)
+
+    @property
+    def segment_id(self) -> int:
+        """The segment the job changes (every kind with `needs_segment` has one)."""
+        if self.record.segment is None:
+            raise InvalidPrompt(f"job kind {self.record.kind!r} needs a segment")
+        return self.record.segment
+
+    @property
+    def base_revision(self) -> int:
+        """The revision the job was submitted on (its result's parent)."""
+        if self.record.base_revision is None:
+            raise InvalidPrompt(f"job kind {self.record.kind!r} needs a base revision")
+        return self.record.base_revision
 
     @property
     def meta(self) -> SessionMeta:

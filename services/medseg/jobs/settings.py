@@ -1,4 +1,4 @@
-"""Worker settings from the environment (the same variables as the API's, see the README)."""
+"""Worker settings from the environment (the same variables as the API's, see docs/api.md)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ the benchmark all call these functions, so the network sees identical inputs eve
 
 Arrays are (Y, X) for 2D or (Z, Y, X) for 3D, in voxels. Deviation from the paper: the crop is
 resized to a fixed size (anisotropically) rather than "shortest side 128 px" (2D) / "longest
-side 80 voxels" (3D), so training batches stack and CPU time per crop is bounded (README).
+side 80 voxels" (3D), so training batches stack and CPU time per crop is bounded (docs/methods.md).
 """
 
 from __future__ import annotations

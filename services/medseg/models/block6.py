@@ -18,6 +18,7 @@ with W1 (H, F) and W2 (2, H) the convolution kernels without their 1-sized axes
 from __future__ import annotations
 
 import io
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,8 @@ BLOCK6_KEYS = ("hidden.weight", "hidden.bias", "out.weight", "out.bias")
 def weights_to_bytes(weights: dict[str, np.ndarray]) -> bytes:
     """Block-6 weights as one compact .npz blob (a few kB to ~20 kB), e.g. for a Redis value."""
     buffer = io.BytesIO()
-    np.savez(buffer, **{k: np.asarray(weights[k], dtype=np.float32) for k in BLOCK6_KEYS})
+    arrays: dict[str, Any] = {k: np.asarray(weights[k], dtype=np.float32) for k in BLOCK6_KEYS}
+    np.savez(buffer, **arrays)
     return buffer.getvalue()
 
 

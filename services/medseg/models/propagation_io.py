@@ -52,8 +52,9 @@ class Crop:
 
     def indices(self, slice_shape) -> tuple[np.ndarray, np.ndarray]:
         """Row and column indices into the slice, clamped: outside voxels repeat the edge."""
-        return tuple(np.clip(np.arange(lo, lo + n), 0, size - 1)
-                     for lo, n, size in zip(self.lo, self.shape, slice_shape))
+        rows, cols = (np.clip(np.arange(lo, lo + n), 0, size - 1)
+                      for lo, n, size in zip(self.lo, self.shape, slice_shape))
+        return rows, cols
 
 
 def crop_around(prior: np.ndarray, spacing) -> Crop:

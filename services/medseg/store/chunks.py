@@ -45,7 +45,7 @@ def parse_chunk_key(key: str | bytes) -> tuple[int, int, int]:
 
 
 def grid_shape(shape: tuple[int, int, int], chunk=CHUNK_SHAPE) -> tuple[int, int, int]:
-    return tuple(-(-s // c) for s, c in zip(shape, chunk))  # type: ignore[return-value]
+    return tuple(-(-s // c) for s, c in zip(shape, chunk))
 
 
 def chunk_box(index: tuple[int, int, int], shape, chunk=CHUNK_SHAPE) -> tuple[slice, slice, slice]:
@@ -66,7 +66,7 @@ def all_chunks(shape, chunk=CHUNK_SHAPE) -> Iterator[tuple[int, int, int]]:
 
 
 def full_box(shape) -> Box:
-    return Box((0, 0, 0), tuple(s - 1 for s in shape))  # type: ignore[arg-type]
+    return Box((0, 0, 0), tuple(s - 1 for s in shape))
 
 
 def covering_box(indices, shape, chunk=CHUNK_SHAPE) -> Box:

@@ -1,5 +1,9 @@
-"""Redis key names. Every key of a session shares the `{sid}` hash tag (one cluster slot) and
-the `medseg:s:` prefix, so DELETE and TTL can address the whole session at once."""
+"""Redis key names, and the types of what Redis answers. Every key of a session shares the
+`{sid}` hash tag (one cluster slot) and the `medseg:s:` prefix, so DELETE and TTL can address
+the whole session at once."""
+
+from collections.abc import Mapping
+from typing import Any, cast
 
 PREFIX = "medseg"
 
@@ -51,3 +55,19 @@ def job_ref_key(job_id: str) -> str:
 
 
 RUNNING_JOBS = f"{PREFIX}:jobs:running"  # set of "<session id>/<job id>" a worker has started
+
+
+def text(value: bytes | str) -> str:
+    """A Redis reply as text (our client never decodes replies; its types allow both)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def blob(value: bytes | str) -> bytes:
+    """A Redis reply as bytes (our client never decodes replies; its types allow both)."""
+    return value if isinstance(value, bytes) else value.encode()
+
+
+def fields(values: Mapping[str, bytes]) -> Mapping[Any, Any]:
+    """A field -> bytes mapping as redis-py's `hset(mapping=)` types it (its key type is a
+    union that no concrete dict matches)."""
+    return cast(Mapping[Any, Any], values)

@@ -8,6 +8,7 @@ digests differ. Callers hold the session lock (`SessionStore.locked`) around cha
 
 from __future__ import annotations
 
+import builtins
 import json
 import threading
 from collections.abc import Callable
@@ -22,9 +23,10 @@ from medseg.errors import (
     NothingToUndo,
     RevisionNotFound,
     SegmentNotFound,
+    SessionNotFound,
 )
 from medseg.store import chunks
-from medseg.store.keys import SessionKeys
+from medseg.store.keys import SessionKeys, blob, fields, text
 from medseg.store.records import (
     InteractionRecord,
     MarksRecord,
@@ -69,7 +71,7 @@ class SegmentStore:
         pipe.execute()
         return segment
 
-    def list(self, meta: SessionMeta) -> list[SegmentRecord]:
+    def list(self, meta: SessionMeta) -> builtins.list[SegmentRecord]:
         raw = self.redis.hgetall(SessionKeys(meta.id).segments)
         return sorted((SegmentRecord.model_validate_json(v) for v in raw.values()),
                       key=lambda s: s.id)
@@ -103,7 +105,7 @@ class SegmentStore:
             pipe.hdel(keys.probabilities, *map(str, revisions))
             gone = {str(r) for r in revisions}
             artifacts = [f for f in self.redis.hkeys(keys.artifacts)
-                         if f.decode().partition(":")[0] in gone]
+                         if text(f).partition(":")[0] in gone]
             if artifacts:
                 pipe.hdel(keys.artifacts, *artifacts)
         pipe.execute()
@@ -123,16 +125,17 @@ class SegmentStore:
         segment = self.get(meta, segment_id)
         return segment, self.revision(meta, segment_id, segment.head)
 
-    def history(self, meta: SessionMeta, segment_id: int) -> list[RevisionRecord]:
+    def history(self, meta: SessionMeta, segment_id: int) -> builtins.list[RevisionRecord]:
         """Every revision of the segment (undone ones too), oldest first."""
         records = (RevisionRecord.model_validate_json(v)
                    for v in self.redis.hvals(SessionKeys(meta.id).revisions))
         return sorted((r for r in records if r.segment == segment_id), key=lambda r: r.revision)
 
-    def lineage(self, meta: SessionMeta, record: RevisionRecord) -> list[RevisionRecord]:
+    def lineage(self, meta: SessionMeta, record: RevisionRecord) -> builtins.list[RevisionRecord]:
         """`record`, its parent, ... back to the segment's first revision (newest first)."""
         revisions = {r.revision: r for r in self.history(meta, record.segment)}
-        out, current = [], record
+        out: builtins.list[RevisionRecord] = []
+        current: RevisionRecord | None = record
         while current is not None and len(out) <= len(revisions):
             out.append(current)
             current = revisions.get(current.parent) if current.parent is not None else None
@@ -170,10 +173,11 @@ class SegmentStore:
         segment = segment.model_copy(update={"head": record.revision, "redo": []})
         pipe = self.redis.pipeline(transaction=True)
         if new_blobs:
-            pipe.hset(keys.blobs, mapping=new_blobs)
+            pipe.hset(keys.blobs, mapping=fields(new_blobs))
         pipe.hset(keys.revisions, str(record.revision), record.model_dump_json())
         if probability is not None:
-            pipe.hset(keys.probabilities, mapping=_probability_fields(record.revision, box, probability))
+            pipe.hset(keys.probabilities,
+                      mapping=fields(_probability_fields(record.revision, box, probability)))
         pipe.hset(keys.segments, str(segment.id), segment.model_dump_json())
         self.sessions._expire(pipe, keys)
         if also is not None:
@@ -245,7 +249,7 @@ class SegmentStore:
             return None
         lo, hi = json.loads(header)
         box = Box(tuple(lo), tuple(hi))
-        return box, chunks.decode_array(data, chunks.box_shape(box), np.float16).astype(np.float32)
+        return box, chunks.decode_array(blob(data), chunks.box_shape(box), np.float16).astype(np.float32)
 
     # -- artifacts: blobs a job keeps with the revision it committed ----------------------
     def artifact(self, meta: SessionMeta, record: RevisionRecord, name: str) -> bytes | None:
@@ -253,12 +257,12 @@ class SegmentStore:
         revision itself, its parent, ...), or None. So undoing the revision that stored it
         also drops it, and later revisions keep finding it."""
         fields = [artifact_field(r.revision, name) for r in self.lineage(meta, record)]
-        blobs = self.redis.hmget(SessionKeys(meta.id).artifacts, fields)
-        return next((b for b in blobs if b is not None), None)
+        found = self.redis.hmget(SessionKeys(meta.id).artifacts, fields)
+        return next((blob(b) for b in found if b is not None), None)
 
-    def write_artifact(self, pipe, meta: SessionMeta, revision: int, name: str, blob: bytes) -> None:
+    def write_artifact(self, pipe, meta: SessionMeta, revision: int, name: str, data: bytes) -> None:
         """Queue a blob of `revision` into a MULTI (the revision's own commit)."""
-        pipe.hset(SessionKeys(meta.id).artifacts, artifact_field(revision, name), blob)
+        pipe.hset(SessionKeys(meta.id).artifacts, artifact_field(revision, name), data)
 
     # -- blob access -----------------------------------------------------------------------
     def _chunk(self, meta: SessionMeta, digest: str | None, index) -> np.ndarray:
@@ -273,11 +277,14 @@ class SegmentStore:
             with self._cache_lock:
                 block = self._blob_cache.get(digest)
         if block is None:  # evicted between prefetch and use: decode directly
-            block = chunks.decode_mask_bits(self.redis.hget(SessionKeys(meta.id).blobs, digest))
+            data = self.redis.hget(SessionKeys(meta.id).blobs, digest)
+            if data is None:
+                raise SessionNotFound(f"session {meta.id!r} not found (mask data expired)")
+            block = chunks.decode_mask_bits(blob(data))
         # blobs are cached flat and padded to a byte; the chunk's own shape gives the layout
         return block.ravel()[: int(np.prod(shape))].reshape(shape)
 
-    def _prefetch(self, meta: SessionMeta, digests: list[str]) -> None:
+    def _prefetch(self, meta: SessionMeta, digests: builtins.list[str]) -> None:
         """Load missing blobs in one round trip. Blocks are cached flat (shape is the chunk's)."""
         with self._cache_lock:
             missing = sorted({d for d in digests if d not in self._blob_cache})
@@ -287,7 +294,7 @@ class SegmentStore:
         for digest, data in zip(missing, raw):
             if data is None:
                 continue
-            block = chunks.decode_mask_bits(data)
+            block = chunks.decode_mask_bits(blob(data))
             with self._cache_lock:
                 self._blob_cache[digest] = block
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import secrets
 import threading
@@ -15,7 +16,7 @@ from medseg.engine.prompts import Box
 from medseg.engine.volume import Volume
 from medseg.errors import SessionBusy, SessionNotFound
 from medseg.store import chunks
-from medseg.store.keys import SessionKeys, tenant_sessions_key
+from medseg.store.keys import SessionKeys, blob, tenant_sessions_key, text
 from medseg.store.records import SessionMeta
 
 _WRITE_BATCH = 256  # chunks per pipeline round trip when storing an image
@@ -87,8 +88,8 @@ class SessionStore:
             self.touch(session_id)
         return meta
 
-    def list(self, tenant: str) -> list[SessionMeta]:
-        ids = sorted(m.decode() for m in self.redis.smembers(tenant_sessions_key(tenant)))
+    def list(self, tenant: str) -> builtins.list[SessionMeta]:
+        ids = sorted(text(m) for m in self.redis.smembers(tenant_sessions_key(tenant)))
         metas = []
         raws = self.redis.mget([SessionKeys(i).meta for i in ids]) if ids else []
         for session_id, raw in zip(ids, raws):
@@ -101,8 +102,8 @@ class SessionStore:
     def delete(self, session_id: str, tenant: str | None = None) -> None:
         meta = self.get(session_id, tenant, touch=False)
         keys = SessionKeys(session_id)
-        job_keys = [k for j in self.redis.smembers(keys.jobs) for k in
-                    (keys.job(j.decode()), keys.job_events(j.decode()), keys.job_heartbeat(j.decode()))]
+        job_ids = [text(j) for j in self.redis.smembers(keys.jobs)]
+        job_keys = [k for j in job_ids for k in (keys.job(j), keys.job_events(j), keys.job_heartbeat(j))]
         pipe = self.redis.pipeline(transaction=True)
         pipe.unlink(*keys.data_keys, keys.lock, *job_keys)
         pipe.srem(tenant_sessions_key(meta.tenant), session_id)
@@ -145,10 +146,10 @@ class SessionStore:
             out[in_box] = block[in_chunk]
         return out
 
-    def _image_chunks(self, meta: SessionMeta, indices) -> list[np.ndarray]:
+    def _image_chunks(self, meta: SessionMeta, indices) -> builtins.list[np.ndarray]:
         cache_keys = [(meta.id, index) for index in indices]
         with self._cache_lock:
-            found = [self._image_cache.get(k) for k in cache_keys]
+            found: builtins.list[np.ndarray | None] = [self._image_cache.get(k) for k in cache_keys]
         missing = [i for i, block in enumerate(found) if block is None]
         if missing:
             raw = self.redis.hmget(SessionKeys(meta.id).image,
@@ -158,7 +159,7 @@ class SessionStore:
                     raise SessionNotFound(f"session {meta.id!r} not found (image expired)")
                 shape = tuple(s.stop - s.start for s in
                               chunks.chunk_box(indices[i], meta.shape, meta.chunk))
-                found[i] = chunks.decode_array(data, shape, meta.dtype)
+                found[i] = chunks.decode_array(blob(data), shape, meta.dtype)
                 with self._cache_lock:
                     self._image_cache[cache_keys[i]] = found[i]
-        return found
+        return [block for block in found if block is not None]  # all of them by now

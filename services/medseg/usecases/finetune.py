@@ -155,6 +155,7 @@ def submit(store: Store, plugins: Plugins, meta: SessionMeta, tenant: str, segme
     source = find_box(store, meta, head)
     job_params = kind.parse_params(
         {"mode": mode, "scribbles": scribbles, "params": params, "source": source.model_dump()})
+    assert isinstance(job_params, FinetuneJobParams)  # the kind's own params type
     if mode == "supervised" and not job_params.scribbles:
         raise InvalidPrompt("supervised fine-tuning needs at least one scribble")
     if mode == "unsupervised" and job_params.scribbles:
@@ -178,7 +179,7 @@ def run(ctx: JobContext, p: FinetuneJobParams) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     store, meta, job = ctx.store, ctx.meta, ctx.record
-    base = store.segments.revision(meta, job.segment, job.base_revision)
+    base = store.segments.revision(meta, ctx.segment_id, ctx.base_revision)
     plane = _plane(p.source)
     box = Box(tuple(p.source.lo), tuple(p.source.hi))
     boxed = bifseg_method.run_box(lambda b: store.sessions.read_image(meta, b), meta.shape,
@@ -234,7 +235,7 @@ def run(ctx: JobContext, p: FinetuneJobParams) -> dict[str, Any]:
             also=lambda pipe, revision: store.segments.write_artifact(
                 pipe, meta, revision.revision, adapted_name, blob))
 
-    ctx.commit(job.segment, base, plan)
+    ctx.commit(ctx.segment_id, base, plan)
     return summary
 
 

@@ -139,8 +139,8 @@ def run(predictors: Registry[PredictorSpec], ctx: JobContext, p: PropagateParams
     t0 = time.perf_counter()
     store, meta, job = ctx.store, ctx.meta, ctx.record
     axis = AXES[p.axis]
-    base = store.segments.revision(meta, job.segment, job.base_revision)
-    segment = store.segments.get(meta, job.segment)
+    base = store.segments.revision(meta, ctx.segment_id, ctx.base_revision)
+    segment = store.segments.get(meta, ctx.segment_id)
     before = store.segments.read_mask(meta, base, full_box(meta.shape))
     after = before.copy()
     start_mask = before[_plane(axis, p.start_index)]
@@ -198,7 +198,7 @@ def run(predictors: Registry[PredictorSpec], ctx: JobContext, p: PropagateParams
              "commit": time.perf_counter() - t2},
             base.marks.to_marks(), summary)
 
-    ctx.commit(job.segment, base, plan)
+    ctx.commit(ctx.segment_id, base, plan)
     return summary
 
 

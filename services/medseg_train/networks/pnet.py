@@ -5,7 +5,7 @@ Six blocks. Blocks 1-5 are 3x3 convolutions (two in blocks 1-2, three in blocks 
 dilation 1, 2, 4, 8, 16, each followed by instance normalisation and ReLU; their outputs are
 concatenated (5 x width channels) and block 6 (two 1x1 convolutions, models/block6.py)
 classifies every pixel. Receptive field 181 x 181, as in the paper. The paper uses 64
-channels; `width` is smaller here so that a crop runs interactively on a CPU (README).
+channels; `width` is smaller here so that a crop runs interactively on a CPU (docs/methods.md).
 
 Input (N, 1, Y, X) float32 (the z-scored box crop); forward returns (logits (N, 2, Y, X),
 features (N, 5 * width, Y, X)), the features being block 6's input, kept so fine-tuning can

@@ -12,7 +12,7 @@ from sse_starlette import EventSourceResponse
 
 from medseg.api.deps import SessionDep, StoreDep, TenantDep
 from medseg.api.presenters import job_public
-from medseg.api.schemas import ErrorBody, JobPublic
+from medseg.api.schemas import JobPublic, error_responses
 from medseg.usecases import jobs
 
 router = APIRouter(tags=["jobs"])
@@ -27,7 +27,7 @@ def async_redis(request: Request):
         request.app.state.async_redis = client
     return client
 
-_ERRORS = {code: {"model": ErrorBody} for code in (401, 404)}
+_ERRORS = error_responses(401, 404)
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{24}$")]
 
 

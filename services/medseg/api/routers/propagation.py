@@ -8,13 +8,19 @@ from fastapi import APIRouter, Path, status
 
 from medseg.api.deps import IfMatchDep, PluginsDep, SessionDep, StoreDep, TenantDep
 from medseg.api.presenters import job_public
-from medseg.api.schemas import ErrorBody, FinetuneRequest, JobPublic, LocksPublic, PropagateRequest
+from medseg.api.schemas import (
+    FinetuneRequest,
+    JobPublic,
+    LocksPublic,
+    PropagateRequest,
+    error_responses,
+)
 from medseg.usecases import finetune, propagation
 
 router = APIRouter(prefix="/v1/sessions/{session_id}/segments/{segment_id}",
                    tags=["propagation"])
 
-_ERRORS = {code: {"model": ErrorBody} for code in (401, 404, 409, 422, 423)}
+_ERRORS = error_responses(401, 404, 409, 422, 423)
 AxisPath = Annotated[Literal["z", "y", "x"], Path(description="axis whose slice is addressed")]
 
 

@@ -25,6 +25,7 @@ from medseg.api.schemas import (
     SegmentCreate,
     SegmentPublic,
     SegmentUpdate,
+    error_responses,
 )
 from medseg.api.translate import to_prompt
 from medseg.store.chunks import full_box
@@ -33,7 +34,7 @@ from medseg_protocol import codec
 
 router = APIRouter(prefix="/v1/sessions/{session_id}/segments", tags=["segments"])
 
-_ERRORS = {code: {"model": ErrorBody} for code in (401, 404, 409, 422, 423)}
+_ERRORS = error_responses(401, 404, 409, 422, 423)
 
 
 def _etag(response: Response, revision: int) -> None:

@@ -9,15 +9,14 @@ from starlette.concurrency import run_in_threadpool
 
 from medseg.api.deps import SessionDep, SettingsDep, StoreDep, TenantDep
 from medseg.api.presenters import file_response, session_public
-from medseg.api.schemas import ErrorBody, SessionPublic
+from medseg.api.schemas import SessionPublic, error_responses
 from medseg.engine import imageio
 from medseg.errors import ImageTooLarge
 from medseg.usecases import sessions as usecase
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
-_ERRORS = {400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 404: {"model": ErrorBody},
-           413: {"model": ErrorBody}, 415: {"model": ErrorBody}, 422: {"model": ErrorBody}}
+_ERRORS = error_responses(400, 401, 404, 413, 415, 422)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SessionPublic,

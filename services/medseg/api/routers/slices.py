@@ -8,13 +8,13 @@ from fastapi import APIRouter, Header, Path, Response
 
 from medseg.api.deps import SessionDep, StoreDep
 from medseg.api.presenters import array_response
-from medseg.api.schemas import ErrorBody
+from medseg.api.schemas import error_responses
 from medseg.engine.prompts import AXES
 from medseg.usecases import sessions
 
 router = APIRouter(prefix="/v1/sessions/{session_id}/slices", tags=["sessions"])
 
-_ERRORS = {code: {"model": ErrorBody} for code in (401, 404, 422)}
+_ERRORS = error_responses(401, 404, 422)
 
 
 @router.get(

@@ -134,10 +134,11 @@ def _load(files: list[tuple[str, bytes]], limits: ImageLimits) -> Volume:
             _unknown(name, content)
     elif all(from_zip for _, _, from_zip in entries):
         fmts = [sniff_format(c) for _, c, _ in entries]
-        singles = [i for i, f in enumerate(fmts) if f in ("nifti", "nrrd", "png", "jpeg")]
+        singles = [(i, f) for i, f in enumerate(fmts) if f in ("nifti", "nrrd", "png", "jpeg")]
         if len(singles) == 1 and "dicom" not in fmts:  # e.g. one .nii.gz plus a README
-            name, content, _ = entries[singles[0]]
-            return _load_single(name, content, fmts[singles[0]], limits)
+            index, single = singles[0]
+            name, content, _ = entries[index]
+            return _load_single(name, content, single, limits)
     return _load_dicom(entries, limits)
 
 

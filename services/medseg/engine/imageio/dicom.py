@@ -76,9 +76,8 @@ def load_dicom_series(datasets: list[tuple[str, pydicom.Dataset]], limits: Image
     rows, cols = _int(first_name, first, "Rows"), _int(first_name, first, "Columns")
     check_voxels("DICOM series", (len(datasets), rows, cols), limits, "(slices, rows, columns)")
     iop = _vec(first_name, first, "ImageOrientationPatient", 6, default=[1, 0, 0, 0, 1, 0])
-    ps = _vec(first_name, first, "PixelSpacing", 2, default=None)
-    if ps is None:
-        ps = _vec(first_name, first, "ImagerPixelSpacing", 2, default=[1.0, 1.0])
+    spacing_key = "PixelSpacing" if _present(first, "PixelSpacing") else "ImagerPixelSpacing"
+    ps = _vec(first_name, first, spacing_key, 2, default=[1.0, 1.0])
     for name, ds in datasets[1:]:
         if (_int(name, ds, "Rows"), _int(name, ds, "Columns")) != (rows, cols):
             raise CorruptImage(
@@ -202,10 +201,12 @@ def _int(name: str, ds, key: str) -> int:
     return value
 
 
-def _vec(name: str, ds, key: str, n: int, default) -> np.ndarray | None:
-    if key not in ds or ds[key].value in (None, ""):
-        if default is None and key == "PixelSpacing":
-            return None
+def _present(ds, key: str) -> bool:
+    return key in ds and ds[key].value not in (None, "")
+
+
+def _vec(name: str, ds, key: str, n: int, default) -> np.ndarray:
+    if not _present(ds, key):
         if default is None:
             raise CorruptImage(f"file '{name}': DICOM slice has no {key}; cannot build the volume")
         return np.asarray(default, dtype=np.float64)

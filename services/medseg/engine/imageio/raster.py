@@ -20,7 +20,7 @@ def load_raster(name: str, content: bytes, fmt: str, limits: ImageLimits) -> Vol
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(content))
+            img: Image.Image = Image.open(io.BytesIO(content))
             check_voxels(name, (img.height, img.width), limits, "(height, width)")
             img.load()
             if fmt == "jpeg":  # camera JPEGs: honour the EXIF orientation tag
