@@ -4,6 +4,8 @@ plug-in stops the server from starting."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -56,3 +58,10 @@ def test_plugins_load_from_settings_and_bad_ones_stop_the_start():
     with pytest.raises(ValueError, match=r"has no register\(plugins\)"):
         builtin.build("tests.plugins")
 
+
+
+def test_descriptions_are_for_users(plugins):
+    """What /v1/capabilities shows names the method, not our issue tracker."""
+    entries = [*plugins.methods, *plugins.predictors, *plugins.job_kinds]
+    for entry in entries:
+        assert entry.description and not re.search(r"\bissue \d", entry.description), entry.name

@@ -1,4 +1,4 @@
-"""What the slice-propagation network takes and gives (issue 5; the slice-propagation paper,
+"""What the slice-propagation network takes and gives (the slice-propagation paper,
 sec. 2.1 and 2.3). Training (medseg_train.propagation) and inference
 (medseg.engine.propagation_net) both call these functions, so the network sees identical
 inputs in both.
