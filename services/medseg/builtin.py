@@ -62,7 +62,8 @@ def _load_plugin(name: str, plugins: Plugins) -> None:
     try:
         module = importlib.import_module(name)
     except ImportError as exc:
-        raise ValueError(f"plug-in module {name!r} (MEDSEG_PLUGINS) cannot be imported: {exc}") from None
+        raise ValueError(f"plug-in module {name!r} (MEDSEG_PLUGINS) cannot be imported: "
+                         f"{exc}") from None
     register = getattr(module, "register", None)
     if not callable(register):
         raise ValueError(f"plug-in module {name!r} (MEDSEG_PLUGINS) has no register(plugins)")

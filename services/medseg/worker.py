@@ -25,7 +25,8 @@ from medseg.store import Store
 
 def _horse_killed(job, retpid, ret_val, rusage) -> None:
     """RQ calls this in the worker when the job process ended without finishing the job."""
-    signal_text = f" by signal {os.WTERMSIG(ret_val)}" if ret_val and os.WIFSIGNALED(ret_val) else ""
+    killed = bool(ret_val) and os.WIFSIGNALED(ret_val)
+    signal_text = f" by signal {os.WTERMSIG(ret_val)}" if killed else ""
     session_id, job_id = job.args[0], job.args[1]
     runner.worker_process().store.jobs.fail_if_running(
         session_id, job_id, "worker_lost",

@@ -74,4 +74,5 @@ def geodesic_distance_plus_length(image: np.ndarray, seeds: np.ndarray, spacing:
         raise ValueError(f"length_weight must be > 0, got {length_weight}")
     scale = 1e-5 / float(length_weight)
     scaled = np.asarray(image, dtype=np.float64) * scale
-    return geodesic_distance(scaled.astype(np.float32), seeds, spacing, 1.0, iterations) / np.float32(scale)
+    distance = geodesic_distance(scaled.astype(np.float32), seeds, spacing, 1.0, iterations)
+    return distance / np.float32(scale)

@@ -1,7 +1,8 @@
 """Binary graph cut (PyMaxflow) with the BIFSeg pairwise term, 2D or 3D, fully vectorised.
 
 Energy minimised (BIFSeg, Wang et al. 2018, eq. 2):
-    E(y) = sum_i phi_i(y_i) + lamb * sum_{(i,j) in N} [y_i != y_j] exp(-(X_i - X_j)^2 / (2 sigma^2)) / d_ij
+    E(y) = sum_i phi_i(y_i)
+           + lamb * sum_{(i,j) in N} [y_i != y_j] exp(-(X_i - X_j)^2 / (2 sigma^2)) / d_ij
 with phi_i(fg) = -log p_i, phi_i(bg) = -log(1 - p_i), p clipped to [1e-4, 1 - 1e-4], N the
 4-neighbourhood (2D) or 6-neighbourhood (3D) and d_ij the neighbour distance in mm. Dividing by
 d_ij in mm keeps lamb's meaning across resolutions (unary ~ area / s^2, pairwise ~ (length / s)

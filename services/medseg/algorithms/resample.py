@@ -33,10 +33,14 @@ def upsample_linear2(a: np.ndarray, shape) -> np.ndarray:
     quarter after (separable, no scipy zoom: 3x cheaper on a 1.8 M voxel ROI)."""
     out: np.ndarray = np.asarray(a, dtype=np.float32)
     for axis in (-2, -1):
-        prev = np.concatenate([np.take(out, [0], axis=axis), np.take(out, range(out.shape[axis] - 1), axis=axis)], axis=axis)
-        nxt = np.concatenate([np.take(out, range(1, out.shape[axis]), axis=axis), np.take(out, [-1], axis=axis)], axis=axis)
+        n = out.shape[axis]
+        prev = np.concatenate([np.take(out, [0], axis=axis), np.take(out, range(n - 1), axis=axis)],
+                              axis=axis)
+        nxt = np.concatenate([np.take(out, range(1, n), axis=axis), np.take(out, [-1], axis=axis)],
+                             axis=axis)
         even, odd = 0.75 * out + 0.25 * prev, 0.75 * out + 0.25 * nxt
-        out = np.stack([even, odd], axis=axis).reshape(*out.shape[:axis % out.ndim], -1, *out.shape[axis % out.ndim + 1:])
+        k = axis % out.ndim
+        out = np.stack([even, odd], axis=axis).reshape(*out.shape[:k], -1, *out.shape[k + 1:])
     return np.ascontiguousarray(out[tuple(slice(0, n) for n in shape)])
 
 

@@ -38,7 +38,8 @@ PluginsDep = Annotated[Plugins, Depends(get_plugins)]
 
 def get_tenant(settings: SettingsDep, request: Request,
                api_key: Annotated[str | None, Depends(_api_key_header)] = None,
-               bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None) -> str:
+               bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
+               ) -> str:
     key = api_key or (bearer.credentials if bearer else None)
     if not settings.key_hashes:  # dev mode, validated at start-up to bind to loopback only
         tenant = DEV_TENANT
@@ -65,7 +66,8 @@ def get_session(store: StoreDep, tenant: TenantDep,
 SessionDep = Annotated[SessionMeta, Depends(get_session)]
 
 
-def if_match(if_match: Annotated[str | None, Header(description='revision, e.g. "12"')] = None) -> int | None:
+def if_match(if_match: Annotated[str | None, Header(description='revision, e.g. "12"')] = None,
+             ) -> int | None:
     if if_match is None or if_match.strip() == "*":
         return None
     value = if_match.strip().removeprefix("W/").strip('"')

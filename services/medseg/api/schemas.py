@@ -59,7 +59,8 @@ class SegmentPublic(BaseModel):
 
 # -- interactions --------------------------------------------------------------------------
 class PlaneSpec(Strict):
-    axis: Literal["z", "y", "x"] = Field(description="axis held fixed: z axial, y coronal, x sagittal (voxel axes)")
+    axis: Literal["z", "y", "x"] = Field(
+        description="axis held fixed: z axial, y coronal, x sagittal (voxel axes)")
     index: int = Field(ge=0)
 
 
@@ -69,7 +70,8 @@ class Click(Strict):
 
 
 class Scribble(Strict):
-    path: list[Zyx] = Field(min_length=1, max_length=10_000, description="polyline, joined without gaps")
+    path: list[Zyx] = Field(min_length=1, max_length=10_000,
+                            description="polyline, joined without gaps")
     foreground: bool = True
 
 
@@ -121,7 +123,8 @@ class InteractionBase(Strict):
     dim: Literal["2d", "3d"] = Field("3d", description="2d works on `plane` only")
     plane: PlaneSpec | None = Field(None, description="required for dim=2d on a volume")
     params: dict[str, Any] = Field(default_factory=dict, description="method parameter overrides")
-    base_revision: int | None = Field(None, description="revision the client saw (or If-Match); stale -> 409")
+    base_revision: int | None = Field(
+        None, description="revision the client saw (or If-Match); stale -> 409")
     propagate: PropagateAfter | None = Field(
         None, description="2D only: after this correction (which locks its slice), re-propagate "
                           "from it in both directions up to the next locked slices (a job)")
@@ -148,7 +151,8 @@ class PointsInteraction(InteractionBase):
     plane in 2D); refine the result with `click` interactions of the same method."""
 
     type: Literal["points"]
-    method: str = Field("mideepseg", description="a method that takes `points` (see /v1/capabilities)")
+    method: str = Field("mideepseg",
+                        description="a method that takes `points` (see /v1/capabilities)")
     points: list[Zyx] = Field(min_length=1, max_length=100)
 
 
@@ -159,7 +163,8 @@ Interaction = Annotated[ClickInteraction | ScribbleInteraction | BoxInteraction 
 class Delta(BaseModel):
     encoding: Literal["rle-xor/1"]
     shape: list[int]
-    bbox: list[int] | None = Field(description="half-open [z0, y0, x0, z1, y1, x1] of changed voxels")
+    bbox: list[int] | None = Field(
+        description="half-open [z0, y0, x0, z1, y1, x1] of changed voxels")
     data: str = Field(description="base64 of LEB128 run lengths, see docs/mask-delta-format.md")
     from_revision: int | None
     to_revision: int | None
@@ -216,7 +221,8 @@ class JobProgressPublic(BaseModel):
 
 
 class JobErrorPublic(BaseModel):
-    code: str = Field(description="revision_conflict, worker_lost, invalid_prompt, internal_error, ...")
+    code: str = Field(
+        description="revision_conflict, worker_lost, invalid_prompt, internal_error, ...")
     message: str
 
 

@@ -15,7 +15,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MEDSEG_", extra="ignore")
 
     # Redis: when unset, `medseg.main` starts an embedded redis-server on a free local port.
-    redis_url: str | None = Field(None, validation_alias=AliasChoices("MEDSEG_REDIS_URL", "REDIS_URL"))
+    redis_url: str | None = Field(None,
+                                  validation_alias=AliasChoices("MEDSEG_REDIS_URL", "REDIS_URL"))
     host: str = Field("127.0.0.1", validation_alias=AliasChoices("MEDSEG_HOST", "HOST"))
     port: int = Field(8000, validation_alias=AliasChoices("MEDSEG_PORT", "PORT"))
     data_dir: Path = Path("var")  # embedded Redis keeps its append-only file here

@@ -148,8 +148,10 @@ def segment(read_image: Callable[[Box], np.ndarray], read_mask, shape, spacing, 
     check_on_plane(Marks(boxes=[box]), plane)
     run = run_box(read_image, shape, spacing, box, plane, params.margin)
     t1 = time.perf_counter()
-    weights = weights_from_bytes((context or SegmentContext()).artifact(adapted_block6_name(run.dims)))
-    prob = run.state.probability if weights is None else block6_probability(weights, run.state.features)
+    adapted = (context or SegmentContext()).artifact(adapted_block6_name(run.dims))
+    weights = weights_from_bytes(adapted)
+    prob = (run.state.probability if weights is None
+            else block6_probability(weights, run.state.features))
     probability = np.clip(run.to_roi(prob), 0.0, 1.0)
     mask = run.to_roi((prob > params.threshold).astype(np.float32)) > 0.5
     return MethodResult(roi=run.roi, mask=mask, probability=probability,

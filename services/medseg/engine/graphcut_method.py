@@ -110,7 +110,8 @@ def _box_masks(boxes: list[Box], roi: Box, shape3) -> tuple[np.ndarray, np.ndarr
         hi = np.asarray(box.hi) - np.asarray(roi.lo)
         third = (hi - lo) // 3
         inside[tuple(slice(max(a, 0), max(b + 1, 0)) for a, b in zip(lo, hi))] = True
-        centre[tuple(slice(max(a + t, 0), max(b - t + 1, 0)) for a, b, t in zip(lo, hi, third))] = True
+        middle = tuple(slice(max(a + t, 0), max(b - t + 1, 0)) for a, b, t in zip(lo, hi, third))
+        centre[middle] = True
     return inside, centre
 
 
@@ -221,12 +222,14 @@ def unary_probability(image: np.ndarray, seed_fg, seed_bg, border, spacing, para
         d_bg = seed_distance(g, seed_bg, spacing, params, coarse)
     border = border & ~seed_fg
     if border.any():
-        d_bg = np.minimum(d_bg, params.border_cost + seed_distance(g, border, spacing, params, coarse))
+        d_border = seed_distance(g, border, spacing, params, coarse)
+        d_bg = np.minimum(d_bg, params.border_cost + d_border)
     if not np.isfinite(d_bg).any():
         return np.ones(g.shape, np.float32)
     # intensity gate on the unsmoothed image (smoothing would blur away the object's rim):
     # tissue unlike the clicked one is less likely foreground, wherever the geodesics put it
-    return fg_probability(d_fg, d_bg) * (1.0 - params.intensity_gate * dissimilarity(image, mu, width))
+    gate = 1.0 - params.intensity_gate * dissimilarity(image, mu, width)
+    return fg_probability(d_fg, d_bg) * gate
 
 
 def segment(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], np.ndarray],
@@ -243,7 +246,7 @@ def segment(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], 
                   list(marks.boxes))
     _check_marks(marks, plane)
     roi = plan_roi(shape, spacing, marks, current_mask_bbox, plane, params)
-    shape3 = tuple(h - l + 1 for l, h in zip(roi.lo, roi.hi))
+    shape3 = roi.shape
     image = np.asarray(read_image(roi), dtype=np.float32).reshape(shape3)
     seed_fg, seed_bg, border, hard_fg, hard_bg = _seeds(marks, roi, shape3, shape)
     keep = [a for a in range(3) if plane is None or a != plane.axis]

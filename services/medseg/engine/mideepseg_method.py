@@ -62,7 +62,8 @@ class MIDeepSegParams:
         if self.encoding not in ENCODINGS:
             raise ValueError(f"encoding must be one of {list(ENCODINGS)}, got {self.encoding!r}")
         if self.refinement not in REFINEMENTS:
-            raise ValueError(f"refinement must be one of {list(REFINEMENTS)}, got {self.refinement!r}")
+            raise ValueError(f"refinement must be one of {list(REFINEMENTS)}, "
+                             f"got {self.refinement!r}")
         if self.lamb < 0 or self.sigma <= 0 or self.margin_voxels < 0 or self.absent_distance <= 0:
             raise ValueError("need lamb >= 0, sigma > 0, margin_voxels >= 0, absent_distance > 0")
 
@@ -148,7 +149,8 @@ def _check_refinable(context: SegmentContext, plane: Plane | None) -> tuple[Box,
         raise InvalidPrompt(f"the segment has no MIDeepSeg result to refine: {start}")
     head_plane = head.get("plane")
     if head_plane != plane_record(plane):
-        where = "in 3D" if head_plane is None else f"in 2D on {head_plane['axis']}={head_plane['index']}"
+        where = ("in 3D" if head_plane is None
+                 else f"in 2D on {head_plane['axis']}={head_plane['index']}")
         raise InvalidPrompt(f"the MIDeepSeg result to refine was made {where}: refine it there, "
                             f"or {start}")
     stored = context.head_probability()

@@ -20,16 +20,18 @@ def parse_dataclass_params(params_type: type, overrides: dict[str, Any], owner: 
     fields = {f.name for f in dataclasses.fields(params_type)}
     unknown = sorted(set(overrides) - fields)
     if unknown:
-        raise InvalidPrompt(f"unknown parameter(s) {unknown} for {owner!r}; known: {sorted(fields)}")
+        raise InvalidPrompt(f"unknown parameter(s) {unknown} for {owner!r}; "
+                            f"known: {sorted(fields)}")
     values = {}
     for name, value in overrides.items():
         kind = type(getattr(params_type(), name))
         try:
-            if isinstance(value, bool) and kind is not bool or kind is bool and not isinstance(value, bool):
+            if isinstance(value, bool) != (kind is bool):  # True is an int: refuse both ways
                 raise TypeError
             values[name] = kind(value)
         except (TypeError, ValueError):
-            raise InvalidPrompt(f"parameter {name!r} must be a {kind.__name__}, got {value!r}") from None
+            raise InvalidPrompt(f"parameter {name!r} must be a {kind.__name__}, "
+                                f"got {value!r}") from None
     try:
         return params_type(**values)
     except ValueError as exc:

@@ -105,7 +105,8 @@ def check_inside(points: np.ndarray, shape: tuple[int, int, int], what: str) -> 
     bad = np.any((points < 0) | (points >= np.asarray(shape)), axis=1)
     if bad.any():
         p = points[np.argmax(bad)].tolist()
-        raise InvalidPrompt(f"{what} point {p} (z, y, x) lies outside the image of shape {list(shape)}")
+        raise InvalidPrompt(f"{what} point {p} (z, y, x) lies outside the image of shape "
+                            f"{list(shape)}")
 
 
 def merge_marks(old: Marks, new: Marks) -> Marks:
@@ -148,7 +149,9 @@ class Prompt:
 
     def apply_to(self, old: Marks) -> Marks:
         """The segment's cumulative marks after this interaction."""
-        return restart_marks(old, self.marks, self.plane) if self.restarts else merge_marks(old, self.marks)
+        if self.restarts:
+            return restart_marks(old, self.marks, self.plane)
+        return merge_marks(old, self.marks)
 
     def check(self, shape: tuple[int, int, int]) -> None:
         """InvalidPrompt when a mark is outside the image or off the interaction's plane."""
@@ -163,7 +166,8 @@ class Prompt:
             return
         axis, index = self.plane.axis, self.plane.index
         if not 0 <= index < shape[axis]:
-            raise InvalidPrompt(f"plane index {index} is outside 0..{shape[axis] - 1} on axis {'zyx'[axis]}")
+            raise InvalidPrompt(f"plane index {index} is outside 0..{shape[axis] - 1} on axis "
+                                f"{'zyx'[axis]}")
         check_on_plane(self.marks, self.plane)
 
 
@@ -171,7 +175,8 @@ def check_on_plane(marks: Marks, plane: Plane | None) -> None:
     """InvalidPrompt naming the first mark (point or box corner) that is off `plane`."""
     if plane is None:
         return
-    points = np.concatenate([np.asarray(marks.fg).reshape(-1, 3), np.asarray(marks.bg).reshape(-1, 3),
+    points = np.concatenate([np.asarray(marks.fg).reshape(-1, 3),
+                             np.asarray(marks.bg).reshape(-1, 3),
                              np.asarray(marks.points).reshape(-1, 3),
                              *[np.array([b.lo, b.hi]) for b in marks.boxes]])
     off = points[:, plane.axis] != plane.index

@@ -160,7 +160,8 @@ def _predict(read_image, shape, axis, index, prior, predictor, sp2, params):
     margin = [int(np.ceil(params.roi_margin_mm / s)) for s in sp2]
     plane_shape = prior.shape
     lo2 = (max(rows.min() - margin[0], 0), max(cols.min() - margin[1], 0))
-    hi2 = (min(rows.max() + margin[0], plane_shape[0] - 1), min(cols.max() + margin[1], plane_shape[1] - 1))
+    hi2 = (min(rows.max() + margin[0], plane_shape[0] - 1),
+           min(cols.max() + margin[1], plane_shape[1] - 1))
     box = slice_box(shape, axis, index, lo2, hi2)
     image = np.squeeze(np.asarray(read_image(box), dtype=np.float32), axis=axis)
     roi = (slice(lo2[0], hi2[0] + 1), slice(lo2[1], hi2[1] + 1))

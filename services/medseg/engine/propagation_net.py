@@ -89,9 +89,10 @@ class FusedParams(SeedGraphCutParams):
 
 class FusedPredictor:
     """The network's probability averaged with the model-free method's answer on the slice,
-    cut again by its graph cut with the prior's seeds as hard constraints (seed propagation, RefineNet
-    paper section 3.4, whose refinement network reads the previous slice's seeds beside the
-    prediction; here the two meet as probabilities, as MIDeepSeg fuses a CNN with clicks).
+    cut again by its graph cut with the prior's seeds as hard constraints (seed propagation,
+    RefineNet paper section 3.4, whose refinement network reads the previous slice's seeds
+    beside the prediction; here the two meet as probabilities, as MIDeepSeg fuses a CNN with
+    clicks).
 
     Why: alone, the network (trained on other organs) runs over weak boundaries and keeps an
     organ's area where it tapers, while the model-free method loses objects that are not

@@ -57,4 +57,5 @@ def cancel(store: Store, record: JobRecord) -> JobRecord:
 
 def worker_count(store: Store) -> int:
     """Workers registered on the job queue (RQ keeps each one's key alive while it runs)."""
-    return Worker.count(connection=store.jobs.redis, queue=Queue(QUEUE_NAME, connection=store.jobs.redis))
+    connection = store.jobs.redis
+    return Worker.count(connection=connection, queue=Queue(QUEUE_NAME, connection=connection))

@@ -18,8 +18,8 @@ with W1 (H, F) and W2 (2, H) the convolution kernels without their 1-sized axes
 from __future__ import annotations
 
 import io
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 

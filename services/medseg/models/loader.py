@@ -82,7 +82,8 @@ def foreground_probability(logits: np.ndarray) -> np.ndarray:
     """Softmax over axis 1 of (N, 2, ...) logits, channel 1: float32 (N, ...) in [0, 1]."""
     logits = np.asarray(logits, dtype=np.float32)
     # two classes: softmax channel 1 = sigmoid(l1 - l0), computed without overflow
-    return (1.0 / (1.0 + np.exp(np.clip(logits[:, 0] - logits[:, 1], -80.0, 80.0)))).astype(np.float32)
+    margin = np.clip(logits[:, 0] - logits[:, 1], -80.0, 80.0)
+    return (1.0 / (1.0 + np.exp(margin))).astype(np.float32)
 
 
 class LoadedModel:

@@ -77,9 +77,11 @@ class EmbeddedRedis:
                 return self.url
             except redis.ConnectionError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+                    stderr = self.process.stderr
+                    err = stderr.read().decode(errors="replace") if stderr else ""
                     self.stop()
-                    raise RuntimeError(f"embedded redis-server did not start: {err.strip()}")
+                    raise RuntimeError(f"embedded redis-server did not start: "
+                                       f"{err.strip()}") from None
                 time.sleep(0.05)
 
     def stop(self) -> None:

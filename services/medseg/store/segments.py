@@ -88,7 +88,8 @@ class SegmentStore:
     def update(self, meta: SessionMeta, segment_id: int, **changes: Any) -> SegmentRecord:
         segment = self.get(meta, segment_id)
         label = changes.get("label")
-        if label is not None and any(s.label == label and s.id != segment_id for s in self.list(meta)):
+        taken = {s.label for s in self.list(meta) if s.id != segment_id}
+        if label is not None and label in taken:
             raise InvalidPrompt(f"label value {label} is already used by another segment")
         segment = segment.model_copy(update={k: v for k, v in changes.items() if v is not None})
         self.save(meta, segment)
@@ -208,7 +209,8 @@ class SegmentStore:
     def read_mask(self, meta: SessionMeta, record: RevisionRecord, box: Box) -> np.ndarray:
         """The revision's mask inside the inclusive box, bool (z, y, x)."""
         out = np.zeros(chunks.box_shape(box), dtype=bool)
-        present = [(i, record.chunks[chunks.chunk_key(i)]) for i in chunks.chunks_in(box, meta.chunk)
+        present = [(i, record.chunks[chunks.chunk_key(i)])
+                   for i in chunks.chunks_in(box, meta.chunk)
                    if chunks.chunk_key(i) in record.chunks]
         self._prefetch(meta, [d for _, d in present])
         for index, digest in present:
@@ -249,7 +251,8 @@ class SegmentStore:
             return None
         lo, hi = json.loads(header)
         box = Box(tuple(lo), tuple(hi))
-        return box, chunks.decode_array(blob(data), chunks.box_shape(box), np.float16).astype(np.float32)
+        values = chunks.decode_array(blob(data), chunks.box_shape(box), np.float16)
+        return box, values.astype(np.float32)
 
     # -- artifacts: blobs a job keeps with the revision it committed ----------------------
     def artifact(self, meta: SessionMeta, record: RevisionRecord, name: str) -> bytes | None:
@@ -260,7 +263,8 @@ class SegmentStore:
         found = self.redis.hmget(SessionKeys(meta.id).artifacts, fields)
         return next((blob(b) for b in found if b is not None), None)
 
-    def write_artifact(self, pipe, meta: SessionMeta, revision: int, name: str, data: bytes) -> None:
+    def write_artifact(self, pipe, meta: SessionMeta, revision: int, name: str,
+                       data: bytes) -> None:
         """Queue a blob of `revision` into a MULTI (the revision's own commit)."""
         pipe.hset(SessionKeys(meta.id).artifacts, artifact_field(revision, name), data)
 

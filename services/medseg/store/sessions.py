@@ -103,7 +103,8 @@ class SessionStore:
         meta = self.get(session_id, tenant, touch=False)
         keys = SessionKeys(session_id)
         job_ids = [text(j) for j in self.redis.smembers(keys.jobs)]
-        job_keys = [k for j in job_ids for k in (keys.job(j), keys.job_events(j), keys.job_heartbeat(j))]
+        job_keys = [k for j in job_ids
+                    for k in (keys.job(j), keys.job_events(j), keys.job_heartbeat(j))]
         pipe = self.redis.pipeline(transaction=True)
         pipe.unlink(*keys.data_keys, keys.lock, *job_keys)
         pipe.srem(tenant_sessions_key(meta.tenant), session_id)
@@ -137,7 +138,8 @@ class SessionStore:
 
     # -- image -----------------------------------------------------------------------------
     def read_image(self, meta: SessionMeta, box: Box) -> np.ndarray:
-        """The image inside the inclusive voxel box, (z, y, x), reading only the chunks it touches."""
+        """The image inside the inclusive voxel box, (z, y, x), reading only the chunks it
+        touches."""
         out = np.empty(chunks.box_shape(box), dtype=meta.dtype)
         indices = list(chunks.chunks_in(box, meta.chunk))
         blocks = self._image_chunks(meta, indices)

@@ -58,7 +58,8 @@ class FinetuneOverrides(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
     alternations: int | None = Field(None, ge=0, le=20, description="label + network updates (4)")
-    iterations: int | None = Field(None, ge=0, le=200, description="SGD steps per network update (20)")
+    iterations: int | None = Field(None, ge=0, le=200,
+                                   description="SGD steps per network update (20)")
     lr: float | None = Field(None, gt=0, le=1, description="learning rate (1e-2)")
     lamb: float | None = Field(None, ge=0, alias="lambda",
                                description="pairwise weight of the graph cut (3 in 2D, 10 in 3D)")
@@ -113,7 +114,9 @@ def find_box(store: Store, meta: SessionMeta, head: RevisionRecord) -> BoxSource
 
 
 def _plane(source: BoxSource) -> Plane | None:
-    return None if source.plane is None else Plane(AXES[source.plane["axis"]], source.plane["index"])
+    if source.plane is None:
+        return None
+    return Plane(AXES[source.plane["axis"]], source.plane["index"])
 
 
 def scribble_voxels(scribbles: list[ScribbleSpec], shape, plane: Plane | None):

@@ -134,7 +134,8 @@ def interact(store: Store, methods: Registry[Method], meta: SessionMeta, segment
             segment = segment.with_lock("zyx"[prompt.plane.axis], prompt.plane.index)
         marks = prompt.apply_to(head.marks.to_marks())
         if len(marks.fg) + len(marks.bg) + len(marks.points) > max_marks:
-            raise InvalidPrompt(f"segment {segment_id} would hold more than {max_marks} marked voxels")
+            raise InvalidPrompt(f"segment {segment_id} would hold more than {max_marks} "
+                                "marked voxels")
         head_mask = HeadMask(store, meta, head, prompt.plane)
         read_image = clock.timed("load", lambda box: store.sessions.read_image(meta, box))
         read_mask = clock.timed("load", head_mask.read)

@@ -75,7 +75,8 @@ def submit(store: Store, plugins: Plugins, meta: SessionMeta, tenant: str, segme
     elif not 0 <= start_index < meta.shape[a]:
         raise InvalidPrompt(f"start_index {start_index} is outside axis {axis} "
                             f"(0..{meta.shape[a] - 1})")
-    box = slice_box(meta.shape, a, start_index, (0, 0), [s - 1 for i, s in enumerate(meta.shape) if i != a])
+    box = slice_box(meta.shape, a, start_index, (0, 0),
+                    [s - 1 for i, s in enumerate(meta.shape) if i != a])
     if not store.segments.read_mask(meta, head, box).any():
         raise InvalidPrompt(f"slice {start_index} on axis {axis} is empty in revision "
                             f"{head.revision}: nothing to propagate from")
@@ -127,7 +128,8 @@ def interact_then_propagate(store: Store, plugins: Plugins, meta: SessionMeta, t
 def set_lock(store: Store, meta: SessionMeta, segment_id: int, axis: str, index: int,
              locked: bool) -> SegmentRecord:
     if not 0 <= index < meta.shape[AXES[axis]]:
-        raise InvalidPrompt(f"slice {index} is outside axis {axis} (0..{meta.shape[AXES[axis]] - 1})")
+        raise InvalidPrompt(f"slice {index} is outside axis {axis} "
+                            f"(0..{meta.shape[AXES[axis]] - 1})")
     with store.sessions.locked(meta.id):
         segment = store.segments.get(meta, segment_id).with_lock(axis, index, locked)
         store.segments.save(meta, segment)

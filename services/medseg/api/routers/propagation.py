@@ -34,7 +34,8 @@ def propagate(store: StoreDep, plugins: PluginsDep, tenant: TenantDep, meta: Ses
     return job_public(record)
 
 
-@router.post("/finetune", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic, tags=["bifseg"],
+@router.post("/finetune", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic,
+             tags=["bifseg"],
              responses=_ERRORS,
              summary="Fine-tune BIFSeg to this image, unsupervised or with scribbles (a job)")
 def finetune_segment(store: StoreDep, plugins: PluginsDep, tenant: TenantDep, meta: SessionDep,
@@ -48,7 +49,8 @@ def finetune_segment(store: StoreDep, plugins: PluginsDep, tenant: TenantDep, me
 @router.get("/locks", response_model=LocksPublic, responses=_ERRORS,
             summary="Locked slices (propagation never overwrites them)")
 def get_locks(store: StoreDep, meta: SessionDep, segment_id: int) -> LocksPublic:
-    return LocksPublic(segment_id=segment_id, locked_slices=store.segments.get(meta, segment_id).locks)
+    segment = store.segments.get(meta, segment_id)
+    return LocksPublic(segment_id=segment_id, locked_slices=segment.locks)
 
 
 @router.put("/locks/{axis}/{index}", response_model=LocksPublic, responses=_ERRORS,

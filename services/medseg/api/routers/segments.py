@@ -58,7 +58,8 @@ def list_segments(store: StoreDep, meta: SessionDep) -> list[SegmentPublic]:
 
 
 @router.get("/{segment_id}", response_model=SegmentPublic, responses=_ERRORS)
-def get_segment(store: StoreDep, meta: SessionDep, segment_id: int, response: Response) -> SegmentPublic:
+def get_segment(store: StoreDep, meta: SessionDep, segment_id: int,
+                response: Response) -> SegmentPublic:
     segment = store.segments.get(meta, segment_id)
     _etag(response, segment.head)
     return segment_public(store, meta, segment)
@@ -81,7 +82,8 @@ def delete_segment(store: StoreDep, meta: SessionDep, segment_id: int) -> Respon
 
 
 @router.post("/{segment_id}/interactions", response_model=ChangeResult, responses=_ERRORS,
-             summary="Click, scribble, box or interior margin points: answers the new revision and the mask delta")
+             summary="Click, scribble, box or interior margin points: answers the new "
+                     "revision and the mask delta")
 def interact(store: StoreDep, plugins: PluginsDep, settings: SettingsDep, tenant: TenantDep,
              meta: SessionDep, segment_id: int, interaction: Interaction, if_match: IfMatchDep,
              response: Response) -> ChangeResult:
@@ -96,7 +98,8 @@ def interact(store: StoreDep, plugins: PluginsDep, settings: SettingsDep, tenant
     if outcome.job is not None:
         result.job = job_public(outcome.job)
     if outcome.job_error is not None:
-        result.job_error = ErrorBody(error=outcome.job_error.code, message=outcome.job_error.message)
+        error = outcome.job_error
+        result.job_error = ErrorBody(error=error.code, message=error.message)
     return result
 
 

@@ -60,6 +60,7 @@ def capabilities(settings: SettingsDep, plugins: PluginsDep, tenant: TenantDep) 
             params={**dataclasses.asdict(PropagationParams()), **p.defaults()})
             for p in plugins.predictors],
         job_kinds=[JobKindInfo(name=k.name, description=k.description,
-                               params=k.params_type.model_json_schema()) for k in plugins.job_kinds],
+                               params=k.params_type.model_json_schema())
+                   for k in plugins.job_kinds],
         auth="api-key" if settings.key_hashes else "none (dev mode)",
     )

@@ -23,8 +23,9 @@ _ERRORS = error_responses(400, 401, 404, 413, 415, 422)
              responses=_ERRORS, summary="Upload an image and open a session")
 async def create_session(
     store: StoreDep, settings: SettingsDep, tenant: TenantDep,
-    files: Annotated[list[UploadFile], File(description="one NIfTI/NRRD/PNG/JPEG file, one zip of a "
-                                            "DICOM series, or the DICOM files of one series")],
+    files: Annotated[list[UploadFile], File(
+        description="one NIfTI/NRRD/PNG/JPEG file, one zip of a DICOM series, or the DICOM "
+                    "files of one series")],
     name: Annotated[str | None, Form(max_length=200)] = None,
 ) -> SessionPublic:
     uploads, total = [], 0
@@ -59,7 +60,8 @@ def delete_session(store: StoreDep, meta: SessionDep) -> Response:
 
 
 @router.get("/{session_id}/export", responses={**_ERRORS, 200: {"content": {
-    "application/gzip": {}, "application/octet-stream": {}, "image/png": {}, "application/zip": {}}}},
+    "application/gzip": {}, "application/octet-stream": {}, "image/png": {},
+    "application/zip": {}}}},
     response_class=Response, summary="Label map of all segments (or per-segment masks, zipped)")
 def export(store: StoreDep, meta: SessionDep,
            format: Annotated[Literal["nifti", "nrrd", "png"], Query()] = "nifti",

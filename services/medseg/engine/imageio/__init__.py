@@ -90,9 +90,10 @@ def load_image(files: list[tuple[str, bytes]], limits: ImageLimits = DEFAULT_LIM
     except MedsegError:
         raise
     except MemoryError:
-        raise ImageTooLarge("the image does not fit in memory")
+        raise ImageTooLarge("the image does not fit in memory") from None
     except Exception as exc:  # noqa: BLE001 - last line of defence: no raw library errors
-        raise CorruptImage(f"the upload could not be read as an image: {type(exc).__name__}: {exc}")
+        raise CorruptImage(f"the upload could not be read as an image: "
+                           f"{type(exc).__name__}: {exc}") from exc
 
 
 def _load(files: list[tuple[str, bytes]], limits: ImageLimits) -> Volume:

@@ -102,7 +102,8 @@ def gunzip_bounded(
                     bound = declared
                     bound_reason = f"the {human(declared)} its {what} header declares"
     except zlib.error as exc:
-        raise CorruptImage(f"file '{name}' is not a valid {what}: corrupt gzip stream ({exc})")
+        raise CorruptImage(f"file '{name}' is not a valid {what}: corrupt gzip stream "
+                           f"({exc})") from exc
     if not dec.eof:
         raise CorruptImage(f"file '{name}' is not a valid {what}: gzip stream is truncated")
     if not peeked:
@@ -115,7 +116,7 @@ def expand_zip(name: str, data: bytes, limits: ImageLimits) -> list[tuple[str, b
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError) as exc:
-        raise CorruptImage(f"file '{name}' is not a valid zip archive: {exc}")
+        raise CorruptImage(f"file '{name}' is not a valid zip archive: {exc}") from exc
     out: list[tuple[str, bytes]] = []
     total = 0
     with zf:
@@ -152,12 +153,12 @@ def expand_zip(name: str, data: bytes, limits: ImageLimits) -> list[tuple[str, b
                 raise UnsupportedFormat(
                     f"file '{name}': member '{info.filename}' uses an unsupported zip "
                     f"compression method ({exc})"
-                )
+                ) from exc
             except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError) as exc:
                 raise CorruptImage(
                     f"file '{name}' is not a valid zip archive: member '{info.filename}' "
                     f"cannot be read ({exc})"
-                )
+                ) from exc
             out.append((info.filename, bytes(buf)))
     return out
 

@@ -44,7 +44,7 @@ def read_dataset(name: str, content: bytes) -> pydicom.Dataset | None:
                 return ds
     except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on damaged files
         if is_dicom(content):
-            raise CorruptImage(f"file '{name}' is not a valid DICOM file: {exc}")
+            raise CorruptImage(f"file '{name}' is not a valid DICOM file: {exc}") from exc
         return None
 
 
@@ -164,7 +164,7 @@ def _pixels(datasets) -> np.ndarray:
             ts = _ts(ds)
             raise UnsupportedFormat(
                 f"file '{name}': cannot decode DICOM pixel data with transfer syntax {ts}: {exc}"
-            )
+            ) from exc
         if px.ndim == 3:  # colour (rows, cols, samples)
             px = px[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
         slope = float(ds.get("RescaleSlope", 1) or 1)
@@ -174,7 +174,7 @@ def _pixels(datasets) -> np.ndarray:
     try:
         stacked = np.stack(slices)
     except ValueError as exc:
-        raise CorruptImage(f"DICOM series is inconsistent: slices differ in size ({exc})")
+        raise CorruptImage(f"DICOM series is inconsistent: slices differ in size ({exc})") from exc
     if integral:
         lo, hi = (float(stacked.min()), float(stacked.max())) if stacked.size else (0, 0)
         for dtype in (np.int16, np.int32):
@@ -195,7 +195,8 @@ def _int(name: str, ds, key: str) -> int:
     try:
         value = int(ds[key].value)
     except Exception:  # noqa: BLE001
-        raise CorruptImage(f"file '{name}' is not a valid DICOM image: missing or bad {key}")
+        raise CorruptImage(f"file '{name}' is not a valid DICOM image: missing or bad "
+                           f"{key}") from None
     if value <= 0:
         raise CorruptImage(f"file '{name}' is not a valid DICOM image: {key} = {value}")
     return value
@@ -213,7 +214,7 @@ def _vec(name: str, ds, key: str, n: int, default) -> np.ndarray:
     try:
         vec = np.asarray([float(v) for v in ds[key].value], dtype=np.float64)
     except Exception:  # noqa: BLE001
-        raise CorruptImage(f"file '{name}': DICOM {key} is not numeric")
+        raise CorruptImage(f"file '{name}': DICOM {key} is not numeric") from None
     if vec.shape != (n,) or not np.all(np.isfinite(vec)):
         raise CorruptImage(f"file '{name}': DICOM {key} must have {n} numbers, got {vec.tolist()}")
     if key == "PixelSpacing" and np.any(vec <= 0):

@@ -48,7 +48,7 @@ def _header(name: str, head: bytes):
     try:
         hdr = klass.from_fileobj(io.BytesIO(head), check=True)
     except Exception as exc:  # noqa: BLE001 - HeaderDataError, ValueError, ...
-        raise CorruptImage(f"file '{name}' is not a valid NIfTI: bad header ({exc})")
+        raise CorruptImage(f"file '{name}' is not a valid NIfTI: bad header ({exc})") from exc
     if hdr["magic"].item() in (b"ni1", b"ni2"):
         raise UnsupportedFormat(
             f"file '{name}' is a NIfTI header of a .hdr/.img pair; upload a single-file "
@@ -73,7 +73,7 @@ def _check_and_size(name: str, hdr, limits: ImageLimits) -> int:
     try:
         dtype = hdr.get_data_dtype()
     except Exception as exc:  # noqa: BLE001
-        raise CorruptImage(f"file '{name}' is not a valid NIfTI: unknown datatype ({exc})")
+        raise CorruptImage(f"file '{name}' is not a valid NIfTI: unknown datatype ({exc})") from exc
     if dtype.fields is not None or dtype.kind not in "biuf":
         raise UnsupportedFormat(
             f"file '{name}': NIfTI datatype {dtype} is not supported (need a scalar "
@@ -114,7 +114,7 @@ def load_nifti(name: str, content: bytes, limits: ImageLimits) -> Volume:
         data = np.asanyarray(img.dataobj)
         affine = np.array(img.affine, dtype=np.float64)
     except Exception as exc:  # noqa: BLE001
-        raise CorruptImage(f"file '{name}' is not a valid NIfTI: {exc}")
+        raise CorruptImage(f"file '{name}' is not a valid NIfTI: {exc}") from exc
     data = _to_3d(name, np.asarray(data))
     if data.dtype == np.float64 and hdr.get_data_dtype().kind in "iu":
         data = data.astype(np.float32)  # scaled integers: float32 is plenty

@@ -37,7 +37,7 @@ def load_nrrd(name: str, content: bytes, limits: ImageLimits) -> Volume:
     try:
         header = nrrd.read_header(fh)
     except Exception as exc:  # noqa: BLE001 - NRRDError, ValueError, ...
-        raise CorruptImage(f"file '{name}' is not a valid NRRD: bad header ({exc})")
+        raise CorruptImage(f"file '{name}' is not a valid NRRD: bad header ({exc})") from exc
     if header.get("datafile", header.get("data file")) is not None:
         raise UnsupportedFormat(
             f"file '{name}' is a detached NRRD header (.nhdr); upload a single .nrrd file"
@@ -47,7 +47,7 @@ def load_nrrd(name: str, content: bytes, limits: ImageLimits) -> Volume:
         encoding = str(header.get("encoding", "raw")).lower()
         dim = int(header["dimension"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise CorruptImage(f"file '{name}' is not a valid NRRD: missing field {exc}")
+        raise CorruptImage(f"file '{name}' is not a valid NRRD: missing field {exc}") from exc
     if dim != len(sizes) or dim < 2:
         raise UnsupportedFormat(f"file '{name}': NRRD of sizes {sizes} is not supported")
     check_voxels(name, tuple(sizes), limits, "(NRRD axis order, fastest first)")
@@ -72,7 +72,7 @@ def _read_data(name, header, fh, encoding, sizes, limits) -> np.ndarray:
     try:
         dtype = nrrd.reader._determine_datatype(header)
     except Exception as exc:  # noqa: BLE001
-        raise CorruptImage(f"file '{name}' is not a valid NRRD: bad type ({exc})")
+        raise CorruptImage(f"file '{name}' is not a valid NRRD: bad type ({exc})") from exc
     nbytes = int(np.prod(sizes, dtype=np.int64)) * dtype.itemsize
     if nbytes > limits.max_uncompressed_bytes:
         raise ImageTooLarge(
@@ -98,7 +98,7 @@ def _read_data(name, header, fh, encoding, sizes, limits) -> np.ndarray:
     try:
         return nrrd.read_data(hdr, fh, index_order="C")
     except Exception as exc:  # noqa: BLE001
-        raise CorruptImage(f"file '{name}' is not a valid NRRD: {exc}")
+        raise CorruptImage(f"file '{name}' is not a valid NRRD: {exc}") from exc
 
 
 def _bunzip_bounded(name: str, payload: bytes, bound: int) -> bytes:
@@ -120,7 +120,8 @@ def _bunzip_bounded(name: str, payload: bytes, bound: int) -> bytes:
                     f"{human(bound)} (possible decompression bomb)"
                 )
     except (OSError, ValueError, EOFError) as exc:
-        raise CorruptImage(f"file '{name}' is not a valid NRRD: corrupt bzip2 data ({exc})")
+        raise CorruptImage(f"file '{name}' is not a valid NRRD: corrupt bzip2 data "
+                           f"({exc})") from exc
     if not dec.eof:
         raise CorruptImage(f"file '{name}' is not a valid NRRD: bzip2 data is truncated")
     return bytes(out)

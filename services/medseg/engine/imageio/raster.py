@@ -27,11 +27,11 @@ def load_raster(name: str, content: bytes, fmt: str, limits: ImageLimits) -> Vol
                 img = ImageOps.exif_transpose(img)
             array = _to_gray(name, img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLarge(f"file '{name}' is too large: {exc}")
+        raise ImageTooLarge(f"file '{name}' is too large: {exc}") from exc
     except (ImageTooLarge, UnsupportedFormat):
         raise
     except Exception as exc:  # noqa: BLE001 - OSError (truncated), SyntaxError, ValueError, ...
-        raise CorruptImage(f"file '{name}' is not a valid {label}: {exc}")
+        raise CorruptImage(f"file '{name}' is not a valid {label}: {exc}") from exc
     return Volume(
         array=np.ascontiguousarray(array[None]),
         spacing=(1.0, 1.0, 1.0),
