@@ -155,7 +155,8 @@ def run(dims: int, quick: bool, weights_dir: Path = WEIGHTS_DIR, threads: int = 
         label = organ if group == "held_out" else "seen organs (ct_dicom)"
         spacing = load_case(case_name).spacing[-dims:]
         evaluate(session, weights, image, truth, spacing, dims, rows.setdefault(label, Row()))
-    order = [o for o in HELD_OUT_ORGANS if o in rows] + [k for k in rows if k not in HELD_OUT_ORGANS]
+    order = ([o for o in HELD_OUT_ORGANS if o in rows]
+             + [k for k in rows if k not in HELD_OUT_ORGANS])
     return tables({k: rows[k] for k in order}, dims)
 
 
@@ -166,7 +167,8 @@ def timing(dims: int, repeats: int, weights_dir: Path = WEIGHTS_DIR, threads: in
     session = onnx_session(path, threads)
     case = load_case("ct_dicom" if dims == 2 else "ct_3mm")
     truth = largest_component(case.mask("liver" if dims == 2 else "kidney_left"))
-    image, spacing = case.image, case.spacing
+    image = case.image
+    spacing: tuple[float, ...] = case.spacing  # (sz, sy, sx), in-plane (sy, sx) in 2D
     if dims == 2:
         z = int(np.argmax(truth.sum(axis=(1, 2))))
         image, truth, spacing = image[z], largest_component(truth[z]), spacing[1:]
@@ -224,7 +226,8 @@ def tune(grid: dict[str, list], weights_dir: Path = WEIGHTS_DIR, threads: int = 
     results = []
     for values in itertools.product(*(grid[n] for n in names)):
         params = params_for(2, **dict(zip(names, values)))
-        scores, crf = [], []
+        scores: list[float] = []
+        crf: list[float] = []
         for truth, crop, state, fg_vox, bg_vox in prepared:
             fg, bg = crop.marks_to_grid(fg_vox), crop.marks_to_grid(bg_vox)
             out = finetune(state.features, state.image_norm, weights, fg, bg,
@@ -237,9 +240,10 @@ def tune(grid: dict[str, list], weights_dir: Path = WEIGHTS_DIR, threads: int = 
     lines = [f"{len(prepared)} training slices; supervised fine-tuning, mean Dice (%)", "",
              "| " + " | ".join(names) + " | BIFSeg | graph cut only | gain |",
              "|---" * (len(names) + 3) + "|"]
-    for score, crf, values in sorted(results, key=lambda r: -r[0]):
+    for score, crf_score, values in sorted(results, key=lambda r: -r[0]):
         lines.append("| " + " | ".join(str(v) for v in values)
-                     + f" | {100 * score:.2f} | {100 * crf:.2f} | {100 * (score - crf):+.2f} |")
+                     + f" | {100 * score:.2f} | {100 * crf_score:.2f} "
+                     f"| {100 * (score - crf_score):+.2f} |")
     return "\n".join(lines)
 
 
@@ -253,7 +257,8 @@ def main(argv: list[str] | None = None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer objects")
     parser.add_argument("--dims", type=int, nargs="+", choices=(2, 3), default=[2, 3])
-    parser.add_argument("--weights", type=Path, default=WEIGHTS_DIR, help="folder of the ONNX files")
+    parser.add_argument("--weights", type=Path, default=WEIGHTS_DIR,
+                        help="folder of the ONNX files")
     parser.add_argument("--threads", type=int, default=1, help="torch / onnxruntime threads")
     parser.add_argument("--timing", type=int, default=0, metavar="REPEATS",
                         help="only time the network and one fine-tuning, REPEATS times")

@@ -16,13 +16,12 @@ import json
 import sys
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
 from medseg.engine.imageio import reorient_to
 from medseg_bench.latency import pct, server
-from medseg_train.data import data_root
+from medseg_train.data import data_root, load_nifti
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = data_root()
@@ -39,7 +38,7 @@ def click_targets(session: dict, n: int, seed: int = 0) -> tuple[int, list[tuple
     inside the liver on it, (row, col) = (y, x)."""
     labels = json.loads((DATA / "labels.json").read_text())["ct_dicom_seg.nii.gz"]
     label = int(next(k for k, v in labels.items() if v == "liver"))
-    seg = nib.load(DATA / "ct_dicom_seg.nii.gz")
+    seg = load_nifti(DATA / "ct_dicom_seg.nii.gz")
     liver = reorient_to(np.asarray(session["affine"]), tuple(session["shape"]),
                         np.asarray(seg.dataobj).transpose(2, 1, 0) == label, seg.affine)
     z = int(np.argmax(liver.sum(axis=(1, 2))))
@@ -101,7 +100,8 @@ def run(clicks: int, chromium: str) -> dict[str, tuple[list[dict], list[float]]]
         page.goto(f"{base}/ui/")
         page.wait_for_selector("#start:not([hidden])")
         page.set_input_files("#start input.files", files)
-        page.wait_for_function("window.medseg.session && window.medseg.views.z.shown", timeout=120_000)
+        page.wait_for_function("window.medseg.session && window.medseg.views.z.shown",
+                               timeout=120_000)
         session = page.evaluate("window.medseg.session")
         z, targets = click_targets(session, clicks)
         latencies, server_ms = time_clicks(page, z, targets)
@@ -126,7 +126,8 @@ def print_table(rows: dict[str, tuple[list[dict], list[float]]]) -> None:
     print("|---|---|---|---|---|---|---|")
     for name, (entries, srv) in rows.items():
         total = [e["ms"] for e in entries]
-        split = " / ".join(f"{pct([e[k] for e in entries], 50):.1f}" for k in ("answer", "apply", "paint")
+        split = " / ".join(f"{pct([e[k] for e in entries], 50):.1f}"
+                           for k in ("answer", "apply", "paint")
                            ) if "answer" in entries[0] else "-"
         server_cols = f"{pct(srv, 50):.1f} | {pct(srv, 95):.1f}" if srv else "- | -"
         print(f"| {name} | {len(total)} | {pct(total, 50):.1f} | {pct(total, 95):.1f} | "

@@ -95,7 +95,7 @@ class EngineSegment:
     image: np.ndarray
     spacing: tuple[float, float, float]
     plane: Plane | None
-    mask: np.ndarray = None
+    mask: np.ndarray = field(init=False)  # the head mask, all False at first
     marks: Marks = field(default_factory=Marks)
     head: dict = field(default_factory=dict)
     stored: tuple[Box, np.ndarray] | None = None
@@ -106,6 +106,9 @@ class EngineSegment:
 
     def _read(self, box: Box) -> np.ndarray:
         return self.image[tuple(slice(lo, hi + 1) for lo, hi in zip(box.lo, box.hi))]
+
+    def _read_mask(self, box: Box) -> np.ndarray:
+        return self.mask[tuple(slice(lo, hi + 1) for lo, hi in zip(box.lo, box.hi))]
 
     def _bbox(self) -> Box | None:
         idx = np.argwhere(self.mask)
@@ -119,7 +122,8 @@ class EngineSegment:
         stored = self.stored
         context = SegmentContext(kind, dict(self.head), lambda: stored)
         start = time.perf_counter()
-        result = chosen.run(read_image=self._read, read_mask=None, shape=self.image.shape,
+        result = chosen.run(read_image=self._read, read_mask=self._read_mask,
+                            shape=self.image.shape,
                             spacing=self.spacing, marks=cumulative.on_plane(self.plane),
                             plane=self.plane, params=chosen.parse_params(params or {}),
                             current_mask_bbox=self._bbox(), context=context)
@@ -211,7 +215,8 @@ def summarise(label: str, traces: list[Trace], cap: int, refinements: int) -> st
     cells = [label, str(len(traces)), f"{np.mean([t.initial_clicks for t in traces]):.1f}"]
     cells.append(f"{np.mean([t.dices[0] for t in traces]):.3f}")
     for n in REPORT_AFTER:
-        cells.append(f"{np.mean([dice_after(t, n) for t in traces]):.3f}" if n <= refinements else "–")
+        cells.append(f"{np.mean([dice_after(t, n) for t in traces]):.3f}"
+                     if n <= refinements else "–")
     cells += [f"{np.mean([noc(t, 0.85, cap) for t in traces]):.1f}",
               f"{np.mean([noc(t, 0.90, cap) for t in traces]):.1f}"]
     first = [t.seconds[0] for t in traces]

@@ -44,6 +44,7 @@ def run_worker(n: int, extra: list[str]) -> dict[str, list[float]]:
         env = {**os.environ, "MEDSEG_REDIS_URL": url}
         worker = subprocess.Popen([sys.executable, "-m", "medseg.worker", *extra], env=env,
                                   stderr=subprocess.PIPE)
+        assert worker.stderr is not None  # stderr=PIPE
         try:
             worker.stderr.readline()  # the banner: kinds loaded, about to pop
             time.sleep(0.5)

@@ -76,7 +76,8 @@ def server():
         env.pop("MEDSEG_API_KEYS_FILE", None)
         process = subprocess.Popen([sys.executable, "-m", "medseg.main"], env=env,
                                    stdout=subprocess.DEVNULL,
-                                   stderr=None if os.environ.get("MEDSEG_BENCH_LOGS") else subprocess.DEVNULL)
+                                   stderr=(None if os.environ.get("MEDSEG_BENCH_LOGS")
+                                           else subprocess.DEVNULL))
         base = f"http://127.0.0.1:{port}"
         try:
             for _ in range(300):
@@ -153,7 +154,8 @@ def run(repeats: int, only: str | None = None) -> None:
             for i in range(repeats if dim == "2d" else max(3, repeats // 3)):
                 seg = http.post(f"/v1/sessions/{sid}/segments", json={}).json()["id"]
                 url = f"/v1/sessions/{sid}/segments/{seg}"
-                body = {"type": "click", "dim": dim, "clicks": [{"zyx": list(zyx)}]}
+                body: dict[str, object] = {"type": "click", "dim": dim,
+                                           "clicks": [{"zyx": list(zyx)}]}
                 if dim == "2d":
                     body["plane"] = {"axis": "z", "index": zyx[0]}
                 change = timer.call(label, http.post, f"{url}/interactions", json=body).json()
@@ -186,11 +188,13 @@ def mideepseg_rows(http: httpx.Client, timer: Timer, sid: str, points: dict, rep
             print(f"(no {label} mideepseg-egd model: its rows are skipped)")
             continue
         plane = {"axis": "z", "index": centre[0]} if d == 2 else None
-        where = {"dim": "2d", "plane": plane} if d == 2 else {"dim": "3d"}
+        where: dict[str, object] = {"dim": "2d", "plane": plane} if d == 2 else {"dim": "3d"}
         region = "512x512 slice, liver" if d == 2 else "small ball, ~72^3 box"
         for i in range(repeats if d == 2 else max(3, repeats // 3)):
-            url = f"/v1/sessions/{sid}/segments/{http.post(f'/v1/sessions/{sid}/segments', json={}).json()['id']}"
-            body = {"type": "points", "points": margin_points(centre, radii, d == 2), **where}
+            seg = http.post(f"/v1/sessions/{sid}/segments", json={}).json()["id"]
+            url = f"/v1/sessions/{sid}/segments/{seg}"
+            body: dict[str, object] = {"type": "points",
+                                       "points": margin_points(centre, radii, d == 2), **where}
             timer.call(f"MIDeepSeg {label} initial (points; {region})", http.post,
                        f"{url}/interactions", json=body)
             click = list(centre)

@@ -7,16 +7,16 @@ the worst slice is corrected with the reference mask, locked, and re-propagated 
 directions up to the neighbouring locked slices (the paper's multiple-corrections experiment),
 1, 2 and 4 times. Dice is over the whole volume, corrected slices included. Prints a markdown
 table, with each method's means over all, held-out (training.data.HELD_OUT_ORGANS: no network
-saw them) and seen organs. Every registered predictor runs unless --method is given: a new predictor (the network)
-joins the table by registering it.
+saw them) and seen organs. Every registered predictor runs unless --method is given: a new
+predictor (the network) joins the table by registering it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from typing import TypedDict
 
-import nibabel as nib
 import numpy as np
 
 from medseg import builtin
@@ -25,7 +25,7 @@ from medseg.algorithms.resample import resize_linear
 from medseg.engine import imageio
 from medseg.engine.prompts import Box
 from medseg.engine.propagation import propagate, split_params
-from medseg_train.data import HELD_OUT_ORGANS, data_root
+from medseg_train.data import HELD_OUT_ORGANS, data_root, load_nifti
 
 DATA = data_root()
 ORGANS = ["liver", "spleen", "kidney_left", "kidney_right", "aorta", "stomach", "gallbladder",
@@ -38,7 +38,7 @@ CORRECTIONS = (1, 2, 4)
 def load(name: str):
     """(image float32 (Z, Y, X), labels (Z, Y, X), spacing (sz, sy, sx) mm, {organ: label}).
     ct_dicom is read as the service reads it (DICOM series) and its mask put on that grid."""
-    seg = nib.load(DATA / f"{name}_seg.nii.gz")
+    seg = load_nifti(DATA / f"{name}_seg.nii.gz")
     labels = json.loads((DATA / "labels.json").read_text())[f"{name}_seg.nii.gz"]
     seg_zyx = np.asarray(seg.dataobj).transpose(2, 1, 0)
     if name == "ct_dicom":
@@ -47,7 +47,7 @@ def load(name: str):
         seg_zyx = imageio.reorient_to(volume.affine, volume.shape, seg_zyx, seg.affine)
         return (volume.array.astype(np.float32), seg_zyx, volume.spacing,
                 {v: int(k) for k, v in labels.items()})
-    image = nib.load(DATA / f"{name}.nii.gz")
+    image = load_nifti(DATA / f"{name}.nii.gz")
     return (np.asarray(image.dataobj, np.float32).transpose(2, 1, 0), seg_zyx,
             tuple(float(s) for s in image.header.get_zooms()[::-1]),
             {v: int(k) for k, v in labels.items()})
@@ -71,7 +71,13 @@ def run_from(image, spacing, mask, start, locked, method: str, overrides=None) -
     return seconds
 
 
-def evaluate(image, reference, spacing, method: str, overrides: dict | None = None) -> dict:
+class Row(TypedDict):
+    slices: int
+    dice: list[float]  # one-shot, then after each of CORRECTIONS
+    ms_per_slice: float
+
+
+def evaluate(image, reference, spacing, method: str, overrides: dict | None = None) -> Row:
     """Dice one-shot and after 1, 2, 4 corrections; ms per predicted slice."""
     zs = np.nonzero(reference.any(axis=(1, 2)))[0]
     start = int((zs.min() + zs.max()) // 2)
@@ -79,7 +85,7 @@ def evaluate(image, reference, spacing, method: str, overrides: dict | None = No
     mask[start] = reference[start]
     locked = {start}
     seconds = run_from(image, spacing, mask, start, locked, method, overrides)
-    row = {"slices": len(zs), "dice": [dice(mask, reference)]}
+    dices = [dice(mask, reference)]
     for done in range(1, max(CORRECTIONS) + 1):
         errors = [int((mask[z] ^ reference[z]).sum()) if z not in locked else 0
                   for z in range(len(mask))]
@@ -90,9 +96,9 @@ def evaluate(image, reference, spacing, method: str, overrides: dict | None = No
             if reference[worst].any():
                 seconds += run_from(image, spacing, mask, worst, locked, method, overrides)
         if done in CORRECTIONS:
-            row["dice"].append(dice(mask, reference))
-    row["ms_per_slice"] = 1000.0 * float(np.mean(seconds)) if seconds else 0.0
-    return row
+            dices.append(dice(mask, reference))
+    return {"slices": len(zs), "dice": dices,
+            "ms_per_slice": 1000.0 * float(np.mean(seconds)) if seconds else 0.0}
 
 
 def ms_per_256_slice(method: str, overrides: dict | None = None, repeats: int = 15) -> float:
@@ -125,10 +131,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     methods = args.method or builtin.build().predictors.names()
     overrides = {k: json.loads(v) for k, v in (p.split("=", 1) for p in args.param)}
-    print("| method | volume | organ | slices | one-shot | 1 corr. | 2 corr. | 4 corr. | ms/slice |")
+    print("| method | volume | organ | slices | one-shot | 1 corr. | 2 corr. | 4 corr. "
+          "| ms/slice |")
     print("|---|---|---|---|---|---|---|---|---|")
     for method in methods:
-        means, groups = [], {"held-out": [], "seen": []}
+        means: list[list[float]] = []
+        groups: dict[str, list[list[float]]] = {"held-out": [], "seen": []}
         for name in VOLUMES:
             image, labels, spacing, label_ids = load(name)
             for organ in QUICK[name] if args.quick else ORGANS:

@@ -29,11 +29,12 @@ from medseg_train.objects import MIN_AREA_2D, ObjectSampler, largest_component
 MAX_TRAIN_MARGIN = 10
 
 
-def build_network(dims: int) -> torch.nn.Module:
+def build_network(dims: int) -> PNet | PCNet:
     return PNet(**io.NETWORK[2]) if dims == 2 else PCNet(**io.NETWORK[3])
 
 
-def make_sample(image, mask, rng, dims: int):
+def make_sample(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
+                dims: int) -> tuple[np.ndarray, np.ndarray] | None:
     """(input (1, *size), target bool (*size)) or None when augmentation lost the object."""
     image, mask = augment.spatial(image, mask, rng)
     mask = largest_component(mask)
@@ -60,7 +61,8 @@ class Samples(torch.utils.data.IterableDataset):
         rng = np.random.default_rng([self.seed, info.id if info else 0, 17])
         objects = ObjectSampler(self.dims, rng, real=self.real)
         while True:
-            xs, ys = [], []
+            xs: list[np.ndarray] = []
+            ys: list[np.ndarray] = []
             while len(xs) < self.batch_size:
                 sample = make_sample(*objects(), rng, self.dims)
                 if sample is not None:

@@ -16,7 +16,8 @@ def rows(folder: Path) -> list[dict]:
 
 
 def table(cards: list[dict]) -> str:
-    lines = ["| model | input | parameters | steps | wall time | device | Dice seen | Dice held-out |",
+    lines = ["| model | input | parameters | steps | wall time | device | Dice seen "
+             "| Dice held-out |",
              "|---|---|---|---|---|---|---|---|"]
     for card in cards:
         train, metrics = card.get("training", {}), card.get("metrics", {})

@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import nibabel as nib
 import numpy as np
@@ -38,6 +39,13 @@ MIN_VOXELS = 50  # smaller label fragments are not objects worth segmenting
 def data_root() -> Path:
     default = Path(__file__).resolve().parents[2].parent / "shared" / "data"
     return Path(os.environ.get("MEDSEG_SHARED_DATA", default)) / "totalseg"
+
+
+def load_nifti(path: Path) -> nib.Nifti1Image:
+    """A NIfTI file of the shared data as nibabel reads it. nib.load is typed as returning
+    the FileBasedImage base class, which has no dataobj/affine; a .nii(.gz) file loads as a
+    Nifti1Image (or its subclass Nifti2Image)."""
+    return cast(nib.Nifti1Image, nib.load(path))
 
 
 @dataclass(frozen=True)
@@ -69,13 +77,14 @@ def load_case(name: str) -> RealCase:
     source = root / image_name
     paths = sorted(source.iterdir()) if source.is_dir() else [source]
     volume = load_image([(p.name, p.read_bytes()) for p in paths], ImageLimits())
-    seg = nib.load(root / seg_name)
+    seg = load_nifti(root / seg_name)
     labels = np.asarray(seg.dataobj).astype(np.int16).transpose(2, 1, 0)
     labels = reorient_to(volume.affine, volume.shape, labels, seg.affine)
     names = json.loads((root / "labels.json").read_text())[seg_name]
     organs = {int(k): v for k, v in names.items()}
+    sz, sy, sx = volume.spacing
     return RealCase(name, volume.array.astype(np.float32), np.ascontiguousarray(labels), organs,
-                    tuple(float(s) for s in volume.spacing))
+                    (float(sz), float(sy), float(sx)))
 
 
 def evaluation_organs() -> Iterator[tuple[str, RealCase, str]]:

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,9 +61,13 @@ def _budget_done(config: RunConfig, step: int, elapsed: float) -> float:
     return max(parts)
 
 
+# loss_fn(model output, target): the output is whatever the model's forward returns, a tensor
+# (U-Net) or a tuple (P-Net / PC-Net: logits, features); nn.Module.__call__ is typed Any.
+LossFn = Callable[[Any, torch.Tensor], torch.Tensor]
+
+
 def train(model: torch.nn.Module, batches: torch.utils.data.IterableDataset,
-          loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-          config: RunConfig) -> dict:
+          loss_fn: LossFn, config: RunConfig) -> dict:
     """Train `model` in place on `batches` ((x, y) tensors) until the budget is spent.
     Returns {"steps", "wall_time_s", "final_loss", "device"}."""
     seed_everything(config.seed)
@@ -78,10 +83,13 @@ def train(model: torch.nn.Module, batches: torch.utils.data.IterableDataset,
         step, elapsed_before = state["step"], state["elapsed"]
     loader = torch.utils.data.DataLoader(batches, batch_size=None, num_workers=config.workers,
                                          persistent_workers=False)
-    start, last_save, last_log, recent = time.monotonic(), time.monotonic(), 0.0, []
+    start, last_save, last_log = time.monotonic(), time.monotonic(), 0.0
+    recent: list[float] = []
     plain_log = not config.quiet and not sys.stdout.isatty()  # a log file: one line / 30 s
-    columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-               TextColumn("step {task.fields[step]}  loss {task.fields[loss]}  lr {task.fields[lr]}"),
+    columns = [TextColumn("{task.description}"), BarColumn(),
+               TextColumn("{task.percentage:>3.0f}%"),
+               TextColumn("step {task.fields[step]}  loss {task.fields[loss]}  "
+                          "lr {task.fields[lr]}"),
                TimeElapsedColumn()]
     with Progress(*columns, disable=config.quiet or plain_log) as bar:
         task = bar.add_task(config.name, total=1.0, step=step, loss="-", lr="-")
@@ -99,7 +107,8 @@ def train(model: torch.nn.Module, batches: torch.utils.data.IterableDataset,
             optimizer.step()
             step += 1
             recent = (recent + [float(loss.detach())])[-50:]
-            bar.update(task, completed=done, step=step, loss=f"{np.mean(recent):.4f}", lr=f"{lr:.1e}")
+            bar.update(task, completed=done, step=step, loss=f"{np.mean(recent):.4f}",
+                       lr=f"{lr:.1e}")
             if plain_log and time.monotonic() - last_log > 30:
                 print(f"{config.name}: {done:.0%} step {step} loss {np.mean(recent):.4f} "
                       f"lr {lr:.1e} {elapsed:.0f}s", flush=True)

@@ -34,7 +34,11 @@ def box_slices(lo, hi) -> tuple[slice, ...]:
     return tuple(slice(int(a), int(b) + 1) for a, b in zip(lo, hi))
 
 
-def make_sample(image, mask, rng, dims: int, encoding: str):
+Sample = tuple[np.ndarray, np.ndarray]  # (network input, target)
+
+
+def make_sample(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, dims: int,
+                encoding: str) -> Sample | None:
     """(input (2, *size), target bool (*size)) or None when augmentation lost the object."""
     image, mask = augment.spatial(image, mask, rng)
     mask = largest_component(mask)
@@ -64,7 +68,7 @@ class Samples(torch.utils.data.IterableDataset):
             dims, encoding, batch_size, seed, real)
         self.reuse = reuse
 
-    def _fresh(self, objects, rng):
+    def _fresh(self, objects: ObjectSampler, rng: np.random.Generator) -> Sample:
         while True:
             sample = make_sample(*objects(), rng, self.dims, self.encoding)
             if sample is not None:
@@ -74,7 +78,7 @@ class Samples(torch.utils.data.IterableDataset):
         info = torch.utils.data.get_worker_info()
         rng = np.random.default_rng([self.seed, info.id if info else 0])
         objects = ObjectSampler(self.dims, rng, real=self.real)
-        buffer: list = []
+        buffer: list[Sample] = []
         while True:
             if self.reuse <= 1:
                 batch = [self._fresh(objects, rng) for _ in range(self.batch_size)]
@@ -92,13 +96,13 @@ class Samples(torch.utils.data.IterableDataset):
                    torch.from_numpy(np.stack([y for _, y in batch])))
 
 
-def _flipped(x: np.ndarray, y: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
+def _flipped(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> Sample:
     """The sample mirrored along a random subset of its spatial axes (the cue map with it)."""
     axes = [a for a in range(y.ndim) if rng.random() < 0.5]
     if not axes:
         return x, y
-    return (np.ascontiguousarray(np.flip(x, [a + 1 for a in axes])),
-            np.ascontiguousarray(np.flip(y, axes)))
+    return (np.ascontiguousarray(np.flip(x, tuple(a + 1 for a in axes))),
+            np.ascontiguousarray(np.flip(y, tuple(axes))))
 
 
 def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -36,7 +36,7 @@ from medseg.models.propagation_io import (
     target_on_grid,
 )
 from medseg_train import augment
-from medseg_train.data import TRAIN_CASES, evaluation_organs, load_case
+from medseg_train.data import TRAIN_CASES, RealCase, evaluation_organs, load_case
 from medseg_train.networks.unet import UNet
 from medseg_train.objects import ObjectSampler, largest_component
 from medseg_train.synthetic import synthetic_case
@@ -67,9 +67,11 @@ class Objects:
     (never a held-out one, ObjectSampler.training_organs) along a random axis."""
 
     def __init__(self, rng: np.random.Generator, real: bool = True, pool_size: int = 12):
-        self.rng, self.pool_size, self.pool = rng, pool_size, []
+        self.rng, self.pool_size = rng, pool_size
+        # synthetic volumes: (image, its objects' masks, spacing)
+        self.pool: list[tuple[np.ndarray, list[np.ndarray], tuple[float, float, float]]] = []
         self.synthetic_fraction = SYNTHETIC_FRACTION if real else 1.0
-        self.real = []
+        self.real: list[tuple[RealCase, np.ndarray]] = []
         for case in [load_case(n) for n in TRAIN_CASES] if real else []:
             for organ in ObjectSampler.training_organs(case):
                 mask = largest_component(case.mask(organ))
@@ -83,15 +85,16 @@ class Objects:
             case, mask = self.real[int(self.rng.integers(len(self.real)))]
             image, spacing = case.image, case.spacing
         axis = int(self.rng.integers(3))
-        in_plane = tuple(float(s) for k, s in enumerate(spacing) if k != axis)
-        return np.moveaxis(image, axis, 0), np.moveaxis(mask, axis, 0), in_plane
+        sy, sx = (float(s) for k, s in enumerate(spacing) if k != axis)
+        return np.moveaxis(image, axis, 0), np.moveaxis(mask, axis, 0), (sy, sx)
 
-    def _synthetic(self):
+    def _synthetic(self) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
         # a 3D case costs ~0.4 s: keep a pool and replace one case now and then
         if len(self.pool) < self.pool_size or self.rng.random() < 0.02:
             case = synthetic_case(self.rng, SYNTHETIC_SHAPE)
             masks = [largest_component(case.labels == v) for v in np.unique(case.labels) if v > 0]
-            spacing = (float(self.rng.uniform(*SYNTHETIC_SPACING_MM)),) * 3
+            side = float(self.rng.uniform(*SYNTHETIC_SPACING_MM))
+            spacing = (side, side, side)
             if len(self.pool) >= self.pool_size:
                 self.pool.pop(int(self.rng.integers(len(self.pool))))
             self.pool.append((case.image, masks, spacing))
@@ -147,7 +150,8 @@ def _warp(array: np.ndarray, affine, order: int) -> np.ndarray:
                                     order=order, mode="nearest")
 
 
-def make_sample(image: np.ndarray, mask: np.ndarray, spacing, rng):
+def make_sample(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, float],
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray] | None:
     """(input (2, 96, 96), target bool (96, 96)) from a (Z, Y, X) object or None."""
     chosen = choose_slices(mask, rng)
     if chosen is None:
@@ -157,8 +161,8 @@ def make_sample(image: np.ndarray, mask: np.ndarray, spacing, rng):
     # a patch big enough that rotating and scaling never bring the edge into the crop
     crop = crop_around(prior, spacing)
     grow = np.ceil(np.asarray(crop.shape) * 0.55).astype(int)
-    patch = Crop(tuple(int(v) for v in np.asarray(crop.lo) - grow),
-                 tuple(int(v) for v in np.asarray(crop.shape) + 2 * grow))
+    (y0, x0), (ny, nx) = np.asarray(crop.lo) - grow, np.asarray(crop.shape) + 2 * grow
+    patch = Crop((int(y0), int(x0)), (int(ny), int(nx)))
     image, prior, target = (cut(a, patch) for a in (image[t], prior, target))
     both = _affine(image.shape, rng, 180.0, (0.8, 1.2), flip=True)
     image = _warp(image, both, 1)
@@ -182,7 +186,8 @@ class Samples(torch.utils.data.IterableDataset):
         rng = np.random.default_rng([self.seed, info.id if info else 0])
         objects = Objects(rng, real=self.real)
         while True:
-            xs, ys = [], []
+            xs: list[np.ndarray] = []
+            ys: list[np.ndarray] = []
             while len(xs) < self.batch_size:
                 sample = make_sample(*objects(), rng)
                 if sample is not None:

@@ -38,7 +38,7 @@ def smooth_field(rng: np.random.Generator, shape, sigma) -> np.ndarray:
     return (field - field.mean()) / max(float(field.std()), 1e-6)
 
 
-def _grid(shape) -> list[np.ndarray]:
+def _grid(shape) -> tuple[np.ndarray, ...]:
     return np.meshgrid(*[np.arange(n, dtype=np.float32) for n in shape], indexing="ij")
 
 
@@ -75,7 +75,8 @@ def synthetic_case(rng: np.random.Generator, shape=(1, 128, 128), modality: str 
     is_3d = shape[0] > 1
     body_radii = size / 2 * rng.uniform(0.8, 0.98, size=3)
     body = _blob(rng, shape, (size - 1) / 2, np.where(size > 1, body_radii, 1.0), 0.05)
-    air, tissue = (-1000.0, rng.uniform(-120, 60)) if modality == "ct" else (0.0, rng.uniform(80, 400))
+    air, tissue = ((-1000.0, rng.uniform(-120, 60)) if modality == "ct"
+                   else (0.0, rng.uniform(80, 400)))
     count = int(rng.integers(*objects))
     values = _intensities(rng, modality, count, tissue)
     labels = np.zeros(shape, dtype=np.int16)

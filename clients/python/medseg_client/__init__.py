@@ -24,6 +24,6 @@ from medseg_client.models import (
 
 __all__ = [
     "AsyncClient", "AsyncSegmentView", "Change", "Client", "Conflict", "ConnectionFailed",
-    "ExportFile", "InvalidRequest", "Job", "JobEvent", "MedsegError", "NotFound", "Segment", "SegmentView",
-    "ServerError", "Session", "TooLarge", "Unauthorized", "upload_parts",
+    "ExportFile", "InvalidRequest", "Job", "JobEvent", "MedsegError", "NotFound", "Segment",
+    "SegmentView", "ServerError", "Session", "TooLarge", "Unauthorized", "upload_parts",
 ]

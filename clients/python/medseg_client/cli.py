@@ -143,7 +143,8 @@ def points(ctx: typer.Context, sid: str, seg: int,
            points: Annotated[str, typer.Argument(help='interior margin points "z,y,x;z,y,x;..."')],
            three_d: Annotated[bool, typer.Option("--3d", help="3D instead of one slice")] = False,
            axis: Axis = "z", index: Index = None, method: Method = "mideepseg",
-           encoding: Annotated[str | None, typer.Option(help="cue encoding (picks the model)")] = None,
+           encoding: Annotated[str | None,
+                               typer.Option(help="cue encoding (picks the model)")] = None,
            ) -> None:
     """Start a segment from interior margin points (MIDeepSeg; 2D on a slice unless --3d)."""
     pts = _points(points)

@@ -68,7 +68,8 @@ def follow(client: Client, job: Job) -> Job:
 @_command()
 def propagate(ctx: typer.Context, sid: str, seg: int,
               axis: Annotated[str, typer.Option(help="z, y or x")] = "z",
-              start: Annotated[int | None, typer.Option(help="start slice (default: largest)")] = None,
+              start: Annotated[int | None,
+                               typer.Option(help="start slice (default: largest)")] = None,
               method: Annotated[str | None, typer.Option(
                   help="propagation method (default: the server's)")] = None,
               params: Annotated[str | None, typer.Option(help="JSON parameter overrides")] = None,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeGuard
 
 import httpx
 import numpy as np
@@ -29,7 +29,14 @@ import numpy as np
 from medseg_client._calls import _Call, _drop_none, _if_match, _json, _none
 from medseg_client.errors import ConnectionFailed, error_from_response
 from medseg_client.jobs import AsyncJobMixin, JobEndpoints, SyncJobMixin
-from medseg_client.models import AsyncSegmentView, Change, ExportFile, Segment, SegmentView, Session
+from medseg_client.models import (
+    AsyncSegmentView,
+    Change,
+    ExportFile,
+    Segment,
+    SegmentView,
+    Session,
+)
 from medseg_protocol import codec
 
 __all__ = ["AsyncClient", "AsyncSegmentView", "Client", "SegmentView", "upload_parts"]
@@ -39,20 +46,29 @@ Zyx = Sequence[int]
 Upload = str | os.PathLike | tuple[str, bytes]
 
 
+def _named_bytes(x: object) -> TypeGuard[tuple[str, bytes | bytearray]]:
+    """A (filename, content) pair."""
+    return isinstance(x, tuple) and len(x) == 2 and isinstance(x[1], (bytes, bytearray))
+
+
 def upload_parts(files: Upload | Sequence[Upload]) -> list[tuple[str, bytes]]:
     """(filename, bytes) for each input; a directory stands for all its files (a DICOM series)."""
-    def named_bytes(x: Any) -> bool:
-        return isinstance(x, tuple) and len(x) == 2 and isinstance(x[1], (bytes, bytearray))
-
-    single = isinstance(files, (str, os.PathLike)) or named_bytes(files)
+    items: list[object]
+    if isinstance(files, (str, os.PathLike)) or _named_bytes(files):
+        items = [files]
+    else:
+        items = list(files)
     parts: list[tuple[str, bytes]] = []
-    for item in [files] if single else list(files):
-        if named_bytes(item):
+    for item in items:
+        if _named_bytes(item):
             parts.append((str(item[0]), bytes(item[1])))
             continue
+        if not isinstance(item, (str, os.PathLike)):
+            raise TypeError(f"cannot upload {item!r}: give a path or a (filename, bytes) pair")
         path = Path(item)
         if path.is_dir():
-            members = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+            members = sorted(p for p in path.iterdir()
+                             if p.is_file() and not p.name.startswith("."))
             if not members:
                 raise ValueError(f"directory {path} has no files to upload")
             parts.extend((p.name, p.read_bytes()) for p in members)
@@ -183,9 +199,10 @@ class _Endpoints:
         return self._interaction(sid, seg, "click", {"clicks": clicks}, pts[0], dim, plane,
                                  method, params, base_revision)
 
-    def scribble(self, sid: str, seg: int, paths: Sequence, foreground: bool | Sequence[bool] = True,
-                 dim: str = "3d", plane: Any = None, method: str | None = None,
-                 params: dict | None = None, base_revision: int | None = None):
+    def scribble(self, sid: str, seg: int, paths: Sequence,
+                 foreground: bool | Sequence[bool] = True, dim: str = "3d", plane: Any = None,
+                 method: str | None = None, params: dict | None = None,
+                 base_revision: int | None = None):
         """Scribbles: one polyline [(z, y, x), ...] or a list of them."""
         if paths and len(paths[0]) == 3 and isinstance(paths[0][0], (int, np.integer)):
             paths = [paths]  # a single polyline
@@ -233,7 +250,8 @@ class _Endpoints:
     def mask(self, sid: str, seg: int, revision: int | None = None):
         """The mask of a revision (head by default) as a bool (Z, Y, X) numpy array."""
         return self._send(_Call("GET", self._seg(sid, seg, "/mask"),
-                                lambda r: codec.decode_mask(r.json()), params={"revision": revision}))
+                                lambda r: codec.decode_mask(r.json()),
+                                params={"revision": revision}))
 
     def mask_file(self, sid: str, seg: int, revision: int | None = None, format: str = "nifti"):
         return self._send(_Call("GET", self._seg(sid, seg, "/mask"),

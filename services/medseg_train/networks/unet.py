@@ -41,7 +41,8 @@ class UNet(nn.Module):
             self.down.append(_conv_block(dims, cin, width))
             cin = width
         self.pool = pool(2)
-        self.up = nn.ModuleList(up(widths[k + 1], widths[k], 2, stride=2) for k in range(levels - 1))
+        self.up = nn.ModuleList(up(widths[k + 1], widths[k], 2, stride=2)
+                                for k in range(levels - 1))
         self.decode = nn.ModuleList(_conv_block(dims, 2 * widths[k], widths[k])
                                     for k in range(levels - 1))
         self.head = conv(widths[0], 2, 1)
