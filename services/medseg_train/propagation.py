@@ -1,4 +1,4 @@
-"""Slice-propagation recipe (issue 5; the slice-propagation paper, sec. 2.3): samples, network,
+"""Slice-propagation recipe (the slice-propagation paper, sec. 2.3): samples, network,
 loss and one-shot validation for the 2D U-Net that segments slice t from its image and the mask
 of a neighbouring slice (the prior).
 
