@@ -37,7 +37,8 @@ $(CHROMIUM):
 	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
 	  --no-install-recommends chromium chromium-driver fonts-dejavu-core
 
-test: $(STAMP) $(CHROMIUM)
+# lint first: a type or style error fails fast, before the 5-minute suite
+test: lint $(CHROMIUM)
 	$(PY) -m pytest
 
 bench: $(STAMP)
@@ -60,7 +61,8 @@ openapi: $(STAMP)
 	$(PY) -m medseg.api.openapi_export openapi/openapi.json
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check services clients tests
+	$(VENV)/bin/ruff check services clients protocol benchmarks tests
+	$(VENV)/bin/mypy
 
 clean-venv:
 	rm -rf $(VENV)

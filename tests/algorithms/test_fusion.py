@@ -44,7 +44,9 @@ def test_length_weight_adds_path_length_so_fusion_stays_local():
     fg[0, 0] = True
     d_plain, _ = click_distances(image, fg, np.zeros_like(fg))
     d_local, _ = click_distances(image, fg, np.zeros_like(fg), length_weight=0.05)
-    assert d_plain[0, 19] < 1e-3 and abs(d_plain[0, 39] - 3.0) < 1e-3  # eq. 2 alone: 0 until the edge
+    assert (
+        d_plain[0, 19] < 1e-3 and abs(d_plain[0, 39] - 3.0) < 1e-3
+    )  # eq. 2 alone: 0 until the edge
     assert np.allclose(d_local[0], d_plain[0] + 0.05 * np.arange(40), atol=1e-3)
 
 
@@ -59,8 +61,12 @@ def _clicks(shape, data):
 
 
 @settings(max_examples=40, deadline=None)
-@given(data=st.data(), dims=st.sampled_from([2, 3]), seed=st.integers(0, 2**31 - 1),
-       lamb=st.sampled_from([0.0, 5.0, 50.0]))
+@given(
+    data=st.data(),
+    dims=st.sampled_from([2, 3]),
+    seed=st.integers(0, 2**31 - 1),
+    lamb=st.sampled_from([0.0, 5.0, 50.0]),
+)
 def test_if_gc_and_plain_gc_keep_every_click_label(data, dims, seed, lamb):
     rng = np.random.default_rng(seed)
     shape = (12, 14) if dims == 2 else (5, 9, 10)

@@ -44,7 +44,7 @@ def test_points_then_refinement_clicks_answer_deltas_and_undo_is_exact(client, s
     first = r.json()
     mask = codec.apply_delta(np.zeros(session["shape"], bool), first["delta"])
     assert np.array_equal(mask, full_mask(client, sid, seg))
-    for i, (zyx, fg) in enumerate([([6, 24, 28], True), ([6, 2, 2], False)]):
+    for zyx, fg in [([6, 24, 28], True), ([6, 2, 2], False)]:
         for refinement in ("if-gc", "gc"):
             r = post(client, sid, seg, {"type": "click", "method": "mideepseg", "dim": "2d",
                                         "plane": PLANE, "params": {"refinement": refinement},
@@ -103,7 +103,10 @@ def test_bad_mideepseg_requests_are_clear_422s(client, session, body, status, me
     created = new_segment(client, sid)
     r = post(client, sid, created["id"], body)
     assert r.status_code == status and message in r.json()["message"], r.text
-    assert client.get(f"/v1/sessions/{sid}/segments/{created['id']}").json()["revision"] == created["revision"]
+    assert (
+        client.get(f"/v1/sessions/{sid}/segments/{created['id']}").json()["revision"]
+        == created["revision"]
+    )
 
 
 def test_capabilities_list_points_and_mideepseg(client):

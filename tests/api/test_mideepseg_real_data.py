@@ -17,7 +17,10 @@ from tests.api.test_accuracy_real_data import largest_slice, organ_reference
 from tests.robot import robot_click
 
 # set a little under what `python -m medseg_bench.clicks` and these tests measured
-FLOORS = {2: 0.90, 3: 0.78}  # measured: 2D 0.927 -> 0.943 (2d-egd 1.0.0), 3D 0.733 -> 0.821 (3d-egd 1.0.0)
+FLOORS = {
+    2: 0.90,
+    3: 0.78,
+}  # measured: 2D 0.927 -> 0.943 (2d-egd 1.0.0), 3D 0.733 -> 0.821 (3d-egd 1.0.0)
 
 
 def _weights(dims: int) -> None:
@@ -52,10 +55,19 @@ def test_held_out_organ_from_points_and_two_clicks(client, totalseg, monkeypatch
     for _ in range(2):
         zyx, fg = robot_click(mask[view], reference[view])
         zyx = [zyx[0] + view[0].start if dims == 2 else zyx[0], *zyx[1:]]
-        r = client.post(url, json={"type": "click", "method": "mideepseg", **where,
-                                   "clicks": [{"zyx": zyx, "foreground": fg}]})
+        r = client.post(
+            url,
+            json={
+                "type": "click",
+                "method": "mideepseg",
+                **where,
+                "clicks": [{"zyx": zyx, "foreground": fg}],
+            },
+        )
         assert r.status_code == 200, r.text
         mask = codec.apply_delta(mask, r.json()["delta"])
         scores.append(dice(mask[view], reference[view]))
-    print(f"ct_3mm {organ} {dims}D Dice after points, +1, +2 clicks:", [round(s, 3) for s in scores])
+    print(
+        f"ct_3mm {organ} {dims}D Dice after points, +1, +2 clicks:", [round(s, 3) for s in scores]
+    )
     assert max(scores[1:]) >= FLOORS[dims] and scores[-1] >= scores[0] - 0.02

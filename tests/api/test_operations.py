@@ -43,7 +43,10 @@ def test_metrics_expose_stage_histograms(client, totalseg):
     session = upload(client, totalseg / "ct_3mm.nii.gz")
     segment = new_segment(client, session["id"])
     url = f"/v1/sessions/{session['id']}/segments/{segment['id']}/interactions"
-    assert client.post(url, json={"type": "click", "clicks": [{"zyx": [15, 50, 40]}]}).status_code == 200
+    assert (
+        client.post(url, json={"type": "click", "clicks": [{"zyx": [15, 50, 40]}]}).status_code
+        == 200
+    )
     text = client.get("/metrics").text
     for stage in ("load", "compute", "encode"):
         assert f'medseg_stage_seconds_count{{operation="interaction",stage="{stage}"}}' in text

@@ -11,8 +11,10 @@ LIVER_CLICK = [15, 50, 40]
 
 
 def click(client, url, zyx, foreground=True, **extra):
-    return client.post(f"{url}/interactions",
-                       json={"type": "click", "clicks": [{"zyx": zyx, "foreground": foreground}], **extra})
+    return client.post(
+        f"{url}/interactions",
+        json={"type": "click", "clicks": [{"zyx": zyx, "foreground": foreground}], **extra},
+    )
 
 
 def test_deltas_undo_redo_and_conflicts(client, totalseg):
@@ -25,7 +27,9 @@ def test_deltas_undo_redo_and_conflicts(client, totalseg):
     first = click(client, url, LIVER_CLICK)
     assert first.status_code == 200, first.text
     first = first.json()
-    assert first["previous_revision"] == segment["revision"] and first["delta"]["changed_voxels"] > 0
+    assert (
+        first["previous_revision"] == segment["revision"] and first["delta"]["changed_voxels"] > 0
+    )
     local = codec.apply_delta(local, first["delta"])
     assert np.array_equal(local, full_mask(client, sid, segment["id"]))
 
@@ -60,8 +64,9 @@ def test_deltas_undo_redo_and_conflicts(client, totalseg):
     assert np.array_equal(full_mask(client, sid, segment["id"]), after_second)
 
     # delta between any two revisions
-    delta = client.get(f"{url}/delta", params={"from": segment["revision"],
-                                               "to": second["revision"]}).json()
+    delta = client.get(
+        f"{url}/delta", params={"from": segment["revision"], "to": second["revision"]}
+    ).json()
     assert np.array_equal(codec.apply_delta(np.zeros_like(local), delta), after_second)
 
     history = client.get(f"{url}/history").json()

@@ -16,8 +16,9 @@ from tests.api.helpers import upload
 def plane(response) -> np.ndarray:
     assert response.status_code == 200, response.text
     rows, cols = (int(v) for v in response.headers["X-Shape"].split(","))
-    return np.frombuffer(response.content, dtype=np.dtype(response.headers["X-Dtype"]).newbyteorder("<")
-                         ).reshape(rows, cols)
+    return np.frombuffer(
+        response.content, dtype=np.dtype(response.headers["X-Dtype"]).newbyteorder("<")
+    ).reshape(rows, cols)
 
 
 @pytest.fixture
@@ -30,8 +31,10 @@ def ct(client, totalseg):
 @pytest.mark.parametrize("axis, index", [("z", 0), ("z", 17), ("y", 50), ("x", 121)])
 def test_slice_equals_the_image_plane(client, ct, axis, index):
     session, volume = ct
-    response = client.get(f"/v1/sessions/{session['id']}/slices/{axis}/{index}",
-                          headers={"Accept-Encoding": "identity"})
+    response = client.get(
+        f"/v1/sessions/{session['id']}/slices/{axis}/{index}",
+        headers={"Accept-Encoding": "identity"},
+    )
     expected = np.take(volume, index, axis="zyx".index(axis))
     got = plane(response)
     assert response.headers["X-Dtype"] == "int16" and "Content-Encoding" not in response.headers

@@ -83,19 +83,36 @@ def test_3d_box_on_an_untrained_pcnet(tmp_path, spleen, monkeypatch):
     run = bm.run_box(_reader(case.image), case.image.shape, case.spacing, box, None, 2)
     assert run.dims == 3 and run.state.features.shape == (10, *INPUT_SIZE[3])
     assert run.roi.lo == tuple(max(v - 2, 0) for v in box.lo)
-    assert run.to_roi(run.state.probability).shape == tuple(b - a + 1 for a, b in zip(run.roi.lo, run.roi.hi))
-    assert np.allclose(bm.block6_probability(run.network.block6, run.state.features),
-                       run.state.probability, atol=1e-4)
+    assert run.to_roi(run.state.probability).shape == tuple(
+        b - a + 1 for a, b in zip(run.roi.lo, run.roi.hi)
+    )
+    assert np.allclose(
+        bm.block6_probability(run.network.block6, run.state.features),
+        run.state.probability,
+        atol=1e-4,
+    )
 
 
 def test_errors(spleen, tmp_path, monkeypatch):
     case, _, z, box = spleen
     with pytest.raises(InvalidPrompt, match="needs a box"):
-        bm.segment(_reader(case.image), None, case.image.shape, case.spacing,
-                   Marks(fg=np.array([[z, 30, 30]])), Plane(0, z))
+        bm.segment(
+            _reader(case.image),
+            None,
+            case.image.shape,
+            case.spacing,
+            Marks(fg=np.array([[z, 30, 30]])),
+            Plane(0, z),
+        )
     with pytest.raises(InvalidPrompt, match="not on the 2D plane"):
-        bm.segment(_reader(case.image), None, case.image.shape, case.spacing,
-                   Marks(boxes=[box]), Plane(0, z + 1))
+        bm.segment(
+            _reader(case.image),
+            None,
+            case.image.shape,
+            case.spacing,
+            Marks(boxes=[box]),
+            Plane(0, z + 1),
+        )
     monkeypatch.setenv("MEDSEG_MODELS_DIR", str(tmp_path))
     with pytest.raises(ModelUnavailable, match="no 3D bifseg model"):
         bm.load_network(3)

@@ -115,8 +115,12 @@ def _random_weights(rng, dims: int, features: int, hidden: int) -> dict[str, np.
     """Block-6 weights drawn as torch's default conv init (uniform, +-1/sqrt(fan in))."""
     ones = (1,) * dims
     u = lambda fan_in, *shape: rng.uniform(-1, 1, shape).astype(np.float32) / np.sqrt(fan_in)
-    return {"hidden.weight": u(features, hidden, features, *ones), "hidden.bias": u(features, hidden),
-            "out.weight": u(hidden, 2, hidden, *ones), "out.bias": u(hidden, 2)}
+    return {
+        "hidden.weight": u(features, hidden, features, *ones),
+        "hidden.bias": u(features, hidden),
+        "out.weight": u(hidden, 2, hidden, *ones),
+        "out.bias": u(hidden, 2),
+    }
 
 
 def _toy(seed=0, size=24, features=6):
@@ -132,9 +136,15 @@ def _toy(seed=0, size=24, features=6):
 def test_finetune_reports_progress_and_returns_storable_weights():
     disc, image, feats, weights = _toy()
     seen = []
-    out = finetune(feats, image, weights, fg=disc & (np.arange(24) == 12)[:, None], bg=None,
-                   params=params_for(2, alternations=2, iterations=5),
-                   progress=lambda k, n, loss: seen.append((k, n, loss)))
+    out = finetune(
+        feats,
+        image,
+        weights,
+        fg=disc & (np.arange(24) == 12)[:, None],
+        bg=None,
+        params=params_for(2, alternations=2, iterations=5),
+        progress=lambda k, n, loss: seen.append((k, n, loss)),
+    )
     assert [k for k, _, _ in seen] == list(range(1, 11)) and all(n == 10 for _, n, _ in seen)
     assert out.mask.shape == out.probability.shape == disc.shape and len(out.losses) == 10
     restored = weights_from_bytes(weights_to_bytes(out.weights))
@@ -152,8 +162,14 @@ def test_cancellation_stops_between_iterations():
         return len(calls) > 7
 
     with pytest.raises(FinetuneCancelled) as info:
-        finetune(feats, image, weights, params=PARAMS_2D, should_stop=stop,
-                 progress=lambda k, n, loss: progress.append(k))
+        finetune(
+            feats,
+            image,
+            weights,
+            params=PARAMS_2D,
+            should_stop=stop,
+            progress=lambda k, n, loss: progress.append(k),
+        )
     assert info.value.step == 7 and info.value.total == 80 and progress == list(range(1, 8))
 
 
@@ -193,11 +209,20 @@ def test_gradients_match_finite_differences():
     grads = _gradients(matrices, x, *forward(matrices, x), y, w)
 
     def loss(m):
-        return weighted_loss(forward([a.astype(np.float64) for a in m], x.astype(np.float64))[1], y, w)
+        return weighted_loss(
+            forward([a.astype(np.float64) for a in m], x.astype(np.float64))[1], y, w
+        )
 
-    for key, (k, index) in {"hidden.weight": (0, (1, 2)), "hidden.bias": (1, (3,)),
-                            "out.weight": (2, (1, 0)), "out.bias": (3, (0,))}.items():
-        up, down = [m.astype(np.float64) for m in matrices], [m.astype(np.float64) for m in matrices]
+    for key, (k, index) in {
+        "hidden.weight": (0, (1, 2)),
+        "hidden.bias": (1, (3,)),
+        "out.weight": (2, (1, 0)),
+        "out.bias": (3, (0,)),
+    }.items():
+        up, down = (
+            [m.astype(np.float64) for m in matrices],
+            [m.astype(np.float64) for m in matrices],
+        )
         up[k][index] += 1e-4
         down[k][index] -= 1e-4
         numeric = (loss(up) - loss(down)) / 2e-4
@@ -238,7 +263,9 @@ def test_numpy_finetuning_matches_torch_autograd(dims):
         with torch.no_grad():
             for name, p in block.named_parameters():
                 buf = buffers.get(name)
-                buffers[name] = buf = p.grad.clone() if buf is None else params.momentum * buf + p.grad
+                buffers[name] = buf = (
+                    p.grad.clone() if buf is None else params.momentum * buf + p.grad
+                )
                 p -= params.lr * buf
         losses.append(loss.item())
     reference = block.weights()
@@ -255,8 +282,10 @@ def test_numpy_finetuning_matches_torch_autograd(dims):
 def test_the_server_side_needs_no_torch():
     """The whole server (every built-in plug-in, the API, the worker, the fine-tuning job)
     imports and is wired with torch unavailable."""
-    code = ("import sys; sys.modules['torch'] = None; import medseg.engine.finetune, "
-            "medseg.usecases.finetune, medseg.worker, medseg.main, medseg.api.app, "
-            "medseg.builtin; medseg.builtin.build()")
+    code = (
+        "import sys; sys.modules['torch'] = None; import medseg.engine.finetune, "
+        "medseg.usecases.finetune, medseg.worker, medseg.main, medseg.api.app, "
+        "medseg.builtin; medseg.builtin.build()"
+    )
     done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -76,10 +76,15 @@ def test_too_few_points_and_missing_models_are_clear_errors(volume):
 
 
 def _refine_context(first, plane):
-    interaction = {"method": "mideepseg",
-                   "plane": None if plane is None else {"axis": "zyx"[plane.axis], "index": plane.index}}
-    return SegmentContext(kind="click", head_interaction=interaction,
-                          head_probability=lambda: (first.roi, first.probability))
+    interaction = {
+        "method": "mideepseg",
+        "plane": None if plane is None else {"axis": "zyx"[plane.axis], "index": plane.index},
+    }
+    return SegmentContext(
+        kind="click",
+        head_interaction=interaction,
+        head_probability=lambda: (first.roi, first.probability),
+    )
 
 
 @pytest.mark.parametrize("refinement", ["if-gc", "gc"])
@@ -99,7 +104,9 @@ def test_refinement_keeps_every_click_and_grows_the_roi(volume, refinement, plan
         assert result.mask[local(p)]
     assert not result.mask[local(bg[0])]
     # the CNN probability is carried (zero outside the CNN box) for the next refinement
-    inner = tuple(slice(lo - r, hi - r + 1) for lo, hi, r in zip(first.roi.lo, first.roi.hi, result.roi.lo))
+    inner = tuple(
+        slice(lo - r, hi - r + 1) for lo, hi, r in zip(first.roi.lo, first.roi.hi, result.roi.lo)
+    )
     assert np.allclose(result.probability[inner], first.probability)
     assert result.probability.sum() == pytest.approx(first.probability.sum(), rel=1e-5)
     again = run(image, marks, plane, "click", context=context, refinement=refinement)
@@ -110,9 +117,19 @@ def test_refinement_needs_a_mideepseg_head_on_the_same_plane(volume):
     image, _ = volume
     marks = Marks(fg=np.array([[10, 30, 35]]), points=POINTS_2D)
     with pytest.raises(InvalidPrompt, match="no MIDeepSeg result to refine"):
-        run(image, marks, Plane(0, 10), "click",
-            context=SegmentContext(kind="click", head_interaction={"method": "geodesic-graphcut"}))
+        run(
+            image,
+            marks,
+            Plane(0, 10),
+            "click",
+            context=SegmentContext(kind="click", head_interaction={"method": "geodesic-graphcut"}),
+        )
     first = run(image, Marks(points=POINTS_2D), Plane(0, 10), "points")
     with pytest.raises(InvalidPrompt, match="made in 2D on z=10: refine it there"):
-        run(image, Marks(fg=np.array([[10, 30, 35]])), None, "click",
-            context=_refine_context(first, Plane(0, 10)))
+        run(
+            image,
+            Marks(fg=np.array([[10, 30, 35]])),
+            None,
+            "click",
+            context=_refine_context(first, Plane(0, 10)),
+        )

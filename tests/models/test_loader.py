@@ -31,7 +31,9 @@ def test_loaded_session_reproduces_torch(tmp_path, dims):
 def test_missing_model_names_the_available_ones(tmp_path):
     write_tiny_model(tmp_path, dims=2, encoding="egd")
     loader = ModelLoader(tmp_path)
-    with pytest.raises(ModelUnavailable, match=r"gaussian.*available: mideepseg-2d-egd \(2D, egd\)"):
+    with pytest.raises(
+        ModelUnavailable, match=r"gaussian.*available: mideepseg-2d-egd \(2D, egd\)"
+    ):
         loader.find("mideepseg", 2, "gaussian")
     with pytest.raises(ModelUnavailable, match="available: none"):
         ModelLoader(tmp_path / "empty").find("mideepseg", 3, "egd")

@@ -51,7 +51,7 @@ def masks(draw, shape=None):
     if kind == "box":
         m = np.zeros(shape, bool)
         lo = [draw(st.integers(0, s - 1)) for s in shape]
-        hi = [draw(st.integers(l + 1, s)) for l, s in zip(lo, shape)]
+        hi = [draw(st.integers(a + 1, s)) for a, s in zip(lo, shape)]
         m[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = True
         return m
     if kind == "sparse":
@@ -240,7 +240,7 @@ def test_delta_from_xor_matches_full(pair, data):
     # any sub-box that contains all changed voxels
     if ref is None:
         lo = [data.draw(st.integers(0, s)) for s in shape]
-        hi = [data.draw(st.integers(l, s)) for l, s in zip(lo, shape)]
+        hi = [data.draw(st.integers(a, s)) for a, s in zip(lo, shape)]
     else:
         lo = [data.draw(st.integers(0, ref[a])) for a in range(3)]
         hi = [data.draw(st.integers(ref[a + 3], shape[a])) for a in range(3)]

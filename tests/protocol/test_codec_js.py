@@ -29,7 +29,9 @@ pytestmark = pytest.mark.skipif(
 
 RUNNER = r"""
 import { readFileSync } from 'node:fs';
-import { decodeMask, applyDelta, encodeMask, encodeDelta, base64ToBytes, bytesToBase64 } from %(url)s;
+import {
+  decodeMask, applyDelta, encodeMask, encodeDelta, base64ToBytes, bytesToBase64,
+} from %(url)s;
 
 const cases = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const results = cases.map((c) => {
@@ -164,7 +166,13 @@ def test_js_rejects_malformed(tmp_path):
 
 
 def test_js_codec_unit_tests_pass_and_pin_the_versions():
-    result = subprocess.run([NODE, "--test", "tests/protocol/"], cwd=ROOT, check=False,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [NODE, "--test", "tests/protocol/"],
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "# fail 0" in result.stdout and "versions.json" in result.stdout

@@ -131,7 +131,8 @@ def test_chunk_codec_is_safe_across_threads():
 
     def roundtrip(i: int) -> bool:
         for _ in range(200):
-            if not np.array_equal(chunks.decode_array(blobs[i % 8], (8, 64, 64), "int16"), blocks[i % 8]):
+            decoded = chunks.decode_array(blobs[i % 8], (8, 64, 64), "int16")
+            if not np.array_equal(decoded, blocks[i % 8]):
                 return False
             chunks.encode_array(blocks[i % 8])
         return True

@@ -49,7 +49,9 @@ def test_held_out_organs_are_never_sampled(totalseg):
 
 def test_samples_pair_a_prior_channel_with_a_nearby_target():
     x, y = next(iter(propagation.Samples(batch_size=24, seed=0, real=False)))
-    assert x.shape == (24, 2, *INPUT_SIZE) and y.shape == (24, *INPUT_SIZE) and y.dtype == torch.bool
+    assert (
+        x.shape == (24, 2, *INPUT_SIZE) and y.shape == (24, *INPUT_SIZE) and y.dtype == torch.bool
+    )
     prior = x[:, 1] > 0.5
     assert prior.any(dim=(1, 2)).all()  # every sample has a prior
     # the prior is perturbed on purpose (rotation, scale, shift), yet the target lies largely
@@ -75,13 +77,34 @@ def test_one_shot_follows_a_perfect_predictor_and_stops_past_the_object():
 
 
 def test_two_training_steps_export_a_model_and_its_card(tmp_path):
-    cli.main(["propagation", "--steps", "2", "--batch-size", "2", "--synthetic-only",
-              "--skip-validation", "--workers", "0", "--quiet", "--out", str(tmp_path),
-              "--checkpoint-dir", str(tmp_path / "ckpt")])
+    cli.main(
+        [
+            "propagation",
+            "--steps",
+            "2",
+            "--batch-size",
+            "2",
+            "--synthetic-only",
+            "--skip-validation",
+            "--workers",
+            "0",
+            "--quiet",
+            "--out",
+            str(tmp_path),
+            "--checkpoint-dir",
+            str(tmp_path / "ckpt"),
+        ]
+    )
     card = json.loads((tmp_path / "propnet-2d.json").read_text())
     assert card["task"] == "propagation" and card["training"]["steps"] == 2
-    assert card["input_size"] == list(INPUT_SIZE) and card["training"]["prior_offsets"] == [-2, -1, 1, 2]
-    session = onnxruntime.InferenceSession(str(tmp_path / card["file"]),
-                                           providers=["CPUExecutionProvider"])
+    assert card["input_size"] == list(INPUT_SIZE) and card["training"]["prior_offsets"] == [
+        -2,
+        -1,
+        1,
+        2,
+    ]
+    session = onnxruntime.InferenceSession(
+        str(tmp_path / card["file"]), providers=["CPUExecutionProvider"]
+    )
     (logits,) = session.run(None, {"input": np.zeros((2, 2, *INPUT_SIZE), np.float32)})
     assert logits.shape == (2, 2, *INPUT_SIZE)

@@ -28,7 +28,9 @@ def margin_points(mask2d: np.ndarray, inward: int = 2) -> list[tuple[int, int]]:
 def test_interior_margin_points_segment_the_liver_and_clicks_refine_it(viewer, ct_liver):
     session, reference, z = ct_liver
     liver = reference[z]
-    assert viewer.page.locator('#toolbar [data-tool="points"]').is_visible()  # capabilities list `points`
+    assert viewer.page.locator(
+        '#toolbar [data-tool="points"]'
+    ).is_visible()  # capabilities list `points`
     models = viewer.page.locator("#models .model-list li")
     assert "mideepseg-2d-egd" in models.first.inner_text() and "Dice" in models.first.inner_text()
     encoding = viewer.page.locator("#models .encoding select")
@@ -51,12 +53,17 @@ def test_interior_margin_points_segment_the_liver_and_clicks_refine_it(viewer, c
     assert viewer.segments() == []  # nothing is sent before Enter
     viewer.page.screenshot(path=str(OUTPUT / "points-placed.png"))
     viewer.key("Enter")
-    viewer.page.wait_for_function("window.medseg.segments.length === 1 && window.medseg.segments[0].revision > 1")
+    viewer.page.wait_for_function(
+        "window.medseg.segments.length === 1 && window.medseg.segments[0].revision > 1"
+    )
     viewer.settle()
     painted = viewer.overlay("z")
     inside = (painted & liver).sum() / max(painted.sum(), 1)
     dice = 2 * (painted & liver).sum() / (painted.sum() + liver.sum())
-    print(f"points: overlay {painted.sum()} px, inside the reference liver {inside:.3f}, Dice {dice:.3f}")
+    print(
+        f"points: overlay {painted.sum()} px, inside the reference liver {inside:.3f}, "
+        f"Dice {dice:.3f}"
+    )
     assert painted.sum() >= 0.5 * liver.sum() and inside >= 0.85
     [segment] = viewer.segments()
     assert np.array_equal(painted, server_mask(viewer.base_url, session["id"], segment["id"])[z])
@@ -68,8 +75,12 @@ def test_interior_margin_points_segment_the_liver_and_clicks_refine_it(viewer, c
     row, col = deepest_point(missed if missed.sum() >= 20 else liver)
     viewer.click("z", row, col)
     with api(viewer.base_url) as client:
-        history = client.get(f"/v1/sessions/{session['id']}/segments/{segment['id']}/history").json()
-    kinds = [(r["interaction"]["type"], r["interaction"].get("method")) for r in history["revisions"][1:]]
+        history = client.get(
+            f"/v1/sessions/{session['id']}/segments/{segment['id']}/history"
+        ).json()
+    kinds = [
+        (r["interaction"]["type"], r["interaction"].get("method")) for r in history["revisions"][1:]
+    ]
     assert kinds == [("points", "mideepseg"), ("click", "mideepseg")], kinds
 
 
@@ -93,7 +104,8 @@ def test_propagation_shows_progress_and_paints_other_slices(viewer, ct_liver):
             }
           }
         }).observe(document.querySelector('#toolbar .jobs'),
-                   {subtree: true, attributes: true, attributeFilter: ['value', 'class'], attributeOldValue: true});
+                   {subtree: true, attributes: true, attributeFilter: ['value', 'class'],
+                    attributeOldValue: true});
     }""")
     # count the slices painted from the job's events before it commits
     viewer.page.evaluate("""() => {
@@ -110,7 +122,9 @@ def test_propagation_shows_progress_and_paints_other_slices(viewer, ct_liver):
     seen = viewer.page.evaluate("window.progressSeen")
     seen.append(viewer.page.evaluate("window.progressLast"))
     values = {value for value, _ in seen}
-    print(f"progress values seen: {len(seen)} updates, {sorted(values)[:5]}...{sorted(values)[-3:]}")
+    print(
+        f"progress values seen: {len(seen)} updates, {sorted(values)[:5]}...{sorted(values)[-3:]}"
+    )
     assert len(values) >= 3 and max(m for _, m in seen) > 1
     assert viewer.page.evaluate("window.progressDone")  # the bar ends as done (then goes away)
     previewed = viewer.page.evaluate("window.previewed")
@@ -143,8 +157,13 @@ def test_propagation_shows_progress_and_paints_other_slices(viewer, ct_liver):
 
     viewer.key("?")  # the new shortcuts are in the help overlay
     help_text = viewer.page.locator("#help").inner_text()
-    for entry in ("Points tool: send the placed points", "Points tool: take the last point back",
-                  "propagate the active segment", "lock / unlock the slice", "fine-tune the active segment"):
+    for entry in (
+        "Points tool: send the placed points",
+        "Points tool: take the last point back",
+        "propagate the active segment",
+        "lock / unlock the slice",
+        "fine-tune the active segment",
+    ):
         assert entry in help_text, entry
     viewer.page.keyboard.press("Escape")
 
@@ -163,7 +182,8 @@ def test_a_propagation_that_conflicts_is_reported_and_changes_nothing(viewer, ct
     # the job is submitted, then the segment moves on before it commits: 409, nothing applied
     viewer.go_to("z", z)
     viewer.expected_errors.add("Job not applied")
-    viewer.page.evaluate("""([base]) => {
+    viewer.page.evaluate(
+        """([base]) => {
         const app = window.medseg;
         const submitted = async (e) => {
           if (!['queued', 'running'].includes(e.detail.job?.state)) return;
@@ -171,10 +191,13 @@ def test_a_propagation_that_conflicts_is_reported_and_changes_nothing(viewer, ct
           await app.api.post(`${base}/undo`);  // behind the job's back
         };
         app.addEventListener('job', submitted);
-    }""", [base])
+    }""",
+        [base],
+    )
     viewer.page.locator("#toolbar button.propagate").click()
-    viewer.page.wait_for_function("window.medseg.messages.some((m) => m.title === 'Job not applied')",
-                                  timeout=120_000)
+    viewer.page.wait_for_function(
+        "window.medseg.messages.some((m) => m.title === 'Job not applied')", timeout=120_000
+    )
     viewer.page.wait_for_function("window.medseg.jobs.size === 0")
     viewer.settle()
     text = viewer.page.locator("#messages").inner_text()
@@ -182,7 +205,9 @@ def test_a_propagation_that_conflicts_is_reported_and_changes_nothing(viewer, ct
     with api(viewer.base_url) as client:
         head = client.get(base).json()["revision"]
     assert viewer.page.evaluate(f"window.medseg.masks.revision({segment['id']})") == head
-    assert np.array_equal(viewer.overlay("z"), server_mask(viewer.base_url, session["id"], segment["id"])[z])
+    assert np.array_equal(
+        viewer.overlay("z"), server_mask(viewer.base_url, session["id"], segment["id"])[z]
+    )
 
 
 def test_a_bifseg_box_is_fine_tuned_with_a_progress_bar_and_scribbles(viewer, ct_liver):
@@ -217,8 +242,9 @@ def test_a_bifseg_box_is_fine_tuned_with_a_progress_bar_and_scribbles(viewer, ct
     assert "1 scribble" in panel.locator(".count").inner_text()
     assert viewer.segments()[0]["revision"] == held  # the stroke was not sent as an interaction
     panel.locator("button.supervised").click()
-    viewer.page.wait_for_function("document.querySelector('#finetune .count').textContent.startsWith('0 ')",
-                                  timeout=120_000)
+    viewer.page.wait_for_function(
+        "document.querySelector('#finetune .count').textContent.startsWith('0 ')", timeout=120_000
+    )
     viewer.settle()
     with api(viewer.base_url) as client:
         history = client.get(f"{base}/history").json()["revisions"]

@@ -77,8 +77,12 @@ def test_a_change_made_elsewhere_is_resynced_on_the_next_click(viewer, ct_liver,
         head = response.json()["revision"]
     # the viewer still holds the old revision: its next click is refused (409) and resyncs
     viewer.expected_errors.add("Conflict")
-    viewer.click("z", *deepest_point(liver & ~viewer.overlay("z")) if (liver & ~viewer.overlay("z")).any()
-                 else deepest_point(liver))
+    viewer.click(
+        "z",
+        *deepest_point(liver & ~viewer.overlay("z"))
+        if (liver & ~viewer.overlay("z")).any()
+        else deepest_point(liver),
+    )
     assert any("Conflict" in m for m in viewer.messages()), viewer.messages()
     truth = server_mask(viewer.base_url, session["id"], segment["id"])
     assert viewer.segments()[0]["revision"] == head
@@ -95,10 +99,14 @@ def test_returning_to_the_tab_catches_up_with_changes_made_elsewhere(viewer, ct_
         response = client.post(f"/v1/sessions/{session['id']}/segments/{segment['id']}/undo")
         assert response.status_code == 200, response.text
         head = response.json()["revision"]
-        second = client.post(f"/v1/sessions/{session['id']}/segments", json={"name": "kidney"}).json()
+        second = client.post(
+            f"/v1/sessions/{session['id']}/segments", json={"name": "kidney"}
+        ).json()
     viewer.page.evaluate("window.dispatchEvent(new Event('focus'))")
     viewer.page.wait_for_function(
-        f"window.medseg.segments.length === 2 && window.medseg.masks.revision({segment['id']}) === {head}")
+        f"window.medseg.segments.length === 2 && "
+        f"window.medseg.masks.revision({segment['id']}) === {head}"
+    )
     viewer.settle()
     assert not viewer.overlay("z").any()
     assert [s["name"] for s in viewer.segments()][1] == second["name"] == "kidney"
@@ -148,7 +156,8 @@ def test_segment_panel_renames_recolours_exports_hides_and_deletes(viewer, ct_li
     row.locator(".name").fill("liver")
     row.locator(".name").press("Enter")
     row.locator("input[type=color]").evaluate(
-        "(el) => { el.value = '#00ff00'; el.dispatchEvent(new Event('change')); }")
+        "(el) => { el.value = '#00ff00'; el.dispatchEvent(new Event('change')); }"
+    )
     viewer.settle()
     with api(viewer.base_url) as client:
         [stored] = client.get(f"/v1/sessions/{session['id']}/segments").json()
@@ -161,7 +170,9 @@ def test_segment_panel_renames_recolours_exports_hides_and_deletes(viewer, ct_li
     assert path.name.endswith(".nii.gz")
     labels = np.asarray(nib.load(path).dataobj).transpose(2, 1, 0)
     mask = server_mask(viewer.base_url, session["id"], stored["id"])
-    assert labels.shape == tuple(session["shape"]) and np.array_equal(labels == stored["label"], mask)
+    assert labels.shape == tuple(session["shape"]) and np.array_equal(
+        labels == stored["label"], mask
+    )
     viewer.page.locator(".segment .visible").first.uncheck()
     viewer.settle()
     assert not viewer.overlay("z").any()
@@ -194,13 +205,17 @@ def test_errors_are_shown_as_clear_messages(browser, server, tmp_path):
 
         (tmp_path / "notes.txt").write_text("not an image")
         page.set_input_files("#start input.files", str(tmp_path / "notes.txt"))
-        page.wait_for_function("[...document.querySelectorAll('#messages .note')].some("
-                               "(n) => n.textContent.includes('Unsupported file'))")
+        page.wait_for_function(
+            "[...document.querySelectorAll('#messages .note')].some("
+            "(n) => n.textContent.includes('Unsupported file'))"
+        )
 
         page.goto(f"{server}/ui/#session={'0' * 32}")
         page.reload()
-        page.wait_for_function("[...document.querySelectorAll('#messages .note')].some("
-                               "(n) => n.textContent.includes('Not found'))")
+        page.wait_for_function(
+            "[...document.querySelectorAll('#messages .note')].some("
+            "(n) => n.textContent.includes('Not found'))"
+        )
         OUTPUT.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(OUTPUT / "errors.png"))
     finally:
@@ -238,7 +253,9 @@ def test_method_parameters_from_capabilities_go_with_the_interaction(viewer, ct_
     viewer.click("z", *deepest_point(reference[z]))
     [segment] = viewer.segments()
     with api(viewer.base_url) as client:
-        history = client.get(f"/v1/sessions/{session['id']}/segments/{segment['id']}/history").json()
+        history = client.get(
+            f"/v1/sessions/{session['id']}/segments/{segment['id']}/history"
+        ).json()
     last = history["revisions"][-1]["interaction"]
     assert last["type"] == "click" and last["params"]["margin_mm"] == 30
 
@@ -248,13 +265,16 @@ def test_dropping_an_mr_file_opens_it_with_an_automatic_window(viewer, totalseg)
 
     viewer.open()
     path = totalseg / "mr_3mm.nii.gz"
-    viewer.page.evaluate("""([name, b64]) => {
+    viewer.page.evaluate(
+        """([name, b64]) => {
         const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
         const transfer = new DataTransfer();
         transfer.items.add(new File([bytes], name));
         document.querySelector('#start .drop').dispatchEvent(
           new DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }));
-    }""", [path.name, base64.b64encode(path.read_bytes()).decode()])
+    }""",
+        [path.name, base64.b64encode(path.read_bytes()).decode()],
+    )
     viewer.page.wait_for_function("window.medseg.session !== null")
     viewer.wait_shown("z")
     assert viewer.page.locator("#start").is_hidden()
@@ -263,7 +283,8 @@ def test_dropping_an_mr_file_opens_it_with_an_automatic_window(viewer, totalseg)
     # the automatic window spreads the MR intensities over the grey range
     greys = viewer.page.evaluate("""() => {
         const v = window.medseg.views.z;
-        const px = v.canvas.getContext('2d').getImageData(0, 0, v.canvas.width, v.canvas.height).data;
+        const context = v.canvas.getContext('2d');
+        const px = context.getImageData(0, 0, v.canvas.width, v.canvas.height).data;
         const seen = new Set();
         for (let i = 0; i < px.length; i += 4) seen.add(px[i]);
         return seen.size;
@@ -271,7 +292,12 @@ def test_dropping_an_mr_file_opens_it_with_an_automatic_window(viewer, totalseg)
     assert greys > 100
     viewer.key("?")
     help_text = viewer.page.locator("#help").inner_text()
-    for entry in ("undo", "2D (this slice) / 3D (the volume)", "lock / unlock the slice", "Click tool"):
+    for entry in (
+        "undo",
+        "2D (this slice) / 3D (the volume)",
+        "lock / unlock the slice",
+        "Click tool",
+    ):
         assert entry in help_text, entry
     viewer.page.screenshot(path=str(OUTPUT / "help.png"))
     viewer.page.keyboard.press("Escape")  # the overlay covers the views
@@ -299,8 +325,11 @@ def test_a_png_photo_is_one_view_and_a_click_segments_the_disk(viewer, tmp_path)
 def test_the_open_screen_lists_reopens_and_deletes_sessions(viewer, totalseg):
     with api(viewer.base_url) as client:
         path = totalseg / "ct_3mm.nii.gz"
-        response = client.post("/v1/sessions", files=[("files", (path.name, path.read_bytes()))],
-                               data={"name": "listed"})
+        response = client.post(
+            "/v1/sessions",
+            files=[("files", (path.name, path.read_bytes()))],
+            data={"name": "listed"},
+        )
         assert response.status_code == 201, response.text
         session = response.json()
     viewer.open()
@@ -334,9 +363,12 @@ def test_a_delta_that_skips_the_held_revision_resyncs_instead_of_applying(viewer
         # a delta the viewer never saw the start of: first click -> head
         skipping = client.get(f"{base}/delta", params={"from": first_click, "to": head}).json()
     assert skipping["from_revision"] != held
-    viewer.page.evaluate("([id, delta]) => window.medseg.masks.follow(id, delta)",
-                         [segment["id"], skipping])
+    viewer.page.evaluate(
+        "([id, delta]) => window.medseg.masks.follow(id, delta)", [segment["id"], skipping]
+    )
     viewer.settle()
     assert viewer.page.evaluate(f"window.medseg.masks.revision({segment['id']})") == head
-    assert np.array_equal(viewer.overlay("z"), server_mask(viewer.base_url, session["id"], segment["id"])[z])
+    assert np.array_equal(
+        viewer.overlay("z"), server_mask(viewer.base_url, session["id"], segment["id"])[z]
+    )
     assert not viewer.overlay("z").any()

@@ -21,7 +21,8 @@ _OVERLAY_JS = """(axis) => {
       const [x, y] = view.toScreen(r, c);
       const i = (Math.floor(y * dpr) * canvas.width + Math.floor(x * dpr)) * 4;
       const [R, G, B] = [pixels[i], pixels[i + 1], pixels[i + 2]];
-      out[r * view.cols + c] = Math.max(Math.abs(R - G), Math.abs(G - B), Math.abs(R - B)) > 24 ? 1 : 0;
+      const chroma = Math.max(Math.abs(R - G), Math.abs(G - B), Math.abs(R - B));
+      out[r * view.cols + c] = chroma > 24 ? 1 : 0;
     }
   }
   return out;
@@ -58,7 +59,8 @@ class ViewerPage:
     def wait_shown(self, axis: str, index: int | None = None) -> None:
         check = f"&& v.shown.index === {index}" if index is not None else ""
         self.page.wait_for_function(
-            f"(() => {{ const v = window.medseg?.views.{axis}; return v && v.shown {check}; }})()")
+            f"(() => {{ const v = window.medseg?.views.{axis}; return v && v.shown {check}; }})()"
+        )
         self.page.evaluate("window.medseg.crosshair = false")
         self.settle()
 
@@ -102,7 +104,9 @@ class ViewerPage:
     # -- reading back -------------------------------------------------------------------------
     def overlay(self, axis: str = "z") -> np.ndarray:
         """bool (rows, cols): plane pixels painted in a segment colour on the canvas."""
-        rows, cols = self.page.evaluate(f"[window.medseg.views.{axis}.rows, window.medseg.views.{axis}.cols]")
+        rows, cols = self.page.evaluate(
+            f"[window.medseg.views.{axis}.rows, window.medseg.views.{axis}.cols]"
+        )
         flags = self.page.evaluate(_OVERLAY_JS, axis)
         return np.asarray(flags, dtype=bool).reshape(rows, cols)
 
@@ -110,8 +114,12 @@ class ViewerPage:
         return self.page.locator("#messages .note").all_inner_texts()
 
     def error_messages(self) -> list[dict]:
-        return self.page.evaluate("window.medseg ? window.medseg.messages.filter((m) => m.level === 'error') : []")
+        return self.page.evaluate(
+            "window.medseg ? window.medseg.messages.filter((m) => m.level === 'error') : []"
+        )
 
     def segments(self) -> list[dict]:
         return self.page.evaluate(
-            "window.medseg.segments.map(({id, name, color, revision, visible}) => ({id, name, color, revision, visible}))")
+            "window.medseg.segments.map(({id, name, color, revision, visible}) =>"
+            " ({id, name, color, revision, visible}))"
+        )
