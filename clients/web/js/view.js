@@ -261,7 +261,6 @@ export class SliceView {
     if (!d) return;
     if (d.kind === 'pan') {
       this.pan = [d.pan[0] + x - d.x, d.pan[1] + y - d.y];
-      this.app.syncPanZoom?.(this);
     } else if (d.kind === 'window') {
       const width = Math.max(1, d.win.width * Math.exp((x - d.x) / 200));
       this.app.views.setWindow({ width, center: d.win.center - (y - d.y) * d.win.width / 400 }, 'custom');
