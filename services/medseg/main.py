@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 import uvicorn
 from pydantic import ValidationError
@@ -57,6 +58,29 @@ def start_worker() -> subprocess.Popen:
     return process
 
 
+class Clock(Protocol):
+    """The time a `WorkerSupervisor` reads and waits on (tests pass one they advance by hand)."""
+
+    def monotonic(self) -> float: ...
+
+    def wait(self, stopping: threading.Event, seconds: float) -> bool:
+        """Wait `seconds`, or less once `stopping` is set; True when it is set."""
+        ...
+
+
+class RealClock:
+    """The wall clock: `time.monotonic` and `Event.wait`."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def wait(self, stopping: threading.Event, seconds: float) -> bool:
+        return stopping.wait(seconds)
+
+
+REAL_CLOCK = RealClock()
+
+
 class WorkerSupervisor:
     """Keeps one job worker running beside the API: a worker that exits (killed by the OOM
     killer, crashed) is started again. Its running job is already handled (the job store marks
@@ -66,27 +90,29 @@ class WorkerSupervisor:
     not spin."""
 
     def __init__(self, start: Callable[[], subprocess.Popen], poll_s: float = 1.0,
-                 backoff_s: float = 1.0, max_backoff_s: float = 60.0, stable_s: float = 60.0):
-        self._start, self.poll_s = start, poll_s
+                 backoff_s: float = 1.0, max_backoff_s: float = 60.0, stable_s: float = 60.0,
+                 clock: Clock = REAL_CLOCK):
+        self._start, self.poll_s, self._clock = start, poll_s, clock
         self.backoff_s, self.max_backoff_s, self.stable_s = backoff_s, max_backoff_s, stable_s
         self._stopping = threading.Event()
         self.process = start()
-        self.started_at, self.restarts = time.monotonic(), 0
+        self.started_at, self.restarts = self._clock.monotonic(), 0
         self._thread = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
         self._thread.start()
 
     def _watch(self) -> None:
         wait = self.backoff_s
-        while not self._stopping.wait(self.poll_s):
+        while not self._clock.wait(self._stopping, self.poll_s):
             code = self.process.poll()
             if code is None:
                 continue
-            wait = self.backoff_s if time.monotonic() - self.started_at > self.stable_s else wait
+            stable = self._clock.monotonic() - self.started_at > self.stable_s
+            wait = self.backoff_s if stable else wait
             print(f"medseg: job worker (pid {self.process.pid}) exited with code {code}; "
                   f"starting another in {wait:.0f} s", flush=True)
-            if self._stopping.wait(wait):
+            if self._clock.wait(self._stopping, wait):
                 return
-            self.process, self.started_at = self._start(), time.monotonic()
+            self.process, self.started_at = self._start(), self._clock.monotonic()
             self.restarts += 1
             wait = min(2 * wait, self.max_backoff_s)
 

@@ -16,6 +16,7 @@ import pytest
 
 from medseg.algorithms.metrics import dice
 from medseg.engine.imageio import reorient_to
+from medseg.engine.prompts import Box, Marks
 from medseg_protocol import codec
 from tests.api.helpers import new_segment, upload
 from tests.robot import robot_click
@@ -104,11 +105,28 @@ def test_ct3mm_3d_within_8_clicks_and_export_affine(client, totalseg, organ):
     assert np.array_equal(np.asarray(image.dataobj).transpose(2, 1, 0) > 0, head_mask)
 
 
-def test_dicom_export_lines_up_with_reference_mask(client, totalseg):
+def test_dicom_export_lines_up_with_reference_mask(client, store, totalseg):
+    """The label map exported from a DICOM session lies on the reference mask's physical grid:
+    the reference liver, put into a segment on the session's grid, comes back voxel for voxel
+    where the reference file has it, read with the exported file's own affine."""
     session = upload(client, *sorted((totalseg / "ct_dicom").iterdir()))
-    reference_file = nib.load(totalseg / "ct_dicom_seg.nii.gz")
+    liver = organ_reference(totalseg, "ct_dicom_seg.nii.gz", "liver", session)
+    assert liver.sum() > 10_000
+    segment = new_segment(client, session["id"], "liver")
+    meta = store.sessions.get(session["id"])
+    record, head = store.segments.head(meta, segment["id"])
+    store.segments.commit(meta, record, head, Box((0, 0, 0), tuple(s - 1 for s in meta.shape)),
+                          liver, {"type": "test"}, {}, Marks())
     exported = client.get(f"/v1/sessions/{session['id']}/export", params={"format": "nifti"})
+    assert exported.status_code == 200, exported.text
     image = nib.Nifti1Image.from_bytes(gzip.decompress(exported.content))
-    # same physical grid as the reference mask, up to axis order and flips
-    reorient_to(image.affine, image.shape[::-1], np.zeros(reference_file.shape[::-1]),
-                reference_file.affine)
+    assert np.allclose(image.affine, session["affine"])
+    reference_file = nib.load(totalseg / "ct_dicom_seg.nii.gz")
+    labels = json.loads((totalseg / "labels.json").read_text())["ct_dicom_seg.nii.gz"]
+    label = int(next(k for k, v in labels.items() if v == "liver"))
+    reference = np.asarray(reference_file.dataobj).transpose(2, 1, 0) == label
+    # same grid up to axis order and flips (reorient_to refuses anything else), same voxels
+    back = reorient_to(reference_file.affine, reference.shape,
+                       np.asarray(image.dataobj).transpose(2, 1, 0), image.affine)
+    assert set(np.unique(back).tolist()) == {0, segment["label"]}
+    assert np.array_equal(back == segment["label"], reference)

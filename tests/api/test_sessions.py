@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import time
-
 import nibabel as nib
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from medseg.api.app import create_app
 from medseg.store import Store
 from medseg.store.keys import SessionKeys, tenant_sessions_key
 from tests.api.helpers import new_segment, upload
-from tests.conftest import KEYS, make_settings
+from tests.polling import poll
 
 
 def session_keys(store: Store, session_id: str) -> list[bytes]:
@@ -60,23 +57,68 @@ def test_delete_purges_every_key(client, store, totalseg):
     assert client.get(f"/v1/sessions/{session['id']}").status_code == 404
 
 
-def test_idle_ttl_expires_every_key(redis_url, totalseg):
-    settings = make_settings(redis_url, session_ttl_s=2)
-    store = Store.connect(redis_url, settings.session_ttl_s)
-    with TestClient(create_app(settings, store), headers={"X-API-Key": KEYS["alice"]}) as c:
-        session = upload(c, totalseg / "ct_3mm.nii.gz")
-        new_segment(c, session["id"])
-        keys = session_keys(store, session["id"])
-        assert len(keys) >= 4
-        assert all(0 < store.sessions.redis.ttl(k) <= 2 for k in keys)
-        time.sleep(1.2)
-        assert c.get(f"/v1/sessions/{session['id']}").status_code == 200  # touch: idle restarts
-        time.sleep(1.2)
-        assert session_keys(store, session["id"]) != []  # still alive thanks to the touch
-        time.sleep(2.5)
-        assert session_keys(store, session["id"]) == []
-        assert c.get(f"/v1/sessions/{session['id']}").status_code == 404
-        assert session["id"] not in [s["id"] for s in c.get("/v1/sessions").json()]
+# Redis does the expiring; what our code must do is give every key of a session the idle TTL,
+# renew it on every key at every touch, and treat a session whose keys Redis has expired as
+# gone. Read back with PTTL and forced with PEXPIRE: no waiting for the wall clock.
+SLACK_MS = 60_000  # a TTL read back within a minute of being (re)set is still "full"
+LOWERED_MS = 100_000  # far under a full TTL minus the slack: a renewal cannot be mistaken
+
+
+def ttls_ms(store: Store, session_id: str) -> dict[str, int]:
+    redis = store.sessions.redis
+    return {key.decode().rsplit(":", 1)[1]: redis.pttl(key) for key in session_keys(store, session_id)}
+
+
+def assert_full_ttl(store: Store, session_id: str, after: str) -> None:
+    full_ms = store.sessions.ttl_s * 1000
+    ttls = ttls_ms(store, session_id)
+    assert ttls and all(full_ms - SLACK_MS < ttl <= full_ms for ttl in ttls.values()), (after, ttls)
+
+
+def test_every_key_gets_the_idle_ttl_and_every_touch_renews_it(client, store, totalseg):
+    session = upload(client, totalseg / "ct_3mm.nii.gz")
+    sid = session["id"]
+    segment = new_segment(client, sid)
+    base = f"/v1/sessions/{sid}"
+    click = {"type": "click", "dim": "2d", "plane": {"axis": "z", "index": 15},
+             "clicks": [{"zyx": [15, 50, 40]}]}
+    assert client.post(f"{base}/segments/{segment['id']}/interactions", json=click).status_code == 200
+    # (a) every key the session has by now: metadata, image, segments, revisions, blobs, counters
+    assert {"meta", "img", "segs", "revs", "blobs", "ctr"} <= set(ttls_ms(store, sid))
+    assert_full_ttl(store, sid, "upload, new segment and a click")
+    # (b) each kind of touch, reads and a write, renews the TTL of every key
+    touches = {
+        "GET the session": lambda: client.get(base),
+        "GET a slice": lambda: client.get(f"{base}/slices/z/12"),
+        "GET the segments": lambda: client.get(f"{base}/segments"),
+        "GET a mask": lambda: client.get(f"{base}/segments/{segment['id']}/mask"),
+        "POST a click": lambda: client.post(f"{base}/segments/{segment['id']}/interactions",
+                                            json={**click, "clicks": [{"zyx": [15, 60, 50]}]}),
+    }
+    for touch, request in touches.items():
+        for key in session_keys(store, sid):
+            store.sessions.redis.pexpire(key, LOWERED_MS)
+        assert all(0 < ttl <= LOWERED_MS for ttl in ttls_ms(store, sid).values())
+        response = request()
+        assert response.status_code == 200, (touch, response.text)
+        assert_full_ttl(store, sid, touch)
+
+
+def test_a_session_redis_has_expired_is_gone(client, store, totalseg):
+    session = upload(client, totalseg / "ct_3mm.nii.gz")
+    sid = session["id"]
+    segment = new_segment(client, sid)
+    assert sid in [s["id"] for s in client.get("/v1/sessions").json()]
+    # (c) let Redis expire every key now, as it would after an idle TTL
+    for key in session_keys(store, sid):
+        store.sessions.redis.pexpire(key, 1)
+    poll(lambda: session_keys(store, sid), lambda keys: keys == [], 10, "expiry of every key")
+    for path in (f"/v1/sessions/{sid}", f"/v1/sessions/{sid}/segments/{segment['id']}"):
+        response = client.get(path)
+        assert response.status_code == 404 and response.json()["error"] == "session_not_found"
+    assert sid not in [s["id"] for s in client.get("/v1/sessions").json()]
+    # listing forgets it in the tenant's index too
+    assert not store.sessions.redis.sismember(tenant_sessions_key("alice"), sid)
 
 
 def test_other_tenant_cannot_see_change_or_delete(client, bob, totalseg):

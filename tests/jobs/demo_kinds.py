@@ -1,14 +1,20 @@
 """A test plug-in (loaded by the test API and workers through MEDSEG_PLUGINS): the job kind
 `paint` fills one z-slice of the segment per step, sleeping between steps, then commits ONE
-revision; the propagation method `slow-test` is graphcut-seeds with a 0.2 s pause per slice."""
+revision; the propagation method `slow-test` is graphcut-seeds with a 0.2 s pause per slice.
+
+Both can be HELD at a chosen step: the job then blocks (in Redis, BLPOP) until the test
+releases it (`release`), so a test sees it `running` at exactly that step, however loaded
+the machine is, and can act on it (cancel, change the segment, kill the worker) there."""
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
 import numpy as np
-from pydantic import BaseModel
+import redis
+from pydantic import BaseModel, Field
 
 from medseg.engine.prompts import Box
 from medseg.engine.propagation import PredictorSpec
@@ -16,11 +22,33 @@ from medseg.engine.slice_predictors import SeedGraphCut, SeedGraphCutParams
 from medseg.jobs.context import CommitPlan
 from medseg.jobs.kinds import JobKind
 
+HOLD_S = 120  # a held job nobody releases fails after this long (a broken test, not a hang)
+
+
+def _release_key(name: str) -> str:
+    return f"medseg:test:release:{name}"
+
+
+def hold(client: redis.Redis, name: str) -> None:
+    """Block until `release(client, name)` (one release per hold)."""
+    deadline = time.monotonic() + HOLD_S
+    while client.blpop([_release_key(name)], timeout=5) is None:  # < the client's socket timeout
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"held at {name!r} for {HOLD_S} s and never released")
+
+
+def release(client: redis.Redis, name: str) -> None:
+    """Let a job held at `name` go on."""
+    client.rpush(_release_key(name), "go")
+    client.expire(_release_key(name), HOLD_S)
+
 
 class PaintParams(BaseModel):
     steps: int = 3
     step_s: float = 0.05
     fail: bool = False
+    # after reporting this step, wait for release(..., f"paint:{job id}") (0: never)
+    hold_at: int = Field(0, ge=0)
 
 
 def paint(ctx, params: PaintParams) -> dict:
@@ -34,6 +62,8 @@ def paint(ctx, params: PaintParams) -> dict:
         mask[step, :4, :4] = True
         ctx.progress(step + 1, z, f"slice {step}", loss=1.0 / (step + 1))
         ctx.emit("slice", {"index": step})
+        if step + 1 == params.hold_at:
+            hold(ctx.store.jobs.redis, f"paint:{ctx.record.id}")
     if params.fail:
         raise ValueError("asked to fail")
     ctx.commit(segment.id, head, lambda seg: CommitPlan(
@@ -44,27 +74,36 @@ def paint(ctx, params: PaintParams) -> dict:
 PAINT = JobKind(name="paint", description="test kind", params_type=PaintParams, run=paint)
 
 
+@dataclass(frozen=True)
+class SlowParams:
+    # once this many slices are predicted, wait for release(..., f"slow-test:{hold_name}")
+    hold_after: int = 0  # 0: never
+    hold_name: str = ""
+
+
 class _Slow:
     """Wraps a predictor and sleeps before each slice, so a test can cancel mid-way."""
 
-    def __init__(self, inner, delay_s: float):
-        self.inner, self.delay_s = inner, delay_s
+    def __init__(self, inner, delay_s: float, params: SlowParams):
+        self.inner, self.delay_s, self.params, self.predicted = inner, delay_s, params, 0
 
     def predict(self, image, prior, spacing):
+        if self.params.hold_after and self.predicted == self.params.hold_after:
+            # the worker's Redis (the predictor has no job context)
+            with redis.Redis.from_url(os.environ["MEDSEG_REDIS_URL"], socket_timeout=30) as client:
+                hold(client, f"slow-test:{self.params.hold_name}")
         time.sleep(self.delay_s)
+        self.predicted += 1
         return self.inner.predict(image, prior, spacing)
 
 
-def _build_slow(params, start_image, start_mask, spacing):
-    return _Slow(SeedGraphCut(SeedGraphCutParams(), start_image, start_mask, spacing), 0.2)
+def _build_slow(params: SlowParams, start_image, start_mask, spacing):
+    return _Slow(SeedGraphCut(SeedGraphCutParams(), start_image, start_mask, spacing), 0.2,
+                 params)
 
 
-@dataclass(frozen=True)
-class _NoParams:
-    pass
-
-
-SLOW = PredictorSpec("slow-test", "test: graphcut-seeds, 0.2 s per slice", _NoParams, _build_slow)
+SLOW = PredictorSpec("slow-test", "test: graphcut-seeds, 0.2 s per slice", SlowParams,
+                     _build_slow)
 
 
 def register(plugins) -> None:

@@ -18,7 +18,7 @@ from medseg.engine.bifseg_method import adapted_block6_name
 from medseg.store.keys import SessionKeys
 from medseg_bench.bifseg import simulate_scribble
 from tests.api.helpers import full_mask, new_segment, upload
-from tests.jobs.helpers import wait_state
+from tests.jobs.helpers import wait_done, wait_step
 
 # Dice measured on this machine (ct_3mm, largest axial slice, box = reference bbox, the scribbles
 # below): spleen box 0.855 -> supervised fine-tuning 0.899; liver box 0.903 -> unsupervised
@@ -94,7 +94,7 @@ def test_box_then_supervised_finetuning_life_cycle(client, store, worker, totals
     job = accepted.json()
     assert job["kind"] == "finetune" and job["state"] == "queued"
     assert job["base_revision"] == change["revision"]
-    done = wait_state(client, job["id"], {"succeeded", "failed", "cancelled"}, timeout_s=120)
+    done = wait_done(client, job["id"], timeout_s=120)
     assert done["state"] == "succeeded", done
     # queued -> running with progress (step k of 80, with the loss) -> succeeded
     stream = events(client, job["id"])
@@ -142,7 +142,7 @@ def test_end_to_end_unsupervised_then_supervised_on_the_liver(client, worker, to
     initial = full_mask(client, session["id"], seg)[z]
     assert dice(initial, truth) >= BOX_FLOOR["liver"]
     job = client.post(url(session, seg, "/finetune"), json={"mode": "unsupervised"}).json()
-    done = wait_state(client, job["id"], {"succeeded", "failed"}, timeout_s=120)
+    done = wait_done(client, job["id"], timeout_s=120)
     assert done["state"] == "succeeded", done
     assert done["result"]["started_from"] == "trained"
     unsupervised = full_mask(client, session["id"], seg)[z]
@@ -150,16 +150,15 @@ def test_end_to_end_unsupervised_then_supervised_on_the_liver(client, worker, to
     job = client.post(url(session, seg, "/finetune"), json={
         "mode": "supervised", "scribbles": scribbles(unsupervised, truth, z),
         "params": {"lambda": 3.0, "weighted": True}}).json()
-    done = wait_state(client, job["id"], {"succeeded", "failed"}, timeout_s=120)
+    done = wait_done(client, job["id"], timeout_s=120)
     assert done["state"] == "succeeded", done
     assert done["result"]["started_from"] == "adapted"  # from the first job's weights
     assert dice(full_mask(client, session["id"], seg)[z], truth) >= TUNED_FLOOR["liver"]
 
 
 def _running(client, job_id: str, step: int = 3) -> dict:
-    body = wait_state(client, job_id, {"running"}, timeout_s=60)
-    while body["state"] == "running" and body["progress"]["step"] < step:
-        body = client.get(f"/v1/jobs/{job_id}").json()
+    """A LONG job at `step` or later: 4000 SGD steps, so it is still running (minutes left)."""
+    body = wait_step(client, job_id, step, timeout_s=60)
     assert body["state"] == "running", body
     return body
 
@@ -170,7 +169,7 @@ def test_cancel_while_running_keeps_the_previous_revision(client, store, worker,
     job = client.post(url(session, seg, "/finetune"), json={"params": LONG}).json()
     _running(client, job["id"])
     assert client.post(f"/v1/jobs/{job['id']}/cancel").status_code == 200
-    done = wait_state(client, job["id"], {"cancelled", "succeeded", "failed"}, timeout_s=30)
+    done = wait_done(client, job["id"], timeout_s=30)
     assert done["state"] == "cancelled", done
     assert done["result_revision"] is None and done["progress"]["step"] < 4000
     assert client.get(url(session, seg)).json()["revision"] == change["revision"]
@@ -186,13 +185,13 @@ def test_job_process_killed_mid_job_fails_and_leaves_the_session_intact(client, 
     _running(client, job["id"])
     horse = int(store.jobs.get(job["id"]).worker.rsplit(":", 1)[1])
     os.kill(horse, signal.SIGKILL)
-    done = wait_state(client, job["id"], {"failed", "succeeded", "cancelled"}, timeout_s=30)
+    done = wait_done(client, job["id"], timeout_s=30)
     assert done["state"] == "failed" and done["error"]["code"] == "worker_lost", done
     assert client.get(url(session, seg)).json()["revision"] == change["revision"]
     # the session works on: the same fine-tuning, short, now succeeds
     job = client.post(url(session, seg, "/finetune"), json={"params": {"alternations": 1,
                                                                        "iterations": 2}}).json()
-    assert wait_state(client, job["id"], {"succeeded", "failed"}, timeout_s=60)["state"] == "succeeded"
+    assert wait_done(client, job["id"], timeout_s=60)["state"] == "succeeded"
 
 
 def test_requests_that_cannot_run_are_refused_before_queueing(client, totalseg, organs):

@@ -13,7 +13,7 @@ import pytest
 
 from medseg.engine import bifseg_method
 from tests.api.helpers import full_mask, new_segment, upload
-from tests.jobs.helpers import wait_state
+from tests.jobs.helpers import wait_done
 from tests.live import job_worker
 from tests.models.tiny import write_tiny_pcnet
 
@@ -49,7 +49,7 @@ def test_3d_box_and_finetuning_job(client, store, redis_url, totalseg, models_di
             "mode": "supervised", "params": {"alternations": 2, "iterations": 3},
             "scribbles": [{"path": [[int(v) for v in np.argwhere(truth).mean(axis=0)]]}]})
         assert job.status_code == 202, job.text
-        done = wait_state(client, job.json()["id"], {"succeeded", "failed"}, timeout_s=120)
+        done = wait_done(client, job.json()["id"], timeout_s=120)
     assert done["state"] == "succeeded", done["error"]
     assert done["result"]["dims"] == 3 and done["result"]["iterations"] == 6
     head = store.segments.revision(meta, seg, done["result_revision"])

@@ -13,7 +13,8 @@ from medseg.algorithms.metrics import dice
 from medseg.engine.prompts import Box, Marks
 from medseg_protocol import codec
 from tests.api.helpers import full_mask, new_segment, upload
-from tests.jobs.helpers import wait_state
+from tests.jobs import demo_kinds
+from tests.jobs.helpers import wait_done, wait_state, wait_step
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def test_propagate_an_organ_streams_slices_and_makes_one_revision(client, store,
     assert accepted.status_code == 202, accepted.text
     job = accepted.json()
     assert job["kind"] == "propagate" and job["base_revision"] == base
-    done = wait_state(client, job["id"], {"succeeded", "failed"}, timeout_s=60)
+    done = wait_done(client, job["id"], timeout_s=60)
     assert done["state"] == "succeeded", done
     mask = full_mask(client, session["id"], seg)
     assert dice(mask, kidney) > 0.85
@@ -98,7 +99,7 @@ def test_correction_repropagates_only_between_locked_slices(client, store, worke
     assert change.status_code == 200, change.text
     body = change.json()
     assert body["job"]["base_revision"] == body["revision"]
-    done = wait_state(client, body["job"]["id"], {"succeeded", "failed"}, timeout_s=60)
+    done = wait_done(client, body["job"]["id"], timeout_s=60)
     assert done["state"] == "succeeded", done
     after = full_mask(client, session["id"], seg)
     changed = set(np.nonzero((after != before).any(axis=(1, 2)))[0])
@@ -112,16 +113,21 @@ def test_correction_repropagates_only_between_locked_slices(client, store, worke
 
 def test_cancel_midway_keeps_the_previous_revision(client, store, worker, totalseg, kidney):
     session, seg, base = drawn_slice(client, store, totalseg, kidney, 11)
-    job = client.post(url(session, seg, "/propagate"),
-                      json={"start_index": 11, "method": "slow-test"}).json()
-    body = wait_state(client, job["id"], {"running"})
-    while body["progress"]["step"] < 3:
-        body = client.get(f"/v1/jobs/{job['id']}").json()
-    client.post(f"/v1/jobs/{job['id']}/cancel")
-    done = wait_state(client, job["id"], {"cancelled", "succeeded", "failed"}, timeout_s=30)
-    assert done["state"] == "cancelled"
+    # slow-test holds before its 4th slice until released: running, at step 3, for sure
+    job = client.post(url(session, seg, "/propagate"), json={
+        "start_index": 11, "method": "slow-test",
+        "params": {"hold_after": 3, "hold_name": session["id"]}}).json()
+    body = wait_step(client, job["id"], 3)
+    assert body["state"] == "running" and body["progress"]["step"] == 3
+    assert client.post(f"/v1/jobs/{job['id']}/cancel").json()["cancel_requested"] is True
+    demo_kinds.release(store.jobs.redis, f"slow-test:{session['id']}")
+    done = wait_done(client, job["id"])
+    assert done["state"] == "cancelled" and done["result_revision"] is None
+    assert done["progress"]["step"] == 4  # it stopped after the slice it was on
     segment = client.get(url(session, seg)).json()
     assert segment["revision"] == base and segment["locked_slices"] == {}
+    assert np.array_equal(full_mask(client, session["id"], seg), full_mask(
+        client, session["id"], seg, revision=base))
     assert full_mask(client, session["id"], seg).sum() == kidney[11].sum()
 
 
@@ -158,7 +164,7 @@ def test_the_propagation_network_propagates_a_held_out_organ(client, store, work
     accepted = client.post(url(session, seg, "/propagate"),
                            json={"axis": "z", "method": "propnet-2d", "base_revision": base})
     assert accepted.status_code == 202, accepted.text
-    done = wait_state(client, accepted.json()["id"], {"succeeded", "failed"}, timeout_s=60)
+    done = wait_done(client, accepted.json()["id"], timeout_s=60)
     assert done["state"] == "succeeded", done
     assert done["result"]["method"] == "propnet-2d"
     mask = full_mask(client, session["id"], seg)
