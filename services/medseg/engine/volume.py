@@ -12,6 +12,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# The longest axis an image may have, in voxels (the upload refuses longer ones), so every
+# voxel index a request may name fits in [0, MAX_INDEX]. 2**20 is over a million voxels, far
+# beyond any scanner's matrix; bounding indices keeps request numbers inside int64 arithmetic.
+MAX_AXIS = 2**20
+MAX_INDEX = MAX_AXIS - 1
+
 
 @dataclass(frozen=True)
 class Volume:
