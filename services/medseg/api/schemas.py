@@ -48,6 +48,9 @@ class SessionPublic(BaseModel):
     created_at: str
     expires_in_s: int = Field(description="seconds until the session expires if left idle")
     segments: list[SegmentPublic] = []
+    warnings: list[str] = Field(default_factory=list, description=(
+        "what loading the image changed, in words: e.g. NaN or infinite voxels (often "
+        "outside the field of view) replaced by the lowest / highest finite value"))
 
 
 # -- segments ------------------------------------------------------------------------------

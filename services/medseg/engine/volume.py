@@ -27,6 +27,8 @@ class Volume:
     modality: str = "unknown"  # "CT", "MR", "photo", ... as far as the file tells
     source_format: str = "unknown"  # "nifti", "nrrd", "dicom", "png", "jpeg"
     extra: dict = field(default_factory=dict)  # format-specific metadata worth keeping
+    # what the loader changed and the user should know (e.g. NaN voxels replaced), in words
+    warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.array.ndim != 3:
