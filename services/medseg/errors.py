@@ -9,7 +9,13 @@ decides which HTTP status each code gets.
     ├── SessionNotFound, SegmentNotFound, RevisionNotFound, JobNotFound
     ├── RevisionConflict, NothingToUndo, SessionBusy       the state moved or is in use
     └── ModelUnavailable                                   a trained model is missing or corrupt
+
+Messages are for people: numbers as they are written (`plain`), never an object's or NumPy's
+repr, never an uploaded file's name (it can carry patient data): a file is "file 3 of 20".
 """
+
+import math
+from typing import Any
 
 
 class MedsegError(Exception):
@@ -76,3 +82,22 @@ class ModelUnavailable(MedsegError):
     """The request needs a trained model this server does not have (or whose file is bad)."""
 
     code = "model_unavailable"
+
+
+def plain(value: Any) -> str:
+    """A number or a (nested) sequence of numbers as people write it, for messages: -249.5,
+    1e+12, [15, 50, 40]. NumPy scalars and arrays read as Python's (no `np.float64(...)`),
+    floats with at most 6 significant digits, NaN and infinities as JSON spells them."""
+    if hasattr(value, "tolist"):  # NumPy scalar or array
+        value = value.tolist()
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(plain(v) for v in value) + "]"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        return f"{value:.6g}"
+    return str(value)

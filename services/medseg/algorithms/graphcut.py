@@ -58,8 +58,12 @@ def _check_inputs(fg_prob: np.ndarray, image_norm: np.ndarray, spacing, lamb, si
                          "equal 2D or 3D shapes")
     if len(spacing) != fg_prob.ndim:
         raise ValueError(f"spacing needs {fg_prob.ndim} values, got {list(spacing)}")
-    if lamb < 0 or sigma <= 0:
-        raise ValueError(f"need lamb >= 0 and sigma > 0, got lamb={lamb}, sigma={sigma}")
+    if not (np.isfinite(lamb) and np.isfinite(sigma)) or lamb < 0 or sigma <= 0:
+        raise ValueError(f"need finite lamb >= 0 and sigma > 0, got lamb={lamb}, sigma={sigma}")
+    # PyMaxflow never finishes on a NaN capacity (and holds the GIL meanwhile): a NaN that
+    # slipped through upstream must fail here, loudly, rather than freeze the process
+    if not (np.isfinite(fg_prob).all() and np.isfinite(image_norm).all()):
+        raise ValueError("fg_prob and image_norm must be finite (NaN or infinity found)")
 
 
 def _constrained_unaries(fg_prob: np.ndarray, hard_fg, hard_bg) -> tuple[np.ndarray, np.ndarray]:

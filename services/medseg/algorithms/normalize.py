@@ -23,5 +23,11 @@ def normalize_percentiles(image: np.ndarray, low: float = 1.0, high: float = 99.
     lo, hi = np.percentile(data, [low, high])
     if not np.isfinite(lo) or not np.isfinite(hi) or hi - lo <= 1e-12:
         return np.zeros(data.shape, dtype=np.float32)
-    out = (data - np.float32(lo)) / np.float32(hi - lo)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is handled below
+        out = (data - np.float32(lo)) / np.float32(hi - lo)
+    if not np.isfinite(out).all():
+        # intensities near float32's limits (+-3e38): the differences overflowed to inf and
+        # inf / inf is NaN, which no clip removes (and a NaN freezes the graph cut); float64
+        # holds them
+        out = (data.astype(np.float64) - float(lo)) / (float(hi) - float(lo))
     return np.ascontiguousarray(np.clip(out, 0.0, 1.0), dtype=np.float32)

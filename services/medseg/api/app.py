@@ -9,7 +9,7 @@ import structlog
 from fastapi import FastAPI, Request
 
 from medseg import builtin
-from medseg.api import errors, viewer
+from medseg.api import errors, limits, viewer
 from medseg.api.logging import configure as configure_logging
 from medseg.api.routers import jobs, models, propagation, segments, service, sessions, slices
 from medseg.api.settings import Settings
@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
                    segments.router, propagation.router, jobs.router):
         app.include_router(router)
     viewer.mount(app, settings.clients_dir)
+    app.add_middleware(limits.BodyLimit, settings=settings)  # inside the request middleware
     _add_request_middleware(app, settings)
     return app
 
@@ -58,12 +59,12 @@ def _add_request_middleware(app: FastAPI, settings: Settings) -> None:
         structlog.contextvars.bind_contextvars(request_id=request.state.request_id)
         start = time.perf_counter()
         claimed = request.headers.get("content-length")
-        if claimed and claimed.isdigit() and int(claimed) > settings.max_upload_bytes + (1 << 20):
+        limit, what = limits.body_limit(settings, request.headers.get("content-type"))
+        if claimed and claimed.isascii() and claimed.isdigit() and int(claimed) > limit:
             # refuse before reading a byte of the body
-            response = errors.error_response(
-                request, 413, "image_too_large",
-                f"request body of {claimed} bytes exceeds the upload limit of "
-                f"{settings.max_upload_bytes} bytes")
+            code = "image_too_large" if what == "the upload limit" else "too_large"
+            response = errors.error_response(request, 413, code,
+                                             limits.too_large(claimed, limit, what))
         else:
             response = await call_next(request)
         elapsed = time.perf_counter() - start

@@ -66,13 +66,17 @@ def get_session(store: StoreDep, tenant: TenantDep,
 SessionDep = Annotated[SessionMeta, Depends(get_session)]
 
 
-def if_match(if_match: Annotated[str | None, Header(description='revision, e.g. "12"')] = None,
+def if_match(if_match: Annotated[str | None, Header(
+        description='revision, e.g. "12"; optional (absent, empty or * : no condition)')] = None,
              ) -> int | None:
-    if if_match is None or if_match.strip() == "*":
+    # an empty header (or "") is what many clients send for "no condition": the header is
+    # optional in the contract, so empty reads as absent rather than as a bad revision
+    if if_match is None or if_match.strip() in ("", "*", '""'):
         return None
     value = if_match.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
-        raise InvalidPrompt(f"If-Match must be a revision number like \"12\", got {if_match!r}")
+    # ASCII digits only ("١٢".isdigit() is true), and no more than a revision can have
+    if not (value.isascii() and value.isdigit()) or len(value) > 16:
+        raise InvalidPrompt('If-Match must be a revision number like "12"')
     return int(value)
 
 

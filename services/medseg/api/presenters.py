@@ -42,7 +42,8 @@ def session_public(store: Store, meta: SessionMeta) -> SessionPublic:
         affine=meta.affine, modality=meta.modality, dtype=meta.dtype,
         source_format=meta.source_format, created_at=meta.created_at,
         expires_in_s=max(store.sessions.ttl(meta.id), 0),
-        segments=[segment_public(store, meta, s) for s in store.segments.list(meta)])
+        segments=[segment_public(store, meta, s) for s in store.segments.list(meta)],
+        warnings=meta.warnings)
 
 
 def change_result(change: Change) -> ChangeResult:

@@ -4,16 +4,35 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from medseg.builtin import DEFAULT_METHOD, DEFAULT_PREDICTOR
+from medseg.engine.prompts import (
+    MAX_CLICKS,
+    MAX_PATH_POINTS,
+    MAX_POINTS,
+    MAX_SCRIBBLE_POINTS,
+    MAX_SCRIBBLES,
+    raw_path_points,
+)
+from medseg.engine.volume import MAX_INDEX
 
-Zyx = Annotated[list[int], Field(min_length=3, max_length=3, description="voxel index [z, y, x]")]
+# Every number a request carries is bounded here, so the contract shows it and nothing
+# unbounded reaches NumPy (an index beyond int64 raised deep inside it). Voxel indices: an
+# image has at most MAX_INDEX + 1 voxels along an axis (the upload refuses longer ones).
+Index = Annotated[int, Field(ge=0, le=MAX_INDEX)]
+Zyx = Annotated[list[Index], Field(min_length=3, max_length=3,
+                                   description="voxel index [z, y, x]")]
+# Revisions count up from 1 per session; 2**53 - 1 is the largest integer a JavaScript client
+# holds exactly. 0 is allowed (and names no revision: 404 / 409, never "the head").
+MAX_REVISION = 2**53 - 1
+Revision = Annotated[int, Field(ge=0, le=MAX_REVISION)]
 HexColor = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$", examples=["#e6194b"])]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # no NaN / Infinity in any float field (free-form `params` are checked by the engine)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 # -- sessions ------------------------------------------------------------------------------
@@ -29,6 +48,9 @@ class SessionPublic(BaseModel):
     created_at: str
     expires_in_s: int = Field(description="seconds until the session expires if left idle")
     segments: list[SegmentPublic] = []
+    warnings: list[str] = Field(default_factory=list, description=(
+        "what loading the image changed, in words: e.g. NaN or infinite voxels (often "
+        "outside the field of view) replaced by the lowest / highest finite value"))
 
 
 # -- segments ------------------------------------------------------------------------------
@@ -61,7 +83,7 @@ class SegmentPublic(BaseModel):
 class PlaneSpec(Strict):
     axis: Literal["z", "y", "x"] = Field(
         description="axis held fixed: z axial, y coronal, x sagittal (voxel axes)")
-    index: int = Field(ge=0)
+    index: Index
 
 
 class Click(Strict):
@@ -70,9 +92,21 @@ class Click(Strict):
 
 
 class Scribble(Strict):
-    path: list[Zyx] = Field(min_length=1, max_length=10_000,
+    path: list[Zyx] = Field(min_length=1, max_length=MAX_PATH_POINTS,
                             description="polyline, joined without gaps")
     foreground: bool = True
+
+
+def _few_scribble_points(data: Any) -> Any:
+    """Refuses too many scribble points in all before validating each (cheap first)."""
+    if isinstance(data, dict) and raw_path_points(data.get("scribbles")) > MAX_SCRIBBLE_POINTS:
+        raise ValueError(f"the scribbles hold more than {MAX_SCRIBBLE_POINTS} points together")
+    return data
+
+
+SCRIBBLES_LIMITS = (f"at most {MAX_SCRIBBLES} scribbles of at most {MAX_PATH_POINTS} points, "
+                    f"{MAX_SCRIBBLE_POINTS} points together, tracing at most `max_marks` voxels "
+                    "(/v1/capabilities limits)")
 
 
 class BoxSpec(Strict):
@@ -82,12 +116,13 @@ class BoxSpec(Strict):
 
 class PropagateRequest(Strict):
     axis: Literal["z", "y", "x"] = Field("z", description="propagate across slices of this axis")
-    start_index: int | None = Field(None, ge=0, description="default: the slice with the "
-                                    "largest mask area on that axis")
+    start_index: int | None = Field(None, ge=0, le=MAX_INDEX, description="default: the slice "
+                                    "with the largest mask area on that axis")
     method: str = Field(DEFAULT_PREDICTOR, description="see /v1/capabilities propagation_methods "
                                                       "(the default is listed first)")
     params: dict[str, Any] = Field(default_factory=dict, description="parameter overrides")
-    base_revision: int | None = Field(None, description="revision the client saw (or If-Match)")
+    base_revision: Revision | None = Field(None, description="revision the client saw (or "
+                                           "If-Match)")
 
 
 class FinetuneRequest(Strict):
@@ -96,14 +131,18 @@ class FinetuneRequest(Strict):
     mode: Literal["unsupervised", "supervised"] = Field(
         "unsupervised", description="supervised: guided by `scribbles` (hard constraints, "
                                     "weight omega); unsupervised: none")
-    scribbles: list[Scribble] = Field(default_factory=list, max_length=100,
+    scribbles: list[Scribble] = Field(default_factory=list, max_length=MAX_SCRIBBLES,
                                       description="fg/bg polylines [z, y, x]; on the box's "
-                                                  "plane for a 2D box")
+                                                  "plane for a 2D box; " + SCRIBBLES_LIMITS)
     params: dict[str, Any] = Field(default_factory=dict, description=(
         "overrides of the paper's defaults: alternations (4), iterations (20), lr (1e-2), "
         "lambda (3 in 2D, 10 in 3D), sigma (0.1), t0 (0.2), t1 (0.7 in 2D, 0.6 in 3D), "
-        "epsilon (0.2), omega (5), weighted (true; false = BIFSeg(-w))"))
-    base_revision: int | None = Field(None, description="revision the client saw (or If-Match)")
+        "epsilon (0.2), omega (5), weighted (true; false = BIFSeg(-w)); finite, within the "
+        "ranges of the `finetune` job kind's parameters (/v1/capabilities)"))
+    base_revision: Revision | None = Field(None, description="revision the client saw (or "
+                                           "If-Match)")
+
+    _few_points = model_validator(mode="before")(_few_scribble_points)
 
 
 class PropagateAfter(Strict):
@@ -123,7 +162,7 @@ class InteractionBase(Strict):
     dim: Literal["2d", "3d"] = Field("3d", description="2d works on `plane` only")
     plane: PlaneSpec | None = Field(None, description="required for dim=2d on a volume")
     params: dict[str, Any] = Field(default_factory=dict, description="method parameter overrides")
-    base_revision: int | None = Field(
+    base_revision: Revision | None = Field(
         None, description="revision the client saw (or If-Match); stale -> 409")
     propagate: PropagateAfter | None = Field(
         None, description="2D only: after this correction (which locks its slice), re-propagate "
@@ -132,12 +171,15 @@ class InteractionBase(Strict):
 
 class ClickInteraction(InteractionBase):
     type: Literal["click"]
-    clicks: list[Click] = Field(min_length=1, max_length=1000)
+    clicks: list[Click] = Field(min_length=1, max_length=MAX_CLICKS)
 
 
 class ScribbleInteraction(InteractionBase):
     type: Literal["scribble"]
-    scribbles: list[Scribble] = Field(min_length=1, max_length=100)
+    scribbles: list[Scribble] = Field(min_length=1, max_length=MAX_SCRIBBLES,
+                                      description=SCRIBBLES_LIMITS)
+
+    _few_points = model_validator(mode="before")(_few_scribble_points)
 
 
 class BoxInteraction(InteractionBase):
@@ -153,7 +195,7 @@ class PointsInteraction(InteractionBase):
     type: Literal["points"]
     method: str = Field("mideepseg",
                         description="a method that takes `points` (see /v1/capabilities)")
-    points: list[Zyx] = Field(min_length=1, max_length=100)
+    points: list[Zyx] = Field(min_length=1, max_length=MAX_POINTS)
 
 
 Interaction = Annotated[ClickInteraction | ScribbleInteraction | BoxInteraction | PointsInteraction,

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     max_voxels: int = 512 * 512 * 1024
     max_uncompressed_bytes: int = 4 << 30
     max_marks: int = 100_000  # voxels of clicks + rasterised scribbles per segment
+    # any other body than an upload (JSON); the largest the schemas admit is under 1 MiB
+    max_request_bytes: int = 2 << 20
     cache_mb: int = 512  # in-process cache of decoded image and mask chunks
     job_heartbeat_s: float = 10.0  # a running job whose worker is silent this long has failed
     run_worker: bool = True  # `medseg-server` starts one job worker process beside the API

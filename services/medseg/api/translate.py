@@ -10,7 +10,16 @@ from medseg.api.schemas import (
     PointsInteraction,
     ScribbleInteraction,
 )
-from medseg.engine.prompts import AXES, Box, Marks, Plane, Prompt, check_inside, rasterize_polyline
+from medseg.engine.prompts import (
+    AXES,
+    Box,
+    Marks,
+    Plane,
+    Prompt,
+    check_inside,
+    check_polyline_budget,
+    rasterize_polyline,
+)
 from medseg.errors import InvalidPrompt
 
 
@@ -19,7 +28,10 @@ def _points(rows: list[list[int]]) -> np.ndarray:
 
 
 def to_prompt(body: ClickInteraction | ScribbleInteraction | BoxInteraction | PointsInteraction,
-              shape: tuple[int, int, int]) -> Prompt:
+              shape: tuple[int, int, int], max_marks: int) -> Prompt:
+    """The engine's prompt; scribbles are rasterised only once their points lie inside the
+    image and their traced length fits `max_marks` (both cheap), so a bogus request costs
+    milliseconds, not the seconds rasterising and merging it would."""
     plane = None
     if body.dim == "2d":
         if body.plane is not None:
@@ -38,9 +50,11 @@ def to_prompt(body: ClickInteraction | ScribbleInteraction | BoxInteraction | Po
         for click in body.clicks:
             (fg if click.foreground else bg).append(_points([click.zyx]))
     elif isinstance(body, ScribbleInteraction):
-        for scribble in body.scribbles:
-            path = _points(scribble.path)
-            check_inside(path, shape, "scribble")  # before rasterising a huge bogus line
+        paths = [_points(scribble.path) for scribble in body.scribbles]
+        for path in paths:
+            check_inside(path, shape, "scribble")
+        check_polyline_budget(paths, max_marks)
+        for scribble, path in zip(body.scribbles, paths):
             (fg if scribble.foreground else bg).append(rasterize_polyline(path))
     else:
         boxes.append(Box(tuple(body.box.lo), tuple(body.box.hi)))

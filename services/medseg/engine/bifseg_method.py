@@ -24,8 +24,9 @@ import numpy as np
 
 from medseg.engine.bifseg import BoxCrop, BoxState, run_network
 from medseg.engine.method import Method, MethodResult, SegmentContext
+from medseg.engine.params import Range, check_params
 from medseg.engine.prompts import Box, Marks, Plane, check_on_plane
-from medseg.errors import InvalidPrompt
+from medseg.errors import InvalidPrompt, plain
 from medseg.models import bifseg_io, block6
 from medseg.models.loader import default_loader
 
@@ -46,8 +47,11 @@ class BifsegParams:
     threshold: float = 0.5  # foreground where the network's p exceeds it (argmax: 0.5)
 
     def __post_init__(self) -> None:
-        if not 0 <= self.margin <= 64 or not 0.0 < self.threshold < 1.0:
-            raise ValueError("need 0 <= margin <= 64 and 0 < threshold < 1")
+        # margin: the network sees box + margin resized to its input; past 64 voxels the box
+        # shrinks to a few pixels of it. threshold: a probability strictly inside (0, 1)
+        check_params(self, {"margin": Range(0, 64), "threshold": Range(0.0, 1.0, lo_open=True)})
+        if self.threshold >= 1.0:
+            raise ValueError(f"threshold must be < 1, got {plain(self.threshold)}")
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,8 @@ import numpy as np
 
 from medseg.algorithms.geodesic import geodesic_distance_plus_length
 from medseg.algorithms.graphcut import graph_cut
+from medseg.engine.params import FRACTION, LAMB, SIGMA, Range, check_params
+from medseg.errors import plain
 from medseg.models import block6
 
 
@@ -89,17 +91,32 @@ class FinetuneParams:
     seed: int = 0  # unused (kept for callers): the NumPy update involves no randomness
 
     def __post_init__(self) -> None:
-        if self.alternations < 0 or self.iterations < 0:
-            raise ValueError("alternations and iterations must be >= 0")
-        if not 0.0 <= self.t0 <= self.t1 <= 1.0:
-            raise ValueError(f"need 0 <= t0 <= t1 <= 1, got t0={self.t0}, t1={self.t1}")
-        if self.lr <= 0 or self.sigma <= 0 or self.lamb < 0 or self.epsilon < 0 or self.omega < 0:
-            raise ValueError("need lr > 0, sigma > 0, lamb >= 0, epsilon >= 0, omega >= 0")
+        check_params(self, RANGES)
+        if self.t0 > self.t1:
+            raise ValueError(f"need t0 <= t1, got t0={plain(self.t0)}, t1={plain(self.t1)}")
+        if self.momentum >= 1.0:  # the SGD buffer would grow without bound
+            raise ValueError(f"momentum must be < 1, got {plain(self.momentum)}")
 
     @property
     def total_iterations(self) -> int:
         return self.alternations * self.iterations
 
+
+# Why each bound: engine/params.py for the shared ones; the others here. The request's
+# overrides (usecases/finetune.FinetuneOverrides) use the same ranges.
+RANGES = {
+    # one fine-tuning runs alternations x iterations SGD steps in a job: 20 x 200 = 4000
+    # steps is minutes of work, 20x the paper's 80
+    "alternations": Range(0, 20), "iterations": Range(0, 200),
+    "lr": Range(0.0, 1.0, lo_open=True),  # beyond 1 the SGD on block 6 diverges
+    "momentum": Range(0.0, 1.0),  # and < 1, see __post_init__
+    "lamb": LAMB, "sigma": SIGMA, "t0": FRACTION, "t1": FRACTION,
+    # distances are fractions of the crop's intensity range and size (module doc): 10 is
+    # farther than any voxel of the crop
+    "epsilon": Range(0.0, 10.0),
+    "omega": Range(0.0, 1000.0),  # a scribble voxel weighing 1000 others decides alone
+    "seed": Range(0, 2**32 - 1),
+}
 
 # The paper chose these "by a grid search with the training data". The same search for our
 # P-Net (`python -m medseg_bench.bifseg --tune t0=0.1,0.2,0.3 --tune t1=0.6,0.7,0.8 --tune

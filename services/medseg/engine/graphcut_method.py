@@ -23,6 +23,17 @@ from medseg.algorithms.graphcut import banded_graph_cut, graph_cut
 from medseg.algorithms.normalize import normalize_percentiles
 from medseg.algorithms.resample import block_mean, upsample_linear2
 from medseg.engine.method import Method, MethodResult, SegmentContext
+from medseg.engine.params import (
+    FRACTION,
+    LAMB,
+    MARGIN_MM,
+    SIGMA,
+    SMOOTH_MM,
+    STD_WIDTH,
+    VOXEL_BUDGET,
+    Range,
+    check_params,
+)
 from medseg.engine.prompts import Box, Marks, Plane, check_on_plane
 from medseg.errors import InvalidPrompt
 
@@ -47,10 +58,27 @@ class GraphCutParams:
     coarse_geodesic_voxels: int = 1_000_000  # larger ROIs: geodesics at half in-plane res.
 
     def __post_init__(self) -> None:
-        if self.lamb < 0 or self.sigma <= 0 or not 0 <= self.geodesic_lamb <= 1:
-            raise ValueError("need lamb >= 0, sigma > 0 and 0 <= geodesic_lamb <= 1")
-        if min(self.margin_mm, self.margin_fraction, self.box_margin_mm, self.smooth_mm) < 0:
-            raise ValueError("margins and smoothing must be >= 0")
+        check_params(self, _RANGES)
+
+
+# Why each bound: engine/params.py for the shared ones; the others here.
+_RANGES = {
+    "lamb": LAMB, "sigma": SIGMA, "geodesic_lamb": FRACTION,
+    "margin_mm": MARGIN_MM, "box_margin_mm": MARGIN_MM, "smooth_mm": SMOOTH_MM,
+    # the margin grows with the marked extent; 10x it already covers any image
+    "margin_fraction": Range(0.0, 10.0),
+    "intensity_k": STD_WIDTH,
+    # the intensity model should see the clicked tissue, not its neighbours: 50 mm around
+    # a click is a whole kidney already
+    "seed_radius_mm": Range(0.0, 50.0),
+    "intensity_gate": FRACTION,
+    # a tie-break per mm: at 1 the Euclidean part already outweighs crossing an edge (which
+    # adds at most 1), so more would turn the geodesic distance into a Euclidean one
+    "euclid_weight": Range(0.0, 1.0),
+    # in boundary crossings (each adds at most 1): a border seed costing 10 is no seed at all
+    "border_cost": Range(0.0, 10.0),
+    "coarse_voxels": VOXEL_BUDGET, "coarse_geodesic_voxels": VOXEL_BUDGET,
+}
 
 
 def plan_roi(shape, spacing, marks: Marks, current_mask_bbox: Box | None, plane: Plane | None,
@@ -165,10 +193,13 @@ def intensity_model(image: np.ndarray, seed_fg: np.ndarray, spacing, params) -> 
     """(mean, width) of the fg intensities: mean and intensity_k x std of the unsmoothed image
     within `seed_radius_mm` of the fg seeds (so the width includes the noise)."""
     radius = [max(round(params.seed_radius_mm / sp), 0) for sp in spacing]
-    footprint = np.ones([2 * r + 1 for r in radius], dtype=bool)
+    size = [2 * r + 1 for r in radius]
     idx = np.nonzero(seed_fg)  # dilate only around the seeds: a full-ROI dilation costs 0.4 s in 3D
     crop = tuple(slice(max(int(i.min()) - r, 0), int(i.max()) + r + 1) for i, r in zip(idx, radius))
-    values = image[crop][ndimage.binary_dilation(seed_fg[crop], structure=footprint)]
+    # dilation by a box: separable 1D maximum filters give binary_dilation's result with a
+    # box footprint at a cost linear in the radius (the footprint costs its volume per voxel)
+    near = ndimage.maximum_filter(seed_fg[crop], size=size, mode="constant", cval=0)
+    values = image[crop][near]
     return float(values.mean()), params.intensity_k * max(float(values.std()), 0.005)
 
 
@@ -210,7 +241,10 @@ def unary_probability(image: np.ndarray, seed_fg, seed_bg, border, spacing, para
     around the fg seeds (propagation knows the object from its start slice)."""
     smooth = image
     if params.smooth_mm > 0:
-        smooth = ndimage.gaussian_filter(image, [params.smooth_mm / s for s in spacing])
+        # the filter's cost grows with its width in voxels: past the ROI's extent along an
+        # axis the ROI is as flat as it gets, so a fine grid cannot make a bounded mm costly
+        widths = [min(params.smooth_mm / s, n) for s, n in zip(spacing, image.shape)]
+        smooth = ndimage.gaussian_filter(image, widths)
     mu, width = model or intensity_model(image, seed_fg, spacing, params)
     g = dissimilarity(smooth, mu, width)
     # a full-resolution 3D scan costs ~0.2 s / M voxels; at half resolution the mask moves a

@@ -31,6 +31,7 @@ from medseg.algorithms.fusion import ABSENT_DISTANCE, if_gc, plain_gc
 from medseg.algorithms.graphcut import banded_graph_cut, graph_cut
 from medseg.algorithms.normalize import normalize_percentiles
 from medseg.engine.method import Method, MethodResult, SegmentContext
+from medseg.engine.params import LAMB, SIGMA, VOXEL_BUDGET, Range, check_params
 from medseg.engine.prompts import Box, Marks, Plane, check_on_plane, plane_record
 from medseg.errors import InvalidPrompt
 from medseg.models.loader import LoadedModel, default_loader
@@ -64,8 +65,20 @@ class MIDeepSegParams:
         if self.refinement not in REFINEMENTS:
             raise ValueError(f"refinement must be one of {list(REFINEMENTS)}, "
                              f"got {self.refinement!r}")
-        if self.lamb < 0 or self.sigma <= 0 or self.margin_voxels < 0 or self.absent_distance <= 0:
-            raise ValueError("need lamb >= 0, sigma > 0, margin_voxels >= 0, absent_distance > 0")
+        check_params(self, _RANGES)
+
+
+# Why each bound: engine/params.py for the shared ones; the others here.
+_RANGES = {
+    "lamb": LAMB, "sigma": SIGMA,
+    "margin_voxels": Range(0, 1024),  # four network inputs (256) around a click is plenty
+    # D of a side without clicks enters as exp(-D): 100 (4e-44) is "never" already
+    "absent_distance": Range(0.0, 100.0, lo_open=True),
+    # per voxel step, against intensity changes of a few z-scores across an edge: at 10 the
+    # path length alone decides
+    "length_weight": Range(0.0, 10.0),
+    "coarse_voxels": VOXEL_BUDGET, "coarse_geodesic_voxels": VOXEL_BUDGET,
+}
 
 
 def load_model(dims: int, encoding: str) -> LoadedModel:

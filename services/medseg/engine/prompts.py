@@ -6,14 +6,23 @@ method is a deterministic function of (image, marks) and a session can be replay
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from medseg.engine.volume import MAX_INDEX
 from medseg.errors import InvalidPrompt
 
 AXES = {"z": 0, "y": 1, "x": 2}
+
+# What one request may carry, checked before any work (the API schemas repeat them, so the
+# contract shows them). Scribbles are also bounded by what they cost to rasterise
+# (`check_polyline_budget`), which the point counts alone do not bound.
+MAX_PATH_POINTS = 10_000  # points of one scribble (the viewer caps its strokes there)
+MAX_SCRIBBLES = 100  # scribbles in one request
+MAX_SCRIBBLE_POINTS = 50_000  # points of all a request's scribbles together
+MAX_CLICKS = 1_000  # clicks in one request
+MAX_POINTS = 100  # interior margin points in one request
 
 
 @dataclass(frozen=True)
@@ -87,17 +96,62 @@ class Marks:
         return len(self.fg) == 0 and len(self.bg) == 0 and not self.boxes and len(self.points) == 0
 
 
+def raw_path_points(scribbles: object) -> int:
+    """Points of all scribbles of a request as it arrived (JSON lists and dicts, before
+    validation), 0 for anything else: lets a schema refuse too many points before it
+    validates each one (validating a million points takes a second)."""
+    if not isinstance(scribbles, list):
+        return 0
+    paths = (s.get("path") if isinstance(s, dict) else getattr(s, "path", None)
+             for s in scribbles)
+    return sum(len(p) for p in paths if isinstance(p, list))
+
+
+def _steps(points: np.ndarray) -> np.ndarray:
+    """Voxel steps of each segment of a polyline: the largest per-axis change (int64)."""
+    return np.abs(np.diff(points, axis=0)).max(axis=1) if len(points) > 1 else np.zeros(0, int)
+
+
+def polyline_length(points: np.ndarray) -> int:
+    """How many voxels `rasterize_polyline` visits (repeats included) before removing repeats:
+    the cost of rasterising it, computed without rasterising (one pass over the points)."""
+    points = np.asarray(points, dtype=np.int64).reshape(-1, 3)
+    if len(points) <= 1:
+        return len(points)
+    return int((_steps(points) + 1).sum())
+
+
+def check_polyline_budget(paths: list[np.ndarray], budget: int, what: str = "scribbles") -> None:
+    """InvalidPrompt when the polylines together would rasterise to more than `budget` voxels
+    (repeats included): cheap, so an oversized request is refused before any rasterising."""
+    total = 0
+    for path in paths:
+        total += polyline_length(path)
+        if total > budget:
+            raise InvalidPrompt(f"the {what} trace more than {budget} voxels (the limit of marked "
+                                "voxels per segment): draw shorter or fewer strokes")
+
+
 def rasterize_polyline(points: np.ndarray) -> np.ndarray:
-    """Voxels on the straight segments joining consecutive points, (N, 3) int, no gaps."""
+    """Voxels on the straight segments joining consecutive points, (N, 3) int, no gaps.
+
+    Each segment a -> b is sampled at steps + 1 evenly spaced points (steps: its largest
+    per-axis change) and rounded; all segments at once (no Python loop over points)."""
     points = np.asarray(points, dtype=np.int64).reshape(-1, 3)
     if len(points) <= 1:
         return points.copy()
-    pieces = []
-    for a, b in itertools.pairwise(points):
-        steps = int(np.abs(b - a).max()) + 1
-        t = np.linspace(0.0, 1.0, steps)[:, None]
-        pieces.append(np.rint(a + t * (b - a)).astype(np.int64))
-    return np.unique(np.concatenate(pieces), axis=0)
+    starts, ends = points[:-1], points[1:]
+    counts = _steps(points) + 1
+    segment = np.repeat(np.arange(len(counts)), counts)
+    first = np.cumsum(counts) - counts  # index of each segment's first sample
+    k = np.arange(len(segment)) - first[segment]  # sample number within its segment
+    n = counts[segment]
+    # exactly np.linspace(0, 1, n)[k] (k times the step, the last sample exactly 1), so the
+    # rounding of points half-way between voxels is the same as the per-segment loop's was
+    t = np.where(k == n - 1, 1.0, k * (1.0 / np.maximum(n - 1, 1)))
+    t = np.where(n > 1, t, 0.0)[:, None]
+    a, b = starts[segment], ends[segment]
+    return np.unique(np.rint(a + t * (b - a)).astype(np.int64), axis=0)
 
 
 def check_inside(points: np.ndarray, shape: tuple[int, int, int], what: str) -> None:
@@ -109,13 +163,21 @@ def check_inside(points: np.ndarray, shape: tuple[int, int, int], what: str) -> 
                             f"{list(shape)}")
 
 
+def _keys(points: np.ndarray) -> np.ndarray:
+    """One int64 per voxel (z, y, x) of indices in [0, MAX_INDEX]: for set operations."""
+    p = np.asarray(points, dtype=np.int64).reshape(-1, 3)
+    bits = MAX_INDEX.bit_length()
+    return (p[:, 0] << (2 * bits)) | (p[:, 1] << bits) | p[:, 2]
+
+
 def merge_marks(old: Marks, new: Marks) -> Marks:
     """Cumulative marks after an interaction. A voxel marked both ways keeps the newest label,
-    so a correcting click overrides an older one at the same place."""
-    fg_new = {tuple(p) for p in new.fg.tolist()}
-    bg_new = {tuple(p) for p in new.bg.tolist()}
-    fg = [p for p in old.fg.tolist() if tuple(p) not in bg_new] + [list(p) for p in fg_new]
-    bg = [p for p in old.bg.tolist() if tuple(p) not in fg_new] + [list(p) for p in bg_new]
+    so a correcting click overrides an older one at the same place. Vectorised (a segment may
+    hold ~1e5 marked voxels; Python sets of tuples took seconds)."""
+    old_fg, old_bg = np.asarray(old.fg).reshape(-1, 3), np.asarray(old.bg).reshape(-1, 3)
+    new_fg, new_bg = np.asarray(new.fg).reshape(-1, 3), np.asarray(new.bg).reshape(-1, 3)
+    fg = np.concatenate([old_fg[~np.isin(_keys(old_fg), _keys(new_bg))], new_fg])
+    bg = np.concatenate([old_bg[~np.isin(_keys(old_bg), _keys(new_fg))], new_bg])
     as_array = lambda pts: np.unique(np.asarray(pts, dtype=np.int64).reshape(-1, 3), axis=0)
     return Marks(as_array(fg), as_array(bg), [*old.boxes, *new.boxes], old.points.copy())
 

@@ -22,9 +22,17 @@ from typing import Any, Protocol
 import numpy as np
 from scipy import ndimage
 
-from medseg.engine.params import defaults, parse_dataclass_params
+from medseg.engine.params import (
+    FRACTION,
+    MARGIN_MM,
+    Range,
+    check_params,
+    defaults,
+    parse_dataclass_params,
+)
 from medseg.engine.prompts import Box
-from medseg.errors import InvalidPrompt
+from medseg.engine.volume import MAX_INDEX
+from medseg.errors import InvalidPrompt, plain
 
 
 class SlicePredictor(Protocol):
@@ -61,8 +69,23 @@ class PropagationParams:
     flag_confidence: float = 0.5  # flag a mean confidence below this
 
     def __post_init__(self) -> None:
-        if self.min_area_mm2 < 0 or not 0 <= self.min_area_ratio < 1 or self.max_slices < 0:
-            raise ValueError("need min_area_mm2 >= 0, 0 <= min_area_ratio < 1, max_slices >= 0")
+        check_params(self, _RANGES)
+        if self.min_area_ratio >= 1:  # every slice would end the object
+            raise ValueError(f"min_area_ratio must be < 1, got {plain(self.min_area_ratio)}")
+
+
+# Why each bound: engine/params.py for the shared ones; the others here.
+_RANGES = {
+    # 1e6 mm2 is a square metre: no slice of a body holds more
+    "min_area_mm2": Range(0.0, 1e6), "min_area_ratio": FRACTION,
+    "max_slices": Range(0, MAX_INDEX),  # an axis has at most MAX_INDEX + 1 slices
+    "roi_margin_mm": MARGIN_MM,
+    # a ratio of areas: a change of 100x is flagged by anything below it
+    "flag_area_change": Range(0.0, 100.0),
+    "flag_centroid_mm": Range(0.0, 1000.0),  # a metre: beyond any body
+    # confidence is in [0, 1]: a bound above 1 flags every slice (tests use 1.01 for that)
+    "flag_confidence": Range(0.0, 2.0),
+}
 
 
 @dataclass

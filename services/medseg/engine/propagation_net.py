@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from medseg.engine.params import FRACTION, check_params
 from medseg.engine.propagation import PredictorSpec
 from medseg.engine.slice_predictors import SeedGraphCut, SeedGraphCutParams
 from medseg.models.loader import default_loader
@@ -83,8 +84,7 @@ class FusedParams(SeedGraphCutParams):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not 0.0 <= self.network_weight <= 1.0:
-            raise ValueError("need 0 <= network_weight <= 1")
+        check_params(self, {"network_weight": FRACTION})
 
 
 class FusedPredictor:

@@ -19,8 +19,18 @@ from skimage.morphology import skeletonize
 
 from medseg.algorithms.graphcut import banded_graph_cut, graph_cut
 from medseg.engine.graphcut_method import GraphCutParams, unary_probability
+from medseg.engine.params import (
+    FRACTION,
+    LAMB,
+    MARGIN_MM,
+    SIGMA,
+    STD_WIDTH,
+    VOXEL_BUDGET,
+    Range,
+    check_params,
+)
 from medseg.engine.propagation import PredictorSpec
-from medseg.errors import InvalidPrompt
+from medseg.errors import InvalidPrompt, plain
 
 
 @dataclass(frozen=True)
@@ -38,8 +48,23 @@ class SeedGraphCutParams:
     intensity_k: float = 2.5  # fg intensity model: start slice's mean +- this many std (0: seeds')
 
     def __post_init__(self) -> None:
-        if self.dilation_mm <= 0 or self.seed_k <= 0 or self.sigma <= 0 or self.lamb < 0:
-            raise ValueError("need dilation_mm > 0, seed_k > 0, sigma > 0 and lamb >= 0")
+        check_params(self, SEED_RANGES)
+        if 0 < self.intensity_k < STD_WIDTH.lo:  # a near-zero width divides by ~0 (NaN)
+            raise ValueError(f"intensity_k must be 0 or {STD_WIDTH.describe()}, "
+                             f"got {plain(self.intensity_k)}")
+
+
+# Why each bound: engine/params.py for the shared ones; the others here.
+SEED_RANGES = {
+    # the background ring lies this far out: more than 100 mm from the previous slice's
+    # object it says nothing about the next slice's
+    "dilation_mm": Range(0.0, 100.0, lo_open=True),
+    "seed_k": Range(0.0, 100.0, lo_open=True),  # in std; 100 admits every intensity already
+    "min_seed_fraction": FRACTION, "lamb": LAMB, "sigma": SIGMA, "intensity_gate": FRACTION,
+    "unlike_bg_radius_mm": MARGIN_MM, "coarse_pixels": VOXEL_BUDGET,
+    # 0 means "the seeds' own model" (see `unary`), else a width as geodesic-graphcut's
+    "intensity_k": Range(0.0, STD_WIDTH.hi),  # and not between 0 and STD_WIDTH.lo
+}
 
 
 @dataclass(frozen=True)
@@ -114,7 +139,9 @@ class SeedGraphCut:
         """The prior's seed candidates on this slice (`SeedCandidates.choose` picks seeds)."""
         p = self.params
         skeleton = skeletonize(prior) & prior
-        smooth = ndimage.gaussian_filter(image, [1.0 / max(s, 1e-6) for s in spacing])
+        # 1 mm, but never wider than the slice (its cost grows with the width in pixels)
+        smooth = ndimage.gaussian_filter(
+            image, [min(1.0 / max(s, 1e-6), n) for s, n in zip(spacing, image.shape)])
         plausible = np.abs(smooth - self.mean) <= p.seed_k * self.std
         # dilation and its boundary from one distance transform (a disk footprint costs 5x more)
         distance = ndimage.distance_transform_edt(~prior, sampling=spacing)

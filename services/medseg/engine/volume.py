@@ -12,6 +12,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# The longest axis an image may have, in voxels (the upload refuses longer ones), so every
+# voxel index a request may name fits in [0, MAX_INDEX]. 2**20 is over a million voxels, far
+# beyond any scanner's matrix; bounding indices keeps request numbers inside int64 arithmetic.
+MAX_AXIS = 2**20
+MAX_INDEX = MAX_AXIS - 1
+
 
 @dataclass(frozen=True)
 class Volume:
@@ -21,6 +27,8 @@ class Volume:
     modality: str = "unknown"  # "CT", "MR", "photo", ... as far as the file tells
     source_format: str = "unknown"  # "nifti", "nrrd", "dicom", "png", "jpeg"
     extra: dict = field(default_factory=dict)  # format-specific metadata worth keeping
+    # what the loader changed and the user should know (e.g. NaN voxels replaced), in words
+    warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.array.ndim != 3:

@@ -27,6 +27,8 @@ class SessionMeta(BaseModel):
     source_format: str
     chunk: tuple[int, int, int]
     created_at: str = Field(default_factory=utcnow)
+    # what loading the image changed (e.g. NaN voxels replaced), for the user to see
+    warnings: list[str] = Field(default_factory=list)
 
 
 class SegmentRecord(BaseModel):

@@ -48,7 +48,7 @@ class SessionStore:
             spacing=tuple(float(s) for s in volume.spacing),
             affine=np.asarray(volume.affine, dtype=float).tolist(), modality=volume.modality,
             dtype=str(volume.array.dtype), source_format=volume.source_format,
-            chunk=chunks.CHUNK_SHAPE,
+            chunk=chunks.CHUNK_SHAPE, warnings=list(volume.warnings),
         )
         self._write_image(keys, volume.array)
         pipe = self.redis.pipeline(transaction=True)

@@ -17,22 +17,29 @@ segment or the session. Conflict policy: as every job, fail, never rebase.
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from medseg.engine import bifseg_method
 from medseg.engine.bifseg import BoxCrop
+from medseg.engine.finetune import RANGES
 from medseg.engine.prompts import (
     AXES,
+    MAX_PATH_POINTS,
+    MAX_SCRIBBLE_POINTS,
+    MAX_SCRIBBLES,
     Box,
     Marks,
     Plane,
     check_inside,
+    check_polyline_budget,
     merge_marks,
     rasterize_polyline,
+    raw_path_points,
 )
+from medseg.engine.volume import MAX_INDEX
 from medseg.errors import InvalidPrompt
 from medseg.jobs import queue
 from medseg.jobs.context import CommitPlan, JobContext
@@ -43,31 +50,41 @@ from medseg.store.records import JobRecord, RevisionRecord, SessionMeta
 from medseg.usecases.interactions import check_base_revision
 
 KIND = "finetune"
-Zyx = list[int]
+Zyx = Annotated[list[Annotated[int, Field(ge=0, le=MAX_INDEX)]],
+                Field(min_length=3, max_length=3)]
 
 
 class ScribbleSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    path: list[Zyx] = Field(min_length=1, max_length=10_000,
+    path: list[Zyx] = Field(min_length=1, max_length=MAX_PATH_POINTS,
                             description="polyline of [z, y, x] voxels, joined without gaps")
     foreground: bool = True
 
 
-class FinetuneOverrides(BaseModel):
-    """Overrides of the paper's defaults (engine.finetune.PARAMS_2D / PARAMS_3D)."""
+def _override(name: str, description: str, alias: str | None = None) -> Any:
+    """An optional override bounded as the engine bounds it (engine.finetune.RANGES), so the
+    contract shows the ranges and the engine check can never disagree with it."""
+    allowed = RANGES[name]
+    return Field(None, alias=alias, description=description, le=allowed.hi,
+                 gt=allowed.lo if allowed.lo_open else None,
+                 ge=None if allowed.lo_open else allowed.lo)
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    alternations: int | None = Field(None, ge=0, le=20, description="label + network updates (4)")
-    iterations: int | None = Field(None, ge=0, le=200,
-                                   description="SGD steps per network update (20)")
-    lr: float | None = Field(None, gt=0, le=1, description="learning rate (1e-2)")
-    lamb: float | None = Field(None, ge=0, alias="lambda",
-                               description="pairwise weight of the graph cut (3 in 2D, 10 in 3D)")
-    sigma: float | None = Field(None, gt=0, description="intensity scale of eq. 2 (0.1)")
-    t0: float | None = Field(None, ge=0, le=1, description="uncertain band lower bound (0.2)")
-    t1: float | None = Field(None, ge=0, le=1, description="uncertain band upper bound (0.7 / 0.6)")
-    epsilon: float | None = Field(None, ge=0, description="geodesic distance threshold (0.2)")
-    omega: float | None = Field(None, ge=0, description="weight of scribble voxels (5)")
+
+class FinetuneOverrides(BaseModel):
+    """Overrides of the paper's defaults (engine.finetune.PARAMS_2D / PARAMS_3D): finite and
+    within the engine's ranges (`Infinity` / `NaN` are refused, as every number)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
+    alternations: int | None = _override("alternations", "label + network updates (4)")
+    iterations: int | None = _override("iterations", "SGD steps per network update (20)")
+    lr: float | None = _override("lr", "learning rate (1e-2)")
+    lamb: float | None = _override("lamb", "pairwise weight of the graph cut (3 in 2D, 10 in "
+                                   "3D)", alias="lambda")
+    sigma: float | None = _override("sigma", "intensity scale of eq. 2 (0.1)")
+    t0: float | None = _override("t0", "uncertain band lower bound (0.2)")
+    t1: float | None = _override("t1", "uncertain band upper bound (0.7 / 0.6)")
+    epsilon: float | None = _override("epsilon", "geodesic distance threshold (0.2)")
+    omega: float | None = _override("omega", "weight of scribble voxels (5)")
     weighted: bool | None = Field(None, description="false: BIFSeg(-w), every weight 1")
 
     @model_validator(mode="after")
@@ -91,9 +108,16 @@ class BoxSource(BaseModel):
 class FinetuneJobParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     mode: Literal["unsupervised", "supervised"] = "unsupervised"
-    scribbles: list[ScribbleSpec] = Field(default_factory=list, max_length=100)
+    scribbles: list[ScribbleSpec] = Field(default_factory=list, max_length=MAX_SCRIBBLES)
     params: FinetuneOverrides = Field(default_factory=FinetuneOverrides)
     source: BoxSource
+
+    @model_validator(mode="before")
+    @classmethod
+    def _few_points(cls, data: Any) -> Any:
+        if isinstance(data, dict) and raw_path_points(data.get("scribbles")) > MAX_SCRIBBLE_POINTS:
+            raise ValueError(f"the scribbles hold more than {MAX_SCRIBBLE_POINTS} points together")
+        return data
 
 
 def find_box(store: Store, meta: SessionMeta, head: RevisionRecord) -> BoxSource:
@@ -119,17 +143,22 @@ def _plane(source: BoxSource) -> Plane | None:
     return Plane(AXES[source.plane["axis"]], source.plane["index"])
 
 
-def scribble_voxels(scribbles: list[ScribbleSpec], shape, plane: Plane | None):
+def scribble_voxels(scribbles: list[ScribbleSpec], shape, plane: Plane | None,
+                    max_marks: int | None = None):
     """(fg, bg) (N, 3) int voxels of the rasterised polylines; InvalidPrompt for a point
-    outside the image or, for a 2D box, off its plane."""
+    outside the image or, for a 2D box, off its plane, or for polylines that trace more
+    than `max_marks` voxels (None: not checked), all before rasterising."""
     parts: dict[bool, list[np.ndarray]] = {True: [], False: []}
-    for scribble in scribbles:
-        path = np.asarray(scribble.path, dtype=np.int64).reshape(-1, 3)
+    paths = [np.asarray(scribble.path, dtype=np.int64).reshape(-1, 3) for scribble in scribbles]
+    for path in paths:
         check_inside(path, shape, "scribble")
         if plane is not None and (path[:, plane.axis] != plane.index).any():
             off = path[np.argmax(path[:, plane.axis] != plane.index)].tolist()
             raise InvalidPrompt(f"scribble point {off} (z, y, x) is not on the box's 2D plane "
                                 f"{'zyx'[plane.axis]}={plane.index}")
+    if max_marks is not None:
+        check_polyline_budget(paths, max_marks)
+    for scribble, path in zip(scribbles, paths):
         parts[scribble.foreground].append(rasterize_polyline(path))
     stack = lambda p: np.unique(np.concatenate(p), axis=0) if p else np.zeros((0, 3), np.int64)
     return stack(parts[True]), stack(parts[False])
@@ -150,7 +179,7 @@ def _crop_box(shape, spacing, source: BoxSource) -> Box:
 
 def submit(store: Store, plugins: Plugins, meta: SessionMeta, tenant: str, segment_id: int,
            mode: str, scribbles: list[dict[str, Any]], params: dict[str, Any],
-           base_revision: int | None) -> JobRecord:
+           base_revision: int | None, max_marks: int) -> JobRecord:
     """Check the request now (404/409/422 instead of a failed job), then queue the job."""
     kind = plugins.job_kinds.get(KIND)
     segment, head = store.segments.head(meta, segment_id)
@@ -163,7 +192,7 @@ def submit(store: Store, plugins: Plugins, meta: SessionMeta, tenant: str, segme
         raise InvalidPrompt("supervised fine-tuning needs at least one scribble")
     if mode == "unsupervised" and job_params.scribbles:
         raise InvalidPrompt("unsupervised fine-tuning takes no scribbles: use mode 'supervised'")
-    fg, bg = scribble_voxels(job_params.scribbles, meta.shape, _plane(source))
+    fg, bg = scribble_voxels(job_params.scribbles, meta.shape, _plane(source), max_marks)
     if len(fg) + len(bg):
         crop = _crop_box(meta.shape, meta.spacing, source)
         points = np.concatenate([fg, bg])
@@ -191,7 +220,7 @@ def run(ctx: JobContext, p: FinetuneJobParams) -> dict[str, Any]:
     adapted_name = bifseg_method.adapted_block6_name(dims)
     adapted = bifseg_method.weights_from_bytes(store.segments.artifact(meta, base, adapted_name))
     weights = adapted if adapted is not None else boxed.network.block6
-    fg_vox, bg_vox = scribble_voxels(p.scribbles, meta.shape, plane)
+    fg_vox, bg_vox = scribble_voxels(p.scribbles, meta.shape, plane)  # submit checked them
     try:
         settings = params_for(dims, **p.params.given())
     except ValueError as exc:

@@ -6,7 +6,14 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, status
 
-from medseg.api.deps import IfMatchDep, PluginsDep, SessionDep, StoreDep, TenantDep
+from medseg.api.deps import (
+    IfMatchDep,
+    PluginsDep,
+    SessionDep,
+    SettingsDep,
+    StoreDep,
+    TenantDep,
+)
 from medseg.api.presenters import job_public
 from medseg.api.schemas import (
     FinetuneRequest,
@@ -15,6 +22,7 @@ from medseg.api.schemas import (
     PropagateRequest,
     error_responses,
 )
+from medseg.engine.volume import MAX_INDEX
 from medseg.usecases import finetune, propagation
 
 router = APIRouter(prefix="/v1/sessions/{session_id}/segments/{segment_id}",
@@ -22,6 +30,7 @@ router = APIRouter(prefix="/v1/sessions/{session_id}/segments/{segment_id}",
 
 _ERRORS = error_responses(401, 404, 409, 422, 423)
 AxisPath = Annotated[Literal["z", "y", "x"], Path(description="axis whose slice is addressed")]
+SliceIndex = Annotated[int, Path(ge=0, le=MAX_INDEX)]
 
 
 @router.post("/propagate", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic,
@@ -38,11 +47,13 @@ def propagate(store: StoreDep, plugins: PluginsDep, tenant: TenantDep, meta: Ses
              tags=["bifseg"],
              responses=_ERRORS,
              summary="Fine-tune BIFSeg to this image, unsupervised or with scribbles (a job)")
-def finetune_segment(store: StoreDep, plugins: PluginsDep, tenant: TenantDep, meta: SessionDep,
-                     segment_id: int, body: FinetuneRequest, if_match: IfMatchDep) -> JobPublic:
+def finetune_segment(store: StoreDep, plugins: PluginsDep, settings: SettingsDep,
+                     tenant: TenantDep, meta: SessionDep, segment_id: int,
+                     body: FinetuneRequest, if_match: IfMatchDep) -> JobPublic:
     base = body.base_revision if body.base_revision is not None else if_match
     record = finetune.submit(store, plugins, meta, tenant, segment_id, body.mode,
-                             [s.model_dump() for s in body.scribbles], body.params, base)
+                             [s.model_dump() for s in body.scribbles], body.params, base,
+                             settings.max_marks)
     return job_public(record)
 
 
@@ -56,7 +67,7 @@ def get_locks(store: StoreDep, meta: SessionDep, segment_id: int) -> LocksPublic
 @router.put("/locks/{axis}/{index}", response_model=LocksPublic, responses=_ERRORS,
             summary="Lock one slice")
 def lock(store: StoreDep, meta: SessionDep, segment_id: int, axis: AxisPath,
-         index: Annotated[int, Path(ge=0)]) -> LocksPublic:
+         index: SliceIndex) -> LocksPublic:
     segment = propagation.set_lock(store, meta, segment_id, axis, index, True)
     return LocksPublic(segment_id=segment_id, locked_slices=segment.locks)
 
@@ -64,6 +75,6 @@ def lock(store: StoreDep, meta: SessionDep, segment_id: int, axis: AxisPath,
 @router.delete("/locks/{axis}/{index}", response_model=LocksPublic, responses=_ERRORS,
                summary="Unlock one slice")
 def unlock(store: StoreDep, meta: SessionDep, segment_id: int, axis: AxisPath,
-           index: Annotated[int, Path(ge=0)]) -> LocksPublic:
+           index: SliceIndex) -> LocksPublic:
     segment = propagation.set_lock(store, meta, segment_id, axis, index, False)
     return LocksPublic(segment_id=segment_id, locked_slices=segment.locks)

@@ -16,6 +16,7 @@ from medseg.api.presenters import (
     segment_public,
 )
 from medseg.api.schemas import (
+    MAX_REVISION,
     ChangeResult,
     Delta,
     ErrorBody,
@@ -89,9 +90,10 @@ def interact(store: StoreDep, plugins: PluginsDep, settings: SettingsDep, tenant
              response: Response) -> ChangeResult:
     base = interaction.base_revision if interaction.base_revision is not None else if_match
     after = interaction.propagate
+    prompt = to_prompt(interaction, meta.shape, settings.max_marks)
     outcome = propagation.interact_then_propagate(
-        store, plugins, meta, tenant, segment_id, to_prompt(interaction, meta.shape),
-        interaction.method, interaction.params, base, settings.max_marks,
+        store, plugins, meta, tenant, segment_id, prompt, interaction.method,
+        interaction.params, base, settings.max_marks,
         None if after is None else propagation.PropagateAfter(after.method, after.params))
     _etag(response, outcome.change.current.revision)
     result = change_result(outcome.change)
@@ -133,10 +135,13 @@ def history(store: StoreDep, meta: SessionDep, segment_id: int) -> History:
     "application/octet-stream": {}, "image/png": {}}}}, response_model=None,
     summary="Full mask of a revision (head by default): rle/1 JSON or a file")
 def get_mask(store: StoreDep, meta: SessionDep, segment_id: int,
-             revision: Annotated[int | None, Query()] = None,
+             revision: Annotated[int | None, Query(ge=0, le=MAX_REVISION, description=(
+                 "revision to read (default: the head); one the segment never had -> 404"))
+             ] = None,
              format: Annotated[Literal["rle", "nifti", "nrrd", "png"], Query()] = "rle"):
     segment = store.segments.get(meta, segment_id)
-    record = store.segments.revision(meta, segment_id, revision or segment.head)
+    record = store.segments.revision(meta, segment_id,
+                                    segment.head if revision is None else revision)
     if format != "rle":
         return file_response(sessions.export_mask(store, meta, record, format,
                                                   f"segment-{segment_id}-rev{record.revision}"))
@@ -147,9 +152,11 @@ def get_mask(store: StoreDep, meta: SessionDep, segment_id: int,
 @router.get("/{segment_id}/delta", response_model=Delta, responses=_ERRORS,
             summary="Change between two revisions of the segment (to defaults to head)")
 def get_delta(store: StoreDep, meta: SessionDep, segment_id: int,
-              from_revision: Annotated[int, Query(alias="from")],
-              to_revision: Annotated[int | None, Query(alias="to")] = None) -> Delta:
+              from_revision: Annotated[int, Query(alias="from", ge=0, le=MAX_REVISION)],
+              to_revision: Annotated[int | None, Query(alias="to", ge=0, le=MAX_REVISION)] = None,
+              ) -> Delta:
     segment = store.segments.get(meta, segment_id)
     old = store.segments.revision(meta, segment_id, from_revision)
-    new = store.segments.revision(meta, segment_id, to_revision or segment.head)
+    new = store.segments.revision(meta, segment_id,
+                                 segment.head if to_revision is None else to_revision)
     return Delta(**store.segments.delta(meta, old, new))

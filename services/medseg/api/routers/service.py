@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from medseg.api.deps import PluginsDep, SettingsDep, StoreDep, TenantDep
 from medseg.api.schemas import Capabilities, JobKindInfo, MethodInfo
 from medseg.engine.propagation import PropagationParams
+from medseg.engine.volume import MAX_INDEX
 from medseg.jobs import queue
 from medseg.usecases.sessions import EXPORT_FORMATS
 from medseg_protocol import API_VERSION, ENCODING_DELTA, ENCODING_MASK
@@ -54,7 +55,8 @@ def capabilities(settings: SettingsDep, plugins: PluginsDep, tenant: TenantDep) 
         delta_encodings=[ENCODING_DELTA], mask_encodings=[ENCODING_MASK],
         input_formats=INPUT_FORMATS, export_formats=sorted(EXPORT_FORMATS),
         limits={"max_upload_bytes": settings.max_upload_bytes, "max_voxels": settings.max_voxels,
-                "session_ttl_s": settings.session_ttl_s, "max_marks": settings.max_marks},
+                "session_ttl_s": settings.session_ttl_s, "max_marks": settings.max_marks,
+                "max_request_bytes": settings.max_request_bytes, "max_index": MAX_INDEX},
         propagation_methods=[MethodInfo(
             name=p.name, description=p.description, interaction_types=[], dims=["2d"],
             params={**dataclasses.asdict(PropagationParams()), **p.defaults()})

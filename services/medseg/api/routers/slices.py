@@ -10,6 +10,7 @@ from medseg.api.deps import SessionDep, StoreDep
 from medseg.api.presenters import array_response
 from medseg.api.schemas import error_responses
 from medseg.engine.prompts import AXES
+from medseg.engine.volume import MAX_INDEX
 from medseg.usecases import sessions
 
 router = APIRouter(prefix="/v1/sessions/{session_id}/slices", tags=["sessions"])
@@ -28,7 +29,7 @@ _ERRORS = error_responses(401, 404, 422)
     summary="One image plane as raw little-endian voxels (for viewers)")
 def get_slice(store: StoreDep, meta: SessionDep,
               axis: Annotated[Literal["z", "y", "x"], Path(description="axis held fixed")],
-              index: Annotated[int, Path(ge=0)],
+              index: Annotated[int, Path(ge=0, le=MAX_INDEX)],
               accept_encoding: Annotated[str | None, Header()] = None) -> Response:
     plane = sessions.read_slice(store, meta, AXES[axis], index)
     return array_response(plane, accept_encoding or "")

@@ -1,10 +1,16 @@
 """Image I/O: uploaded bytes -> `Volume`, and masks -> NIfTI / NRRD / PNG bytes.
 
 Pure functions (no FastAPI, no Redis). Every failure is a `MedsegError`: UnsupportedFormat
-(415), CorruptImage (422) or ImageTooLarge (413), with a message naming the file and problem.
+(415), CorruptImage (422) or ImageTooLarge (413), with a message naming the problem and the
+file by its position ("file 3 of 20"): never by its name, which can carry patient data.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
 
 from medseg.engine.imageio._common import (
     GZIP_MAGIC,
@@ -16,10 +22,12 @@ from medseg.engine.imageio._common import (
     ImageLimits,
     expand_zip,
     human,
+    looks_like,
 )
 from medseg.engine.imageio.dicom import (
     is_dicom,
     is_image,
+    is_slice_without_pixels,
     load_dicom_series,
     looks_like_raw_dicom,
     read_dataset,
@@ -29,8 +37,8 @@ from medseg.engine.imageio.nrrd_io import load_nrrd
 from medseg.engine.imageio.orient import reorient_to
 from medseg.engine.imageio.raster import load_raster
 from medseg.engine.imageio.writers import save_nifti, save_nrrd, save_png
-from medseg.engine.volume import Volume
-from medseg.errors import CorruptImage, ImageTooLarge, MedsegError, UnsupportedFormat
+from medseg.engine.volume import MAX_AXIS, Volume
+from medseg.errors import CorruptImage, ImageTooLarge, MedsegError, UnsupportedFormat, plain
 
 __all__ = [
     "ImageLimits",
@@ -84,16 +92,32 @@ DEFAULT_LIMITS = ImageLimits()
 
 def load_image(files: list[tuple[str, bytes]], limits: ImageLimits = DEFAULT_LIMITS) -> Volume:
     """Load an uploaded image: one NIfTI / NRRD / PNG / JPEG / DICOM file, several DICOM files
-    of one series, or one .zip holding any of these (typically a DICOM series)."""
+    of one series, or one .zip holding any of these (typically a DICOM series).
+
+    File names are used only to read the format a name claims; messages refer to a file by
+    its position ("file 3 of 20"), never by its name, which can carry patient data. Voxels
+    that are NaN or infinite are replaced (see `finite_voxels`) and reported in
+    `Volume.warnings`."""
     try:
-        return _load(files, limits)
+        return finite_voxels(check_geometry(_load(files, limits)))
     except MedsegError:
         raise
     except MemoryError:
         raise ImageTooLarge("the image does not fit in memory") from None
     except Exception as exc:  # noqa: BLE001 - last line of defence: no raw library errors
-        raise CorruptImage(f"the upload could not be read as an image: "
-                           f"{type(exc).__name__}: {exc}") from exc
+        raise CorruptImage("the upload could not be read as an image "
+                           f"({type(exc).__name__})") from exc
+
+
+def _label(index: int, count: int, where: str = "") -> str:
+    """How messages name a file: by position, never by name."""
+    if count == 1:
+        return f"the file{where}" if where else "the uploaded file"
+    return f"file {index + 1} of {count}{where}"
+
+
+# An upload entry: (name, the label messages use, content, came from a zip)
+Entry = tuple[str, str, bytes, bool]
 
 
 def _load(files: list[tuple[str, bytes]], limits: ImageLimits) -> Volume:
@@ -105,7 +129,7 @@ def _load(files: list[tuple[str, bytes]], limits: ImageLimits) -> Volume:
             raise CorruptImage("each upload must be a (filename, content) pair")
         name, content = str(item[0] or "upload"), item[1]
         if not isinstance(content, bytes | bytearray | memoryview):
-            raise CorruptImage(f"file '{name}': content must be bytes")
+            raise CorruptImage(f"{_label(len(checked), len(files))}: content must be bytes")
         checked.append((name, bytes(content)))
     total = sum(len(c) for _, c in checked)
     if total > limits.max_upload_bytes:
@@ -113,84 +137,94 @@ def _load(files: list[tuple[str, bytes]], limits: ImageLimits) -> Volume:
             f"upload is too large: {human(total)} in {len(checked)} file(s) exceeds the limit of "
             f"{human(limits.max_upload_bytes)}"
         )
-    entries: list[tuple[str, bytes, bool]] = []  # (name, content, came from a zip)
-    for name, content in checked:
+    entries: list[Entry] = []
+    for index, (name, content) in enumerate(checked):
+        label = _label(index, len(checked))
         if not content:
-            raise CorruptImage(f"file '{name}' is empty")
+            raise CorruptImage(f"{label} is empty")
         if sniff_format(content) == "zip":
-            members = expand_zip(name, content, limits)
+            zip_label = label if len(checked) > 1 else "the zip archive"
+            members = [(m, c) for m, c in expand_zip(zip_label, content, limits) if c]
             if not members:
-                raise CorruptImage(f"file '{name}' is an empty zip archive")
-            entries += [(f"{name}/{m}", c, True) for m, c in members if c]
+                raise CorruptImage(f"{zip_label} is an empty zip archive")
+            where = " in " + ("the zip archive" if len(checked) == 1 else f"zip archive {label}")
+            entries += [(m, _label(i, len(members), where), c, True)
+                        for i, (m, c) in enumerate(members)]
         else:
-            entries.append((name, content, False))
+            entries.append((name, label, content, False))
     if len(entries) == 1:
-        name, content, _ = entries[0]
+        name, label, content, _ = entries[0]
         fmt = sniff_format(content)
         if fmt in ("nifti", "nrrd", "png", "jpeg"):
-            return _load_single(name, content, fmt, limits)
+            return _load_single(label, content, fmt, limits)
         if fmt == "zip":
-            raise UnsupportedFormat(f"file '{name}' is a zip inside a zip; upload a single zip")
+            raise UnsupportedFormat(f"{label} is a zip inside a zip; upload a single zip")
         if fmt is None:
-            _unknown(name, content)
-    elif all(from_zip for _, _, from_zip in entries):
-        fmts = [sniff_format(c) for _, c, _ in entries]
+            _unknown(name, label, content)
+    elif all(from_zip for *_, from_zip in entries):
+        fmts = [sniff_format(c) for _, _, c, _ in entries]
         singles = [(i, f) for i, f in enumerate(fmts) if f in ("nifti", "nrrd", "png", "jpeg")]
         if len(singles) == 1 and "dicom" not in fmts:  # e.g. one .nii.gz plus a README
             index, single = singles[0]
-            name, content, _ = entries[index]
-            return _load_single(name, content, single, limits)
+            _, label, content, _ = entries[index]
+            return _load_single(label, content, single, limits)
     return _load_dicom(entries, limits)
 
 
-def _load_single(name: str, content: bytes, fmt: str, limits: ImageLimits) -> Volume:
+def _load_single(label: str, content: bytes, fmt: str, limits: ImageLimits) -> Volume:
     if fmt == "nifti":
-        return load_nifti(name, content, limits)
+        return load_nifti(label, content, limits)
     if fmt == "nrrd":
-        return load_nrrd(name, content, limits)
-    return load_raster(name, content, fmt, limits)
+        return load_nrrd(label, content, limits)
+    return load_raster(label, content, fmt, limits)
 
 
-def _unknown(name: str, content: bytes):
+def _unknown(name: str, label: str, content: bytes):
+    """Raise for content no reader recognises; the format its name claims (the name is not
+    repeated) helps say what is wrong. Returns for a claimed DICOM (pydicom may read it)."""
     claimed = _claimed(name)
     if claimed == "NIfTI":
         raise CorruptImage(
-            f"file '{name}' is not a valid NIfTI: it is neither gzip-compressed nor has a "
-            f"NIfTI header (starts with {content[:16]!r})"
+            f"{label} is not a valid NIfTI: it is neither gzip-compressed nor has a NIfTI "
+            f"header (it looks like {looks_like(content)})"
         )
     if claimed in ("NRRD", "PNG", "JPEG", "zip archive"):
         raise CorruptImage(
-            f"file '{name}' is not a valid {claimed}: its content does not start with the "
-            f"{claimed} signature (starts with {content[:16]!r})"
+            f"{label} is not a valid {claimed}: its content does not start with the "
+            f"{claimed} signature (it looks like {looks_like(content)})"
         )
     if claimed == "DICOM":
         return  # let pydicom have a go; it names the problem
     raise UnsupportedFormat(
-        f"file '{name}' is not in a supported format (starts with {content[:16]!r}); "
+        f"{label} is not in a supported format (it looks like {looks_like(content)}); "
         f"supported: {SUPPORTED}"
     )
 
 
-def _load_dicom(entries: list[tuple[str, bytes, bool]], limits: ImageLimits) -> Volume:
+def _load_dicom(entries: list[Entry], limits: ImageLimits) -> Volume:
     datasets = []
     skipped = 0
-    for name, content, from_zip in entries:
+    for name, label, content, from_zip in entries:
         fmt = sniff_format(content)
-        ds = read_dataset(name, content) if fmt in ("dicom", None) else None
+        ds = read_dataset(label, content) if fmt in ("dicom", None) else None
         if ds is None:
             if from_zip:
                 skipped += 1
                 continue
             if len(entries) == 1:
-                _unknown(name, content)
-                raise CorruptImage(f"file '{name}' is not a valid DICOM file")
+                _unknown(name, label, content)
+                raise CorruptImage(f"{label} is not a valid DICOM file")
             kind = f"a {fmt.upper()} file" if fmt else "not a recognised image"
             raise UnsupportedFormat(
-                f"file '{name}' is {kind}: several files are only accepted as one DICOM series "
+                f"{label} is {kind}: several files are only accepted as one DICOM series "
                 f"(supported: {SUPPORTED})"
             )
         if is_image(ds):
-            datasets.append((name, ds))
+            datasets.append((label, ds))
+        elif is_slice_without_pixels(ds):
+            # said now: dropped, it would leave a gap that reads as "non-uniform spacing"
+            raise CorruptImage(f"{label} (a DICOM slice) has no pixel data; upload the "
+                               "series again, with every slice complete")
     if not datasets:
         if skipped and skipped == len(entries):
             raise UnsupportedFormat(
@@ -202,3 +236,51 @@ def _load_dicom(entries: list[tuple[str, bytes, bool]], limits: ImageLimits) -> 
     if skipped:
         vol.extra["skipped_non_dicom_files"] = skipped
     return vol
+
+
+# Voxel sizes a volume may have, in mm: from 1 nm (beyond any microscope's voxel) to 1 km.
+# Outside them the mm <-> voxel arithmetic of the methods (a 60 mm margin is 60 / spacing
+# voxels) overflows or loses every digit; such a size is a damaged header, not an image.
+SPACING_MM = (1e-6, 1e6)
+
+
+def check_geometry(vol: Volume) -> Volume:
+    """ImageTooLarge for an axis longer than MAX_AXIS voxels (requests could not name its
+    voxels); CorruptImage for a voxel size that is not finite or outside SPACING_MM."""
+    if max(vol.shape) > MAX_AXIS:
+        raise ImageTooLarge(f"the image is {' x '.join(map(str, vol.shape))} voxels (z, y, x): "
+                            f"an axis longer than {MAX_AXIS} voxels is not supported")
+    lo, hi = SPACING_MM
+    if not all(math.isfinite(s) and lo <= s <= hi for s in vol.spacing):
+        raise CorruptImage(f"the image's voxel size {plain(vol.spacing)} mm (z, y, x) is not "
+                           f"plausible (each must lie between {plain(lo)} and {plain(hi)} mm): "
+                           "its header is damaged")
+    return vol
+
+
+def finite_voxels(vol: Volume) -> Volume:
+    """The volume with NaN / infinite voxels replaced, and a warning that says so.
+
+    Why replace rather than refuse: NaN is how research pipelines (registration, resampling,
+    SPM / FSL masks) mark "no data" outside the field of view, and every viewer opens such a
+    file; refusing it would leave a clinician no way to segment the image. Why not keep them:
+    one NaN makes a whole region of interest NaN (a click then marked the whole slice). So NaN
+    and -inf become the lowest finite value (background: outside the field of view), +inf
+    the highest (a saturated voxel), and the session reports how many were replaced.
+    CorruptImage when no voxel is finite (nothing to segment)."""
+    array = vol.array
+    if array.dtype.kind not in "fc":
+        return vol
+    finite = np.isfinite(array)
+    bad = int(array.size - np.count_nonzero(finite))
+    if bad == 0:
+        return vol
+    if bad == array.size:
+        raise CorruptImage("every voxel of the image is NaN or infinite: there is nothing to "
+                           "segment")
+    values = array[finite]
+    lo, hi = values.min(), values.max()
+    fixed = np.nan_to_num(array, nan=lo, neginf=lo, posinf=hi)
+    warning = (f"{bad} of {array.size} voxels were NaN or infinite (often: outside the field "
+               f"of view); they read as {plain(lo)} (NaN, -inf) or {plain(hi)} (+inf)")
+    return dataclasses.replace(vol, array=fixed, warnings=[*vol.warnings, warning])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -35,6 +36,38 @@ class ImageLimits:
     max_uncompressed_bytes: int = 4 << 30  # guard against zip/gzip bombs
 
 
+_OBJECT_REPR = re.compile(r"<[^<>]*? at 0x[0-9a-fA-F]+>")
+_NUMPY_REPR = re.compile(r"np\.[a-z_]+\d*\(([^()]*)\)")
+_DETAIL_CHARS = 160
+
+
+def detail(exc: BaseException) -> str:
+    """A library's words about a bad file, fit for a message: one line, no object reprs
+    (`<_io.BytesIO object at 0x...>` reads "the file"), no NumPy reprs, at most 160
+    characters. Only for libraries that cannot quote patient data or file names (nibabel,
+    pynrrd, Pillow, zlib); zip members and DICOM elements are described in our own words."""
+    text = _OBJECT_REPR.sub("the file", " ".join(str(exc).split()))
+    text = _NUMPY_REPR.sub(r"\1", text)
+    if len(text) > _DETAIL_CHARS:
+        text = text[:_DETAIL_CHARS].rstrip() + "..."
+    return text or type(exc).__name__
+
+
+def looks_like(content: bytes) -> str:
+    """What a file that is no supported image seems to be, in words (its bytes are never
+    echoed: they can be patient data)."""
+    head = content[:512]
+    if head.startswith(b"%PDF"):
+        return "a PDF document"
+    if head[:4] in (b"GIF8", b"II*\x00", b"MM\x00*") or head[:2] == b"BM":
+        return "an image format that is not supported (GIF, TIFF or BMP)"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "binary data of an unknown format"
+    return "text" if all(c.isprintable() or c.isspace() for c in text) else "unknown data"
+
+
 def human(n: float) -> str:
     """Byte count for messages: '1.5 MiB'."""
     n = float(n)
@@ -45,19 +78,19 @@ def human(n: float) -> str:
     return f"{n:.1f} GiB"  # pragma: no cover
 
 
-def check_voxels(name: str, shape: tuple[int, ...], limits: ImageLimits, axes: str = "") -> None:
+def check_voxels(label: str, shape: tuple[int, ...], limits: ImageLimits, axes: str = "") -> None:
     """ImageTooLarge naming the shape (in `axes` order, e.g. '(z, y, x)') and the limit."""
     n = int(np.prod([int(s) for s in shape], dtype=np.int64))
     if n > limits.max_voxels:
         dims = " x ".join(str(int(s)) for s in shape) + (f" {axes}" if axes else "")
         raise ImageTooLarge(
-            f"file '{name}' is too large: {dims} = {n} voxels exceeds the limit of "
+            f"{label} is too large: {dims} = {n} voxels exceeds the limit of "
             f"{limits.max_voxels} voxels"
         )
 
 
 def gunzip_bounded(
-    name: str,
+    label: str,
     data: bytes,
     limit: int,
     what: str = "NIfTI",
@@ -92,7 +125,7 @@ def gunzip_bounded(
             tail = dec.unconsumed_tail
             if len(out) > bound:
                 raise ImageTooLarge(
-                    f"file '{name}' is too large: gzip stream decompresses to more than "
+                    f"{label} is too large: gzip stream decompresses to more than "
                     f"{bound_reason} (possible gzip bomb)"
                 )
             if not peeked and (len(out) >= peek_bytes or dec.eof):
@@ -102,21 +135,22 @@ def gunzip_bounded(
                     bound = declared
                     bound_reason = f"the {human(declared)} its {what} header declares"
     except zlib.error as exc:
-        raise CorruptImage(f"file '{name}' is not a valid {what}: corrupt gzip stream "
-                           f"({exc})") from exc
+        raise CorruptImage(f"{label} is not a valid {what}: corrupt gzip stream "
+                           f"({detail(exc)})") from exc
     if not dec.eof:
-        raise CorruptImage(f"file '{name}' is not a valid {what}: gzip stream is truncated")
+        raise CorruptImage(f"{label} is not a valid {what}: gzip stream is truncated")
     if not peeked:
         peek(bytes(out))  # type: ignore[misc]
     return bytes(out)
 
 
-def expand_zip(name: str, data: bytes, limits: ImageLimits) -> list[tuple[str, bytes]]:
+def expand_zip(label: str, data: bytes, limits: ImageLimits) -> list[tuple[str, bytes]]:
     """Members of a zip archive (files only, no macOS/hidden junk), with bomb protection."""
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError) as exc:
-        raise CorruptImage(f"file '{name}' is not a valid zip archive: {exc}") from exc
+        # zipfile's words quote member names (which can carry patient data): not repeated
+        raise CorruptImage(f"{label} is not a valid zip archive") from exc
     out: list[tuple[str, bytes]] = []
     total = 0
     with zf:
@@ -124,15 +158,16 @@ def expand_zip(name: str, data: bytes, limits: ImageLimits) -> list[tuple[str, b
         declared = sum(i.file_size for i in infos)
         if declared > limits.max_uncompressed_bytes:
             raise ImageTooLarge(
-                f"file '{name}' is too large: zip members declare {human(declared)} uncompressed, "
+                f"{label} is too large: zip members declare {human(declared)} uncompressed, "
                 f"more than the limit of {human(limits.max_uncompressed_bytes)} "
                 "(possible zip bomb)"
             )
-        for info in infos:
+        for number, info in enumerate(infos, start=1):
+            member = f"its file {number} of {len(infos)}"  # names can carry patient data
             if info.flag_bits & 0x1:
                 raise UnsupportedFormat(
-                    f"file '{name}' holds an encrypted member '{info.filename}'; "
-                    "encrypted zip archives are not supported"
+                    f"{label} is encrypted ({member} is); encrypted zip archives are not "
+                    "supported"
                 )
             buf = bytearray()
             try:
@@ -145,19 +180,19 @@ def expand_zip(name: str, data: bytes, limits: ImageLimits) -> list[tuple[str, b
                         total += len(piece)
                         if total > limits.max_uncompressed_bytes:
                             raise ImageTooLarge(
-                                f"file '{name}' is too large: zip content decompresses to more "
+                                f"{label} is too large: zip content decompresses to more "
                                 f"than the limit of {human(limits.max_uncompressed_bytes)} "
                                 "(possible zip bomb)"
                             )
             except NotImplementedError as exc:
                 raise UnsupportedFormat(
-                    f"file '{name}': member '{info.filename}' uses an unsupported zip "
-                    f"compression method ({exc})"
+                    f"{label}: {member} uses an unsupported zip compression method "
+                    f"(method {info.compress_type})"
                 ) from exc
             except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError) as exc:
                 raise CorruptImage(
-                    f"file '{name}' is not a valid zip archive: member '{info.filename}' "
-                    f"cannot be read ({exc})"
+                    f"{label} is not a valid zip archive: {member} cannot be read (damaged "
+                    "or truncated)"
                 ) from exc
             out.append((info.filename, bytes(buf)))
     return out
@@ -176,13 +211,13 @@ def spacing_from_affine(affine: np.ndarray) -> tuple[float, float, float]:
     return (float(norms[2]), float(norms[1]), float(norms[0]))
 
 
-def check_affine(name: str, affine: np.ndarray, what: str) -> np.ndarray:
+def check_affine(label: str, affine: np.ndarray, what: str) -> np.ndarray:
     affine = np.asarray(affine, dtype=np.float64)
     if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
-        raise CorruptImage(f"file '{name}' is not a valid {what}: non-finite voxel-to-world matrix")
+        raise CorruptImage(f"{label} is not a valid {what}: non-finite voxel-to-world matrix")
     if abs(np.linalg.det(affine[:3, :3])) < 1e-12:
         raise CorruptImage(
-            f"file '{name}' is not a valid {what}: degenerate voxel-to-world matrix "
+            f"{label} is not a valid {what}: degenerate voxel-to-world matrix "
             "(zero voxel size or collinear axes)"
         )
     return affine

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import warnings
 
 import numpy as np
@@ -11,7 +12,7 @@ from pydicom.errors import InvalidDicomError
 
 from medseg.engine.imageio._common import LPS_TO_RAS, ImageLimits, check_voxels
 from medseg.engine.volume import Volume
-from medseg.errors import CorruptImage, UnsupportedFormat
+from medseg.errors import CorruptImage, UnsupportedFormat, plain
 
 DICOMDIR_SOP = "1.2.840.10008.1.3.10"
 _SPACING_TOL = 0.05  # relative deviation allowed between consecutive slice gaps
@@ -28,7 +29,7 @@ def looks_like_raw_dicom(content: bytes) -> bool:
     )
 
 
-def read_dataset(name: str, content: bytes) -> pydicom.Dataset | None:
+def read_dataset(label: str, content: bytes) -> pydicom.Dataset | None:
     """Parse one file; None when it is not DICOM at all."""
     try:
         with warnings.catch_warnings():
@@ -44,7 +45,9 @@ def read_dataset(name: str, content: bytes) -> pydicom.Dataset | None:
                 return ds
     except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on damaged files
         if is_dicom(content):
-            raise CorruptImage(f"file '{name}' is not a valid DICOM file: {exc}") from exc
+            # pydicom's words may quote the file's elements (patient data): not repeated
+            raise CorruptImage(f"{label} is not a valid DICOM file: its data elements cannot "
+                               "be read (damaged or truncated)") from exc
         return None
 
 
@@ -55,53 +58,63 @@ def is_image(ds: pydicom.Dataset) -> bool:
     return "PixelData" in ds or "FloatPixelData" in ds or "DoubleFloatPixelData" in ds
 
 
+def is_slice_without_pixels(ds: pydicom.Dataset) -> bool:
+    """An image slice whose pixel data is missing (damaged or truncated): its SOP class is an
+    image storage class, or it has the image pixel module's Rows and Columns or a position in
+    the patient. A non-image object (a structured report, a DICOMDIR, a presentation state)
+    has none of these."""
+    if is_image(ds) or "DirectoryRecordSequence" in ds:
+        return False
+    sop = getattr(ds, "file_meta", {}).get("MediaStorageSOPClassUID", None)
+    image_class = "Image Storage" in str(getattr(sop, "name", ""))
+    return image_class or ("Rows" in ds and "Columns" in ds) or "ImagePositionPatient" in ds
+
+
 def load_dicom_series(datasets: list[tuple[str, pydicom.Dataset]], limits: ImageLimits) -> Volume:
     if not datasets:
         raise CorruptImage("no DICOM image instances found (only DICOMDIR or non-image objects)")
     series = {str(ds.get("SeriesInstanceUID", "")) for _, ds in datasets}
-    if len(series) > 1:
-        uids = sorted(u or "(empty)" for u in series)
-        shown = ", ".join(uids[:3]) + (" ..." if len(uids) > 3 else "")
+    if len(series) > 1:  # the UIDs themselves identify a study: not repeated
         raise CorruptImage(
             f"mixed series: the {len(datasets)} DICOM files belong to {len(series)} different "
-            f"SeriesInstanceUIDs ({shown}); upload one series at a time"
+            "series (SeriesInstanceUID); upload one series at a time"
         )
-    first_name, first = datasets[0]
+    first_label, first = datasets[0]
     frames = max(int(ds.get("NumberOfFrames", 1) or 1) for _, ds in datasets)
     if frames > 1:
         raise UnsupportedFormat(
-            f"file '{first_name}' is a multi-frame DICOM ({frames} frames); only series of "
+            f"{first_label} is a multi-frame DICOM ({frames} frames); only series of "
             "single-frame instances are supported"
         )
-    rows, cols = _int(first_name, first, "Rows"), _int(first_name, first, "Columns")
+    rows, cols = _int(first_label, first, "Rows"), _int(first_label, first, "Columns")
     check_voxels("DICOM series", (len(datasets), rows, cols), limits, "(slices, rows, columns)")
-    iop = _vec(first_name, first, "ImageOrientationPatient", 6, default=[1, 0, 0, 0, 1, 0])
+    iop = _vec(first_label, first, "ImageOrientationPatient", 6, default=[1, 0, 0, 0, 1, 0])
     spacing_key = "PixelSpacing" if _present(first, "PixelSpacing") else "ImagerPixelSpacing"
-    ps = _vec(first_name, first, spacing_key, 2, default=[1.0, 1.0])
-    for name, ds in datasets[1:]:
-        if (_int(name, ds, "Rows"), _int(name, ds, "Columns")) != (rows, cols):
+    ps = _vec(first_label, first, spacing_key, 2, default=[1.0, 1.0])
+    for label, ds in datasets[1:]:
+        if (_int(label, ds, "Rows"), _int(label, ds, "Columns")) != (rows, cols):
             raise CorruptImage(
-                f"DICOM series is inconsistent: '{name}' is {ds.Rows}x{ds.Columns}, "
-                f"'{first_name}' is {rows}x{cols}"
+                f"DICOM series is inconsistent: {label} is {_int(label, ds, 'Rows')}x"
+                f"{_int(label, ds, 'Columns')} pixels, {first_label} is {rows}x{cols}"
             )
-        other = _vec(name, ds, "ImageOrientationPatient", 6, default=[1, 0, 0, 0, 1, 0])
+        other = _vec(label, ds, "ImageOrientationPatient", 6, default=[1, 0, 0, 0, 1, 0])
         if not np.allclose(other, iop, atol=1e-4):
             raise CorruptImage(
-                f"DICOM series is inconsistent: '{name}' has a different "
+                f"DICOM series is inconsistent: {label} has a different "
                 "ImageOrientationPatient than the other slices"
             )
     row_dir, col_dir = iop[:3], iop[3:]  # X: along a row (column index), Y: down the columns
     if min(np.linalg.norm(row_dir), np.linalg.norm(col_dir)) < 1e-6:
-        raise CorruptImage(f"file '{first_name}': ImageOrientationPatient is degenerate")
+        raise CorruptImage(f"{first_label}: ImageOrientationPatient is degenerate")
     row_dir, col_dir = row_dir / np.linalg.norm(row_dir), col_dir / np.linalg.norm(col_dir)
     normal = np.cross(row_dir, col_dir)
     if np.linalg.norm(normal) < 1e-6:
-        raise CorruptImage(f"file '{first_name}': ImageOrientationPatient is degenerate")
+        raise CorruptImage(f"{first_label}: ImageOrientationPatient is degenerate")
     normal /= np.linalg.norm(normal)
     positions = []
-    for name, ds in datasets:
+    for label, ds in datasets:
         default = [0.0, 0.0, 0.0] if len(datasets) == 1 else None
-        positions.append(_vec(name, ds, "ImagePositionPatient", 3, default=default))
+        positions.append(_vec(label, ds, "ImagePositionPatient", 3, default=default))
     order = np.argsort([float(p @ normal) for p in positions], kind="stable")
     datasets = [datasets[i] for i in order]
     positions = [positions[i] for i in order]
@@ -129,15 +142,20 @@ def load_dicom_series(datasets: list[tuple[str, pydicom.Dataset]], limits: Image
 
 def _slice_step(datasets, positions, normal, first) -> tuple[np.ndarray, float]:
     if len(positions) == 1:
-        gap = first.get("SpacingBetweenSlices") or first.get("SliceThickness") or 1.0
-        return normal, float(gap)
+        try:
+            gap = float(first.get("SpacingBetweenSlices") or first.get("SliceThickness") or 1.0)
+        except (TypeError, ValueError):
+            gap = 1.0
+        # one slice: its thickness is only a label, a bad one (0, NaN) must not make the
+        # volume's spacing unusable
+        return normal, gap if math.isfinite(gap) and gap > 0 else 1.0
     steps = np.diff(np.asarray(positions), axis=0)
     gaps = np.linalg.norm(steps, axis=1)
     if np.any(gaps < 1e-4):
         i = int(np.argmin(gaps))
         raise CorruptImage(
-            f"DICOM series has duplicate slice positions: '{datasets[i][0]}' and "
-            f"'{datasets[i + 1][0]}' are both at {list(np.round(positions[i], 3))}"
+            f"DICOM series has duplicate slice positions: {datasets[i][0]} and "
+            f"{datasets[i + 1][0]} are both at {plain(np.round(positions[i], 3))} mm"
         )
     span = positions[-1] - positions[0]
     mean_gap = float(np.linalg.norm(span)) / (len(positions) - 1)
@@ -155,7 +173,7 @@ def _slice_step(datasets, positions, normal, first) -> tuple[np.ndarray, float]:
 def _pixels(datasets) -> np.ndarray:
     slices = []
     integral = True
-    for name, ds in datasets:
+    for label, ds in datasets:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -163,7 +181,8 @@ def _pixels(datasets) -> np.ndarray:
         except Exception as exc:  # noqa: BLE001
             ts = _ts(ds)
             raise UnsupportedFormat(
-                f"file '{name}': cannot decode DICOM pixel data with transfer syntax {ts}: {exc}"
+                f"{label}: cannot decode its DICOM pixel data (transfer syntax {ts}); a "
+                "codec for it may be missing, or the data is damaged"
             ) from exc
         if px.ndim == 3:  # colour (rows, cols, samples)
             px = px[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
@@ -174,7 +193,7 @@ def _pixels(datasets) -> np.ndarray:
     try:
         stacked = np.stack(slices)
     except ValueError as exc:
-        raise CorruptImage(f"DICOM series is inconsistent: slices differ in size ({exc})") from exc
+        raise CorruptImage("DICOM series is inconsistent: its slices differ in size") from exc
     if integral:
         lo, hi = (float(stacked.min()), float(stacked.max())) if stacked.size else (0, 0)
         for dtype in (np.int16, np.int32):
@@ -191,14 +210,14 @@ def _ts(ds) -> str:
     return f"{uid.name} ({uid})" if uid.name != str(uid) else str(uid)
 
 
-def _int(name: str, ds, key: str) -> int:
+def _int(label: str, ds, key: str) -> int:
     try:
         value = int(ds[key].value)
     except Exception:  # noqa: BLE001
-        raise CorruptImage(f"file '{name}' is not a valid DICOM image: missing or bad "
+        raise CorruptImage(f"{label} is not a valid DICOM image: missing or bad "
                            f"{key}") from None
     if value <= 0:
-        raise CorruptImage(f"file '{name}' is not a valid DICOM image: {key} = {value}")
+        raise CorruptImage(f"{label} is not a valid DICOM image: {key} = {value}")
     return value
 
 
@@ -206,19 +225,20 @@ def _present(ds, key: str) -> bool:
     return key in ds and ds[key].value not in (None, "")
 
 
-def _vec(name: str, ds, key: str, n: int, default) -> np.ndarray:
+def _vec(label: str, ds, key: str, n: int, default) -> np.ndarray:
     if not _present(ds, key):
         if default is None:
-            raise CorruptImage(f"file '{name}': DICOM slice has no {key}; cannot build the volume")
+            raise CorruptImage(f"{label}: DICOM slice has no {key}; cannot build the volume")
         return np.asarray(default, dtype=np.float64)
     try:
         vec = np.asarray([float(v) for v in ds[key].value], dtype=np.float64)
     except Exception:  # noqa: BLE001
-        raise CorruptImage(f"file '{name}': DICOM {key} is not numeric") from None
+        raise CorruptImage(f"{label}: DICOM {key} is not numeric") from None
     if vec.shape != (n,) or not np.all(np.isfinite(vec)):
-        raise CorruptImage(f"file '{name}': DICOM {key} must have {n} numbers, got {vec.tolist()}")
+        raise CorruptImage(f"{label}: DICOM {key} must have {n} finite numbers, got "
+                           f"{plain(vec)}")
     if key == "PixelSpacing" and np.any(vec <= 0):
         raise CorruptImage(
-            f"file '{name}': DICOM PixelSpacing must be positive, got {vec.tolist()}"
+            f"{label}: DICOM PixelSpacing must be positive, got {plain(vec)}"
         )
     return vec

@@ -14,8 +14,10 @@ from medseg.engine.imageio._common import (
     ImageLimits,
     check_affine,
     check_voxels,
+    detail,
     gunzip_bounded,
     human,
+    looks_like,
     spacing_from_affine,
 )
 from medseg.engine.volume import Volume
@@ -37,75 +39,76 @@ def nifti_kind(head: bytes) -> int | None:
     return None
 
 
-def _header(name: str, head: bytes):
+def _header(label: str, head: bytes):
     kind = nifti_kind(head)
     if kind is None:
         raise CorruptImage(
-            f"file '{name}' is not a valid NIfTI: no NIfTI-1/NIfTI-2 header "
-            f"(starts with {head[:16]!r})"
+            f"{label} is not a valid NIfTI: it has no NIfTI-1/NIfTI-2 header (it looks like "
+            f"{looks_like(head)})"
         )
     klass = nib.Nifti1Header if kind == 1 else nib.Nifti2Header
     try:
         hdr = klass.from_fileobj(io.BytesIO(head), check=True)
     except Exception as exc:  # noqa: BLE001 - HeaderDataError, ValueError, ...
-        raise CorruptImage(f"file '{name}' is not a valid NIfTI: bad header ({exc})") from exc
+        raise CorruptImage(f"{label} is not a valid NIfTI: bad header ({detail(exc)})") from exc
     if hdr["magic"].item() in (b"ni1", b"ni2"):
         raise UnsupportedFormat(
-            f"file '{name}' is a NIfTI header of a .hdr/.img pair; upload a single-file "
+            f"{label} is a NIfTI header of a .hdr/.img pair; upload a single-file "
             ".nii or .nii.gz instead"
         )
     return kind, hdr
 
 
-def _check_and_size(name: str, hdr, limits: ImageLimits) -> int:
+def _check_and_size(label: str, hdr, limits: ImageLimits) -> int:
     """Validate shape/dtype against the limits; return the byte size the file must have."""
     shape = tuple(int(s) for s in hdr.get_data_shape())
     if len(shape) < 2 or any(s < 1 for s in shape):
         raise UnsupportedFormat(
-            f"file '{name}': NIfTI image of shape {shape} is not supported (need 2D or 3D)"
+            f"{label}: NIfTI image of shape {shape} is not supported (need 2D or 3D)"
         )
     if len(shape) == 2:
-        check_voxels(name, (1, shape[1], shape[0]), limits, "(z, y, x)")
+        check_voxels(label, (1, shape[1], shape[0]), limits, "(z, y, x)")
     else:
         check_voxels(
-            name, shape[2::-1] + shape[3:], limits, "(z, y, x" + ", t" * (len(shape) > 3) + ")"
+            label, shape[2::-1] + shape[3:], limits, "(z, y, x" + ", t" * (len(shape) > 3) + ")"
         )
     try:
         dtype = hdr.get_data_dtype()
     except Exception as exc:  # noqa: BLE001
-        raise CorruptImage(f"file '{name}' is not a valid NIfTI: unknown datatype ({exc})") from exc
+        raise CorruptImage(f"{label} is not a valid NIfTI: unknown datatype "
+                           f"({detail(exc)})") from exc
     if dtype.fields is not None or dtype.kind not in "biuf":
         raise UnsupportedFormat(
-            f"file '{name}': NIfTI datatype {dtype} is not supported (need a scalar "
+            f"{label}: NIfTI datatype {dtype} is not supported (need a scalar "
             "integer or float image)"
         )
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if nbytes > limits.max_uncompressed_bytes:
         raise ImageTooLarge(
-            f"file '{name}' is too large: its data is {human(nbytes)}, more than the limit of "
+            f"{label} is too large: its data is {human(nbytes)}, more than the limit of "
             f"{human(limits.max_uncompressed_bytes)}"
         )
     return int(hdr.get_data_offset()) + nbytes
 
 
-def load_nifti(name: str, content: bytes, limits: ImageLimits) -> Volume:
+def load_nifti(label: str, content: bytes, limits: ImageLimits) -> Volume:
     if content[:2] == GZIP_MAGIC:
         state: dict = {}
 
         def peek(head: bytes) -> int:
-            state["kind"], state["hdr"] = _header(name, head)
-            return _check_and_size(name, state["hdr"], limits) + _SLACK
+            state["kind"], state["hdr"] = _header(label, head)
+            return _check_and_size(label, state["hdr"], limits) + _SLACK
 
-        raw = gunzip_bounded(name, content, limits.max_uncompressed_bytes, "NIfTI", peek)
+        raw = gunzip_bounded(label, content, limits.max_uncompressed_bytes, "NIfTI", peek)
         kind, hdr = state["kind"], state["hdr"]
     else:
         raw = content
-        kind, hdr = _header(name, raw[:544])
-        _check_and_size(name, hdr, limits)
-    need = _check_and_size(name, hdr, limits)
+        kind, hdr = _header(label, raw[:544])
+        _check_and_size(label, hdr, limits)
+    need = _check_and_size(label, hdr, limits)
     if len(raw) < need:
         raise CorruptImage(
-            f"file '{name}' is not a valid NIfTI: data is truncated (header declares "
+            f"{label} is not a valid NIfTI: data is truncated (header declares "
             f"{need} bytes, file has {len(raw)})"
         )
     klass = nib.Nifti1Image if kind == 1 else nib.Nifti2Image
@@ -114,11 +117,11 @@ def load_nifti(name: str, content: bytes, limits: ImageLimits) -> Volume:
         data = np.asanyarray(img.dataobj)
         affine = np.array(img.affine, dtype=np.float64)
     except Exception as exc:  # noqa: BLE001
-        raise CorruptImage(f"file '{name}' is not a valid NIfTI: {exc}") from exc
-    data = _to_3d(name, np.asarray(data))
+        raise CorruptImage(f"{label} is not a valid NIfTI: {detail(exc)}") from exc
+    data = _to_3d(label, np.asarray(data))
     if data.dtype == np.float64 and hdr.get_data_dtype().kind in "iu":
         data = data.astype(np.float32)  # scaled integers: float32 is plenty
-    affine = check_affine(name, affine, "NIfTI")
+    affine = check_affine(label, affine, "NIfTI")
     array = np.ascontiguousarray(data.transpose(2, 1, 0))
     descrip = _text(hdr["descrip"])
     slope, inter = hdr.get_slope_inter()
@@ -141,14 +144,14 @@ def load_nifti(name: str, content: bytes, limits: ImageLimits) -> Volume:
     )
 
 
-def _to_3d(name: str, data: np.ndarray) -> np.ndarray:
+def _to_3d(label: str, data: np.ndarray) -> np.ndarray:
     if data.ndim == 2:
         return data[:, :, None]
     if data.ndim > 3:
         extra_dims = data.shape[3:]
         if any(s != 1 for s in extra_dims):
             raise UnsupportedFormat(
-                f"file '{name}': {data.ndim}D NIfTI of shape {data.shape} is not supported "
+                f"{label}: {data.ndim}D NIfTI of shape {data.shape} is not supported "
                 "(only 3D, or 4D with a single volume)"
             )
         data = data.reshape(data.shape[:3])

@@ -12,6 +12,7 @@ from nibabel.orientations import (
     ornt_transform,
 )
 
+from medseg.engine.imageio._common import detail
 from medseg.errors import CorruptImage
 
 
@@ -40,7 +41,7 @@ def reorient_to(
         data_xyz = apply_orientation(other.transpose(2, 1, 0), transform)
         new_aff = oth_aff @ inv_ornt_aff(transform, other.transpose(2, 1, 0).shape)
     except Exception as exc:  # noqa: BLE001 - degenerate affines, bad shapes
-        raise CorruptImage(f"cannot align the images: {exc}") from exc
+        raise CorruptImage(f"cannot align the images: {detail(exc)}") from exc
     new_shape = tuple(int(s) for s in data_xyz.shape[::-1])
     if new_shape != ref_shape:
         raise CorruptImage(

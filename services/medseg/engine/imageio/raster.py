@@ -8,30 +8,30 @@ import warnings
 import numpy as np
 from PIL import Image, ImageOps
 
-from medseg.engine.imageio._common import ImageLimits, check_voxels
+from medseg.engine.imageio._common import ImageLimits, check_voxels, detail
 from medseg.engine.volume import Volume
 from medseg.errors import CorruptImage, ImageTooLarge, UnsupportedFormat
 
 _GRAY_INT_MODES = {"I;16": np.uint16, "I;16B": np.uint16, "I;16L": np.uint16, "I": np.int32}
 
 
-def load_raster(name: str, content: bytes, fmt: str, limits: ImageLimits) -> Volume:
-    label = fmt.upper()
+def load_raster(label: str, content: bytes, fmt: str, limits: ImageLimits) -> Volume:
+    kind = fmt.upper()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img: Image.Image = Image.open(io.BytesIO(content))
-            check_voxels(name, (img.height, img.width), limits, "(height, width)")
+            check_voxels(label, (img.height, img.width), limits, "(height, width)")
             img.load()
             if fmt == "jpeg":  # camera JPEGs: honour the EXIF orientation tag
                 img = ImageOps.exif_transpose(img)
-            array = _to_gray(name, img)
+            array = _to_gray(label, img)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageTooLarge(f"file '{name}' is too large: {exc}") from exc
+        raise ImageTooLarge(f"{label} is too large: {detail(exc)}") from exc
     except (ImageTooLarge, UnsupportedFormat):
         raise
     except Exception as exc:  # noqa: BLE001 - OSError (truncated), SyntaxError, ValueError, ...
-        raise CorruptImage(f"file '{name}' is not a valid {label}: {exc}") from exc
+        raise CorruptImage(f"{label} is not a valid {kind}: {detail(exc)}") from exc
     return Volume(
         array=np.ascontiguousarray(array[None]),
         spacing=(1.0, 1.0, 1.0),
@@ -42,7 +42,7 @@ def load_raster(name: str, content: bytes, fmt: str, limits: ImageLimits) -> Vol
     )
 
 
-def _to_gray(name: str, img: Image.Image) -> np.ndarray:
+def _to_gray(label: str, img: Image.Image) -> np.ndarray:
     mode = img.mode
     if mode in ("L", "1"):
         return np.asarray(img.convert("L"), dtype=np.uint8)
@@ -57,7 +57,7 @@ def _to_gray(name: str, img: Image.Image) -> np.ndarray:
         # ITU-R 601-2 luma: L = 0.299 R + 0.587 G + 0.114 B
         rgb = img.convert("RGBA").convert("RGB") if mode in ("P", "PA") else img.convert("RGB")
         return np.asarray(rgb.convert("L"), dtype=np.uint8)
-    raise UnsupportedFormat(f"file '{name}': image mode {mode} is not supported")
+    raise UnsupportedFormat(f"{label}: image mode {mode} is not supported")
 
 
 def _narrow(arr: np.ndarray) -> np.ndarray:
