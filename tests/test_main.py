@@ -52,7 +52,9 @@ class StepClock:
         try:
             return self._asked.get(timeout=STEP_TIMEOUT_S)
         except queue.Empty:
-            raise AssertionError(f"the supervisor asked for no wait in {STEP_TIMEOUT_S} s") from None
+            raise AssertionError(
+                f"the supervisor asked for no wait in {STEP_TIMEOUT_S} s"
+            ) from None
 
     def advance(self, extra: float = 0.0) -> None:
         """End the wait the supervisor is in: the clock moves by its length plus `extra`."""
@@ -115,8 +117,9 @@ def test_a_killed_worker_is_started_again_and_stop_ends_it():
 
 def test_a_worker_that_keeps_dying_waits_twice_as_long_each_time_up_to_the_cap():
     clock = StepClock()
-    supervisor = WorkerSupervisor(_dead_worker, poll_s=0.02, backoff_s=0.2, max_backoff_s=1.0,
-                                  stable_s=60, clock=clock)
+    supervisor = WorkerSupervisor(
+        _dead_worker, poll_s=0.02, backoff_s=0.2, max_backoff_s=1.0, stable_s=60, clock=clock
+    )
     waits = []
     try:
         for _ in range(12):
@@ -132,8 +135,7 @@ def test_a_worker_that_keeps_dying_waits_twice_as_long_each_time_up_to_the_cap()
 
 def test_a_worker_that_ran_longer_than_stable_s_restarts_after_the_first_backoff():
     clock = StepClock()
-    supervisor = WorkerSupervisor(_dead_worker, poll_s=0.02, backoff_s=0.2, stable_s=5,
-                                  clock=clock)
+    supervisor = WorkerSupervisor(_dead_worker, poll_s=0.02, backoff_s=0.2, stable_s=5, clock=clock)
     waits = []
     try:
         for extra in (0, 0, 0, 0, 10.0, 0):  # the third worker "runs" 10 s before it is seen dead

@@ -30,17 +30,28 @@ def serve(workers: int) -> None:
         redis_server = EmbeddedRedis(data_dir=settings.data_dir / "redis")
         # worker processes read their settings from the environment
         os.environ["MEDSEG_REDIS_URL"] = redis_server.start()
-        print(f"medseg: started embedded Redis at {redis_server.url} "
-              f"(data in {settings.data_dir / 'redis'})", flush=True)
+        print(
+            f"medseg: started embedded Redis at {redis_server.url} "
+            f"(data in {settings.data_dir / 'redis'})",
+            flush=True,
+        )
     worker = WorkerSupervisor(start_worker) if settings.run_worker else None
-    print(f"medseg: serving on http://{settings.host}:{settings.port} "
-          f"({'dev mode, no API keys' if not settings.key_hashes else 'API keys required'})",
-          flush=True)
+    print(
+        f"medseg: serving on http://{settings.host}:{settings.port} "
+        f"({'dev mode, no API keys' if not settings.key_hashes else 'API keys required'})",
+        flush=True,
+    )
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     print(f"medseg: open the viewer at http://{host}:{settings.port}/ui/", flush=True)
     try:
-        uvicorn.run("medseg.api.app:create_app", factory=True, host=settings.host,
-                    port=settings.port, workers=workers, log_level="warning")
+        uvicorn.run(
+            "medseg.api.app:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=workers,
+            log_level="warning",
+        )
     finally:
         if worker:
             worker.stop()
@@ -52,8 +63,7 @@ def start_worker() -> subprocess.Popen:
     """One `medseg-worker` process beside the API (it reads MEDSEG_REDIS_URL from the
     environment set above). It dies with this process (PR_SET_PDEATHSIG), however that dies;
     run more with `medseg-worker` or set MEDSEG_RUN_WORKER=0 to run them elsewhere."""
-    process = subprocess.Popen([sys.executable, "-m", "medseg.worker"],
-                               preexec_fn=die_with_parent)  # noqa: PLW1509 - one prctl call, before any thread
+    process = subprocess.Popen([sys.executable, "-m", "medseg.worker"], preexec_fn=die_with_parent)  # noqa: PLW1509 - one prctl call, before any thread
     print(f"medseg: started job worker (pid {process.pid})", flush=True)
     return process
 
@@ -89,9 +99,15 @@ class WorkerSupervisor:
     before the next start (from `backoff_s` up to `max_backoff_s`), so a broken install does
     not spin."""
 
-    def __init__(self, start: Callable[[], subprocess.Popen], poll_s: float = 1.0,
-                 backoff_s: float = 1.0, max_backoff_s: float = 60.0, stable_s: float = 60.0,
-                 clock: Clock = REAL_CLOCK):
+    def __init__(
+        self,
+        start: Callable[[], subprocess.Popen],
+        poll_s: float = 1.0,
+        backoff_s: float = 1.0,
+        max_backoff_s: float = 60.0,
+        stable_s: float = 60.0,
+        clock: Clock = REAL_CLOCK,
+    ):
         self._start, self.poll_s, self._clock = start, poll_s, clock
         self.backoff_s, self.max_backoff_s, self.stable_s = backoff_s, max_backoff_s, stable_s
         self._stopping = threading.Event()
@@ -108,8 +124,11 @@ class WorkerSupervisor:
                 continue
             stable = self._clock.monotonic() - self.started_at > self.stable_s
             wait = self.backoff_s if stable else wait
-            print(f"medseg: job worker (pid {self.process.pid}) exited with code {code}; "
-                  f"starting another in {wait:.0f} s", flush=True)
+            print(
+                f"medseg: job worker (pid {self.process.pid}) exited with code {code}; "
+                f"starting another in {wait:.0f} s",
+                flush=True,
+            )
             if self._clock.wait(self._stopping, wait):
                 return
             self.process, self.started_at = self._start(), self._clock.monotonic()
@@ -131,7 +150,9 @@ def run(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="medseg-server", description=__doc__)
     sub = parser.add_subparsers(dest="command")
     serve_cmd = sub.add_parser("serve", help="serve the API (default)")
-    serve_cmd.add_argument("--workers", type=int, default=int(os.environ.get("MEDSEG_WORKERS", "1")))
+    serve_cmd.add_argument(
+        "--workers", type=int, default=int(os.environ.get("MEDSEG_WORKERS", "1"))
+    )
     key_cmd = sub.add_parser("hash-key", help="mint an API key for a tenant")
     key_cmd.add_argument("tenant")
     args = parser.parse_args(argv)

@@ -39,7 +39,9 @@ def test_image_is_chunked_so_a_slice_reads_only_its_chunks(client, store, totals
     assert np.array_equal(whole, expected)
     calls = []
     original = store.sessions.redis.hmget
-    store.sessions.redis.hmget = lambda key, fields: calls.append(len(fields)) or original(key, fields)
+    store.sessions.redis.hmget = lambda key, fields: (
+        calls.append(len(fields)) or original(key, fields)
+    )
     store.sessions._image_cache.clear()
     region = store.sessions.read_image(meta, Box((12, 10, 10), (12, 40, 40)))
     assert np.array_equal(region, expected[12:13, 10:41, 10:41])
@@ -66,7 +68,9 @@ LOWERED_MS = 100_000  # far under a full TTL minus the slack: a renewal cannot b
 
 def ttls_ms(store: Store, session_id: str) -> dict[str, int]:
     redis = store.sessions.redis
-    return {key.decode().rsplit(":", 1)[1]: redis.pttl(key) for key in session_keys(store, session_id)}
+    return {
+        key.decode().rsplit(":", 1)[1]: redis.pttl(key) for key in session_keys(store, session_id)
+    }
 
 
 def assert_full_ttl(store: Store, session_id: str, after: str) -> None:
@@ -80,9 +84,15 @@ def test_every_key_gets_the_idle_ttl_and_every_touch_renews_it(client, store, to
     sid = session["id"]
     segment = new_segment(client, sid)
     base = f"/v1/sessions/{sid}"
-    click = {"type": "click", "dim": "2d", "plane": {"axis": "z", "index": 15},
-             "clicks": [{"zyx": [15, 50, 40]}]}
-    assert client.post(f"{base}/segments/{segment['id']}/interactions", json=click).status_code == 200
+    click = {
+        "type": "click",
+        "dim": "2d",
+        "plane": {"axis": "z", "index": 15},
+        "clicks": [{"zyx": [15, 50, 40]}],
+    }
+    assert (
+        client.post(f"{base}/segments/{segment['id']}/interactions", json=click).status_code == 200
+    )
     # (a) every key the session has by now: metadata, image, segments, revisions, blobs, counters
     assert {"meta", "img", "segs", "revs", "blobs", "ctr"} <= set(ttls_ms(store, sid))
     assert_full_ttl(store, sid, "upload, new segment and a click")
@@ -92,8 +102,10 @@ def test_every_key_gets_the_idle_ttl_and_every_touch_renews_it(client, store, to
         "GET a slice": lambda: client.get(f"{base}/slices/z/12"),
         "GET the segments": lambda: client.get(f"{base}/segments"),
         "GET a mask": lambda: client.get(f"{base}/segments/{segment['id']}/mask"),
-        "POST a click": lambda: client.post(f"{base}/segments/{segment['id']}/interactions",
-                                            json={**click, "clicks": [{"zyx": [15, 60, 50]}]}),
+        "POST a click": lambda: client.post(
+            f"{base}/segments/{segment['id']}/interactions",
+            json={**click, "clicks": [{"zyx": [15, 60, 50]}]},
+        ),
     }
     for touch, request in touches.items():
         for key in session_keys(store, sid):
@@ -130,8 +142,10 @@ def test_other_tenant_cannot_see_change_or_delete(client, bob, totalseg):
         bob.get(base),
         bob.get(f"{base}/segments"),
         bob.post(f"{base}/segments", json={"name": "x"}),
-        bob.post(f"{base}/segments/{segment['id']}/interactions",
-                 json={"type": "click", "clicks": [{"zyx": [15, 50, 60]}]}),
+        bob.post(
+            f"{base}/segments/{segment['id']}/interactions",
+            json={"type": "click", "clicks": [{"zyx": [15, 50, 60]}]},
+        ),
         bob.post(f"{base}/segments/{segment['id']}/undo"),
         bob.get(f"{base}/export"),
         bob.delete(base),

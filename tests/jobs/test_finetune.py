@@ -49,9 +49,19 @@ def boxed(client, totalseg, organs, organ: str):
     ys, xs = np.nonzero(truth3[z])
     session = upload(client, totalseg / "ct_3mm.nii.gz")
     seg = new_segment(client, session["id"], organ)["id"]
-    change = client.post(url(session, seg, "/interactions"), json={
-        "type": "box", "method": "bifseg", "dim": "2d", "plane": {"axis": "z", "index": z},
-        "box": {"lo": [z, int(ys.min()), int(xs.min())], "hi": [z, int(ys.max()), int(xs.max())]}})
+    change = client.post(
+        url(session, seg, "/interactions"),
+        json={
+            "type": "box",
+            "method": "bifseg",
+            "dim": "2d",
+            "plane": {"axis": "z", "index": z},
+            "box": {
+                "lo": [z, int(ys.min()), int(xs.min())],
+                "hi": [z, int(ys.max()), int(xs.max())],
+            },
+        },
+    )
     assert change.status_code == 200, change.text
     return session, seg, change.json(), z, truth3[z]
 
@@ -63,7 +73,9 @@ def scribbles(mask2d: np.ndarray, truth: np.ndarray, z: int, limit: int = 40) ->
     for error, foreground in ((truth & ~mask2d, True), (mask2d & ~truth, False)):
         points = simulate_scribble(error, 2)
         step = max(len(points) // limit, 1)
-        out += [{"path": [[z, int(y), int(x)]], "foreground": foreground} for y, x in points[::step]]
+        out += [
+            {"path": [[z, int(y), int(x)]], "foreground": foreground} for y, x in points[::step]
+        ]
     return out
 
 
@@ -88,8 +100,11 @@ def test_box_then_supervised_finetuning_life_cycle(client, store, worker, totals
     marks = scribbles(initial, truth, z)
     assert len(marks) >= 2
 
-    accepted = client.post(url(session, seg, "/finetune"), headers={"If-Match": f'"{change["revision"]}"'},
-                           json={"mode": "supervised", "scribbles": marks})
+    accepted = client.post(
+        url(session, seg, "/finetune"),
+        headers={"If-Match": f'"{change["revision"]}"'},
+        json={"mode": "supervised", "scribbles": marks},
+    )
     assert accepted.status_code == 202, accepted.text
     job = accepted.json()
     assert job["kind"] == "finetune" and job["state"] == "queued"
@@ -121,9 +136,16 @@ def test_box_then_supervised_finetuning_life_cycle(client, store, worker, totals
     head = store.segments.revision(meta, seg, done["result_revision"])
     assert store.segments.artifact(meta, head, ADAPTED_2D) is not None
     box = history[1]["interaction"]["marks"]["boxes"][0]
-    again = client.post(url(session, seg, "/interactions"), json={
-        "type": "box", "method": "bifseg", "dim": "2d", "plane": {"axis": "z", "index": z},
-        "box": {"lo": box[0], "hi": box[1]}})
+    again = client.post(
+        url(session, seg, "/interactions"),
+        json={
+            "type": "box",
+            "method": "bifseg",
+            "dim": "2d",
+            "plane": {"axis": "z", "index": z},
+            "box": {"lo": box[0], "hi": box[1]},
+        },
+    )
     assert again.status_code == 200, again.text
     rerun = full_mask(client, session["id"], seg)[z]
     assert dice(rerun, truth) > dice(initial, truth)
@@ -147,9 +169,14 @@ def test_end_to_end_unsupervised_then_supervised_on_the_liver(client, worker, to
     assert done["result"]["started_from"] == "trained"
     unsupervised = full_mask(client, session["id"], seg)[z]
     assert dice(unsupervised, truth) >= BOX_FLOOR["liver"] - 0.02
-    job = client.post(url(session, seg, "/finetune"), json={
-        "mode": "supervised", "scribbles": scribbles(unsupervised, truth, z),
-        "params": {"lambda": 3.0, "weighted": True}}).json()
+    job = client.post(
+        url(session, seg, "/finetune"),
+        json={
+            "mode": "supervised",
+            "scribbles": scribbles(unsupervised, truth, z),
+            "params": {"lambda": 3.0, "weighted": True},
+        },
+    ).json()
     done = wait_done(client, job["id"], timeout_s=120)
     assert done["state"] == "succeeded", done
     assert done["result"]["started_from"] == "adapted"  # from the first job's weights
@@ -178,8 +205,9 @@ def test_cancel_while_running_keeps_the_previous_revision(client, store, worker,
     assert store.sessions.redis.hlen(SessionKeys(meta.id).artifacts) == 0
 
 
-def test_job_process_killed_mid_job_fails_and_leaves_the_session_intact(client, store, worker,
-                                                                         totalseg, organs):
+def test_job_process_killed_mid_job_fails_and_leaves_the_session_intact(
+    client, store, worker, totalseg, organs
+):
     session, seg, change, _z, _ = boxed(client, totalseg, organs, "spleen")
     job = client.post(url(session, seg, "/finetune"), json={"params": LONG}).json()
     _running(client, job["id"])
@@ -189,8 +217,9 @@ def test_job_process_killed_mid_job_fails_and_leaves_the_session_intact(client, 
     assert done["state"] == "failed" and done["error"]["code"] == "worker_lost", done
     assert client.get(url(session, seg)).json()["revision"] == change["revision"]
     # the session works on: the same fine-tuning, short, now succeeds
-    job = client.post(url(session, seg, "/finetune"), json={"params": {"alternations": 1,
-                                                                       "iterations": 2}}).json()
+    job = client.post(
+        url(session, seg, "/finetune"), json={"params": {"alternations": 1, "iterations": 2}}
+    ).json()
     assert wait_done(client, job["id"], timeout_s=60)["state"] == "succeeded"
 
 
@@ -202,7 +231,10 @@ def test_requests_that_cannot_run_are_refused_before_queueing(client, totalseg, 
     cases = [
         ({"mode": "supervised"}, "needs at least one scribble"),
         ({"scribbles": [{"path": [[z, 30, 20]]}]}, "takes no scribbles"),
-        ({"mode": "supervised", "scribbles": [{"path": [[z + 1, 30, 20]]}]}, "not on the box's 2D plane"),
+        (
+            {"mode": "supervised", "scribbles": [{"path": [[z + 1, 30, 20]]}]},
+            "not on the box's 2D plane",
+        ),
         ({"mode": "supervised", "scribbles": [{"path": [[z, 95, 115]]}]}, "inside the box's crop"),
         ({"params": {"t0": 0.8, "t1": 0.5}}, "t0 must not exceed t1"),
         ({"params": {"nope": 1}}, "nope"),
@@ -211,6 +243,8 @@ def test_requests_that_cannot_run_are_refused_before_queueing(client, totalseg, 
         response = client.post(url(session, seg, "/finetune"), json=body)
         assert response.status_code == 422, (body, response.text)
         assert words in response.json()["message"], (words, response.json())
-    stale = client.post(url(session, seg, "/finetune"), json={"base_revision": change["revision"] - 1})
+    stale = client.post(
+        url(session, seg, "/finetune"), json={"base_revision": change["revision"] - 1}
+    )
     assert stale.status_code == 409
     assert client.get(f"/v1/sessions/{session['id']}/jobs").json() == []

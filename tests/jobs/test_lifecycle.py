@@ -40,7 +40,10 @@ def test_life_cycle_progress_events_and_one_revision(client, store, no_worker, t
     assert done["timings_ms"]["queue"] >= 0 and done["timings_ms"]["run"] > 300
     # exactly one new revision, made by the job, on top of the base
     history = client.get(f"/v1/sessions/{session['id']}/segments/{segment['id']}/history").json()
-    assert [r["revision"] for r in history["revisions"]] == [segment["revision"], done["result_revision"]]
+    assert [r["revision"] for r in history["revisions"]] == [
+        segment["revision"],
+        done["result_revision"],
+    ]
     assert history["head"] == done["result_revision"]
     assert full_mask(client, session["id"], segment["id"]).sum() == 4 * 16
     # the event stream replays from the start for a late subscriber and ends with "end"
@@ -106,9 +109,15 @@ def test_revision_conflict_fails_and_keeps_the_newer_revision(client, store, wor
     job = submit_paint(store, session, segment, steps=6, step_s=0.1, hold_at=1)
     assert wait_step(client, job.id, 1)["state"] == "running"  # held: it cannot finish first
     url = f"/v1/sessions/{session['id']}/segments/{segment['id']}"
-    click = client.post(f"{url}/interactions", json={
-        "type": "click", "dim": "2d", "plane": {"axis": "z", "index": 15},
-        "clicks": [{"zyx": [15, 50, 40]}]})
+    click = client.post(
+        f"{url}/interactions",
+        json={
+            "type": "click",
+            "dim": "2d",
+            "plane": {"axis": "z", "index": 15},
+            "clicks": [{"zyx": [15, 50, 40]}],
+        },
+    )
     assert click.status_code == 200, click.text
     release_paint(store, job.id)
     done = wait_done(client, job.id)
@@ -133,11 +142,18 @@ def test_readyz_counts_job_workers(client, worker):
 
 
 def test_the_worker_never_imports_fastapi():
-    code = ("import json, sys, medseg.worker, medseg.builtin\n"
-            "medseg.builtin.build('tests.jobs.demo_kinds')\n"
-            "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules}\n"
-            "                        & {'fastapi', 'starlette', 'torch'})))\n")
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": PYTHONPATH})
+    code = (
+        "import json, sys, medseg.worker, medseg.builtin\n"
+        "medseg.builtin.build('tests.jobs.demo_kinds')\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules}\n"
+        "                        & {'fastapi', 'starlette', 'torch'})))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": PYTHONPATH},
+    )
     # fastapi/starlette: the API's; torch: the server needs none (the trainer's)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []

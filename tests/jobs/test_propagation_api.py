@@ -32,8 +32,9 @@ def drawn_slice(client, store, totalseg, reference, z: int):
     meta = store.sessions.get(session["id"])
     seg, head = store.segments.head(meta, segment["id"])
     box = Box((z, 0, 0), (z, meta.shape[1] - 1, meta.shape[2] - 1))
-    record = store.segments.commit(meta, seg, head, box, reference[z:z + 1], {"type": "test"},
-                                   {}, Marks())
+    record = store.segments.commit(
+        meta, seg, head, box, reference[z : z + 1], {"type": "test"}, {}, Marks()
+    )
     return session, segment["id"], record.revision
 
 
@@ -41,11 +42,13 @@ def url(session, seg, tail=""):
     return f"/v1/sessions/{session['id']}/segments/{seg}{tail}"
 
 
-def test_propagate_an_organ_streams_slices_and_makes_one_revision(client, store, worker,
-                                                                   totalseg, kidney):
+def test_propagate_an_organ_streams_slices_and_makes_one_revision(
+    client, store, worker, totalseg, kidney
+):
     session, seg, base = drawn_slice(client, store, totalseg, kidney, 11)
-    accepted = client.post(url(session, seg, "/propagate"), json={"axis": "z"},
-                           headers={"If-Match": f'"{base}"'})
+    accepted = client.post(
+        url(session, seg, "/propagate"), json={"axis": "z"}, headers={"If-Match": f'"{base}"'}
+    )
     assert accepted.status_code == 202, accepted.text
     job = accepted.json()
     assert job["kind"] == "propagate" and job["base_revision"] == base
@@ -84,8 +87,9 @@ def test_propagate_an_organ_streams_slices_and_makes_one_revision(client, store,
     assert all(done_ <= total for done_, total in totals)
 
 
-def test_correction_repropagates_only_between_locked_slices(client, store, worker, totalseg,
-                                                            kidney):
+def test_correction_repropagates_only_between_locked_slices(
+    client, store, worker, totalseg, kidney
+):
     session, seg, _base = drawn_slice(client, store, totalseg, kidney, 11)
     job = client.post(url(session, seg, "/propagate"), json={"start_index": 11}).json()
     wait_state(client, job["id"], {"succeeded"}, timeout_s=60)
@@ -93,9 +97,16 @@ def test_correction_repropagates_only_between_locked_slices(client, store, worke
     before = full_mask(client, session["id"], seg)
     # a 2D click on slice 8 (between the locks) with re-propagation
     centre = np.argwhere(kidney[8]).mean(axis=0).round().astype(int).tolist()
-    change = client.post(url(session, seg, "/interactions"), json={
-        "type": "click", "dim": "2d", "plane": {"axis": "z", "index": 8},
-        "clicks": [{"zyx": [8, *centre]}], "propagate": {}})
+    change = client.post(
+        url(session, seg, "/interactions"),
+        json={
+            "type": "click",
+            "dim": "2d",
+            "plane": {"axis": "z", "index": 8},
+            "clicks": [{"zyx": [8, *centre]}],
+            "propagate": {},
+        },
+    )
     assert change.status_code == 200, change.text
     body = change.json()
     assert body["job"]["base_revision"] == body["revision"]
@@ -114,9 +125,14 @@ def test_correction_repropagates_only_between_locked_slices(client, store, worke
 def test_cancel_midway_keeps_the_previous_revision(client, store, worker, totalseg, kidney):
     session, seg, base = drawn_slice(client, store, totalseg, kidney, 11)
     # slow-test holds before its 4th slice until released: running, at step 3, for sure
-    job = client.post(url(session, seg, "/propagate"), json={
-        "start_index": 11, "method": "slow-test",
-        "params": {"hold_after": 3, "hold_name": session["id"]}}).json()
+    job = client.post(
+        url(session, seg, "/propagate"),
+        json={
+            "start_index": 11,
+            "method": "slow-test",
+            "params": {"hold_after": 3, "hold_name": session["id"]},
+        },
+    ).json()
     body = wait_step(client, job["id"], 3)
     assert body["state"] == "running" and body["progress"]["step"] == 3
     assert client.post(f"/v1/jobs/{job['id']}/cancel").json()["cancel_requested"] is True
@@ -126,8 +142,9 @@ def test_cancel_midway_keeps_the_previous_revision(client, store, worker, totals
     assert done["progress"]["step"] == 4  # it stopped after the slice it was on
     segment = client.get(url(session, seg)).json()
     assert segment["revision"] == base and segment["locked_slices"] == {}
-    assert np.array_equal(full_mask(client, session["id"], seg), full_mask(
-        client, session["id"], seg, revision=base))
+    assert np.array_equal(
+        full_mask(client, session["id"], seg), full_mask(client, session["id"], seg, revision=base)
+    )
     assert full_mask(client, session["id"], seg).sum() == kidney[11].sum()
 
 
@@ -141,12 +158,20 @@ def test_bad_requests(client, store, worker, totalseg, kidney):
     assert post({"axis": "w"}).status_code == 422
     assert post({}, headers={"If-Match": '"1"'}).json()["error"] == "revision_conflict"
     assert client.put(url(session, seg, "/locks/z/99")).status_code == 422
-    click = {"type": "click", "dim": "2d", "plane": {"axis": "z", "index": 11},
-             "clicks": [{"zyx": [11, 50, 50]}]}
-    bad = client.post(url(session, seg, "/interactions"), json={**click, "propagate": {"method": "nope"}})
+    click = {
+        "type": "click",
+        "dim": "2d",
+        "plane": {"axis": "z", "index": 11},
+        "clicks": [{"zyx": [11, 50, 50]}],
+    }
+    bad = client.post(
+        url(session, seg, "/interactions"), json={**click, "propagate": {"method": "nope"}}
+    )
     assert bad.json()["error"] == "unknown_name"  # checked before the click is applied
-    three_d = client.post(url(session, seg, "/interactions"), json={**click, "dim": "3d",
-                                                                  "plane": None, "propagate": {}})
+    three_d = client.post(
+        url(session, seg, "/interactions"),
+        json={**click, "dim": "3d", "plane": None, "propagate": {}},
+    )
     assert three_d.status_code == 422
     assert client.get(url(session, seg)).json()["revision"] == base
     empty = new_segment(client, session["id"], "empty")
@@ -157,12 +182,15 @@ def test_bad_requests(client, store, worker, totalseg, kidney):
     assert {"propagate", "noop"} <= {k["name"] for k in caps["job_kinds"]}
 
 
-def test_the_propagation_network_propagates_a_held_out_organ(client, store, worker, totalseg,
-                                                              kidney):
+def test_the_propagation_network_propagates_a_held_out_organ(
+    client, store, worker, totalseg, kidney
+):
     """The trained network (kidneys are held out of its training) through API, queue and worker."""
     session, seg, base = drawn_slice(client, store, totalseg, kidney, 11)
-    accepted = client.post(url(session, seg, "/propagate"),
-                           json={"axis": "z", "method": "propnet-2d", "base_revision": base})
+    accepted = client.post(
+        url(session, seg, "/propagate"),
+        json={"axis": "z", "method": "propnet-2d", "base_revision": base},
+    )
     assert accepted.status_code == 202, accepted.text
     done = wait_done(client, accepted.json()["id"], timeout_s=60)
     assert done["state"] == "succeeded", done

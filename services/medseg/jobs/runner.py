@@ -20,7 +20,7 @@ from medseg.registry import Registry
 from medseg.store import Store
 from medseg.store.embedded import die_with_parent
 from medseg.store.jobs import finish, seconds_between, state_event, worker_id
-from medseg.store.records import JobError, JobRecord, utcnow
+from medseg.store.records import JobError, JobRecord, JobState, utcnow
 
 log = structlog.get_logger("medseg.jobs")
 
@@ -97,7 +97,7 @@ def _execute(store: Store, kinds: Registry[JobKind], record: JobRecord) -> None:
                                                   message=f"{type(exc).__name__}: {exc}"))
 
 
-def _finish(store: Store, record: JobRecord, state: str, error: JobError | None = None,
+def _finish(store: Store, record: JobRecord, state: JobState, error: JobError | None = None,
             result: dict | None = None) -> None:
     def mutate(current: JobRecord):
         if current.state != "running":

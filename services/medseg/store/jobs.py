@@ -9,6 +9,7 @@ record), so a cancel and a worker's start cannot both win.
 
 from __future__ import annotations
 
+import builtins
 import json
 import socket
 from collections.abc import Callable
@@ -17,8 +18,8 @@ from datetime import datetime
 import redis
 
 from medseg.errors import JobNotFound
-from medseg.store.keys import RUNNING_JOBS, SessionKeys, job_ref_key
-from medseg.store.records import JobError, JobRecord, utcnow
+from medseg.store.keys import RUNNING_JOBS, SessionKeys, job_ref_key, text
+from medseg.store.records import JobError, JobRecord, JobState, utcnow
 
 Event = tuple[str, dict]  # (type, data): "state", "progress", "result", "end"
 Mutation = Callable[[JobRecord], list[Event] | None]  # mutates the record; None = no write
@@ -53,7 +54,7 @@ class JobStore:
         """The job's record; JobNotFound (404) when absent or another tenant's. A running job
         whose worker stopped beating is marked failed (worker_lost) on the way."""
         session_id = self.redis.get(job_ref_key(job_id))
-        raw = self.redis.get(SessionKeys(session_id.decode()).job(job_id)) if session_id else None
+        raw = self.redis.get(SessionKeys(text(session_id)).job(job_id)) if session_id else None
         record = JobRecord.model_validate_json(raw) if raw else None
         if record is None or (tenant is not None and record.tenant != tenant):
             raise JobNotFound(f"job {job_id!r} not found")
@@ -65,12 +66,12 @@ class JobStore:
 
     def list(self, session_id: str) -> list[JobRecord]:
         keys = SessionKeys(session_id)
-        ids = sorted(m.decode() for m in self.redis.smembers(keys.jobs))
+        ids = sorted(text(m) for m in self.redis.smembers(keys.jobs))
         raws = self.redis.mget([keys.job(i) for i in ids]) if ids else []
         records = [JobRecord.model_validate_json(r) for r in raws if r]
         return sorted(records, key=lambda r: r.created_at)
 
-    def write(self, pipe, record: JobRecord, events: list[Event] = ()) -> None:
+    def write(self, pipe, record: JobRecord, events: builtins.list[Event] | tuple[()] = ()) -> None:
         """Queue the record and its events on `pipe` (a MULTI of the caller, e.g. a commit)."""
         keys = SessionKeys(record.session)
         pipe.set(keys.job(record.id), record.model_dump_json(), ex=self.ttl_s)
@@ -118,13 +119,14 @@ class JobStore:
         pipe.execute()
 
     def events(self, record: JobRecord, after: str = "0", block_ms: int | None = None,
-               count: int = 500) -> list[tuple[str, str, dict]]:
+               count: int = 500) -> builtins.list[tuple[str, str, dict]]:
         """Events after stream id `after` ("0" = from the start): [(id, type, data)]."""
         stream = SessionKeys(record.session).job_events(record.id)
         return _parse_events(self.redis.xread({stream: after}, count=count, block=block_ms))
 
     async def aevents(self, client, record: JobRecord, after: str = "0",
-                      block_ms: int | None = None, count: int = 500) -> list[tuple[str, str, dict]]:
+                      block_ms: int | None = None,
+                      count: int = 500) -> builtins.list[tuple[str, str, dict]]:
         """`events` on a redis.asyncio client: a waiting subscriber holds no thread."""
         stream = SessionKeys(record.session).job_events(record.id)
         return _parse_events(await client.xread({stream: after}, count=count, block=block_ms))
@@ -147,11 +149,11 @@ class JobStore:
             return finish(record, "failed", JobError(code=code, message=message))
         return self.update(session_id, job_id, mutate)
 
-    def reap(self) -> list[JobRecord]:
+    def reap(self) -> builtins.list[JobRecord]:
         """Fail every running job whose heartbeat has expired (a worker died mid-job)."""
         failed = []
         for member in self.redis.smembers(RUNNING_JOBS):
-            job_id = member.decode().partition("/")[2]
+            job_id = text(member).partition("/")[2]
             try:
                 record = self.get(job_id, check_alive=True)
             except JobNotFound:
@@ -178,7 +180,7 @@ def state_event(record: JobRecord) -> dict:
             "error": record.error.model_dump() if record.error else None}
 
 
-def finish(record: JobRecord, state: str, error: JobError | None = None) -> list[Event]:
+def finish(record: JobRecord, state: JobState, error: JobError | None = None) -> list[Event]:
     """Mutate `record` into a terminal state; returns the events that announce it."""
     record.state = state
     record.error = error
