@@ -143,3 +143,22 @@ def test_points_command_and_models_listing(medseg, reference):
         assert result.exit_code == 0 and "encoding" in result.output, result.output
     finally:
         medseg("delete", sid)
+
+
+def test_upload_and_info_show_what_the_server_changed(medseg, tmp_path):
+    """NaN voxels are replaced on upload and reported: the SDK carries the warning and the CLI
+    prints it, so a user learns it without reading JSON."""
+    from tests.api.test_bad_uploads import disk_volume, nifti_bytes
+
+    path = tmp_path / "with-nan.nii.gz"
+    path.write_bytes(nifti_bytes(disk_volume()))
+    result = medseg("upload", path)
+    assert result.exit_code == 0, result.output
+    sid = _session_id(result.output)
+    try:
+        printed = " ".join(result.output.split())  # rich wraps at the terminal's width
+        assert re.search(r"warning: .*5 of 20480 voxels", printed), result.output
+        info = medseg("info", sid)
+        assert "5 of 20480 voxels" in " ".join(info.output.split()), info.output
+    finally:
+        medseg("delete", sid)

@@ -242,6 +242,20 @@ def test_an_upload_over_the_limit_is_refused_with_a_clear_message(browser, redis
             context.close()
 
 
+def test_what_the_server_changed_in_an_upload_is_shown(viewer, tmp_path):
+    """NaN voxels are replaced on upload; the session's warning is shown as a note."""
+    from tests.api.test_bad_uploads import disk_volume, nifti_bytes
+
+    path = tmp_path / "with-nan.nii.gz"
+    path.write_bytes(nifti_bytes(disk_volume()))
+    viewer.open()
+    viewer.upload(path)
+    viewer.page.wait_for_function(
+        "[...document.querySelectorAll('#messages .note.warning')].some("
+        "(n) => n.textContent.includes('5 of 20480 voxels'))"
+    )
+
+
 def test_method_parameters_from_capabilities_go_with_the_interaction(viewer, ct_liver):
     session, reference, z = ct_liver
     panel = viewer.page.locator("#params")

@@ -54,6 +54,11 @@ def _session_table(sessions: list[Session]) -> Table:
     return table
 
 
+def _show_warnings(session: Session) -> None:
+    for warning in session.warnings:
+        _out().print(f"[yellow]warning:[/yellow] {warning}")
+
+
 def _show_change(change: Change) -> None:
     total = sum(change.timings_ms.values()) if change.timings_ms else 0.0
     _out().print(f"segment {change.segment_id}: revision [bold]{change.revision}[/bold] "
@@ -70,6 +75,7 @@ def upload(ctx: typer.Context, paths: Annotated[list[Path], typer.Argument(
     with _client(ctx) as c, _out().status("uploading..."):
         session = c.create_session(paths, name=name)
     _out().print(_session_table([session]))
+    _show_warnings(session)
     _out().print(session.id)
 
 
@@ -79,6 +85,7 @@ def info(ctx: typer.Context, sid: str) -> None:
     with _client(ctx) as c:
         session = c.get_session(sid)
     _out().print(_session_table([session]))
+    _show_warnings(session)
     table = Table("segment", "name", "label", "color", "revision", "voxels", "undo", "redo")
     for g in session.segments:
         table.add_row(str(g.id), g.name, str(g.label), f"[{g.color}]{g.color}[/]",

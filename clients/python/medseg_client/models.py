@@ -52,6 +52,8 @@ class Session:
     source_format: str
     expires_in_s: int
     segments: list[Segment]
+    # what the server changed in the upload to serve it (e.g. NaN voxels replaced): show them
+    warnings: list[str] = field(default_factory=list)
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     @classmethod
@@ -60,7 +62,8 @@ class Session:
                    spacing=tuple(obj["spacing"]), affine=obj["affine"],
                    modality=obj.get("modality", ""), source_format=obj.get("source_format", ""),
                    expires_in_s=int(obj.get("expires_in_s", 0)),
-                   segments=[Segment.from_json(s) for s in obj.get("segments", [])], raw=obj)
+                   segments=[Segment.from_json(s) for s in obj.get("segments", [])],
+                   warnings=[str(w) for w in obj.get("warnings", [])], raw=obj)
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,8 @@ export class App extends EventTarget {
     history.replaceState(null, '', `#session=${record.id}`);
     await this.views.open(record, this.session.slices);
     this.emit('session');
+    // what the server changed in the upload to serve it (e.g. NaN voxels replaced)
+    for (const warning of record.warnings ?? []) this.warn('Image changed on upload', warning);
     await Promise.all(record.segments.map((s) => this.session.addSegment(s)));
     const [first] = this.session.segments;
     if (first) this.session.setActiveSegment(first.id);
@@ -73,4 +75,6 @@ export class App extends EventTarget {
   }
 
   notify(text) { this.emit('message', { level: 'info', title: text, detail: '' }); }
+
+  warn(title, detail) { this.emit('message', { level: 'warning', title, detail }); }
 }

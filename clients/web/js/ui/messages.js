@@ -12,6 +12,6 @@ export function mountMessages(app, el) {
     note.querySelector('button').onclick = () => note.remove();
     el.append(note);
     while (el.children.length > 4) el.firstElementChild.remove();
-    setTimeout(() => note.remove(), level === 'error' ? 12_000 : 4_000);
+    setTimeout(() => note.remove(), level === 'info' ? 4_000 : 12_000);
   });
 }
