@@ -16,7 +16,7 @@ from medseg.registry import Registry
 from medseg.store import Store
 from medseg.store.records import RevisionRecord, SegmentRecord, SessionMeta
 from medseg.store.sessions import Fence
-from medseg.usecases.metrics import STAGE_SECONDS
+from medseg.usecases.metrics import observe_stages
 from medseg_protocol import codec
 
 
@@ -50,8 +50,7 @@ class _Stopwatch:
         return wrapper
 
     def publish(self) -> dict[str, float]:
-        for stage, seconds in self.seconds.items():
-            STAGE_SECONDS.labels(operation=self.operation, stage=stage).observe(seconds)
+        observe_stages(self.operation, self.seconds)
         return dict(self.seconds)
 
 
@@ -186,7 +185,8 @@ def interact(store: Store, methods: Registry[Method], meta: SessionMeta, segment
                                             head.revision, record.revision)
         clock.add("encode", time.perf_counter() - start)
     segment = store.segments.get(meta, segment_id)
-    return Change(segment, head, record, delta, result.roi, clock.publish())
+    # the caller publishes the stages (`observe_stages`): this may run in a compute process
+    return Change(segment, head, record, delta, result.roi, dict(clock.seconds))
 
 
 def undo(store: Store, meta: SessionMeta, segment_id: int, base_revision: int | None) -> Change:

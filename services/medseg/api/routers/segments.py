@@ -39,6 +39,7 @@ from medseg.api.schemas import (
 from medseg.api.translate import to_prompt
 from medseg.store.chunks import full_box
 from medseg.usecases import interactions, propagation, sessions
+from medseg.usecases.metrics import observe_stages
 from medseg_protocol import codec
 
 router = APIRouter(prefix="/v1/sessions/{session_id}/segments", tags=["segments"])
@@ -108,6 +109,7 @@ def interact(compute: ComputeDep, plugins: PluginsDep, settings: SettingsDep, te
     outcome = compute.run(meta, segment_id, propagation.interact_then_propagate, meta, tenant,
                           segment_id, prompt, interaction.method, interaction.params, base,
                           settings.max_marks, after)
+    observe_stages("interaction", outcome.change.timings)
     _etag(response, outcome.change.current.revision)
     result = change_result(outcome.change)
     if outcome.job is not None:
