@@ -38,7 +38,10 @@ def make_settings(redis_url: str, **overrides) -> Settings:
     entries = ",".join(f"{tenant}:sha256:{hash_key(key)}" for tenant, key in KEYS.items())
     # the test plug-in (job kind `paint`, predictor `slow-test`), as the test workers load it
     values = {"redis_url": redis_url, "api_keys": entries, "session_ttl_s": 3600, "log_json": True,
-              "plugins": "tests.jobs.demo_kinds"}
+              "plugins": "tests.jobs.demo_kinds",
+              # interactions in the test's own process (an app per test would spawn children);
+              # tests/api/test_compute.py and the live servers run them in child processes
+              "compute_processes": 0}
     values.update(overrides)
     return Settings(**values)
 

@@ -33,6 +33,9 @@ PYTHONPATH = os.pathsep.join([*map(str, SOURCES), *filter(None, [os.environ.get(
 # its own worker, whose job leaves the GIL free (tests/jobs/test_worker_killed.py).
 WORKER_ENV = {"MEDSEG_PLUGINS": "tests.jobs.demo_kinds", "MEDSEG_JOB_HEARTBEAT_S": "10.0",
               "PYTHONPATH": PYTHONPATH}
+# A test server is one API process with one compute process (a test that needs more says so):
+# each process imports numpy, scipy and onnxruntime, slow to start on a loaded machine.
+SERVER_ENV = {"MEDSEG_WORKERS": "1", "MEDSEG_COMPUTE_PROCESSES": "1"}
 
 START_TIMEOUT_S = 60  # a cold start imports numpy, scipy, onnxruntime: slow on a loaded machine
 
@@ -61,6 +64,7 @@ def api_server(redis_url: str, **env_overrides: str):
         "MEDSEG_API_KEYS": ",".join(f"{t}:sha256:{hash_key(k)}" for t, k in KEYS.items()),
         "MEDSEG_LOG_LEVEL": "WARNING",
         **WORKER_ENV,
+        **SERVER_ENV,
         **env_overrides,
     }
     # output to a file, not a pipe: a pipe nobody reads fills up and blocks the server (and the

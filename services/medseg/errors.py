@@ -8,6 +8,7 @@ decides which HTTP status each code gets.
     │   └── UnknownName                                    a method / predictor / job kind / model
     ├── SessionNotFound, SegmentNotFound, RevisionNotFound, JobNotFound
     ├── RevisionConflict, NothingToUndo, SessionBusy       the state moved or is in use
+    ├── DeadlineExceeded                                   a request's compute ran too long
     └── ModelUnavailable                                   a trained model is missing or corrupt
 
 Messages are for people: numbers as they are written (`plain`), never an object's or NumPy's
@@ -72,6 +73,12 @@ class NothingToUndo(MedsegError):
 
 class SessionBusy(MedsegError):
     code = "session_busy"
+
+
+class DeadlineExceeded(MedsegError):
+    """A request's computation passed the per-request deadline and was stopped."""
+
+    code = "deadline_exceeded"
 
 
 class JobNotFound(MedsegError):

@@ -151,7 +151,7 @@ def run(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command")
     serve_cmd = sub.add_parser("serve", help="serve the API (default)")
     serve_cmd.add_argument(
-        "--workers", type=int, default=int(os.environ.get("MEDSEG_WORKERS", "1"))
+        "--workers", type=int, default=int(os.environ.get("MEDSEG_WORKERS", "2"))
     )
     key_cmd = sub.add_parser("hash-key", help="mint an API key for a tenant")
     key_cmd.add_argument("tenant")
@@ -160,7 +160,7 @@ def run(argv: list[str] | None = None) -> None:
         key, entry = new_key_entry(args.tenant)
         print(f"give the client this key:  {key}\nadd this to MEDSEG_API_KEYS: {entry}")
         return
-    serve(getattr(args, "workers", int(os.environ.get("MEDSEG_WORKERS", "1"))))
+    serve(getattr(args, "workers", int(os.environ.get("MEDSEG_WORKERS", "2"))))
 
 
 if __name__ == "__main__":

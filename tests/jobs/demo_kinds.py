@@ -1,6 +1,8 @@
 """A test plug-in (loaded by the test API and workers through MEDSEG_PLUGINS): the job kind
 `paint` fills one z-slice of the segment per step, sleeping between steps, then commits ONE
-revision; the propagation method `slow-test` is graphcut-seeds with a 0.2 s pause per slice.
+revision; the propagation method `slow-test` is graphcut-seeds with a 0.2 s pause per slice;
+the interactive method `slow-click` marks the clicked voxel after holding the GIL
+for `gil_s` seconds (as a graph cut in C does) and/or after being held (`hold_name`).
 
 Both can be HELD at a chosen step: the job then blocks (in Redis, BLPOP) until the test
 releases it (`release`), so a test sees it `running` at exactly that step, however loaded
@@ -8,6 +10,7 @@ the machine is, and can act on it (cancel, change the segment, kill the worker) 
 
 from __future__ import annotations
 
+import ctypes
 import os
 import time
 from dataclasses import dataclass
@@ -16,6 +19,7 @@ import numpy as np
 import redis
 from pydantic import BaseModel, Field
 
+from medseg.engine.method import Method, MethodResult
 from medseg.engine.prompts import Box
 from medseg.engine.propagation import PredictorSpec
 from medseg.engine.slice_predictors import SeedGraphCut, SeedGraphCutParams
@@ -106,6 +110,41 @@ SLOW = PredictorSpec("slow-test", "test: graphcut-seeds, 0.2 s per slice", SlowP
                      _build_slow)
 
 
+def started_key(name: str) -> str:
+    """Set (to the computing process's pid) once `slow-click` with this `hold_name` started."""
+    return f"medseg:test:started:{name}"
+
+
+@dataclass(frozen=True)
+class SlowClickParams:
+    # when set: mark started (`started_key`), then hold the GIL for `gil_s` seconds, or without
+    # `gil_s` wait for release(..., f"click:{hold_name}")
+    hold_name: str = ""
+    gil_s: int = 0  # whole seconds in one C call that keeps the GIL
+
+
+def _slow_click(read_image, read_mask, shape, spacing, marks, plane, params, current_mask_bbox,
+                context) -> MethodResult:
+    if params.hold_name:
+        with redis.Redis.from_url(os.environ["MEDSEG_REDIS_URL"], socket_timeout=30) as client:
+            client.set(started_key(params.hold_name), os.getpid(), ex=HOLD_S)
+            if not params.gil_s:
+                hold(client, f"click:{params.hold_name}")
+    if params.gil_s:
+        # libc sleep through PyDLL: the GIL stays held for the whole call, as in PyMaxflow
+        ctypes.PyDLL(None).sleep(params.gil_s)
+    voxel = tuple(int(v) for v in marks.fg[-1])
+    roi = Box(voxel, voxel)
+    mask = np.ones(roi.shape, dtype=bool)
+    return MethodResult(roi=roi, mask=mask, probability=mask.astype(np.float32))
+
+
+SLOW_CLICK = Method(name="slow-click", description="test: the clicked voxel, slowly",
+                    interaction_types=("click",), dims=("2d", "3d"),
+                    params_type=SlowClickParams, run=_slow_click)
+
+
 def register(plugins) -> None:
     plugins.job_kinds.register(PAINT)
     plugins.predictors.register(SLOW)
+    plugins.methods.register(SLOW_CLICK)

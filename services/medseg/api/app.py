@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI, Request
 
 from medseg import builtin
 from medseg.api import errors, limits, viewer
+from medseg.api.compute import ChildConfig, ComputePool
 from medseg.api.logging import configure as configure_logging
 from medseg.api.routers import jobs, models, propagation, segments, service, sessions, slices
 from medseg.api.settings import Settings
@@ -35,12 +38,28 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     when none are given): the one place the API process is wired."""
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_json)
-    app = FastAPI(title="medseg", version="0.1.0", description=DESCRIPTION)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.compute.start()  # warm: the first click finds its child ready
+        try:
+            yield
+        finally:
+            app.state.compute.stop()
+
+    app = FastAPI(title="medseg", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.plugins = plugins or builtin.build(settings.plugins)
+    redis_url = settings.redis_url or "redis://127.0.0.1:6379/0"
     app.state.store = store or Store.connect(
-        settings.redis_url or "redis://127.0.0.1:6379/0", settings.session_ttl_s,
-        settings.cache_mb << 20, job_heartbeat_s=settings.job_heartbeat_s)
+        redis_url, settings.session_ttl_s, settings.cache_mb << 20,
+        job_heartbeat_s=settings.job_heartbeat_s)
+    # each child builds its own store and plug-ins from these (the plug-ins named in settings)
+    child = ChildConfig(redis_url, settings.session_ttl_s, settings.cache_mb << 20,
+                        settings.job_heartbeat_s, settings.plugins, settings.log_level,
+                        settings.log_json)
+    app.state.compute = ComputePool(app.state.store, app.state.plugins, child,
+                                    settings.compute_processes, settings.request_deadline_s)
     errors.install(app)
     for router in (service.router, models.router, sessions.router, slices.router,
                    segments.router, propagation.router, jobs.router):

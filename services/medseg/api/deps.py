@@ -8,6 +8,7 @@ from fastapi import Depends, Header, HTTPException, Path, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from medseg.api.auth import DEV_TENANT, tenant_for_key
+from medseg.api.compute import ComputePool
 from medseg.api.settings import Settings
 from medseg.errors import InvalidPrompt
 from medseg.plugins import Plugins
@@ -31,9 +32,14 @@ def get_plugins(request: Request) -> Plugins:
     return request.app.state.plugins
 
 
+def get_compute(request: Request) -> ComputePool:
+    return request.app.state.compute
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[Store, Depends(get_store)]
 PluginsDep = Annotated[Plugins, Depends(get_plugins)]
+ComputeDep = Annotated[ComputePool, Depends(get_compute)]
 
 
 def get_tenant(settings: SettingsDep, request: Request,

@@ -29,6 +29,7 @@ HTTP_STATUS: dict[type[domain.MedsegError], int] = {
     domain.RevisionConflict: 409,
     domain.NothingToUndo: 409,
     domain.SessionBusy: 423,
+    domain.DeadlineExceeded: 504,
     domain.ModelUnavailable: 422,
 }
 

@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     # any other body than an upload (JSON); the largest the schemas admit is under 1 MiB
     max_request_bytes: int = 2 << 20
     cache_mb: int = 512  # in-process cache of decoded image and mask chunks
+    # Interactions run in this many child processes per API process, each stopped (killed) when
+    # it computes longer than the deadline (504 deadline_exceeded, nothing applied). 0 runs them
+    # in the API process itself, without a deadline (tests, debugging).
+    compute_processes: int = Field(2, ge=0, le=64)
+    request_deadline_s: float = Field(60.0, gt=0, le=3600)
     job_heartbeat_s: float = 10.0  # a running job whose worker is silent this long has failed
     run_worker: bool = True  # `medseg-server` starts one job worker process beside the API
     # comma-separated modules whose register(plugins) adds methods, predictors or job kinds

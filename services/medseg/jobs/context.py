@@ -77,7 +77,7 @@ class JobContext:
         the change from the segment as it is now (its locks may have changed meanwhile).
         RevisionConflict when the segment's head is no longer the job's base revision."""
         meta = self.meta
-        with self.store.sessions.locked(meta.id):
+        with self.store.sessions.locked(meta.id) as fence:
             current = self.store.jobs.get(self.record.id, check_alive=False)
             if current.cancel_requested:
                 raise Cancelled()
@@ -98,7 +98,7 @@ class JobContext:
 
             self.committed = self.store.segments.commit(
                 meta, change.segment, parent, change.box, change.mask, change.interaction,
-                change.timings, change.marks, change.probability, also=also)
+                change.timings, change.marks, change.probability, also=also, fence=fence)
         return self.committed
 
 

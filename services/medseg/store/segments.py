@@ -15,14 +15,17 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import redis
 from cachetools import LRUCache
 
 from medseg.engine.prompts import Box, Marks
 from medseg.errors import (
     InvalidPrompt,
     NothingToUndo,
+    RevisionConflict,
     RevisionNotFound,
     SegmentNotFound,
+    SessionBusy,
     SessionNotFound,
 )
 from medseg.store import chunks
@@ -34,8 +37,10 @@ from medseg.store.records import (
     SegmentRecord,
     SessionMeta,
 )
-from medseg.store.sessions import SessionStore
+from medseg.store.sessions import Fence, SessionStore
 from medseg_protocol import codec
+
+_CAS_TRIES = 20  # WATCH retries when something else in the watched keys changed meanwhile
 
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
            "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324", "#800000", "#aaffc3"]
@@ -82,8 +87,14 @@ class SegmentStore:
             raise SegmentNotFound(f"segment {segment_id} not found in session {meta.id!r}")
         return SegmentRecord.model_validate_json(raw)
 
-    def save(self, meta: SessionMeta, segment: SegmentRecord) -> None:
-        self.redis.hset(SessionKeys(meta.id).segments, str(segment.id), segment.model_dump_json())
+    def save(self, meta: SessionMeta, segment: SegmentRecord, fence: Fence | None = None,
+             expected_head: int | None = None) -> None:
+        """Write the segment record if its head in Redis is `expected_head` (default: its own,
+        i.e. unchanged since it was read), compare-and-set as `commit`."""
+        keys = SessionKeys(meta.id)
+        self._write_if_head(
+            meta, segment.id, segment.head if expected_head is None else expected_head, fence,
+            lambda pipe: pipe.hset(keys.segments, str(segment.id), segment.model_dump_json()))
 
     def update(self, meta: SessionMeta, segment_id: int, **changes: Any) -> SegmentRecord:
         segment = self.get(meta, segment_id)
@@ -145,10 +156,16 @@ class SegmentStore:
     def commit(self, meta: SessionMeta, segment: SegmentRecord, parent: RevisionRecord,
                box: Box, new_mask: np.ndarray, interaction: dict, timings: dict[str, float],
                marks: Marks, probability: np.ndarray | None = None,
-               also: Callable[[Any, RevisionRecord], None] | None = None) -> RevisionRecord:
+               also: Callable[[Any, RevisionRecord], None] | None = None,
+               fence: Fence | None = None) -> RevisionRecord:
         """Store the mask that is `new_mask` inside `box` and the parent's elsewhere as a new
         head revision; the redo stack is dropped (a new change forks history). `also(pipe,
-        record)` may queue more writes into the same MULTI (a job's final state)."""
+        record)` may queue more writes into the same MULTI (a job's final state).
+
+        Compare-and-set: the revision and the new head are written only if the segment's head
+        is still `parent` and (with a `fence`) the session lock still carries its token;
+        otherwise RevisionConflict and nothing but content-addressed mask blobs (unreferenced,
+        they expire with the session) was written."""
         keys = SessionKeys(meta.id)
         chunk_map = dict(parent.chunks)
         new_blobs: dict[str, bytes] = {}
@@ -172,38 +189,79 @@ class SegmentStore:
             interaction=interaction, timings=timings, chunks=chunk_map, voxels=voxels,
             marks=MarksRecord.from_marks(marks))
         segment = segment.model_copy(update={"head": record.revision, "redo": []})
-        pipe = self.redis.pipeline(transaction=True)
-        if new_blobs:
-            pipe.hset(keys.blobs, mapping=fields(new_blobs))
-        pipe.hset(keys.revisions, str(record.revision), record.model_dump_json())
-        if probability is not None:
-            pipe.hset(keys.probabilities,
-                      mapping=fields(_probability_fields(record.revision, box, probability)))
-        pipe.hset(keys.segments, str(segment.id), segment.model_dump_json())
-        self.sessions._expire(pipe, keys)
-        if also is not None:
-            also(pipe, record)
-        pipe.execute()
+
+        def write(pipe) -> None:
+            if new_blobs:
+                pipe.hset(keys.blobs, mapping=fields(new_blobs))
+            pipe.hset(keys.revisions, str(record.revision), record.model_dump_json())
+            if probability is not None:
+                pipe.hset(keys.probabilities,
+                          mapping=fields(_probability_fields(record.revision, box, probability)))
+            pipe.hset(keys.segments, str(segment.id), segment.model_dump_json())
+            self.sessions._expire(pipe, keys)
+            if also is not None:
+                also(pipe, record)
+
+        self._write_if_head(meta, segment.id, parent.revision, fence, write)
         return record
 
-    def undo(self, meta: SessionMeta, segment_id: int) -> tuple[RevisionRecord, RevisionRecord]:
-        """Move head to its parent. Returns (old head, new head)."""
+    def undo(self, meta: SessionMeta, segment_id: int, fence: Fence | None = None,
+             ) -> tuple[RevisionRecord, RevisionRecord]:
+        """Move head to its parent. Returns (old head, new head). Compare-and-set as `commit`."""
         segment, current = self.head(meta, segment_id)
         if current.parent is None:
             raise NothingToUndo(f"segment {segment_id} is at its first revision: nothing to undo")
         previous = self.revision(meta, segment_id, current.parent)
         self.save(meta, segment.model_copy(
-            update={"head": previous.revision, "redo": [*segment.redo, current.revision]}))
+            update={"head": previous.revision, "redo": [*segment.redo, current.revision]}),
+            fence, expected_head=current.revision)
         return current, previous
 
-    def redo(self, meta: SessionMeta, segment_id: int) -> tuple[RevisionRecord, RevisionRecord]:
+    def redo(self, meta: SessionMeta, segment_id: int, fence: Fence | None = None,
+             ) -> tuple[RevisionRecord, RevisionRecord]:
         segment, current = self.head(meta, segment_id)
         if not segment.redo:
             raise NothingToUndo(f"segment {segment_id} has nothing to redo")
         following = self.revision(meta, segment_id, segment.redo[-1])
         self.save(meta, segment.model_copy(
-            update={"head": following.revision, "redo": segment.redo[:-1]}))
+            update={"head": following.revision, "redo": segment.redo[:-1]}),
+            fence, expected_head=current.revision)
         return current, following
+
+    def _write_if_head(self, meta: SessionMeta, segment_id: int, expected_head: int,
+                       fence: Fence | None, write: Callable[[Any], None]) -> None:
+        """Run `write(pipe)` as one MULTI if the segment's head is `expected_head` and the
+        session lock carries `fence`'s token (when given), both WATCHed until EXEC; else
+        RevisionConflict and nothing is written."""
+        keys = SessionKeys(meta.id)
+        with self.redis.pipeline(transaction=True) as pipe:
+            for _ in range(_CAS_TRIES):
+                try:
+                    pipe.watch(keys.segments, keys.lock)
+                    raw = pipe.hget(keys.segments, str(segment_id))
+                    if raw is None:
+                        raise SegmentNotFound(f"segment {segment_id} not found in session "
+                                              f"{meta.id!r}")
+                    head = SegmentRecord.model_validate_json(raw).head
+                    if head != expected_head:
+                        raise RevisionConflict(
+                            f"segment {segment_id} moved from revision {expected_head} to {head} "
+                            "while this change was made; nothing was applied: fetch the delta "
+                            f"from {expected_head} and retry")
+                    if fence is not None:
+                        owner = pipe.get(keys.lock)
+                        if owner is None or text(owner) != str(fence.token):
+                            raise RevisionConflict(
+                                f"the lock of session {meta.id!r} expired or was taken over "
+                                "while this change was made; nothing was applied: retry")
+                    pipe.multi()
+                    write(pipe)
+                    pipe.execute()
+                    return
+                except redis.WatchError:
+                    continue  # another segment changed, or the lock's TTL was extended: re-check
+        raise SessionBusy(f"session {meta.id!r} changed {_CAS_TRIES} times during one commit; "
+                          "retry")
 
     # -- masks -----------------------------------------------------------------------------
     def read_mask(self, meta: SessionMeta, record: RevisionRecord, box: Box) -> np.ndarray:

@@ -6,7 +6,9 @@ import builtins
 import contextlib
 import secrets
 import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import redis
@@ -21,6 +23,34 @@ from medseg.store.records import SessionMeta
 
 _WRITE_BATCH = 256  # chunks per pipeline round trip when storing an image
 
+# The lock's value is its fencing token, from a per-session counter that only grows. -1: the
+# session is gone (its counters hash expired or was deleted), so nothing is created for it.
+_ACQUIRE = """
+if redis.call('exists', KEYS[1]) == 1 then return 0 end
+if redis.call('exists', KEYS[2]) == 0 then return -1 end
+local token = redis.call('hincrby', KEYS[2], 'fence', 1)
+redis.call('set', KEYS[1], token, 'PX', ARGV[1])
+return token
+"""
+_EXTEND = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
+return 0
+"""
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Fence:
+    """The session lock as one holder has it: the session and the lock's fencing token. A
+    commit writes only while the lock still carries this token (`SegmentStore` checks it in
+    the same transaction), so a holder whose lock expired or was revoked writes nothing."""
+
+    session_id: str
+    token: int
+
 
 class SessionStore:
     """All session-level Redis access. Thread-safe: redis-py clients are.
@@ -31,11 +61,14 @@ class SessionStore:
     """
 
     def __init__(self, client: redis.Redis, ttl_s: int, cache_bytes: int = 256 << 20,
-                 lock_timeout_s: float = 120.0, lock_wait_s: float = 30.0):
+                 lock_ttl_s: float = 10.0, lock_wait_s: float = 30.0):
         self.redis = client
         self.ttl_s = ttl_s
-        self.lock_timeout_s = lock_timeout_s
+        self.lock_ttl_s = lock_ttl_s  # a dead holder's lock frees this long after its last beat
         self.lock_wait_s = lock_wait_s
+        self._acquire_script = client.register_script(_ACQUIRE)
+        self._extend_script = client.register_script(_EXTEND)
+        self._release_script = client.register_script(_RELEASE)
         self._image_cache: LRUCache = LRUCache(maxsize=cache_bytes, getsizeof=lambda a: a.nbytes)
         self._cache_lock = threading.Lock()  # cachetools caches are not thread-safe
 
@@ -124,17 +157,55 @@ class SessionStore:
         return int(self.redis.ttl(SessionKeys(session_id).meta))
 
     @contextlib.contextmanager
-    def locked(self, session_id: str) -> Iterator[None]:
-        """The per-session writer lock (held across read-compute-write of an interaction)."""
-        lock = self.redis.lock(SessionKeys(session_id).lock, timeout=self.lock_timeout_s,
-                               blocking_timeout=self.lock_wait_s)
-        if not lock.acquire():
-            raise SessionBusy(f"session {session_id!r} is busy with another change; retry")
+    def locked(self, session_id: str, held: Fence | None = None) -> Iterator[Fence]:
+        """The per-session writer lock, held across read-compute-write of a change; yields its
+        fence (the token every commit under it checks). A holder's thread extends it every
+        third of `lock_ttl_s` for as long as the block runs, so it expires `lock_ttl_s` after
+        its holder died, never under a live one. SessionBusy after `lock_wait_s` of waiting.
+
+        `held`: the lock is already held by the caller (another process that extends it, e.g.
+        the API process around a compute process): yield it as it is."""
+        if held is not None:
+            yield held
+            return
+        fence = self.acquire(session_id)
+        keeper = _LockKeeper(self, fence)
         try:
-            yield
+            yield fence
         finally:
-            with contextlib.suppress(redis.exceptions.LockError):
-                lock.release()
+            keeper.stop()
+            self.release(fence)
+
+    def acquire(self, session_id: str) -> Fence:
+        keys = SessionKeys(session_id)
+        deadline = time.monotonic() + self.lock_wait_s
+        pause = 0.002
+        while True:
+            token = int(self._acquire_script(keys=[keys.lock, keys.counters],
+                                             args=[int(self.lock_ttl_s * 1000)]))
+            if token > 0:
+                return Fence(session_id, token)
+            if token < 0:
+                raise SessionNotFound(f"session {session_id!r} not found")
+            if time.monotonic() >= deadline:
+                raise SessionBusy(f"session {session_id!r} is busy with another change; retry")
+            time.sleep(pause)  # polling Redis for a lock: no notification exists for its release
+            pause = min(2 * pause, 0.05)
+
+    def extend(self, fence: Fence) -> bool:
+        """Restart the lock's TTL; False when it is no longer this fence's (expired, taken)."""
+        return bool(self._extend_script(keys=[SessionKeys(fence.session_id).lock],
+                                        args=[fence.token, int(self.lock_ttl_s * 1000)]))
+
+    def release(self, fence: Fence) -> bool:
+        """Drop the lock if it is still this fence's. From then on no commit checking this
+        fence can succeed (a revoked holder's late write is refused)."""
+        return bool(self._release_script(keys=[SessionKeys(fence.session_id).lock],
+                                         args=[fence.token]))
+
+    def holds(self, fence: Fence) -> bool:
+        value = self.redis.get(SessionKeys(fence.session_id).lock)
+        return value is not None and text(value) == str(fence.token)
 
     # -- image -----------------------------------------------------------------------------
     def read_image(self, meta: SessionMeta, box: Box) -> np.ndarray:
@@ -165,3 +236,25 @@ class SessionStore:
                 with self._cache_lock:
                     self._image_cache[cache_keys[i]] = found[i]
         return [block for block in found if block is not None]  # all of them by now
+
+
+class _LockKeeper:
+    """The holder's heartbeat: extends the lock every third of its TTL until stopped or lost
+    (like redis-py's `Lock.extend`, from a thread of the process that holds it)."""
+
+    def __init__(self, sessions: SessionStore, fence: Fence):
+        self._sessions, self._fence = sessions, fence
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="session-lock", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._stopping.wait(self._sessions.lock_ttl_s / 3):
+            try:
+                if not self._sessions.extend(self._fence):
+                    return  # lost (expired or revoked): the commit's fence check refuses it
+            except redis.RedisError:
+                continue  # Redis unreachable for a moment: try again at the next beat
+
+    def stop(self) -> None:
+        self._stopping.set()

@@ -15,7 +15,8 @@ from medseg.errors import InvalidPrompt, RevisionConflict
 from medseg.registry import Registry
 from medseg.store import Store
 from medseg.store.records import RevisionRecord, SegmentRecord, SessionMeta
-from medseg.usecases.metrics import STAGE_SECONDS
+from medseg.store.sessions import Fence
+from medseg.usecases.metrics import observe_stages
 from medseg_protocol import codec
 
 
@@ -49,8 +50,7 @@ class _Stopwatch:
         return wrapper
 
     def publish(self) -> dict[str, float]:
-        for stage, seconds in self.seconds.items():
-            STAGE_SECONDS.labels(operation=self.operation, stage=stage).observe(seconds)
+        observe_stages(self.operation, self.seconds)
         return dict(self.seconds)
 
 
@@ -116,17 +116,31 @@ def _check_method(method: Method, prompt: Prompt) -> None:
         raise InvalidPrompt(f"method {method.name!r} works in {list(method.dims)} only")
 
 
-def interact(store: Store, methods: Registry[Method], meta: SessionMeta, segment_id: int,
-             prompt: Prompt, method_name: str | None, params: dict[str, Any],
-             base_revision: int | None, max_marks: int = 100_000) -> Change:
-    """Run one interaction with the named method (the registry's default when None) and
-    commit its result as the segment's new head revision."""
+def check(methods: Registry[Method], meta: SessionMeta, prompt: Prompt, method_name: str | None,
+          params: dict[str, Any]) -> tuple[Method, Any]:
+    """The checks of an interaction that need no state: the method, its parameters, the
+    prompt against the image (InvalidPrompt / UnknownName). Returns the method and its
+    parsed parameters."""
     method = methods.get(method_name)
     _check_method(method, prompt)
     parsed = method.parse_params(params)
     prompt.check(meta.shape)
+    return method, parsed
+
+
+def interact(store: Store, methods: Registry[Method], meta: SessionMeta, segment_id: int,
+             prompt: Prompt, method_name: str | None, params: dict[str, Any],
+             base_revision: int | None, max_marks: int = 100_000,
+             fence: Fence | None = None) -> Change:
+    """Run one interaction with the named method (the registry's default when None) and
+    commit its result as the segment's new head revision, compare-and-set: RevisionConflict
+    and nothing applied when the head moved or the session lock was lost meanwhile.
+
+    `fence`: the session lock as the caller holds it (and extends) in another process; by
+    default this call takes the lock itself."""
+    method, parsed = check(methods, meta, prompt, method_name, params)
     clock = _Stopwatch("interaction")
-    with store.sessions.locked(meta.id):
+    with store.sessions.locked(meta.id, fence) as held:
         segment, head = store.segments.head(meta, segment_id)
         check_base_revision(segment, base_revision)
         if prompt.plane is not None and meta.shape[prompt.plane.axis] > 1:
@@ -166,12 +180,13 @@ def interact(store: Store, methods: Registry[Method], meta: SessionMeta, segment
         # the audit trail keeps load/compute and the method's own breakdown; encode comes after
         recorded = {**clock.seconds, **{f"compute.{k}": v for k, v in result.timings.items()}}
         record = store.segments.commit(meta, segment, head, result.roi, result.mask, description,
-                                       recorded, marks, result.probability)
+                                       recorded, marks, result.probability, fence=held)
         delta = codec.encode_delta_from_xor(old_roi ^ result.mask, result.roi.lo, meta.shape,
                                             head.revision, record.revision)
         clock.add("encode", time.perf_counter() - start)
     segment = store.segments.get(meta, segment_id)
-    return Change(segment, head, record, delta, result.roi, clock.publish())
+    # the caller publishes the stages (`observe_stages`): this may run in a compute process
+    return Change(segment, head, record, delta, result.roi, dict(clock.seconds))
 
 
 def undo(store: Store, meta: SessionMeta, segment_id: int, base_revision: int | None) -> Change:
@@ -184,9 +199,9 @@ def redo(store: Store, meta: SessionMeta, segment_id: int, base_revision: int | 
 
 def _move_head(store, meta, segment_id, base_revision, move, operation) -> Change:
     clock = _Stopwatch(operation)
-    with store.sessions.locked(meta.id):
+    with store.sessions.locked(meta.id) as fence:
         check_base_revision(store.segments.get(meta, segment_id), base_revision)
-        old, new = move(meta, segment_id)
+        old, new = move(meta, segment_id, fence)
     start = time.perf_counter()
     delta = store.segments.delta(meta, old, new)
     clock.add("encode", time.perf_counter() - start)

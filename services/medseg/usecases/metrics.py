@@ -11,3 +11,9 @@ REQUEST_SECONDS = Histogram(
     "medseg_request_seconds", "HTTP request latency", ["method", "route", "status"],
     buckets=_BUCKETS)
 ERRORS = Counter("medseg_errors_total", "Error answers by code", ["code"])
+
+
+def observe_stages(operation: str, seconds: dict[str, float]) -> None:
+    """Record an operation's seconds per stage (in the process that serves /metrics)."""
+    for stage, value in seconds.items():
+        STAGE_SECONDS.labels(operation=operation, stage=stage).observe(value)

@@ -27,6 +27,8 @@ from medseg.registry import Registry
 from medseg.store import Store
 from medseg.store.chunks import full_box
 from medseg.store.records import JobRecord, SegmentRecord, SessionMeta
+from medseg.store.sessions import Fence
+from medseg.usecases import interactions
 from medseg.usecases.interactions import Change, check_base_revision, interact
 from medseg_protocol import codec
 
@@ -101,20 +103,29 @@ class ChangeAndJob:
     job_error: MedsegError | None = None  # the interaction landed, the propagation did not
 
 
-def interact_then_propagate(store: Store, plugins: Plugins, meta: SessionMeta, tenant: str,
-                            segment_id: int, prompt: Prompt, method: str | None,
-                            params: dict[str, Any], base_revision: int | None, max_marks: int,
-                            after: PropagateAfter | None) -> ChangeAndJob:
-    """An interaction, then (optionally) a propagation from its slice along its plane's axis.
-    The propagation is checked before the interaction runs; one that cannot start afterwards
-    (e.g. the corrected slice is empty) does not undo the interaction: its error is returned
-    beside the change."""
+def check_interaction(plugins: Plugins, meta: SessionMeta, prompt: Prompt, method: str | None,
+                      params: dict[str, Any], after: PropagateAfter | None) -> None:
+    """What `interact_then_propagate` checks before it takes the lock, for a caller that
+    wants a bad request refused before handing it to a compute process."""
+    interactions.check(plugins.methods, meta, prompt, method, params)
     if after is not None:
         if prompt.plane is None or meta.shape[prompt.plane.axis] == 1:
             raise InvalidPrompt("propagate after an interaction needs a 2D interaction on a volume")
         check_method(plugins.predictors, after.method, after.params)
+
+
+def interact_then_propagate(store: Store, plugins: Plugins, meta: SessionMeta, tenant: str,
+                            segment_id: int, prompt: Prompt, method: str | None,
+                            params: dict[str, Any], base_revision: int | None, max_marks: int,
+                            after: PropagateAfter | None, fence: Fence | None = None,
+                            ) -> ChangeAndJob:
+    """An interaction, then (optionally) a propagation from its slice along its plane's axis.
+    The propagation is checked before the interaction runs; one that cannot start afterwards
+    (e.g. the corrected slice is empty) does not undo the interaction: its error is returned
+    beside the change. `fence`: as for `interact`."""
+    check_interaction(plugins, meta, prompt, method, params, after)
     change = interact(store, plugins.methods, meta, segment_id, prompt, method, params,
-                      base_revision, max_marks)
+                      base_revision, max_marks, fence)
     if after is None or prompt.plane is None:
         return ChangeAndJob(change)
     try:
@@ -130,9 +141,9 @@ def set_lock(store: Store, meta: SessionMeta, segment_id: int, axis: str, index:
     if not 0 <= index < meta.shape[AXES[axis]]:
         raise InvalidPrompt(f"slice {index} is outside axis {axis} "
                             f"(0..{meta.shape[AXES[axis]] - 1})")
-    with store.sessions.locked(meta.id):
+    with store.sessions.locked(meta.id) as fence:
         segment = store.segments.get(meta, segment_id).with_lock(axis, index, locked)
-        store.segments.save(meta, segment)
+        store.segments.save(meta, segment, fence)
     return segment
 
 

@@ -7,7 +7,15 @@ from typing import Annotated, Literal
 import numpy as np
 from fastapi import APIRouter, Body, Query, Response, status
 
-from medseg.api.deps import IfMatchDep, PluginsDep, SessionDep, SettingsDep, StoreDep, TenantDep
+from medseg.api.deps import (
+    ComputeDep,
+    IfMatchDep,
+    PluginsDep,
+    SessionDep,
+    SettingsDep,
+    StoreDep,
+    TenantDep,
+)
 from medseg.api.presenters import (
     change_result,
     file_response,
@@ -31,11 +39,13 @@ from medseg.api.schemas import (
 from medseg.api.translate import to_prompt
 from medseg.store.chunks import full_box
 from medseg.usecases import interactions, propagation, sessions
+from medseg.usecases.metrics import observe_stages
 from medseg_protocol import codec
 
 router = APIRouter(prefix="/v1/sessions/{session_id}/segments", tags=["segments"])
 
 _ERRORS = error_responses(401, 404, 409, 422, 423)
+_COMPUTE_ERRORS = error_responses(401, 404, 409, 422, 423, 504)
 
 
 def _etag(response: Response, revision: int) -> None:
@@ -82,19 +92,24 @@ def delete_segment(store: StoreDep, meta: SessionDep, segment_id: int) -> Respon
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/{segment_id}/interactions", response_model=ChangeResult, responses=_ERRORS,
+@router.post("/{segment_id}/interactions", response_model=ChangeResult,
+             responses=_COMPUTE_ERRORS,
              summary="Click, scribble, box or interior margin points: answers the new "
                      "revision and the mask delta")
-def interact(store: StoreDep, plugins: PluginsDep, settings: SettingsDep, tenant: TenantDep,
+def interact(compute: ComputeDep, plugins: PluginsDep, settings: SettingsDep, tenant: TenantDep,
              meta: SessionDep, segment_id: int, interaction: Interaction, if_match: IfMatchDep,
              response: Response) -> ChangeResult:
     base = interaction.base_revision if interaction.base_revision is not None else if_match
-    after = interaction.propagate
     prompt = to_prompt(interaction, meta.shape, settings.max_marks)
-    outcome = propagation.interact_then_propagate(
-        store, plugins, meta, tenant, segment_id, prompt, interaction.method,
-        interaction.params, base, settings.max_marks,
-        None if after is None else propagation.PropagateAfter(after.method, after.params))
+    after = None if interaction.propagate is None else propagation.PropagateAfter(
+        interaction.propagate.method, interaction.propagate.params)
+    propagation.check_interaction(plugins, meta, prompt, interaction.method, interaction.params,
+                                  after)  # a bad request is refused here, before any compute
+    # computed in a child process under the session lock, within the request deadline
+    outcome = compute.run(meta, segment_id, propagation.interact_then_propagate, meta, tenant,
+                          segment_id, prompt, interaction.method, interaction.params, base,
+                          settings.max_marks, after)
+    observe_stages("interaction", outcome.change.timings)
     _etag(response, outcome.change.current.revision)
     result = change_result(outcome.change)
     if outcome.job is not None:
