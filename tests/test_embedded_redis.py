@@ -168,6 +168,7 @@ def test_a_deleted_session_leaves_the_append_only_file_promptly(server):
         poll(marked, bool, REWRITE_S, "the marker in the append-only file (else: proves nothing)")
         assert client.delete(f"/v1/sessions/{session['id']}").status_code == 204
     poll(marked, lambda found: not found, REWRITE_S, "append-only file without the marker")
+    assert MARKER not in server.output()  # nor in the server's logs
 
 
 def test_a_killed_redis_is_restarted_with_its_sessions_and_reaped(server):

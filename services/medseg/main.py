@@ -31,7 +31,7 @@ def serve(workers: int) -> None:
     if not settings.redis_url:
         try:
             redis_supervisor = start_embedded_redis(settings)
-        except RuntimeError as exc:
+        except (RuntimeError, OSError) as exc:  # no redis-server, a data folder in use or denied
             sys.exit(f"medseg: {exc}")
     else:
         warn_if_evicting(settings.redis_url)

@@ -97,3 +97,39 @@ def test_a_zip_member_that_holds_more_than_it_declares_is_not_read_past_its_size
         struct.pack_into("<I", data, at + offset, 4096)
     with pytest.raises(CorruptImage, match="cannot be read"):
         load_image([("a.zip", bytes(data))])
+
+
+def deflated_dicom(rows: int, cols: int, frames: int = 1) -> bytes:
+    """A Deflated Explicit VR Little Endian DICOM file of zeros (pydicom writes the deflate)."""
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import DeflatedExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"  # CT Image Storage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.Rows, ds.Columns = "CT", rows, cols
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+    ds.ImagePositionPatient, ds.ImageOrientationPatient = [0, 0, 0], [1, 0, 0, 0, 1, 0]
+    ds.PixelSpacing, ds.SliceThickness = [1, 1], 1
+    ds.PixelData = bytes(rows * cols * 2 * frames)
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return out.getvalue()
+
+
+def test_a_deflated_dicom_bomb_is_refused_before_pydicom_inflates_it():
+    # 16 MiB of pixel data in ~17 KB: over a 1 MiB allowance; a normal slice is accepted
+    limits = ImageLimits(expansion_allowance=1 << 20)
+    bomb = deflated_dicom(2048, 4096)
+    assert len(bomb) < 100_000
+    with pytest.raises(ImageTooLarge, match="deflated DICOM data decompresses to more than"):
+        load_image([("slice.dcm", bomb)], limits)
+    volume = load_image([("slice.dcm", deflated_dicom(64, 64))], limits)
+    assert volume.shape == (1, 64, 64)
