@@ -88,3 +88,11 @@ def live_server(redis_url):
 
     with api_server(redis_url) as base_url:
         yield base_url
+
+
+@pytest.fixture(scope="session")
+def bombs(tmp_path_factory):
+    """The issue-12 decompression bombs, each built once (tests/engine/bombs.py)."""
+    from tests.engine.bombs import BombFiles
+
+    return BombFiles(tmp_path_factory.mktemp("bombs"))

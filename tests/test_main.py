@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 
-from medseg.main import WorkerSupervisor
+from medseg.main import ProcessSupervisor, WorkerSupervisor
 
 STEP_TIMEOUT_S = 30.0  # far more than one supervisor step takes, even on a loaded machine
 
@@ -144,3 +144,41 @@ def test_a_worker_that_ran_longer_than_stable_s_restarts_after_the_first_backoff
     finally:
         _stop(supervisor, clock)
     assert waits == [0.02, 0.2, 0.02, 0.4, 0.02, 0.2]  # back to backoff_s, not 0.8
+
+
+def test_a_start_that_fails_is_retried_after_a_growing_backoff():
+    # the embedded Redis's start raises when redis-server does not come up (say its port is
+    # taken for a moment): the supervisor must keep trying, not die with its thread
+    clock = StepClock()
+    attempts: list[str] = []
+
+    def start() -> subprocess.Popen:
+        attempts.append("start")
+        if len(attempts) in (2, 3):
+            raise RuntimeError("embedded redis-server did not start")
+        return _dead_worker() if len(attempts) == 1 else _sleeper()
+
+    supervisor = ProcessSupervisor(start, poll_s=0.02, backoff_s=0.2, stable_s=60, clock=clock,
+                                   name="embedded Redis")
+    waits = []
+    try:
+        for _ in range(5):
+            waits.append(clock.next_wait())
+            clock.advance()
+        assert supervisor.process.poll() is None and supervisor.restarts == 1
+    finally:
+        _stop(supervisor, clock)
+    # poll, back-off, failed start -> doubled, failed start -> doubled, then polling the new one
+    assert waits == [0.02, 0.2, 0.4, 0.8, 0.02]
+    assert len(attempts) == 4
+
+
+def test_the_data_folder_is_absolute_and_per_instance(monkeypatch, tmp_path):
+    from medseg.api.settings import Settings
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    first, second = (Settings(dev_mode=True, port=p).instance_dir for p in (8101, 8102))
+    assert first == tmp_path / "medseg" / "8101" and second != first  # two servers, two AOFs
+    relative = Settings(dev_mode=True, data_dir="var").instance_dir
+    assert relative.is_absolute() and relative == tmp_path / "var"

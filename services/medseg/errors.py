@@ -9,7 +9,9 @@ decides which HTTP status each code gets.
     ├── SessionNotFound, SegmentNotFound, RevisionNotFound, JobNotFound
     ├── RevisionConflict, NothingToUndo, SessionBusy       the state moved or is in use
     ├── DeadlineExceeded                                   a request's compute ran too long
-    └── ModelUnavailable                                   a trained model is missing or corrupt
+    ├── ModelUnavailable                                   a trained model is missing or corrupt
+    ├── QuotaExceeded: TooManySessions, TooManyJobs        a tenant's quota is used up (retry)
+    └── StorageFull: TenantStorageFull                     no room to store more (retry)
 
 Messages are for people: numbers as they are written (`plain`), never an object's or NumPy's
 repr, never an uploaded file's name (it can carry patient data): a file is "file 3 of 20".
@@ -23,6 +25,7 @@ class MedsegError(Exception):
     """Base class: `code` names the kind of failure, `message` says what to do about it."""
 
     code = "bad_request"
+    retry_after_s: int | None = None  # when set, the answer says when to try again
 
     def __init__(self, message: str):
         super().__init__(message)
@@ -89,6 +92,37 @@ class ModelUnavailable(MedsegError):
     """The request needs a trained model this server does not have (or whose file is bad)."""
 
     code = "model_unavailable"
+
+
+class QuotaExceeded(MedsegError):
+    """A tenant's quota is used up; it frees up by itself (sessions expire, jobs finish), so the
+    answer says when to try again."""
+
+    code = "quota_exceeded"
+
+    def __init__(self, message: str, retry_after_s: int):
+        super().__init__(message)
+        self.retry_after_s = max(1, int(retry_after_s))
+
+
+class TooManySessions(QuotaExceeded):
+    code = "too_many_sessions"
+
+
+class TooManyJobs(QuotaExceeded):
+    code = "too_many_jobs"
+
+
+class StorageFull(QuotaExceeded):
+    """No room to store more: the session store is at its memory limit."""
+
+    code = "storage_full"
+
+
+class TenantStorageFull(StorageFull):
+    """The tenant's sessions hold as many bytes as its quota allows."""
+
+    code = "tenant_storage_full"
 
 
 def plain(value: Any) -> str:

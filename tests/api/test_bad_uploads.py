@@ -135,3 +135,12 @@ def test_duplicate_dicom_positions_are_plain_numbers(client, totalseg):
                                    (f"{MARKER}-b.dcm", out.getvalue())])
     assert_error(response, {422}, "duplicate slice positions", "file 1 of 2", "file 2 of 2")
     assert "np.float64" not in response.text and MARKER not in response.text
+
+
+@pytest.mark.parametrize("kind", ["nifti", "zip"])
+def test_a_decompression_bomb_is_refused_with_413_naming_the_problem(client, bombs, kind):
+    path = bombs.path(kind)
+    response = post_files(client, [(f"Patient^Jane.{path.name}", path.read_bytes())])
+    assert_error(response, {413}, "too large", "decompression bomb", "declares")
+    assert response.json()["error"] == "image_too_large"
+    assert "Patient" not in response.text and "Jane" not in response.text

@@ -18,6 +18,7 @@ from medseg.api.routers import jobs, models, propagation, segments, service, ses
 from medseg.api.settings import Settings
 from medseg.plugins import Plugins
 from medseg.store import Store
+from medseg.store.quotas import Quotas
 from medseg.usecases.metrics import REQUEST_SECONDS
 
 log = structlog.get_logger("medseg.api")
@@ -51,9 +52,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     app.state.settings = settings
     app.state.plugins = plugins or builtin.build(settings.plugins)
     redis_url = settings.redis_url or "redis://127.0.0.1:6379/0"
+    # a store passed in keeps its own quotas and AOF rewriting (tests share one store's Redis)
     app.state.store = store or Store.connect(
         redis_url, settings.session_ttl_s, settings.cache_mb << 20,
-        job_heartbeat_s=settings.job_heartbeat_s)
+        job_heartbeat_s=settings.job_heartbeat_s, quotas=quotas(settings),
+        aof_rewrite_delay_s=settings.aof_rewrite_delay_s if settings.aof_rewrite_delay_s >= 0
+        else None)
     # each child builds its own store and plug-ins from these (the plug-ins named in settings)
     child = ChildConfig(redis_url, settings.session_ttl_s, settings.cache_mb << 20,
                         settings.job_heartbeat_s, settings.plugins, settings.log_level,
@@ -68,6 +72,13 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     app.add_middleware(limits.BodyLimit, settings=settings)  # inside the request middleware
     _add_request_middleware(app, settings)
     return app
+
+
+def quotas(settings: Settings) -> Quotas:
+    """The per-tenant quotas the settings ask for (0: no limit)."""
+    return Quotas(max_sessions=settings.tenant_max_sessions or None,
+                  max_bytes=(settings.tenant_max_mb << 20) or None,
+                  max_jobs=settings.tenant_max_jobs or None)
 
 
 def _add_request_middleware(app: FastAPI, settings: Settings) -> None:

@@ -31,7 +31,11 @@ HTTP_STATUS: dict[type[domain.MedsegError], int] = {
     domain.SessionBusy: 423,
     domain.DeadlineExceeded: 504,
     domain.ModelUnavailable: 422,
+    domain.QuotaExceeded: 429,
+    domain.StorageFull: 507,
 }
+
+STORE_FULL_RETRY_S = 60  # Redis at maxmemory: space comes back as sessions expire or are deleted
 
 
 def http_status(exc: domain.MedsegError) -> int:
@@ -57,7 +61,9 @@ def _describe_validation(exc: RequestValidationError) -> str:
 def install(app: FastAPI) -> None:
     @app.exception_handler(domain.MedsegError)
     async def domain_error(request: Request, exc: domain.MedsegError):
-        return error_response(request, http_status(exc), exc.code, exc.message)
+        headers = ({"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s is not None
+                   else None)
+        return error_response(request, http_status(exc), exc.code, exc.message, headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):
@@ -74,6 +80,15 @@ def install(app: FastAPI) -> None:
     async def redis_down(request: Request, exc: Exception):
         log.error("redis_unreachable", error=str(exc))
         return error_response(request, 503, "store_unavailable", "session store unreachable; retry")
+
+    @app.exception_handler(redis.exceptions.OutOfMemoryError)
+    async def redis_full(request: Request, exc: Exception):
+        # Redis at maxmemory refuses writes (noeviction); a MULTI it refused wrote nothing
+        log.error("redis_out_of_memory")
+        return error_response(request, 507, domain.StorageFull.code,
+                              "the session store is full; nothing was changed. Retry later, "
+                              "or delete sessions you no longer need",
+                              {"Retry-After": str(STORE_FULL_RETRY_S)})
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
 
@@ -19,15 +20,29 @@ class Settings(BaseSettings):
                                   validation_alias=AliasChoices("MEDSEG_REDIS_URL", "REDIS_URL"))
     host: str = Field("127.0.0.1", validation_alias=AliasChoices("MEDSEG_HOST", "HOST"))
     port: int = Field(8000, validation_alias=AliasChoices("MEDSEG_PORT", "PORT"))
-    data_dir: Path = Path("var")  # embedded Redis keeps its append-only file here
+    # this server's own state (the embedded Redis's append-only file in <dir>/redis); unset:
+    # $XDG_STATE_HOME/medseg/<port> (see instance_dir). One folder serves one server at a time.
+    data_dir: Path | None = None
+    redis_maxmemory_mb: int = Field(2048, ge=16)  # embedded Redis: full -> 507, nothing evicted
+    # rewrite the append-only file this long after a session is deleted (its data then leaves
+    # the disk); negative: never
+    aof_rewrite_delay_s: float = 5.0
 
     session_ttl_s: int = 2 * 3600  # idle time after which a session and all its keys expire
     max_upload_bytes: int = 1 << 30
     max_voxels: int = 512 * 512 * 1024
     max_uncompressed_bytes: int = 4 << 30
+    # a compressed upload may decode to at most this many times its size, beyond a free
+    # allowance (decompression bombs: a 500 KB file must not cost gigabytes of memory)
+    max_expansion_ratio: int = Field(100, ge=1)
+    expansion_allowance_mb: int = Field(128, ge=0)
     max_marks: int = 100_000  # voxels of clicks + rasterised scribbles per segment
     # any other body than an upload (JSON); the largest the schemas admit is under 1 MiB
     max_request_bytes: int = 2 << 20
+    # per-tenant quotas (429 / 507 with Retry-After); 0: no limit
+    tenant_max_sessions: int = Field(100, ge=0)  # live sessions
+    tenant_max_mb: int = Field(2048, ge=0)  # stored bytes: compressed image + mask chunks
+    tenant_max_jobs: int = Field(20, ge=0)  # queued or running jobs
     cache_mb: int = 512  # in-process cache of decoded image and mask chunks
     # Interactions run in this many child processes per API process, each stopped (killed) when
     # it computes longer than the deadline (504 deadline_exceeded, nothing applied). 0 runs them
@@ -53,6 +68,16 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = True
+
+    @property
+    def instance_dir(self) -> Path:
+        """The absolute folder of this server's state: MEDSEG_DATA_DIR (made absolute), else
+        $XDG_STATE_HOME/medseg/<port> (~/.local/state/medseg/<port>): two servers on one
+        machine never share an append-only file."""
+        if self.data_dir is not None:
+            return self.data_dir.expanduser().resolve()
+        state = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+        return (Path(state) / "medseg" / str(self.port)).resolve()
 
     @cached_property
     def key_hashes(self) -> dict[str, str]:

@@ -11,7 +11,7 @@ from rq.job import Job
 
 from medseg.jobs.kinds import JobKind
 from medseg.jobs.settings import QUEUE_NAME
-from medseg.store import Store
+from medseg.store import Store, quotas
 from medseg.store.jobs import finish
 from medseg.store.records import JobError, JobRecord
 
@@ -23,10 +23,12 @@ def submit(store: Store, kind: JobKind, tenant: str, session_id: str, segment: i
     """Record the job (state queued) and hand its id to the workers. Params are validated here
     so a bad request is a 422 now, not a failed job later."""
     kind.parse_params(params)
+    quotas.check_new_job(store.jobs, store.quotas, tenant)  # 429 when the tenant has enough
     record = JobRecord(id=secrets.token_hex(12), kind=kind.name, tenant=tenant,
                        session=session_id, segment=segment, params=params,
                        base_revision=base_revision)
     store.jobs.create(record)
+    quotas.track_job(store.jobs, tenant, session_id, record.id)
     try:
         Queue(QUEUE_NAME, connection=store.jobs.redis).enqueue(
             RUN_JOB, session_id, record.id, job_id=record.id, job_timeout=kind.timeout_s,

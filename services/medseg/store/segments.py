@@ -28,7 +28,7 @@ from medseg.errors import (
     SessionBusy,
     SessionNotFound,
 )
-from medseg.store import chunks
+from medseg.store import chunks, quotas
 from medseg.store.keys import SessionKeys, blob, fields, text
 from medseg.store.records import (
     InteractionRecord,
@@ -193,6 +193,7 @@ class SegmentStore:
         def write(pipe) -> None:
             if new_blobs:
                 pipe.hset(keys.blobs, mapping=fields(new_blobs))
+                quotas.count_bytes(pipe, keys, sum(map(len, new_blobs.values())))  # tenant quota
             pipe.hset(keys.revisions, str(record.revision), record.model_dump_json())
             if probability is not None:
                 pipe.hset(keys.probabilities,

@@ -16,9 +16,11 @@ from cachetools import LRUCache
 
 from medseg.engine.prompts import Box
 from medseg.engine.volume import Volume
-from medseg.errors import SessionBusy, SessionNotFound
+from medseg.errors import SessionBusy, SessionNotFound, StorageFull
 from medseg.store import chunks
+from medseg.store.admin import AofCompactor
 from medseg.store.keys import SessionKeys, blob, tenant_sessions_key, text
+from medseg.store.quotas import BYTES_FIELD
 from medseg.store.records import SessionMeta
 
 _WRITE_BATCH = 256  # chunks per pipeline round trip when storing an image
@@ -71,6 +73,8 @@ class SessionStore:
         self._release_script = client.register_script(_RELEASE)
         self._image_cache: LRUCache = LRUCache(maxsize=cache_bytes, getsizeof=lambda a: a.nbytes)
         self._cache_lock = threading.Lock()  # cachetools caches are not thread-safe
+        # set by Store.connect when deleted sessions must be rewritten out of the AOF
+        self.compactor: AofCompactor | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def create(self, volume: Volume, tenant: str, name: str | None = None) -> SessionMeta:
@@ -83,22 +87,32 @@ class SessionStore:
             dtype=str(volume.array.dtype), source_format=volume.source_format,
             chunk=chunks.CHUNK_SHAPE, warnings=list(volume.warnings),
         )
-        self._write_image(keys, volume.array)
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(keys.counters, mapping={"revision": 0, "segment": 0})
-        # meta last: a session is visible only once its image is complete
-        pipe.set(keys.meta, meta.model_dump_json())
-        pipe.sadd(tenant_sessions_key(tenant), session_id)
-        self._expire(pipe, keys)
-        pipe.execute()
+        try:
+            stored = self._write_image(keys, volume.array)
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.hset(keys.counters, mapping={"revision": 0, "segment": 0, BYTES_FIELD: stored})
+            # meta last: a session is visible only once its image is complete
+            pipe.set(keys.meta, meta.model_dump_json())
+            pipe.sadd(tenant_sessions_key(tenant), session_id)
+            self._expire(pipe, keys)
+            pipe.execute()
+        except redis.exceptions.OutOfMemoryError:
+            # Redis is at maxmemory (noeviction): no meta was written, so no session is
+            # visible; the chunks written so far go now rather than at their TTL
+            self.redis.unlink(*keys.data_keys)
+            raise StorageFull("the session store is full: the image could not be stored. "
+                              "Retry later, or delete sessions you no longer need", 60) from None
         return meta
 
-    def _write_image(self, keys: SessionKeys, array: np.ndarray) -> None:
+    def _write_image(self, keys: SessionKeys, array: np.ndarray) -> int:
+        """Store the image's chunks; the bytes they take."""
         pipe = self.redis.pipeline(transaction=False)
-        pending = 0
+        pending = stored = 0
         for index in chunks.all_chunks(array.shape):
             block = array[chunks.chunk_box(index, array.shape)]
-            pipe.hset(keys.image, chunks.chunk_key(index), chunks.encode_array(block))
+            data = chunks.encode_array(block)
+            stored += len(data)
+            pipe.hset(keys.image, chunks.chunk_key(index), data)
             pending += 1
             if pending >= _WRITE_BATCH:
                 pipe.expire(keys.image, self.ttl_s)
@@ -106,6 +120,7 @@ class SessionStore:
                 pending = 0
         pipe.expire(keys.image, self.ttl_s)
         pipe.execute()
+        return stored
 
     def get(self, session_id: str, tenant: str | None = None, touch: bool = True) -> SessionMeta:
         """Metadata of a live session; SessionNotFound (404) when absent or another tenant's."""
@@ -142,6 +157,8 @@ class SessionStore:
         pipe.unlink(*keys.data_keys, keys.lock, *job_keys)
         pipe.srem(tenant_sessions_key(meta.tenant), session_id)
         pipe.execute()
+        if self.compactor is not None:  # the deleted session is still in the AOF until then
+            self.compactor.request()
 
     def touch(self, session_id: str) -> None:
         """Restart the idle TTL of every key of the session."""

@@ -11,7 +11,7 @@ import numpy as np
 from medseg.engine import imageio
 from medseg.engine.prompts import Box
 from medseg.errors import InvalidPrompt
-from medseg.store import Store
+from medseg.store import Store, quotas
 from medseg.store.chunks import full_box
 from medseg.store.records import RevisionRecord, SessionMeta
 
@@ -31,6 +31,9 @@ class ExportFile:
 
 def create_session(store: Store, files: list[tuple[str, bytes]], tenant: str,
                    limits: imageio.ImageLimits, name: str | None = None) -> SessionMeta:
+    # the tenant's quotas first: counting is one round trip, decoding can take seconds
+    quotas.check_new_session(store.sessions.redis, store.quotas, tenant,
+                             sum(len(content) for _, content in files))
     volume = imageio.load_image(files, limits)
     return store.sessions.create(volume, tenant, name)
 

@@ -29,12 +29,13 @@ router = APIRouter(prefix="/v1/sessions/{session_id}/segments/{segment_id}",
                    tags=["propagation"])
 
 _ERRORS = error_responses(401, 404, 409, 422, 423)
+_JOB_ERRORS = {**_ERRORS, **error_responses(429, 507)}  # a tenant's job quota; a full store
 AxisPath = Annotated[Literal["z", "y", "x"], Path(description="axis whose slice is addressed")]
 SliceIndex = Annotated[int, Path(ge=0, le=MAX_INDEX)]
 
 
 @router.post("/propagate", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic,
-             responses=_ERRORS, summary="Propagate one slice's mask along an axis (a job)")
+             responses=_JOB_ERRORS, summary="Propagate one slice's mask along an axis (a job)")
 def propagate(store: StoreDep, plugins: PluginsDep, tenant: TenantDep, meta: SessionDep,
               segment_id: int, body: PropagateRequest, if_match: IfMatchDep) -> JobPublic:
     base = body.base_revision if body.base_revision is not None else if_match
@@ -45,7 +46,7 @@ def propagate(store: StoreDep, plugins: PluginsDep, tenant: TenantDep, meta: Ses
 
 @router.post("/finetune", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic,
              tags=["bifseg"],
-             responses=_ERRORS,
+             responses=_JOB_ERRORS,
              summary="Fine-tune BIFSeg to this image, unsupervised or with scribbles (a job)")
 def finetune_segment(store: StoreDep, plugins: PluginsDep, settings: SettingsDep,
                      tenant: TenantDep, meta: SessionDep, segment_id: int,

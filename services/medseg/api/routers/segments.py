@@ -45,7 +45,8 @@ from medseg_protocol import codec
 router = APIRouter(prefix="/v1/sessions/{session_id}/segments", tags=["segments"])
 
 _ERRORS = error_responses(401, 404, 409, 422, 423)
-_COMPUTE_ERRORS = error_responses(401, 404, 409, 422, 423, 504)
+_CHANGE_ERRORS = error_responses(401, 404, 409, 422, 423, 507)  # 507: Redis full, nothing applied
+_COMPUTE_ERRORS = error_responses(401, 404, 409, 422, 423, 504, 507)
 
 
 def _etag(response: Response, revision: int) -> None:
@@ -53,7 +54,8 @@ def _etag(response: Response, revision: int) -> None:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SegmentPublic,
-             responses=_ERRORS, summary="Add a named segment (empty mask, revision 1 of its own)")
+             responses=_CHANGE_ERRORS,
+             summary="Add a named segment (empty mask, revision 1 of its own)")
 def create_segment(store: StoreDep, meta: SessionDep, response: Response,
                    body: Annotated[SegmentCreate | None, Body()] = None) -> SegmentPublic:
     body = body or SegmentCreate()
@@ -76,7 +78,7 @@ def get_segment(store: StoreDep, meta: SessionDep, segment_id: int,
     return segment_public(store, meta, segment)
 
 
-@router.patch("/{segment_id}", response_model=SegmentPublic, responses=_ERRORS,
+@router.patch("/{segment_id}", response_model=SegmentPublic, responses=_CHANGE_ERRORS,
               summary="Rename, recolour or relabel (does not change the mask)")
 def update_segment(store: StoreDep, meta: SessionDep, segment_id: int,
                    body: SegmentUpdate) -> SegmentPublic:
@@ -120,7 +122,7 @@ def interact(compute: ComputeDep, plugins: PluginsDep, settings: SettingsDep, te
     return result
 
 
-@router.post("/{segment_id}/undo", response_model=ChangeResult, responses=_ERRORS)
+@router.post("/{segment_id}/undo", response_model=ChangeResult, responses=_CHANGE_ERRORS)
 def undo(store: StoreDep, meta: SessionDep, segment_id: int, if_match: IfMatchDep,
          response: Response) -> ChangeResult:
     change = interactions.undo(store, meta, segment_id, if_match)
@@ -128,7 +130,7 @@ def undo(store: StoreDep, meta: SessionDep, segment_id: int, if_match: IfMatchDe
     return change_result(change)
 
 
-@router.post("/{segment_id}/redo", response_model=ChangeResult, responses=_ERRORS)
+@router.post("/{segment_id}/redo", response_model=ChangeResult, responses=_CHANGE_ERRORS)
 def redo(store: StoreDep, meta: SessionDep, segment_id: int, if_match: IfMatchDep,
          response: Response) -> ChangeResult:
     change = interactions.redo(store, meta, segment_id, if_match)

@@ -17,10 +17,12 @@ from medseg.usecases import sessions as usecase
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
 _ERRORS = error_responses(400, 401, 404, 413, 415, 422)
+# a tenant's session quota (429), its storage quota or a full store (507)
+_CREATE_ERRORS = {**_ERRORS, **error_responses(429, 507)}
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SessionPublic,
-             responses=_ERRORS, summary="Upload an image and open a session")
+             responses=_CREATE_ERRORS, summary="Upload an image and open a session")
 async def create_session(
     store: StoreDep, settings: SettingsDep, tenant: TenantDep,
     files: Annotated[list[UploadFile], File(
@@ -37,7 +39,9 @@ async def create_session(
         uploads.append((upload.filename or "upload", content))
     limits = imageio.ImageLimits(max_upload_bytes=settings.max_upload_bytes,
                                  max_voxels=settings.max_voxels,
-                                 max_uncompressed_bytes=settings.max_uncompressed_bytes)
+                                 max_uncompressed_bytes=settings.max_uncompressed_bytes,
+                                 max_expansion_ratio=settings.max_expansion_ratio,
+                                 expansion_allowance=settings.expansion_allowance_mb << 20)
     meta = await run_in_threadpool(usecase.create_session, store, uploads, tenant, limits, name)
     return session_public(store, meta)
 

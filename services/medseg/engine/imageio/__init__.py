@@ -206,7 +206,7 @@ def _load_dicom(entries: list[Entry], limits: ImageLimits) -> Volume:
     skipped = 0
     for name, label, content, from_zip in entries:
         fmt = sniff_format(content)
-        ds = read_dataset(label, content) if fmt in ("dicom", None) else None
+        ds = read_dataset(label, content, limits) if fmt in ("dicom", None) else None
         if ds is None:
             if from_zip:
                 skipped += 1

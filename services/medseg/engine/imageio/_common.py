@@ -31,9 +31,35 @@ LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 @dataclass(frozen=True)
 class ImageLimits:
+    """What an upload may cost. The decode budget of a compressed file (`budget`) is what keeps
+    a small file from costing gigabytes: it may decode to `max_expansion_ratio` times its size,
+    or `expansion_allowance` bytes if that is more, never more than `max_uncompressed_bytes`.
+    Medical images compress 2-10 times (CT, MR with noise); 100 times is a file of zeros, and
+    the allowance (128 MiB: a 512 x 512 x 256 CT of int16) covers small images that compress
+    well (a synthetic phantom, a label-like image)."""
+
     max_upload_bytes: int = 1 << 30  # total compressed bytes of all files
     max_voxels: int = 512 * 512 * 1024
     max_uncompressed_bytes: int = 4 << 30  # guard against zip/gzip bombs
+    max_expansion_ratio: int = 100
+    expansion_allowance: int = 128 << 20
+
+    def budget(self, compressed: int) -> int:
+        """The most bytes a compressed file (or archive) of `compressed` bytes may decode to."""
+        return min(self.max_uncompressed_bytes,
+                   max(self.expansion_allowance, self.max_expansion_ratio * compressed))
+
+    def check_expansion(self, label: str, compressed: int, decoded: int, what: str) -> None:
+        """ImageTooLarge, before anything is decompressed, when what a header declares
+        (`decoded` bytes) is more than the budget of the `compressed` bytes that carry it."""
+        budget = self.budget(compressed)
+        if decoded > budget:
+            raise ImageTooLarge(
+                f"{label} is too large: {what} declares {human(decoded)} of data in a "
+                f"{human(compressed)} file, more than the {human(budget)} such a file may decode "
+                f"to (at most {self.max_expansion_ratio} times its size, or "
+                f"{human(self.expansion_allowance)}): possible decompression bomb"
+            )
 
 
 _OBJECT_REPR = re.compile(r"<[^<>]*? at 0x[0-9a-fA-F]+>")
@@ -131,6 +157,12 @@ def gunzip_bounded(
             if not peeked and (len(out) >= peek_bytes or dec.eof):
                 peeked = True
                 declared = peek(bytes(out))  # type: ignore[misc]
+                if declared is not None and declared > bound:
+                    # a valid file decodes to what its header declares: refuse it now
+                    raise ImageTooLarge(
+                        f"{label} is too large: its {what} header declares {human(declared)} "
+                        f"of data, more than {bound_reason} (possible gzip bomb)"
+                    )
                 if declared is not None and declared < bound:
                     bound = declared
                     bound_reason = f"the {human(declared)} its {what} header declares"
@@ -153,6 +185,7 @@ def expand_zip(label: str, data: bytes, limits: ImageLimits) -> list[tuple[str, 
         raise CorruptImage(f"{label} is not a valid zip archive") from exc
     out: list[tuple[str, bytes]] = []
     total = 0
+    budget = limits.budget(len(data))
     with zf:
         infos = [i for i in zf.infolist() if not _zip_junk(i)]
         declared = sum(i.file_size for i in infos)
@@ -162,6 +195,7 @@ def expand_zip(label: str, data: bytes, limits: ImageLimits) -> list[tuple[str, 
                 f"more than the limit of {human(limits.max_uncompressed_bytes)} "
                 "(possible zip bomb)"
             )
+        limits.check_expansion(label, len(data), declared, "its table of contents")
         for number, info in enumerate(infos, start=1):
             member = f"its file {number} of {len(infos)}"  # names can carry patient data
             if info.flag_bits & 0x1:
@@ -178,10 +212,10 @@ def expand_zip(label: str, data: bytes, limits: ImageLimits) -> list[tuple[str, 
                             break
                         buf += piece
                         total += len(piece)
-                        if total > limits.max_uncompressed_bytes:
+                        if total > budget:  # members that decode to more than declared
                             raise ImageTooLarge(
                                 f"{label} is too large: zip content decompresses to more "
-                                f"than the limit of {human(limits.max_uncompressed_bytes)} "
+                                f"than the {human(budget)} an archive of its size may hold "
                                 "(possible zip bomb)"
                             )
             except NotImplementedError as exc:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import io
 import math
 import warnings
+import zlib
 
 import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from medseg.engine.imageio._common import LPS_TO_RAS, ImageLimits, check_voxels
+from medseg.engine.imageio._common import LPS_TO_RAS, ImageLimits, check_voxels, human
 from medseg.engine.volume import Volume
-from medseg.errors import CorruptImage, UnsupportedFormat, plain
+from medseg.errors import CorruptImage, ImageTooLarge, UnsupportedFormat, plain
 
 DICOMDIR_SOP = "1.2.840.10008.1.3.10"
 _SPACING_TOL = 0.05  # relative deviation allowed between consecutive slice gaps
@@ -29,8 +30,45 @@ def looks_like_raw_dicom(content: bytes) -> bool:
     )
 
 
-def read_dataset(label: str, content: bytes) -> pydicom.Dataset | None:
+DEFLATED = pydicom.uid.DeflatedExplicitVRLittleEndian
+
+
+def check_deflated(label: str, content: bytes, limits: ImageLimits) -> None:
+    """A file in the Deflated transfer syntax is one deflate stream after its file meta, which
+    pydicom inflates whole, unbounded: measure what it inflates to first (streamed, nothing
+    kept) and refuse it (ImageTooLarge) when that is more than the file's decode budget."""
+    if str(DEFLATED).encode() not in content[:8192]:
+        return
+    fh = io.BytesIO(content)
+    try:
+        pydicom.filereader.read_preamble(fh, force=True)
+        meta = pydicom.filereader._read_file_meta_info(fh)
+    except Exception:  # noqa: BLE001 - not readable meta: pydicom will say so
+        return
+    if meta.get("TransferSyntaxUID") != DEFLATED:
+        return
+    budget = limits.budget(len(content))
+    dec = zlib.decompressobj(-zlib.MAX_WBITS)
+    size, pos, tail = 0, fh.tell(), b""
+    try:
+        while not dec.eof and (tail or pos < len(content)):
+            if not tail:
+                tail, pos = content[pos : pos + (1 << 20)], pos + (1 << 20)
+            size += len(dec.decompress(tail, 1 << 20))
+            tail = dec.unconsumed_tail
+            if size > budget:
+                raise ImageTooLarge(
+                    f"{label} is too large: its deflated DICOM data decompresses to more than "
+                    f"the {human(budget)} a file of its size may decode to (possible "
+                    "decompression bomb)")
+    except zlib.error:
+        return  # damaged: pydicom names it
+
+
+def read_dataset(label: str, content: bytes,
+                 limits: ImageLimits | None = None) -> pydicom.Dataset | None:
     """Parse one file; None when it is not DICOM at all."""
+    check_deflated(label, content, limits or ImageLimits())
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -97,9 +97,11 @@ def load_nifti(label: str, content: bytes, limits: ImageLimits) -> Volume:
 
         def peek(head: bytes) -> int:
             state["kind"], state["hdr"] = _header(label, head)
-            return _check_and_size(label, state["hdr"], limits) + _SLACK
+            need = _check_and_size(label, state["hdr"], limits)
+            limits.check_expansion(label, len(content), need, "its NIfTI header")
+            return need + _SLACK
 
-        raw = gunzip_bounded(label, content, limits.max_uncompressed_bytes, "NIfTI", peek)
+        raw = gunzip_bounded(label, content, limits.budget(len(content)), "NIfTI", peek)
         kind, hdr = state["kind"], state["hdr"]
     else:
         raw = content

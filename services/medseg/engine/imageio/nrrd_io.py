@@ -85,6 +85,7 @@ def _read_data(label, header, fh, encoding, sizes, limits) -> np.ndarray:
         for _ in range(int(hdr.pop("lineskip", hdr.pop("line skip", 0)) or 0)):
             fh.readline()
         payload = fh.read()
+        limits.check_expansion(label, len(payload), nbytes, "its NRRD header")
         bound = min(limits.max_uncompressed_bytes, nbytes + (1 << 16))
         if encoding in ("gzip", "gz"):
             raw = gunzip_bounded(label, payload, bound, "NRRD")

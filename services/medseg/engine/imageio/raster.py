@@ -22,6 +22,8 @@ def load_raster(label: str, content: bytes, fmt: str, limits: ImageLimits) -> Vo
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img: Image.Image = Image.open(io.BytesIO(content))
             check_voxels(label, (img.height, img.width), limits, "(height, width)")
+            limits.check_expansion(label, len(content), img.height * img.width
+                                   * max(1, len(img.getbands())), f"its {kind} header")
             img.load()
             if fmt == "jpeg":  # camera JPEGs: honour the EXIF orientation tag
                 img = ImageOps.exif_transpose(img)
