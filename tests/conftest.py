@@ -19,6 +19,9 @@ SHARED_DATA = Path(os.environ.get("MEDSEG_SHARED_DATA", ROOT.parent / "shared" /
 TOTALSEG = SHARED_DATA / "totalseg"
 
 KEYS = {"alice": "alice-test-key", "bob": "bob-test-key"}
+# The suite shares one Redis and keeps its sessions (they expire with the Redis): the tenant
+# quotas would refuse uploads halfway through. tests/api/test_quotas.py checks them on its own.
+SHARED_REDIS_QUOTAS = {"tenant_max_sessions": 0, "tenant_max_mb": 0}
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +44,7 @@ def make_settings(redis_url: str, **overrides) -> Settings:
               "plugins": "tests.jobs.demo_kinds",
               # interactions in the test's own process (an app per test would spawn children);
               # tests/api/test_compute.py and the live servers run them in child processes
-              "compute_processes": 0}
+              "compute_processes": 0, **SHARED_REDIS_QUOTAS}
     values.update(overrides)
     return Settings(**values)
 

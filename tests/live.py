@@ -35,7 +35,9 @@ WORKER_ENV = {"MEDSEG_PLUGINS": "tests.jobs.demo_kinds", "MEDSEG_JOB_HEARTBEAT_S
               "PYTHONPATH": PYTHONPATH}
 # A test server is one API process with one compute process (a test that needs more says so):
 # each process imports numpy, scipy and onnxruntime, slow to start on a loaded machine.
-SERVER_ENV = {"MEDSEG_WORKERS": "1", "MEDSEG_COMPUTE_PROCESSES": "1"}
+SERVER_ENV = {"MEDSEG_WORKERS": "1", "MEDSEG_COMPUTE_PROCESSES": "1",
+              # see conftest.SHARED_REDIS_QUOTAS
+              "MEDSEG_TENANT_MAX_SESSIONS": "0", "MEDSEG_TENANT_MAX_MB": "0"}
 
 START_TIMEOUT_S = 60  # a cold start imports numpy, scipy, onnxruntime: slow on a loaded machine
 

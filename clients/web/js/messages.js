@@ -11,7 +11,10 @@ const BY_STATUS = {
   422: ['Not accepted', ''],
   423: ['Session busy', 'Another change to this session is running; try again in a moment.'],
   500: ['Server error', 'Something went wrong on the server; its logs have this request id.'],
+  429: ['Limit reached', ''],
   503: ['Service unavailable', 'The session store cannot be reached; retry shortly.'],
+  504: ['Took too long', 'The change was stopped and nothing was applied; try a smaller region.'],
+  507: ['Storage full', 'Nothing was saved; delete sessions you no longer need, then retry.'],
 };
 
 const BY_CODE = {

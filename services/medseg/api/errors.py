@@ -81,9 +81,12 @@ def install(app: FastAPI) -> None:
         log.error("redis_unreachable", error=str(exc))
         return error_response(request, 503, "store_unavailable", "session store unreachable; retry")
 
-    @app.exception_handler(redis.exceptions.OutOfMemoryError)
-    async def redis_full(request: Request, exc: Exception):
-        # Redis at maxmemory refuses writes (noeviction); a MULTI it refused wrote nothing
+    @app.exception_handler(redis.exceptions.ResponseError)
+    async def redis_refused(request: Request, exc: Exception):
+        # Redis at maxmemory refuses writes (noeviction); a MULTI it refused wrote nothing. A
+        # refusal inside a Lua script (the session lock) arrives as a plain ResponseError.
+        if not isinstance(exc, redis.exceptions.OutOfMemoryError) and "OOM" not in str(exc):
+            return await unexpected(request, exc)
         log.error("redis_out_of_memory")
         return error_response(request, 507, domain.StorageFull.code,
                               "the session store is full; nothing was changed. Retry later, "
