@@ -26,7 +26,7 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: Redis is reachable (also counts job workers)",
+@router.get("/readyz", summary="Readiness: Redis is reachable (also counts live job workers)",
             responses={503: {"description": "Redis unreachable"}})
 def readyz(store: StoreDep, response: Response) -> dict[str, str]:
     try:
