@@ -33,6 +33,9 @@ HTTP_STATUS: dict[type[domain.MedsegError], int] = {
 }
 
 
+UNPARSABLE_BODY = "There was an error parsing the body"  # FastAPI's HTTPException(400) detail
+
+
 def http_status(exc: domain.MedsegError) -> int:
     return next(HTTP_STATUS[cls] for cls in type(exc).__mro__ if cls in HTTP_STATUS)
 
@@ -64,6 +67,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 400 and exc.detail == UNPARSABLE_BODY:
+            # FastAPI's answer to a body it could not even decode (JSON that is not UTF-8, a
+            # broken multipart form): a request validation error like any other, so 422
+            return error_response(request, 422, "validation_error", "the request body could not "
+                                  "be parsed: send UTF-8 JSON, or a well-formed multipart form")
         code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
                 413: "too_large"}.get(exc.status_code, "http_error")
         return error_response(request, exc.status_code, code, str(exc.detail),
