@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from medseg import errors as domain
+from medseg.api.logging import where_it_failed
 from medseg.usecases.metrics import ERRORS
 
 log = structlog.get_logger("medseg.api")
@@ -84,6 +85,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):
-        log.exception("unhandled_error", error_type=type(exc).__name__)
+        # where it failed, not what the exception says: its message may quote patient data
+        log.error("unhandled_error", error_type=type(exc).__name__, where=where_it_failed(exc))
         return error_response(request, 500, "internal_error", "internal error; see server logs "
                               "with this request_id")
