@@ -93,7 +93,7 @@ async def client_run(base: str, index: int, files, clicks: list[dict], start: as
         sid = response.json()["id"]
         try:
             await start.wait()
-            n = index * 7  # each client its own walk through the clicks
+            n = index * 28  # each its own walk, from a slice's first click (a multiple of 4)
             while time.perf_counter() < stop_at[0]:
                 segment = (await http.post(f"/v1/sessions/{sid}/segments", json={})).json()["id"]
                 url = f"/v1/sessions/{sid}/segments/{segment}/interactions"
@@ -163,8 +163,9 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, nargs="+", default=[8, 32],
                         help="concurrent clients, one run each (default 8 32)")
-    parser.add_argument("--processes", type=int, nargs="+", default=[1, 2],
-                        help="API processes (uvicorn workers), one server each (default 1 2)")
+    parser.add_argument("--processes", type=int, nargs="+", default=[2],
+                        help="API processes (uvicorn workers), one server each (default 2; "
+                             "e.g. 1 2 4 to compare)")
     parser.add_argument("--duration", type=float, default=15.0,
                         help="seconds of clicking per run (default 15)")
     args = parser.parse_args()
