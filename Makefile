@@ -10,7 +10,7 @@ NPY_FLAG := -DNPY_IN_ARRAY=NPY_ARRAY_IN_ARRAY
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: serve test bench bench-browser bench-propagation bench-jobs worker openapi lint clean-venv
+.PHONY: serve test bench bench-load bench-browser bench-propagation bench-jobs worker openapi lint clean-venv
 
 # The venv is rebuilt when pyproject.toml changes. GeodisTK's sdist needs NumPy and
 # setuptools present and the NPY_IN_ARRAY alias to compile against NumPy 2; torch is pinned
@@ -43,6 +43,10 @@ test: lint $(CHROMIUM)
 
 bench: $(STAMP)
 	$(PY) -m medseg_bench.latency
+
+# concurrent clients clicking on the shared CT series: clicks/s, p50/p95, errors (~2 minutes)
+bench-load: $(STAMP)
+	$(PY) -m medseg_bench.load
 
 bench-propagation: $(STAMP)
 	$(PY) -m medseg_bench.propagation

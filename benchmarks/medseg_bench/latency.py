@@ -67,12 +67,14 @@ def nifti_bytes(volume: np.ndarray) -> bytes:
 
 
 @contextmanager
-def server():
+def server(**env_overrides: str):
+    """An API process (dev mode, loopback) against a Redis of its own; `env_overrides` are
+    extra MEDSEG_* settings (e.g. MEDSEG_WORKERS for more uvicorn processes)."""
     with EmbeddedRedis() as redis_url:
         port = free_port()
         env = {**os.environ, "MEDSEG_REDIS_URL": redis_url, "MEDSEG_PORT": str(port),
                "MEDSEG_HOST": "127.0.0.1", "MEDSEG_DEV_MODE": "1", "MEDSEG_API_KEYS": "",
-               "MEDSEG_LOG_LEVEL": "WARNING"}
+               "MEDSEG_LOG_LEVEL": "WARNING", **env_overrides}
         env.pop("MEDSEG_API_KEYS_FILE", None)
         process = subprocess.Popen([sys.executable, "-m", "medseg.main"], env=env,
                                    stdout=subprocess.DEVNULL,

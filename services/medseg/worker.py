@@ -18,7 +18,7 @@ import sys
 from rq import Queue, SimpleWorker, Worker
 
 from medseg import builtin
-from medseg.jobs import runner
+from medseg.jobs import queue, runner
 from medseg.jobs.settings import QUEUE_NAME, WorkerSettings
 from medseg.store import Store
 
@@ -59,7 +59,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"medseg-worker {name}: kinds {kinds.names()}; failed {len(reaped)} orphaned job(s)",
           file=sys.stderr, flush=True)
     logging.getLogger("rq.worker").setLevel(logging.WARNING)
-    worker.work(burst=args.burst, logging_level="WARNING", with_scheduler=False)
+    # /readyz counts this worker while its presence beats (it drops out within the heartbeat
+    # window once the process is gone, however it ended)
+    with queue.WorkerPresence(store, name, settings.job_heartbeat_s):
+        worker.work(burst=args.burst, logging_level="WARNING", with_scheduler=False)
 
 
 if __name__ == "__main__":

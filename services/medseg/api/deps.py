@@ -72,8 +72,14 @@ def get_session(store: StoreDep, tenant: TenantDep,
 SessionDep = Annotated[SessionMeta, Depends(get_session)]
 
 
+# What if_match accepts, in the contract: a revision of up to 16 digits, quoted or not, maybe
+# weak (W/"12"); or "*", "" or nothing (no condition)
+IF_MATCH_PATTERN = r'^[ \t]*(\*|(W/)?"*[0-9]{0,16}"*)[ \t]*$'
+
+
 def if_match(if_match: Annotated[str | None, Header(
-        description='revision, e.g. "12"; optional (absent, empty or * : no condition)')] = None,
+        description='revision, e.g. "12"; optional (absent, empty or * : no condition)',
+        pattern=IF_MATCH_PATTERN)] = None,
              ) -> int | None:
     # an empty header (or "") is what many clients send for "no condition": the header is
     # optional in the contract, so empty reads as absent rather than as a bad revision

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from medseg import errors as domain
+from medseg.api.logging import where_it_failed
 from medseg.usecases.metrics import ERRORS
 
 log = structlog.get_logger("medseg.api")
@@ -36,6 +37,9 @@ HTTP_STATUS: dict[type[domain.MedsegError], int] = {
 }
 
 STORE_FULL_RETRY_S = 60  # Redis at maxmemory: space comes back as sessions expire or are deleted
+
+
+UNPARSABLE_BODY = "There was an error parsing the body"  # FastAPI's HTTPException(400) detail
 
 
 def http_status(exc: domain.MedsegError) -> int:
@@ -71,6 +75,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 400 and exc.detail == UNPARSABLE_BODY:
+            # FastAPI's answer to a body it could not even decode (JSON that is not UTF-8, a
+            # broken multipart form): a request validation error like any other, so 422
+            return error_response(request, 422, "validation_error", "the request body could not "
+                                  "be parsed: send UTF-8 JSON, or a well-formed multipart form")
         code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
                 413: "too_large"}.get(exc.status_code, "http_error")
         return error_response(request, exc.status_code, code, str(exc.detail),
@@ -95,6 +104,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):
-        log.exception("unhandled_error", error_type=type(exc).__name__)
+        # where it failed, not what the exception says: its message may quote patient data
+        log.error("unhandled_error", error_type=type(exc).__name__, where=where_it_failed(exc))
         return error_response(request, 500, "internal_error", "internal error; see server logs "
                               "with this request_id")

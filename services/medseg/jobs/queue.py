@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import threading
 
-from rq import Queue, Worker
+import redis
+import structlog
+from rq import Queue
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 
@@ -13,9 +16,12 @@ from medseg.jobs.kinds import JobKind
 from medseg.jobs.settings import QUEUE_NAME
 from medseg.store import Store, quotas
 from medseg.store.jobs import finish
+from medseg.store.keys import LIVE_WORKERS
 from medseg.store.records import JobError, JobRecord
 
 RUN_JOB = "medseg.jobs.runner.run_job"
+
+log = structlog.get_logger("medseg.jobs")
 
 
 def submit(store: Store, kind: JobKind, tenant: str, session_id: str, segment: int | None,
@@ -57,7 +63,61 @@ def cancel(store: Store, record: JobRecord) -> JobRecord:
     return current
 
 
-def worker_count(store: Store) -> int:
-    """Workers registered on the job queue (RQ keeps each one's key alive while it runs)."""
+def _server_ms(connection: redis.Redis) -> int:
+    """Redis's own clock: every process compares against one clock, whatever its host's says."""
+    seconds, micros = connection.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+def announce_worker(store: Store, name: str, window_s: float) -> None:
+    """Count worker `name` as alive for the next `window_s` seconds (it beats well within)."""
     connection = store.jobs.redis
-    return Worker.count(connection=connection, queue=Queue(QUEUE_NAME, connection=connection))
+    connection.zadd(LIVE_WORKERS, {name: _server_ms(connection) + int(window_s * 1000)})
+
+
+def retire_worker(store: Store, name: str) -> None:
+    store.jobs.redis.zrem(LIVE_WORKERS, name)
+
+
+def worker_count(store: Store) -> int:
+    """Workers alive now: those whose last beat has not run out. A worker killed with SIGKILL
+    (or its host gone) drops out within its heartbeat window; RQ's own registry would keep it
+    for minutes (its worker key lives `worker_ttl` + 60 s, and the set entry until a cleanup)."""
+    connection = store.jobs.redis
+    now = _server_ms(connection)
+    with connection.pipeline() as pipe:
+        pipe.zremrangebyscore(LIVE_WORKERS, "-inf", now)
+        pipe.zcard(LIVE_WORKERS)
+        _, count = pipe.execute()
+    return int(count)
+
+
+class WorkerPresence:
+    """The worker's heartbeat for readiness: a daemon thread announces the worker every quarter
+    of `window_s` (the job heartbeat's window). The thread needs the GIL only for moments; a job
+    run in-process (`--no-fork`) that holds it past the window makes the worker look absent
+    until its next beat, as it would make its job look lost."""
+
+    def __init__(self, store: Store, name: str, window_s: float):
+        self.store, self.name, self.window_s = store, name, window_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="medseg-presence", daemon=True)
+
+    def __enter__(self) -> WorkerPresence:
+        announce_worker(self.store, self.name, self.window_s)  # counted before RQ registers it
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join(timeout=1)
+        with contextlib.suppress(redis.RedisError):
+            retire_worker(self.store, self.name)
+
+    def _run(self) -> None:
+        interval = max(self.window_s / 4, 0.05)
+        while not self._stop.wait(interval):
+            try:
+                announce_worker(self.store, self.name, self.window_s)
+            except redis.RedisError as exc:  # a blip: the next beat may still come in time
+                log.warning("worker_presence_failed", worker=self.name, error=str(exc))

@@ -55,6 +55,8 @@ def job_ref_key(job_id: str) -> str:
 
 
 RUNNING_JOBS = f"{PREFIX}:jobs:running"  # set of "<session id>/<job id>" a worker has started
+# sorted set: job worker name -> Redis server time (ms) until which it counts as alive
+LIVE_WORKERS = f"{PREFIX}:workers:live"
 
 
 def text(value: bytes | str) -> str:

@@ -75,8 +75,19 @@ def export_segment_masks(store: Store, meta: SessionMeta, fmt: str) -> ExportFil
         for segment in store.segments.list(meta):
             _, head = store.segments.head(meta, segment.id)
             file = export_mask(store, meta, head, fmt, f"segment-{segment.id}-{segment.label}")
-            archive.writestr(file.filename, file.content)
+            archive.writestr(_zip_entry(file.filename), file.content)
     return ExportFile(buffer.getvalue(), "application/zip", f"{meta.id}-segments.zip")
+
+
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def _zip_entry(filename: str) -> zipfile.ZipInfo:
+    """A zip member stamped with a fixed time (zip's earliest, 1980-01-01), not the time of the
+    export: two exports of the same revisions are the same bytes."""
+    entry = zipfile.ZipInfo(filename, date_time=ZIP_EPOCH)
+    entry.external_attr = 0o644 << 16
+    return entry
 
 
 def export_mask(store: Store, meta: SessionMeta, record: RevisionRecord, fmt: str,

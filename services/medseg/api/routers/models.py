@@ -5,12 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from medseg.api.deps import PluginsDep, TenantDep
-from medseg.api.schemas import ModelInfo, ModelList
+from medseg.api.schemas import ModelInfo, ModelList, error_responses
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
-@router.get("", response_model=ModelList,
+@router.get("", response_model=ModelList, responses=error_responses(401),
             summary="Models with their version, input size, validation metrics and provider")
 def list_models(plugins: PluginsDep, tenant: TenantDep) -> ModelList:
     loader = plugins.models

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from medseg.api.deps import PluginsDep, SettingsDep, StoreDep, TenantDep
-from medseg.api.schemas import Capabilities, JobKindInfo, MethodInfo
+from medseg.api.schemas import Capabilities, JobKindInfo, MethodInfo, error_responses
 from medseg.engine.propagation import PropagationParams
 from medseg.engine.volume import MAX_INDEX
 from medseg.jobs import queue
@@ -26,7 +26,7 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: Redis is reachable (also counts job workers)",
+@router.get("/readyz", summary="Readiness: Redis is reachable (also counts live job workers)",
             responses={503: {"description": "Redis unreachable"}})
 def readyz(store: StoreDep, response: Response) -> dict[str, str]:
     try:
@@ -42,7 +42,7 @@ def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/v1/capabilities", response_model=Capabilities,
+@router.get("/v1/capabilities", response_model=Capabilities, responses=error_responses(401),
             summary="What this server offers: interactions, methods, encodings, limits")
 def capabilities(settings: SettingsDep, plugins: PluginsDep, tenant: TenantDep) -> Capabilities:
     methods = [MethodInfo(name=m.name, description=m.description,

@@ -46,7 +46,8 @@ async def create_session(
     return session_public(store, meta)
 
 
-@router.get("", response_model=list[SessionPublic], summary="The caller's live sessions")
+@router.get("", response_model=list[SessionPublic], responses=error_responses(401),
+            summary="The caller's live sessions")
 def list_sessions(store: StoreDep, tenant: TenantDep) -> list[SessionPublic]:
     return [session_public(store, m) for m in store.sessions.list(tenant)]
 

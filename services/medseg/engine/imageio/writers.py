@@ -1,4 +1,7 @@
-"""Serialise (z, y, x) arrays as .nii.gz, .nrrd (gzip) and PNG bytes."""
+"""Serialise (z, y, x) arrays as .nii.gz, .nrrd (gzip) and PNG bytes.
+
+Every writer is byte-reproducible: the same array and affine give the same bytes at any time
+(gzip's mtime is 0, the NRRD header carries no date, PNG no tIME chunk)."""
 
 from __future__ import annotations
 
@@ -69,7 +72,18 @@ def save_nrrd(array_zyx: np.ndarray, affine: np.ndarray) -> bytes:
     }
     buf = io.BytesIO()
     nrrd.write(buf, data, header, compression_level=3, index_order="C")
-    return buf.getvalue()
+    return _without_comments(buf.getvalue())
+
+
+def _without_comments(content: bytes) -> bytes:
+    """The NRRD without its header comments: pynrrd writes the time of writing into one
+    ("# on <date>(GMT)."), so two exports of one mask would differ. Comments are optional; the
+    header ends at the first empty line, its gzip data (mtime 0 from zlib) follows unchanged."""
+    header, sep, data = content.partition(b"\n\n")
+    if not sep:
+        raise ValueError("pynrrd wrote no header/data separator")
+    lines = [line for line in header.split(b"\n") if not line.startswith(b"#")]
+    return b"\n".join(lines) + sep + data
 
 
 def save_png(array_2d: np.ndarray) -> bytes:
