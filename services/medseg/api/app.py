@@ -11,7 +11,16 @@ from fastapi import FastAPI, Request
 from medseg import builtin
 from medseg.api import errors, limits, viewer
 from medseg.api.logging import configure as configure_logging
-from medseg.api.routers import jobs, models, propagation, segments, service, sessions, slices
+from medseg.api.routers import (
+    jobs,
+    models,
+    pacs,
+    propagation,
+    segments,
+    service,
+    sessions,
+    slices,
+)
 from medseg.api.settings import Settings
 from medseg.plugins import Plugins
 from medseg.store import Store
@@ -42,7 +51,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
         settings.redis_url or "redis://127.0.0.1:6379/0", settings.session_ttl_s,
         settings.cache_mb << 20, job_heartbeat_s=settings.job_heartbeat_s)
     errors.install(app)
-    for router in (service.router, models.router, sessions.router, slices.router,
+    # pacs before sessions: POST /v1/sessions/from-pacs is not a session id
+    for router in (service.router, models.router, pacs.router, sessions.router, slices.router,
                    segments.router, propagation.router, jobs.router):
         app.include_router(router)
     viewer.mount(app, settings.clients_dir)

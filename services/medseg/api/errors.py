@@ -30,6 +30,10 @@ HTTP_STATUS: dict[type[domain.MedsegError], int] = {
     domain.NothingToUndo: 409,
     domain.SessionBusy: 423,
     domain.ModelUnavailable: 422,
+    domain.SeriesMismatch: 422,
+    domain.NoDicomSource: 422,
+    domain.PacsError: 502,  # the upstream archive failed: a gateway error, not the caller's
+    domain.PacsNotFound: 404,
 }
 
 

@@ -6,7 +6,8 @@ import builtins
 import contextlib
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import redis
@@ -40,7 +41,12 @@ class SessionStore:
         self._cache_lock = threading.Lock()  # cachetools caches are not thread-safe
 
     # -- lifecycle -------------------------------------------------------------------------
-    def create(self, volume: Volume, tenant: str, name: str | None = None) -> SessionMeta:
+    def create(self, volume: Volume, tenant: str, name: str | None = None,
+               source: dict | None = None,
+               also: Callable[[Any, SessionKeys], None] | None = None) -> SessionMeta:
+        """A new session holding `volume`. `also(pipe, keys)` may queue more writes into the
+        MULTI that makes the session visible (e.g. its DICOM source), so a session is never
+        seen half-made."""
         session_id = secrets.token_hex(16)
         keys = SessionKeys(session_id)
         meta = SessionMeta(
@@ -48,11 +54,13 @@ class SessionStore:
             spacing=tuple(float(s) for s in volume.spacing),
             affine=np.asarray(volume.affine, dtype=float).tolist(), modality=volume.modality,
             dtype=str(volume.array.dtype), source_format=volume.source_format,
-            chunk=chunks.CHUNK_SHAPE, warnings=list(volume.warnings),
+            chunk=chunks.CHUNK_SHAPE, warnings=list(volume.warnings), source=source,
         )
         self._write_image(keys, volume.array)
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(keys.counters, mapping={"revision": 0, "segment": 0})
+        if also is not None:
+            also(pipe, keys)
         # meta last: a session is visible only once its image is complete
         pipe.set(keys.meta, meta.model_dump_json())
         pipe.sadd(tenant_sessions_key(tenant), session_id)
