@@ -73,3 +73,11 @@ def pacs_client(pacs_settings):
     with TestClient(app, headers={"X-API-Key": KEYS["alice"]}) as client:
         client.store = store  # type: ignore[attr-defined]
         yield client
+
+
+@pytest.fixture(scope="session")
+def other_series(orthanc, ct_folder) -> Series:
+    """The same slices as another series of the study (a SEG of ct_series does not fit it)."""
+    series = prepared_series(ct_folder, name="ct-copy")
+    orthanc.store(series)
+    return series

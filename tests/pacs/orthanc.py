@@ -9,6 +9,7 @@ turned) make the series a reader must refuse."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shutil
@@ -22,7 +23,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pydicom
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 
 from medseg.store.embedded import free_port
 from tests.polling import poll
@@ -35,7 +36,9 @@ INSTALL_HINT = ("the PACS tests need Orthanc and its DICOMweb plug-in: `make tes
 
 
 def uid(*parts: str) -> str:
-    return str(generate_uid(prefix=None, entropy_srcs=["medseg-tests", *parts]))
+    """A deterministic UID (pydicom's generate_uid is random under the 2.25 root)."""
+    digest = hashlib.sha256("\0".join(["medseg-tests", *parts]).encode()).digest()
+    return f"2.25.{int.from_bytes(digest[:16], 'big')}"
 
 
 @dataclass

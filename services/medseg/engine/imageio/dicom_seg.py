@@ -11,6 +11,7 @@ Messages never quote a header's values (patient data): the problem is named, not
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import warnings
@@ -23,7 +24,7 @@ import numpy as np
 import pydicom
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
-from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 
 from medseg.errors import CorruptImage, InvalidPrompt, SeriesMismatch
 
@@ -114,8 +115,10 @@ class SegIdentity:
 
 
 def derived_uid(*parts: str) -> str:
-    """A UID under the 2.25 root derived from the parts (the same parts, the same UID)."""
-    return str(generate_uid(prefix=None, entropy_srcs=["medseg", *parts]))
+    """A UID under the 2.25 root (a 128-bit number, as a UUID's) derived from the parts: the
+    same parts, the same UID. (pydicom's generate_uid ignores its entropy under 2.25.)"""
+    digest = hashlib.sha256("\0".join(["medseg", *parts]).encode()).digest()
+    return f"2.25.{int.from_bytes(digest[:16], 'big')}"
 
 
 def _rgb(color: str) -> tuple[int, int, int]:
