@@ -218,3 +218,46 @@ def test_dice_and_timings_report(segmented, totalseg, api):
     assert score >= 0.8
     for what, seconds in TIMINGS.items():
         print(f"{what}: {seconds:.3f} s")
+
+
+def test_cli_from_pacs_export_push_import_and_batch(api, orthanc, ct_series, tmp_path):
+    """The CLI: open from the archive, click, export both SEG forms, push (twice: nothing new
+    the second time), import the SEG into a fresh session; a batch row from the archive."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from medseg_client.cli import app
+
+    runner = CliRunner()
+    args = ["--url", str(api.base_url), "--api-key", KEYS["alice"]]
+
+    def run(*more: str):
+        result = runner.invoke(app, [*args, *more])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert "main" in run("pacs")
+    sid = run("from-pacs", "main", ct_series.study_uid, ct_series.series_uid).split()[-1]
+    seg = api.post(f"/v1/sessions/{sid}/segments", json={"name": "liver"}).json()["id"]
+    run("click", sid, str(seg), "12", "250", "150", "--2d")
+    for fmt in ("dicom-seg", "dicom-seg-labelmap"):
+        run("export", sid, "--format", fmt, "-o", str(tmp_path / f"{fmt}.dcm"))
+        assert pydicom.dcmread(tmp_path / f"{fmt}.dcm").Modality == "SEG"
+    before = orthanc.instance_count(ct_series.study_uid)
+    first = json.loads(run("push", sid, "--form", "labelmap").strip().splitlines()[-1])
+    second = json.loads(run("push", sid, "--form", "labelmap").strip().splitlines()[-1])
+    assert first["stored"] == [first["sop_instance_uid"]] and second["stored"] == []
+    assert orthanc.instance_count(ct_series.study_uid) == before + 1
+    fresh = run("from-pacs", "main", ct_series.study_uid, ct_series.series_uid).split()[-1]
+    assert "revision" in run("import-seg", fresh, str(tmp_path / "dicom-seg.dcm"))
+    assert len(api.get(f"/v1/sessions/{fresh}/segments").json()) == 1
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps([{"pacs": "main", "study": ct_series.study_uid,
+                                     "series": ct_series.series_uid, "points": "12,250,150",
+                                     "dim": "2d", "push": "binary"}]))
+    run("batch", str(manifest), "-o", str(tmp_path / "out"))
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    rows = summary["rows"] if isinstance(summary, dict) else summary
+    assert rows[0]["status"] == "ok", rows[0]
+    assert rows[0]["push"]["stored"] == [rows[0]["push"]["sop_instance_uid"]]
