@@ -9,6 +9,7 @@ HOST   ?= 127.0.0.1
 NPY_FLAG := -DNPY_IN_ARRAY=NPY_ARRAY_IN_ARRAY
 
 CHROMIUM := /usr/bin/chromium
+ORTHANC := /usr/share/orthanc/plugins/libOrthancDicomWeb.so
 
 .PHONY: serve test bench bench-load bench-browser bench-propagation bench-jobs worker openapi lint clean-venv
 
@@ -37,8 +38,15 @@ $(CHROMIUM):
 	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
 	  --no-install-recommends chromium chromium-driver fonts-dejavu-core
 
+# The PACS tests (tests/pacs) start their own Orthanc with its DICOMweb plug-in (Debian's).
+$(ORTHANC):
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO="sudo -n"; \
+	else echo "the PACS tests need Orthanc: apt-get install orthanc orthanc-dicomweb" >&2; exit 1; fi; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	  --no-install-recommends orthanc orthanc-dicomweb
+
 # lint first: a type or style error fails fast, before the 5-minute suite
-test: lint $(CHROMIUM)
+test: lint $(CHROMIUM) $(ORTHANC)
 	$(PY) -m pytest
 
 bench: $(STAMP)

@@ -25,7 +25,7 @@ from medseg.jobs.kinds import JobKind
 from medseg.models.loader import default_loader
 from medseg.plugins import Plugins
 from medseg.registry import Registry
-from medseg.usecases import finetune, propagation
+from medseg.usecases import finetune, pacs, propagation
 
 DEFAULT_METHOD = graphcut_method.METHOD.name
 # the network fused with the model-free seeds: best one-shot and corrected Dice on held-out
@@ -49,8 +49,10 @@ def build(plugin_modules: str = "") -> Plugins:
     job_kinds.register(noop.NOOP)
     job_kinds.register(propagation.job_kind(predictors))
     job_kinds.register(finetune.JOB_KIND)
+    models = default_loader()
+    job_kinds.register(pacs.push_job_kind(models))  # STOW-RS of a DICOM SEG (docs/pacs.md)
 
-    plugins = Plugins(methods, predictors, job_kinds, default_loader())
+    plugins = Plugins(methods, predictors, job_kinds, models)
     for name in (n.strip() for n in plugin_modules.split(",")):
         if name:
             _load_plugin(name, plugins)

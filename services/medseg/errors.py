@@ -11,7 +11,10 @@ decides which HTTP status each code gets.
     ├── DeadlineExceeded                                   a request's compute ran too long
     ├── ModelUnavailable                                   a trained model is missing or corrupt
     ├── QuotaExceeded: TooManySessions, TooManyJobs        a tenant's quota is used up (retry)
-    └── StorageFull: TenantStorageFull                     no room to store more (retry)
+    ├── StorageFull: TenantStorageFull                     no room to store more (retry)
+    ├── SeriesMismatch, NoDicomSource                      DICOM SEG for another series / none
+    └── PacsError                                          a configured PACS (DICOMweb) failed
+        └── PacsUnavailable, PacsAuthFailed, PacsNotFound
 
 Messages are for people: numbers as they are written (`plain`), never an object's or NumPy's
 repr, never an uploaded file's name (it can carry patient data): a file is "file 3 of 20".
@@ -123,6 +126,43 @@ class TenantStorageFull(StorageFull):
     """The tenant's sessions hold as many bytes as its quota allows."""
 
     code = "tenant_storage_full"
+
+
+class SeriesMismatch(MedsegError):
+    """A DICOM SEG that references another series than the session's image."""
+
+    code = "series_mismatch"
+
+
+class NoDicomSource(MedsegError):
+    """DICOM SEG export, import or push on a session whose image did not come from DICOM."""
+
+    code = "no_dicom_source"
+
+
+class PacsError(MedsegError):
+    """A configured PACS failed. Messages name the PACS by its configured name only: never its
+    URL, credentials or the UIDs asked for."""
+
+    code = "pacs_error"
+
+
+class PacsUnavailable(PacsError):
+    """The PACS cannot be reached, timed out or answered with a server error."""
+
+    code = "pacs_unavailable"
+
+
+class PacsAuthFailed(PacsError):
+    """The PACS refused the credentials configured for it (HTTP 401 / 403)."""
+
+    code = "pacs_auth_failed"
+
+
+class PacsNotFound(PacsError):
+    """The PACS has no such study / series (or no instance in it)."""
+
+    code = "pacs_not_found"
 
 
 def plain(value: Any) -> str:

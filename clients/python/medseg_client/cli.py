@@ -16,7 +16,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
-from medseg_client import cli_jobs
+from medseg_client import cli_jobs, cli_pacs
 from medseg_client.cli_shared import (
     Axis,
     Background,
@@ -195,7 +195,8 @@ def history(ctx: typer.Context, sid: str, seg: int) -> None:
 @app.command()
 def export(ctx: typer.Context, sid: str,
            output: Annotated[Path, typer.Option("-o", "--output", help="file to write")],
-           format: Annotated[str, typer.Option(help="nifti, nrrd or png")] = "nifti",
+           format: Annotated[str, typer.Option(help="nifti, nrrd, png, dicom-seg or "
+                                                    "dicom-seg-labelmap")] = "nifti",
            per_segment: Annotated[bool, typer.Option(help="one mask per segment, zipped")] = False,
            ) -> None:
     """Export the label map (or per-segment masks) of a session."""
@@ -247,15 +248,26 @@ def _stem(image: str) -> str:
 
 
 def _run_row(c: Client, row: dict[str, Any], base: Path, outdir: Path) -> dict[str, Any]:
+    """One manifest row: an `image` file, or a `pacs` archive with a `study` and `series` UID
+    (and optionally `push` = binary | labelmap to store the result back as a DICOM SEG)."""
     image = str(row.get("image") or "")
-    if not image:
-        raise ValueError("row has no image")
-    path = Path(image) if Path(image).is_absolute() else base / image
-    name = str(row.get("name") or "") or _stem(image)
+    pacs = str(row.get("pacs") or "")
+    if not image and not pacs:
+        raise ValueError("row has no image (nor a pacs, study and series)")
+    if pacs and not (row.get("study") and row.get("series")):
+        raise ValueError("a pacs row needs a study and a series UID")
+    name = str(row.get("name") or "") or (_stem(image) if image else f"series-{pacs}")
     dim = str(row.get("dim") or "3d").lower()
     axis = str(row.get("axis") or "z")
     index = int(row["index"]) if str(row.get("index") or "").strip() else None
-    session = c.create_session(path, name=name)
+    push = str(row.get("push") or "").strip().lower()
+    if push not in ("", "binary", "labelmap"):
+        raise ValueError(f"push must be binary or labelmap, got {push!r}")
+    if pacs:
+        session = c.session_from_pacs(pacs, str(row["study"]), str(row["series"]), name=name)
+    else:
+        path = Path(image) if Path(image).is_absolute() else base / image
+        session = c.create_session(path, name=name)
     try:
         seg = c.create_segment(session.id, name=name)
         if row.get("box"):
@@ -272,10 +284,17 @@ def _run_row(c: Client, row: dict[str, Any], base: Path, outdir: Path) -> dict[s
         voxels = c.get_segment(session.id, seg.id).voxels
         out = outdir / f"{name}.nii.gz"
         c.mask_file(session.id, seg.id, format="nifti").save(out)
+        pushed: dict[str, Any] = {}
+        if push:
+            job = c.wait_job(c.push(session.id, form=push).id)
+            if job.state != "succeeded":
+                raise ValueError(f"push {job.state}: {(job.error or {}).get('message')}")
+            pushed = {"stored": job.result.get("stored"),
+                      "sop_instance_uid": job.result.get("sop_instance_uid")}
     finally:
         with suppress(MedsegError):  # best effort: keep the row's own error
             c.delete_session(session.id)
-    return {"voxels": voxels, "output": str(out)}
+    return {"voxels": voxels, "output": str(out), **({"push": pushed} if push else {})}
 
 
 def _error_text(exc: Exception) -> str:
@@ -325,6 +344,7 @@ def batch(ctx: typer.Context, manifest: Path,
 
 
 cli_jobs.register(app)
+cli_pacs.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

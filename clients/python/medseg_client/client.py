@@ -37,6 +37,7 @@ from medseg_client.models import (
     SegmentView,
     Session,
 )
+from medseg_client.pacs import PacsEndpoints
 from medseg_protocol import codec
 
 __all__ = ["AsyncClient", "AsyncSegmentView", "Client", "SegmentView", "upload_parts"]
@@ -291,7 +292,7 @@ def _finish(call: _Call, response: httpx.Response) -> Any:
     return call.parse(response)
 
 
-class Client(_Endpoints, JobEndpoints, SyncJobMixin):
+class Client(_Endpoints, JobEndpoints, PacsEndpoints, SyncJobMixin):
     """Synchronous client; use as a context manager or call :meth:`close`."""
 
     def __init__(self, base_url: str | None = None, api_key: str | None = None,
@@ -321,7 +322,7 @@ class Client(_Endpoints, JobEndpoints, SyncJobMixin):
         self.close()
 
 
-class AsyncClient(_Endpoints, JobEndpoints, AsyncJobMixin):
+class AsyncClient(_Endpoints, JobEndpoints, PacsEndpoints, AsyncJobMixin):
     """Asynchronous client: the same methods as :class:`Client`, each to be awaited."""
 
     def __init__(self, base_url: str | None = None, api_key: str | None = None,

@@ -14,7 +14,16 @@ from medseg import builtin
 from medseg.api import errors, limits, openapi_links, viewer
 from medseg.api.compute import ChildConfig, ComputePool
 from medseg.api.logging import configure as configure_logging
-from medseg.api.routers import jobs, models, propagation, segments, service, sessions, slices
+from medseg.api.routers import (
+    jobs,
+    models,
+    pacs,
+    propagation,
+    segments,
+    service,
+    sessions,
+    slices,
+)
 from medseg.api.settings import Settings
 from medseg.plugins import Plugins
 from medseg.store import Store
@@ -65,7 +74,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     app.state.compute = ComputePool(app.state.store, app.state.plugins, child,
                                     settings.compute_processes, settings.request_deadline_s)
     errors.install(app)
-    for router in (service.router, models.router, sessions.router, slices.router,
+    # pacs before sessions: POST /v1/sessions/from-pacs is not a session id
+    for router in (service.router, models.router, pacs.router, sessions.router, slices.router,
                    segments.router, propagation.router, jobs.router):
         app.include_router(router)
     viewer.mount(app, settings.clients_dir)

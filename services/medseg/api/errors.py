@@ -34,6 +34,10 @@ HTTP_STATUS: dict[type[domain.MedsegError], int] = {
     domain.ModelUnavailable: 422,
     domain.QuotaExceeded: 429,
     domain.StorageFull: 507,
+    domain.SeriesMismatch: 422,
+    domain.NoDicomSource: 422,
+    domain.PacsError: 502,  # the upstream archive failed: a gateway error, not the caller's
+    domain.PacsNotFound: 404,
 }
 
 STORE_FULL_RETRY_S = 60  # Redis at maxmemory: space comes back as sessions expire or are deleted

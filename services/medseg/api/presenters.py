@@ -43,7 +43,7 @@ def session_public(store: Store, meta: SessionMeta) -> SessionPublic:
         source_format=meta.source_format, created_at=meta.created_at,
         expires_in_s=max(store.sessions.ttl(meta.id), 0),
         segments=[segment_public(store, meta, s) for s in store.segments.list(meta)],
-        warnings=meta.warnings)
+        warnings=meta.warnings, source=meta.source)
 
 
 def change_result(change: Change) -> ChangeResult:

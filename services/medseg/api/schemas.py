@@ -51,6 +51,10 @@ class SessionPublic(BaseModel):
     warnings: list[str] = Field(default_factory=list, description=(
         "what loading the image changed, in words: e.g. NaN or infinite voxels (often "
         "outside the field of view) replaced by the lowest / highest finite value"))
+    source: dict[str, Any] | None = Field(None, description=(
+        "where the image came from when it was opened from a PACS: archive name, study, "
+        "series and frame-of-reference UIDs, instance count, reused (copied from an earlier "
+        "pull of the same series), timings_ms (docs/pacs.md)"))
 
 
 # -- segments ------------------------------------------------------------------------------

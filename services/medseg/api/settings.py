@@ -9,6 +9,9 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from medseg.pacs.config import PacsConfig
+from medseg.pacs.config import parse as parse_pacs
+
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -66,6 +69,11 @@ class Settings(BaseSettings):
     # (js/) at /ui/lib; nothing is served when web/ is absent (a wheel without the clients).
     clients_dir: Path = Path(__file__).resolve().parents[3] / "clients"
 
+    # PACS (DICOMweb) archives per tenant: JSON, and/or a JSON file (docs/pacs.md). Holds
+    # credentials: never logged or echoed (SecretStr); the job worker reads the same variables
+    pacs: str = Field("", repr=False)
+    pacs_file: Path | None = None
+
     log_level: str = "INFO"
     log_json: bool = True
 
@@ -94,6 +102,15 @@ class Settings(BaseSettings):
                                  "(make one with `medseg-server hash-key TENANT`)")
             table[parts[2].lower()] = parts[0]
         return table
+
+    @cached_property
+    def pacs_config(self) -> PacsConfig:
+        return parse_pacs(self.pacs, self.pacs_file)
+
+    @model_validator(mode="after")
+    def _pacs_parses(self) -> Settings:
+        self.pacs_config  # noqa: B018 - a misconfigured archive stops the start, not a request
+        return self
 
     @model_validator(mode="after")
     def _auth_is_explicit(self) -> Settings:

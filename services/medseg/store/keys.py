@@ -23,6 +23,8 @@ class SessionKeys:
         # hash: "<revision>:<name>" -> a blob a job stored with the revision it committed
         # (e.g. adapted network weights); its owner names and reads it
         self.artifacts = f"{base}:artifacts"
+        # hash: the DICOM source of an image from a PACS (store/dicom_source.py)
+        self.dicom = f"{base}:dicom"
         self._base = base
 
     def job(self, job_id: str) -> str:
@@ -38,7 +40,7 @@ class SessionKeys:
     def data_keys(self) -> list[str]:
         """Keys that live as long as the session (the lock expires by itself)."""
         return [self.meta, self.image, self.segments, self.revisions, self.blobs,
-                self.probabilities, self.counters, self.jobs, self.artifacts]
+                self.probabilities, self.counters, self.jobs, self.artifacts, self.dicom]
 
     @staticmethod
     def pattern(session_id: str) -> str:

@@ -29,6 +29,9 @@ class SessionMeta(BaseModel):
     created_at: str = Field(default_factory=utcnow)
     # what loading the image changed (e.g. NaN voxels replaced), for the user to see
     warnings: list[str] = Field(default_factory=list)
+    # where a DICOM image came from (a PACS): archive name, study / series / frame of reference
+    # UIDs, instance count; the per-slice instance UIDs and headers are in the `dicom` key
+    source: dict[str, Any] | None = None
 
 
 class SegmentRecord(BaseModel):

@@ -7,8 +7,9 @@ import contextlib
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import redis
@@ -77,7 +78,12 @@ class SessionStore:
         self.compactor: AofCompactor | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
-    def create(self, volume: Volume, tenant: str, name: str | None = None) -> SessionMeta:
+    def create(self, volume: Volume, tenant: str, name: str | None = None,
+               source: dict | None = None,
+               also: Callable[[Any, SessionKeys], None] | None = None) -> SessionMeta:
+        """A new session holding `volume`. `also(pipe, keys)` may queue more writes into the
+        MULTI that makes the session visible (e.g. its DICOM source), so a session is never
+        seen half-made."""
         session_id = secrets.token_hex(16)
         keys = SessionKeys(session_id)
         meta = SessionMeta(
@@ -85,12 +91,14 @@ class SessionStore:
             spacing=tuple(float(s) for s in volume.spacing),
             affine=np.asarray(volume.affine, dtype=float).tolist(), modality=volume.modality,
             dtype=str(volume.array.dtype), source_format=volume.source_format,
-            chunk=chunks.CHUNK_SHAPE, warnings=list(volume.warnings),
+            chunk=chunks.CHUNK_SHAPE, warnings=list(volume.warnings), source=source,
         )
         try:
             stored = self._write_image(keys, volume.array)
             pipe = self.redis.pipeline(transaction=True)
             pipe.hset(keys.counters, mapping={"revision": 0, "segment": 0, BYTES_FIELD: stored})
+            if also is not None:
+                also(pipe, keys)
             # meta last: a session is visible only once its image is complete
             pipe.set(keys.meta, meta.model_dump_json())
             pipe.sadd(tenant_sessions_key(tenant), session_id)

@@ -7,11 +7,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
-from medseg.api.deps import SessionDep, SettingsDep, StoreDep, TenantDep
+from medseg.api.deps import PluginsDep, SessionDep, SettingsDep, StoreDep, TenantDep
 from medseg.api.presenters import file_response, session_public
 from medseg.api.schemas import SessionPublic, error_responses
 from medseg.engine import imageio
 from medseg.errors import ImageTooLarge
+from medseg.usecases import pacs
 from medseg.usecases import sessions as usecase
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
@@ -66,12 +67,17 @@ def delete_session(store: StoreDep, meta: SessionDep) -> Response:
 
 @router.get("/{session_id}/export", responses={**_ERRORS, 200: {"content": {
     "application/gzip": {}, "application/octet-stream": {}, "image/png": {},
-    "application/zip": {}}}},
-    response_class=Response, summary="Label map of all segments (or per-segment masks, zipped)")
-def export(store: StoreDep, meta: SessionDep,
-           format: Annotated[Literal["nifti", "nrrd", "png"], Query()] = "nifti",
+    "application/zip": {}, "application/dicom": {}}}},
+    response_class=Response, summary="Label map of all segments (or per-segment masks, zipped; "
+                                     "or a DICOM SEG of a session opened from a PACS)")
+def export(store: StoreDep, plugins: PluginsDep, meta: SessionDep,
+           format: Annotated[Literal["nifti", "nrrd", "png", "dicom-seg", "dicom-seg-labelmap"],
+                             Query(description="dicom-seg: binary SEG, dicom-seg-labelmap: "
+                                   "label-map SEG (docs/pacs.md)")] = "nifti",
            per_segment: Annotated[bool, Query(description="one binary mask per segment, "
                                               "overlaps kept, in a zip")] = False) -> Response:
+    if format in pacs.SEG_FORMATS:  # every segment, overlaps kept in the binary form
+        return file_response(pacs.export_seg(store, meta, format, plugins.models))
     if per_segment:
         return file_response(usecase.export_segment_masks(store, meta, format))
     return file_response(usecase.export_label_map(store, meta, format))
