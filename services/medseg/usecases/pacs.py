@@ -49,7 +49,7 @@ from medseg.jobs.kinds import JobKind
 from medseg.models.loader import ModelLoader
 from medseg.pacs.client import PacsClient, qido_value
 from medseg.pacs.config import PacsConfig, PacsSettings
-from medseg.store import Store
+from medseg.store import Store, quotas
 from medseg.store.chunks import full_box
 from medseg.store.dicom_source import DicomSource, DicomSourceStore
 from medseg.store.records import JobRecord, RevisionRecord, SegmentRecord, SessionMeta, utcnow
@@ -77,6 +77,8 @@ def create_session_from_pacs(store: Store, config: PacsConfig, tenant: str, pacs
     image of the session that pulled it, when that session is still alive. Nothing is
     written unless everything succeeded."""
     endpoint = config.get(pacs, tenant)
+    # the tenant's quotas before any transfer (the pulled size is not known yet: count 0 bytes)
+    quotas.check_new_session(store.sessions.redis, store.quotas, tenant, 0)
     client = PacsClient(endpoint)
     timings: dict[str, float] = {}
     start = time.perf_counter()

@@ -22,6 +22,8 @@ from medseg.usecases import pacs as usecase
 router = APIRouter(tags=["pacs"])
 
 _ERRORS = error_responses(400, 401, 404, 413, 415, 422, 502)
+_WRITE_ERRORS = error_responses(400, 401, 404, 413, 415, 422, 502, 507)  # 507: Redis full
+_JOB_ERRORS = error_responses(400, 401, 404, 413, 415, 422, 429, 502, 507)  # 429: job quota
 UID = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[0-9]+(\.[0-9]+)*$",
                            description="a DICOM UID (digits and dots, at most 64 characters)")]
 
@@ -69,7 +71,7 @@ def list_pacs(settings: SettingsDep, tenant: TenantDep) -> list[PacsInfo]:
 
 @router.post("/v1/sessions/from-pacs", status_code=status.HTTP_201_CREATED,
              response_model=SessionPublic, responses=error_responses(
-                 401, 404, 413, 415, 422, 502),
+                 401, 404, 413, 415, 422, 429, 502, 507),
              summary="Open a session on a series of a configured PACS (QIDO-RS + WADO-RS)")
 async def session_from_pacs(store: StoreDep, settings: SettingsDep, tenant: TenantDep,
                             body: FromPacs) -> SessionPublic:
@@ -83,7 +85,7 @@ async def session_from_pacs(store: StoreDep, settings: SettingsDep, tenant: Tena
 
 
 @router.post("/v1/sessions/{session_id}/import", status_code=status.HTTP_201_CREATED,
-             response_model=list[SegmentPublic], responses=_ERRORS,
+             response_model=list[SegmentPublic], responses=_WRITE_ERRORS,
              summary="Import a DICOM SEG (binary or label map) of the session's series: each "
                      "of its segments becomes a segment")
 async def import_segments(store: StoreDep, settings: SettingsDep, meta: SessionDep,
@@ -98,7 +100,7 @@ async def import_segments(store: StoreDep, settings: SettingsDep, meta: SessionD
 
 
 @router.post("/v1/sessions/{session_id}/push", status_code=status.HTTP_202_ACCEPTED,
-             response_model=JobPublic, responses=_ERRORS,
+             response_model=JobPublic, responses=_JOB_ERRORS,
              summary="Store the segments' current revisions as one DICOM SEG in a PACS "
                      "(STOW-RS, a job; idempotent)")
 def push(store: StoreDep, settings: SettingsDep, plugins: PluginsDep, tenant: TenantDep,
