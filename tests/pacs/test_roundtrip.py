@@ -16,6 +16,7 @@ from dicomweb_client.api import DICOMwebClient
 from requests import Session
 
 from medseg.algorithms.metrics import dice
+from medseg.store.embedded import EmbeddedRedis
 from medseg_protocol import codec
 from tests.api.test_accuracy_real_data import largest_slice, organ_reference, run_robot
 from tests.conftest import KEYS
@@ -29,8 +30,11 @@ TIMINGS: dict[str, float] = {}
 
 
 @pytest.fixture(scope="module")
-def api(redis_url, orthanc):
-    with api_server(redis_url, MEDSEG_PACS=pacs_json(orthanc)) as base_url, \
+def api(orthanc):
+    # its own Redis: a job worker of another test's server on the shared one (configured
+    # without this archive) could take the push jobs off the shared queue
+    with EmbeddedRedis() as redis_url, \
+            api_server(redis_url, MEDSEG_PACS=pacs_json(orthanc)) as base_url, \
             httpx.Client(base_url=base_url, headers={"X-API-Key": KEYS["alice"]},
                          timeout=120) as client:
         yield client
