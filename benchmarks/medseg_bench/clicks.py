@@ -278,8 +278,8 @@ def run(dims_list: list[int], per_group: int | None, refinements: int, cap: int,
 # each the largest component of one structure, block-downsampled to ~2-3 mm voxels and cut to
 # its bounding box + LESION_CROP voxels, so a 3D session stays short on a 2-core CPU.
 LESION_SETS = (  # (folder, image file stem, mask file stem, labels taken as the object, name)
-    *((("deepmedic_brats2013", f"brats_2013_pat000{k}_1_flair", f"brats_2013_pat000{k}_1",
-        (1, 2, 3, 4), f"brats13-{k} tumour") for k in range(1, 7))),
+    *(("deepmedic_brats2013", f"brats_2013_pat000{k}_1_flair", f"brats_2013_pat000{k}_1",
+        (1, 2, 3, 4), f"brats13-{k} tumour") for k in range(1, 7)),
     ("sammed3d_brats2021", "BraTS2021_01646_flair", "BraTS2021_01646_flair", (1,),
      "brats21 oedema"),
     ("mirp_nsclc", "LUNG1-001_ct", "LUNG1-001_ct", (4,), "nsclc GTV"),
@@ -313,13 +313,13 @@ def lesion_objects(dims: int) -> list[BenchObject]:
     for folder, image_stem, mask_stem, labels, name in LESION_SETS:
         image_nii = load_nifti(root / folder / f"{image_stem}_image.nii.gz")
         labels_nii = load_nifti(root / folder / f"{mask_stem}_mask.nii.gz")
-        spacing = tuple(float(s) for s in image_nii.header.get_zooms()[:3][::-1])
-        factors = tuple(max(1, round(LESION_MM / s)) for s in spacing)
+        zooms = [float(s) for s in image_nii.header.get_zooms()[:3][::-1]]
+        factors = tuple(max(1, round(LESION_MM / s)) for s in zooms)
         image = np.asarray(image_nii.dataobj, dtype=np.float32).transpose(2, 1, 0)
         mask = np.isin(np.asarray(labels_nii.dataobj).transpose(2, 1, 0), labels)
         mask = largest_component(_block_down(mask, factors, "mask"))
         image = _block_down(image, factors, "image")
-        spacing = tuple(s * f for s, f in zip(spacing, factors))
+        spacing = (zooms[0] * factors[0], zooms[1] * factors[1], zooms[2] * factors[2])
         box = _crop(mask, LESION_CROP)
         image, mask = np.ascontiguousarray(image[box]), np.ascontiguousarray(mask[box])
         if dims == 2:

@@ -278,10 +278,12 @@ def unary_probability(image: np.ndarray, seed_fg, seed_bg, border, spacing, para
 
 
 def _cue(image: np.ndarray, seed_fg, seed_bg, border, spacing, params,
-         model: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+         model: tuple[float, float] | None = None, gate: bool = True
+         ) -> tuple[np.ndarray, np.ndarray]:
     """(unary_probability, the boundary image g its geodesics ran on). Without fg seeds (a
     head refined by background marks only) D_fg is the constant `absent_cost`; without fg seeds
-    and without `model`, g is the smoothed image itself and there is no gate."""
+    and without `model`, g is the smoothed image itself. `gate`: apply the intensity gate of
+    `model` (which must then be the foreground's)."""
     smooth = image
     if params.smooth_mm > 0:
         # the filter's cost grows with its width in voxels: past the ROI's extent along an
@@ -308,7 +310,7 @@ def _cue(image: np.ndarray, seed_fg, seed_bg, border, spacing, params,
         d_bg = np.minimum(d_bg, params.border_cost + d_border)
     if not np.isfinite(d_bg).any():
         return np.ones(g.shape, np.float32), g
-    if not (has_fg or model):
+    if not ((has_fg or model) and gate):
         return fg_probability(d_fg, d_bg), g
     # intensity gate on the unsmoothed image (smoothing would blur away the object's rim):
     # tissue unlike the clicked one is less likely foreground, wherever the geodesics put it
@@ -336,7 +338,8 @@ class _Request:
 def _run_roi(req: _Request, roi: Box) -> tuple[MethodResult, np.ndarray]:
     """(result on `roi`, changed region (ROI-shaped bool) that decides whether the ROI grows)."""
     t0 = time.perf_counter()
-    params, plane, shape3 = req.params, req.plane, roi.shape
+    params, plane = req.params, req.plane
+    shape3 = (roi.shape[0], roi.shape[1], roi.shape[2])
     image = np.asarray(req.read_image(roi), dtype=np.float32).reshape(shape3)
     seed_fg, seed_bg, border, hard_fg, hard_bg = _seeds(req.marks, roi, shape3, req.shape)
     if req.refining:  # the head mask, not a box's centre, says where the object is now
@@ -349,12 +352,13 @@ def _run_roi(req: _Request, roi: Box) -> tuple[MethodResult, np.ndarray]:
             else np.zeros(shape3, dtype=bool))
     t1 = time.perf_counter()
 
-    model = None
-    if req.refining and not seed_fg.any() and head.any():
-        # no fg mark (a head refined by background marks only): the head is the object
-        inside = norm[squeeze(head)]
-        model = (float(inside.mean()), params.intensity_k * max(float(inside.std()), 0.005))
-    cue, g = _cue(norm, squeeze(seed_fg), squeeze(seed_bg), squeeze(border), sp, params, model)
+    model, gate = None, True
+    if req.refining and not seed_fg.any() and seed_bg.any():
+        # no fg mark (a head refined by background marks only): g measures how unlike the
+        # clicked background tissue a voxel is, so the click reaches the tissue like it
+        model, gate = intensity_model(norm, squeeze(seed_bg), sp, params), False
+    cue, g = _cue(norm, squeeze(seed_fg), squeeze(seed_bg), squeeze(border), sp, params, model,
+                  gate)
     prob, new_fg, new_bg = cue, None, None
     if req.refining:
         clicked_fg = _local_mask(req.marks.fg, roi, shape3)
@@ -422,9 +426,9 @@ def segment(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], 
     _check_marks(marks, plane, refining)
     roi = plan_roi(shape, spacing, marks, current_mask_bbox, plane, params)
     stored = context.head_probability() if refining else None
-    req = _Request(read_image, read_mask, tuple(int(s) for s in shape),
-                   tuple(float(s) for s in spacing), marks, plane, params, refining, has_head,
-                   box_kind, stored)
+    req = _Request(read_image, read_mask, (int(shape[0]), int(shape[1]), int(shape[2])),
+                   (float(spacing[0]), float(spacing[1]), float(spacing[2])), marks, plane,
+                   params, refining, has_head, box_kind, stored)
     steps = np.ceil(max(params.margin_mm / 2, params.box_margin_mm) / np.asarray(spacing))
     timings: dict[str, float] = {}
     for grown in range(params.max_grow + 1):
