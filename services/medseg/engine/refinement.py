@@ -17,11 +17,11 @@ A click or scribble on a segment whose head revision has a mask *refines* that m
    contradicted again and is honoured at the next click, as a hard constraint should be.
 3. **Region of influence** (`local_merge`, progressive merging as in RITM / FocalClick): the
    connected components (full connectivity) of the *additions* (new & ~head) that hold a new
-   foreground mark, and of the *removals* (head & ~new) that hold a new background mark, grown by
-   `margin` voxels within the same kind of change (so a fragment split off by one voxel still
-   comes along). Everything else is the head mask, bit for bit: a foreground mark never removes
-   a voxel, a background mark never adds one, and no click changes anything away from the
-   error component it lands in.
+   foreground mark, and of the *removals* (head & ~new) that hold a new background mark, with
+   the components of the same kind of change within `margin` voxels of them (so a fragment split
+   off by one voxel still comes along). Everything else is the head mask, bit for bit: a
+   foreground mark never removes a voxel, a background mark never adds one, and no click
+   changes anything away from the error component it lands in.
 4. **ROI growth** (`open_faces`, `grow`): when the changed region touches a face of the region
    of interest that is not an image face, the ROI grows on that face and the method runs again
    (a bounded number of times), so no mask keeps a straight crop edge.
@@ -120,16 +120,18 @@ def depth_mm(new_fg: np.ndarray, new_bg: np.ndarray, head: np.ndarray, spacing,
 
 
 def _touching(change: np.ndarray, marks: np.ndarray, margin: int) -> np.ndarray:
-    """The connected components (full connectivity) of `change` that hold a mark, grown by
-    `margin` voxels inside `change`."""
+    """The connected components (full connectivity) of `change` that hold a mark, and the
+    components of `change` within `margin` voxels of those."""
     if not (change & marks).any():
         return np.zeros(change.shape, dtype=bool)
     structure = ndimage.generate_binary_structure(change.ndim, change.ndim)
     labels, _ = ndimage.label(change, structure)
     hit = np.unique(labels[marks & change])
     region = np.isin(labels, hit[hit > 0])
-    if margin > 0:
-        region = ndimage.binary_dilation(region, structure, iterations=margin) & change
+    if margin > 0:  # whole components of the change within `margin` voxels of those
+        near = ndimage.binary_dilation(region, structure, iterations=margin) & change
+        hit = np.unique(labels[near])
+        region = np.isin(labels, hit[hit > 0])
     return region
 
 
