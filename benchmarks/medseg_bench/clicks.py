@@ -15,6 +15,10 @@ Redis; `EngineSegment` drives a method the way usecases/interactions.py does):
   its "initial" column is the Dice after that first click.
 NoC@85 / NoC@90: clicks until Dice >= 0.85 / 0.90, counting the interior margin points as clicks;
 an object that never gets there within `--cap` clicks in all counts as the cap.
+
+`--robustness` (issue 13) runs instead every method x start (click, box, points) in 2D and 3D on
+held-out lesions of the evaluation-only sets and adds the collapse rate (share of clicks after
+which Dice falls by more than 0.05) and the worst single drop; see `run_robustness`.
 """
 
 from __future__ import annotations
