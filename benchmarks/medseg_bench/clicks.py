@@ -15,13 +15,19 @@ Redis; `EngineSegment` drives a method the way usecases/interactions.py does):
   its "initial" column is the Dice after that first click.
 NoC@85 / NoC@90: clicks until Dice >= 0.85 / 0.90, counting the interior margin points as clicks;
 an object that never gets there within `--cap` clicks in all counts as the cap.
+
+`--robustness` (issue 13) runs instead every method x start (click, box, points) in 2D and 3D on
+held-out lesions of the evaluation-only sets and adds the collapse rate (share of clicks after
+which Dice falls by more than 0.05) and the worst single drop; see `run_robustness`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -30,9 +36,10 @@ from medseg.algorithms.metrics import dice
 from medseg.engine.method import SegmentContext
 from medseg.engine.mideepseg_method import load_model
 from medseg.engine.prompts import Box, Marks, Plane, Prompt, plane_record
+from medseg.errors import InvalidPrompt
 from medseg.models.loader import default_loader
 from medseg_bench.robot import robot_click
-from medseg_train.data import evaluation_organs
+from medseg_train.data import data_root, evaluation_organs, load_nifti
 from medseg_train.objects import MIN_AREA_2D, MIN_VOXELS_3D, largest_component
 from medseg_train.simulate import interior_margin_points
 
@@ -270,6 +277,164 @@ def run(dims_list: list[int], per_group: int | None, refinements: int, cap: int,
             print("\n".join(rows))
 
 
+# --- Robustness: does a click ever throw work away? (issue 13) ---------------------------------
+# Held-out objects from the evaluation-only sets of ../shared/data (README: never trained on),
+# each the largest component of one structure, block-downsampled to ~2-3 mm voxels and cut to
+# its bounding box + LESION_CROP voxels, so a 3D session stays short on a 2-core CPU.
+LESION_SETS = (  # (folder, image file stem, mask file stem, labels taken as the object, name)
+    *(("deepmedic_brats2013", f"brats_2013_pat000{k}_1_flair", f"brats_2013_pat000{k}_1",
+        (1, 2, 3, 4), f"brats13-{k} tumour") for k in range(1, 7)),
+    ("sammed3d_brats2021", "BraTS2021_01646_flair", "BraTS2021_01646_flair", (1,),
+     "brats21 oedema"),
+    ("mirp_nsclc", "LUNG1-001_ct", "LUNG1-001_ct", (4,), "nsclc GTV"),
+)
+LESION_MM = 2.5  # target voxel size: the block factor per axis is round(LESION_MM / spacing)
+LESION_CROP = 10  # voxels around the object's bounding box (after downsampling)
+BOX_PAD = 3  # the robot's box: the reference bounding box + this many voxels per side
+COLLAPSE_DROP = 0.05  # a click "collapses" the mask when Dice falls by more than this
+# (label, start interaction, start method, refinement method)
+ROBUST_CONFIGS = (
+    ("geodesic-graphcut", "click", "geodesic-graphcut", "geodesic-graphcut"),
+    ("geodesic-graphcut", "box", "geodesic-graphcut", "geodesic-graphcut"),
+    ("bifseg box + geodesic-graphcut clicks", "box", "bifseg", "geodesic-graphcut"),
+    ("mideepseg (points + IF-GC clicks)", "points", "mideepseg", "mideepseg"),
+    ("bifseg box + mideepseg clicks", "box", "bifseg", "mideepseg"),
+)
+
+
+def _block_down(a: np.ndarray, factors: tuple[int, ...], mode: str) -> np.ndarray:
+    cut = tuple(slice(0, (n // f) * f) for n, f in zip(a.shape, factors))
+    a = a[cut]
+    shape = [v for n, f in zip(a.shape, factors) for v in (n // f, f)]
+    blocks = a.reshape(shape).astype(np.float32).mean(axis=(1, 3, 5))
+    return blocks > 0.5 if mode == "mask" else blocks.astype(np.float32)
+
+
+def lesion_objects(dims: int) -> list[BenchObject]:
+    """The held-out lesion objects (LESION_SETS), 3D crops or their largest axial slice."""
+    root = data_root().parent
+    out = []
+    for folder, image_stem, mask_stem, labels, name in LESION_SETS:
+        image_nii = load_nifti(root / folder / f"{image_stem}_image.nii.gz")
+        labels_nii = load_nifti(root / folder / f"{mask_stem}_mask.nii.gz")
+        zooms = [float(s) for s in image_nii.header.get_zooms()[:3][::-1]]
+        factors = tuple(max(1, round(LESION_MM / s)) for s in zooms)
+        image = np.asarray(image_nii.dataobj, dtype=np.float32).transpose(2, 1, 0)
+        mask = np.isin(np.asarray(labels_nii.dataobj).transpose(2, 1, 0), labels)
+        mask = largest_component(_block_down(mask, factors, "mask"))
+        image = _block_down(image, factors, "image")
+        spacing = (zooms[0] * factors[0], zooms[1] * factors[1], zooms[2] * factors[2])
+        box = _crop(mask, LESION_CROP)
+        image, mask = np.ascontiguousarray(image[box]), np.ascontiguousarray(mask[box])
+        if dims == 2:
+            z = int(np.argmax(mask.sum(axis=(1, 2))))
+            mask2 = largest_component(mask[z])
+            out.append(BenchObject("held-out", folder, name, image[z][None], mask2[None],
+                                   spacing, Plane(0, 0)))
+        else:
+            out.append(BenchObject("held-out", folder, name, image, mask, spacing, None))
+    return out
+
+
+def _robot_box(obj: BenchObject) -> Box:
+    idx = np.argwhere(obj.mask)
+    lo = np.maximum(idx.min(axis=0) - BOX_PAD, 0)
+    hi = np.minimum(idx.max(axis=0) + BOX_PAD, np.asarray(obj.mask.shape) - 1)
+    if obj.plane is not None:
+        lo[0] = hi[0] = 0
+    return Box(tuple(int(v) for v in lo), tuple(int(v) for v in hi))
+
+
+@dataclass
+class RobustTrace:
+    dices: list[float]  # [after the start, after refinement click 1, 2, ...]
+    start_clicks: int  # clicks the start counts as (box: 1, points: their number)
+    seconds: list[float]  # engine seconds per refinement click
+    refused: str | None = None  # the refinement method's error, when it refused the segment
+
+
+def run_robust(obj: BenchObject, start: str, start_method: str, method: str,
+               refinements: int, seed: int) -> RobustTrace:
+    """One robot session: the start, then `refinements` corrective clicks with `method`."""
+    segment = EngineSegment(obj.image, obj.spacing, obj.plane)
+    if start == "click":
+        zyx, fg = robot_click(segment.mask, obj.mask)
+        segment.interact("click", start_method, _click_marks(zyx, fg))
+        count = 1
+    elif start == "box":
+        segment.interact("box", start_method, Marks(boxes=[_robot_box(obj)]))
+        count = 1
+    else:
+        squeezed = obj.mask[0] if obj.plane is not None else obj.mask
+        points = interior_margin_points(squeezed, np.random.default_rng(seed), extra=(0, 0))
+        if obj.plane is not None:
+            points = np.concatenate([np.zeros((len(points), 1), int), points], axis=1)
+        segment.interact("points", start_method, Marks(points=points))
+        count = len(points)
+    trace = RobustTrace([dice(segment.mask, obj.mask)], count, [])
+    first = len(segment.seconds)
+    for _ in range(refinements):
+        if np.array_equal(segment.mask, obj.mask):
+            break
+        zyx, fg = robot_click(segment.mask, obj.mask)
+        try:
+            segment.interact("click", method, _click_marks(zyx, fg))
+        except InvalidPrompt as exc:
+            trace.refused = str(exc)
+            break
+        trace.dices.append(dice(segment.mask, obj.mask))
+    trace.seconds = segment.seconds[first:]
+    return trace
+
+
+def robust_row(label: str, start: str, traces: list[RobustTrace], refinements: int) -> str:
+    cells = [label, start, str(len(traces))]
+    if any(t.refused for t in traces):
+        refused = next(t.refused for t in traces if t.refused)
+        return "| " + " | ".join(cells + [f"refused: {refused[:60]}"] + [""] * 9) + " |"
+    cap = refinements + max(t.start_clicks for t in traces)
+    cells.append(f"{np.mean([t.dices[0] for t in traces]):.3f}")
+    cells += [f"{np.mean([t.dices[min(n, len(t.dices) - 1)] for t in traces]):.3f}"
+              for n in REPORT_AFTER]
+    nocs = [[next((t.start_clicks + k for k, d in enumerate(t.dices) if d >= target), cap)
+             for t in traces] for target in (0.85, 0.90)]
+    cells += [f"{np.mean(n):.1f}" for n in nocs]
+    drops = [a - b for t in traces for a, b in zip(t.dices, t.dices[1:])]
+    collapsed = sum(d > COLLAPSE_DROP for d in drops)
+    cells += [f"{100 * collapsed / max(len(drops), 1):.1f} % ({collapsed}/{len(drops)})",
+              f"{max(drops, default=0.0):.3f}"]
+    seconds = [s for t in traces for s in t.seconds]
+    cells.append(f"{1000 * np.median(seconds):.0f}" if seconds else "–")
+    return "| " + " | ".join(cells) + " |"
+
+
+ROBUST_HEADER = ("| method | start | objects | Dice start | "
+                 + " | ".join(f"@{n}" for n in REPORT_AFTER)
+                 + " | NoC@85 | NoC@90 | collapse rate | worst drop | ms/click (median) |\n|"
+                 + "---|" * (9 + len(REPORT_AFTER)))
+
+
+def run_robustness(dims_list: list[int], refinements: int, details: Path | None) -> None:
+    """Per method x start x 2D/3D on the held-out lesion objects: Dice@1/3/5/10 (refinement
+    clicks after the start), NoC@85/90 (start clicks counted; capped at start + refinements),
+    collapse rate (share of refinement clicks after which Dice fell by > COLLAPSE_DROP), the
+    worst single drop and the median engine ms per refinement click."""
+    dump: dict = {}
+    for dims in dims_list:
+        objects = lesion_objects(dims)
+        print(f"\n### {dims}D held-out lesions ({len(objects)}: "
+              f"{', '.join(o.organ for o in objects)}); {refinements} refinement clicks\n")
+        print(ROBUST_HEADER)
+        for label, start, start_method, method in ROBUST_CONFIGS:
+            traces = [run_robust(obj, start, start_method, method, refinements, k)
+                      for k, obj in enumerate(objects)]
+            print(robust_row(label, start, traces, refinements), flush=True)
+            dump[f"{dims}d {label} ({start})"] = {
+                o.organ: [round(d, 4) for d in t.dices] for o, t in zip(objects, traces)}
+    if details is not None:
+        details.write_text(json.dumps(dump, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -282,7 +447,14 @@ def main() -> None:
     parser.add_argument("--refinements", type=int, default=10)
     parser.add_argument("--cap", type=int, default=20, help="NoC cap (total clicks)")
     parser.add_argument("--encodings", default=None, help="comma-separated (default: all models)")
+    parser.add_argument("--robustness", action="store_true",
+                        help="held-out lesions, every method x start: collapse rate, worst drop")
+    parser.add_argument("--details", type=Path, default=None,
+                        help="with --robustness: write every session's Dice trace (JSON) here")
     args = parser.parse_args()
+    if args.robustness:
+        run_robustness([int(d) for d in args.dims.split(",")], args.refinements, args.details)
+        return
     if args.quick:
         args.per_group, args.refinements, args.cap = args.per_group or 3, 5, 10
     refinements = max(args.refinements, 1)

@@ -90,7 +90,7 @@ def test_points_in_3d_restart_a_segment(client, session):
     ({"type": "points", "dim": "2d", "plane": PLANE, "points": POINTS[:2]}, 422,
      "at least 3 interior margin points"),
     ({"type": "click", "method": "mideepseg", "dim": "2d", "plane": PLANE,
-      "clicks": [{"zyx": [6, 24, 28]}]}, 422, "no MIDeepSeg result to refine"),
+      "clicks": [{"zyx": [6, 24, 28]}]}, 422, "nothing to refine here"),
     ({"type": "points", "dim": "2d", "plane": PLANE, "points": POINTS,
       "params": {"encoding": "gaussian"}}, 422, "available: mideepseg-2d-egd"),
     ({"type": "points", "dim": "2d", "plane": PLANE, "points": POINTS,

@@ -17,6 +17,7 @@ import pytest
 
 from medseg.algorithms.metrics import dice
 from medseg.engine.graphcut_method import GraphCutParams, plan_roi, segment
+from medseg.engine.method import SegmentContext
 from medseg.engine.prompts import Box, Marks, Plane
 from medseg.errors import InvalidPrompt
 from tests.robot import robot_click
@@ -65,6 +66,7 @@ def run_robot(image, reference, spacing, clicks, plane=None, params=GraphCutPara
     if plane is not None:
         view[plane.axis] = slice(plane.index, plane.index + 1)
     view = tuple(view)
+    stored = None  # the head revision's stored probability, as the service passes it
     for _ in range(clicks):
         point, foreground = robot_click(mask[view], reference[view])
         point = [p + (v.start or 0) for p, v in zip(point, view)]
@@ -92,8 +94,10 @@ def run_robot(image, reference, spacing, clicks, plane=None, params=GraphCutPara
             plane,
             params,
             bbox,
+            SegmentContext(kind="click", head_probability=lambda kept=stored: kept),
         )
         seconds.append(time.perf_counter() - start)
+        stored = (result.roi, result.probability)
         mask = mask.copy()
         mask[tuple(slice(lo, hi + 1) for lo, hi in zip(result.roi.lo, result.roi.hi))] = result.mask
         scores.append(dice(mask[view], reference[view]))

@@ -113,23 +113,42 @@ def test_refinement_keeps_every_click_and_grows_the_roi(volume, refinement, plan
     assert np.array_equal(again.mask, result.mask)  # deterministic: replay is exact
 
 
-def test_refinement_needs_a_mideepseg_head_on_the_same_plane(volume):
-    image, _ = volume
-    marks = Marks(fg=np.array([[10, 30, 35]]), points=POINTS_2D)
-    with pytest.raises(InvalidPrompt, match="no MIDeepSeg result to refine"):
-        run(
-            image,
-            marks,
-            Plane(0, 10),
-            "click",
-            context=SegmentContext(kind="click", head_interaction={"method": "geodesic-graphcut"}),
-        )
+def mask_reader(mask):
+    return lambda box: mask[tuple(slice(lo, hi + 1) for lo, hi in zip(box.lo, box.hi))]
+
+
+def test_refinement_refines_any_head_and_needs_something_to_refine(volume):
+    image, ball = volume
+    gg_head = SegmentContext(kind="click", head_interaction={"method": "geodesic-graphcut"})
+    with pytest.raises(InvalidPrompt, match="nothing to refine here"):
+        run(image, Marks(fg=np.array([[10, 30, 35]])), Plane(0, 10), "click", context=gg_head)
+    # another method's mask (no stored probability) with its right third missing: a fg click
+    # there adds to it, removes nothing and leaves everything far from the click alone
+    head = ball.copy()
+    head[:, :, 47:] = False
+    click = np.array([[10, 30, 50]])
+    nz = np.argwhere(head[10])
+    bbox = Box((10, *nz.min(axis=0)), (10, *nz.max(axis=0)))
+    result = METHOD.run(read_image=reader(image), read_mask=mask_reader(head), shape=SHAPE,
+                        spacing=SPACING, marks=Marks(fg=click), plane=Plane(0, 10),
+                        params=METHOD.parse_params({}), current_mask_bbox=bbox, context=gg_head)
+    after = head.copy()
+    after[tuple(slice(lo, hi + 1) for lo, hi in zip(result.roi.lo, result.roi.hi))] = result.mask
+    assert not (head & ~after).any()  # nothing removed
+    added = after & ~head
+    assert added[10].sum() >= 0.5 * (ball[10] & ~head[10]).sum()  # the missing part comes back
+    far = np.ones(SHAPE, dtype=bool)
+    far[10, :, 38:] = False  # the click's side of the slice
+    assert np.array_equal(after[far], head[far])  # bit for bit elsewhere
+    # a head made on z=10 refined in 3D: its mask is the prior, no error
     first = run(image, Marks(points=POINTS_2D), Plane(0, 10), "points")
-    with pytest.raises(InvalidPrompt, match="made in 2D on z=10: refine it there"):
-        run(
-            image,
-            Marks(fg=np.array([[10, 30, 35]])),
-            None,
-            "click",
-            context=_refine_context(first, Plane(0, 10)),
-        )
+    mask3 = np.zeros(SHAPE, dtype=bool)
+    mask3[tuple(slice(lo, hi + 1) for lo, hi in zip(first.roi.lo, first.roi.hi))] = first.mask
+    nz = np.argwhere(mask3)  # the tiny random model may find nothing: then its map alone
+    bbox = Box(tuple(nz.min(axis=0)), tuple(nz.max(axis=0))) if len(nz) else None
+    again = METHOD.run(read_image=reader(image), read_mask=mask_reader(mask3), shape=SHAPE,
+                       spacing=SPACING, marks=Marks(fg=np.array([[10, 30, 35]])), plane=None,
+                       params=METHOD.parse_params({}), current_mask_bbox=bbox,
+                       context=_refine_context(first, Plane(0, 10)))
+    assert again.mask.shape == again.roi.shape and again.mask[tuple(
+        np.array([10, 30, 35]) - np.array(again.roi.lo))]

@@ -144,7 +144,9 @@ def segment(read_image: Callable[[Box], np.ndarray], read_mask, shape, spacing, 
     """Segment the newest box of `marks` (2D on `plane`, else 3D).
     `context.artifact(adapted_block6_name(dims))` is the segment's fine-tuned block 6, if any. Other
     marks are not used: the result is the network's on the box (refine it with a `finetune`
-    job)."""
+    job, or with any method's clicks). On a segment that has a mask, the box re-segments its
+    inside only: in the crop's margin outside the box the head mask is kept, and the network's
+    foreground is added to it (a box never removes work outside itself, engine/refinement.py)."""
     t0 = time.perf_counter()
     if not marks.boxes:
         raise InvalidPrompt(f"method {NAME!r} needs a box interaction")
@@ -158,6 +160,13 @@ def segment(read_image: Callable[[Box], np.ndarray], read_mask, shape, spacing, 
             else block6_probability(weights, run.state.features))
     probability = np.clip(run.to_roi(prob), 0.0, 1.0)
     mask = run.to_roi((prob > params.threshold).astype(np.float32)) > 0.5
+    if current_mask_bbox is not None:
+        head = np.asarray(read_mask(run.roi), dtype=bool).reshape(mask.shape)
+        inside = np.zeros(mask.shape, dtype=bool)
+        box_in_roi = box.intersect(run.roi)
+        if box_in_roi is not None:
+            inside[box_in_roi.slices_in(run.roi)] = True
+        mask = np.where(inside, mask, mask | head)
     return MethodResult(roi=run.roi, mask=mask, probability=probability,
                         timings={"network": t1 - t0, "block6": time.perf_counter() - t1})
 

@@ -5,12 +5,17 @@ Arrays are (z, y, x) voxels and spacing (sz, sy, sx) mm (see engine/volume.py). 
 interaction works on one slice: the ROI is one voxel thick along `plane.axis` and the arrays
 are squeezed along that axis, with the spacing of the two remaining axes.
 
-The result depends only on (image, marks, current mask bbox): the current mask's *content* is
-not used, so replaying the marks (undo, redo) reproduces every revision exactly.
+A click or scribble on a segment that already has a mask (on the plane, for 2D) *refines* it
+under the contract of engine/refinement.py: the head mask and its stored probability are the
+prior of the unary, fused with the geodesic cue of the marks (IF-GC-like), and the result only
+changes the error components that the marks the head contradicts land in. A box, or a click on
+an empty segment, segments from the marks alone. Either way the result is a function of (image,
+marks, head revision's mask and stored probability), so replay (undo, redo) is exact.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +40,18 @@ from medseg.engine.params import (
     check_params,
 )
 from medseg.engine.prompts import Box, Marks, Plane, check_on_plane
+from medseg.engine.refinement import (
+    PRIOR_MARGIN,
+    PRIOR_MARGIN_BG,
+    contradicted,
+    depth_mm,
+    fuse_prior,
+    grow,
+    local_merge,
+    mask_prior,
+    open_faces,
+    stored_in,
+)
 from medseg.errors import InvalidPrompt
 
 
@@ -56,6 +73,16 @@ class GraphCutParams:
     border_cost: float = 0.3  # starting distance of the ROI border as a weak background seed
     coarse_voxels: int = 1_000_000  # larger ROIs: banded graph cut (coarse-to-fine, same mask)
     coarse_geodesic_voxels: int = 1_000_000  # larger ROIs: geodesics at half in-plane res.
+    # refinement of an existing mask (engine/refinement.py)
+    influence_mm: float = 20.0  # a new mark's weight in the fusion falls to 1/e over at least
+    # this much homogeneous path (each edge crossed divides it by e too) ...
+    influence_depth: float = 2.0  # ... or this many times the mark's depth in its error
+    max_influence_mm: float = 120.0  # ... but at most this much
+    prior_margin: float = PRIOR_MARGIN  # the head's foreground is worth p0 >= 0.5 + this,
+    prior_margin_bg: float = PRIOR_MARGIN_BG  # its background p0 <= 0.5 - this
+    absent_cost: float = 1.0  # D_fg without any foreground mark (a head refined by bg clicks)
+    merge_margin: int = 1  # voxels: a change this close to the clicked error component joins it
+    max_grow: int = 2  # ROI growths when the change touches an ROI face inside the image
 
     def __post_init__(self) -> None:
         check_params(self, _RANGES)
@@ -78,6 +105,14 @@ _RANGES = {
     # in boundary crossings (each adds at most 1): a border seed costing 10 is no seed at all
     "border_cost": Range(0.0, 10.0),
     "coarse_voxels": VOXEL_BUDGET, "coarse_geodesic_voxels": VOXEL_BUDGET,
+    # past 1 m of homogeneous path every voxel of any image hears the click as if next to it
+    "influence_mm": Range(1.0, 1000.0), "max_influence_mm": Range(1.0, 1000.0),
+    "influence_depth": Range(0.0, 100.0),  # x the depth (mm) of the mark in its error
+    # 0.5 would make p0 exactly 0 / 1 (the head is final)
+    "prior_margin": Range(0.0, 0.5), "prior_margin_bg": Range(0.0, 0.5),
+    "absent_cost": Range(0.0, 10.0, lo_open=True),  # in boundary crossings, as border_cost
+    "merge_margin": Range(0, 64),  # voxels
+    "max_grow": Range(0, 8),  # each growth re-runs the method on a larger ROI
 }
 
 
@@ -113,8 +148,8 @@ def plan_roi(shape, spacing, marks: Marks, current_mask_bbox: Box | None, plane:
     return Box(tuple(int(v) for v in lo), tuple(int(v) for v in hi))
 
 
-def _check_marks(marks: Marks, plane: Plane | None) -> None:
-    if len(marks.fg) == 0 and not marks.boxes:
+def _check_marks(marks: Marks, plane: Plane | None, refining: bool = False) -> None:
+    if len(marks.fg) == 0 and not marks.boxes and not (refining and len(marks.bg)):
         raise InvalidPrompt("nothing to segment: add a foreground click/scribble or a box")
     check_on_plane(marks, plane)
 
@@ -239,18 +274,33 @@ def unary_probability(image: np.ndarray, seed_fg, seed_bg, border, spacing, para
     connected to the fg seeds without crossing an edge stays foreground up to the border.
     `model` (mean, width) of the fg intensities, on `image`'s scale, replaces the one measured
     around the fg seeds (propagation knows the object from its start slice)."""
+    return _cue(image, seed_fg, seed_bg, border, spacing, params, model)[0]
+
+
+def _cue(image: np.ndarray, seed_fg, seed_bg, border, spacing, params,
+         model: tuple[float, float] | None = None, gate: bool = True
+         ) -> tuple[np.ndarray, np.ndarray]:
+    """(unary_probability, the boundary image g its geodesics ran on). Without fg seeds (a
+    head refined by background marks only) D_fg is the constant `absent_cost`; without fg seeds
+    and without `model`, g is the smoothed image itself. `gate`: apply the intensity gate of
+    `model` (which must then be the foreground's)."""
     smooth = image
     if params.smooth_mm > 0:
         # the filter's cost grows with its width in voxels: past the ROI's extent along an
         # axis the ROI is as flat as it gets, so a fine grid cannot make a bounded mm costly
         widths = [min(params.smooth_mm / s, n) for s, n in zip(spacing, image.shape)]
         smooth = ndimage.gaussian_filter(image, widths)
-    mu, width = model or intensity_model(image, seed_fg, spacing, params)
-    g = dissimilarity(smooth, mu, width)
+    has_fg = bool(np.any(seed_fg))
+    mu, width = model or (intensity_model(image, seed_fg, spacing, params) if has_fg
+                          else (0.0, 0.0))
+    g = dissimilarity(smooth, mu, width) if has_fg or model else smooth.astype(np.float32)
     # a full-resolution 3D scan costs ~0.2 s / M voxels; at half resolution the mask moves a
     # little (synthetic 0.8 mm ball: Dice to truth 0.920 -> 0.910), so only for big ROIs
     coarse = g.size > params.coarse_geodesic_voxels
-    d_fg = seed_distance(g, seed_fg, spacing, params, coarse)
+    if has_fg:
+        d_fg = seed_distance(g, seed_fg, spacing, params, coarse)
+    else:
+        d_fg = np.full(g.shape, params.absent_cost, dtype=np.float32)
     d_bg = np.full(g.shape, np.inf, dtype=np.float32)
     if seed_bg.any():
         d_bg = seed_distance(g, seed_bg, spacing, params, coarse)
@@ -259,11 +309,101 @@ def unary_probability(image: np.ndarray, seed_fg, seed_bg, border, spacing, para
         d_border = seed_distance(g, border, spacing, params, coarse)
         d_bg = np.minimum(d_bg, params.border_cost + d_border)
     if not np.isfinite(d_bg).any():
-        return np.ones(g.shape, np.float32)
+        return np.ones(g.shape, np.float32), g
+    if not ((has_fg or model) and gate):
+        return fg_probability(d_fg, d_bg), g
     # intensity gate on the unsmoothed image (smoothing would blur away the object's rim):
     # tissue unlike the clicked one is less likely foreground, wherever the geodesics put it
     gate = 1.0 - params.intensity_gate * dissimilarity(image, mu, width)
-    return fg_probability(d_fg, d_bg) * gate
+    return fg_probability(d_fg, d_bg) * gate, g
+
+
+@dataclass
+class _Request:
+    """One interaction as `segment` received it, for running it on one ROI after another."""
+
+    read_image: Callable[[Box], np.ndarray]
+    read_mask: Callable[[Box], np.ndarray]
+    shape: tuple[int, int, int]
+    spacing: tuple[float, float, float]
+    marks: Marks
+    plane: Plane | None
+    params: GraphCutParams
+    refining: bool  # a click/scribble on a segment with a mask here: engine/refinement.py
+    has_head: bool  # the head mask is not empty (on the plane for 2D)
+    box_kind: bool  # the interaction is a box: it re-segments inside its box
+    stored: tuple[Box, np.ndarray] | None  # the head revision's stored probability
+
+
+def _run_roi(req: _Request, roi: Box) -> tuple[MethodResult, np.ndarray]:
+    """(result on `roi`, changed region (ROI-shaped bool) that decides whether the ROI grows)."""
+    t0 = time.perf_counter()
+    params, plane = req.params, req.plane
+    shape3 = (roi.shape[0], roi.shape[1], roi.shape[2])
+    image = np.asarray(req.read_image(roi), dtype=np.float32).reshape(shape3)
+    seed_fg, seed_bg, border, hard_fg, hard_bg = _seeds(req.marks, roi, shape3, req.shape)
+    if req.refining:  # the head mask, not a box's centre, says where the object is now
+        seed_fg = hard_fg.copy()
+    keep = [a for a in range(3) if plane is None or a != plane.axis]
+    squeeze = (lambda a: a) if plane is None else (lambda a: np.squeeze(a, axis=plane.axis))
+    sp = [float(req.spacing[a]) for a in keep]
+    norm = normalize_percentiles(squeeze(image))
+    head = (np.asarray(req.read_mask(roi), dtype=bool).reshape(shape3) if req.has_head
+            else np.zeros(shape3, dtype=bool))
+    t1 = time.perf_counter()
+
+    model, gate = None, True
+    if req.refining and not seed_fg.any() and seed_bg.any():
+        # no fg mark (a head refined by background marks only): g measures how unlike the
+        # clicked background tissue a voxel is, so the click reaches the tissue like it
+        model, gate = intensity_model(norm, squeeze(seed_bg), sp, params), False
+    cue, g = _cue(norm, squeeze(seed_fg), squeeze(seed_bg), squeeze(border), sp, params, model,
+                  gate)
+    prob, new_fg, new_bg = cue, None, None
+    if req.refining:
+        clicked_fg = _local_mask(req.marks.fg, roi, shape3)
+        clicked_bg = _local_mask(req.marks.bg, roi, shape3) & ~clicked_fg
+        new_fg, new_bg = contradicted(squeeze(clicked_fg), squeeze(clicked_bg), squeeze(head))
+        if not (new_fg.any() or new_bg.any()):  # every mark agrees with the head: nothing to do
+            q, known = stored_in(roi, req.stored)
+            prior = mask_prior(squeeze(head), squeeze(q), squeeze(known), params.prior_margin,
+                           margin_bg=params.prior_margin_bg)
+            return (MethodResult(roi=roi, mask=head, probability=prior.reshape(shape3),
+                                 timings={"roi": t1 - t0}, info={"changed_marks": 0}),
+                    np.zeros(shape3, dtype=bool))
+        # the new marks' say falls off with geodesic distance and path length: 1/e after
+        # `influence` mm, more for a mark deep inside a large error (refinement.depth_mm)
+        depth = depth_mm(new_fg, new_bg, squeeze(head), sp) or 0.0
+        influence = min(max(params.influence_mm, params.influence_depth * depth),
+                        max(params.max_influence_mm, params.influence_mm))
+        reach = dataclasses.replace(params, euclid_weight=1.0 / influence)
+        distance = seed_distance(g, new_fg | new_bg, sp, reach,
+                                 g.size > params.coarse_geodesic_voxels)
+        q, known = stored_in(roi, req.stored)
+        prior = mask_prior(squeeze(head), squeeze(q), squeeze(known), params.prior_margin,
+                           margin_bg=params.prior_margin_bg)
+        prob = fuse_prior(prior, cue, distance)
+    t2 = time.perf_counter()
+
+    # a big ROI's full-resolution maxflow alone takes ~1 s; the banded cut gives the same mask
+    cut = banded_graph_cut if prob.size > params.coarse_voxels else graph_cut
+    mask = cut(prob, norm, sp, squeeze(hard_fg), squeeze(hard_bg), params.lamb, params.sigma)
+    info: dict = {}
+    if new_fg is not None and new_bg is not None:
+        mask, region = local_merge(squeeze(head), mask, new_fg, new_bg, params.merge_margin)
+        info["changed_marks"] = int(new_fg.sum() + new_bg.sum())
+        info["influence_mm"] = round(influence, 1)
+    elif req.box_kind and req.has_head:  # a new box re-segments its inside only
+        inside, _ = _box_masks(req.marks.boxes[-1:], roi, shape3)
+        region = squeeze(inside) & (mask != squeeze(head))
+        mask = np.where(squeeze(inside), mask, squeeze(head))
+    else:
+        region = mask
+    t3 = time.perf_counter()
+    return (MethodResult(roi=roi, mask=mask.reshape(shape3), probability=prob.reshape(shape3),
+                         timings={"roi": t1 - t0, "geodesic": t2 - t1, "graphcut": t3 - t2},
+                         info=info),
+            region.reshape(shape3))
 
 
 def segment(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], np.ndarray],
@@ -271,33 +411,40 @@ def segment(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], 
             params: GraphCutParams = GraphCutParams(),
             current_mask_bbox: Box | None = None,
             context: SegmentContext | None = None) -> MethodResult:
-    """Segment from all the segment's marks. `read_mask` and `context` are accepted for the
-    method interface but unused: the result is a function of (image, marks, mask bbox) only
-    (see module doc); interior margin points (`marks.points`) are another method's input.
-    Raises InvalidPrompt without a foreground mark or box, or with a point off `plane`."""
-    t0 = time.perf_counter()
+    """Segment from all the segment's marks, refining the head mask (`read_mask`,
+    `context.head_probability`) when there is one and the interaction is not a box (module
+    doc); interior margin points (`marks.points`) are another method's input. The ROI grows
+    (up to `max_grow` times) while the change touches one of its faces inside the image.
+    Raises InvalidPrompt without a foreground mark or box (or a background mark on a segment
+    with a mask), or with a point off `plane`."""
+    context = context or SegmentContext()
     marks = Marks(np.asarray(marks.fg).reshape(-1, 3), np.asarray(marks.bg).reshape(-1, 3),
                   list(marks.boxes))
-    _check_marks(marks, plane)
+    has_head = current_mask_bbox is not None
+    box_kind = context.kind == "box"
+    refining = has_head and not box_kind
+    _check_marks(marks, plane, refining)
     roi = plan_roi(shape, spacing, marks, current_mask_bbox, plane, params)
-    shape3 = roi.shape
-    image = np.asarray(read_image(roi), dtype=np.float32).reshape(shape3)
-    seed_fg, seed_bg, border, hard_fg, hard_bg = _seeds(marks, roi, shape3, shape)
-    keep = [a for a in range(3) if plane is None or a != plane.axis]
-    squeeze = (lambda a: a) if plane is None else (lambda a: np.squeeze(a, axis=plane.axis))
-    sp = [float(spacing[a]) for a in keep]
-    norm = normalize_percentiles(squeeze(image))
-    t1 = time.perf_counter()
-
-    prob = unary_probability(norm, squeeze(seed_fg), squeeze(seed_bg), squeeze(border), sp, params)
-    t2 = time.perf_counter()
-
-    # a big ROI's full-resolution maxflow alone takes ~1 s; the banded cut gives the same mask
-    cut = banded_graph_cut if prob.size > params.coarse_voxels else graph_cut
-    mask = cut(prob, norm, sp, squeeze(hard_fg), squeeze(hard_bg), params.lamb, params.sigma)
-    t3 = time.perf_counter()
-    return MethodResult(roi=roi, mask=mask.reshape(shape3), probability=prob.reshape(shape3),
-                        timings={"roi": t1 - t0, "geodesic": t2 - t1, "graphcut": t3 - t2})
+    stored = context.head_probability() if refining else None
+    req = _Request(read_image, read_mask, (int(shape[0]), int(shape[1]), int(shape[2])),
+                   (float(spacing[0]), float(spacing[1]), float(spacing[2])), marks, plane,
+                   params, refining, has_head, box_kind, stored)
+    steps = np.ceil(max(params.margin_mm / 2, params.box_margin_mm) / np.asarray(spacing))
+    timings: dict[str, float] = {}
+    for grown in range(params.max_grow + 1):
+        result, region = _run_roi(req, roi)
+        for key, seconds in result.timings.items():
+            timings[key] = timings.get(key, 0.0) + seconds
+        faces = open_faces(region, roi, shape, plane)
+        if not faces or grown == params.max_grow:
+            break
+        roi = grow(roi, faces, steps, shape)
+    result.timings = timings
+    if refining:
+        result.info["refined"] = True
+    if grown:
+        result.info["roi_grown"] = grown
+    return result
 
 
 METHOD = Method(

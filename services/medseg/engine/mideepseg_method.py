@@ -8,14 +8,20 @@ axis away, exactly as the model-free method does.
   (image + cue map, models/mideepseg_io.py, as in training) -> ONNX -> foreground probability in
   the box -> mask = p > 0.5. It restarts the segment: the ROI also covers the old mask (on the
   plane in 2D), which is cleared outside the box.
-- `click` interaction on a segment whose head revision was made by this method: IF-GC (or plain
-  graph cut) over an ROI = the stored probability's box grown to include every click
-  (+ margin; P = 0 outside the CNN box). D^f comes from ALL foreground clicks including the
-  interior margin points, D^b from all background clicks (paper sec. 2.4).
+- `click` interaction on a segment with a mask or a stored probability, whichever method made
+  it (a `bifseg` box, a model-free click, a propagated slice, an imported mask): IF-GC (or
+  plain graph cut) over an ROI = the stored probability's box, the head mask's bounding box and
+  every click (+ margin). The probability P that IF-GC fuses with the clicks is the refinement
+  contract's prior (engine/refinement.py): the head revision's stored map (this method's CNN
+  output, zero outside the CNN box, or another method's probability) kept on the head mask's
+  side of 0.5; D^f comes from ALL foreground clicks including the interior margin points, D^b
+  from all background clicks (paper sec. 2.4). Only the error components that the marks the
+  head contradicts land in change; the ROI grows while such a change touches its border.
 
 Every revision stores the CNN probability it used (zero outside the CNN box, on the revision's
-ROI), so the next refinement, undo and redo find the CNN output of the head revision, and each
-revision is a deterministic function of the image, the marks and that stored map.
+ROI; the prior for a head another method made), so the next refinement, undo and redo find it,
+and each revision is a deterministic function of the image, the marks, the head mask and that
+stored map.
 """
 
 from __future__ import annotations
@@ -33,6 +39,16 @@ from medseg.algorithms.normalize import normalize_percentiles
 from medseg.engine.method import Method, MethodResult, SegmentContext
 from medseg.engine.params import LAMB, SIGMA, VOXEL_BUDGET, Range, check_params
 from medseg.engine.prompts import Box, Marks, Plane, check_on_plane, plane_record
+from medseg.engine.refinement import (
+    PRIOR_MARGIN,
+    PRIOR_MARGIN_BG,
+    contradicted,
+    grow,
+    local_merge,
+    mask_prior,
+    open_faces,
+    stored_in,
+)
 from medseg.errors import InvalidPrompt
 from medseg.models.loader import LoadedModel, default_loader
 from medseg.models.mideepseg_io import network_input, probability_in_crop, relaxed_box, zscore
@@ -58,6 +74,10 @@ class MIDeepSegParams:
     length_weight: float = 0.1  # D^f, D^b + this per voxel step (locality; 0 = eq. 2 only,
     # see algorithms/fusion.py for why and what it measured)
     margin_points_as_clicks: bool = True  # D^f from the interior margin points too (paper)
+    prior_margin: float = PRIOR_MARGIN  # the head's foreground is worth p >= 0.5 + this,
+    prior_margin_bg: float = PRIOR_MARGIN_BG  # its background p <= 0.5 - this
+    merge_margin: int = 1  # voxels: a change this close to the clicked error component joins it
+    max_grow: int = 2  # ROI growths (by margin_voxels, at least 8) while the change touches it
 
     def __post_init__(self) -> None:
         if self.encoding not in ENCODINGS:
@@ -78,6 +98,10 @@ _RANGES = {
     # path length alone decides
     "length_weight": Range(0.0, 10.0),
     "coarse_voxels": VOXEL_BUDGET, "coarse_geodesic_voxels": VOXEL_BUDGET,
+    # 0.5 would make p exactly 0 / 1 (the head is final)
+    "prior_margin": Range(0.0, 0.5), "prior_margin_bg": Range(0.0, 0.5),
+    "merge_margin": Range(0, 64),  # voxels
+    "max_grow": Range(0, 8),  # each growth re-runs the refinement on a larger ROI
 }
 
 
@@ -155,41 +179,50 @@ def initial(read_image: Callable[[Box], np.ndarray], geo: _Geometry, points: np.
                               "encoding": params.encoding, "cnn_box": [list(box.lo), list(box.hi)]})
 
 
-def _check_refinable(context: SegmentContext, plane: Plane | None) -> tuple[Box, np.ndarray]:
+def _to_refine(context: SegmentContext, geo: _Geometry, current_mask_bbox: Box | None
+               ) -> tuple[tuple[Box, np.ndarray] | None, bool]:
+    """(the head's stored probability where it lies on the interaction's plane, or None; True
+    when this method made the head on the same plane, i.e. the map is its CNN output)."""
     head = context.head_interaction
-    start = "start it with a `points` interaction (interior margin points, method mideepseg)"
-    if head.get("method") != NAME:
-        raise InvalidPrompt(f"the segment has no MIDeepSeg result to refine: {start}")
-    head_plane = head.get("plane")
-    if head_plane != plane_record(plane):
-        where = ("in 3D" if head_plane is None
-                 else f"in 2D on {head_plane['axis']}={head_plane['index']}")
-        raise InvalidPrompt(f"the MIDeepSeg result to refine was made {where}: refine it there, "
-                            f"or {start}")
+    own = head.get("method") == NAME and head.get("plane") == plane_record(geo.plane)
     stored = context.head_probability()
-    if stored is None:
-        raise InvalidPrompt(f"the MIDeepSeg probability of the head revision is gone: {start}")
-    return stored
+    if stored is not None and geo.plane is not None:
+        box, values = stored
+        axis, index = geo.plane.axis, geo.plane.index
+        if not box.lo[axis] <= index <= box.hi[axis]:
+            stored = None
+        else:  # the stored map's slice on the plane
+            lo, hi = list(box.lo), list(box.hi)
+            lo[axis] = hi[axis] = index
+            cut = np.take(np.asarray(values).reshape(box.shape), [index - box.lo[axis]], axis)
+            stored = (Box(tuple(lo), tuple(hi)), cut)
+    if stored is None and current_mask_bbox is None:
+        raise InvalidPrompt("the segment has nothing to refine here: start it with a `points` "
+                            "interaction (interior margin points, method mideepseg), or with "
+                            "any other method's start (a box, a click)")
+    return stored, own
 
 
-def refine(read_image: Callable[[Box], np.ndarray], geo: _Geometry, marks: Marks,
-           params: MIDeepSegParams, context: SegmentContext) -> MethodResult:
-    """IF-GC (or plain GC) refinement of the head revision's stored CNN probability with all
-    of the segment's clicks and margin points (`marks`, on the plane in 2D)."""
+def _refine_roi(read_image, read_mask, geo: _Geometry, marks: Marks, params: MIDeepSegParams,
+                stored: tuple[Box, np.ndarray] | None, own: bool, has_head: bool, roi: Box
+                ) -> tuple[MethodResult, np.ndarray]:
+    """One refinement on `roi`: (result, changed region, ROI-shaped)."""
     t0 = time.perf_counter()
-    box, prob = _check_refinable(context, geo.plane)
-    clicks = np.concatenate([marks.fg, marks.bg, marks.points]).reshape(-1, 3)
-    lo = np.maximum(clicks.min(axis=0) - params.margin_voxels, 0)
-    hi = np.minimum(clicks.max(axis=0) + params.margin_voxels, np.asarray(geo.shape) - 1)
-    roi = _union(box, geo.box(lo[geo.keep], hi[geo.keep]))
     image = geo.squeeze(np.asarray(read_image(roi), dtype=np.float32).reshape(roi.shape))
-    stored = _paste(prob, box, roi)
+    q, known = stored_in(roi, stored)
+    head = (np.asarray(read_mask(roi), dtype=bool).reshape(roi.shape) if has_head
+            else np.zeros(roi.shape, dtype=bool))
     hard_bg = _local(marks.bg, roi)
     # the margin points are foreground unless a (newer) background click sits on one
     clicked_fg = _local(marks.fg, roi)
     hard_fg = clicked_fg | (_local(marks.points, roi) & ~hard_bg)
     t1 = time.perf_counter()
-    p, fg, bg = geo.squeeze(stored), geo.squeeze(hard_fg), geo.squeeze(hard_bg)
+    fg, bg, head2 = geo.squeeze(hard_fg), geo.squeeze(hard_bg), geo.squeeze(head)
+    if head2.any():  # the head mask's prior, its stored map giving the confidence
+        p = mask_prior(head2, geo.squeeze(q), geo.squeeze(known), params.prior_margin,
+                       margin_bg=params.prior_margin_bg)
+    else:  # an empty head (the CNN found nothing): its map as it is
+        p = geo.squeeze(q)
     norm = normalize_percentiles(image)
     # a full-resolution maxflow on a whole-organ 3D ROI takes seconds; banded: same mask class
     cut = banded_graph_cut if p.size > params.coarse_voxels else graph_cut
@@ -202,10 +235,47 @@ def refine(read_image: Callable[[Box], np.ndarray], geo: _Geometry, marks: Marks
         mask = plain_gc(p, norm, geo.spacing, fg, bg, params.lamb, params.sigma, cut)
     mask[fg], mask[bg & ~fg] = True, False  # a no-op for graph_cut; the banded cut's coarse
     # labels far from the band could otherwise miss a click that shares a block with another
+    new_fg, new_bg = contradicted(fg, bg, head2)
+    mask, region = local_merge(head2, mask, new_fg, new_bg, params.merge_margin)
     t2 = time.perf_counter()
-    return MethodResult(roi=roi, mask=mask.reshape(roi.shape), probability=stored,
-                        timings={"roi": t1 - t0, params.refinement: t2 - t1},
-                        info={"refinement": params.refinement})
+    # this method's CNN map is carried as it is (zero outside the CNN box); another method's
+    # head leaves its prior, which the next refinement reads as its map
+    carried = q if own else np.asarray(p, dtype=np.float32).reshape(roi.shape)
+    return (MethodResult(roi=roi, mask=mask.reshape(roi.shape), probability=carried,
+                         timings={"roi": t1 - t0, params.refinement: t2 - t1},
+                         info={"refinement": params.refinement,
+                               "changed_marks": int(new_fg.sum() + new_bg.sum())}),
+            region.reshape(roi.shape))
+
+
+def refine(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], np.ndarray],
+           geo: _Geometry, marks: Marks, params: MIDeepSegParams, context: SegmentContext,
+           current_mask_bbox: Box | None) -> MethodResult:
+    """IF-GC (or plain GC) refinement of the head revision (its mask and stored map) with all
+    of the segment's clicks and margin points (`marks`, on the plane in 2D), local to the
+    clicks the head contradicts (engine/refinement.py)."""
+    stored, own = _to_refine(context, geo, current_mask_bbox)
+    clicks = np.concatenate([marks.fg, marks.bg, marks.points]).reshape(-1, 3)
+    lo = np.maximum(clicks.min(axis=0) - params.margin_voxels, 0)
+    hi = np.minimum(clicks.max(axis=0) + params.margin_voxels, np.asarray(geo.shape) - 1)
+    roi = _union(geo.box(lo[geo.keep], hi[geo.keep]), current_mask_bbox)
+    if stored is not None:
+        roi = _union(roi, stored[0])
+    steps = [max(params.margin_voxels, 8)] * 3
+    timings: dict[str, float] = {}
+    for grown in range(params.max_grow + 1):
+        result, region = _refine_roi(read_image, read_mask, geo, marks, params, stored, own,
+                                     current_mask_bbox is not None, roi)
+        for key, seconds in result.timings.items():
+            timings[key] = timings.get(key, 0.0) + seconds
+        faces = open_faces(region, roi, geo.shape, geo.plane)
+        if not faces or grown == params.max_grow:
+            break
+        roi = grow(roi, faces, steps, geo.shape)
+    result.timings = timings
+    if grown:
+        result.info["roi_grown"] = grown
+    return result
 
 
 def segment(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], np.ndarray],
@@ -213,9 +283,10 @@ def segment(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], 
             params: MIDeepSegParams = MIDeepSegParams(), current_mask_bbox: Box | None = None,
             context: SegmentContext | None = None) -> MethodResult:
     """`points` in `context.kind`: initial segmentation from `marks.points`; otherwise a
-    refinement of the head revision (which this method must have made). `marks` are the
+    refinement of the head revision, whichever method made it. `marks` are the
     segment's cumulative marks on `plane` (all of them in 3D). Raises InvalidPrompt for too few
-    points or nothing to refine, ModelUnavailable when no model fits (dims, encoding)."""
+    points or nothing to refine (no mask, no stored map), ModelUnavailable when no model fits
+    (dims, encoding)."""
     context = context or SegmentContext()
     marks = Marks(np.asarray(marks.fg).reshape(-1, 3), np.asarray(marks.bg).reshape(-1, 3),
                   list(marks.boxes), np.asarray(marks.points).reshape(-1, 3))
@@ -223,7 +294,7 @@ def segment(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], 
     geo = _Geometry(shape, spacing, plane)
     if context.kind == "points":
         return initial(read_image, geo, marks.points, params, current_mask_bbox)
-    return refine(read_image, geo, marks, params, context)
+    return refine(read_image, read_mask, geo, marks, params, context, current_mask_bbox)
 
 
 METHOD = Method(
@@ -232,7 +303,8 @@ METHOD = Method(
                 ">= 3) runs our trained 2D/3D U-Net on their relaxed box with a cue map "
                 "(`encoding` picks the model, see /v1/models); `click`s then refine it by "
                 "information fusion of the CNN probability with geodesic distances of all "
-                "clicks and a graph cut (IF-GC, or `refinement: gc`).",
+                "clicks and a graph cut (IF-GC, or `refinement: gc`); clicks refine any start "
+                "locally (a `bifseg` box, a model-free click, an imported mask).",
     interaction_types=("points", "click"),
     dims=("2d", "3d"),
     params_type=MIDeepSegParams,

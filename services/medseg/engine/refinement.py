@@ -1,0 +1,172 @@
+"""The refinement contract every click method follows (issue 13): a click never throws work away.
+
+A click or scribble on a segment whose head revision has a mask *refines* that mask:
+
+1. **Prior.** The head mask, and the probability stored with the head revision where it covers
+   the voxel (a network's or the previous fusion's), become the prior of the unary term
+   (`mask_prior`): a head-foreground voxel gets p0 >= 0.8, a head-background one p0 <= 0.4
+   (asymmetric: the foreground is work done, the background mostly not yet segmented), and
+   the stored probability says how confident beyond that. The method
+   fuses p0 with the geodesic cue of the marks as MIDeepSeg's IF-GC does, R = (1 - a) p0 + a E,
+   with a weight a that decays with the geodesic distance from the new marks (`fuse_prior`).
+2. **New marks.** The marks that the head mask contradicts (`contradicted`): a foreground mark
+   on a head-background voxel, a background mark on a head-foreground one. A mark the head
+   already agrees with asks for nothing, so it changes nothing. This is a function of the head
+   revision and the cumulative marks alone, so replay is exact without knowing which request
+   brought which mark; an older mark that a later start (a box, an import) overrode is
+   contradicted again and is honoured at the next click, as a hard constraint should be.
+3. **Region of influence** (`local_merge`, progressive merging as in RITM / FocalClick): the
+   connected components (full connectivity) of the *additions* (new & ~head) that hold a new
+   foreground mark, and of the *removals* (head & ~new) that hold a new background mark, with
+   the components of the same kind of change within `margin` voxels of them (so a fragment split
+   off by one voxel still comes along). Everything else is the head mask, bit for bit: a
+   foreground mark never removes a voxel, a background mark never adds one, and no click
+   changes anything away from the error component it lands in.
+4. **ROI growth** (`open_faces`, `grow`): when the changed region touches a face of the region
+   of interest that is not an image face, the ROI grows on that face and the method runs again
+   (a bounded number of times), so no mask keeps a straight crop edge.
+
+Arrays here are the method's (squeezed for 2D) ROI arrays, all of one shape.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from medseg.engine.prompts import Box, Plane
+
+PRIOR_MARGIN = 0.3  # the head's foreground is worth at least p0 = 0.8 ...
+PRIOR_MARGIN_BG = 0.1  # ... its background at most p0 = 0.4: the foreground is the work done,
+# the background is mostly what nobody has segmented yet
+PRIOR_DEFAULT = 0.9  # p0 of a head-fg voxel where no probability was stored (0.1 for bg)
+
+
+def stored_in(roi: Box, stored: tuple[Box, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+    """(values float32, known bool), ROI-shaped (z, y, x): the head revision's stored
+    probability (its inclusive box and box-shaped array) where that box overlaps the ROI."""
+    values = np.zeros(roi.shape, dtype=np.float32)
+    known = np.zeros(roi.shape, dtype=bool)
+    if stored is None:
+        return values, known
+    box, array = stored
+    array = np.asarray(array, dtype=np.float32).reshape(box.shape)
+    overlap = box.intersect(roi)
+    if overlap is not None:
+        values[overlap.slices_in(roi)] = array[overlap.slices_in(box)]
+        known[overlap.slices_in(roi)] = True
+    return values, known
+
+
+def mask_prior(head: np.ndarray, probability: np.ndarray | None = None,
+               known: np.ndarray | None = None, margin: float = PRIOR_MARGIN,
+               default: float = PRIOR_DEFAULT, margin_bg: float | None = None) -> np.ndarray:
+    """p0 (float32): the stored probability where `known`, `default` (1 - default) on head
+    foreground (background) elsewhere, then kept on the head label's side of 0.5 by at least
+    `margin` (`margin_bg` on the background side; `margin` when None), so the prior never
+    contradicts the head mask (which clicks may have corrected against the network) but keeps
+    the network's confidence beyond that."""
+    head = np.asarray(head, dtype=bool)
+    q = np.where(head, default, 1.0 - default).astype(np.float32)
+    if probability is not None and known is not None:
+        q = np.where(known, np.asarray(probability, dtype=np.float32), q)
+    bg_margin = margin if margin_bg is None else margin_bg
+    return np.where(head, np.maximum(q, 0.5 + margin),
+                    np.minimum(q, 0.5 - bg_margin)).astype(np.float32)
+
+
+def fuse_prior(prior: np.ndarray, cue: np.ndarray, distance: np.ndarray) -> np.ndarray:
+    """R = (1 - a) p0 + a cue with a = exp(-distance) (IF-GC eq. 5 and 7, the distance being
+    the geodesic distance from the new marks): the marks decide near themselves, the head
+    far from them."""
+    alpha = np.exp(-np.asarray(distance, dtype=np.float64))
+    fused = (1.0 - alpha) * np.asarray(prior, dtype=np.float64) + alpha * cue
+    return fused.astype(np.float32)
+
+
+def contradicted(fg: np.ndarray, bg: np.ndarray, head: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(new fg, new bg): the marked voxels whose label the head mask contradicts."""
+    head = np.asarray(head, dtype=bool)
+    return np.asarray(fg, dtype=bool) & ~head, np.asarray(bg, dtype=bool) & head
+
+
+def _boundary(mask: np.ndarray) -> np.ndarray:
+    """The voxels of `mask` with a 4/6-neighbour outside it (or on the array's edge)."""
+    return mask & ~ndimage.binary_erosion(mask, border_value=0)
+
+
+def depth_mm(new_fg: np.ndarray, new_bg: np.ndarray, head: np.ndarray, spacing,
+             limit: int = 16) -> float | None:
+    """How deep the new marks sit in the error they correct: the largest distance (mm) from a
+    new mark to the nearest voxel of the label it asks for in the head mask (a foreground mark
+    to the head's foreground, a background mark to its background); None when there is none.
+    A user (and the robot) clicks inside the error, so the error reaches at least this far
+    around the mark: it sets how far the mark is heard. At most `limit` marks of each kind are
+    measured (every k-th, in C order), so a long scribble costs what a few clicks cost."""
+    head = np.asarray(head, dtype=bool)
+    sp = np.asarray(spacing, dtype=float)
+    best = None
+    for marks, target in ((new_fg, head), (new_bg, ~head)):
+        points = np.argwhere(marks)
+        if len(points) == 0 or not target.any():
+            continue
+        points = points[:: max(len(points) // limit, 1)][:limit]
+        edge = np.argwhere(_boundary(target))
+        for p in points:
+            d = float(np.sqrt((((edge - p) * sp) ** 2).sum(axis=1)).min())
+            best = d if best is None else max(best, d)
+    return best
+
+
+def _touching(change: np.ndarray, marks: np.ndarray, margin: int) -> np.ndarray:
+    """The connected components (full connectivity) of `change` that hold a mark, and the
+    components of `change` within `margin` voxels of those."""
+    if not (change & marks).any():
+        return np.zeros(change.shape, dtype=bool)
+    structure = ndimage.generate_binary_structure(change.ndim, change.ndim)
+    labels, _ = ndimage.label(change, structure)
+    hit = np.unique(labels[marks & change])
+    region = np.isin(labels, hit[hit > 0])
+    if margin > 0:  # whole components of the change within `margin` voxels of those
+        near = ndimage.binary_dilation(region, structure, iterations=margin) & change
+        hit = np.unique(labels[near])
+        region = np.isin(labels, hit[hit > 0])
+    return region
+
+
+def local_merge(head: np.ndarray, new: np.ndarray, new_fg: np.ndarray, new_bg: np.ndarray,
+                margin: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(merged mask, changed region): the head mask with the additions of `new` that the new
+    foreground marks' components hold and the removals that the new background marks'
+    components hold (module doc, item 3)."""
+    head, new = np.asarray(head, dtype=bool), np.asarray(new, dtype=bool)
+    added = _touching(new & ~head, np.asarray(new_fg, dtype=bool), margin)
+    removed = _touching(head & ~new, np.asarray(new_bg, dtype=bool), margin)
+    return (head | added) & ~removed, added | removed
+
+
+def open_faces(region: np.ndarray, roi: Box, shape, plane: Plane | None
+               ) -> list[tuple[int, int]]:
+    """(axis, side) of each ROI face that `region` (ROI-shaped (z, y, x)) touches and that is
+    not a face of the image; side -1 = low face, +1 = high face. None along a 2D plane's axis."""
+    faces = []
+    for axis in range(3):
+        if plane is not None and axis == plane.axis:
+            continue
+        for side, index, edge in ((-1, 0, roi.lo[axis] > 0),
+                                  (1, region.shape[axis] - 1, roi.hi[axis] < shape[axis] - 1)):
+            if edge and np.take(region, index, axis=axis).any():
+                faces.append((axis, side))
+    return faces
+
+
+def grow(roi: Box, faces: list[tuple[int, int]], steps, shape) -> Box:
+    """The ROI moved out by `steps[axis]` voxels on each of `faces`, within the image."""
+    lo, hi = list(roi.lo), list(roi.hi)
+    for axis, side in faces:
+        if side < 0:
+            lo[axis] = max(lo[axis] - int(steps[axis]), 0)
+        else:
+            hi[axis] = min(hi[axis] + int(steps[axis]), int(shape[axis]) - 1)
+    return Box(tuple(lo), tuple(hi))
