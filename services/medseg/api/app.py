@@ -114,6 +114,8 @@ def _add_request_middleware(app: FastAPI, settings: Settings) -> None:
         REQUEST_SECONDS.labels(request.method, path, str(response.status_code)).observe(elapsed)
         response.headers["X-Request-ID"] = request.state.request_id
         response.headers["Server-Timing"] = f"app;dur={elapsed * 1000:.2f}"
+        if settings.replica:  # which replica answered, behind a load balancer
+            response.headers["X-Medseg-Replica"] = settings.replica
         log.info("request", method=request.method, route=path, status=response.status_code,
                  ms=round(elapsed * 1000, 2), tenant=getattr(request.state, "tenant", None))
         structlog.contextvars.clear_contextvars()

@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     pacs: str = Field("", repr=False)
     pacs_file: Path | None = None
 
+    # this process's name in the `X-Medseg-Replica` response header (e.g. the pod's name, see
+    # deploy/k8s); empty: no header
+    replica: str = Field("", max_length=64, pattern=r"^[A-Za-z0-9._:-]*$")
+
     log_level: str = "INFO"
     log_json: bool = True
 
