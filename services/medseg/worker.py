@@ -15,11 +15,11 @@ import os
 import socket
 import sys
 
-from rq import Queue, SimpleWorker, Worker
+from rq import SimpleWorker, Worker
 
 from medseg import builtin
-from medseg.jobs import queue, runner
-from medseg.jobs.settings import QUEUE_NAME, WorkerSettings
+from medseg.jobs import queue, runner, schedule
+from medseg.jobs.settings import WorkerSettings
 from medseg.store import Store
 
 
@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> None:
     connection = store.jobs.redis
     name = args.name or f"medseg.{socket.gethostname()}.{os.getpid()}"
     worker_class = SimpleWorker if args.no_fork else Worker
-    worker = worker_class([Queue(QUEUE_NAME, connection=connection)], connection=connection,
+    # interactive first: RQ takes from the first non-empty queue of the list (jobs/schedule.py)
+    worker = worker_class(schedule.queues(connection), connection=connection,
                           name=name, work_horse_killed_handler=_horse_killed,
                           job_monitoring_interval=5)
     print(f"medseg-worker {name}: kinds {kinds.names()}; failed {len(reaped)} orphaned job(s)",

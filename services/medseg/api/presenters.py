@@ -13,10 +13,13 @@ from medseg.api.schemas import (
     ChangeResult,
     Delta,
     JobPublic,
+    JobQueuePublic,
     RevisionPublic,
     SegmentPublic,
     SessionPublic,
 )
+from medseg.jobs import queue, schedule
+from medseg.jobs.schedule import QueueInfo
 from medseg.store import Store
 from medseg.store.records import JobRecord, RevisionRecord, SegmentRecord, SessionMeta
 from medseg.usecases.interactions import Change
@@ -68,14 +71,28 @@ def file_response(file: ExportFile) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="{file.filename}"'})
 
 
-def job_public(record: JobRecord) -> JobPublic:
+def job_public(record: JobRecord, queue: QueueInfo | None = None) -> JobPublic:
     return JobPublic(
         id=record.id, kind=record.kind, session_id=record.session, segment_id=record.segment,
         state=record.state, progress=record.progress.model_dump(), created_at=record.created_at,
         started_at=record.started_at, finished_at=record.finished_at, timings_ms=ms(record.timings),
         base_revision=record.base_revision, result_revision=record.result_revision,
         result=record.result, error=record.error.model_dump() if record.error else None,
-        cancel_requested=record.cancel_requested)
+        cancel_requested=record.cancel_requested, priority=record.priority,
+        queue=None if queue is None else JobQueuePublic(
+            position=queue.position, jobs_ahead=queue.jobs_ahead, running=queue.running,
+            workers=queue.workers, starts_in_s=_round(queue.starts_in_s),
+            eta_s=_round(queue.eta_s), basis=queue.basis))
+
+
+def _round(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 1)
+
+
+def job_with_queue(store: Store, record: JobRecord) -> JobPublic:
+    """The job with its queue position and ETA (while it is queued or running)."""
+    info = schedule.queue_info(store.jobs.redis, record, queue.worker_count(store))
+    return job_public(record, info)
 
 
 def array_response(array: np.ndarray, accept_encoding: str) -> Response:

@@ -268,8 +268,24 @@ class JobProgressPublic(BaseModel):
 
 class JobErrorPublic(BaseModel):
     code: str = Field(
-        description="revision_conflict, worker_lost, invalid_prompt, internal_error, ...")
+        description="revision_conflict, worker_lost, invalid_prompt, internal_error, ...; on a "
+        "cancelled job: superseded (a newer job of the same kind on the segment replaced it)")
     message: str
+
+
+class JobQueuePublic(BaseModel):
+    """Where a queued or running job stands (estimates from recent runs of each kind)."""
+
+    position: int | None = Field(description="1 = the next job a worker takes; null once running")
+    jobs_ahead: int = Field(description="queued jobs that start before it (higher priorities "
+                            "first)")
+    running: int = Field(description="jobs running now")
+    workers: int = Field(description="live job workers")
+    starts_in_s: float | None = Field(description="seconds until a worker is expected to take it "
+                                      "(0 once running); null when unknown")
+    eta_s: float | None = Field(description="seconds until it is expected to finish; null when "
+                                "no recent run of a kind involved is known, or no worker lives")
+    basis: str = Field(description="what the estimate rests on, in words")
 
 
 class JobPublic(BaseModel):
@@ -290,6 +306,12 @@ class JobPublic(BaseModel):
     result: dict[str, Any] = Field(description="kind-specific summary")
     error: JobErrorPublic | None
     cancel_requested: bool
+    priority: Literal["interactive", "normal", "batch"] = Field(
+        "normal", description="the queue it waits in; workers take interactive jobs (e.g. a "
+        "propagation) first, then normal (fine-tuning), then batch (a PACS push)")
+    queue: JobQueuePublic | None = Field(
+        None, description="position and ETA while queued or running (GET /v1/jobs/{id} and the "
+        "answer to a submission); null once it has ended")
 
 
 class JobKindInfo(BaseModel):
