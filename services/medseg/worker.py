@@ -10,6 +10,7 @@ whose worker dies is then failed when its heartbeat runs out.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import socket
@@ -20,7 +21,7 @@ from rq import SimpleWorker, Worker
 from medseg import builtin
 from medseg.jobs import queue, runner, schedule
 from medseg.jobs.settings import WorkerSettings
-from medseg.store import Store
+from medseg.store import Store, archive
 
 
 def _horse_killed(job, retpid, ret_val, rusage) -> None:
@@ -62,7 +63,12 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("rq.worker").setLevel(logging.WARNING)
     # /readyz counts this worker while its presence beats (it drops out within the heartbeat
     # window once the process is gone, however it ended)
-    with queue.WorkerPresence(store, name, settings.job_heartbeat_s):
+    with contextlib.ExitStack() as running:
+        running.enter_context(queue.WorkerPresence(store, name, settings.job_heartbeat_s))
+        if settings.archive_dir is not None:  # archive sessions before they expire
+            running.enter_context(archive.ArchiveSweeper(
+                connection, settings.archive_dir.expanduser().resolve(), settings.archive_lead_s,
+                settings.archive_retention_days * 86400, settings.archive_sweep_s))
         worker.work(burst=args.burst, logging_level="WARNING", with_scheduler=False)
 
 

@@ -55,6 +55,7 @@ class Session:
     # what the server changed in the upload to serve it (e.g. NaN voxels replaced): show them
     warnings: list[str] = field(default_factory=list)
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+    expires_at: str | None = None  # ISO 8601: when it expires if left idle
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Session:
@@ -63,7 +64,8 @@ class Session:
                    modality=obj.get("modality", ""), source_format=obj.get("source_format", ""),
                    expires_in_s=int(obj.get("expires_in_s", 0)),
                    segments=[Segment.from_json(s) for s in obj.get("segments", [])],
-                   warnings=[str(w) for w in obj.get("warnings", [])], raw=obj)
+                   warnings=[str(w) for w in obj.get("warnings", [])], raw=obj,
+                   expires_at=obj.get("expires_at"))
 
 
 @dataclass(frozen=True)

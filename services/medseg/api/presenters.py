@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import zstandard
@@ -44,9 +45,14 @@ def session_public(store: Store, meta: SessionMeta) -> SessionPublic:
         id=meta.id, name=meta.name, shape=list(meta.shape), spacing=list(meta.spacing),
         affine=meta.affine, modality=meta.modality, dtype=meta.dtype,
         source_format=meta.source_format, created_at=meta.created_at,
-        expires_in_s=max(store.sessions.ttl(meta.id), 0),
+        expires_in_s=(ttl := max(store.sessions.ttl(meta.id), 0)),
+        expires_at=expires_at(ttl),
         segments=[segment_public(store, meta, s) for s in store.segments.list(meta)],
         warnings=meta.warnings, source=meta.source)
+
+
+def expires_at(ttl_s: int) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=ttl_s)).isoformat(timespec="seconds")
 
 
 def change_result(change: Change) -> ChangeResult:

@@ -36,6 +36,32 @@ class Strict(BaseModel):
 
 
 # -- sessions ------------------------------------------------------------------------------
+class SessionExpiry(BaseModel):
+    """A session's idle expiry, as a keep-alive leaves it."""
+
+    id: str
+    expires_in_s: int
+    expires_at: str
+    archived: bool = Field(description="an archive is configured: an expiring session is archived "
+                           "first and can be restored (POST /v1/sessions/restore)")
+
+
+class ArchivedSessionPublic(BaseModel):
+    """An expired session kept in the archive (no name: archives hold no file names)."""
+
+    session_id: str
+    archived_at: str
+    expired_at: str = Field(description="when it was due to expire as it was archived")
+    shape: list[int]
+    modality: str
+    created_at: str
+    segments: int
+
+
+class RestoreRequest(Strict):
+    session_id: str = Field(pattern=r"^[0-9a-f]{32}$", description="the archived session's id")
+
+
 class SessionPublic(BaseModel):
     id: str
     name: str | None
@@ -47,6 +73,8 @@ class SessionPublic(BaseModel):
     source_format: str
     created_at: str
     expires_in_s: int = Field(description="seconds until the session expires if left idle")
+    expires_at: str | None = Field(None, description="when it expires if left idle (ISO 8601, "
+                                   "UTC); every request on it, or a keep-alive, extends it")
     segments: list[SegmentPublic] = []
     warnings: list[str] = Field(default_factory=list, description=(
         "what loading the image changed, in words: e.g. NaN or infinite voxels (often "

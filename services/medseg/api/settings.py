@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     aof_rewrite_delay_s: float = 5.0
 
     session_ttl_s: int = 2 * 3600  # idle time after which a session and all its keys expire
+    # archive of expiring sessions (store/archive.py; the job workers write it, the API reads
+    # it for restores): unset, nothing is archived and an expired session is gone
+    archive_dir: Path | None = None
+    archive_retention_days: float = Field(30.0, gt=0)  # archives older than this are deleted
     max_upload_bytes: int = 1 << 30
     max_voxels: int = 512 * 512 * 1024
     max_uncompressed_bytes: int = 4 << 30
