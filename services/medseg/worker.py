@@ -41,6 +41,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default=None, help="worker name (default host.pid)")
     parser.add_argument("--no-fork", action="store_true",
                         help="run jobs in this process (lower overhead, no per-job isolation)")
+    parser.add_argument("--queues", nargs="+", choices=schedule.PRIORITIES,
+                        default=list(schedule.PRIORITIES),
+                        help="the priority queues it takes from, in this order (default: "
+                             "interactive normal batch), e.g. --queues interactive for a worker "
+                             "kept for what users wait for")
     args = parser.parse_args(argv)
     settings = WorkerSettings()
     kinds = builtin.build(settings.plugins).job_kinds
@@ -55,7 +60,8 @@ def main(argv: list[str] | None = None) -> None:
     name = args.name or f"medseg.{socket.gethostname()}.{os.getpid()}"
     worker_class = SimpleWorker if args.no_fork else Worker
     # interactive first: RQ takes from the first non-empty queue of the list (jobs/schedule.py)
-    worker = worker_class(schedule.queues(connection), connection=connection,
+    worker = worker_class([schedule.queue_for(p, connection) for p in args.queues],
+                          connection=connection,
                           name=name, work_horse_killed_handler=_horse_killed,
                           job_monitoring_interval=5)
     print(f"medseg-worker {name}: kinds {kinds.names()}; failed {len(reaped)} orphaned job(s)",
