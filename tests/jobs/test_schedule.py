@@ -11,6 +11,7 @@ from medseg.store.jobs import runs_key
 from tests.api.helpers import new_segment, upload
 from tests.jobs.demo_kinds import PAINT
 from tests.jobs.helpers import release_paint, submit_paint, wait_done, wait_step
+from tests.live import job_worker
 
 CLICK = {"type": "click", "dim": "2d", "plane": {"axis": "z", "index": 15},
          "clicks": [{"zyx": [15, 50, 40]}]}
@@ -102,3 +103,18 @@ def test_running_job_is_not_superseded(client, store, worker, totalseg):
     assert wait_done(client, running.id)["state"] == "succeeded"
     # the newer one then starts from a revision that moved on: it fails, never rebases
     assert wait_done(client, newer.id)["error"]["code"] == "revision_conflict"
+
+
+def test_a_worker_kept_for_the_interactive_queue(client, store, no_worker, redis_url, totalseg):
+    session = upload(client, totalseg / "ct_3mm.nii.gz")
+    normal = _paint(store, session, new_segment(client, session["id"], "a"), "normal", steps=1,
+                    step_s=0)
+    with job_worker(redis_url, "--queues", "interactive"):
+        interactive = _paint(store, session, new_segment(client, session["id"], "b"),
+                             "interactive", steps=1, step_s=0)
+        assert wait_done(client, interactive.id)["state"] == "succeeded"
+        # submitted first, but in a queue this worker does not take from
+        waiting = client.get(f"/v1/jobs/{normal.id}").json()
+        assert waiting["state"] == "queued" and waiting["queue"]["position"] == 1
+    no_worker.start()  # a worker of every queue takes it
+    assert wait_done(client, normal.id)["state"] == "succeeded"
