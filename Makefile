@@ -10,8 +10,9 @@ NPY_FLAG := -DNPY_IN_ARRAY=NPY_ARRAY_IN_ARRAY
 
 CHROMIUM := /usr/bin/chromium
 ORTHANC := /usr/share/orthanc/plugins/libOrthancDicomWeb.so
+NGINX := /usr/sbin/nginx
 
-.PHONY: serve test bench bench-load bench-browser bench-propagation bench-jobs worker openapi lint clean-venv
+.PHONY: serve serve-replicas test bench bench-load bench-browser bench-propagation bench-jobs worker openapi lint clean-venv
 
 # The venv is rebuilt when pyproject.toml changes. GeodisTK's sdist needs NumPy and
 # setuptools present and the NPY_IN_ARRAY alias to compile against NumPy 2; torch is pinned
@@ -31,6 +32,22 @@ DEV_MODE := $(if $(MEDSEG_API_KEYS)$(MEDSEG_API_KEYS_FILE),0,1)
 serve: $(STAMP)
 	MEDSEG_DEV_MODE=$${MEDSEG_DEV_MODE:-$(DEV_MODE)} HOST=$(HOST) PORT=$(PORT) $(PY) -m medseg.main
 
+# N API replicas (3) and M job workers (2) on one Redis behind a private nginx on loopback
+# (round robin), as a cluster runs them: `make serve-replicas API=3 JOB_WORKERS=2 PORT=8080`
+API ?= 3
+JOB_WORKERS ?= 2
+serve-replicas: $(STAMP) $(NGINX)
+	MEDSEG_DEV_MODE=$${MEDSEG_DEV_MODE:-$(DEV_MODE)} $(PY) -m medseg.replicas --api $(API) \
+	  --workers $(JOB_WORKERS) --port $(if $(filter 8000,$(PORT)),8080,$(PORT))
+
+# The replica tests (tests/scale) and `make serve-replicas` run Debian's nginx (never the
+# system service: a private configuration on loopback ports).
+$(NGINX):
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO="sudo -n"; \
+	else echo "the replica tests need nginx: apt-get install nginx" >&2; exit 1; fi; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	  --no-install-recommends nginx
+
 # The viewer's browser tests drive Debian's Chromium (never a browser Playwright downloads).
 $(CHROMIUM):
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO="sudo -n"; \
@@ -46,7 +63,7 @@ $(ORTHANC):
 	  --no-install-recommends orthanc orthanc-dicomweb
 
 # lint first: a type or style error fails fast, before the 5-minute suite
-test: lint $(CHROMIUM) $(ORTHANC)
+test: lint $(CHROMIUM) $(ORTHANC) $(NGINX)
 	$(PY) -m pytest
 
 bench: $(STAMP)

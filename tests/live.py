@@ -97,12 +97,13 @@ def worker_name(process: subprocess.Popen) -> str:
 
 
 @contextmanager
-def job_worker(redis_url: str, **env_overrides: str):
-    """A real `python -m medseg.worker` process (its own process group); yields it once RQ has
-    registered it, i.e. once it serves the queue (a job queued earlier waits there for it)."""
+def job_worker(redis_url: str, *args: str, **env_overrides: str):
+    """A real `python -m medseg.worker` process (its own process group; `args` are its command
+    line options); yields it once RQ has registered it, i.e. once it serves the queue (a job
+    queued earlier waits there for it)."""
     env = {**os.environ, "MEDSEG_REDIS_URL": redis_url, **WORKER_ENV, **env_overrides}
     with tempfile.TemporaryFile() as log, redis.Redis.from_url(redis_url) as connection:
-        process = subprocess.Popen([sys.executable, "-m", "medseg.worker"], env=env,
+        process = subprocess.Popen([sys.executable, "-m", "medseg.worker", *args], env=env,
                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             key = f"{Worker.redis_worker_namespace_prefix}{worker_name(process)}"

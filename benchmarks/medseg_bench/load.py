@@ -13,6 +13,14 @@ Columns: clicks/s = clicks answered 200 per second of the clicking phase, all cl
 together; p50 / p95 = latency of those clicks as the client saw it; errors = the share of
 clicks that got no 200 (any other status, or no answer); create-session p95 = the uploads,
 all clients at once.
+
+`--replicas 1 2 3` runs the same load through nginx in front of that many API replicas (one
+uvicorn process each, `medseg.replicas`, one job worker) instead of one server with
+`--processes`; `--job-clients K` adds K batch clients that keep submitting propagation jobs
+(graphcut-seeds) on their own sessions meanwhile, and `--think S` makes each annotator pause S
+seconds between clicks (a human pace). The replica table adds: held = whether the p95 stays
+within twice the idle p95 (one client, no jobs, measured first on each replica count), jobs
+done, and Redis memory per session (used_memory growth over the sessions the run opened).
 """
 
 from __future__ import annotations
@@ -84,7 +92,7 @@ class Results:
 
 
 async def client_run(base: str, index: int, files, clicks: list[dict], start: asyncio.Event,
-                     stop_at: list[float], results: Results) -> None:
+                     stop_at: list[float], results: Results, think_s: float = 0.0) -> None:
     async with httpx.AsyncClient(base_url=base, timeout=120) as http:
         began = time.perf_counter()
         response = await http.post("/v1/sessions", files=[("files", f) for f in files])
@@ -112,23 +120,59 @@ async def client_run(base: str, index: int, files, clicks: list[dict], start: as
                         results.click_ms.append((time.perf_counter() - began) * 1000)
                     else:
                         results.failed(f"{answer.status_code} {answer.json().get('error')}")
+                    if think_s:
+                        await asyncio.sleep(think_s)  # the annotator looks at the result
         finally:
             await http.delete(f"/v1/sessions/{sid}")
 
 
-async def one_load(base: str, clients: int, duration_s: float, files, clicks) -> dict:
+async def job_client(base: str, files, clicks: list[dict], start: asyncio.Event,
+                     stop_at: list[float], done: list[int]) -> None:
+    """A batch client: one session, one clicked slice, then propagation jobs back to back."""
+    async with httpx.AsyncClient(base_url=base, timeout=120) as http:
+        sid = (await http.post("/v1/sessions", files=[("files", f) for f in files])).json()["id"]
+        try:
+            segment = (await http.post(f"/v1/sessions/{sid}/segments", json={})).json()["id"]
+            url = f"/v1/sessions/{sid}/segments/{segment}"
+            body = clicks[0]
+            await http.post(f"{url}/interactions", json=body)
+            await start.wait()
+            while time.perf_counter() < stop_at[0]:
+                submitted = await http.post(f"{url}/propagate", json={
+                    "axis": "z", "start_index": body["plane"]["index"],
+                    "method": "graphcut-seeds"})
+                if submitted.status_code != 202:
+                    print(f"  job client: {submitted.status_code} {submitted.text[:200]}")
+                    return
+                job = submitted.json()
+                while time.perf_counter() < stop_at[0]:
+                    state = (await http.get(f"/v1/jobs/{job['id']}")).json()["state"]
+                    if state in ("succeeded", "failed", "cancelled"):
+                        done[0] += state == "succeeded"
+                        break
+                    await asyncio.sleep(0.5)
+        finally:
+            await http.delete(f"/v1/sessions/{sid}")
+
+
+async def one_load(base: str, clients: int, duration_s: float, files, clicks,
+                   think_s: float = 0.0, job_clients: int = 0) -> dict:
     results = Results()
     start = asyncio.Event()
     stop_at = [float("inf")]
-    tasks = [asyncio.create_task(client_run(base, i, files, clicks, start, stop_at, results))
+    jobs_done = [0]
+    tasks = [asyncio.create_task(client_run(base, i, files, clicks, start, stop_at, results,
+                                            think_s))
              for i in range(clients)]
+    batch = [asyncio.create_task(job_client(base, files, clicks, start, stop_at, jobs_done))
+             for _ in range(job_clients)]
     # every client has its session (or failed to get one) before the clicking starts
     while len(results.create_ms) < clients and not any(t.done() for t in tasks):
         await asyncio.sleep(0.05)
     began = time.perf_counter()
     stop_at[0] = began + duration_s
     start.set()
-    await asyncio.gather(*tasks)
+    await asyncio.gather(*tasks, *batch)
     elapsed = min(time.perf_counter(), stop_at[0]) - began
     attempts = len(results.click_ms) + results.errors
     return {"clicks/s": len(results.click_ms) / elapsed,
@@ -136,7 +180,64 @@ async def one_load(base: str, clients: int, duration_s: float, files, clicks) ->
             "p95": pct(results.click_ms, 95) if results.click_ms else float("nan"),
             "errors": results.errors / attempts if attempts else 0.0,
             "create_p95": pct(results.create_ms, 95), "clicks": len(results.click_ms),
-            "problems": results.problems}
+            "problems": results.problems, "jobs": jobs_done[0]}
+
+
+def run_replicas(client_counts: list[int], replica_counts: list[int], duration_s: float,
+                 think_s: float, job_clients: int) -> None:
+    """The load through nginx in front of 1, 2, 3... API replicas (medseg.replicas)."""
+    import redis
+
+    from medseg import replicas
+
+    files, clicks = series(), liver_clicks()
+    env = {"MEDSEG_DEV_MODE": "1", "MEDSEG_API_KEYS": "", "MEDSEG_LOG_LEVEL": "WARNING",
+           "MEDSEG_TENANT_MAX_SESSIONS": "0", "MEDSEG_TENANT_MAX_MB": "0",
+           "MEDSEG_TENANT_MAX_JOBS": "0"}
+    rows = []
+    for count in replica_counts:
+        with replicas.run(api=count, workers=1, env=env) as cluster, \
+                redis.Redis.from_url(cluster.redis_url) as connection:
+            idle = asyncio.run(one_load(cluster.url, 1, duration_s, files, clicks))
+            print(f"  {count} replica(s), idle: p95 {idle['p95']:.0f} ms", flush=True)
+            for clients in client_counts:
+                before = int(connection.info("memory")["used_memory"])
+                row = asyncio.run(_measured(cluster.url, clients, duration_s, files, clicks,
+                                            think_s, job_clients, connection))
+                row["mb_per_session"] = (row.pop("peak_memory") - before) / (1 << 20) / max(
+                    clients + job_clients, 1)
+                row["held"] = row["p95"] <= 2 * idle["p95"]
+                rows.append((count, clients, idle, row))
+                print(f"  {count} replica(s), {clients} clients: {row['clicks/s']:.1f} clicks/s, "
+                      f"p95 {row['p95']:.0f} ms, jobs {row['jobs']}"
+                      + (f", problems {row['problems']}" if row["problems"] else ""), flush=True)
+    print(f"\n| API replicas | clients | clicks/s | p50 ms | p95 ms | idle p95 ms | held (p95 <= "
+          f"2x idle) | error rate | jobs done | Redis MB/session |  ({duration_s:g} s each, "
+          f"{job_clients} batch job clients, think {think_s:g} s)")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for count, clients, idle, row in rows:
+        print(f"| {count} | {clients} | {row['clicks/s']:.1f} | {row['p50']:.0f} | "
+              f"{row['p95']:.0f} | {idle['p95']:.0f} | {'yes' if row['held'] else 'no'} | "
+              f"{row['errors']:.1%} | {row['jobs']} | {row['mb_per_session']:.1f} |")
+
+
+async def _measured(base, clients, duration_s, files, clicks, think_s, job_clients,
+                    connection) -> dict:
+    """`one_load`, sampling Redis's memory while the sessions exist (they are deleted after)."""
+    peak = [int(connection.info("memory")["used_memory"])]
+
+    async def sample() -> None:
+        while True:
+            peak[0] = max(peak[0], int(connection.info("memory")["used_memory"]))
+            await asyncio.sleep(0.5)
+
+    sampler = asyncio.create_task(sample())
+    try:
+        row = await one_load(base, clients, duration_s, files, clicks, think_s, job_clients)
+    finally:
+        sampler.cancel()
+    row["peak_memory"] = peak[0]
+    return row
 
 
 def run(client_counts: list[int], processes: list[int], duration_s: float) -> None:
@@ -168,8 +269,17 @@ def main() -> None:
                              "e.g. 1 2 4 to compare)")
     parser.add_argument("--duration", type=float, default=15.0,
                         help="seconds of clicking per run (default 15)")
+    parser.add_argument("--replicas", type=int, nargs="+", default=None,
+                        help="API replicas behind nginx instead of --processes (e.g. 1 2 3)")
+    parser.add_argument("--job-clients", type=int, default=0,
+                        help="batch clients submitting propagation jobs meanwhile (--replicas)")
+    parser.add_argument("--think", type=float, default=0.0,
+                        help="seconds each annotator pauses between clicks (--replicas)")
     args = parser.parse_args()
-    run(args.clients, args.processes, args.duration)
+    if args.replicas:
+        run_replicas(args.clients, args.replicas, args.duration, args.think, args.job_clients)
+    else:
+        run(args.clients, args.processes, args.duration)
 
 
 if __name__ == "__main__":

@@ -61,6 +61,12 @@ class SessionNotFound(MedsegError):
     code = "session_not_found"
 
 
+class SessionLive(MedsegError):
+    """A restore of a session that has not expired (nothing to restore)."""
+
+    code = "session_live"
+
+
 class SegmentNotFound(MedsegError):
     code = "segment_not_found"
 

@@ -10,17 +10,18 @@ whose worker dies is then failed when its heartbeat runs out.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import socket
 import sys
 
-from rq import Queue, SimpleWorker, Worker
+from rq import SimpleWorker, Worker
 
 from medseg import builtin
-from medseg.jobs import queue, runner
-from medseg.jobs.settings import QUEUE_NAME, WorkerSettings
-from medseg.store import Store
+from medseg.jobs import queue, runner, schedule
+from medseg.jobs.settings import WorkerSettings
+from medseg.store import Store, archive
 
 
 def _horse_killed(job, retpid, ret_val, rusage) -> None:
@@ -40,6 +41,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default=None, help="worker name (default host.pid)")
     parser.add_argument("--no-fork", action="store_true",
                         help="run jobs in this process (lower overhead, no per-job isolation)")
+    parser.add_argument("--queues", nargs="+", choices=schedule.PRIORITIES,
+                        default=list(schedule.PRIORITIES),
+                        help="the priority queues it takes from, in this order (default: "
+                             "interactive normal batch), e.g. --queues interactive for a worker "
+                             "kept for what users wait for")
     args = parser.parse_args(argv)
     settings = WorkerSettings()
     kinds = builtin.build(settings.plugins).job_kinds
@@ -53,7 +59,9 @@ def main(argv: list[str] | None = None) -> None:
     connection = store.jobs.redis
     name = args.name or f"medseg.{socket.gethostname()}.{os.getpid()}"
     worker_class = SimpleWorker if args.no_fork else Worker
-    worker = worker_class([Queue(QUEUE_NAME, connection=connection)], connection=connection,
+    # interactive first: RQ takes from the first non-empty queue of the list (jobs/schedule.py)
+    worker = worker_class([schedule.queue_for(p, connection) for p in args.queues],
+                          connection=connection,
                           name=name, work_horse_killed_handler=_horse_killed,
                           job_monitoring_interval=5)
     print(f"medseg-worker {name}: kinds {kinds.names()}; failed {len(reaped)} orphaned job(s)",
@@ -61,7 +69,12 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("rq.worker").setLevel(logging.WARNING)
     # /readyz counts this worker while its presence beats (it drops out within the heartbeat
     # window once the process is gone, however it ended)
-    with queue.WorkerPresence(store, name, settings.job_heartbeat_s):
+    with contextlib.ExitStack() as running:
+        running.enter_context(queue.WorkerPresence(store, name, settings.job_heartbeat_s))
+        if settings.archive_dir is not None:  # archive sessions before they expire
+            running.enter_context(archive.ArchiveSweeper(
+                connection, settings.archive_dir.expanduser().resolve(), settings.archive_lead_s,
+                settings.archive_retention_days * 86400, settings.archive_sweep_s))
         worker.work(burst=args.burst, logging_level="WARNING", with_scheduler=False)
 
 

@@ -89,3 +89,37 @@ def test_foreground_probability_is_the_softmax_channel_1():
     logits = np.random.default_rng(0).normal(size=(3, 2, 5, 5)).astype(np.float32) * 30
     expected = torch.softmax(torch.from_numpy(logits), dim=1)[:, 1].numpy()
     assert np.allclose(models.foreground_probability(logits), expected, atol=1e-6)
+
+
+def test_provider_choice_cuda_first_when_offered_else_cpu(monkeypatch):
+    """The one choice of execution provider, exercised on a CPU machine with onnxruntime-gpu's
+    list of providers as it reports them on a GPU host."""
+    from medseg.models.loader import CPU, CUDA, preferred_providers
+
+    monkeypatch.delenv("MEDSEG_ONNX_DEVICE", raising=False)
+    gpu_build = ["TensorrtExecutionProvider", CUDA, CPU]
+    assert preferred_providers(gpu_build) == [CUDA, CPU]
+    assert preferred_providers([CPU]) == [CPU]
+    assert preferred_providers(gpu_build, device="cpu") == [CPU]
+    monkeypatch.setenv("MEDSEG_ONNX_DEVICE", "cpu")
+    assert preferred_providers(gpu_build) == [CPU]
+    with pytest.raises(RuntimeError, match="no CUDA provider"):
+        preferred_providers([CPU], device="cuda")
+    with pytest.raises(ValueError, match="auto, cpu or cuda"):
+        preferred_providers([CPU], device="tpu")
+    # this machine's onnxruntime (the CPU build): what a real session gets
+    import onnxruntime
+
+    expected = [CUDA, CPU] if CUDA in onnxruntime.get_available_providers() else [CPU]
+    monkeypatch.delenv("MEDSEG_ONNX_DEVICE")
+    assert preferred_providers() == expected
+
+
+def test_one_code_path_makes_inference_sessions():
+    """Every onnxruntime session of the server is made by the loader (so by the choice above)."""
+    from tests.conftest import ROOT
+
+    makers = [p.relative_to(ROOT).as_posix()
+              for p in (ROOT / "services" / "medseg").rglob("*.py")
+              if "InferenceSession(" in p.read_text()]
+    assert makers == ["services/medseg/models/loader.py"]

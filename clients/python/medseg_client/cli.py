@@ -227,6 +227,31 @@ def delete(ctx: typer.Context, sid: str) -> None:
     _out().print(f"deleted {sid}")
 
 
+@app.command()
+def keepalive(ctx: typer.Context, sid: str) -> None:
+    """Keep a session alive: its idle expiry starts again."""
+    with _client(ctx) as c:
+        kept = c.keepalive(sid)
+    _out().print(f"{sid} expires at {kept['expires_at']} if left idle"
+                 + (" (archived before it expires)" if kept["archived"] else ""))
+
+
+@app.command()
+def archived(ctx: typer.Context) -> None:
+    """List your expired sessions kept in the server's archive."""
+    with _client(ctx) as c:
+        _out().print_json(json.dumps(c.archived_sessions()))
+
+
+@app.command()
+def restore(ctx: typer.Context, sid: str) -> None:
+    """Bring an archived session back (under its own id)."""
+    with _client(ctx) as c:
+        session = c.restore_session(sid)
+    _out().print(f"restored {session.id}: {len(session.segments)} segment(s), expires at "
+                 f"{session.expires_at}")
+
+
 def _read_manifest(path: Path) -> list[dict[str, Any]]:
     text = path.read_text()
     if path.suffix.lower() == ".json":

@@ -38,6 +38,8 @@ def _describe(job: Job) -> str:
         text += f", revision {job.result_revision}"
     if job.error:
         text += f" — {job.error['code']}: {job.error['message']}"
+    if job.queue_text():
+        text += f" ({job.priority}: {job.queue_text()})"
     return text
 
 
@@ -51,9 +53,11 @@ def follow(client: Client, job: Job) -> Job:
         def show(current: Job) -> None:
             p = current.progress
             loss = f" loss {p['loss']:.4g}" if p.get("loss") is not None else ""
+            where = current.queue_text()  # queue position and ETA while it waits or runs
+            message = " ".join(filter(None, [p.get("message") or "", loss.strip(),
+                                             f"[{where}]" if where else ""]))
             progress.update(task, description=f"{current.kind} {current.state}",
-                            completed=p.get("step") or 0, total=p.get("total"),
-                            message=f"{p.get('message') or ''}{loss}")
+                            completed=p.get("step") or 0, total=p.get("total"), message=message)
 
         job = client.wait_job(job.id, on_progress=show)
     _out().print(_describe(job))
@@ -108,9 +112,13 @@ def finetune(ctx: typer.Context, sid: str, seg: int,
 
 @_command("job")
 def job_status(ctx: typer.Context, job_id: str) -> None:
-    """Show a job's state, progress and result as JSON."""
+    """Show a job's state, progress and result as JSON (with its queue position and ETA while
+    it waits or runs, under "queue"), then the position and ETA in words."""
     with _client(ctx) as c:
-        _out().print_json(json.dumps(c.get_job(job_id).raw))
+        job = c.get_job(job_id)
+        _out().print_json(json.dumps(job.raw))
+        if job.queue_text():
+            _out().print(f"{job.priority} queue: {job.queue_text()}")
 
 
 @_command("job-wait")

@@ -140,6 +140,20 @@ class _Endpoints:
     def delete_session(self, sid: str):
         return self._send(_Call("DELETE", f"/v1/sessions/{sid}", _none))
 
+    def keepalive(self, sid: str):
+        """Start the session's idle expiry again: ``{"id", "expires_in_s", "expires_at",
+        "archived"}`` (any request on the session does the same)."""
+        return self._send(_Call("POST", f"/v1/sessions/{sid}/keepalive", _json))
+
+    def archived_sessions(self):
+        """The caller's expired sessions kept in the server's archive, newest first."""
+        return self._send(_Call("GET", "/v1/sessions/archived", _json))
+
+    def restore_session(self, sid: str):
+        """Bring an archived session back under its own id (the same tenant only)."""
+        return self._send(_Call("POST", "/v1/sessions/restore", _session,
+                                json={"session_id": sid}))
+
     def export(self, sid: str, format: str = "nifti", per_segment: bool = False):
         return self._send(_Call("GET", f"/v1/sessions/{sid}/export",
                                 lambda r: ExportFile.from_response(r, f"{sid}.{format}"),

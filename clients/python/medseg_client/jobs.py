@@ -114,7 +114,7 @@ class _Watch:
         self.last: tuple | None = None
 
     def done(self, job: Job) -> bool:
-        seen = (job.state, json.dumps(job.progress, sort_keys=True))
+        seen = (job.state, json.dumps(job.progress, sort_keys=True), job.queue_text())
         if self.on_progress is not None and seen != self.last:
             self.on_progress(job)
         self.last = seen

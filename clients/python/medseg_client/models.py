@@ -55,6 +55,7 @@ class Session:
     # what the server changed in the upload to serve it (e.g. NaN voxels replaced): show them
     warnings: list[str] = field(default_factory=list)
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+    expires_at: str | None = None  # ISO 8601: when it expires if left idle
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Session:
@@ -63,7 +64,8 @@ class Session:
                    modality=obj.get("modality", ""), source_format=obj.get("source_format", ""),
                    expires_in_s=int(obj.get("expires_in_s", 0)),
                    segments=[Segment.from_json(s) for s in obj.get("segments", [])],
-                   warnings=[str(w) for w in obj.get("warnings", [])], raw=obj)
+                   warnings=[str(w) for w in obj.get("warnings", [])], raw=obj,
+                   expires_at=obj.get("expires_at"))
 
 
 @dataclass(frozen=True)
@@ -109,10 +111,27 @@ class Job:
     error: dict[str, Any] | None
     timings_ms: dict[str, float]
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+    priority: str = "normal"  # interactive, normal, batch: the queue it waits in
+    # while queued or running: {"position", "jobs_ahead", "running", "workers", "starts_in_s",
+    # "eta_s", "basis"}; None once it has ended (or from a server without queue reports)
+    queue: dict[str, Any] | None = None
 
     @property
     def done(self) -> bool:
         return self.state in ("succeeded", "failed", "cancelled")
+
+    def queue_text(self) -> str:
+        """Where it stands in words, e.g. "position 2 (1 ahead), ETA 14 s"; "" once ended."""
+        q = self.queue
+        if not q:
+            return ""
+        eta = "" if q.get("eta_s") is None else f"ETA {_seconds(q['eta_s'])}"
+        if q.get("position") is None:  # running
+            return eta and f"{eta} left"
+        text = f"position {q['position']} ({q['jobs_ahead']} ahead)"
+        if not q.get("workers"):
+            return f"{text}, no job worker running"
+        return f"{text}, {eta}" if eta else text
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Job:
@@ -120,7 +139,13 @@ class Job:
                    session_id=obj["session_id"], segment_id=obj.get("segment_id"),
                    base_revision=obj.get("base_revision"),
                    result_revision=obj.get("result_revision"), result=obj.get("result") or {},
-                   error=obj.get("error"), timings_ms=obj.get("timings_ms") or {}, raw=obj)
+                   error=obj.get("error"), timings_ms=obj.get("timings_ms") or {}, raw=obj,
+                   priority=obj.get("priority") or "normal", queue=obj.get("queue"))
+
+
+def _seconds(value: float) -> str:
+    value = max(float(value), 0.0)
+    return f"{value:.0f} s" if value < 120 else f"{value / 60:.0f} min"
 
 
 @dataclass(frozen=True)

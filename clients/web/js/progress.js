@@ -8,6 +8,26 @@
 
 const FINAL = new Set(['succeeded', 'failed', 'cancelled']);
 
+/**
+ * Where a job stands, in words, from its `queue` report (GET /v1/jobs/{id} while it is queued
+ * or running: position, jobs_ahead, workers, eta_s): "position 2 (1 ahead) · ETA 14 s", or
+ * "ETA 5 s left" while running; '' when there is none.
+ */
+export function queueText(job) {
+  const q = job?.queue;
+  if (!q) return '';
+  const eta = q.eta_s == null ? '' : `ETA ${formatSeconds(q.eta_s)}`;
+  if (q.position == null) return eta ? `${eta} left` : '';
+  const where = `position ${q.position} (${q.jobs_ahead} ahead)`;
+  if (!q.workers) return `${where} · no job worker running`;
+  return eta ? `${where} · ${eta}` : where;
+}
+
+function formatSeconds(seconds) {
+  const s = Math.max(0, seconds);
+  return s < 120 ? `${Math.round(s)} s` : `${Math.round(s / 60)} min`;
+}
+
 export class ProgressBar {
   /** `onCancel`: adds a cancel button that calls it (once). */
   constructor(container, label, { onCancel } = {}) {

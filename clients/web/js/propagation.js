@@ -6,7 +6,10 @@
 // Locks are segment state (`locked_slices` {axis: [index]}): `toggleLock` sets or clears one.
 
 import { ApiError } from './api.js';
-import { ProgressBar, watchJob } from './progress.js';
+import { ProgressBar, queueText, watchJob } from './progress.js';
+
+const FINAL_STATES = new Set(['succeeded', 'failed', 'cancelled']);
+const QUEUE_REFRESH_MS = 2000; // how often a followed job's queue position and ETA are refreshed
 
 /** Follow one job of a segment to its end; the ProgressBar goes into `container`. */
 export async function followJob(app, job, label, container, { onEvent } = {}) {
@@ -14,21 +17,36 @@ export async function followJob(app, job, label, container, { onEvent } = {}) {
     onCancel: () => app.api.post(`/v1/jobs/${job.id}/cancel`).catch((err) => app.report(err)),
   });
   bar.el.dataset.job = job.id;
+  // the queue position and ETA come with GET /v1/jobs/{id} (not the event stream): refreshed
+  // every few seconds while the job waits or runs
+  let queue = queueText(job);
+  let seen = job;
   const show = (j) => {
+    seen = j;
     const p = j.progress ?? {};
-    if (j.state === 'queued') bar.set(0, null, 'waiting for a worker');
+    bar.el.dataset.queue = queue;
+    if (j.state === 'queued') bar.set(0, null, `waiting for a worker${queue ? `: ${queue}` : ''}`);
     else {
       const loss = typeof p.loss === 'number' ? ` · loss ${p.loss.toFixed(3)}` : '';
-      bar.set(p.step ?? 0, p.total ?? null, (p.total ? `${p.step} of ${p.total}` : p.message) + loss);
+      const eta = queue ? ` · ${queue}` : '';
+      bar.set(p.step ?? 0, p.total ?? null, (p.total ? `${p.step} of ${p.total}` : p.message) + loss + eta);
     }
   };
   show(job);
+  const refresh = setInterval(() => {
+    app.api.get(`/v1/jobs/${job.id}`).then((current) => {
+      queue = queueText(current);
+      if (!FINAL_STATES.has(seen.state)) show({ ...seen, queue: current.queue });
+    }).catch(() => {}); // the event stream reports what matters; this is a hint
+  }, QUEUE_REFRESH_MS);
   let final;
   try {
     final = await watchJob(app.api, job.id, show, { onEvent, job });
   } catch (err) {
     bar.finish('lost track of the job', true);
     throw err;
+  } finally {
+    clearInterval(refresh);
   }
   if (final.state === 'succeeded') bar.finish('done');
   else if (final.state === 'cancelled') bar.finish('cancelled: nothing applied', true);

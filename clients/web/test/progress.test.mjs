@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { after, before, test } from 'node:test';
 
-import { readEvents, watchJob } from '../js/progress.js';
+import { queueText, readEvents, watchJob } from '../js/progress.js';
 
 let server;
 let base;
@@ -87,4 +87,17 @@ test('readEvents joins multi-line data and ignores comments', async () => {
   const seen = [];
   await readEvents(new Response(body), (v) => seen.push(v));
   assert.deepEqual(seen, [{ a: 1 }, 2]);
+});
+
+test('queueText: position, jobs ahead and ETA in words', () => {
+  assert.equal(queueText({ queue: null }), '');
+  assert.equal(queueText({}), '');
+  assert.equal(queueText({ queue: { position: 2, jobs_ahead: 1, workers: 2, eta_s: 14.2 } }),
+    'position 2 (1 ahead) · ETA 14 s');
+  assert.equal(queueText({ queue: { position: 1, jobs_ahead: 0, workers: 1, eta_s: null } }),
+    'position 1 (0 ahead)');
+  assert.equal(queueText({ queue: { position: 3, jobs_ahead: 2, workers: 0, eta_s: null } }),
+    'position 3 (2 ahead) · no job worker running');
+  assert.equal(queueText({ queue: { position: null, jobs_ahead: 0, workers: 1, eta_s: 300 } }),
+    'ETA 5 min left');
 });

@@ -15,6 +15,7 @@ from medseg.api import errors, limits, openapi_links, viewer
 from medseg.api.compute import ChildConfig, ComputePool
 from medseg.api.logging import configure as configure_logging
 from medseg.api.routers import (
+    archive,
     jobs,
     models,
     pacs,
@@ -74,8 +75,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     app.state.compute = ComputePool(app.state.store, app.state.plugins, child,
                                     settings.compute_processes, settings.request_deadline_s)
     errors.install(app)
-    # pacs before sessions: POST /v1/sessions/from-pacs is not a session id
-    for router in (service.router, models.router, pacs.router, sessions.router, slices.router,
+    # pacs and archive before sessions: /v1/sessions/from-pacs and .../archived are no ids
+    for router in (service.router, models.router, pacs.router, archive.router, sessions.router,
+                   slices.router,
                    segments.router, propagation.router, jobs.router):
         app.include_router(router)
     viewer.mount(app, settings.clients_dir)
@@ -114,6 +116,8 @@ def _add_request_middleware(app: FastAPI, settings: Settings) -> None:
         REQUEST_SECONDS.labels(request.method, path, str(response.status_code)).observe(elapsed)
         response.headers["X-Request-ID"] = request.state.request_id
         response.headers["Server-Timing"] = f"app;dur={elapsed * 1000:.2f}"
+        if settings.replica:  # which replica answered, behind a load balancer
+            response.headers["X-Medseg-Replica"] = settings.replica
         log.info("request", method=request.method, route=path, status=response.status_code,
                  ms=round(elapsed * 1000, 2), tenant=getattr(request.state, "tenant", None))
         structlog.contextvars.clear_contextvars()

@@ -24,6 +24,7 @@ HTTP_STATUS: dict[type[domain.MedsegError], int] = {
     domain.ImageTooLarge: 413,
     domain.InvalidPrompt: 422,
     domain.SessionNotFound: 404,
+    domain.SessionLive: 409,
     domain.SegmentNotFound: 404,
     domain.RevisionNotFound: 404,
     domain.JobNotFound: 404,

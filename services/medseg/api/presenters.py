@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import zstandard
@@ -13,10 +14,13 @@ from medseg.api.schemas import (
     ChangeResult,
     Delta,
     JobPublic,
+    JobQueuePublic,
     RevisionPublic,
     SegmentPublic,
     SessionPublic,
 )
+from medseg.jobs import queue, schedule
+from medseg.jobs.schedule import QueueInfo
 from medseg.store import Store
 from medseg.store.records import JobRecord, RevisionRecord, SegmentRecord, SessionMeta
 from medseg.usecases.interactions import Change
@@ -41,9 +45,14 @@ def session_public(store: Store, meta: SessionMeta) -> SessionPublic:
         id=meta.id, name=meta.name, shape=list(meta.shape), spacing=list(meta.spacing),
         affine=meta.affine, modality=meta.modality, dtype=meta.dtype,
         source_format=meta.source_format, created_at=meta.created_at,
-        expires_in_s=max(store.sessions.ttl(meta.id), 0),
+        expires_in_s=(ttl := max(store.sessions.ttl(meta.id), 0)),
+        expires_at=expires_at(ttl),
         segments=[segment_public(store, meta, s) for s in store.segments.list(meta)],
         warnings=meta.warnings, source=meta.source)
+
+
+def expires_at(ttl_s: int) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=ttl_s)).isoformat(timespec="seconds")
 
 
 def change_result(change: Change) -> ChangeResult:
@@ -68,14 +77,28 @@ def file_response(file: ExportFile) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="{file.filename}"'})
 
 
-def job_public(record: JobRecord) -> JobPublic:
+def job_public(record: JobRecord, queue: QueueInfo | None = None) -> JobPublic:
     return JobPublic(
         id=record.id, kind=record.kind, session_id=record.session, segment_id=record.segment,
         state=record.state, progress=record.progress.model_dump(), created_at=record.created_at,
         started_at=record.started_at, finished_at=record.finished_at, timings_ms=ms(record.timings),
         base_revision=record.base_revision, result_revision=record.result_revision,
         result=record.result, error=record.error.model_dump() if record.error else None,
-        cancel_requested=record.cancel_requested)
+        cancel_requested=record.cancel_requested, priority=record.priority,
+        queue=None if queue is None else JobQueuePublic(
+            position=queue.position, jobs_ahead=queue.jobs_ahead, running=queue.running,
+            workers=queue.workers, starts_in_s=_round(queue.starts_in_s),
+            eta_s=_round(queue.eta_s), basis=queue.basis))
+
+
+def _round(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 1)
+
+
+def job_with_queue(store: Store, record: JobRecord) -> JobPublic:
+    """The job with its queue position and ETA (while it is queued or running)."""
+    info = schedule.queue_info(store.jobs.redis, record, queue.worker_count(store))
+    return job_public(record, info)
 
 
 def array_response(array: np.ndarray, accept_encoding: str) -> Response:

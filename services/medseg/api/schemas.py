@@ -36,6 +36,32 @@ class Strict(BaseModel):
 
 
 # -- sessions ------------------------------------------------------------------------------
+class SessionExpiry(BaseModel):
+    """A session's idle expiry, as a keep-alive leaves it."""
+
+    id: str
+    expires_in_s: int
+    expires_at: str
+    archived: bool = Field(description="an archive is configured: an expiring session is archived "
+                           "first and can be restored (POST /v1/sessions/restore)")
+
+
+class ArchivedSessionPublic(BaseModel):
+    """An expired session kept in the archive (no name: archives hold no file names)."""
+
+    session_id: str
+    archived_at: str
+    expired_at: str = Field(description="when it was due to expire as it was archived")
+    shape: list[int]
+    modality: str
+    created_at: str
+    segments: int
+
+
+class RestoreRequest(Strict):
+    session_id: str = Field(pattern=r"^[0-9a-f]{32}$", description="the archived session's id")
+
+
 class SessionPublic(BaseModel):
     id: str
     name: str | None
@@ -47,6 +73,8 @@ class SessionPublic(BaseModel):
     source_format: str
     created_at: str
     expires_in_s: int = Field(description="seconds until the session expires if left idle")
+    expires_at: str | None = Field(None, description="when it expires if left idle (ISO 8601, "
+                                   "UTC); every request on it, or a keep-alive, extends it")
     segments: list[SegmentPublic] = []
     warnings: list[str] = Field(default_factory=list, description=(
         "what loading the image changed, in words: e.g. NaN or infinite voxels (often "
@@ -268,8 +296,24 @@ class JobProgressPublic(BaseModel):
 
 class JobErrorPublic(BaseModel):
     code: str = Field(
-        description="revision_conflict, worker_lost, invalid_prompt, internal_error, ...")
+        description="revision_conflict, worker_lost, invalid_prompt, internal_error, ...; on a "
+        "cancelled job: superseded (a newer job of the same kind on the segment replaced it)")
     message: str
+
+
+class JobQueuePublic(BaseModel):
+    """Where a queued or running job stands (estimates from recent runs of each kind)."""
+
+    position: int | None = Field(description="1 = the next job a worker takes; null once running")
+    jobs_ahead: int = Field(description="queued jobs that start before it (higher priorities "
+                            "first)")
+    running: int = Field(description="jobs running now")
+    workers: int = Field(description="live job workers")
+    starts_in_s: float | None = Field(description="seconds until a worker is expected to take it "
+                                      "(0 once running); null when unknown")
+    eta_s: float | None = Field(description="seconds until it is expected to finish; null when "
+                                "no recent run of a kind involved is known, or no worker lives")
+    basis: str = Field(description="what the estimate rests on, in words")
 
 
 class JobPublic(BaseModel):
@@ -290,6 +334,12 @@ class JobPublic(BaseModel):
     result: dict[str, Any] = Field(description="kind-specific summary")
     error: JobErrorPublic | None
     cancel_requested: bool
+    priority: Literal["interactive", "normal", "batch"] = Field(
+        "normal", description="the queue it waits in; workers take interactive jobs (e.g. a "
+        "propagation) first, then normal (fine-tuning), then batch (a PACS push)")
+    queue: JobQueuePublic | None = Field(
+        None, description="position and ETA while queued or running (GET /v1/jobs/{id} and the "
+        "answer to a submission); null once it has ended")
 
 
 class JobKindInfo(BaseModel):

@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     aof_rewrite_delay_s: float = 5.0
 
     session_ttl_s: int = 2 * 3600  # idle time after which a session and all its keys expire
+    # archive of expiring sessions (store/archive.py; the job workers write it, the API reads
+    # it for restores): unset, nothing is archived and an expired session is gone
+    archive_dir: Path | None = None
+    archive_retention_days: float = Field(30.0, gt=0)  # archives older than this are deleted
     max_upload_bytes: int = 1 << 30
     max_voxels: int = 512 * 512 * 1024
     max_uncompressed_bytes: int = 4 << 30
@@ -73,6 +77,10 @@ class Settings(BaseSettings):
     # credentials: never logged or echoed (SecretStr); the job worker reads the same variables
     pacs: str = Field("", repr=False)
     pacs_file: Path | None = None
+
+    # this process's name in the `X-Medseg-Replica` response header (e.g. the pod's name, see
+    # deploy/k8s); empty: no header
+    replica: str = Field("", max_length=64, pattern=r"^[A-Za-z0-9._:-]*$")
 
     log_level: str = "INFO"
     log_json: bool = True

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from medseg.errors import InvalidPrompt
+from medseg.store.records import JobPriority
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class JobKind:
     needs_segment: bool = True
     timeout_s: int = 3600  # RQ kills the job process after this long
     warm: Callable[[], None] | None = None  # run once by a worker before it forks job processes
+    # the queue its jobs wait in (jobs/schedule.py): interactive > normal > batch
+    priority: JobPriority = "normal"
 
     def parse_params(self, params: dict[str, Any]) -> BaseModel:
         try:

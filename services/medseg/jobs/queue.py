@@ -1,4 +1,5 @@
-"""Queue wiring (RQ): submit a job, cancel it. The record goes to Redis first, then the id to RQ."""
+"""Queue wiring (RQ): submit a job, cancel it. The record goes to Redis first, then the id to RQ
+(the queue of the job's priority, jobs/schedule.py)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,15 @@ import threading
 
 import redis
 import structlog
-from rq import Queue
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 
+from medseg.jobs import schedule
 from medseg.jobs.kinds import JobKind
-from medseg.jobs.settings import QUEUE_NAME
 from medseg.store import Store, quotas
 from medseg.store.jobs import finish
 from medseg.store.keys import LIVE_WORKERS
-from medseg.store.records import JobError, JobRecord
+from medseg.store.records import JobError, JobPriority, JobRecord
 
 RUN_JOB = "medseg.jobs.runner.run_job"
 
@@ -25,25 +25,56 @@ log = structlog.get_logger("medseg.jobs")
 
 
 def submit(store: Store, kind: JobKind, tenant: str, session_id: str, segment: int | None,
-           params: dict, base_revision: int | None) -> JobRecord:
-    """Record the job (state queued) and hand its id to the workers. Params are validated here
-    so a bad request is a 422 now, not a failed job later."""
+           params: dict, base_revision: int | None,
+           priority: JobPriority | None = None) -> JobRecord:
+    """Record the job (state queued) and hand its id to the workers, in the queue of
+    `priority` (default: the kind's). Params are validated here so a bad request is a 422 now,
+    not a failed job later. The tenant's older jobs of this kind on this segment that are
+    still queued are superseded (cancelled, code `superseded`) once this one is queued."""
     kind.parse_params(params)
     quotas.check_new_job(store.jobs, store.quotas, tenant)  # 429 when the tenant has enough
+    connection = store.jobs.redis
     record = JobRecord(id=secrets.token_hex(12), kind=kind.name, tenant=tenant,
                        session=session_id, segment=segment, params=params,
-                       base_revision=base_revision)
+                       base_revision=base_revision, priority=priority or kind.priority,
+                       seq=int(connection.incr(schedule.JOB_SEQUENCE)))
     store.jobs.create(record)
     quotas.track_job(store.jobs, tenant, session_id, record.id)
     try:
-        Queue(QUEUE_NAME, connection=store.jobs.redis).enqueue(
+        schedule.queue_for(record.priority, connection).enqueue(
             RUN_JOB, session_id, record.id, job_id=record.id, job_timeout=kind.timeout_s,
             result_ttl=600, failure_ttl=store.jobs.ttl_s, description=f"{kind.name} {record.id}")
     except Exception:  # the record must not stay "queued" with nothing in the queue
         store.jobs.update(session_id, record.id, lambda r: finish(
             r, "failed", JobError(code="enqueue_failed", message="could not queue the job")))
         raise
+    supersede_older(store, record)
     return record
+
+
+def supersede_older(store: Store, newer: JobRecord) -> list[JobRecord]:
+    """Cancel the tenant's jobs of `newer`'s kind on its segment that were submitted before it
+    and are still queued: only the newest asked-for result is worth computing. A running one
+    is left alone. Returns the superseded records."""
+    if newer.segment is None:
+        return []
+    superseded = []
+    for older in store.jobs.list(newer.session):
+        if (older.state != "queued" or older.kind != newer.kind or older.segment != newer.segment
+                or older.tenant != newer.tenant or older.seq >= newer.seq):
+            continue
+        reason = JobError(code="superseded", message=f"superseded by job {newer.id}, a newer "
+                          f"{newer.kind} of segment {newer.segment}, before it started")
+
+        def mutate(current: JobRecord, reason: JobError = reason):
+            return finish(current, "cancelled", reason) if current.state == "queued" else None
+
+        current = store.jobs.update(older.session, older.id, mutate)
+        if current.state == "cancelled" and current.error == reason:
+            with contextlib.suppress(NoSuchJobError, InvalidJobOperation):
+                Job.fetch(older.id, connection=store.jobs.redis).cancel()
+            superseded.append(current)
+    return superseded
 
 
 def cancel(store: Store, record: JobRecord) -> JobRecord:

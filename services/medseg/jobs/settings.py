@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -19,3 +21,9 @@ class WorkerSettings(BaseSettings):
     # comma-separated modules whose register(plugins) adds methods, predictors or job kinds
     # (the API reads the same variable, so both processes serve the same set)
     plugins: str = ""
+    # the archive sweeper (store/archive.py): sessions expiring within archive_lead_s are
+    # archived into archive_dir (unset: no sweeper), a pass every archive_sweep_s
+    archive_dir: Path | None = None
+    archive_lead_s: float = Field(900.0, gt=0)
+    archive_sweep_s: float = Field(60.0, gt=0)
+    archive_retention_days: float = Field(30.0, gt=0)

@@ -35,11 +35,29 @@ def models_dir() -> Path:
     return Path(os.environ.get("MEDSEG_MODELS_DIR") or WEIGHTS_DIR)
 
 
-def preferred_providers() -> list[str]:
-    """Providers in the order onnxruntime should try them: CUDA first when available."""
-    import onnxruntime
+def preferred_providers(available: list[str] | None = None,
+                        device: str | None = None) -> list[str]:
+    """Providers in the order onnxruntime should try them: the one place that chooses. CUDA
+    first when the installed onnxruntime offers it (onnxruntime-gpu, the GPU image), else the
+    CPU. `available`: onnxruntime's list (default: asked); `device`: MEDSEG_ONNX_DEVICE, `auto`
+    (default), `cpu` (never the GPU, e.g. a CPU-only worker on a GPU node) or `cuda` (the GPU
+    or a configuration error)."""
+    if available is None:
+        import onnxruntime
 
-    return [CUDA, CPU] if CUDA in onnxruntime.get_available_providers() else [CPU]
+        available = list(onnxruntime.get_available_providers())
+    device = (device or os.environ.get("MEDSEG_ONNX_DEVICE") or "auto").strip().lower()
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"MEDSEG_ONNX_DEVICE must be auto, cpu or cuda, not {device!r}")
+    if device == "cpu":
+        return [CPU]
+    if CUDA in available:
+        return [CUDA, CPU]
+    if device == "cuda":
+        raise RuntimeError("MEDSEG_ONNX_DEVICE=cuda but onnxruntime offers no CUDA provider "
+                           f"(it has {', '.join(available) or 'none'}): install the gpu extra "
+                           "(onnxruntime-gpu) and run with a GPU")
+    return [CPU]
 
 
 def intra_op_threads(card_threads: int | None = None) -> int:

@@ -18,8 +18,16 @@ from datetime import datetime
 import redis
 
 from medseg.errors import JobNotFound
-from medseg.store.keys import RUNNING_JOBS, SessionKeys, job_ref_key, text
+from medseg.store.keys import PREFIX, RUNNING_JOBS, SessionKeys, job_ref_key, text
 from medseg.store.records import JobError, JobRecord, JobState, utcnow
+
+RUN_HISTORY = 50  # successful runs kept per kind, for queue ETAs (jobs/schedule.py)
+
+
+def runs_key(kind: str) -> str:
+    """list: the run seconds of the kind's last successful jobs, newest first."""
+    return f"{PREFIX}:jobs:runs:{kind}"
+
 
 Event = tuple[str, dict]  # (type, data): "state", "progress", "result", "end"
 Mutation = Callable[[JobRecord], list[Event] | None]  # mutates the record; None = no write
@@ -82,6 +90,10 @@ class JobStore:
                       approximate=True)
         if events:
             pipe.expire(stream, self.ttl_s)
+        run = record.timings.get("run")
+        if record.state == "succeeded" and run is not None and any(k == "end" for k, _ in events):
+            pipe.lpush(runs_key(record.kind), f"{run:.3f}")  # once: with its "end" event
+            pipe.ltrim(runs_key(record.kind), 0, RUN_HISTORY - 1)
         member = f"{record.session}/{record.id}"
         if record.state == "running":
             pipe.sadd(RUNNING_JOBS, member)

@@ -10,6 +10,7 @@ PREFIX = "medseg"
 
 class SessionKeys:
     def __init__(self, session_id: str):
+        self.session_id = session_id
         base = f"{PREFIX}:s:{{{session_id}}}"
         self.meta = f"{base}:meta"  # string: SessionMeta JSON
         self.image = f"{base}:img"  # hash: chunk key -> zstd bytes
@@ -59,6 +60,8 @@ def job_ref_key(job_id: str) -> str:
 RUNNING_JOBS = f"{PREFIX}:jobs:running"  # set of "<session id>/<job id>" a worker has started
 # sorted set: job worker name -> Redis server time (ms) until which it counts as alive
 LIVE_WORKERS = f"{PREFIX}:workers:live"
+# sorted set: session id -> epoch ms its idle TTL runs out (the archive sweeper's index)
+EXPIRY_INDEX = f"{PREFIX}:sessions:expiry"
 
 
 def text(value: bytes | str) -> str:

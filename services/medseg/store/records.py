@@ -128,6 +128,8 @@ class RevisionRecord(BaseModel):
 
 
 JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+# the queue a job waits in, taken in this order by every worker (jobs/schedule.py)
+JobPriority = Literal["interactive", "normal", "batch"]
 JOB_STATES: tuple[JobState, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL_STATES: tuple[JobState, ...] = ("succeeded", "failed", "cancelled")
 
@@ -166,6 +168,8 @@ class JobRecord(BaseModel):
     error: JobError | None = None
     cancel_requested: bool = False
     worker: str | None = None  # "<host>:<pid>" of the process running it
+    priority: JobPriority = "normal"
+    seq: int = 0  # the order it was submitted in (a Redis counter): newer jobs supersede older
 
     @property
     def done(self) -> bool:

@@ -20,7 +20,7 @@ from medseg.engine.volume import Volume
 from medseg.errors import SessionBusy, SessionNotFound, StorageFull
 from medseg.store import chunks
 from medseg.store.admin import AofCompactor
-from medseg.store.keys import SessionKeys, blob, tenant_sessions_key, text
+from medseg.store.keys import EXPIRY_INDEX, SessionKeys, blob, tenant_sessions_key, text
 from medseg.store.quotas import BYTES_FIELD
 from medseg.store.records import SessionMeta
 
@@ -164,6 +164,7 @@ class SessionStore:
         pipe = self.redis.pipeline(transaction=True)
         pipe.unlink(*keys.data_keys, keys.lock, *job_keys)
         pipe.srem(tenant_sessions_key(meta.tenant), session_id)
+        pipe.zrem(EXPIRY_INDEX, session_id)
         pipe.execute()
         if self.compactor is not None:  # the deleted session is still in the AOF until then
             self.compactor.request()
@@ -172,11 +173,19 @@ class SessionStore:
         """Restart the idle TTL of every key of the session."""
         pipe = self.redis.pipeline(transaction=False)
         self._expire(pipe, SessionKeys(session_id))
-        pipe.execute()
+        # a Redis at maxmemory refuses the expiry index's ZADD (EXPIRE it allows): reads go on
+        # (nothing can change while it is full, so an archive made for the older expiry is whole)
+        for answer in pipe.execute(raise_on_error=False):
+            if isinstance(answer, Exception) and not isinstance(
+                    answer, redis.exceptions.OutOfMemoryError):
+                raise answer
 
     def _expire(self, pipe, keys: SessionKeys) -> None:
         for key in keys.data_keys:
             pipe.expire(key, self.ttl_s)
+        # when it expires, for the archive sweeper (store/archive.py)
+        pipe.zadd(EXPIRY_INDEX,
+                  {keys.session_id: int(time.time() * 1000) + self.ttl_s * 1000})
 
     def ttl(self, session_id: str) -> int:
         return int(self.redis.ttl(SessionKeys(session_id).meta))

@@ -463,7 +463,8 @@ def push_job_kind(models: ModelLoader | None = None,
 
     return JobKind(name=PUSH_KIND, description="Store the session's segments as one DICOM SEG "
                    "in a PACS (STOW-RS); idempotent, retried with back-off.",
-                   params_type=PushParams, run=run, needs_segment=False, timeout_s=900)
+                   params_type=PushParams, run=run, needs_segment=False, timeout_s=900,
+                   priority="batch")  # nobody waits at a screen for it (jobs/schedule.py)
 
 
 def _wait(ctx, seconds: float) -> None:

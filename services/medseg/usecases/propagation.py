@@ -229,4 +229,5 @@ def job_kind(predictors: Registry[PredictorSpec]) -> JobKind:
         name=KIND,
         description="Slice-by-slice propagation of one slice's mask along an axis; streams "
                     "each finished slice, commits one revision.",
-        params_type=PropagateParams, run=functools.partial(run, predictors))
+        params_type=PropagateParams, run=functools.partial(run, predictors),
+        priority="interactive")  # a user at the viewer waits for it (jobs/schedule.py)

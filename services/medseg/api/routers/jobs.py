@@ -11,7 +11,7 @@ from fastapi import APIRouter, Header, Path, Request
 from sse_starlette import EventSourceResponse
 
 from medseg.api.deps import SessionDep, StoreDep, TenantDep
-from medseg.api.presenters import job_public
+from medseg.api.presenters import job_public, job_with_queue
 from medseg.api.schemas import JobPublic, error_responses
 from medseg.usecases import jobs
 
@@ -32,9 +32,10 @@ JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{24}$")]
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobPublic, responses=_ERRORS,
-            summary="A job's state, progress, timings and result (poll this, or follow /events)")
+            summary="A job's state, progress, timings and result, with its queue position and "
+                    "ETA while it waits or runs (poll this, or follow /events)")
 def get_job(store: StoreDep, tenant: TenantDep, job_id: JobId) -> JobPublic:
-    return job_public(jobs.get_job(store, job_id, tenant))
+    return job_with_queue(store, jobs.get_job(store, job_id, tenant))
 
 
 @router.post("/v1/jobs/{job_id}/cancel", response_model=JobPublic, responses=_ERRORS,

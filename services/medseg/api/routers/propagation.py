@@ -14,7 +14,7 @@ from medseg.api.deps import (
     StoreDep,
     TenantDep,
 )
-from medseg.api.presenters import job_public
+from medseg.api.presenters import job_with_queue
 from medseg.api.schemas import (
     FinetuneRequest,
     JobPublic,
@@ -41,7 +41,7 @@ def propagate(store: StoreDep, plugins: PluginsDep, tenant: TenantDep, meta: Ses
     base = body.base_revision if body.base_revision is not None else if_match
     record = propagation.submit(store, plugins, meta, tenant, segment_id, body.axis,
                                 body.start_index, body.method, body.params, base)
-    return job_public(record)
+    return job_with_queue(store, record)
 
 
 @router.post("/finetune", status_code=status.HTTP_202_ACCEPTED, response_model=JobPublic,
@@ -55,7 +55,7 @@ def finetune_segment(store: StoreDep, plugins: PluginsDep, settings: SettingsDep
     record = finetune.submit(store, plugins, meta, tenant, segment_id, body.mode,
                              [s.model_dump() for s in body.scribbles], body.params, base,
                              settings.max_marks)
-    return job_public(record)
+    return job_with_queue(store, record)
 
 
 @router.get("/locks", response_model=LocksPublic, responses=_ERRORS,

@@ -12,7 +12,8 @@ from medseg.api.deps import PluginsDep, SettingsDep, StoreDep, TenantDep
 from medseg.api.schemas import Capabilities, JobKindInfo, MethodInfo, error_responses
 from medseg.engine.propagation import PropagationParams
 from medseg.engine.volume import MAX_INDEX
-from medseg.jobs import queue
+from medseg.jobs import queue, schedule
+from medseg.usecases.metrics import JOB_WORKERS, JOBS_QUEUED
 from medseg.usecases.sessions import EXPORT_FORMATS
 from medseg_protocol import API_VERSION, ENCODING_DELTA, ENCODING_MASK
 
@@ -38,7 +39,13 @@ def readyz(store: StoreDep, response: Response) -> dict[str, str]:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-def metrics() -> Response:
+def metrics(store: StoreDep) -> Response:
+    try:  # the queues as Redis has them now (what the worker autoscaler follows)
+        for priority, depth in schedule.queue_depths(store.jobs.redis).items():
+            JOBS_QUEUED.labels(priority=priority).set(depth)
+        JOB_WORKERS.set(queue.worker_count(store))
+    except redis.RedisError:
+        pass  # the process's own metrics still answer; /readyz says Redis is away
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -12,6 +12,7 @@ from medseg.api.presenters import file_response, session_public
 from medseg.api.schemas import SessionPublic, error_responses
 from medseg.engine import imageio
 from medseg.errors import ImageTooLarge
+from medseg.store import archive
 from medseg.usecases import pacs
 from medseg.usecases import sessions as usecase
 
@@ -60,8 +61,9 @@ def get_session(store: StoreDep, meta: SessionDep) -> SessionPublic:
 
 @router.delete("/{session_id}", status_code=status.HTTP_204_NO_CONTENT, responses=_ERRORS,
                summary="Delete the session and every key it has in Redis")
-def delete_session(store: StoreDep, meta: SessionDep) -> Response:
+def delete_session(store: StoreDep, settings: SettingsDep, meta: SessionDep) -> Response:
     store.sessions.delete(meta.id, meta.tenant)
+    archive.forget(settings.archive_dir, meta.tenant, meta.id)  # deleted means gone
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
