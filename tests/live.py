@@ -15,7 +15,7 @@ import redis
 from rq import Worker
 
 from medseg.api.auth import hash_key
-from medseg.store.embedded import free_port
+from medseg.store.embedded import free_port, terminate
 from tests.conftest import KEYS, ROOT
 from tests.polling import poll
 
@@ -84,12 +84,7 @@ def api_server(redis_url: str, **env_overrides: str):
                 raise RuntimeError(f"API server did not start: {exc}\n{_output(log)}") from None
             yield base_url
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+            terminate(process, timeout_s=10)
 
 
 def worker_name(process: subprocess.Popen) -> str:

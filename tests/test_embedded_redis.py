@@ -23,7 +23,7 @@ import pytest
 import redis
 
 from medseg.api.auth import hash_key
-from medseg.store.embedded import free_port
+from medseg.store.embedded import free_port, terminate
 from tests.conftest import KEYS
 from tests.live import PYTHONPATH, START_TIMEOUT_S, _ready
 from tests.polling import poll
@@ -73,12 +73,7 @@ def embedded_server(data_dir: Path, **env_overrides: str) -> Iterator[Server]:
                 raise RuntimeError(f"server did not start: {exc}\n{server.output()}") from None
             yield server
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+            terminate(process, timeout_s=10)
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ import numpy as np
 import pydicom
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 
-from medseg.store.embedded import free_port
+from medseg.store.embedded import free_port, terminate
 from tests.polling import poll
 
 ORTHANC = "/usr/sbin/Orthanc"
@@ -152,9 +152,4 @@ def running_orthanc() -> Iterator[Orthanc]:
             try:
                 yield orthanc
             finally:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(timeout=10)
+                terminate(process, timeout_s=10)

@@ -181,13 +181,7 @@ class EmbeddedRedis:
         process, self.process = self.process, None
         if process is None:
             return
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+        terminate(process)
 
     def stop(self) -> None:
         self._end_process()
@@ -223,3 +217,14 @@ def die_with_parent(sig: int = signal.SIGTERM) -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(sig))  # PR_SET_PDEATHSIG
     except OSError:  # not Linux/glibc: atexit and stop() remain
         pass
+
+
+def terminate(process: subprocess.Popen, timeout_s: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after `timeout_s`; the process is reaped either way (no zombie)."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    process.wait(timeout=timeout_s)
