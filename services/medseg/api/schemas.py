@@ -68,6 +68,7 @@ class SegmentUpdate(Strict):
     name: str | None = Field(None, max_length=200)
     label: int | None = Field(None, ge=1, le=65535)
     color: HexColor | None = None
+    reviewed: bool | None = Field(None, description="mark the segment reviewed / accepted")
 
 
 class SegmentPublic(BaseModel):
@@ -81,6 +82,8 @@ class SegmentPublic(BaseModel):
     voxels: int
     locked_slices: dict[str, list[int]] = Field(
         default_factory=dict, description="locked slice indices per axis (z, y, x)")
+    reviewed: bool = Field(False, description=(
+        "an annotator marked it reviewed / accepted (PATCH; editing the mask leaves it as is)"))
 
 
 # -- interactions --------------------------------------------------------------------------
