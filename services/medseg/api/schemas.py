@@ -54,7 +54,8 @@ class SessionPublic(BaseModel):
     source: dict[str, Any] | None = Field(None, description=(
         "where the image came from when it was opened from a PACS: archive name, study, "
         "series and frame-of-reference UIDs, instance count, reused (copied from an earlier "
-        "pull of the same series), timings_ms (docs/pacs.md)"))
+        "pull of the same series), study / series description and date where the instances "
+        "have them (no patient identifiers), timings_ms (docs/pacs.md)"))
 
 
 # -- segments ------------------------------------------------------------------------------
