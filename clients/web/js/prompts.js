@@ -11,6 +11,7 @@ export class PromptLayer {
   constructor(app) {
     this.app = app;
     this.shown = []; // [{segmentId, revision (null while pending), body}]
+    this.visible = true; // the M key hides them all; a hidden segment's are hidden with it
     app.views.decorations.push((ctx, view) => this.draw(ctx, view));
     app.addEventListener('segments', () => this.prune());
     app.addEventListener('session', () => this.clear());
@@ -54,8 +55,17 @@ export class PromptLayer {
     if (this.shown.length !== before) this.app.views.requestDraw();
   }
 
+  toggle() {
+    this.visible = !this.visible;
+    this.app.views.requestDraw();
+  }
+
   draw(ctx, view) {
-    for (const prompt of this.shown) drawPrompt(ctx, view, prompt.body, prompt.revision === null);
+    if (!this.visible) return;
+    for (const prompt of this.shown) {
+      if (this.app.session.segment(prompt.segmentId)?.visible === false) continue;
+      drawPrompt(ctx, view, prompt.body, prompt.revision === null);
+    }
   }
 }
 

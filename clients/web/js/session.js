@@ -51,7 +51,7 @@ export class Session {
     this.editor = new Editor(this.app, record, this.masks);
     this.segments = [];
     this.activeSegmentId = null;
-    this.stats = new SegmentStats(record.shape, record.spacing);
+    this.stats = new SegmentStats(record.shape, record.spacing ?? [1, 1, 1]);
     this.statsDue.clear();
     const masks = this.masks;
     masks.addEventListener('change', (e) => {

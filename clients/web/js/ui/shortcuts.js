@@ -39,6 +39,7 @@ function bindings(app, overlay) {
     ['3', 'sagittal view as main view', () => views.setMain('x')],
     ['v', 'one view / three views', () => views.toggleSingle()],
     ['x', 'show / hide the crosshair', () => views.toggleCrosshair()],
+    ['m', 'show / hide the prompts sent (drawn until the next revision)', () => app.prompts.toggle()],
     ['+', 'zoom in', () => view().zoomBy(1.25)],
     ['-', 'zoom out', () => view().zoomBy(0.8)],
     ['0', 'fit the image', () => view().resetView()],
