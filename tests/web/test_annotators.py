@@ -206,7 +206,7 @@ def test_a_session_deleted_behind_the_viewer_offers_its_masks_and_the_open_scree
     assert np.array_equal(labels == segment["id"], mask) and set(np.unique(labels)) <= {0, 1}
     assert np.allclose(image.affine, session["affine"], atol=1e-4)
     with viewer.page.expect_download() as download:
-        lost.locator("button.segments").click()
+        lost.locator("button.segment-list").click()
     listed = json.loads(download.value.path().read_text())
     assert listed["segments"][0]["voxels"] == mask.sum()
 
@@ -265,16 +265,26 @@ def test_parameters_have_units_and_ranges_and_the_layout_fits_1366x768(small_scr
     viewer = small_screen
     viewer.open()
     session = viewer.upload(totalseg / "ct_3mm.nii.gz")
-    from tests.api.test_accuracy_real_data import largest_slice, organ_reference
+    from tests.api.test_accuracy_real_data import organ_reference
 
     reference = organ_reference(totalseg, "ct_3mm_seg.nii.gz", "liver", session)
-    z = largest_slice(reference)
+    spleen = organ_reference(totalseg, "ct_3mm_seg.nii.gz", "spleen", session)
+    # the slice with the most of both organs
+    z = int(np.argmax(np.minimum(reference.sum(axis=(1, 2)), spleen.sum(axis=(1, 2)))))
+    assert spleen[z].sum() > 50 and reference[z].sum() > 50
     viewer.go_to("z", z)
-    for offset in range(6):  # a history of several entries
+    for _ in range(4):  # a history of several entries
         liver = reference[z] & ~viewer.overlay("z")
         viewer.click("z", *deepest_point(liver if liver.sum() > 20 else reference[z]))
-        if offset == 2:
-            viewer.key("n")
+    name = viewer.page.locator(".segment .name").first
+    name.fill("liver")
+    name.press("Enter")
+    viewer.page.locator("#segments select.preset").select_option("spleen")
+    viewer.page.wait_for_function("window.medseg.segments.length === 2")
+    viewer.page.wait_for_function("window.medseg.activeSegmentId === window.medseg.segments[1].id")
+    viewer.click("z", *deepest_point(spleen[z]))
+    viewer.page.locator(".segment .reviewed input").first.check()
+    viewer.page.wait_for_function("window.medseg.segments[0].reviewed === true")
     params = viewer.page.locator("#params")
     params.locator("summary").click()
     margin = params.locator("label.param", has=viewer.page.locator("input[name=margin_mm]"))
@@ -288,6 +298,7 @@ def test_parameters_have_units_and_ranges_and_the_layout_fits_1366x768(small_scr
     viewer.page.wait_for_function(
         "window.medseg.methodParams['geodesic-graphcut']?.margin_mm === 500")
     assert any("kept within 0–500 mm" in m for m in viewer.messages())
+    viewer.page.locator("#messages .note button").first.click()
     viewer.page.screenshot(path=str(OUTPUT / "layout-1366x768.png"))
 
     # every panel and the views are on the screen, none below the fold

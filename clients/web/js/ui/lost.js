@@ -14,7 +14,7 @@ export function mountLost(app, el) {
       <p class="held"></p>
       <div class="actions">
         <button class="save primary">Download the masks held here (NIfTI)</button>
-        <button class="segments">Segment list (JSON)</button>
+        <button class="segment-list">Segment list (JSON)</button>
         <button class="reopen">Open another image…</button>
       </div></div>`;
   const $ = (s) => el.querySelector(s);
@@ -44,7 +44,7 @@ export function mountLost(app, el) {
     const { bytes, gzip: zipped } = await gzip(raw);
     save(`${stem()}.nii${zipped ? '.gz' : ''}`, bytes, 'application/octet-stream');
   };
-  $('.segments').onclick = () => {
+  $('.segment-list').onclick = () => {
     const list = held().map(({ segment: s, mask }) => ({
       label: s.label, name: s.name, color: s.color, revision: mask.revision,
       reviewed: Boolean(s.reviewed), ...session.segmentStats(s.id),
@@ -63,7 +63,7 @@ export function mountLost(app, el) {
       ? `This tab still holds ${n} segment mask${n === 1 ? '' : 's'} (${session.segments.map((s) => s.name).join(', ')}).`
       : 'This tab holds no segment masks.';
     $('.save').disabled = !n;
-    $('.segments').disabled = !n;
+    $('.segment-list').disabled = !n;
     el.hidden = false;
   }
 
