@@ -67,7 +67,11 @@ export class Api extends EventTarget {
     this.dispatchEvent(new CustomEvent('response', {
       detail: { ms: serverMs(response.headers), path, status: response.status },
     }));
-    if (!response.ok) throw await ApiError.from(response);
+    if (!response.ok) {
+      const err = await ApiError.from(response);
+      err.path = path; // which call failed (a 404 on the open session's path means it is gone)
+      throw err;
+    }
     return response;
   }
 

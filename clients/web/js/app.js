@@ -3,13 +3,14 @@
 // (the active tool, 2D/3D, methods and their parameters), `views` (the three slice views and
 // the grey window), `clock` (click-to-paint times). Panels (ui/) listen to the events:
 // 'capabilities', 'session', 'segments', 'overlay', 'history', 'job', 'tool', 'method',
-// 'points', 'window', 'busy', 'status' {kind, ...}, 'message' {level, title, detail}; and
-// ask each other through it, without knowing which panel answers: 'open', 'help', 'need-key',
-// 'escape', 'next-window', 'finetune'.
+// 'points', 'window', 'busy', 'status' {kind, ...}, 'message' {level, title, detail}, 'stats',
+// 'lost' (the open session is gone from the server); and ask each other through it, without
+// knowing which panel answers: 'open', 'help', 'need-key', 'escape', 'next-window', 'finetune'.
 
 import { Api } from './api.js';
 import { PaintClock } from './latency.js';
 import { describe } from './messages.js';
+import { PromptLayer } from './prompts.js';
 import { Session } from './session.js';
 import { ToolSelection } from './tools/selection.js';
 import { Views } from './views.js';
@@ -26,6 +27,8 @@ export class App extends EventTarget {
     this.session = new Session(this);
     this.clock = new PaintClock(this);
     this.views = new Views(this, viewsElement);
+    this.prompts = new PromptLayer(this); // the prompts sent, drawn until the next revision
+    this.lost = false; // the open session is gone from the server (404 session_not_found)
     this.addEventListener('segments', () => this.views.updateLocks());
     this.addEventListener('overlay', () => this.views.repaintOverlays());
     this.api.addEventListener('response', (e) => this.emit('status', { kind: 'server', ...e.detail }));
@@ -53,6 +56,7 @@ export class App extends EventTarget {
 
   /** Show `record` (a SessionPublic): the views first, then its segments as their masks arrive. */
   async openSession(record) {
+    this.lost = false;
     this.session.open(record);
     this.session.masks.addEventListener('change', (e) => this.views.maskChanged(e.detail.bbox));
     this.tools.reset();
@@ -67,6 +71,18 @@ export class App extends EventTarget {
   }
 
   report(err) {
+    const open = this.session.record;
+    if (err.status === 404 && err.code === 'session_not_found' && open && err.path?.includes(open.id)) {
+      // the open session expired or was deleted: one clear screen instead of a note per call
+      if (!this.lost) {
+        this.lost = true;
+        console.warn('session gone', err);
+        this.messages.push({ level: 'lost', title: 'Session gone', detail: err.message });
+        history.replaceState(null, '', location.pathname + location.search);
+        this.emit('lost', { error: err });
+      }
+      return;
+    }
     console.error(err);
     const { title, detail } = describe(err);
     this.messages.push({ level: 'error', title, detail });

@@ -89,6 +89,8 @@ export class Editor {
     const { app, masks } = this;
     const held = masks.revision(segmentId);
     if (body) body.base_revision = held;
+    // the prompt is drawn from now until the segment's next revision
+    const prompt = verb === 'interactions' && this.current ? app.prompts?.add(segmentId, body) : null;
     try {
       const result = await app.api.post(`${this.base}/${segmentId}/${verb}`, body,
         held === null ? {} : { 'If-Match': `"${held}"` });
@@ -99,8 +101,10 @@ export class Editor {
       // the server locks the slice of every 2D interaction: mirror it without a request
       if (body?.plane) app.session.markLocked(segmentId, body.plane.axis, body.plane.index);
       app.session.segmentChanged(segmentId, result);
+      if (prompt) app.prompts.answered(prompt, result.revision);
       return true;
     } catch (err) {
+      if (prompt) app.prompts.drop(prompt);
       if (err.status === 409 && err.code === 'revision_conflict') await this.resync(segmentId);
       if (!this.current) return false;
       app.clock.cancel();

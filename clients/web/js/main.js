@@ -5,6 +5,7 @@ import { consoleHandle } from './handle.js';
 import { mountFinetune } from './ui/finetune.js';
 import { mountHistory } from './ui/history.js';
 import { mountKeyDialog } from './ui/keydialog.js';
+import { mountLost } from './ui/lost.js';
 import { mountMessages } from './ui/messages.js';
 import { mountModels } from './ui/models.js';
 import { mountParams } from './ui/params.js';
@@ -28,6 +29,7 @@ mountParams(app, $('#params'));
 mountStatus(app, $('#status'));
 mountMessages(app, $('#messages'));
 const start = mountStart(app, $('#start'));
+const lost = mountLost(app, $('#lost'));
 mountShortcuts(app, $('#help'));
 mountKeyDialog(app, $('#key-dialog'), () => boot());
 
@@ -43,20 +45,41 @@ app.addEventListener('session', () => {
   document.body.classList.add('has-session');
 });
 // catch up with changes made elsewhere whenever the tab comes back
-window.addEventListener('focus', () => app.session.refreshAll().catch((err) => app.report(err)));
+window.addEventListener('focus', () => {
+  if (!app.lost) app.session.refreshAll().catch((err) => app.report(err));
+});
+
+const hashSession = () => /session=([0-9a-f]{32})/.exec(location.hash)?.[1] ?? null;
+
+/** Open session `id` (from the URL): false when it could not be opened (the error is shown). */
+async function openFromHash(id) {
+  try {
+    await app.openSession(await app.session.fetch(id));
+    start.hide();
+    lost.hide();
+    return true;
+  } catch (err) {
+    app.report(err);
+    return false;
+  }
+}
+
+// `#session=<id>` typed or pasted into an open tab (or a link followed) opens that session
+window.addEventListener('hashchange', () => {
+  const id = hashSession();
+  if (!id || id === app.session.record?.id) return;
+  if (!app.caps) return; // not connected yet: boot reads the hash
+  openFromHash(id).then((ok) => {
+    if (ok) return;
+    if (app.session.record && !app.lost) history.replaceState(null, '', `#session=${app.session.record.id}`);
+    else start.show();
+  });
+});
 
 async function boot() {
   if (!(await app.connect())) return; // 401: the key dialog calls boot again
-  const id = /session=([0-9a-f]{32})/.exec(location.hash)?.[1];
-  if (id) {
-    try {
-      await app.openSession(await app.session.fetch(id));
-      start.hide();
-      return;
-    } catch (err) {
-      app.report(err);
-    }
-  }
+  const id = hashSession();
+  if (id && (await openFromHash(id))) return;
   start.show();
 }
 

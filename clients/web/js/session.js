@@ -2,11 +2,14 @@
 // mask at a known revision (and how the viewer shows it), the active segment, its history, the
 // jobs running on segments, and the calls that change them. No DOM here: panels and views
 // follow it through the app's events: 'segments' (the list, the active one or a field
-// changed), 'overlay' (a segment's look changed), 'history', 'job', 'status' {kind: 'revision'}.
+// changed), 'overlay' (a segment's look changed), 'history', 'job', 'status' {kind: 'revision'},
+// 'stats' (volumes and slice ranges, recounted off the paint path shortly after masks change).
 
 import { Editor } from './editor.js';
 import { MaskStore } from './masks.js';
+import { presetColor } from './presets.js';
 import { SliceCache } from './slices.js';
+import { SegmentStats } from './stats.js';
 
 const PALETTE = ['#e6194b', '#3cb44b', '#ffe119', '#4363d8', '#f58231', '#911eb4', '#42d4f4',
   '#f032e6', '#bfef45', '#fabed4'];
@@ -24,6 +27,9 @@ export class Session {
     this.creating = null; // the segment being created for a first edit, shared by concurrent edits
     this.history = null; // {segmentId, revisions} of the active segment, when loaded
     this.jobs = new Map(); // segment id -> running job
+    this.stats = null; // SegmentStats of the held masks
+    this.statsDue = new Map(); // segment id -> bbox to recount (null: the whole mask)
+    this.statsTimer = 0;
   }
 
   emit(type, detail) { this.app.emit(type, detail); }
@@ -45,7 +51,39 @@ export class Session {
     this.editor = new Editor(this.app, record, this.masks);
     this.segments = [];
     this.activeSegmentId = null;
+    this.stats = new SegmentStats(record.shape, record.spacing ?? [1, 1, 1]);
+    this.statsDue.clear();
+    const masks = this.masks;
+    masks.addEventListener('change', (e) => {
+      if (this.masks === masks && e.detail.bbox) this.recount(e.detail.segmentId, e.detail.bbox);
+    });
   }
+
+  /** Recount the statistics of segment `id` in `bbox` soon (merged with other changes). */
+  recount(id, bbox) {
+    const due = this.statsDue.get(id);
+    this.statsDue.set(id, due === undefined ? [...bbox] : [
+      Math.min(due[0], bbox[0]), Math.min(due[1], bbox[1]), Math.min(due[2], bbox[2]),
+      Math.max(due[3], bbox[3]), Math.max(due[4], bbox[4]), Math.max(due[5], bbox[5])]);
+    if (!this.statsTimer) this.statsTimer = setTimeout(() => this.flushStats(), 60);
+  }
+
+  /** Bring the statistics up to date now (also what tests wait on). */
+  flushStats() {
+    clearTimeout(this.statsTimer);
+    this.statsTimer = 0;
+    if (!this.stats) return;
+    for (const [id, bbox] of this.statsDue) {
+      const mask = this.masks.get(id);
+      if (mask) this.stats.update(id, mask.data, bbox);
+      else this.stats.forget(id);
+    }
+    this.statsDue.clear();
+    this.emit('stats');
+  }
+
+  /** {voxels, ml, range} of segment `id` from the held mask, or null before it is loaded. */
+  segmentStats(id) { return this.stats?.get(id) ?? null; }
 
   get activeSegment() { return this.segment(this.activeSegmentId); }
 
@@ -60,7 +98,7 @@ export class Session {
   }
 
   async createSegment(name) {
-    const color = PALETTE[this.segments.length % PALETTE.length];
+    const color = presetColor(name) ?? PALETTE[this.segments.length % PALETTE.length];
     const body = { color };
     if (name) body.name = name;
     const segment = await this.api.post(this.base, body);

@@ -3,7 +3,7 @@
 // repaints of the overlay when a mask delta touches the shown plane.
 
 import { pixelOf, viewLayout, voxelOf } from './orientation.js';
-import { LOCK_ICON, isLocked } from './propagation.js';
+import { LOCK_ICON, isLocked, toggleLock } from './propagation.js';
 import { renderGrey } from './windowing.js';
 
 const AXIS_INDEX = { z: 0, y: 1, x: 2 };
@@ -14,8 +14,9 @@ export class SliceView {
     this.axis = axis;
     this.el = element;
     element.innerHTML = `<div class="view-title"><button class="plane" title="make this the main view"></button>
-      <span class="pos"></span><span class="lock" hidden title="this slice is locked for the active segment: propagation leaves it as it is (L)">${LOCK_ICON} locked</span></div>
-      <canvas></canvas><input type="range" class="slider" min="0" value="0" aria-label="slice">`;
+      <span class="pos"></span><button class="lock" hidden title="this slice is locked for the active segment: propagation leaves it as it is. Click to unlock (L)">${LOCK_ICON} locked <span class="unlock">unlock</span></button></div>
+      <canvas></canvas><div class="lock-marks" aria-label="locked slices"></div>
+      <input type="range" class="slider" min="0" value="0" aria-label="slice">`;
     this.canvas = element.querySelector('canvas');
     this.ctx = this.canvas.getContext('2d');
     this.slider = element.querySelector('.slider');
@@ -223,6 +224,7 @@ export class SliceView {
     c.addEventListener('wheel', (e) => this.wheel(e), { passive: false });
     this.slider.addEventListener('input', () => this.setIndex(Number(this.slider.value)));
     this.el.querySelector('.plane').addEventListener('click', () => this.app.views.setMain(this.axis));
+    this.el.querySelector('.lock').addEventListener('click', () => toggleLock(this.app, this));
     new ResizeObserver(() => this.requestDraw()).observe(c);
   }
 
@@ -242,6 +244,10 @@ export class SliceView {
     } else if (e.button === 0 || e.button === 2) {
       const hit = this.voxelAt(x, y);
       const tool = this.app.tools.active;
+      if (!hit && tool) {
+        this.app.notify('That click was outside the image: nothing was sent. Click on the image itself.');
+        return;
+      }
       if (!hit || !tool) return;
       const gesture = tool.begin({ view: this, ...hit, foreground: e.button === 0, event: e });
       if (!gesture) return;
@@ -304,10 +310,31 @@ export class SliceView {
     this.requestDraw();
   }
 
-  /** Is the shown slice locked for the active segment? Shows the lock in the title. */
+  /**
+   * Is the shown slice locked for the active segment? Shows the lock in the title (a button:
+   * one click unlocks), and a mark along the slider for every locked slice on this axis.
+   */
   updateLock() {
-    const locked = isLocked(this.app.session.activeSegment, this.axis, this.index);
+    const segment = this.app.session.activeSegment;
+    const locked = isLocked(segment, this.axis, this.index);
     this.el.querySelector('.lock').hidden = !locked;
+    const slices = this.layout ? segment?.locked_slices?.[this.axis] ?? [] : [];
+    const key = `${this.count}:${slices.join(',')}:${this.index}`;
+    if (key !== this.lockKey) {
+      this.lockKey = key;
+      this.el.querySelector('.lock-marks').replaceChildren(...slices.map((index) => {
+        const mark = document.createElement('button');
+        mark.className = 'lock-mark';
+        mark.classList.toggle('here', index === this.index);
+        mark.dataset.index = String(index);
+        mark.title = `slice ${index + 1} is locked: click to go there`;
+        mark.innerHTML = LOCK_ICON;
+        // the slider thumb (about 16 px) travels between its half widths
+        mark.style.left = `calc(8px + (100% - 16px) * ${this.count > 1 ? index / (this.count - 1) : 0.5})`;
+        mark.onclick = () => this.setIndex(index);
+        return mark;
+      }));
+    }
     return locked;
   }
 

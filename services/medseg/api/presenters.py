@@ -37,7 +37,7 @@ def segment_public(store: Store, meta: SessionMeta, segment: SegmentRecord,
     return SegmentPublic(id=segment.id, name=segment.name, label=segment.label, color=segment.color,
                          revision=segment.head, can_undo=head.parent is not None,
                          can_redo=bool(segment.redo), voxels=head.voxels,
-                         locked_slices=segment.locks)
+                         locked_slices=segment.locks, reviewed=segment.reviewed)
 
 
 def session_public(store: Store, meta: SessionMeta) -> SessionPublic:

@@ -82,7 +82,8 @@ class SessionPublic(BaseModel):
     source: dict[str, Any] | None = Field(None, description=(
         "where the image came from when it was opened from a PACS: archive name, study, "
         "series and frame-of-reference UIDs, instance count, reused (copied from an earlier "
-        "pull of the same series), timings_ms (docs/pacs.md)"))
+        "pull of the same series), study / series description and date where the instances "
+        "have them (no patient identifiers), timings_ms (docs/pacs.md)"))
 
 
 # -- segments ------------------------------------------------------------------------------
@@ -96,6 +97,7 @@ class SegmentUpdate(Strict):
     name: str | None = Field(None, max_length=200)
     label: int | None = Field(None, ge=1, le=65535)
     color: HexColor | None = None
+    reviewed: bool | None = Field(None, description="mark the segment reviewed / accepted")
 
 
 class SegmentPublic(BaseModel):
@@ -109,6 +111,8 @@ class SegmentPublic(BaseModel):
     voxels: int
     locked_slices: dict[str, list[int]] = Field(
         default_factory=dict, description="locked slice indices per axis (z, y, x)")
+    reviewed: bool = Field(False, description=(
+        "an annotator marked it reviewed / accepted (PATCH; editing the mask leaves it as is)"))
 
 
 # -- interactions --------------------------------------------------------------------------

@@ -44,6 +44,7 @@ class SegmentRecord(BaseModel):
     created_at: str = Field(default_factory=utcnow)
     # locked slices per axis ("z", "y", "x"): propagation never overwrites them
     locks: dict[str, list[int]] = Field(default_factory=dict)
+    reviewed: bool = False  # an annotator marked it reviewed / accepted (viewer-set metadata)
 
     def with_lock(self, axis: str, index: int, locked: bool = True) -> SegmentRecord:
         current = set(self.locks.get(axis, []))

@@ -153,6 +153,7 @@ def _create(store: Store, dicom: DicomSourceStore, volume: Volume, tenant: str,
                "series_instance_uid": source.series_instance_uid,
                "frame_of_reference_uid": source.frame_of_reference_uid,
                "instances": len(source.sop_instance_uids), "reused": reused,
+               **_descriptions(headers[0] if headers else b""),
                "timings_ms": {k: round(v * 1000, 1) for k, v in timings.items()}}
     start = time.perf_counter()
     meta = store.sessions.create(
@@ -203,6 +204,26 @@ def _slice_order(volume: Volume, datasets: list[pydicom.Dataset]) -> list[pydico
                                "volume's slices")
         ordered[k] = ds
     return [ds for ds in ordered if ds is not None]
+
+
+# What tells sessions apart in a list, and nothing that identifies the patient.
+_DESCRIBING = {"study_description": "StudyDescription", "series_description": "SeriesDescription",
+               "study_date": "StudyDate", "series_date": "SeriesDate"}
+
+
+def _descriptions(header: bytes) -> dict[str, str]:
+    """Study / series description and date of the series (from one instance's header), for
+    the session record's `source`: only the ones the instance has."""
+    try:
+        ds = pydicom.dcmread(io.BytesIO(header), stop_before_pixels=True, force=True)
+    except Exception:  # noqa: BLE001 - a header that cannot be read describes nothing
+        return {}
+    out = {}
+    for key, keyword in _DESCRIBING.items():
+        value = str(ds.get(keyword, "") or "").strip()
+        if value:
+            out[key] = value[:200]
+    return out
 
 
 def _header_bytes(ds: pydicom.Dataset) -> bytes:

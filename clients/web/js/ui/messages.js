@@ -3,7 +3,10 @@
 export function mountMessages(app, el) {
   app.addEventListener('message', (e) => {
     const { level, title, detail } = e.detail;
+    const last = el.lastElementChild;
+    if (last && last.dataset.key === `${level}|${title}|${detail}`) return; // said just now
     const note = document.createElement('div');
+    note.dataset.key = `${level}|${title}|${detail}`;
     note.className = `note ${level}`;
     note.setAttribute('role', level === 'error' ? 'alert' : 'status');
     note.innerHTML = '<strong></strong> <span></span><button title="dismiss">✕</button>';

@@ -2,7 +2,8 @@
 // encoding to use, and the Points tool's controls (send, take back, start again).
 
 export function mountModels(app, el) {
-  el.innerHTML = `<details class="models" open><summary>Models</summary><ul class="model-list"></ul>
+  // open where the screen has room for it (the list is information; closed it is one line)
+  el.innerHTML = `<details class="models" ${window.innerHeight >= 880 ? 'open' : ''}><summary>Models <span class="count"></span></summary><ul class="model-list"></ul>
     <label class="encoding" hidden>cue encoding <select></select></label></details>
     <div class="points-panel" hidden><p class="hint points-state"></p>
       <button class="send primary" title="send the points (Enter)">Send points</button>
@@ -15,6 +16,7 @@ export function mountModels(app, el) {
   function render() {
     const list = models();
     $('.models').hidden = !list.length;
+    $('.models .count').textContent = list.length ? `(${list.length})` : '';
     $('.model-list').replaceChildren(...list.map((m) => {
       const li = document.createElement('li');
       li.dataset.name = m.name;

@@ -1,12 +1,39 @@
-// The segment list: pick the active one, rename, recolour, opacity, visibility, delete, add.
+// The segment list: pick the active one, rename (with organ presets that bring their colour),
+// recolour, opacity, visibility, reviewed, delete, add; each with its volume in mL and the
+// slices it spans, from the mask the viewer holds (updated as the mask changes).
+
+import { ORGAN_PRESETS, presetColor } from '../presets.js';
+import { formatMl } from '../stats.js';
 
 export function mountSegments(app, el) {
   el.innerHTML = `<h2>Segments</h2><ul class="segments"></ul>
-    <button class="add" title="new segment (N)">+ Segment</button>
+    <div class="add-row"><button class="add" title="new segment (N)">+ Segment</button>
+    <select class="preset" title="new segment named after an organ, in its colour">
+      <option value="">+ organ…</option>${ORGAN_PRESETS.map(([n]) => `<option>${n}</option>`).join('')}
+    </select></div>
+    <datalist id="organ-presets">${ORGAN_PRESETS.map(([n]) => `<option value="${n}">`).join('')}</datalist>
     <p class="hint"></p>`;
   const list = el.querySelector('.segments');
   const { session } = app;
   el.querySelector('.add').onclick = () => session.createSegment().catch((err) => app.report(err));
+  const preset = el.querySelector('.preset');
+  preset.onchange = () => {
+    const name = preset.value;
+    preset.value = '';
+    if (name) session.createSegment(name).catch((err) => app.report(err));
+  };
+
+  /** "12.3 mL · z 34–78" (slice numbers 1-based, as in the views' titles). */
+  function statsText(s) {
+    const stats = session.segmentStats(s.id);
+    if (!stats) return { textContent: '…', title: 'loading the mask' };
+    const { range } = stats;
+    const axis = session.record?.shape[0] === 1 ? null : 'z';
+    const span = axis && range.z ? ` · z ${range.z[0] + 1}–${range.z[1] + 1}` : '';
+    const title = `${stats.voxels} voxels × ${(stats.ml / Math.max(stats.voxels, 1) * 1000).toFixed(3)} mm³` +
+      Object.entries(range).filter(([, r]) => r).map(([a, r]) => `; ${a} ${r[0] + 1}–${r[1] + 1}`).join('');
+    return { textContent: `${formatMl(stats.ml)}${span}`, title: stats.voxels ? title : 'empty' };
+  }
 
   function row(s) {
     const li = document.createElement('li');
@@ -20,20 +47,33 @@ export function mountSegments(app, el) {
       <input type="checkbox" class="visible" title="show (H)">
       <input type="range" class="opacity" min="0" max="1" step="0.05" title="opacity">
       <span class="rev" title="revision"></span>
-      <button class="delete" title="delete this segment">✕</button>`;
+      <button class="delete" title="delete this segment">✕</button>
+      <span class="stats"></span>
+      <label class="reviewed" title="mark this segment reviewed / accepted (kept on the server)">
+        <input type="checkbox"> reviewed</label>`;
     const q = (sel) => li.querySelector(sel);
     q('[type=radio]').checked = s.id === session.activeSegmentId;
     q('[type=radio]').onchange = () => session.setActiveSegment(s.id);
     q('[type=color]').value = s.color;
     q('[type=color]').onchange = (e) => session.updateSegment(s.id, { color: e.target.value }).catch((err) => app.report(err));
     q('.name').value = s.name;
-    q('.name').onchange = (e) => session.updateSegment(s.id, { name: e.target.value }).catch((err) => app.report(err));
+    q('.name').setAttribute('list', 'organ-presets');
+    q('.name').onchange = (e) => {
+      const name = e.target.value;
+      const color = presetColor(name);
+      session.updateSegment(s.id, color ? { name, color } : { name }).catch((err) => app.report(err));
+    };
     q('.name').onfocus = () => session.setActiveSegment(s.id);
     q('.visible').checked = s.visible;
     q('.visible').onchange = (e) => session.styleSegment(s.id, { visible: e.target.checked });
     q('.opacity').value = String(s.opacity);
     q('.opacity').oninput = (e) => session.styleSegment(s.id, { opacity: Number(e.target.value) });
     q('.rev').textContent = `r${s.revision}`;
+    Object.assign(q('.stats'), statsText(s));
+    q('.reviewed input').checked = Boolean(s.reviewed);
+    li.classList.toggle('is-reviewed', Boolean(s.reviewed));
+    q('.reviewed input').onchange = (e) => session.updateSegment(s.id, { reviewed: e.target.checked })
+      .catch((err) => app.report(err));
     q('.delete').onclick = () => {
       if (confirm(`Delete segment “${s.name}” and its history?`)) session.deleteSegment(s.id).catch((err) => app.report(err));
     };
@@ -54,6 +94,14 @@ export function mountSegments(app, el) {
       : 'Click on an organ: a segment is created for you.';
   }
 
+  function renderStats() {
+    for (const li of list.children) {
+      const s = session.segment(Number(li.dataset.id));
+      if (s) Object.assign(li.querySelector('.stats'), statsText(s));
+    }
+  }
+
   app.addEventListener('segments', render);
   app.addEventListener('session', render);
+  app.addEventListener('stats', renderStats);
 }

@@ -11,6 +11,8 @@ export const MOUSE = [
   ['middle drag, Space + drag or Ctrl + drag', 'pan'],
   ['Alt + drag', 'window (left-right) and level (up-down)'],
   ['Shift + click', 'move the other views to this point'],
+  ['click “locked” in a view title', 'unlock that slice of the active segment'],
+  ['click a padlock by a slider', 'go to that locked slice'],
 ];
 
 function bindings(app, overlay) {
@@ -37,6 +39,7 @@ function bindings(app, overlay) {
     ['3', 'sagittal view as main view', () => views.setMain('x')],
     ['v', 'one view / three views', () => views.toggleSingle()],
     ['x', 'show / hide the crosshair', () => views.toggleCrosshair()],
+    ['m', 'show / hide the prompts sent (drawn until the next revision)', () => app.prompts.toggle()],
     ['+', 'zoom in', () => view().zoomBy(1.25)],
     ['-', 'zoom out', () => view().zoomBy(0.8)],
     ['0', 'fit the image', () => view().resetView()],
@@ -75,8 +78,14 @@ export function mountShortcuts(app, overlayEl) {
     show() {
       const keys = bindings(app, overlay).map(([k, what]) => `<tr><td><kbd>${k}</kbd></td><td>${what}</td></tr>`);
       const mouse = MOUSE.map(([k, what]) => `<tr><td>${k}</td><td>${what}</td></tr>`);
-      overlayEl.innerHTML = `<div class="card"><h2>Mouse</h2><table>${mouse.join('')}</table>
-        <h2>Keys</h2><table>${keys.join('')}</table><p>Press ? or Esc to close.</p></div>`;
+      // two columns of about equal height, so the whole table fits a 1366 x 768 screen
+      const headings = 4; // the two headings take about as much room as four rows
+      const first = Math.max(0, Math.ceil((mouse.length + keys.length + headings) / 2) - mouse.length - headings);
+      overlayEl.innerHTML = `<div class="card"><div class="columns">
+        <div><h2>Mouse</h2><table>${mouse.join('')}</table>
+          <h2>Keys</h2><table>${keys.slice(0, first).join('')}</table></div>
+        <div><table class="more">${keys.slice(first).join('')}</table></div></div>
+        <p>Press ? or Esc to close.</p></div>`;
       overlayEl.hidden = false;
       this.visible = true;
     },

@@ -60,8 +60,10 @@ export function mountStart(app, el) {
       const open = document.createElement('button');
       open.className = 'session';
       open.dataset.id = s.id;
-      open.textContent = `${s.name ?? s.source_format} · ${s.modality} · ${s.shape.join('×')} · ` +
-        `${s.segments.length} segment(s) · ${s.created_at.slice(0, 16).replace('T', ' ')}`;
+      const { what, meta } = describeSession(s);
+      open.innerHTML = '<span class="what"></span><span class="meta"></span>';
+      open.querySelector('.what').textContent = what;
+      open.querySelector('.meta').textContent = meta;
       open.onclick = () => app.session.fetch(s.id).then((record) => app.openSession(record)).then(hide, (err) => app.report(err));
       const remove = document.createElement('button');
       remove.className = 'delete';
@@ -83,7 +85,7 @@ export function mountStart(app, el) {
 
   function show() {
     el.hidden = false;
-    $('.close').hidden = !app.session.record;
+    $('.close').hidden = !app.session.record || app.lost;
     refresh();
   }
 
@@ -91,6 +93,29 @@ export function mountStart(app, el) {
 
   app.addEventListener('open', show);
   return { show, hide };
+}
+
+/** "20240131" -> "2024-01-31" (a DICOM DA), anything else as it is. */
+function dicomDate(value) {
+  const m = /^(\d{4})(\d{2})(\d{2})$/.exec(String(value ?? '').trim());
+  return m ? `${m[1]}-${m[2]}-${m[3]}` : value || null;
+}
+
+/**
+ * Two lines for a session in the list: what the image is (study / series description from the
+ * PACS, else the session's name or format) and its modality, date, size and segments. No
+ * patient identifiers: the server's session record carries none.
+ */
+export function describeSession(s) {
+  const src = s.source ?? {};
+  const descriptions = [src.study_description, src.series_description].filter(Boolean);
+  const what = [s.name, ...descriptions].filter(Boolean).join(' · ') || `${s.source_format} upload`;
+  const date = dicomDate(src.series_date ?? src.study_date);
+  const opened = s.created_at.slice(0, 16).replace('T', ' ');
+  const meta = [s.modality, date ? `acquired ${date}` : null, s.shape.join('×'),
+    `${s.segments.length} segment${s.segments.length === 1 ? '' : 's'}`,
+    src.kind === 'pacs' ? `from ${src.pacs}` : s.source_format, `opened ${opened}`].filter(Boolean);
+  return { what, meta: meta.join(' · ') };
 }
 
 /** Files from a drop, walking dropped folders (a DICOM series is often a folder). */

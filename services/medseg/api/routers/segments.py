@@ -79,7 +79,7 @@ def get_segment(store: StoreDep, meta: SessionDep, segment_id: int,
 
 
 @router.patch("/{segment_id}", response_model=SegmentPublic, responses=_CHANGE_ERRORS,
-              summary="Rename, recolour or relabel (does not change the mask)")
+              summary="Rename, recolour, relabel or mark reviewed (does not change the mask)")
 def update_segment(store: StoreDep, meta: SessionDep, segment_id: int,
                    body: SegmentUpdate) -> SegmentPublic:
     with store.sessions.locked(meta.id):
