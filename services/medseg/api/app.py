@@ -15,6 +15,7 @@ from medseg.api import errors, limits, openapi_links, viewer
 from medseg.api.compute import ChildConfig, ComputePool
 from medseg.api.logging import configure as configure_logging
 from medseg.api.routers import (
+    imports,
     jobs,
     models,
     pacs,
@@ -76,7 +77,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     errors.install(app)
     # pacs before sessions: POST /v1/sessions/from-pacs is not a session id
     for router in (service.router, models.router, pacs.router, sessions.router, slices.router,
-                   segments.router, propagation.router, jobs.router):
+                   segments.router, imports.router, propagation.router, jobs.router):
         app.include_router(router)
     viewer.mount(app, settings.clients_dir)
     openapi_links.install(app)
