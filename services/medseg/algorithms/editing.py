@@ -163,7 +163,8 @@ def simulate_selection(auto: np.ndarray, gt: np.ndarray, min_voxels: int = MIN_S
                        limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(add points, remove points), (N, ndim) int: one core voxel of each large error component
     (the largest `limit` when given)."""
-    add, remove = [], []
+    add: list[np.ndarray] = []
+    remove: list[np.ndarray] = []
     for component, sign in error_components(auto, gt, min_voxels)[:limit]:
         (add if sign > 0 else remove).append(core_voxel(component))
     as_array = lambda pts: np.asarray(pts, np.int64).reshape(-1, np.ndim(auto))

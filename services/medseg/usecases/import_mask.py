@@ -30,7 +30,7 @@ def read_on_grid(meta: SessionMeta, content: bytes, limits: imageio.ImageLimits)
     one on another grid."""
     volume = imageio.load_image([("mask", content)], limits)
     try:
-        return imageio.reorient_to(np.asarray(meta.affine), tuple(meta.shape), volume.array,
+        return imageio.reorient_to(np.asarray(meta.affine), meta.shape, volume.array,
                                    volume.affine)
     except CorruptImage as exc:
         raise GeometryMismatch(
