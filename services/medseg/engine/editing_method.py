@@ -53,7 +53,10 @@ class AdjustParams:
 
 @dataclass(frozen=True)
 class DeepEditingParams(AdjustParams):
-    threshold: float = 0.5  # network probability that counts as foreground
+    # network probability that counts as foreground: the 12-minute network is under-confident
+    # on what a click adds (one click recovered 76 % of a bitten-out region at 0.5, 82 % at
+    # 0.35, with the same Dice; chosen on every second object of the editing benchmark)
+    threshold: float = 0.35
     merge_margin: int = 1  # voxels: a change this close to the marked component joins it
 
     def __post_init__(self) -> None:
@@ -88,11 +91,12 @@ def run_adjust(read_image, read_mask, shape, spacing, plane: Plane | None, amoun
         raise InvalidPrompt("adjust needs a mask to grow or shrink (the segment is empty"
                             + (" on this slice)" if plane is not None else ")"))
     amount = float(amount)
-    dims = 3 if plane is None else 2
-    # room for the grown mask: its extent grows by about (1 + amount)^(1/dims)
-    factor = (1.0 + max(amount, 0.0)) ** (1.0 / dims) - 1.0
+    # the region the boundary moves in: half the mask's extent (+ 3 voxels) around it on every
+    # side, room for about 4x the area in 2D, 8x the volume in 3D. It depends on the mask only,
+    # never on the amount, so every amount orders the same voxels the same way (monotone); an
+    # amount beyond what the region holds takes all of it
     extent = np.asarray(current_mask_bbox.shape, dtype=float)
-    reach = np.ceil(extent * factor / 2.0 + extent * 0.1 + 3).astype(np.int64)
+    reach = np.ceil(extent / 2.0 + 3).astype(np.int64)
     if plane is not None:
         reach[plane.axis] = 0
     lo = np.maximum(np.asarray(current_mask_bbox.lo) - reach, 0)
