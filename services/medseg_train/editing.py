@@ -11,7 +11,8 @@ user would make on it (medseg.algorithms.editing.simulate_edits), of ONE kind pe
 (KIND_WEIGHTS; none for some, so the network keeps its plain segmentation ability: the paper's
 warning about over-reliance on edits): selection clicks on the core of each large error
 component (at most two), one brush stroke on the largest error region, or K truncated to
-+-0.5. The service's `adjust` amount is -K (positive grows). Target: the reference.
++-0.5. The service's `adjust` amount is -K / (1 + K) (positive grows). Target: the
+reference.
 """
 
 from __future__ import annotations

@@ -72,6 +72,12 @@ def test_import_label_map_binary_and_copy(client, totalseg, ct):
     response = import_file(client, sid, content, labels=[5, 1])
     assert response.status_code == 201, response.text
     assert [s["voxels"] for s in response.json()] == [int(spleen.sum()), int(liver.sum())]
+    # NRRD too
+    nrrd = imageio.save_nrrd(spleen.astype(np.uint8), np.asarray(session["affine"]))
+    response = client.post(f"/v1/sessions/{sid}/segments/import",
+                           files=[("file", ("mask.nrrd", nrrd, "application/octet-stream"))])
+    assert response.status_code == 201, response.text
+    assert np.array_equal(full_mask(client, sid, response.json()[0]["id"]), spleen)
     # a copy of another segment is a new segment starting from its mask
     copied = client.post(f"/v1/sessions/{sid}/segments/{created[5]['id']}/copy",
                          json={"name": "liver copy"})

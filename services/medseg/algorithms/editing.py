@@ -18,7 +18,8 @@ Simulated edits (paper sec. 2.3), from an imperfect mask `auto` and the referenc
   component farthest apart (double sweep of geodesic distances inside it) and the shortest path
   between them inside the component; short strokes are ignored;
 - adjustment: K = (V_over - V_under) / V_gt, truncated to +-0.5 in training. The service's
-  `adjust` amount has the opposite sign (positive grows the mask): amount = -K.
+  `adjust` amount is relative to the mask's own size and grows it when positive: the K of a
+  mask is amount = -K / (1 + K).
 """
 
 from __future__ import annotations
