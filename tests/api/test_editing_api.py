@@ -351,3 +351,22 @@ def test_a_removed_region_added_back_round_trip(client, ct, method):
     for _ in range(2):
         client.post(f"/v1/sessions/{sid}/segments/{seg}/undo")
     assert np.array_equal(full_mask(client, sid, seg), spleen)
+
+
+def test_a_paint_too_large_to_compute_is_refused(client, monkeypatch, ct):
+    from medseg.engine import manual_tools
+
+    session, _, _ = ct
+    sid = session["id"]
+    seg = new_segment(client, sid)["id"]
+    monkeypatch.setattr(manual_tools, "MAX_STROKE_BOX_VOXELS", 1000)
+    body = {"type": "paint", "dim": "3d", "radius_mm": 30, "path": [[15, 50, 60]]}
+    refused = interact(client, sid, seg, body)
+    assert refused.status_code == 422 and "smaller radius" in refused.json()["message"]
+    body["radius_mm"] = 3  # a 3 x 3 x 3 box
+    assert interact(client, sid, seg, body).status_code == 200
+    from medseg.engine import editing_method
+
+    monkeypatch.setattr(editing_method, "MAX_ADJUST_VOXELS", 100)
+    refused = interact(client, sid, seg, {"type": "adjust", "dim": "3d", "amount": 0.5})
+    assert refused.status_code == 422 and "in 2D" in refused.json()["message"]

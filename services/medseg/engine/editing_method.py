@@ -41,6 +41,9 @@ DEEP_NAME = "deep-editing"
 CLASSICAL_NAME = "classical-editing"
 TASK = "editing"
 TOOLS = ("select", "brush", "adjust")
+# voxels of the region adjust orders (two geodesic distance transforms): 16 M, a 256^3 box,
+# takes several seconds; a larger one is refused (adjust the slices in 2D instead)
+MAX_ADJUST_VOXELS = 2**24
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,9 @@ def run_adjust(read_image, read_mask, shape, spacing, plane: Plane | None, amoun
     lo = np.maximum(np.asarray(current_mask_bbox.lo) - reach, 0)
     hi = np.minimum(np.asarray(current_mask_bbox.hi) + reach, np.asarray(shape) - 1)
     roi = Box(tuple(int(v) for v in lo), tuple(int(v) for v in hi))
+    if int(np.prod(roi.shape, dtype=np.int64)) > MAX_ADJUST_VOXELS:
+        raise InvalidPrompt(f"adjust would order {int(np.prod(roi.shape)):,} voxels, more than "
+                            f"{MAX_ADJUST_VOXELS:,}: adjust slice by slice in 2D")
     head = read_mask(roi)
     image = read_image(roi)
     squeeze = (lambda a: a) if plane is None else (lambda a: a.squeeze(plane.axis))

@@ -26,6 +26,9 @@ from medseg.errors import InvalidPrompt
 
 NAME = "manual"
 MAX_RADIUS_MM = 200.0  # a brush wider than a torso is a mistake (and would cost seconds in 3D)
+# voxels of the box a stroke's footprint is computed in (a distance transform, 8 bytes a voxel):
+# 16 M is a 256^3 box, about a second and 130 MB; a larger stroke is refused, not run for minutes
+MAX_STROKE_BOX_VOXELS = 2**24
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,10 @@ def stroke(read_mask, shape, spacing, points: np.ndarray, plane: Plane | None,
     if not 0.0 <= radius_mm <= MAX_RADIUS_MM:
         raise InvalidPrompt(f"radius_mm must lie between 0 and {MAX_RADIUS_MM:g} mm")
     roi = _stroke_box(points, radius_mm, spacing, shape, plane)
+    if int(np.prod(roi.shape, dtype=np.int64)) > MAX_STROKE_BOX_VOXELS:
+        raise InvalidPrompt(f"the stroke's box holds {int(np.prod(roi.shape)):,} voxels, more "
+                            f"than {MAX_STROKE_BOX_VOXELS:,}: paint shorter strokes or a "
+                            "smaller radius (or in 2D)")
     centre = np.zeros(roi.shape, dtype=bool)
     centre[tuple((points - np.asarray(roi.lo)).T)] = True
     footprint = stroke_footprint(_squeeze(centre, plane), _spacing(spacing, plane), radius_mm)
