@@ -13,7 +13,9 @@ import importlib
 
 from medseg.engine import (
     bifseg_method,
+    editing_method,
     graphcut_method,
+    manual_tools,
     mideepseg_method,
     propagation_net,
     slice_predictors,
@@ -28,6 +30,8 @@ from medseg.registry import Registry
 from medseg.usecases import finetune, pacs, propagation
 
 DEFAULT_METHOD = graphcut_method.METHOD.name
+# the method `select`, `brush` and `adjust` use when a request names none (docs/benchmarks.md)
+DEFAULT_EDITING_METHOD = editing_method.DEEP_METHOD.name
 # the network fused with the model-free seeds: best one-shot and corrected Dice on held-out
 # and seen organs (docs/benchmarks.md); "graphcut-seeds" needs no weights
 DEFAULT_PREDICTOR = propagation_net.FUSED_PREDICTOR.name
@@ -39,6 +43,9 @@ def build(plugin_modules: str = "") -> Plugins:
     methods.register(graphcut_method.METHOD)
     methods.register(mideepseg_method.METHOD)
     methods.register(bifseg_method.METHOD)
+    methods.register(manual_tools.METHOD)  # paint, erase, fill (issue 14)
+    methods.register(editing_method.DEEP_METHOD)  # select, brush, adjust (issue 14)
+    methods.register(editing_method.CLASSICAL_METHOD)
 
     predictors: Registry[PredictorSpec] = Registry("propagation method", default=DEFAULT_PREDICTOR)
     predictors.register(slice_predictors.PREDICTOR)

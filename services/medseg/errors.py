@@ -13,6 +13,7 @@ decides which HTTP status each code gets.
     ├── QuotaExceeded: TooManySessions, TooManyJobs        a tenant's quota is used up (retry)
     ├── StorageFull: TenantStorageFull                     no room to store more (retry)
     ├── SeriesMismatch, NoDicomSource                      DICOM SEG for another series / none
+    ├── GeometryMismatch                                   an imported mask on another grid
     └── PacsError                                          a configured PACS (DICOMweb) failed
         └── PacsUnavailable, PacsAuthFailed, PacsNotFound
 
@@ -132,6 +133,13 @@ class TenantStorageFull(StorageFull):
     """The tenant's sessions hold as many bytes as its quota allows."""
 
     code = "tenant_storage_full"
+
+
+class GeometryMismatch(MedsegError):
+    """An imported mask whose voxel grid is not the session image's (shape, spacing, origin or
+    direction differ beyond axis order and flips)."""
+
+    code = "geometry_mismatch"
 
 
 class SeriesMismatch(MedsegError):

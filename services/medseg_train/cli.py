@@ -5,6 +5,7 @@
     medseg-train propagation --minutes 20
     medseg-train pnet --minutes 18      # BIFSeg P-Net (2D box segmentation)
     medseg-train pcnet --minutes 20     # BIFSeg PC-Net (3D)
+    medseg-train editing --minutes 12   # deep-editing-tools 2D network (issue 14)
 
 Weights and cards go to services/medseg/models/weights/ (or --out). CI runs a few steps on
 tiny synthetic data only (--steps 2 --synthetic-only --out TMP) to prove the pipeline runs.
@@ -21,11 +22,11 @@ from pathlib import Path
 
 import torch
 
-from medseg.models import bifseg_io, propagation_io
+from medseg.models import bifseg_io, editing_io, propagation_io
 from medseg.models.block6 import weights_to_bytes
 from medseg.models.cards import sha256_file
 from medseg.models.loader import WEIGHTS_DIR
-from medseg_train import bifseg, mideepseg, propagation
+from medseg_train import bifseg, editing, mideepseg, propagation
 from medseg_train.data import HELD_OUT_ORGANS, TRAIN_CASES, VALIDATION_CASE
 from medseg_train.loop import RunConfig, train
 from medseg_train.networks.export import export_onnx
@@ -184,6 +185,51 @@ def run_propagation(args: argparse.Namespace) -> dict:
     return card
 
 
+def run_editing(args: argparse.Namespace) -> dict:
+    name = "editnet-2d"
+    batch = args.batch_size or 8
+    model = editing.build_network()
+    samples = editing.Samples(batch, args.seed, real=not args.synthetic_only)
+    config = RunConfig(name=name, steps=args.steps, minutes=args.minutes, lr=args.lr,
+                       seed=args.seed, workers=args.workers, resume=args.resume,
+                       checkpoint_dir=args.checkpoint_dir, quiet=args.quiet)
+    started = time.time()
+    run = train(model, samples, editing.loss_fn, config)
+    metrics = {} if args.skip_validation else editing.validate(editing.torch_forward(model))
+    size = editing_io.INPUT_SIZE
+    example = torch.randn(1, editing_io.IN_CHANNELS, *size,
+                          generator=torch.Generator().manual_seed(0))
+    path = args.out / f"{name}.onnx"
+    max_diff = export_onnx(model, example, path)
+    card = {
+        "name": name, "version": "1.0.0", "task": "editing", "dims": 2,
+        "input_size": list(size), "in_channels": editing_io.IN_CHANNELS,
+        "inputs": list(editing_io.CHANNELS), "outputs": ["logits"], "file": path.name,
+        "contract": "medseg.models.editing_io",
+        "network": {"type": "UNet", **editing.NETWORK, "norm": "instance",
+                    "parameters": sum(p.numel() for p in model.parameters())},
+        "training": {
+            "command": "medseg-train " + shlex.join(sys.argv[1:]),
+            "data": ("synthetic 3D volumes only" if args.synthetic_only else
+                     "2D slices (any axis) of synthetic 3D volumes (40 %) and seen organs of "
+                     f"{', '.join(TRAIN_CASES)}; imperfect masks = perturbed references "
+                     f"({', '.join(editing.PERTURBATIONS)}); one simulated edit kind per "
+                     f"sample {editing.KIND_WEIGHTS}"),
+            "held_out_organs": list(HELD_OUT_ORGANS), "validation_case": VALIDATION_CASE,
+            "batch_size": batch, "lr": args.lr, "seed": args.seed, **run,
+            "wall_time_with_validation_s": round(time.time() - started, 1),
+            "onnx_max_abs_diff": max_diff,
+        },
+        "metrics": {"protocol": "Dice of the network's answer on perturbed reference slices "
+                                "(held-out organs of every volume, seen organs of the "
+                                "validation volume) after one simulated edit of each kind",
+                    **metrics},
+        "runtime": SMALL_NETWORK_RUNTIME,
+    }
+    write_card(path, card)
+    return card
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="medseg-train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -195,6 +241,7 @@ def main(argv: list[str] | None = None) -> None:
     _common(mds)
     prop = sub.add_parser("propagation", help="slice-propagation 2D U-Net (image + prior mask)")
     _common(prop)
+    _common(sub.add_parser("editing", help="deep-editing-tools 2D network (image, mask, edits)"))
     for recipe, what in (("pnet", "BIFSeg P-Net: 2D box segmentation"),
                          ("pcnet", "BIFSeg PC-Net: 3D box segmentation")):
         _common(sub.add_parser(recipe, help=what))
@@ -205,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     started = time.time()
     recipes = {"mideepseg": run_mideepseg, "propagation": run_propagation,
-               "pnet": run_bifseg, "pcnet": run_bifseg}
+               "pnet": run_bifseg, "pcnet": run_bifseg, "editing": run_editing}
     card = recipes[args.recipe](args)
     print(json.dumps({"name": card["name"], "metrics": {k: v for k, v in card["metrics"].items()
                                                          if k != "per_organ"},

@@ -16,7 +16,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
 
-from medseg_client import cli_jobs, cli_pacs
+from medseg_client import cli_editing, cli_jobs, cli_pacs
 from medseg_client.cli_shared import (
     Axis,
     Background,
@@ -370,6 +370,7 @@ def batch(ctx: typer.Context, manifest: Path,
 
 cli_jobs.register(app)
 cli_pacs.register(app)
+cli_editing.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

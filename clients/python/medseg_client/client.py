@@ -27,6 +27,7 @@ import httpx
 import numpy as np
 
 from medseg_client._calls import _Call, _drop_none, _if_match, _json, _none
+from medseg_client.editing import EditingEndpoints
 from medseg_client.errors import ConnectionFailed, error_from_response
 from medseg_client.jobs import AsyncJobMixin, JobEndpoints, SyncJobMixin
 from medseg_client.models import (
@@ -306,7 +307,7 @@ def _finish(call: _Call, response: httpx.Response) -> Any:
     return call.parse(response)
 
 
-class Client(_Endpoints, JobEndpoints, PacsEndpoints, SyncJobMixin):
+class Client(_Endpoints, JobEndpoints, PacsEndpoints, EditingEndpoints, SyncJobMixin):
     """Synchronous client; use as a context manager or call :meth:`close`."""
 
     def __init__(self, base_url: str | None = None, api_key: str | None = None,
@@ -336,7 +337,7 @@ class Client(_Endpoints, JobEndpoints, PacsEndpoints, SyncJobMixin):
         self.close()
 
 
-class AsyncClient(_Endpoints, JobEndpoints, PacsEndpoints, AsyncJobMixin):
+class AsyncClient(_Endpoints, JobEndpoints, PacsEndpoints, EditingEndpoints, AsyncJobMixin):
     """Asynchronous client: the same methods as :class:`Client`, each to be awaited."""
 
     def __init__(self, base_url: str | None = None, api_key: str | None = None,

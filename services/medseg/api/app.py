@@ -16,6 +16,7 @@ from medseg.api.compute import ChildConfig, ComputePool
 from medseg.api.logging import configure as configure_logging
 from medseg.api.routers import (
     archive,
+    imports,
     jobs,
     models,
     pacs,
@@ -77,8 +78,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     errors.install(app)
     # pacs and archive before sessions: /v1/sessions/from-pacs and .../archived are no ids
     for router in (service.router, models.router, pacs.router, archive.router, sessions.router,
-                   slices.router,
-                   segments.router, propagation.router, jobs.router):
+                   slices.router, segments.router, imports.router, propagation.router,
+                   jobs.router):
         app.include_router(router)
     viewer.mount(app, settings.clients_dir)
     openapi_links.install(app)

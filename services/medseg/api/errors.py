@@ -36,6 +36,7 @@ HTTP_STATUS: dict[type[domain.MedsegError], int] = {
     domain.QuotaExceeded: 429,
     domain.StorageFull: 507,
     domain.SeriesMismatch: 422,
+    domain.GeometryMismatch: 422,
     domain.NoDicomSource: 422,
     domain.PacsError: 502,  # the upstream archive failed: a gateway error, not the caller's
     domain.PacsNotFound: 404,

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from medseg.builtin import DEFAULT_METHOD, DEFAULT_PREDICTOR
+from medseg.builtin import DEFAULT_EDITING_METHOD, DEFAULT_METHOD, DEFAULT_PREDICTOR
 from medseg.engine.prompts import (
     MAX_CLICKS,
     MAX_PATH_POINTS,
@@ -234,7 +234,81 @@ class PointsInteraction(InteractionBase):
     points: list[Zyx] = Field(min_length=1, max_length=MAX_POINTS)
 
 
-Interaction = Annotated[ClickInteraction | ScribbleInteraction | BoxInteraction | PointsInteraction,
+# -- direct edits of the mask (issue 14, docs/methods.md#editing-an-existing-mask) ----------
+class _StrokeEdit(InteractionBase):
+    method: str = Field("manual", description="a method that takes this type (/v1/capabilities)")
+    dim: Literal["2d", "3d"] = Field("2d", description="2d: a disc on `plane`; 3d: a ball")
+    path: list[Zyx] = Field(min_length=1, max_length=MAX_PATH_POINTS,
+                            description="the stroke's centre line, a polyline joined without "
+                                        "gaps (on `plane` for 2d)")
+    radius_mm: float = Field(2.0, ge=0, le=200, description="every voxel whose centre lies "
+                             "within this many mm of the centre line changes")
+
+
+class PaintInteraction(_StrokeEdit):
+    """Paint: add every voxel within `radius_mm` of the stroke (no network)."""
+
+    type: Literal["paint"]
+
+
+class EraseInteraction(_StrokeEdit):
+    """Erase: clear every voxel within `radius_mm` of the stroke (no network)."""
+
+    type: Literal["erase"]
+
+
+class FillInteraction(InteractionBase):
+    """Fill (2D): each click floods the closed region of background it lands in (a click in
+    background that reaches the slice's edge, or on the mask, is refused: 422)."""
+
+    type: Literal["fill"]
+    method: str = Field("manual", description="a method that takes `fill` (/v1/capabilities)")
+    dim: Literal["2d", "3d"] = Field("2d", description="fill works on a 2D `plane` only")
+    clicks: list[Zyx] = Field(min_length=1, max_length=MAX_CLICKS)
+
+
+class SelectInteraction(InteractionBase):
+    """Selection tool: a click on a mis-segmented region fills it (foreground) or erases it
+    (foreground false); only the region the click lands in changes."""
+
+    type: Literal["select"]
+    method: str = Field(DEFAULT_EDITING_METHOD,
+                        description="a method that takes `select` (/v1/capabilities)")
+    dim: Literal["2d", "3d"] = Field("2d", description="2d works on `plane` only")
+    clicks: list[Click] = Field(min_length=1, max_length=MAX_CLICKS)
+
+
+class BrushInteraction(InteractionBase):
+    """Brush tool: strokes over a boundary error, adding (foreground) or removing; only the
+    error regions the strokes touch change."""
+
+    type: Literal["brush"]
+    method: str = Field(DEFAULT_EDITING_METHOD,
+                        description="a method that takes `brush` (/v1/capabilities)")
+    dim: Literal["2d", "3d"] = Field("2d", description="2d works on `plane` only")
+    scribbles: list[Scribble] = Field(min_length=1, max_length=MAX_SCRIBBLES,
+                                      description=SCRIBBLES_LIMITS)
+
+    _few_points = model_validator(mode="before")(_few_scribble_points)
+
+
+class AdjustInteraction(InteractionBase):
+    """Adjustment tool: grow (amount > 0) or shrink (amount < 0) the whole boundary smoothly to
+    about (1 + amount) x the mask's voxels (on `plane` in 2d, the volume in 3d); monotone: a
+    larger amount never gives a smaller mask."""
+
+    type: Literal["adjust"]
+    method: str = Field(DEFAULT_EDITING_METHOD,
+                        description="a method that takes `adjust` (/v1/capabilities)")
+    dim: Literal["2d", "3d"] = Field("2d", description="2d works on `plane` only")
+    amount: float = Field(ge=-1, le=10, description="relative change of the mask's voxel "
+                          "count: -0.1 shrinks by about 10 %, 0.2 grows by about 20 %; -1 "
+                          "empties it")
+
+
+Interaction = Annotated[ClickInteraction | ScribbleInteraction | BoxInteraction | PointsInteraction
+                        | PaintInteraction | EraseInteraction | FillInteraction
+                        | SelectInteraction | BrushInteraction | AdjustInteraction,
                         Field(discriminator="type")]
 
 

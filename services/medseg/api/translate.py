@@ -5,10 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from medseg.api.schemas import (
+    AdjustInteraction,
     BoxInteraction,
+    BrushInteraction,
     ClickInteraction,
+    EraseInteraction,
+    FillInteraction,
+    PaintInteraction,
     PointsInteraction,
     ScribbleInteraction,
+    SelectInteraction,
 )
 from medseg.engine.prompts import (
     AXES,
@@ -27,8 +33,12 @@ def _points(rows: list[list[int]]) -> np.ndarray:
     return np.asarray(rows, dtype=np.int64).reshape(-1, 3)
 
 
-def to_prompt(body: ClickInteraction | ScribbleInteraction | BoxInteraction | PointsInteraction,
-              shape: tuple[int, int, int], max_marks: int) -> Prompt:
+Body = (ClickInteraction | ScribbleInteraction | BoxInteraction | PointsInteraction
+        | PaintInteraction | EraseInteraction | FillInteraction | SelectInteraction
+        | BrushInteraction | AdjustInteraction)
+
+
+def to_prompt(body: Body, shape: tuple[int, int, int], max_marks: int) -> Prompt:
     """The engine's prompt; scribbles are rasterised only once their points lie inside the
     image and their traced length fits `max_marks` (both cheap), so a bogus request costs
     milliseconds, not the seconds rasterising and merging it would."""
@@ -44,12 +54,23 @@ def to_prompt(body: ClickInteraction | ScribbleInteraction | BoxInteraction | Po
     bg: list[np.ndarray] = []
     points: list[np.ndarray] = []
     boxes: list[Box] = []
+    options: dict[str, float | bool] = {}
     if isinstance(body, PointsInteraction):
         points.append(_points(body.points))
-    elif isinstance(body, ClickInteraction):
+    elif isinstance(body, ClickInteraction | SelectInteraction):
         for click in body.clicks:
             (fg if click.foreground else bg).append(_points([click.zyx]))
-    elif isinstance(body, ScribbleInteraction):
+    elif isinstance(body, PaintInteraction | EraseInteraction):
+        path = _points(body.path)
+        check_inside(path, shape, body.type)
+        check_polyline_budget([path], max_marks, f"{body.type} stroke")
+        (fg if body.type == "paint" else bg).append(rasterize_polyline(path))
+        options["radius_mm"] = body.radius_mm
+    elif isinstance(body, FillInteraction):
+        fg.append(_points(body.clicks))
+    elif isinstance(body, AdjustInteraction):
+        options["amount"] = body.amount
+    elif isinstance(body, ScribbleInteraction | BrushInteraction):
         paths = [_points(scribble.path) for scribble in body.scribbles]
         for path in paths:
             check_inside(path, shape, "scribble")
@@ -59,4 +80,4 @@ def to_prompt(body: ClickInteraction | ScribbleInteraction | BoxInteraction | Po
     else:
         boxes.append(Box(tuple(body.box.lo), tuple(body.box.hi)))
     stack = lambda parts: np.concatenate(parts) if parts else np.zeros((0, 3), np.int64)
-    return Prompt(body.type, Marks(stack(fg), stack(bg), boxes, stack(points)), plane)
+    return Prompt(body.type, Marks(stack(fg), stack(bg), boxes, stack(points)), plane, options)

@@ -47,12 +47,14 @@ class SegmentContext:
     artifact: loads the newest blob stored under a name with a revision on the head's line of
     history (a job's by-product such as adapted network weights), or None. Its owner (the job
     kind that writes it) defines the name and the bytes.
+    options: the scalars a direct edit carries (`Prompt.options`: `radius_mm`, `amount`, ...).
     """
 
     kind: str = "click"
     head_interaction: dict[str, Any] = field(default_factory=dict)
     head_probability: Callable[[], tuple[Box, np.ndarray] | None] = _no_probability
     artifact: Callable[[str], bytes | None] = _no_artifact
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 class RunMethod(Protocol):

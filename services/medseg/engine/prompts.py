@@ -191,18 +191,54 @@ def restart_marks(old: Marks, new: Marks, plane: Plane | None) -> Marks:
                  [*kept.boxes, *new.boxes], np.concatenate([kept.points, new.points]))
 
 
+def drop_overridden(marks: Marks, roi: Box, mask: np.ndarray) -> Marks:
+    """The cumulative marks without those a direct edit overrode: foreground marks on voxels
+    of the ROI that the edited `mask` (bool, ROI-shaped) leaves background, background marks
+    on voxels it makes foreground. Otherwise the next click would find them contradicted by the
+    head and honour them again (the refinement contract), undoing the edit."""
+    lo = np.asarray(roi.lo, dtype=np.int64)
+    hi = np.asarray(roi.hi, dtype=np.int64)
+    mask = np.asarray(mask, dtype=bool)
+
+    def keep(points: np.ndarray, drop_where: bool) -> np.ndarray:
+        points = np.asarray(points, dtype=np.int64).reshape(-1, 3)
+        inside = np.all((points >= lo) & (points <= hi), axis=1)
+        local = points[inside] - lo
+        dropped = np.zeros(len(points), dtype=bool)
+        dropped[inside] = mask[tuple(local.T)] == drop_where
+        return points[~dropped]
+
+    return Marks(keep(marks.fg, False), keep(marks.bg, True), list(marks.boxes),
+                 marks.points.copy())
+
+
 def plane_record(plane: Plane | None) -> dict | None:
     """JSON form of a plane as revisions record it: {"axis": "z", "index": 15}, None for 3D."""
     return None if plane is None else {"axis": "zyx"[plane.axis], "index": plane.index}
 
 
+# Direct edits of the mask (issue 14: manual paint / erase / fill, and the editing tools
+# select / brush / adjust). Their strokes and clicks say what to change, not a constraint for
+# later clicks: they are recorded with the revision but never join the cumulative marks.
+EDIT_KINDS = frozenset({"paint", "erase", "fill", "select", "brush", "adjust"})
+
+
 @dataclass(frozen=True)
 class Prompt:
-    """One user interaction, validated: its new marks and, for a 2D interaction, the plane."""
+    """One user interaction, validated: its new marks and, for a 2D interaction, the plane.
 
-    kind: str  # "click" | "scribble" | "box" | "points"
+    options: scalars an edit carries besides its marks (`radius_mm`, `ball` for paint and
+    erase; `amount` for adjust), JSON numbers and bools only."""
+
+    kind: str  # "click" | "scribble" | "box" | "points" | one of EDIT_KINDS
     marks: Marks
     plane: Plane | None = None
+    options: dict[str, float | bool] = field(default_factory=dict)
+
+    @property
+    def edits(self) -> bool:
+        """A direct edit of the mask (EDIT_KINDS): its marks are not kept as constraints."""
+        return self.kind in EDIT_KINDS
 
     @property
     def restarts(self) -> bool:
@@ -211,6 +247,8 @@ class Prompt:
 
     def apply_to(self, old: Marks) -> Marks:
         """The segment's cumulative marks after this interaction."""
+        if self.edits:
+            return Marks(old.fg.copy(), old.bg.copy(), list(old.boxes), old.points.copy())
         if self.restarts:
             return restart_marks(old, self.marks, self.plane)
         return merge_marks(old, self.marks)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from medseg.engine.method import Method, SegmentContext
-from medseg.engine.prompts import Box, Plane, Prompt, plane_record
+from medseg.engine.prompts import Box, Plane, Prompt, drop_overridden, plane_record
 from medseg.errors import InvalidPrompt, RevisionConflict
 from medseg.registry import Registry
 from medseg.store import Store
@@ -158,16 +158,21 @@ def interact(store: Store, methods: Registry[Method], meta: SessionMeta, segment
             kind=prompt.kind, head_interaction=head.interaction.as_dict(),
             head_probability=clock.timed("load", lambda: store.segments.probability(
                 meta, head.revision)),
-            artifact=clock.timed("load", lambda name: store.segments.artifact(meta, head, name)))
+            artifact=clock.timed("load", lambda name: store.segments.artifact(meta, head, name)),
+            options=dict(prompt.options))
         loaded_before, start = clock.seconds.get("load", 0.0), time.perf_counter()
+        # a direct edit acts on its own marks, which never join the cumulative ones
+        given = prompt.marks if prompt.edits else marks
         result = method.run(read_image=read_image, read_mask=read_mask, shape=meta.shape,
-                            spacing=meta.spacing, marks=marks.on_plane(prompt.plane),
+                            spacing=meta.spacing, marks=given.on_plane(prompt.plane),
                             plane=prompt.plane, params=parsed, current_mask_bbox=current_bbox,
                             context=context)
         # the method's own reads of image and mask count as load, the rest as compute
         clock.add("compute", time.perf_counter() - start - (clock.seconds["load"] - loaded_before))
         old_roi = read_mask(result.roi)
         start = time.perf_counter()
+        if prompt.edits:  # a direct edit overrides the marks it contradicts (issue 14)
+            marks = drop_overridden(marks, result.roi, result.mask)
         description = {
             "type": prompt.kind, "method": method.name, "params": params,
             "plane": plane_record(prompt.plane),
@@ -175,6 +180,7 @@ def interact(store: Store, methods: Registry[Method], meta: SessionMeta, segment
                       "boxes": [[list(b.lo), list(b.hi)] for b in prompt.marks.boxes],
                       "points": prompt.marks.points.tolist()},
             "roi": [list(result.roi.lo), list(result.roi.hi)],
+            **({"options": dict(prompt.options)} if prompt.options else {}),
             **({"result": result.info} if result.info else {}),
         }
         # the audit trail keeps load/compute and the method's own breakdown; encode comes after

@@ -33,7 +33,7 @@ from medseg.engine.imageio.dicom_seg import (
     derived_uid,
     read_seg,
 )
-from medseg.engine.prompts import Marks
+from medseg.engine.prompts import EDIT_KINDS, Marks
 from medseg.engine.volume import Volume
 from medseg.errors import (
     CorruptImage,
@@ -57,7 +57,8 @@ from medseg.usecases.sessions import ExportFile
 
 SOFTWARE_VERSION = "0.1.0"  # the service's (api/app.py's FastAPI version)
 SEG_FORMATS: dict[str, SegForm] = {"dicom-seg": "binary", "dicom-seg-labelmap": "labelmap"}
-PERSON_MADE = {"click", "scribble", "box", "points"}  # interaction types a person makes
+# interaction types a person makes (the direct edits of issue 14 too)
+PERSON_MADE = {"click", "scribble", "box", "points", *EDIT_KINDS}
 
 
 # -- session from a PACS ---------------------------------------------------------------------

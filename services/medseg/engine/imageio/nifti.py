@@ -47,8 +47,12 @@ def _header(label: str, head: bytes):
             f"{looks_like(head)})"
         )
     klass = nib.Nifti1Header if kind == 1 else nib.Nifti2Header
+    # the fixed header only, its extension flag cleared: the extensions (TotalSegmentator's
+    # label names, several KB) may lie past the bytes peeked so far; the full read keeps them
+    size = 348 if kind == 1 else 540
+    fixed = head[:size] + b"\0\0\0\0"
     try:
-        hdr = klass.from_fileobj(io.BytesIO(head), check=True)
+        hdr = klass.from_fileobj(io.BytesIO(fixed), check=True)
     except Exception as exc:  # noqa: BLE001 - HeaderDataError, ValueError, ...
         raise CorruptImage(f"{label} is not a valid NIfTI: bad header ({detail(exc)})") from exc
     if hdr["magic"].item() in (b"ni1", b"ni2"):

@@ -1,0 +1,74 @@
+"""The SDK and CLI calls of issue 14 against a real API process: import a mask file (and a
+copy), the manual tools and the editing tools on the ct_3mm liver."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from medseg.engine import imageio
+from medseg_client.cli import app
+from medseg_client.errors import InvalidRequest
+from tests.clients.test_sdk import CT, liver_reference, liver_voxel, sdk  # noqa: F401
+from tests.conftest import KEYS, TOTALSEG
+
+
+@pytest.fixture
+def ct_session(sdk):  # noqa: F811 - the fixture of test_sdk
+    session = sdk.create_session(CT, name="ct")
+    yield session
+    sdk.delete_session(session.id)
+
+
+def test_sdk_imports_and_edits(sdk, ct_session):  # noqa: F811
+    sid = ct_session.id
+    reference = liver_reference(ct_session)
+    content = (TOTALSEG / "ct_3mm_seg.nii.gz").read_bytes()
+    [liver] = sdk.import_mask(sid, content, name="liver", labels=[5])
+    assert liver.voxels == int(reference.sum()) and liver.name == "liver 5"
+    copy = sdk.copy_segment(sid, liver.id, name="work")
+    assert copy.voxels == liver.voxels
+    z, y, x = liver_voxel(reference)
+    erased = sdk.erase(sid, copy.id, [(z, y, x)], radius_mm=9)
+    yy, xx = np.mgrid[:reference.shape[1], :reference.shape[2]]
+    disc = (yy - y) ** 2 + (xx - x) ** 2 <= 9  # 9 mm on 3 mm voxels
+    assert erased.changed_voxels == int((reference[z] & disc).sum()) == int(disc.sum())
+    filled = sdk.fill(sid, copy.id, [(z, y, x)])
+    assert filled.changed_voxels == erased.changed_voxels  # the hole closes again
+    grown = sdk.adjust(sid, copy.id, 0.1, plane=("z", z))
+    assert grown.changed_voxels == round(0.1 * int(reference[z].sum()))
+    shrunk = sdk.adjust(sid, copy.id, -0.2, dim="3d", method="classical-editing")
+    assert shrunk.changed_voxels > 0
+    painted = sdk.paint(sid, copy.id, [(z, 2, 2), (z, 2, 6)], radius_mm=1)
+    assert painted.changed_voxels == 5
+    selected = sdk.select(sid, copy.id, [(z, 2, 4)], foreground=False,
+                          method="classical-editing")
+    assert selected.changed_voxels >= 5
+    brushed = sdk.brush(sid, copy.id, [(z, y, x - 2), (z, y, x + 2)],
+                        method="classical-editing")
+    assert brushed.revision > selected.revision
+    with pytest.raises(InvalidRequest):
+        sdk.import_mask(sid, (TOTALSEG / "mr_3mm_seg.nii.gz").read_bytes())
+
+
+def test_cli_import_and_paint(live_server, tmp_path, sdk):  # noqa: F811
+    session = sdk.create_session(CT, name="ct")
+    reference = liver_reference(session)
+    path = tmp_path / "liver.nii.gz"
+    path.write_bytes(imageio.save_nifti(reference.astype(np.uint8), np.asarray(session.affine)))
+    runner = CliRunner()
+    base = ["--url", live_server, "--api-key", KEYS["alice"]]
+    result = runner.invoke(app, [*base, "import-mask", session.id, str(path), "--name", "liver"])
+    assert result.exit_code == 0, result.output
+    assert f"{int(reference.sum())} voxels" in result.output
+    seg = sdk.list_segments(session.id)[0].id
+    result = runner.invoke(app, [*base, "paint", session.id, str(seg), "--points", "3,2,2;3,2,6",
+                                 "--radius-mm", "1"])
+    assert result.exit_code == 0, result.output
+    assert "5 voxels changed" in result.output
+    result = runner.invoke(app, [*base, "adjust", session.id, str(seg), "0.1", "--index", "12"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, [*base, "fill", session.id, str(seg), "--at", "3,50,2"])
+    assert result.exit_code == 2 and "not closed" in result.output
+    sdk.delete_session(session.id)
