@@ -31,8 +31,8 @@ def test_interior_margin_points_segment_the_liver_and_clicks_refine_it(viewer, c
     assert viewer.page.locator(
         '#toolbar [data-tool="points"]'
     ).is_visible()  # capabilities list `points`
-    models = viewer.page.locator("#models .model-list li")
-    assert "mideepseg-2d-egd" in models.first.inner_text() and "Dice" in models.first.inner_text()
+    model = viewer.page.locator("#models .model-list li", has_text="mideepseg-2d-egd")
+    assert model.count() == 1 and "Dice" in model.inner_text()
     encoding = viewer.page.locator("#models .encoding select")
     assert encoding.input_value() == "egd"  # the method's default
     options = encoding.locator("option").evaluate_all("(os) => os.map((o) => o.value)")
