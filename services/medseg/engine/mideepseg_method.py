@@ -43,6 +43,7 @@ from medseg.engine.refinement import (
     PRIOR_MARGIN,
     PRIOR_MARGIN_BG,
     contradicted,
+    depth_mm,
     grow,
     local_merge,
     mask_prior,
@@ -73,6 +74,9 @@ class MIDeepSegParams:
     coarse_geodesic_voxels: int = 50_000  # larger ROIs: D^f, D^b at half in-plane resolution
     length_weight: float = 0.1  # D^f, D^b + this per voxel step (locality; 0 = eq. 2 only,
     # see algorithms/fusion.py for why and what it measured)
+    influence_mm: float = 20.0  # a click deep in its error is heard further: D's length
+    influence_depth: float = 2.0  # term falls to (1/length_weight voxels or) this many times
+    max_influence_mm: float = 120.0  # the click's depth (mm), at most this (geodesic-graphcut)
     margin_points_as_clicks: bool = True  # D^f from the interior margin points too (paper)
     prior_margin: float = PRIOR_MARGIN  # the head's foreground is worth p >= 0.5 + this,
     prior_margin_bg: float = PRIOR_MARGIN_BG  # its background p <= 0.5 - this
@@ -100,6 +104,8 @@ _RANGES = {
     "coarse_voxels": VOXEL_BUDGET, "coarse_geodesic_voxels": VOXEL_BUDGET,
     # 0.5 would make p exactly 0 / 1 (the head is final)
     "prior_margin": Range(0.0, 0.5), "prior_margin_bg": Range(0.0, 0.5),
+    "influence_mm": Range(1.0, 1000.0), "max_influence_mm": Range(1.0, 1000.0),
+    "influence_depth": Range(0.0, 100.0),  # x the depth (mm) of the new marks in their error
     "merge_margin": Range(0, 64),  # voxels
     "max_grow": Range(0, 8),  # each growth re-runs the refinement on a larger ROI
 }
@@ -226,16 +232,17 @@ def _refine_roi(read_image, read_mask, geo: _Geometry, marks: Marks, params: MID
     norm = normalize_percentiles(image)
     # a full-resolution maxflow on a whole-organ 3D ROI takes seconds; banded: same mask class
     cut = banded_graph_cut if p.size > params.coarse_voxels else graph_cut
+    new_fg, new_bg = contradicted(fg, bg, head2)
+    length_weight = _length_weight(new_fg, new_bg, head2, geo.spacing, params)
     if params.refinement == "if-gc":
         seeds = fg if params.margin_points_as_clicks else geo.squeeze(clicked_fg)
         mask, _ = if_gc(p, zscore(image), norm, geo.spacing, seeds, bg, params.lamb, params.sigma,
-                        params.absent_distance, cut, params.length_weight,
+                        params.absent_distance, cut, length_weight,
                         p.size > params.coarse_geodesic_voxels)
     else:
         mask = plain_gc(p, norm, geo.spacing, fg, bg, params.lamb, params.sigma, cut)
     mask[fg], mask[bg & ~fg] = True, False  # a no-op for graph_cut; the banded cut's coarse
     # labels far from the band could otherwise miss a click that shares a block with another
-    new_fg, new_bg = contradicted(fg, bg, head2)
     mask, region = local_merge(head2, mask, new_fg, new_bg, params.merge_margin)
     t2 = time.perf_counter()
     # this method's CNN map is carried as it is (zero outside the CNN box); another method's
@@ -246,6 +253,22 @@ def _refine_roi(read_image, read_mask, geo: _Geometry, marks: Marks, params: MID
                          info={"refinement": params.refinement,
                                "changed_marks": int(new_fg.sum() + new_bg.sum())}),
             region.reshape(roi.shape))
+
+
+def _length_weight(new_fg: np.ndarray, new_bg: np.ndarray, head: np.ndarray, spacing,
+                   params: MIDeepSegParams) -> float:
+    """D's length term per voxel step: `length_weight`, made smaller for new marks deep in
+    their error (refinement.depth_mm) so that alpha = e^-D falls to 1/e over homogeneous tissue
+    no sooner than `influence_depth` x that depth (mm), at most `max_influence_mm`, as the
+    model-free method's fusion weight does. A shallow click keeps `length_weight` as it is."""
+    if params.length_weight <= 0 or not (new_fg.any() or new_bg.any()):
+        return params.length_weight
+    step = float(np.mean(spacing))
+    depth = depth_mm(new_fg, new_bg, head, spacing) or 0.0
+    base = step / params.length_weight  # mm of homogeneous path to 1/e today
+    influence = min(max(base, params.influence_mm, params.influence_depth * depth),
+                    max(params.max_influence_mm, base))
+    return params.length_weight if influence <= base else step / influence
 
 
 def refine(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], np.ndarray],

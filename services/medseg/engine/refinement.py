@@ -84,6 +84,39 @@ def fuse_prior(prior: np.ndarray, cue: np.ndarray, distance: np.ndarray) -> np.n
     return fused.astype(np.float32)
 
 
+def heard_box(heard: np.ndarray, margin: int) -> tuple[slice, ...] | None:
+    """The bounding box of `heard` (the voxels whose fusion weight a is not zero) grown by
+    `margin` voxels and by one more voxel, the layer where `local_cut` fixes the head; None
+    when nothing is heard."""
+    nz = np.argwhere(heard)
+    if len(nz) == 0:
+        return None
+    lo = np.maximum(nz.min(axis=0) - margin - 1, 0)
+    hi = np.minimum(nz.max(axis=0) + margin + 2, heard.shape)
+    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+
+
+def local_cut(cut, prob: np.ndarray, norm: np.ndarray, spacing, hard_fg: np.ndarray,
+              hard_bg: np.ndarray, head: np.ndarray, box: tuple[slice, ...], lamb: float,
+              sigma: float) -> np.ndarray:
+    """The graph cut `cut` (graph_cut's arguments) run on `box` only, with the head mask as
+    hard constraints on the box's outer layer of voxels (those not on the array's edge), the
+    head everywhere outside: the full-array cut's labels inside the box whenever that cut keeps
+    the head on the layer (an optimum given its own labels on the layer), which holds when the
+    layer lies where the fusion weight is zero (methods.md, local refinement)."""
+    head = np.asarray(head, dtype=bool)
+    layer = np.ones([s.stop - s.start for s in box], dtype=bool)
+    inner = tuple(slice(1 if s.start > 0 else 0, -1 if s.stop < n else None)
+                  for s, n in zip(box, head.shape))
+    layer[inner] = False
+    sub_head = head[box]
+    fg = (np.asarray(hard_fg, dtype=bool)[box] & ~layer) | (layer & sub_head)
+    bg = (np.asarray(hard_bg, dtype=bool)[box] & ~layer) | (layer & ~sub_head)
+    mask = head.copy()
+    mask[box] = cut(prob[box], norm[box], spacing, fg, bg & ~fg, lamb, sigma)
+    return mask
+
+
 def contradicted(fg: np.ndarray, bg: np.ndarray, head: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray]:
     """(new fg, new bg): the marked voxels whose label the head mask contradicts."""
