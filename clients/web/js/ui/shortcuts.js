@@ -2,10 +2,15 @@
 
 import { propagate, toggleLock } from '../propagation.js';
 import { downloadLabels } from './download.js';
+import { adjust } from './edit.js';
 
 export const MOUSE = [
   ['left click / drag', 'tool: inside the object (foreground)'],
   ['right click / drag', 'tool: outside the object (background)'],
+  ['Paint / Erase: drag (right drag)', 'paint (erase) a stroke as wide as the brush; a revision that locks its slice in 2D'],
+  ['Fill: click', 'fill the closed outline the click is in (2D)'],
+  ['Select: left / right click', 'add the missed region / remove the wrong region clicked (2D)'],
+  ['Edit brush: left / right drag', 'add / remove along the boundary stroked (2D)'],
   ['wheel', 'next / previous slice'],
   ['Ctrl + wheel', 'zoom at the cursor'],
   ['middle drag, Space + drag or Ctrl + drag', 'pan'],
@@ -24,6 +29,10 @@ function bindings(app, overlay) {
     ...toolKeys,
     ['Enter', 'Points tool: send the placed points', () => tools.active?.send?.(app)],
     ['Backspace', 'Points tool: take the last point back', () => tools.active?.undoPoint?.()],
+    [',', 'Paint / Erase tools: smaller brush (radius in mm, also the edit panel)', () => tools.setRadius(tools.radiusMm - 0.5)],
+    ['.', 'Paint / Erase tools: larger brush', () => tools.setRadius(tools.radiusMm + 0.5)],
+    ['{', 'adjust: shrink the active segment\'s boundary by the edit panel\'s amount (slice in 2D, volume in 3D)', () => adjust(app, -1)],
+    ['}', 'adjust: grow the active segment\'s boundary', () => adjust(app, 1)],
     ['d', '2D (this slice) / 3D (the volume)', () => tools.setDim(tools.dim === '2d' ? '3d' : '2d')],
     ['Ctrl+z', 'undo', () => session.undo()],
     ['Ctrl+y', 'redo (also Ctrl+Shift+Z)', () => session.redo()],
