@@ -12,7 +12,7 @@ export const select = registerTool({
   key: 'k',
   type: 'select',
   dims: ['2d'],
-  hint: 'click a missed region to add it (left) or a wrong one to remove it (right), 2D',
+  hint: 'click a missed region (left) or a wrong one (right), 2D',
   begin: ({ zyx, foreground }) => ({ zyx, foreground }),
   finish: (g) => ({ type: 'select', dim: '2d', clicks: [{ zyx: g.zyx, foreground: g.foreground }] }),
 });
@@ -23,7 +23,7 @@ export const brush = registerTool({
   key: 'g',
   type: 'brush',
   dims: ['2d'],
-  hint: 'drag over a boundary error to add (left) or remove (right) it, 2D',
+  hint: 'drag over a boundary error to add (right: remove), 2D',
   begin: ({ row, col, zyx, foreground }) => ({ foreground, pixels: [[row, col]], path: [zyx] }),
   extend(g, { row, col, zyx }) {
     const [r, c] = g.pixels[g.pixels.length - 1];

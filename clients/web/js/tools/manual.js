@@ -66,12 +66,12 @@ function strokeTool({ id, label, key, type, hint, color }) {
 
 export const paint = strokeTool({
   id: 'paint', label: 'Paint', key: 't', type: 'paint', color: FG_COLOR,
-  hint: 'drag to paint the brush (size: , and .); right drag erases',
+  hint: 'drag to paint (right: erase)',
 });
 
 export const erase = strokeTool({
   id: 'erase', label: 'Erase', key: 'r', type: 'erase', color: FG_COLOR,
-  hint: 'drag to erase with the brush (size: , and .); right drag paints',
+  hint: 'drag to erase (right: paint)',
 });
 
 export const fill = registerTool({
@@ -80,7 +80,7 @@ export const fill = registerTool({
   key: 'u',
   type: 'fill',
   dims: ['2d'],
-  hint: 'click inside a closed outline of the segment to fill it (2D)',
+  hint: 'click in a closed outline to fill it (2D)',
   begin: ({ zyx, foreground }) => (foreground ? { zyx } : null),
   finish: (g) => ({ type: 'fill', method: 'manual', dim: '2d', clicks: [g.zyx] }),
 });

@@ -1,6 +1,9 @@
 // The edit panel: the brush size (mm) of the paint and erase tools, and the adjust tool (grow
 // or shrink the active segment's boundary by a signed amount: on the main view's slice in 2D,
-// the whole mask in 3D). Shown when the server offers those interaction types.
+// the whole mask in 3D). Shown while an editing tool is active (the adjust keys { and } work
+// with any tool), when the server offers those interaction types.
+
+const EDITING = new Set(['paint', 'erase', 'fill', 'select', 'brush']);
 
 export function mountEdit(app, el) {
   el.innerHTML = `<h2>Edit</h2>
@@ -19,7 +22,7 @@ export function mountEdit(app, el) {
     const strokes = types.has('paint') || types.has('erase');
     $('.radius').hidden = !strokes;
     $('.adjust').hidden = !types.has('adjust');
-    el.hidden = !strokes && !types.has('adjust');
+    el.hidden = (!strokes && !types.has('adjust')) || !EDITING.has(tools.active?.type);
     $('.radius-range').value = String(Math.min(30, tools.radiusMm));
     $('.radius-mm').value = String(tools.radiusMm);
   }
@@ -30,6 +33,7 @@ export function mountEdit(app, el) {
   $('.shrink').onclick = () => adjust(app, -1);
   app.addEventListener('capabilities', render);
   app.addEventListener('radius', render);
+  app.addEventListener('tool', render);
   render();
   return { amount: () => Number($('.amount').value) / 100 };
 }
