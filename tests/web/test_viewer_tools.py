@@ -124,6 +124,7 @@ def test_adjust_grows_and_shrinks_monotonically(viewer, ct_liver):
     session, reference, z = ct_liver
     viewer.click("z", *deepest_point(reference[z]))
     sizes = [mask_of(viewer, session)]
+    use_tool(viewer, "select")  # the edit panel shows with an editing tool
     amount = viewer.page.locator("#edit .amount")
     amount.fill("10")
     for button in ("grow", "grow", "shrink"):
