@@ -56,15 +56,17 @@ export class Editor {
     const { app } = this;
     const { tools } = app;
     const { method: wanted, ...rest } = part;
-    const method = wanted ? tools.methodsFor(rest.type).find((m) => m.name === wanted) : tools.methodFor(rest.type);
+    const dim = rest.dim ?? tools.dim; // a 2D-only tool (fill, select) says so in its part
+    const method = wanted ? tools.methodsFor(rest.type, dim).find((m) => m.name === wanted)
+      : tools.methodFor(rest.type, dim);
     if (!method) {
-      app.notify(`The server offers no method ${wanted ?? ''} for ${rest.type} in ${tools.dim.toUpperCase()}.`);
+      app.notify(`The server offers no method ${wanted ?? ''} for ${rest.type} in ${dim.toUpperCase()}.`);
       return false;
     }
-    const body = { ...rest, method: method.name, dim: tools.dim };
+    const body = { ...rest, method: method.name, dim };
     const params = tools.methodParams[method.name];
     if (params && Object.keys(params).length) body.params = { ...params };
-    if (tools.dim === '2d') body.plane = { axis: view.axis, index: view.index };
+    if (dim === '2d') body.plane = { axis: view.axis, index: view.index };
     let segmentId;
     try {
       segmentId = await app.session.ensureSegment();

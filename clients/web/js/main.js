@@ -2,6 +2,8 @@
 
 import { App } from './app.js';
 import { consoleHandle } from './handle.js';
+import { mountEdit } from './ui/edit.js';
+import { mountExpiry } from './ui/expiry.js';
 import { mountFinetune } from './ui/finetune.js';
 import { mountHistory } from './ui/history.js';
 import { mountKeyDialog } from './ui/keydialog.js';
@@ -26,6 +28,8 @@ mountHistory(app, $('#history'));
 mountModels(app, $('#models'));
 mountFinetune(app, $('#finetune'));
 mountParams(app, $('#params'));
+mountEdit(app, $('#edit'));
+mountExpiry(app, $('#expiry'));
 mountStatus(app, $('#status'));
 mountMessages(app, $('#messages'));
 const start = mountStart(app, $('#start'));

@@ -77,10 +77,13 @@ function drawPrompt(ctx, view, body, pending) {
   ctx.lineCap = 'round';
   if (pending) ctx.setLineDash([4, 3]);
   for (const click of body.clicks ?? []) {
-    const pixel = onPlane(click.zyx);
-    if (pixel) dot(ctx, view, pixel, click.foreground ? FG_COLOR : BG_COLOR, 5);
+    // a fill click is a bare [z, y, x]
+    const pixel = onPlane(Array.isArray(click) ? click : click.zyx);
+    if (pixel) dot(ctx, view, pixel, click.foreground === false ? BG_COLOR : FG_COLOR, 5);
   }
-  for (const scribble of body.scribbles ?? []) {
+  // a paint / erase stroke is one `path` (drawn thin: the mask shows its width)
+  const strokes = body.scribbles ?? (body.path ? [{ path: body.path, foreground: body.type !== 'erase' }] : []);
+  for (const scribble of strokes) {
     const color = scribble.foreground === false ? BG_COLOR : FG_COLOR;
     ctx.strokeStyle = color;
     ctx.beginPath();

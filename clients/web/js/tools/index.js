@@ -3,5 +3,7 @@ import './click.js';
 import './scribble.js';
 import './box.js';
 import './points.js';
+import './manual.js';
+import './editing.js';
 
 export { allTools } from './registry.js';

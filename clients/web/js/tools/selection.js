@@ -15,6 +15,7 @@ export class ToolSelection {
     this.methodParams = {}; // method name -> {param: value} overrides of its defaults
     this.propagationMethod = null; // picked from /v1/capabilities propagation_methods
     this.capture = null; // (tool, gesture, view) => true when a panel takes the gesture instead
+    this.radiusMm = 3; // the paint / erase brush radius (the edit panel, keys , and .)
   }
 
   /** Offer the tools for the interaction types `caps` lists; the first one becomes active. */
@@ -29,8 +30,8 @@ export class ToolSelection {
     return (this.caps?.methods ?? []).filter((m) => m.interaction_types.includes(type) && m.dims.includes(dim));
   }
 
-  methodFor(type) {
-    const methods = this.methodsFor(type);
+  methodFor(type, dim = this.dim) {
+    const methods = this.methodsFor(type, dim);
     const pick = (name) => methods.find((m) => m.name === name);
     return pick(this.preferredMethod[type]) ?? pick(this.caps.default_method) ?? methods[0] ?? null;
   }
@@ -38,6 +39,11 @@ export class ToolSelection {
   setTool(tool) {
     this.active = tool;
     this.app.emit('tool');
+  }
+
+  setRadius(mm) {
+    this.radiusMm = Math.round(Math.max(0.5, Math.min(50, mm)) * 2) / 2;
+    this.app.emit('radius');
   }
 
   setDim(dim) {

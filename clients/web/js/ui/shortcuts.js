@@ -2,6 +2,7 @@
 
 import { propagate, toggleLock } from '../propagation.js';
 import { downloadLabels } from './download.js';
+import { adjust } from './edit.js';
 
 export const MOUSE = [
   ['left click / drag', 'tool: inside the object (foreground)'],
@@ -18,12 +19,17 @@ export const MOUSE = [
 function bindings(app, overlay) {
   const { session, tools, views } = app;
   const view = () => views.focus;
-  const toolKeys = tools.offered.map((t) => [t.key, `${t.label} tool: ${t.hint}`, () => tools.setTool(t)]);
+  // one help row for the tool keys (the toolbar buttons' tooltips say what each does)
+  const toolKeys = tools.offered.map((t) => [t.key, `${t.label} tool`, () => tools.setTool(t), 'tools']);
   return [
     ['?', 'show / hide this help', () => overlay.toggle()],
     ...toolKeys,
     ['Enter', 'Points tool: send the placed points', () => tools.active?.send?.(app)],
     ['Backspace', 'Points tool: take the last point back', () => tools.active?.undoPoint?.()],
+    [',', 'smaller', () => tools.setRadius(tools.radiusMm - 0.5), 'paint / erase brush (mm):'],
+    ['.', 'larger', () => tools.setRadius(tools.radiusMm + 0.5), 'paint / erase brush (mm):'],
+    ['{', 'shrink', () => adjust(app, -1), 'adjust the active segment:'],
+    ['}', 'grow', () => adjust(app, 1), 'adjust the active segment:'],
     ['d', '2D (this slice) / 3D (the volume)', () => tools.setDim(tools.dim === '2d' ? '3d' : '2d')],
     ['Ctrl+z', 'undo', () => session.undo()],
     ['Ctrl+y', 'redo (also Ctrl+Shift+Z)', () => session.redo()],
@@ -76,7 +82,16 @@ export function mountShortcuts(app, overlayEl) {
   const overlay = {
     toggle() { this.visible ? this.hide() : this.show(); },
     show() {
-      const keys = bindings(app, overlay).map(([k, what]) => `<tr><td><kbd>${k}</kbd></td><td>${what}</td></tr>`);
+      const rows = [];
+      for (const [k, what, , group] of bindings(app, overlay)) {
+        const last = rows[rows.length - 1];
+        if (group && last?.group === group) {
+          last.keys.push(k);
+          last.what.push(what);
+        } else rows.push({ group, keys: [k], what: [what] });
+      }
+      const keys = rows.map(({ group, keys: ks, what }) => `<tr><td>${ks.map((k) => `<kbd>${k}</kbd>`).join(' ')}</td><td>${
+        group && group !== 'tools' ? `${group} ` : ''}${what.join(group ? ', ' : '')}</td></tr>`);
       const mouse = MOUSE.map(([k, what]) => `<tr><td>${k}</td><td>${what}</td></tr>`);
       // two columns of about equal height, so the whole table fits a 1366 x 768 screen
       const headings = 4; // the two headings take about as much room as four rows
