@@ -189,7 +189,7 @@ def run_editing(args: argparse.Namespace) -> dict:
     name = "editnet-2d"
     batch = args.batch_size or 8
     model = editing.build_network()
-    samples = editing.Samples(batch, args.seed, real=not args.synthetic_only)
+    samples = editing.samples(batch, args.seed, real=not args.synthetic_only)
     config = RunConfig(name=name, steps=args.steps, minutes=args.minutes, lr=args.lr,
                        seed=args.seed, workers=args.workers, resume=args.resume,
                        checkpoint_dir=args.checkpoint_dir, quiet=args.quiet)

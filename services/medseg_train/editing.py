@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from medseg.algorithms.editing import Edits, simulate_edits
 from medseg.algorithms.metrics import dice
@@ -28,7 +27,7 @@ from medseg_train import augment
 from medseg_train.data import evaluation_organs
 from medseg_train.networks.unet import UNet
 from medseg_train.objects import largest_component
-from medseg_train.propagation import Objects
+from medseg_train.propagation import Objects, Samples, loss_fn  # noqa: F401 - loss_fn: same recipe
 
 NETWORK = {"base": 16, "levels": 4}
 MIN_AREA = 30  # voxels of the object on the slice
@@ -100,33 +99,9 @@ def make_sample(image: np.ndarray, mask: np.ndarray, spacing, rng: np.random.Gen
     return x, editing_io.target_on_grid(gt, crop)
 
 
-class Samples(torch.utils.data.IterableDataset):
-    """Endless batches; each DataLoader worker seeds its own generator from `seed`."""
-
-    def __init__(self, batch_size: int, seed: int, real: bool = True):
-        self.batch_size, self.seed, self.real = batch_size, seed, real
-
-    def __iter__(self):
-        info = torch.utils.data.get_worker_info()
-        rng = np.random.default_rng([self.seed, info.id if info else 0])
-        objects = Objects(rng, real=self.real)
-        while True:
-            xs: list[np.ndarray] = []
-            ys: list[np.ndarray] = []
-            while len(xs) < self.batch_size:
-                sample = make_sample(*objects(), rng)
-                if sample is not None:
-                    xs.append(sample[0])
-                    ys.append(sample[1])
-            yield torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
-
-
-def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Cross entropy plus a batch soft Dice (the propagation recipe's loss)."""
-    prob = torch.softmax(logits, dim=1)[:, 1]
-    target_f = target.float()
-    soft_dice = (2 * (prob * target_f).sum() + 1) / (prob.sum() + target_f.sum() + 1)
-    return F.cross_entropy(logits, target.long()) + (1 - soft_dice)
+def samples(batch_size: int, seed: int, real: bool = True) -> Samples:
+    """Endless batches of simulated edits (the propagation recipe's objects and batching)."""
+    return Samples(batch_size, seed, real, sample=make_sample)
 
 
 def validation_slices(seed: int = 0, per_organ: int = 2):

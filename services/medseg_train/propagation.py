@@ -176,10 +176,13 @@ def make_sample(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, float
 
 
 class Samples(torch.utils.data.IterableDataset):
-    """Endless batches; each DataLoader worker seeds its own generator from `seed`."""
+    """Endless batches; each DataLoader worker seeds its own generator from `seed`.
+    `sample(image, mask, spacing, rng)` makes one (input, target) pair or None from an object
+    of `Objects` (this recipe's `make_sample`; the editing recipe passes its own)."""
 
-    def __init__(self, batch_size: int, seed: int, real: bool = True):
+    def __init__(self, batch_size: int, seed: int, real: bool = True, sample=None):
         self.batch_size, self.seed, self.real = batch_size, seed, real
+        self.sample = sample or make_sample
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
@@ -189,7 +192,7 @@ class Samples(torch.utils.data.IterableDataset):
             xs: list[np.ndarray] = []
             ys: list[np.ndarray] = []
             while len(xs) < self.batch_size:
-                sample = make_sample(*objects(), rng)
+                sample = self.sample(*objects(), rng)
                 if sample is not None:
                     xs.append(sample[0])
                     ys.append(sample[1])

@@ -2,9 +2,7 @@
 // select (a left click fills the mis-segmented region it lands in, a right click erases it)
 // and the editing brush (a stroke over a boundary error adds, right button removes). Both 2D,
 // on the shown slice; they need a mask to edit. `adjust` (grow / shrink) is in the edit panel.
-import { BG_COLOR, FG_COLOR, registerTool, strokePixels } from './registry.js';
-
-const MAX_POINTS = 10_000;
+import { BG_COLOR, FG_COLOR, registerTool, STROKE, strokePixels, thinned } from './registry.js';
 
 export const select = registerTool({
   id: 'select',
@@ -24,16 +22,9 @@ export const brush = registerTool({
   type: 'brush',
   dims: ['2d'],
   hint: 'drag over a boundary error to add (right: remove), 2D',
-  begin: ({ row, col, zyx, foreground }) => ({ foreground, pixels: [[row, col]], path: [zyx] }),
-  extend(g, { row, col, zyx }) {
-    const [r, c] = g.pixels[g.pixels.length - 1];
-    if (r === row && c === col) return;
-    g.pixels.push([row, col]);
-    g.path.push(zyx);
-  },
+  ...STROKE,
   finish(g) {
-    const step = Math.ceil(g.path.length / MAX_POINTS);
-    const path = g.path.filter((_, i) => i % step === 0 || i === g.path.length - 1);
+    const path = thinned(g.path);
     return { type: 'brush', dim: '2d', scribbles: [{ path, foreground: g.foreground }] };
   },
   preview: (ctx, g, view) => strokePixels(ctx, view, g.pixels, g.foreground ? FG_COLOR : BG_COLOR),

@@ -2,9 +2,8 @@
 // voxel within the brush radius (mm, tools.radiusMm) of the stroke, a disc on the slice in 2D,
 // a ball in 3D; fill floods the closed background region a click lands in (2D only). Each is
 // a revision of its own: undone like any change, and in 2D it locks its slice.
-import { BG_COLOR, FG_COLOR, registerTool } from './registry.js';
+import { BG_COLOR, FG_COLOR, registerTool, STROKE, thinned } from './registry.js';
 
-const MAX_POINTS = 10_000; // the API's limit per path
 const AXIS = { z: 0, y: 1, x: 2 };
 
 /** Screen px per mm along the view's column axis. */
@@ -43,16 +42,9 @@ function strokeTool({ id, label, key, type, hint, color }) {
     key,
     type,
     hint,
-    begin: ({ row, col, zyx, foreground }) => ({ foreground, pixels: [[row, col]], path: [zyx] }),
-    extend(g, { row, col, zyx }) {
-      const [r, c] = g.pixels[g.pixels.length - 1];
-      if (r === row && c === col) return;
-      g.pixels.push([row, col]);
-      g.path.push(zyx);
-    },
+    ...STROKE,
     finish(g, view, app) {
-      const step = Math.ceil(g.path.length / MAX_POINTS);
-      const path = g.path.filter((_, i) => i % step === 0 || i === g.path.length - 1);
+      const path = thinned(g.path);
       // the right button does the opposite (a brush that erases, an eraser that paints)
       const kind = g.foreground ? type : (type === 'paint' ? 'erase' : 'paint');
       return { type: kind, method: 'manual', path, radius_mm: app.tools.radiusMm };

@@ -52,3 +52,24 @@ export function strokePixels(ctx, view, pixels, color) {
 
 export const FG_COLOR = '#3cb44b';
 export const BG_COLOR = '#4363d8';
+
+// A freehand stroke: the pixels it crossed (for the preview) and its voxels (for the request).
+// Spread into a tool: `...STROKE`; `finish` sends `thinned(g.path)`.
+export const STROKE = {
+  begin: ({ row, col, zyx, foreground }) => ({ foreground, pixels: [[row, col]], path: [zyx] }),
+  extend(g, { row, col, zyx }) {
+    const [r, c] = g.pixels[g.pixels.length - 1];
+    if (r === row && c === col) return;
+    g.pixels.push([row, col]);
+    g.path.push(zyx);
+  },
+};
+
+const MAX_STROKE_POINTS = 10_000; // the API's limit per scribble / path
+
+/** At most MAX_STROKE_POINTS of `path`, its last point kept: the server joins consecutive
+ * points without gaps, so thinning keeps the stroke whole. */
+export function thinned(path) {
+  const step = Math.ceil(path.length / MAX_STROKE_POINTS);
+  return path.filter((_, i) => i % step === 0 || i === path.length - 1);
+}
