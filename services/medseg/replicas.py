@@ -35,7 +35,7 @@ from pathlib import Path
 
 import httpx
 
-from medseg.store.embedded import EmbeddedRedis, free_port
+from medseg.store.embedded import EmbeddedRedis, die_with_parent, free_port
 
 NGINX = "nginx"
 START_TIMEOUT_S = 90.0  # a cold API start imports numpy, scipy, onnxruntime
@@ -143,7 +143,8 @@ class Nginx:
         self.process = subprocess.Popen(
             [find_nginx(), "-p", str(self.workdir), "-c", str(conf), "-e",
              str(self.workdir / "error.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent)  # noqa: PLW1509 - one prctl call
         deadline = time.monotonic() + timeout_s
         while True:
             with contextlib.suppress(httpx.TransportError):
@@ -251,13 +252,15 @@ def run(api: int = 3, workers: int = 2, port: int | None = None, redis_url: str 
                 process = subprocess.Popen(
                     [sys.executable, "-m", "medseg.main"], stdout=out, stderr=subprocess.STDOUT,
                     env={**common, "MEDSEG_PORT": str(replica_port), "MEDSEG_REPLICA": f"api-{i}"},
-                    start_new_session=True)  # its own group: kill() takes its children too
+                    # its own group: kill() takes its children too; it dies with this process
+                    start_new_session=True, preexec_fn=die_with_parent)  # noqa: PLW1509
             replicas.append(Replica(f"api-{i}", replica_port, process, log))
         for i in range(1, workers + 1):
             with (logs / f"worker-{i}.log").open("wb") as out:
                 job_workers.append(subprocess.Popen(
                     [sys.executable, "-m", "medseg.worker", "--name", f"medseg.worker-{i}"],
-                    stdout=out, stderr=subprocess.STDOUT, env=common, start_new_session=True))
+                    stdout=out, stderr=subprocess.STDOUT, env=common, start_new_session=True,
+                    preexec_fn=die_with_parent))  # noqa: PLW1509 - one prctl call
         deadline = time.monotonic() + start_timeout_s
         for replica in replicas:
             while not _ready(replica.url):

@@ -25,7 +25,7 @@ import numpy as np
 import pydicom
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 
-from medseg.store.embedded import free_port, terminate
+from medseg.store.embedded import die_with_parent, free_port, terminate
 from tests.polling import poll
 
 ORTHANC = "/usr/sbin/Orthanc"
@@ -132,8 +132,10 @@ def running_orthanc() -> Iterator[Orthanc]:
         }
         (folder / "orthanc.json").write_text(json.dumps(config))
         with open(folder / "orthanc.log", "wb") as log:
+            # it dies with the test run however that ends (a killed run left it serving)
             process = subprocess.Popen([ORTHANC, str(folder / "orthanc.json")], stdout=log,
-                                       stderr=subprocess.STDOUT, cwd=folder)
+                                       stderr=subprocess.STDOUT, cwd=folder,
+                                       preexec_fn=die_with_parent)  # noqa: PLW1509
             orthanc = Orthanc(f"http://127.0.0.1:{http_port}", folder)
 
             def status() -> int | str:
