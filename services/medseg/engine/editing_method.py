@@ -31,7 +31,7 @@ from medseg.algorithms.editing import Edits, adjust, boundary_order
 from medseg.engine import graphcut_method
 from medseg.engine.method import Method, MethodResult, SegmentContext
 from medseg.engine.params import FRACTION, Range, check_params
-from medseg.engine.prompts import Box, Marks, Plane
+from medseg.engine.prompts import Box, Marks, Plane, plane_spacing
 from medseg.engine.refinement import contradicted, local_merge
 from medseg.errors import InvalidPrompt
 from medseg.models import editing_io
@@ -73,20 +73,6 @@ class ClassicalEditingParams(AdjustParams):
     pass
 
 
-def _whole_plane(shape, plane: Plane) -> Box:
-    lo, hi = [0, 0, 0], [s - 1 for s in shape]
-    lo[plane.axis] = hi[plane.axis] = plane.index
-    return Box(tuple(lo), tuple(hi))
-
-
-def _in_plane(points: np.ndarray, plane: Plane) -> np.ndarray:
-    return np.delete(np.asarray(points, np.int64).reshape(-1, 3), plane.axis, axis=1)
-
-
-def _plane_spacing(spacing, plane: Plane | None) -> tuple[float, ...]:
-    return tuple(float(s) for k, s in enumerate(spacing) if plane is None or k != plane.axis)
-
-
 # -- adjust ---------------------------------------------------------------------------------------
 def run_adjust(read_image, read_mask, shape, spacing, plane: Plane | None, amount: float,
                params: AdjustParams, current_mask_bbox: Box | None) -> MethodResult:
@@ -111,7 +97,7 @@ def run_adjust(read_image, read_mask, shape, spacing, plane: Plane | None, amoun
     head = read_mask(roi)
     image = read_image(roi)
     squeeze = (lambda a: a) if plane is None else (lambda a: a.squeeze(plane.axis))
-    order = boundary_order(squeeze(image), squeeze(head), _plane_spacing(spacing, plane),
+    order = boundary_order(squeeze(image), squeeze(head), plane_spacing(spacing, plane),
                            params.adjust_lambda)
     mask = adjust(order, squeeze(head), amount).reshape(roi.shape)
     return MethodResult(roi=roi, mask=mask, probability=mask.astype(np.float32),
@@ -165,15 +151,15 @@ def run_deep(read_image, read_mask, shape, spacing, marks: Marks, plane: Plane |
     if len(marks.fg) + len(marks.bg) == 0:
         raise InvalidPrompt(f"{kind} needs a click or a stroke")
     card, session = load_network()
-    whole = _whole_plane(shape, plane)
+    whole = plane.whole(shape)
     image = read_image(whole).squeeze(plane.axis)
     head = read_mask(whole).squeeze(plane.axis)
     merged, changed, probability = network_edit(
-        image, head, _in_plane(marks.fg, plane), _in_plane(marks.bg, plane), kind,
-        _plane_spacing(spacing, plane), params, session)
+        image, head, plane.drop_axis(marks.fg), plane.drop_axis(marks.bg), kind,
+        plane_spacing(spacing, plane), params, session)
     points = np.argwhere(changed)
     if len(points) == 0:  # nothing to change (the marks agree with the mask): one voxel
-        points = np.concatenate([_in_plane(marks.fg, plane), _in_plane(marks.bg, plane)])[:1]
+        points = np.concatenate([plane.drop_axis(marks.fg), plane.drop_axis(marks.bg)])[:1]
     lo2, hi2 = points.min(axis=0), points.max(axis=0)
     lo = np.insert(lo2, plane.axis, plane.index)
     hi = np.insert(hi2, plane.axis, plane.index)

@@ -21,7 +21,7 @@ import numpy as np
 
 from medseg.algorithms.editing import closed_region, stroke_footprint
 from medseg.engine.method import Method, MethodResult, SegmentContext
-from medseg.engine.prompts import Box, Marks, Plane
+from medseg.engine.prompts import Box, Marks, Plane, plane_spacing
 from medseg.errors import InvalidPrompt
 
 NAME = "manual"
@@ -49,10 +49,6 @@ def _squeeze(array: np.ndarray, plane: Plane | None) -> np.ndarray:
     return array if plane is None else array.squeeze(plane.axis)
 
 
-def _spacing(spacing, plane: Plane | None) -> tuple[float, ...]:
-    return tuple(float(s) for k, s in enumerate(spacing) if plane is None or k != plane.axis)
-
-
 def stroke(read_mask, shape, spacing, points: np.ndarray, plane: Plane | None,
            radius_mm: float, add: bool) -> MethodResult:
     """Paint (add) or erase the voxels within `radius_mm` of the stroke voxels `points`."""
@@ -65,7 +61,7 @@ def stroke(read_mask, shape, spacing, points: np.ndarray, plane: Plane | None,
                             "smaller radius (or in 2D)")
     centre = np.zeros(roi.shape, dtype=bool)
     centre[tuple((points - np.asarray(roi.lo)).T)] = True
-    footprint = stroke_footprint(_squeeze(centre, plane), _spacing(spacing, plane), radius_mm)
+    footprint = stroke_footprint(_squeeze(centre, plane), plane_spacing(spacing, plane), radius_mm)
     footprint = footprint.reshape(roi.shape)
     head = read_mask(roi)
     mask = head | footprint if add else head & ~footprint
@@ -76,9 +72,7 @@ def stroke(read_mask, shape, spacing, points: np.ndarray, plane: Plane | None,
 def fill(read_mask, shape, clicks: np.ndarray, plane: Plane | None) -> MethodResult:
     if plane is None:
         raise InvalidPrompt("fill works on a 2D slice: send dim '2d' with a plane")
-    lo, hi = [0, 0, 0], [s - 1 for s in shape]
-    lo[plane.axis] = hi[plane.axis] = plane.index
-    whole = Box(tuple(lo), tuple(hi))
+    whole = plane.whole(shape)
     head = read_mask(whole)
     flat = head.squeeze(plane.axis)
     region = np.zeros(flat.shape, dtype=bool)

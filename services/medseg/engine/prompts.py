@@ -32,6 +32,21 @@ class Plane:
     axis: int
     index: int
 
+    def whole(self, shape) -> Box:
+        """The whole slice of a (z, y, x) image of `shape`, as an inclusive box."""
+        lo, hi = [0, 0, 0], [int(n) - 1 for n in shape]
+        lo[self.axis] = hi[self.axis] = self.index
+        return Box(tuple(lo), tuple(hi))
+
+    def drop_axis(self, points: np.ndarray) -> np.ndarray:
+        """(N, 3) voxels as (N, 2) coordinates within the slice."""
+        return np.delete(np.asarray(points, np.int64).reshape(-1, 3), self.axis, axis=1)
+
+
+def plane_spacing(spacing, plane: Plane | None) -> tuple[float, ...]:
+    """The voxel spacing within the slice (all three axes for a 3D interaction)."""
+    return tuple(float(s) for k, s in enumerate(spacing) if plane is None or k != plane.axis)
+
 
 @dataclass(frozen=True)
 class Box:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from medseg.engine import imageio
-from medseg.engine.prompts import Box
+from medseg.engine.prompts import Plane
 from medseg.errors import InvalidPrompt
 from medseg.store import Store, quotas
 from medseg.store.chunks import full_box
@@ -108,9 +108,6 @@ def read_slice(store: Store, meta: SessionMeta, axis: int, index: int) -> np.nda
     if not 0 <= index < meta.shape[axis]:
         raise InvalidPrompt(f"slice index {index} is outside 0..{meta.shape[axis] - 1} on axis "
                             f"{'zyx'[axis]}")
-    lo = [0, 0, 0]
-    hi = [s - 1 for s in meta.shape]
-    lo[axis] = hi[axis] = index
-    plane = store.sessions.read_image(meta, Box(tuple(lo), tuple(hi))).squeeze(axis)
+    plane = store.sessions.read_image(meta, Plane(axis, index).whole(meta.shape)).squeeze(axis)
     dtype = plane.dtype if plane.dtype.name in WIRE_DTYPES else np.dtype(np.float32)
     return np.ascontiguousarray(plane, dtype=dtype.newbyteorder("<"))
