@@ -203,8 +203,8 @@ def test_3d_rendering_shows_the_segment_in_its_colour(viewer, ct_liver):
     viewer.page.click("#toolbar .view3d")
     panel = viewer.page.locator("#render3d")
     panel.wait_for(state="visible")
-    viewer.page.wait_for_function("Number(document.querySelector('#render3d').dataset.rendered) >= 1",
-                                  timeout=60_000)
+    viewer.page.wait_for_function(
+        "Number(document.querySelector('#render3d').dataset.rendered) >= 1", timeout=60_000)
     webgl = viewer.page.evaluate("document.querySelector('#render3d').niivue.gl instanceof "
                                  "WebGL2RenderingContext")
     assert webgl
