@@ -39,7 +39,7 @@ def server(redis_url, archive_dir):
 def history_items(viewer: ViewerPage) -> list[dict]:
     viewer.page.wait_for_timeout(400)  # the panel reloads 250 ms after changes settle
     return viewer.page.evaluate("""[...document.querySelectorAll('#history li')].map((li) => ({
-        revision: Number(li.dataset.revision), text: li.textContent,
+        revision: Number(li.dataset.revision), text: li.textContent.replace(/^✕\\s*/, ''),
         removable: Boolean(li.querySelector('.remove-prompt')),
         removed: li.classList.contains('removed')}))""")
 
@@ -200,7 +200,7 @@ def test_3d_rendering_shows_the_segment_in_its_colour(viewer, ct_liver):
     viewer.click("z", *deepest_point(reference[z]))  # a 3D click: the liver in the volume
     assert mask_of(viewer, session).sum() > 1000
     [segment] = viewer.segments()
-    viewer.page.click("#toolbar .view3d")
+    viewer.page.click("#segments .view3d")
     panel = viewer.page.locator("#render3d")
     panel.wait_for(state="visible")
     viewer.page.wait_for_function(

@@ -58,7 +58,7 @@ export function mountHistory(app, el) {
         x.textContent = '✕';
         x.title = `remove this ${what.type} from the history (the later changes are made again without it; undo brings it back)`;
         x.onclick = () => session.editor.removeInteraction(segment.id, r.revision);
-        li.append(' ', x);
+        li.prepend(x, ' ');
       }
       return li;
     }));

@@ -40,9 +40,9 @@ function colourTable(segments) {
 }
 
 export function mountRender3d(app, el) {
-  el.innerHTML = `<div class="render3d-head"><b>3D</b> <span class="hint state">segments, volume-rendered (drag to rotate)</span>
+  el.innerHTML = `<div class="render3d-head"><b>3D</b> <span class="hint state">segments (drag to rotate)</span>
       <button class="close" title="close the 3D view (4)">✕</button></div>
-    <canvas class="render3d-canvas" width="360" height="360"></canvas>`;
+    <canvas class="render3d-canvas" width="320" height="320"></canvas>`;
   const $ = (s) => el.querySelector(s);
   const { session } = app;
   let nv = null;
@@ -86,7 +86,7 @@ export function mountRender3d(app, el) {
       viewer.drawScene();
       shown = key;
       $('.state').textContent = segments.length
-        ? `${segments.length} segment${segments.length === 1 ? '' : 's'}, volume-rendered (drag to rotate)`
+        ? `${segments.length} segment${segments.length === 1 ? '' : 's'}, volume-rendered · drag to rotate`
         : 'no visible segment with a mask yet';
       el.dataset.rendered = String(Number(el.dataset.rendered) + 1);
     } catch (err) {

@@ -19,7 +19,6 @@ export function mountToolbar(app, el) {
     <button class="lock" title="lock / unlock this slice of the active segment: propagation leaves it alone (L)">Lock</button>
     <button class="propagate" title="propagate the active segment from this slice along the view's axis (P)" hidden>Propagate</button>
     <select class="propagation-method" title="propagation method" hidden></select>
-    <button class="view3d" title="show / hide a 3D rendering of the segments (4)">3D view</button>
     <span class="jobs"></span>
     <span class="spacer"></span>
     <button class="export" title="download the label map (E)">Export</button>
@@ -59,7 +58,6 @@ export function mountToolbar(app, el) {
     $('.undo').disabled = !s?.can_undo;
     $('.redo').disabled = !s?.can_redo;
     $('.export').disabled = !session.record;
-    $('.view3d').disabled = !session.record;
     $('.lock').disabled = !s;
     $('.propagate').disabled = !s || session.jobs.has(s.id);
     const view = views.main;
@@ -80,8 +78,7 @@ export function mountToolbar(app, el) {
   $('.undo').onclick = () => session.undo();
   $('.redo').onclick = () => session.redo();
   $('.export').onclick = () => downloadLabels(app).catch((err) => app.report(err));
-  $('.view3d').onclick = () => app.emit('render3d');
-  app.addEventListener('render3d-shown', (e) => $('.view3d').classList.toggle('on', e.detail.open));
+
   $('.open').onclick = () => app.emit('open');
   $('.lock').onclick = () => toggleLock(app, views.main);
   $('.propagate').onclick = () => propagate(app, views.main);
