@@ -11,8 +11,13 @@ NPY_FLAG := -DNPY_IN_ARRAY=NPY_ARRAY_IN_ARRAY
 CHROMIUM := /usr/bin/chromium
 ORTHANC := /usr/share/orthanc/plugins/libOrthancDicomWeb.so
 NGINX := /usr/sbin/nginx
+# The viewer's 3D rendering library (BSD-2-Clause, 2.3 MB): fetched once from npm, git-ignored
+NIIVUE_VERSION := 0.69.0
+NIIVUE := clients/web/vendor/niivue.umd.js
 
-.PHONY: serve serve-replicas test bench bench-load bench-browser bench-propagation bench-jobs worker openapi lint clean-venv
+niivue: $(NIIVUE)
+
+.PHONY: niivue serve serve-replicas test bench bench-load bench-browser bench-propagation bench-jobs worker openapi lint clean-venv
 
 # The venv is rebuilt when pyproject.toml changes. GeodisTK's sdist needs NumPy and
 # setuptools present and the NPY_IN_ARRAY alias to compile against NumPy 2; torch is pinned
@@ -29,7 +34,7 @@ $(STAMP): pyproject.toml
 # on explicitly (no auth, loopback only). Configure MEDSEG_API_KEYS(_FILE) to require keys.
 DEV_MODE := $(if $(MEDSEG_API_KEYS)$(MEDSEG_API_KEYS_FILE),0,1)
 
-serve: $(STAMP)
+serve: $(STAMP) $(NIIVUE)
 	MEDSEG_DEV_MODE=$${MEDSEG_DEV_MODE:-$(DEV_MODE)} HOST=$(HOST) PORT=$(PORT) $(PY) -m medseg.main
 
 # N API replicas (3) and M job workers (2) on one Redis behind a private nginx on loopback
@@ -55,6 +60,21 @@ $(CHROMIUM):
 	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
 	  --no-install-recommends chromium chromium-driver fonts-dejavu-core
 
+# `npm pack` writes the published package as it is (no install scripts run); its integrity is
+# checked by npm against the registry's, and only the built UMD file is kept.
+$(NIIVUE):
+	@command -v npm >/dev/null || { if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; \
+	  then SUDO="sudo -n"; else echo "the 3D view needs npm once: apt-get install npm" >&2; exit 1; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	  --no-install-recommends npm; }
+	rm -rf $(@D)/.npm-pack && mkdir -p $(@D)/.npm-pack
+	cd $(@D)/.npm-pack && npm pack --silent @niivue/niivue@$(NIIVUE_VERSION) >/dev/null
+	tar -xzf $(@D)/.npm-pack/niivue-niivue-$(NIIVUE_VERSION).tgz -C $(@D)/.npm-pack \
+	  package/dist/niivue.umd.js package/package.json
+	mv $(@D)/.npm-pack/package/dist/niivue.umd.js $@.tmp
+	mv $(@D)/.npm-pack/package/package.json $(@D)/niivue-package.json  # licence, version
+	rm -rf $(@D)/.npm-pack && mv $@.tmp $@
+
 # The PACS tests (tests/pacs) start their own Orthanc with its DICOMweb plug-in (Debian's).
 $(ORTHANC):
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO="sudo -n"; \
@@ -63,7 +83,7 @@ $(ORTHANC):
 	  --no-install-recommends orthanc orthanc-dicomweb
 
 # lint first: a type or style error fails fast, before the 5-minute suite
-test: lint $(CHROMIUM) $(ORTHANC) $(NGINX)
+test: lint $(CHROMIUM) $(ORTHANC) $(NGINX) $(NIIVUE)
 	$(PY) -m pytest
 
 bench: $(STAMP)
@@ -83,7 +103,7 @@ bench-jobs: $(STAMP)
 worker: $(STAMP)
 	$(PY) -m medseg.worker
 
-bench-browser: $(STAMP) $(CHROMIUM)
+bench-browser: $(STAMP) $(CHROMIUM) $(NIIVUE)
 	$(PY) -m medseg_bench.browser
 
 openapi: $(STAMP)

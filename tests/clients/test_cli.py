@@ -54,6 +54,8 @@ def test_upload_click_export_keeps_affine(medseg, reference, tmp_path):
         result = medseg("click", sid, seg, z, y, x)
         assert result.exit_code == 0, result.output
         assert "revision" in result.output
+        first = int(re.search(r"revision (\d+)", re.sub(r"\[/?bold\]|\x1b\[[0-9;]*m", "",
+                                                      result.output)).group(1))
         result = medseg("click", sid, seg, z, y, x, "--2d", "--axis", "z", "--index", z)
         assert result.exit_code == 0, result.output
         outside = np.argwhere(~reference[z])[0]  # a non-liver voxel on the same slice
@@ -62,6 +64,10 @@ def test_upload_click_export_keeps_affine(medseg, reference, tmp_path):
         for command in ("undo", "redo", "undo", "history"):
             result = medseg(command, sid, seg)
             assert result.exit_code == 0, (command, result.output)
+        result = medseg("remove-interaction", sid, seg, first)  # the 3D click, replayed without
+        assert result.exit_code == 0 and "revision" in result.output, result.output
+        assert medseg("remove-interaction", sid, seg, first).exit_code != 0  # removed already
+        assert medseg("undo", sid, seg).exit_code == 0
         info = medseg("info", sid)
         assert info.exit_code == 0 and "liver" in info.output
 

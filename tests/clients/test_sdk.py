@@ -148,6 +148,26 @@ def test_click_on_liver_view_follows_server(sdk, ct_session):
     assert delta["changed_voxels"] == int(view.mask.sum())
 
 
+def test_remove_interaction_through_the_sdk(sdk, ct_session):
+    """The second of two clicks removed: the mask is the first click's again, as a new head
+    revision that one undo takes back; a stale revision conflicts."""
+    zyx = liver_voxel(liver_reference(ct_session))
+    seg = sdk.create_segment(ct_session.id)
+    first = sdk.click(ct_session.id, seg.id, [zyx])
+    after_first = sdk.mask(ct_session.id, seg.id)
+    second = sdk.click(ct_session.id, seg.id, [zyx], foreground=[False],
+                       base_revision=first.revision)
+    assert sdk.mask(ct_session.id, seg.id).sum() < after_first.sum()  # the click took some
+    with pytest.raises(Conflict):
+        sdk.remove_interaction(ct_session.id, seg.id, second.revision, revision=first.revision)
+    removed = sdk.remove_interaction(ct_session.id, seg.id, second.revision,
+                                     revision=second.revision)
+    assert removed.revision > second.revision and removed.can_undo
+    np.testing.assert_array_equal(sdk.mask(ct_session.id, seg.id), after_first)
+    assert sdk.history(ct_session.id, seg.id)["revisions"][-1]["interaction"]["removed"] == \
+        second.revision
+
+
 def test_stale_revision_conflicts_and_view_resyncs(sdk, ct_session):
     reference = liver_reference(ct_session)
     zyx = liver_voxel(reference)

@@ -170,6 +170,14 @@ def undo(ctx: typer.Context, sid: str, seg: int) -> None:
         _show_change(c.undo(sid, seg))
 
 
+@app.command("remove-interaction")
+def remove_interaction(ctx: typer.Context, sid: str, seg: int, revision: int) -> None:
+    """Remove the interaction that made REVISION from the segment's history (the later ones
+    are made again without it; `undo` brings it back)."""
+    with _client(ctx) as c:
+        _show_change(c.remove_interaction(sid, seg, revision))
+
+
 @app.command()
 def redo(ctx: typer.Context, sid: str, seg: int) -> None:
     """Redo the last undone change of a segment."""

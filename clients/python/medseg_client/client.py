@@ -259,6 +259,15 @@ class _Endpoints:
         return self._send(_Call("POST", self._seg(sid, seg, "/redo"), _change,
                                 headers=_if_match(revision)))
 
+    def remove_interaction(self, sid: str, seg: int, interaction_revision: int,
+                           revision: int | None = None):
+        """Remove the interaction that made ``interaction_revision`` from the history: a new
+        head revision, the rest replayed without it (one undo brings it back). ``revision``
+        (If-Match) makes it fail with Conflict when stale."""
+        return self._send(_Call("DELETE", self._seg(sid, seg,
+                                                    f"/interactions/{int(interaction_revision)}"),
+                                _change, headers=_if_match(revision)))
+
     # -- revisions ----------------------------------------------------------------------------
     def history(self, sid: str, seg: int):
         return self._send(_Call("GET", self._seg(sid, seg, "/history"), _json))

@@ -87,16 +87,23 @@ export class Editor {
       () => this.change(segmentId, verb, undefined, performance.now())));
   }
 
-  async change(segmentId, verb, body, t0) {
+  /** Remove the interaction that made `revision` of segment `segmentId` from its history: the
+   * server replays the rest and answers a new revision (one undo brings it back). */
+  removeInteraction(segmentId, revision) {
+    return this.track(this.enqueue(segmentId,
+      () => this.change(segmentId, `interactions/${revision}`, undefined, performance.now(), 'DELETE')));
+  }
+
+  async change(segmentId, verb, body, t0, httpMethod = 'POST') {
     const { app, masks } = this;
     const held = masks.revision(segmentId);
     if (body) body.base_revision = held;
     // the prompt is drawn from now until the segment's next revision
     const prompt = verb === 'interactions' && this.current ? app.prompts?.add(segmentId, body) : null;
     try {
-      const result = await app.api.post(`${this.base}/${segmentId}/${verb}`, body,
-        held === null ? {} : { 'If-Match': `"${held}"` });
-      if (this.current) app.clock.expect(t0, verb === 'interactions' ? body.type : verb);
+      const result = await app.api.json(httpMethod, `${this.base}/${segmentId}/${verb}`, {
+        json: body, headers: held === null ? {} : { 'If-Match': `"${held}"` } });
+      if (this.current) app.clock.expect(t0, verb === 'interactions' ? body.type : httpMethod === 'DELETE' ? 'remove' : verb);
       await masks.follow(segmentId, result.delta);
       if (!this.current) return;
       app.clock.applied();

@@ -55,6 +55,17 @@ export class PromptLayer {
     if (this.shown.length !== before) this.app.views.requestDraw();
   }
 
+  /** Remove the active segment's prompt shown (its last interaction) from the history. */
+  removeShown() {
+    const id = this.app.session.activeSegmentId;
+    const prompt = [...this.shown].reverse().find((p) => p.segmentId === id && p.revision !== null);
+    if (!prompt) {
+      this.app.notify('No prompt shown to remove: the history panel lists every interaction (✕ removes one).');
+      return Promise.resolve(false);
+    }
+    return this.app.session.editor.removeInteraction(id, prompt.revision);
+  }
+
   toggle() {
     this.visible = !this.visible;
     this.app.views.requestDraw();

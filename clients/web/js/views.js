@@ -29,7 +29,8 @@ export class Views {
   /** Show a newly opened session, in a window that suits its middle slice. */
   async open(record, slices) {
     const middle = await slices.get('z', Math.floor(record.shape[0] / 2));
-    if (looksLikeCt(record, middle.data)) this.setWindow(PRESETS.abdomen, 'abdomen');
+    this.isCt = looksLikeCt(record, middle.data); // values in HU (the threshold tool says so)
+    if (this.isCt) this.setWindow(PRESETS.abdomen, 'abdomen');
     else this.setWindow(autoWindow(middle.data), 'auto');
     for (const view of this.all) view.setSession(record);
     this.setMain(record.shape[0] === 1 ? 'z' : this.mainAxis);

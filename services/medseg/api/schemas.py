@@ -257,6 +257,15 @@ class EraseInteraction(_StrokeEdit):
     type: Literal["erase"]
 
 
+class ThresholdInteraction(_StrokeEdit):
+    """Threshold paint: add every voxel within `radius_mm` of the stroke whose intensity lies
+    within [low, high] (HU for CT, the image's own values otherwise; no network)."""
+
+    type: Literal["threshold"]
+    low: float = Field(ge=-1e6, le=1e6, description="lowest intensity painted (HU for CT)")
+    high: float = Field(ge=-1e6, le=1e6, description="highest intensity painted (HU for CT)")
+
+
 class FillInteraction(InteractionBase):
     """Fill (2D): each click floods the closed region of background it lands in (a click in
     background that reaches the slice's edge, or on the mask, is refused: 422)."""
@@ -307,8 +316,9 @@ class AdjustInteraction(InteractionBase):
 
 
 Interaction = Annotated[ClickInteraction | ScribbleInteraction | BoxInteraction | PointsInteraction
-                        | PaintInteraction | EraseInteraction | FillInteraction
-                        | SelectInteraction | BrushInteraction | AdjustInteraction,
+                        | PaintInteraction | EraseInteraction | ThresholdInteraction
+                        | FillInteraction | SelectInteraction | BrushInteraction
+                        | AdjustInteraction,
                         Field(discriminator="type")]
 
 

@@ -15,6 +15,7 @@ from medseg.api.schemas import (
     PointsInteraction,
     ScribbleInteraction,
     SelectInteraction,
+    ThresholdInteraction,
 )
 from medseg.engine.prompts import (
     AXES,
@@ -35,7 +36,7 @@ def _points(rows: list[list[int]]) -> np.ndarray:
 
 Body = (ClickInteraction | ScribbleInteraction | BoxInteraction | PointsInteraction
         | PaintInteraction | EraseInteraction | FillInteraction | SelectInteraction
-        | BrushInteraction | AdjustInteraction)
+        | BrushInteraction | AdjustInteraction | ThresholdInteraction)
 
 
 def to_prompt(body: Body, shape: tuple[int, int, int], max_marks: int) -> Prompt:
@@ -60,12 +61,16 @@ def to_prompt(body: Body, shape: tuple[int, int, int], max_marks: int) -> Prompt
     elif isinstance(body, ClickInteraction | SelectInteraction):
         for click in body.clicks:
             (fg if click.foreground else bg).append(_points([click.zyx]))
-    elif isinstance(body, PaintInteraction | EraseInteraction):
+    elif isinstance(body, PaintInteraction | EraseInteraction | ThresholdInteraction):
         path = _points(body.path)
         check_inside(path, shape, body.type)
         check_polyline_budget([path], max_marks, f"{body.type} stroke")
-        (fg if body.type == "paint" else bg).append(rasterize_polyline(path))
+        (bg if body.type == "erase" else fg).append(rasterize_polyline(path))
         options["radius_mm"] = body.radius_mm
+        if isinstance(body, ThresholdInteraction):
+            if body.low > body.high:
+                raise InvalidPrompt(f"threshold: low {body.low:g} exceeds high {body.high:g}")
+            options["low"], options["high"] = body.low, body.high
     elif isinstance(body, FillInteraction):
         fg.append(_points(body.clicks))
     elif isinstance(body, AdjustInteraction):

@@ -4,6 +4,9 @@
   marks for paint, background marks for erase) with a radius in mm (`radius_mm` option): every
   voxel whose centre lies within the radius of the stroke is set (paint) or cleared (erase). A
   2D interaction paints a disc on its plane, a 3D one a ball.
+- threshold: a paint stroke that adds only the voxels whose intensity lies within
+  [`low`, `high`] (options; HU for CT): the window an annotator sets for bone, contrast or
+  fat, applied under the brush.
 - fill: 2D only; each foreground click floods the closed region of background it lands in
   (4-connected on the slice); a click whose region reaches the slice's edge (the region is not
   closed) or that lands on the mask is refused (422), rather than painting the whole slice.
@@ -50,8 +53,10 @@ def _squeeze(array: np.ndarray, plane: Plane | None) -> np.ndarray:
 
 
 def stroke(read_mask, shape, spacing, points: np.ndarray, plane: Plane | None,
-           radius_mm: float, add: bool) -> MethodResult:
-    """Paint (add) or erase the voxels within `radius_mm` of the stroke voxels `points`."""
+           radius_mm: float, add: bool, read_image=None,
+           window: tuple[float, float] | None = None) -> MethodResult:
+    """Paint (add) or erase the voxels within `radius_mm` of the stroke voxels `points`;
+    with a `window` (low, high), paint only those whose intensity lies within it."""
     if not 0.0 <= radius_mm <= MAX_RADIUS_MM:
         raise InvalidPrompt(f"radius_mm must lie between 0 and {MAX_RADIUS_MM:g} mm")
     roi = _stroke_box(points, radius_mm, spacing, shape, plane)
@@ -63,6 +68,9 @@ def stroke(read_mask, shape, spacing, points: np.ndarray, plane: Plane | None,
     centre[tuple((points - np.asarray(roi.lo)).T)] = True
     footprint = stroke_footprint(_squeeze(centre, plane), plane_spacing(spacing, plane), radius_mm)
     footprint = footprint.reshape(roi.shape)
+    if window is not None:
+        image = np.asarray(read_image(roi))
+        footprint &= (image >= window[0]) & (image <= window[1])
     head = read_mask(roi)
     mask = head | footprint if add else head & ~footprint
     return MethodResult(roi=roi, mask=mask, probability=mask.astype(np.float32),
@@ -104,21 +112,30 @@ def run(read_image, read_mask, shape, spacing, marks: Marks, plane: Plane | None
         if len(marks.fg) == 0:
             raise InvalidPrompt("fill needs a click")
         return fill(read_mask, shape, np.asarray(marks.fg), plane)
-    if kind not in ("paint", "erase"):
+    if kind not in ("paint", "erase", "threshold"):
         raise InvalidPrompt(f"method {NAME!r} does not take {kind!r} interactions")
-    points = np.asarray(marks.fg if kind == "paint" else marks.bg, dtype=np.int64)
+    points = np.asarray(marks.bg if kind == "erase" else marks.fg, dtype=np.int64)
     if len(points) == 0:
         raise InvalidPrompt(f"{kind} needs a stroke")
     radius = float(context.options.get("radius_mm", 0.0))
-    return stroke(read_mask, shape, spacing, points, plane, radius, add=kind == "paint")
+    window = None
+    if kind == "threshold":
+        if "low" not in context.options or "high" not in context.options:
+            raise InvalidPrompt("threshold needs `low` and `high` intensities")
+        window = (float(context.options["low"]), float(context.options["high"]))
+        if window[0] > window[1]:
+            raise InvalidPrompt(f"threshold: low {window[0]:g} exceeds high {window[1]:g}")
+    return stroke(read_mask, shape, spacing, points, plane, radius, add=kind != "erase",
+                  read_image=read_image, window=window)
 
 
 METHOD = Method(
     name=NAME,
     description="Manual tools, no network: paint and erase (a stroke with a radius in mm, a "
-                "disc on a 2D plane or a ball in 3D) and fill (flood-fill the closed 2D "
+                "disc on a 2D plane or a ball in 3D), threshold (paint only the voxels within "
+                "an intensity window, HU for CT) and fill (flood-fill the closed 2D "
                 "region a click lands in). Each is a revision that undoes like any other.",
-    interaction_types=("paint", "erase", "fill"),
+    interaction_types=("paint", "erase", "threshold", "fill"),
     dims=("2d", "3d"),
     params_type=ManualParams,
     run=run,

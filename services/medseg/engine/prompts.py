@@ -235,7 +235,7 @@ def plane_record(plane: Plane | None) -> dict | None:
 # Direct edits of the mask (issue 14: manual paint / erase / fill, and the editing tools
 # select / brush / adjust). Their strokes and clicks say what to change, not a constraint for
 # later clicks: they are recorded with the revision but never join the cumulative marks.
-EDIT_KINDS = frozenset({"paint", "erase", "fill", "select", "brush", "adjust"})
+EDIT_KINDS = frozenset({"paint", "erase", "threshold", "fill", "select", "brush", "adjust"})
 
 
 @dataclass(frozen=True)

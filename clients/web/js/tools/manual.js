@@ -1,7 +1,9 @@
 // Manual edits (method `manual`, no network): the brush paints and the eraser erases every
 // voxel within the brush radius (mm, tools.radiusMm) of the stroke, a disc on the slice in 2D,
 // a ball in 3D; fill floods the closed background region a click lands in (2D only). Each is
-// a revision of its own: undone like any change, and in 2D it locks its slice.
+// a revision of its own: undone like any change, and in 2D it locks its slice. The threshold
+// brush paints like the brush but only the voxels whose intensity lies in the edit panel's
+// window (tools.threshold, HU for CT).
 import { BG_COLOR, FG_COLOR, registerTool, STROKE, thinned } from './registry.js';
 
 const AXIS = { z: 0, y: 1, x: 2 };
@@ -35,7 +37,7 @@ function strokeWide(ctx, view, pixels, color) {
   ctx.restore();
 }
 
-function strokeTool({ id, label, key, type, hint, color }) {
+function strokeTool({ id, label, key, type, hint, color, extra = () => ({}) }) {
   return registerTool({
     id,
     label,
@@ -46,8 +48,9 @@ function strokeTool({ id, label, key, type, hint, color }) {
     finish(g, view, app) {
       const path = thinned(g.path);
       // the right button does the opposite (a brush that erases, an eraser that paints)
-      const kind = g.foreground ? type : (type === 'paint' ? 'erase' : 'paint');
-      return { type: kind, method: 'manual', path, radius_mm: app.tools.radiusMm };
+      const kind = g.foreground ? type : (type === 'erase' ? 'paint' : 'erase');
+      return { type: kind, method: 'manual', path, radius_mm: app.tools.radiusMm,
+        ...(kind === type ? extra(app) : {}) };
     },
     preview: (ctx, g, view) => {
       const erase = (type === 'erase') === g.foreground;
@@ -64,6 +67,12 @@ export const paint = strokeTool({
 export const erase = strokeTool({
   id: 'erase', label: 'Erase', key: 'r', type: 'erase', color: FG_COLOR,
   hint: 'drag to erase (right: paint)',
+});
+
+export const threshold = strokeTool({
+  id: 'threshold', label: 'Threshold', key: 'q', type: 'threshold', color: '#ffb000',
+  hint: 'drag to paint only the voxels within the intensity window (Edit panel; right: erase)',
+  extra: (app) => ({ low: app.tools.threshold.low, high: app.tools.threshold.high }),
 });
 
 export const fill = registerTool({

@@ -16,6 +16,14 @@ export class ToolSelection {
     this.propagationMethod = null; // picked from /v1/capabilities propagation_methods
     this.capture = null; // (tool, gesture, view) => true when a panel takes the gesture instead
     this.radiusMm = 3; // the paint / erase brush radius (the edit panel, keys , and .)
+    this.threshold = { low: -100, high: 200 }; // the threshold brush's window (HU for CT)
+  }
+
+  /** The threshold brush paints voxels with low <= intensity <= high (swapped if reversed). */
+  setThreshold(low, high) {
+    if (!Number.isFinite(low) || !Number.isFinite(high)) return;
+    this.threshold = { low: Math.min(low, high), high: Math.max(low, high) };
+    this.app.emit('radius');
   }
 
   /** Offer the tools for the interaction types `caps` lists; the first one becomes active. */

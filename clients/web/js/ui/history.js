@@ -1,5 +1,7 @@
 // The active segment's history (GET .../history): what made each revision, newest first;
-// undone revisions (the redo stack) are struck through.
+// undone revisions (the redo stack) are struck through. Each interaction (click, stroke, box,
+// points, edit) has a ✕ that removes it from the history: the server replays the rest and
+// answers a new revision (undo brings it back); an interaction removed so is marked so.
 
 const SHOWN = 15;
 
@@ -24,8 +26,12 @@ export function mountHistory(app, el) {
       if (err.status !== 404) app.report(err);
       return;
     }
+    // interactions taken out by a removal still in force (not undone)
+    const removed = new Set(history.revisions
+      .filter((r) => r.interaction.type === 'remove' && !r.undone).map((r) => r.interaction.removed));
     list.replaceChildren(...history.revisions.slice(-SHOWN).reverse().map((r) => {
       const li = document.createElement('li');
+      li.dataset.revision = r.revision;
       li.value = r.revision;
       li.classList.toggle('head', r.is_head);
       li.classList.toggle('undone', r.undone);
@@ -38,10 +44,22 @@ export function mountHistory(app, el) {
       } else if (what.type === 'finetune') {
         dim = '';
         where = ` (${what.mode})`;
+      } else if (what.type === 'remove') {
+        dim = '';
+        where = ` #${what.removed} · ${what.replayed} replayed`;
       }
       const ms = Object.values(r.timings_ms ?? {}).reduce((a, b) => a + b, 0);
       li.textContent = `${what.type}${dim}${where} · ${r.voxels} voxels${ms ? ` · ${ms.toFixed(0)} ms` : ''}`;
       li.title = `${r.created_at}${what.method ? ` · ${what.method}` : ''}`;
+      li.classList.toggle('removed', removed.has(r.revision));
+      if (what.marks && what.method && !r.undone && !removed.has(r.revision)) {
+        const x = document.createElement('button');
+        x.className = 'remove-prompt';
+        x.textContent = '✕';
+        x.title = `remove this ${what.type} from the history (the later changes are made again without it; undo brings it back)`;
+        x.onclick = () => session.editor.removeInteraction(segment.id, r.revision);
+        li.prepend(x, ' ');
+      }
       return li;
     }));
   }

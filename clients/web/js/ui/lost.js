@@ -12,7 +12,9 @@ export function mountLost(app, el) {
       <p>The server no longer has it: it expired after being left idle, or it was deleted.
         Nothing more can be changed in it.</p>
       <p class="held"></p>
+      <p class="archived-note" hidden>The server archived it before it expired.</p>
       <div class="actions">
+        <button class="restore primary" hidden>Restore this session</button>
         <button class="save primary">Download the masks held here (NIfTI)</button>
         <button class="segment-list">Segment list (JSON)</button>
         <button class="reopen">Open another image…</button>
@@ -64,7 +66,37 @@ export function mountLost(app, el) {
       : 'This tab holds no segment masks.';
     $('.save').disabled = !n;
     $('.segment-list').disabled = !n;
+    $('.restore').hidden = true;
+    $('.archived-note').hidden = true;
     el.hidden = false;
+    offerRestore(session.record?.id);
+  }
+
+  /** When the server archived the lost session (issue 16), offer to bring it back. */
+  async function offerRestore(id) {
+    if (!id) return;
+    let archived = [];
+    try {
+      archived = await app.api.get('/v1/sessions/archived');
+    } catch {
+      return; // no archive on this server (404): nothing to offer
+    }
+    const found = archived.some((a) => a.session_id === id);
+    $('.restore').hidden = !found;
+    $('.archived-note').hidden = !found;
+    $('.restore').onclick = async () => {
+      $('.restore').disabled = true;
+      try {
+        await app.api.post('/v1/sessions/restore', { session_id: id });
+        await app.openSession(await session.fetch(id));
+        hide();
+        app.notify('Session restored');
+      } catch (err) {
+        app.report(err);
+      } finally {
+        $('.restore').disabled = false;
+      }
+    };
   }
 
   function hide() { el.hidden = true; }

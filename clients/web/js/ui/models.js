@@ -1,6 +1,8 @@
 // The trained models the server has (/v1/models: name, dims, cue encoding, Dice) with the cue
 // encoding to use, and the Points tool's controls (send, take back, start again).
 
+import { diceSummary } from '../metrics.js';
+
 export function mountModels(app, el) {
   // open where the screen has room for it (the list is information; closed it is one line)
   el.innerHTML = `<details class="models" ${window.innerHeight >= 880 ? 'open' : ''}><summary>Models <span class="count"></span></summary><ul class="model-list"></ul>
@@ -20,14 +22,12 @@ export function mountModels(app, el) {
     $('.model-list').replaceChildren(...list.map((m) => {
       const li = document.createElement('li');
       li.dataset.name = m.name;
-      const dice = Object.entries(m.metrics ?? {})
-        .filter(([k, v]) => k.startsWith('dice') && typeof v === 'number')
-        .map(([k, v]) => `${k.replace(/^dice_?/, '').replace('_', ' ') || 'dice'} ${v.toFixed(2)}`);
       li.innerHTML = '<b></b> <span class="hint"></span>';
       li.querySelector('b').textContent = m.name;
       li.querySelector('.hint').textContent = [`${m.dims}D`, m.encoding, m.task,
-        dice.length ? `Dice ${dice.join(', ')}` : ''].filter(Boolean).join(' · ');
-      li.title = `${m.name} ${m.version}: input ${m.input_size.join('x')}, runs on ${m.provider}`;
+        diceSummary(m.metrics)].filter(Boolean).join(' · ');
+      const protocol = typeof m.metrics?.protocol === 'string' ? `\n${m.metrics.protocol}` : '';
+      li.title = `${m.name} ${m.version}: input ${m.input_size.join('x')}, runs on ${m.provider}${protocol}`;
       return li;
     }));
     renderEncoding();

@@ -6,7 +6,7 @@ import { ORGAN_PRESETS, presetColor } from '../presets.js';
 import { formatMl } from '../stats.js';
 
 export function mountSegments(app, el) {
-  el.innerHTML = `<h2>Segments</h2><ul class="segments"></ul>
+  el.innerHTML = `<h2 class="with-action">Segments <button class="view3d" title="show / hide a 3D rendering of the segments (4)">3D view</button></h2><ul class="segments"></ul>
     <div class="add-row"><button class="add" title="new segment (N)">+ Segment</button>
     <select class="preset" title="new segment named after an organ, in its colour">
       <option value="">+ organ…</option>${ORGAN_PRESETS.map(([n]) => `<option>${n}</option>`).join('')}
@@ -16,6 +16,9 @@ export function mountSegments(app, el) {
   const list = el.querySelector('.segments');
   const { session } = app;
   el.querySelector('.add').onclick = () => session.createSegment().catch((err) => app.report(err));
+  const view3d = el.querySelector('.view3d');
+  view3d.onclick = () => app.emit('render3d');
+  app.addEventListener('render3d-shown', (e) => view3d.classList.toggle('on', e.detail.open));
   const preset = el.querySelector('.preset');
   preset.onchange = () => {
     const name = preset.value;

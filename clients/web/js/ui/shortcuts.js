@@ -46,6 +46,8 @@ function bindings(app, overlay) {
     ['v', 'one view / three views', () => views.toggleSingle()],
     ['x', 'show / hide the crosshair', () => views.toggleCrosshair()],
     ['m', 'show / hide the prompts sent (drawn until the next revision)', () => app.prompts.toggle()],
+    ['Delete', 'remove the prompt shown (the active segment\'s last interaction) from the history', () => app.prompts.removeShown()],
+    ['4', 'show / hide the 3D rendering of the segments', () => app.emit('render3d')],
     ['+', 'zoom in', () => view().zoomBy(1.25)],
     ['-', 'zoom out', () => view().zoomBy(0.8)],
     ['0', 'fit the image', () => view().resetView()],
@@ -113,7 +115,7 @@ export function mountShortcuts(app, overlayEl) {
   window.addEventListener('keydown', (e) => {
     keys.add(e.key);
     const target = e.target;
-    if (target.closest?.('input[type=text], input:not([type]), textarea, select, dialog')) return;
+    if (target.closest?.('input[type=text], input[type=number], input:not([type]), textarea, select, dialog')) return;
     let name = keyName(e);
     name = ALIASES[name] ?? name;
     const hit = bindings(app, overlay).find(([k]) => k === name);

@@ -15,6 +15,11 @@ export function mountStart(app, el) {
       <div class="uploads"></div>
       <h2>Live sessions</h2>
       <ul class="sessions"><li class="empty">none</li></ul>
+      <section class="archived-section" hidden>
+        <h2>Archived sessions</h2>
+        <p class="hint">Sessions kept by the server after they expired: Restore brings one back
+          with its segments and their history.</p>
+        <ul class="archived"></ul></section>
       <button class="close" hidden>Back to the image</button>
     </div>`;
   const $ = (s) => el.querySelector(s);
@@ -83,16 +88,63 @@ export function mountStart(app, el) {
     }));
   }
 
+  /** The tenant's archived sessions (GET /v1/sessions/archived), each with Restore; the section
+   * stays hidden where the server keeps no archive (404). */
+  async function refreshArchived() {
+    let archived = [];
+    try {
+      archived = await app.api.get('/v1/sessions/archived');
+    } catch (err) {
+      if (err.status !== 404) app.report(err);
+    }
+    $('.archived-section').hidden = !archived.length;
+    $('.archived').replaceChildren(...archived.map((a) => {
+      const li = document.createElement('li');
+      li.dataset.id = a.session_id;
+      const what = document.createElement('span');
+      what.className = 'what';
+      what.textContent = describeArchived(a);
+      const restore = document.createElement('button');
+      restore.className = 'restore';
+      restore.textContent = 'Restore';
+      restore.title = 'bring this session back and open it';
+      restore.onclick = async () => {
+        restore.disabled = true;
+        try {
+          const record = await app.api.post('/v1/sessions/restore', { session_id: a.session_id });
+          await app.openSession(await app.session.fetch(record.id));
+          app.notify('Session restored');
+          hide();
+          app.emit('restored', { id: record.id });
+        } catch (err) {
+          restore.disabled = false;
+          app.report(err);
+          refreshArchived();
+        }
+      };
+      li.append(what, restore);
+      return li;
+    }));
+  }
+
   function show() {
     el.hidden = false;
     $('.close').hidden = !app.session.record || app.lost;
     refresh();
+    refreshArchived();
   }
 
   function hide() { el.hidden = true; }
 
   app.addEventListener('open', show);
   return { show, hide };
+}
+
+/** One line for an archived session: modality, size, segments, when opened and archived. */
+export function describeArchived(a) {
+  const when = (iso) => String(iso ?? '').slice(0, 16).replace('T', ' ');
+  return [a.modality === 'unknown' ? null : a.modality, a.shape.join('×'), `${a.segments} segment${a.segments === 1 ? '' : 's'}`,
+    `opened ${when(a.created_at)}`, `archived ${when(a.archived_at)}`].filter(Boolean).join(' · ');
 }
 
 /** "20240131" -> "2024-01-31" (a DICOM DA), anything else as it is. */

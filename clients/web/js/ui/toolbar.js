@@ -78,6 +78,7 @@ export function mountToolbar(app, el) {
   $('.undo').onclick = () => session.undo();
   $('.redo').onclick = () => session.redo();
   $('.export').onclick = () => downloadLabels(app).catch((err) => app.report(err));
+
   $('.open').onclick = () => app.emit('open');
   $('.lock').onclick = () => toggleLock(app, views.main);
   $('.propagate').onclick = () => propagate(app, views.main);

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import numpy as np
-from fastapi import APIRouter, Body, Query, Response, status
+from fastapi import APIRouter, Body, Path, Query, Response, status
 
 from medseg.api.deps import (
     ComputeDep,
@@ -38,6 +38,7 @@ from medseg.api.schemas import (
 )
 from medseg.api.translate import to_prompt
 from medseg.store.chunks import full_box
+from medseg.usecases import history as history_usecase
 from medseg.usecases import interactions, propagation, sessions
 from medseg.usecases.metrics import observe_stages
 from medseg_protocol import codec
@@ -120,6 +121,21 @@ def interact(compute: ComputeDep, plugins: PluginsDep, settings: SettingsDep, te
         error = outcome.job_error
         result.job_error = ErrorBody(error=error.code, message=error.message)
     return result
+
+
+@router.delete("/{segment_id}/interactions/{revision}", response_model=ChangeResult,
+               responses=_COMPUTE_ERRORS,
+               summary="Remove one interaction from the history: a new head revision whose "
+                       "mask is the history replayed without it (one undo brings it back)")
+def remove_interaction(compute: ComputeDep, meta: SessionDep, segment_id: int,
+                       revision: Annotated[int, Path(ge=1, le=MAX_REVISION, description=(
+                           "the revision the interaction made (GET .../history)"))],
+                       if_match: IfMatchDep, response: Response) -> ChangeResult:
+    change = compute.run(meta, segment_id, history_usecase.remove_interaction, meta,
+                         segment_id, revision, if_match)
+    observe_stages("remove", change.timings)
+    _etag(response, change.current.revision)
+    return change_result(change)
 
 
 @router.post("/{segment_id}/undo", response_model=ChangeResult, responses=_CHANGE_ERRORS)
