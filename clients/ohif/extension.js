@@ -298,18 +298,6 @@ class Controller {
     return n;
   }
 
-  /** Foreground pixels of the OHIF labelmap (what the viewer shows). */
-  painted() {
-    const { cornerstone } = libs();
-    let n = 0;
-    for (const id of this.labelmapIds) {
-      const image = cornerstone.cache.getImage(id);
-      const pixels = image.voxelManager ? image.voxelManager.getScalarData() : image.getPixelData();
-      for (let i = 0; i < pixels.length; i++) n += pixels[i] ? 1 : 0;
-    }
-    return n;
-  }
-
   applyChange(result, what) {
     applyDelta(this.mask, this.session.shape, result.delta);
     this.segment.revision = result.revision;
@@ -335,6 +323,58 @@ class Controller {
 
   segmentPath() {
     return `/v1/sessions/${this.session.id}/segments/${this.segment.id}`;
+  }
+
+  // ---------------------------------------------------------------- navigation
+  /** Shows session slice z in the active viewport. */
+  async show(z) {
+    const { viewport } = this.activeViewport();
+    const { cornerstone } = libs();
+    const ids = viewport.getImageIds();
+    const index = ids.findIndex((id) => this.zOfSop.get(cornerstone.metaData.get('instance', id)?.SOPInstanceUID) === z);
+    if (index < 0) throw new Error(`slice ${z} is not in the viewport`);
+    await viewport.setImageIdIndex(index);
+    viewport.render();
+  }
+
+  /** Page coordinates of voxel [z, y, x] on the shown slice (for scripts and tests). */
+  pagePoint(y, x) {
+    const { viewport } = this.activeViewport();
+    const { cornerstone } = libs();
+    const world = cornerstone.utilities.imageToWorldCoords(viewport.getCurrentImageId(), [x, y]);
+    const [cx, cy] = viewport.worldToCanvas(world);
+    const rect = viewport.element.getBoundingClientRect();
+    return [rect.left + cx, rect.top + cy];
+  }
+
+  /** Painted voxels of the OHIF labelmap per session slice. */
+  paintedPerSlice() {
+    const { cornerstone } = libs();
+    return this.labelmapIds.map((id) => {
+      const image = cornerstone.cache.getImage(id);
+      const pixels = image.voxelManager ? image.voxelManager.getScalarData() : image.getPixelData();
+      let n = 0;
+      for (let i = 0; i < pixels.length; i++) n += pixels[i] ? 1 : 0;
+      return n;
+    });
+  }
+
+  /** Painted voxels per source SOP instance UID of any labelmap segmentation OHIF holds
+   * (e.g. one OHIF made from a DICOM SEG), for scripts and tests. */
+  labelmapPerInstance(segmentationId) {
+    const { cornerstone, cornerstoneTools } = libs();
+    const segmentation = cornerstoneTools.segmentation.state.getSegmentation(segmentationId);
+    const out = {};
+    for (const id of segmentation?.representationData?.Labelmap?.imageIds || []) {
+      const image = cornerstone.cache.getImage(id);
+      if (!image) continue;
+      const sop = cornerstone.metaData.get('instance', image.referencedImageId)?.SOPInstanceUID;
+      const pixels = image.voxelManager ? image.voxelManager.getScalarData() : image.getPixelData();
+      let n = 0;
+      for (let i = 0; i < pixels.length; i++) n += pixels[i] ? 1 : 0;
+      out[sop] = (out[sop] || 0) + n;
+    }
+    return out;
   }
 
   // ---------------------------------------------------------------- prompts
@@ -408,6 +448,7 @@ class Controller {
       const result = await api('POST', `${this.segmentPath()}/interactions`,
         { ...body, base_revision: this.segment.revision });
       this.applyChange(result, body.type);
+      this.log.at(-1).request = body;
       return result;
     } catch (err) {
       this.say(`${body.type}: ${err.message}`, true);
