@@ -95,6 +95,7 @@ class Controller {
     this.panel = null;
     this.log = []; // what the extension did, for scripts and tests
     this.lastError = null;
+    this.progressSeen = 0; // progress updates of the last job followed
     this.onPointerDown = this.onPointerDown.bind(this);
   }
 
@@ -328,11 +329,18 @@ class Controller {
   // ---------------------------------------------------------------- navigation
   /** Shows session slice z in the active viewport. */
   async show(z) {
+    const sop = [...this.zOfSop].find(([, k]) => k === z)?.[0];
+    if (!sop) throw new Error(`no slice ${z} in the session`);
+    return this.showInstance(sop);
+  }
+
+  /** Shows the image of that SOP instance UID in the active (stack) viewport. */
+  async showInstance(sopInstanceUid) {
     const { viewport } = this.activeViewport();
     const { cornerstone } = libs();
     const ids = viewport.getImageIds();
-    const index = ids.findIndex((id) => this.zOfSop.get(cornerstone.metaData.get('instance', id)?.SOPInstanceUID) === z);
-    if (index < 0) throw new Error(`slice ${z} is not in the viewport`);
+    const index = ids.findIndex((id) => cornerstone.metaData.get('instance', id)?.SOPInstanceUID === sopInstanceUid);
+    if (index < 0) throw new Error(`instance ${sopInstanceUid} is not in the viewport`);
     await viewport.setImageIdIndex(index);
     viewport.render();
   }
@@ -467,7 +475,9 @@ class Controller {
 
   // ---------------------------------------------------------------- jobs
   async follow(job, what) {
+    this.progressSeen = 0;
     for (;;) {
+      if (job.state === 'running' || job.progress?.step) this.progressSeen += 1;
       const total = job.progress?.total;
       this.progress(total ? job.progress.step / total : 0);
       const queue = job.queue && job.state === 'queued' ? ` (queued, ${job.queue.ahead ?? 0} ahead)` : '';

@@ -115,6 +115,15 @@ def test_ohif_round_trip(page, ohif_server, ct_series, orthanc, totalseg):
     _wait(page, "() => window.medsegOhif.log.at(-1).action === 'redo'", 30, "the redo")
     assert page.evaluate("() => window.medsegOhif.paintedPerSlice()") == painted
 
+    # propagation across the slices, a job followed with its progress, painted when it ends
+    page.get_by_role("button", name="Propagate").click()
+    _wait(page, "() => window.medsegOhif.log.at(-1).action === 'propagate'", 90, "propagation")
+    mask = _server_mask(api, sid, segment_id)
+    assert (mask.sum(axis=(1, 2)) > 0).sum() > 1  # more slices than the clicked one
+    assert page.evaluate("() => window.medsegOhif.paintedPerSlice()") \
+        == mask.sum(axis=(1, 2)).tolist()
+    assert page.evaluate("() => window.medsegOhif.progressSeen") > 0
+
     # saved as a DICOM SEG into Orthanc through the service (a pacs-push job)
     before = orthanc.instance_count(ct_series.study_uid)
     page.get_by_role("button", name="Save SEG to PACS").click()
@@ -146,4 +155,13 @@ def test_ohif_round_trip(page, ohif_server, ct_series, orthanc, totalseg):
     assert shown["labels"] == ["medseg"]
     per_slice = [shown["counts"].get(uid, 0) for uid in order]
     assert per_slice == mask.sum(axis=(1, 2)).tolist()
+    # OHIF offers to open it on the series ("Yes"): then it is the viewer's segmentation
+    page.get_by_role("button", name="Yes").click()
+    _wait(page, f"""() => {{ const vp = services.cornerstoneViewportService.getCornerstoneViewport(
+        services.viewportGridService.getActiveViewportId());
+        return vp?.getImageIds?.().length === {len(order)} && services.segmentationService
+          .getSegmentationRepresentations(vp.id).some(r => r.segmentationId === {seg_set!r}); }}""",
+          60, "the SEG on its series")
+    page.evaluate(f"() => window.medsegOhif.showInstance({order[z]!r})")
+    page.wait_for_timeout(1000)
     page.screenshot(path=str(DOCS_SHOT.with_name("ohif-seg.png")))
