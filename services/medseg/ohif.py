@@ -6,8 +6,8 @@ none of its dependencies: `dist/` is a complete build; npm keeps the tarball in 
 so a second checkout does not download it again), unpacks `dist/` into
 `.cache/ohif/<VERSION>/dist` and rewrites the build's root-relative paths for the base path:
 the webpack public path (`__webpack_require__.p = "/"`, which loads every chunk, worker and
-codec), the style sheets' `url(/...)` and `index.html`'s `PUBLIC_URL` and links. The build's own `app-config.js` is never
-served: the service generates one (medseg.api.ohif)."""
+codec), the style sheets' `url(/...)` and `index.html`'s `PUBLIC_URL` and links. The build's
+own `app-config.js` is never served: the service generates one (medseg.api.ohif)."""
 
 from __future__ import annotations
 

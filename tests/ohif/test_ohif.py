@@ -69,6 +69,16 @@ def _server_mask(api, sid: str, segment_id: int) -> np.ndarray:
     return codec.decode_mask(rle).astype(bool)
 
 
+def _drag(page, points: list[tuple[int, int]]) -> None:
+    """A mouse drag through voxels (row, col) of the shown slice."""
+    where = [page.evaluate(f"() => window.medsegOhif.pagePoint({y}, {x})") for y, x in points]
+    page.mouse.move(*where[0])
+    page.mouse.down()
+    for x, y in where[1:]:
+        page.mouse.move(x, y, steps=8)
+    page.mouse.up()
+
+
 def _log(page) -> list[dict]:
     return page.evaluate("() => window.medsegOhif.log")
 
@@ -124,6 +134,30 @@ def test_ohif_round_trip(page, ohif_server, ct_series, orthanc, totalseg):
         == mask.sum(axis=(1, 2)).tolist()
     assert page.evaluate("() => window.medsegOhif.progressSeen") > 0
 
+    # a BIFSeg box dragged around the liver on the clicked slice, then fine-tuned (a job)
+    rows, cols = np.nonzero(liver[z])
+    lo, hi = (int(rows.min()) - 3, int(cols.min()) - 3), (int(rows.max()) + 3, int(cols.max()) + 3)
+    page.get_by_role("button", name="Box").click()
+    _drag(page, [lo, hi])
+    _wait(page, "() => window.medsegOhif.log.at(-1).action === 'box'", 60, "the box")
+    box = _log(page)[-1]["request"]
+    assert box["box"] == {"lo": [z, *lo], "hi": [z, *hi]} and box["method"] == "bifseg"
+    page.get_by_role("button", name="Fine-tune").click()
+    _wait(page, "() => window.medsegOhif.log.at(-1).action === 'fine-tune'", 90, "fine-tuning")
+    # a background scribble along the liver's middle row on that slice
+    page.get_by_role("button", name="Scribble").click()
+    page.get_by_role("button", name="Background").click()
+    row = int(rows.mean())
+    inside = np.nonzero(_server_mask(api, sid, segment_id)[z, row])[0]
+    _drag(page, [(row, int(inside[len(inside) // 2]) - 4), (row, int(inside[len(inside) // 2]) + 4)])
+    _wait(page, "() => window.medsegOhif.log.at(-1).action === 'scribble'", 60, "the scribble")
+    scribble = _log(page)[-1]["request"]["scribbles"][0]
+    assert not scribble["foreground"] and len(scribble["path"]) > 1
+    assert all(p[0] == z and p[1] == row for p in scribble["path"])
+    mask = _server_mask(api, sid, segment_id)
+    assert page.evaluate("() => window.medsegOhif.paintedPerSlice()") \
+        == mask.sum(axis=(1, 2)).tolist()
+
     # saved as a DICOM SEG into Orthanc through the service (a pacs-push job)
     before = orthanc.instance_count(ct_series.study_uid)
     page.get_by_role("button", name="Save SEG to PACS").click()
@@ -165,3 +199,34 @@ def test_ohif_round_trip(page, ohif_server, ct_series, orthanc, totalseg):
     page.evaluate(f"() => window.medsegOhif.showInstance({order[z]!r})")
     page.wait_for_timeout(1000)
     page.screenshot(path=str(DOCS_SHOT.with_name("ohif-seg.png")))
+
+
+def test_proxy_and_config(ohif_server, ct_series, orthanc):
+    """The archive is read through the service as the caller's tenant, GET only, under
+    studies/; the browser never gets the archive's credentials or address."""
+    base_url, api = ohif_server
+    config = api.get("/ohif/app-config.js")
+    assert config.status_code == 200 and "javascript" in config.headers["content-type"]
+    assert "/ohif/dicom-web/main" in config.text and "/ohif/medseg/extension.js" in config.text
+    for secret in (PASSWORD, orthanc.url, orthanc.dicomweb):
+        assert secret not in config.text
+    series = api.get(f"/ohif/dicom-web/main/studies/{ct_series.study_uid}/series",
+                     headers={"Accept": "application/dicom+json"})
+    assert series.status_code == 200, series.text
+    assert ct_series.series_uid in series.text
+    metadata = api.get(f"/ohif/dicom-web/main/studies/{ct_series.study_uid}/series/"
+                       f"{ct_series.series_uid}/metadata")
+    assert metadata.status_code == 200 and orthanc.url not in metadata.text
+    # no key: 401; bob's tenant has no archive "main": as if absent; not a DICOMweb read: 404
+    import httpx
+
+    assert httpx.get(f"{base_url}/ohif/dicom-web/main/studies").status_code == 401
+    bobs = httpx.get(f"{base_url}/ohif/dicom-web/main/studies",
+                     headers={"X-API-Key": KEYS["bob"]})
+    assert bobs.status_code == 422 and bobs.json()["error"] == "unknown_name"
+    assert api.get("/ohif/dicom-web/main/instances").status_code == 404
+    assert api.get("/ohif/dicom-web/main/studies/%2E%2E/%2E%2E/system").status_code == 404
+    # the viewer's own routes answer its index page; a file of the build is served as is
+    assert "window.PUBLIC_URL=\"/ohif/\"" in api.get("/ohif/viewer?StudyInstanceUIDs=1").text
+    assert api.get("/ohif/medseg/mode.js").status_code == 200
+    assert api.get("/ohif/medseg/nothing.js").status_code == 404
