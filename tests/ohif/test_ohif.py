@@ -5,6 +5,7 @@ segment saved as a DICOM SEG into Orthanc (a pacs-push job), and that SEG opened
 
 from __future__ import annotations
 
+import os
 import time
 
 import highdicom as hd
@@ -22,7 +23,8 @@ from tests.pacs.orthanc import PASSWORD, USER
 
 pytestmark = pytest.mark.slow
 OUTPUT = ROOT / "test-output" / "ohif"
-DOCS_SHOT = ROOT / "docs" / "ohif.png"
+# the screenshots land in test-output/ohif; MEDSEG_UPDATE_DOCS=1 writes docs/ohif*.png instead
+DOCS_SHOT = (ROOT / "docs" if os.environ.get("MEDSEG_UPDATE_DOCS") == "1" else OUTPUT) / "ohif.png"
 
 
 @pytest.fixture
@@ -114,6 +116,7 @@ def test_ohif_round_trip(page, ohif_server, ct_series, orthanc, totalseg):
     # what OHIF shows is the server's mask, slice by slice
     painted = page.evaluate("() => window.medsegOhif.paintedPerSlice()")
     assert painted == mask.sum(axis=(1, 2)).tolist()
+    DOCS_SHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(DOCS_SHOT))
 
     # undo clears the labelmap, redo brings the click back
@@ -149,7 +152,8 @@ def test_ohif_round_trip(page, ohif_server, ct_series, orthanc, totalseg):
     page.get_by_role("button", name="Background").click()
     row = int(rows.mean())
     inside = np.nonzero(_server_mask(api, sid, segment_id)[z, row])[0]
-    _drag(page, [(row, int(inside[len(inside) // 2]) - 4), (row, int(inside[len(inside) // 2]) + 4)])
+    middle = int(inside[len(inside) // 2])
+    _drag(page, [(row, middle - 4), (row, middle + 4)])
     _wait(page, "() => window.medsegOhif.log.at(-1).action === 'scribble'", 60, "the scribble")
     scribble = _log(page)[-1]["request"]["scribbles"][0]
     assert not scribble["foreground"] and len(scribble["path"]) > 1
