@@ -17,7 +17,9 @@ NIIVUE := clients/web/vendor/niivue.umd.js
 
 niivue: $(NIIVUE)
 
-.PHONY: niivue serve serve-replicas test bench bench-load bench-browser bench-propagation bench-jobs worker openapi lint clean-venv
+NPM := /usr/bin/npm
+
+.PHONY: niivue ohif serve serve-replicas test bench bench-load bench-browser bench-propagation bench-jobs worker openapi lint clean-venv
 
 # The venv is rebuilt when pyproject.toml changes. GeodisTK's sdist needs NumPy and
 # setuptools present and the NPY_IN_ARRAY alias to compile against NumPy 2; torch is pinned
@@ -82,8 +84,20 @@ $(ORTHANC):
 	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
 	  --no-install-recommends orthanc orthanc-dicomweb
 
+# The OHIF viewer served at /ohif (docs/ohif.md): the prebuilt dist/ of npm's @ohif/app,
+# fetched once with `npm pack` (the tarball only, ~50 MB, kept in npm's cache) into the
+# git-ignored .cache/ohif/<version>/dist and patched for the base path; a no-op once there.
+ohif: $(STAMP) $(NPM)
+	$(PY) -m medseg.ohif fetch
+
+$(NPM):
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO="sudo -n"; \
+	else echo "the OHIF viewer is fetched with npm: apt-get install npm" >&2; exit 1; fi; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	  --no-install-recommends npm
+
 # lint first: a type or style error fails fast, before the 5-minute suite
-test: lint $(CHROMIUM) $(ORTHANC) $(NGINX) $(NIIVUE)
+test: lint $(CHROMIUM) $(ORTHANC) $(NGINX) $(NIIVUE) ohif
 	$(PY) -m pytest
 
 bench: $(STAMP)

@@ -11,7 +11,7 @@ import structlog
 from fastapi import FastAPI, Request
 
 from medseg import builtin
-from medseg.api import errors, limits, openapi_links, viewer
+from medseg.api import errors, limits, ohif, openapi_links, viewer
 from medseg.api.compute import ChildConfig, ComputePool
 from medseg.api.logging import configure as configure_logging
 from medseg.api.routers import (
@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
                    jobs.router):
         app.include_router(router)
     viewer.mount(app, settings.clients_dir)
+    ohif.mount(app, settings)
     openapi_links.install(app)
     app.add_middleware(limits.BodyLimit, settings=settings)  # inside the request middleware
     _add_request_middleware(app, settings)

@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     # credentials: never logged or echoed (SecretStr); the job worker reads the same variables
     pacs: str = Field("", repr=False)
     pacs_file: Path | None = None
+    # The OHIF viewer at /ohif (docs/ohif.md): its prebuilt files (`make ohif`; unset: the
+    # repository's .cache/ohif/<version>/dist, served when present) and the archive it shows
+    # (unset: the first configured one by name)
+    ohif_dir: Path | None = None
+    ohif_pacs: str = ""
 
     # this process's name in the `X-Medseg-Replica` response header (e.g. the pod's name, see
     # deploy/k8s); empty: no header
