@@ -72,3 +72,23 @@ def test_cli_import_and_paint(live_server, tmp_path, sdk):  # noqa: F811
     result = runner.invoke(app, [*base, "fill", session.id, str(seg), "--at", "3,50,2"])
     assert result.exit_code == 2 and "not closed" in result.output
     sdk.delete_session(session.id)
+
+
+def test_sdk_and_cli_hints(live_server, sdk, ct_session):  # noqa: F811
+    """A liver with a disc erased from one slice: the first hint is on the erased disc, from
+    the SDK and in the CLI's table."""
+    sid = ct_session.id
+    reference = liver_reference(ct_session)
+    [liver] = sdk.import_mask(sid, (TOTALSEG / "ct_3mm_seg.nii.gz").read_bytes(), labels=[5])
+    z, y, x = liver_voxel(reference)
+    sdk.erase(sid, liver.id, [(z, y, x)], radius_mm=9)
+    answer = sdk.hints(sid, liver.id, k=2)
+    assert 1 <= len(answer["hints"]) <= 2
+    top = answer["hints"][0]
+    assert top["kind"] == "missing"
+    lo, hi = top["box"]["lo"], top["box"]["hi"]
+    assert lo[0] <= z <= hi[0] and lo[1] <= y <= hi[1] and lo[2] <= x <= hi[2]
+    base = ["--url", live_server, "--api-key", KEYS["alice"]]
+    result = CliRunner().invoke(app, [*base, "hints", sid, str(liver.id), "--k", "1"])
+    assert result.exit_code == 0, result.output
+    assert "missing" in result.output and f"{z},{top['centre'][1]}" in result.output
