@@ -1,4 +1,5 @@
-"""Hints benchmark (issue 14 item 5): `python -m medseg_bench.hints [--quick] [--sources ...]`.
+"""Hints benchmark (issue 14 item 5): `python -m medseg_bench.hints [--split tuning|held|all]
+[--sources graphcut,shape,editnet]`.
 Prints markdown tables (docs/benchmarks.md#hints-where-the-mask-is-probably-wrong).
 
 Masks with real errors, on objects no shipped network was trained on: the largest axial slice
@@ -74,17 +75,69 @@ def score(hints, labels: np.ndarray, count: int, shape) -> dict[str, float]:
     return out
 
 
-def objects(quick: bool):
+def objects(split: str):
+    """"tuning": every 4th organ object and every 2nd lesion (the defaults of
+    medseg.engine.hints.HintParams were chosen on these), "held": the others, "all": both."""
     from medseg_bench.clicks import bench_objects
 
     organs = bench_objects(2)
     lesions = lesion_objects(2)
-    if quick:
+    if split == "tuning":
         organs, lesions = organs[::4], lesions[::2]
+    elif split == "held":
+        organs = [o for i, o in enumerate(organs) if i % 4]
+        lesions = [o for i, o in enumerate(lesions) if i % 2]
     return [("organs", o) for o in organs] + [("lesions", o) for o in lesions]
 
 
-def run(quick: bool, sources: tuple[str, ...], editnet: bool, **overrides) -> str:
+def perturb_3d(gt: np.ndarray, rng: np.random.Generator, kind: str) -> np.ndarray:
+    """medseg_train.editing.perturb's kinds in 3D: the boundary moved 1-2 voxels, a ball bitten
+    out at the boundary, a ball added there (bulge), a separate ball nearby (false blob)."""
+    points = np.argwhere(gt)
+    extent = float(max(np.ptp(points, axis=0).max(), 4))
+    if kind == "boundary":
+        op = ndimage.binary_dilation if rng.random() < 0.5 else ndimage.binary_erosion
+        return op(gt, iterations=int(rng.integers(1, 3)))
+    edge = np.argwhere(gt & ~ndimage.binary_erosion(gt))
+    centre = edge[int(rng.integers(len(edge)))].astype(float)
+    radius = rng.uniform(0.15, 0.3) * extent
+    grid = np.ogrid[tuple(slice(0, n) for n in gt.shape)]
+
+    def ball(c, r):
+        return sum((g - v) ** 2 for g, v in zip(grid, c)) <= r * r
+
+    if kind == "bite":
+        return gt & ~ball(centre, radius)
+    if kind == "bulge":
+        outward = centre - points.mean(axis=0)
+        outward /= max(float(np.linalg.norm(outward)), 1e-6)
+        return gt | ball(centre + outward * radius * 0.5, radius)
+    away = centre + rng.normal(size=3) * extent * 0.5
+    return gt | ball(away, rng.uniform(0.08, 0.15) * extent)
+
+
+def objects_3d(split: str):
+    """3D: the largest held-out organs (4 per group of medseg_bench.clicks.bench_objects) and
+    the evaluation-only lesions, as crops; the same split rule as `objects`."""
+    from medseg_bench.clicks import bench_objects
+
+    organs, lesions = bench_objects(3, per_group=4), lesion_objects(3)
+    if split == "tuning":
+        organs, lesions = organs[::4], lesions[::2]
+    elif split == "held":
+        organs = [o for i, o in enumerate(organs) if i % 4]
+        lesions = [o for i, o in enumerate(lesions) if i % 2]
+    return [("organs 3D", o) for o in organs] + [("lesions 3D", o) for o in lesions]
+
+
+def starts_3d(obj, seed: int) -> list[tuple[str, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    return [(kind, perturb_3d(obj.mask, rng, kind))
+            for kind in ("boundary", "bite", "bulge", "false_blob")]
+
+
+def run(split: str, sources: tuple[str, ...], editnet: bool, dims: int = 2,
+        **overrides) -> str:
     forward = None
     if editnet and "editnet" in sources:
         from medseg.engine.editing_method import load_network
@@ -96,9 +149,11 @@ def run(quick: bool, sources: tuple[str, ...], editnet: bool, **overrides) -> st
     rows: dict[tuple[str, str], list[dict[str, float]]] = defaultdict(list)
     alarms: dict[str, list[float]] = defaultdict(list)
     seconds: list[float] = []
-    for index, (set_name, obj) in enumerate(objects(quick)):
+    cases = objects(split) if dims == 2 else objects_3d(split)
+    for index, (set_name, obj) in enumerate(cases):
         reference = obj.mask
-        tried = [("reference", reference.copy())] + starts(obj, index)
+        tried = [("reference", reference.copy())] + (
+            starts(obj, index) if dims == 2 else starts_3d(obj, index))
         for start_kind, start in tried:
             group = "model-free" if start_kind == "model-free" else (
                 "perturbed" if start_kind != "reference" else "reference")
@@ -115,9 +170,9 @@ def run(quick: bool, sources: tuple[str, ...], editnet: bool, **overrides) -> st
     lines = ["| objects | start | masks with real errors | precision@1 | precision@3 | "
              "recall@3 | centre hit@1 | hints returned (of 3) |",
              "|---|---|---|---|---|---|---|---|"]
-    for (set_name, group), scored in sorted(rows.items()):
-        mean = {key: float(np.mean([s[key] for s in scored])) for key in scored[0]}
-        lines.append(f"| {set_name} | {group} | {len(scored)} | {mean['p@1']:.2f} | "
+    for (set_name, group), per_mask in sorted(rows.items()):
+        mean = {key: float(np.mean([s[key] for s in per_mask])) for key in per_mask[0]}
+        lines.append(f"| {set_name} | {group} | {len(per_mask)} | {mean['p@1']:.2f} | "
                      f"{mean['p@3']:.2f} | {mean['r@3']:.2f} | {mean['centre@1']:.2f} | "
                      f"{mean['returned']:.2f} |")
     lines.append("")
@@ -136,12 +191,15 @@ def run(quick: bool, sources: tuple[str, ...], editnet: bool, **overrides) -> st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a quarter of the objects")
+    parser.add_argument("--split", choices=("tuning", "held", "all"), default="all",
+                        help="tuning: the quarter of the objects the defaults were chosen on; "
+                             "held: the rest")
+    parser.add_argument("--dims", type=int, choices=(2, 3), default=2)
     parser.add_argument("--sources", default=",".join(engine_hints.DEFAULT_SOURCES),
                         help="comma-separated: graphcut, editnet")
     args = parser.parse_args()
     sources = tuple(s for s in args.sources.split(",") if s)
-    print(run(args.quick, sources, editnet=True))
+    print(run(args.split, sources, editnet=True, dims=args.dims))
 
 
 if __name__ == "__main__":

@@ -48,7 +48,8 @@ def test_hints_answer_shape_and_top_hint(client, bitten):
     box = tuple(slice(a, b + 1) for a, b in zip(top["box"]["lo"], top["box"]["hi"]))
     assert bite[box].sum() >= 0.5 * bite.sum()
     # read-only: the segment did not move
-    assert client.get(f"/v1/sessions/{sid}/segments/{seg}").json()["revision"] == segment["revision"]
+    after = client.get(f"/v1/sessions/{sid}/segments/{seg}").json()
+    assert after["revision"] == segment["revision"]
 
 
 def test_hints_errors(client, bitten):

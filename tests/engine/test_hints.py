@@ -108,3 +108,10 @@ def test_k_limits_and_ranking():
 def test_empty_mask_has_no_hints():
     image, obj = _phantom()
     assert find_hints(image, np.zeros_like(obj), (1.0, 1.0, 1.0), 3).hints == []
+
+
+def test_enclosed_hole_is_a_missing_hint():
+    image, obj = _phantom()
+    hole = _disc(obj.shape[1:], (48, 48), 4)[None]
+    top = find_hints(image, obj & ~hole, (1.0, 1.0, 1.0), 3).hints[0]
+    assert top.kind == "missing" and hole[top.centre] and top.voxels == int(hole.sum())

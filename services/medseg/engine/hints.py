@@ -45,6 +45,7 @@ MAX_VOXELS = 2**24  # of the crop around the mask; a larger one is refused (as a
 BINS = 32
 PRIOR_LOGIT = 1.0  # the mask's own vote inside it, at most this many nats
 PRIOR_FAR = 8.0  # ... and outside
+HOLE_LIKELIHOOD = 0.9
 P_CLIP = 0.02
 
 
@@ -57,9 +58,9 @@ class HintParams:
     margin_mm: float = 15.0  # the crop around the mask the re-segmentation may change
     lamb: float = 1.0  # graph cut pairwise weight
     sigma: float = 0.1  # graph cut intensity scale
-    prior_voxels: float = 2.0  # the spatial prior changes by one nat over this many voxels
+    prior_voxels: float = 4.0  # the spatial prior changes by one nat over this many voxels
     shape_radius: float = 0.2  # x the object's largest extent: concavities this wide count
-    relative_score: float = 0.3  # a hint scoring below this share of the first one is dropped
+    relative_score: float = 0.5  # a hint scoring below this share of the first one is dropped
     combine: str = "max"  # how the sources' maps make one: max | mean
     sources: tuple[str, ...] = DEFAULT_SOURCES
 
@@ -73,9 +74,9 @@ class HintParams:
 class Hint:
     rank: int
     kind: str  # "missing" (the mask should cover it) | "extra" (it should not)
-    centre: tuple[int, int, int]  # (z, y, x) voxel inside the region
-    lo: tuple[int, int, int]  # bounding box, inclusive
-    hi: tuple[int, int, int]
+    centre: tuple[int, ...]  # (z, y, x) voxel inside the region
+    lo: tuple[int, ...]  # bounding box, inclusive
+    hi: tuple[int, ...]
     voxels: int
     ml: float
     likelihood: float  # mean error likelihood over the region, 0..1
@@ -205,6 +206,8 @@ def shape_source(image: np.ndarray, mask: np.ndarray, spacing, params: HintParam
     out[missing] = p_int[missing]
     out[extra] = 1.0 - p_int[extra]
     out[apart] = np.maximum(out[apart], 0.5)  # a separate piece is suspect whatever its look
+    holes = ndimage.binary_fill_holes(mask) & ~mask
+    out[holes] = np.maximum(out[holes], HOLE_LIKELIHOOD)  # an enclosed hole: rarely anatomy
     return out
 
 
@@ -305,7 +308,8 @@ def rank_regions(likelihood: np.ndarray, mask: np.ndarray, spacing, params: Hint
                 centre=tuple(int(c + s.start) for c, s in zip(centre, box)),
                 lo=tuple(int(s.start) for s in box), hi=tuple(int(s.stop - 1) for s in box),
                 voxels=int(size), ml=round(float(size) * voxel_ml, 4),
-                likelihood=round(float(score / size), 4), score=round(float(score), 3),
+                likelihood=round(float(score / size), 4),
+                score=round(float(score), 3),
                 sources={name: round(float((m[box][region] > 0).mean()), 3)
                          for name, m in maps.items()}))
     found.sort(key=lambda h: -h.score)

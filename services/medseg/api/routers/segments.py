@@ -40,8 +40,8 @@ from medseg.api.schemas import (
     error_responses,
 )
 from medseg.api.translate import to_prompt
-from medseg.store.chunks import full_box
 from medseg.engine.hints import MAX_HINTS
+from medseg.store.chunks import full_box
 from medseg.usecases import hints as hints_usecase
 from medseg.usecases import interactions, propagation, sessions
 from medseg.usecases.metrics import observe_stages
@@ -199,7 +199,7 @@ def get_hints(compute: ComputeDep, meta: SessionDep, segment_id: int,
     return SegmentHints(
         segment_id=found.segment_id, revision=found.revision, sources=found.sources,
         ms=round(found.seconds * 1000.0, 2),
-        hints=[HintPublic(rank=h.rank, kind=h.kind, centre=list(h.centre),  # type: ignore[arg-type]
+        hints=[HintPublic(rank=h.rank, kind=h.kind, centre=list(h.centre),
                           box=BoxSpec(lo=list(h.lo), hi=list(h.hi)), voxels=h.voxels,
                           volume_ml=h.ml, likelihood=h.likelihood, score=h.score,
                           sources=h.sources) for h in found.hints])
