@@ -1,27 +1,31 @@
 """Hints (issue 14 item 5): where is a segment's mask most likely wrong? Pure NumPy/SciPy +
-PyMaxflow (+ the optional 2D editing network); 2D (a (1, Y, X) volume) or 3D.
+PyMaxflow (+ the optional 2D editing network); 2D (a (1, Y, X) volume) or 3D. How it works and
+why: docs/methods.md "Hints"; how often right: `python -m medseg_bench.hints`.
 
-The mask is compared with independent re-segmentations of the same object, made without the
-mask's own boundary, and the regions where they disagree with it are the candidates:
+The mask is compared with re-segmentations of the same object made without trusting its
+boundary; where they disagree with it, and the image backs them, are the candidates:
 
-1. `graphcut`, model-free: an intensity model learnt from the mask's eroded core (foreground)
-   and a ring of background around it (both far enough from the mask's boundary that a boundary
-   moved by a few voxels does not poison them), smoothed histograms -> p_int, the probability
-   that a voxel's intensity is the object's. A graph cut (BIFSeg pairwise term: the cut follows
-   image edges) on logit(p_int) + a bounded spatial prior from the mask's signed distance
-   (the mask is mostly right: +-PRIOR_LOGIT at most, so strong image evidence wins), with the
-   deep core hard foreground and the crop's outer layer hard background.
-2. `editnet`, where its model is installed: the 2D editing network's answer with no edits, slice
-   by slice (it was trained to correct perturbed masks: what it would change is suspicious).
+1. `graphcut`, model-free: an intensity model learnt from the mask's deep core (foreground)
+   and a ring of background 6-15 mm around it (far enough from the boundary that one moved by
+   a few voxels does not poison either), smoothed histograms -> p_int, the probability that a
+   voxel's intensity is the object's. A graph cut (BIFSeg pairwise term: the cut follows image
+   edges) on logit(p_int) + a spatial prior from the mask's signed distance (inside at most
+   +PRIOR_LOGIT, so strong image evidence may remove; outside falling to -PRIOR_FAR, so it
+   does not leak into a touching organ of the same intensity), the deep core hard foreground
+   and the crop's outer layer hard background.
+2. `shape`: concavities a closing with a large ball fills (a bite) scored by p_int,
+   protrusions an opening removes (a bulge) by 1 - p_int, separate pieces and enclosed holes.
+3. `editnet` (not in the served defaults), where its model is given: the 2D editing network's
+   answer with no edits, slice by slice.
 
-Error likelihood per voxel = the mean over the sources of "this source disagrees with the mask"
-weighted by how sure it is (graphcut: |p - mask| of its unaries on the voxels the cut flips;
-editnet: |p_net - mask| where it flips). Connected components of the voxels with likelihood >=
-`min_likelihood` (split into `missing`: outside the mask, and `extra`: inside) of at least
-`min_voxels`, ranked by score = the sum of the likelihood over the region (size x mean
-likelihood). Each hint carries a centre (the region's voxel farthest from its edge: inside the
-region even when it is a ring), its bounding box, its size in voxels and mL and its mean
-likelihood. Few or no hints on a mask the sources agree with is the intended answer.
+Error likelihood per voxel = the maximum over the sources (`combine`) of how sure each is that
+the mask is wrong there. Connected components of likelihood >= `min_likelihood` (split into
+`missing`: outside the mask, and `extra`: inside) of at least `min_voxels`, ranked by score =
+the sum of the likelihood over the region (size x mean likelihood); those under
+`relative_score` x the first one's are dropped. Each hint carries a centre (the region's voxel
+farthest from its edge: inside the region even when it is a ring), its bounding box, its size
+in voxels and mL and its mean likelihood. Few or no hints on a mask the sources agree with is
+the intended answer.
 """
 
 from __future__ import annotations
