@@ -72,6 +72,12 @@ class SegmentNotFound(MedsegError):
     code = "segment_not_found"
 
 
+class EmptySegment(MedsegError):
+    """An operation that reads a segment's mask (hints) on a segment with no voxels."""
+
+    code = "empty_segment"
+
+
 class RevisionNotFound(MedsegError):
     code = "revision_not_found"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 from typer.testing import CliRunner
 
 from medseg.engine import imageio
@@ -72,3 +73,34 @@ def test_cli_import_and_paint(live_server, tmp_path, sdk):  # noqa: F811
     result = runner.invoke(app, [*base, "fill", session.id, str(seg), "--at", "3,50,2"])
     assert result.exit_code == 2 and "not closed" in result.output
     sdk.delete_session(session.id)
+
+
+def test_sdk_and_cli_hints(live_server, sdk, ct_session):  # noqa: F811
+    """The ct_3mm spleen with a ball bitten out of its edge: the first hint covers the bite,
+    from the SDK and in the CLI (table and --json)."""
+    import json
+
+    from tests.api.test_accuracy_real_data import organ_reference
+
+    sid = ct_session.id
+    session = {"affine": ct_session.affine, "shape": list(ct_session.shape)}
+    spleen = organ_reference(TOTALSEG, "ct_3mm_seg.nii.gz", "spleen", session)
+    edge = np.argwhere(spleen & ~ndimage.binary_erosion(spleen))
+    centre = edge[len(edge) // 2]
+    grid = np.ogrid[tuple(slice(0, n) for n in spleen.shape)]
+    bite = spleen & (sum((g - c) ** 2 for g, c in zip(grid, centre)) <= 9)
+    content = imageio.save_nifti((spleen & ~bite).astype(np.uint8), np.asarray(ct_session.affine))
+    [segment] = sdk.import_mask(sid, content, name="spleen")
+    answer = sdk.hints(sid, segment.id, k=2)
+    assert 1 <= len(answer["hints"]) <= 2 and answer["revision"] == segment.revision
+    top = answer["hints"][0]
+    box = tuple(slice(a, b + 1) for a, b in zip(top["box"]["lo"], top["box"]["hi"]))
+    assert top["kind"] == "missing" and bite[box].sum() >= 0.5 * bite.sum()
+    assert top["voxels"] <= 20 * bite.sum()  # an estimate of the error, not the organ
+    base = ["--url", live_server, "--api-key", KEYS["alice"]]
+    result = CliRunner().invoke(app, [*base, "hints", sid, str(segment.id), "--k", "1",
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["hints"][0]["centre"] == top["centre"]
+    result = CliRunner().invoke(app, [*base, "hints", sid, str(segment.id)])
+    assert result.exit_code == 0 and "missing" in result.output, result.output

@@ -1,5 +1,5 @@
 """`medseg` commands for editing an existing mask (issue 14; cli.py registers them):
-`import-mask`, `copy-segment`, the manual tools `paint`, `erase`, `fill` and the editing
+`import-mask`, `copy-segment`, `hints`, the manual tools `paint`, `erase`, `fill` and the editing
 tools `select`, `brush`, `adjust`. Tools work on one slice (--axis/--index, default the z slice
 of the first point) unless --3d."""
 
@@ -21,6 +21,7 @@ SliceIndex = Annotated[int | None, typer.Option(help="slice index (default: the 
 def register(app: typer.Typer) -> None:
     app.command("import-mask")(import_mask)
     app.command("copy-segment")(copy_segment)
+    app.command("hints")(hints)
     for name, command in (("paint", paint), ("erase", erase), ("fill", fill),
                           ("select", select), ("brush", brush), ("adjust", adjust)):
         app.command(name)(command)
@@ -78,6 +79,30 @@ def copy_segment(ctx: typer.Context, sid: str, seg: int,
     with _client(ctx) as c:
         g = c.copy_segment(sid, seg, revision=revision, name=name)
     _out().print(f"segment {g.id} {g.name!r}: {g.voxels} voxels")
+
+
+def hints(ctx: typer.Context, sid: str, seg: int,
+          k: Annotated[int, typer.Option(help="at most this many regions")] = 3,
+          as_json: Annotated[bool, typer.Option("--json", help="print the raw answer")] = False
+          ) -> None:
+    """Where SEG's mask is most likely wrong: ranked regions with centre, box and size."""
+    from rich.table import Table
+
+    with _client(ctx) as c:
+        answer = c.hints(sid, seg, k=k)
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(answer))
+        return
+    table = Table("rank", "kind", "centre z,y,x", "box lo..hi", "voxels", "mL", "likelihood",
+                  title=f"segment {answer['segment_id']} revision {answer['revision']}: "
+                        f"{len(answer['hints'])} hints ({answer['ms']:.0f} ms)")
+    for h in answer["hints"]:
+        table.add_row(str(h["rank"]), h["kind"], ",".join(map(str, h["centre"])),
+                      f"{','.join(map(str, h['box']['lo']))}..{','.join(map(str, h['box']['hi']))}",
+                      str(h["voxels"]), f"{h['volume_ml']:.2f}", f"{h['likelihood']:.2f}")
+    _out().print(table)
 
 
 def paint(ctx: typer.Context, sid: str, seg: int,

@@ -272,6 +272,12 @@ class _Endpoints:
     def history(self, sid: str, seg: int):
         return self._send(_Call("GET", self._seg(sid, seg, "/history"), _json))
 
+    def hints(self, sid: str, seg: int, k: int = 3):
+        """The regions of the segment's head revision most likely wrong, ranked: a dict with
+        `revision` and `hints` (each `rank`, `kind` missing/extra, `centre` [z, y, x], `box`,
+        `voxels`, `volume_ml`, `likelihood`)."""
+        return self._send(_Call("GET", self._seg(sid, seg, "/hints"), _json, params={"k": k}))
+
     def mask(self, sid: str, seg: int, revision: int | None = None):
         """The mask of a revision (head by default) as a bool (Z, Y, X) numpy array."""
         return self._send(_Call("GET", self._seg(sid, seg, "/mask"),

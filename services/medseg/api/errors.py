@@ -23,6 +23,7 @@ HTTP_STATUS: dict[type[domain.MedsegError], int] = {
     domain.CorruptImage: 422,
     domain.ImageTooLarge: 413,
     domain.InvalidPrompt: 422,
+    domain.EmptySegment: 422,
     domain.SessionNotFound: 404,
     domain.SessionLive: 409,
     domain.SegmentNotFound: 404,

@@ -374,6 +374,32 @@ class History(BaseModel):
     revisions: list[RevisionPublic]
 
 
+class HintPublic(BaseModel):
+    rank: int = Field(description="1 = most likely wrong")
+    kind: Literal["missing", "extra"] = Field(
+        description="missing: the mask should probably cover this region (add / select with "
+                    "a left click); extra: it should probably not (remove)")
+    centre: list[int] = Field(description="[z, y, x] voxel inside the region, the one farthest "
+                                          "from its edge (where to click)")
+    box: BoxSpec = Field(description="the region's bounding box (inclusive corners)")
+    voxels: int = Field(description="estimated error size: the region's voxels")
+    volume_ml: float = Field(description="the same in mL (voxels x voxel volume)")
+    likelihood: float = Field(description="mean error likelihood over the region, 0..1")
+    score: float = Field(description="ranking key: voxels x likelihood")
+    sources: dict[str, float] = Field(
+        description="share of the region each source flags (graphcut: model-free "
+                    "re-segmentation; shape: concavity/protrusion the image confirms)")
+
+
+class SegmentHints(BaseModel):
+    segment_id: int
+    revision: int = Field(description="the revision examined (the head)")
+    hints: list[HintPublic] = Field(description="at most k, most likely wrong first; few or "
+                                                "none when the mask looks consistent")
+    sources: list[str]
+    ms: float = Field(description="server time of the analysis")
+
+
 # -- jobs --------------------------------------------------------------------------------
 class JobProgressPublic(BaseModel):
     step: int

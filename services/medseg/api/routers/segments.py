@@ -25,19 +25,24 @@ from medseg.api.presenters import (
 )
 from medseg.api.schemas import (
     MAX_REVISION,
+    BoxSpec,
     ChangeResult,
     Delta,
     ErrorBody,
+    HintPublic,
     History,
     Interaction,
     MaskRle,
     SegmentCreate,
+    SegmentHints,
     SegmentPublic,
     SegmentUpdate,
     error_responses,
 )
 from medseg.api.translate import to_prompt
+from medseg.engine.hints import MAX_HINTS
 from medseg.store.chunks import full_box
+from medseg.usecases import hints as hints_usecase
 from medseg.usecases import history as history_usecase
 from medseg.usecases import interactions, propagation, sessions
 from medseg.usecases.metrics import observe_stages
@@ -48,6 +53,7 @@ router = APIRouter(prefix="/v1/sessions/{session_id}/segments", tags=["segments"
 _ERRORS = error_responses(401, 404, 409, 422, 423)
 _CHANGE_ERRORS = error_responses(401, 404, 409, 422, 423, 507)  # 507: Redis full, nothing applied
 _COMPUTE_ERRORS = error_responses(401, 404, 409, 422, 423, 504, 507)
+_HINT_ERRORS = error_responses(401, 404, 422, 504)
 
 
 def _etag(response: Response, revision: int) -> None:
@@ -193,3 +199,23 @@ def get_delta(store: StoreDep, meta: SessionDep, segment_id: int,
     new = store.segments.revision(meta, segment_id,
                                  segment.head if to_revision is None else to_revision)
     return Delta(**store.segments.delta(meta, old, new))
+
+
+@router.get("/{segment_id}/hints", response_model=SegmentHints, responses=_HINT_ERRORS,
+            summary="The regions of the head revision most likely wrong, ranked (centre, box, "
+                    "estimated error size): where a reader should look first")
+def get_hints(compute: ComputeDep, meta: SessionDep, segment_id: int,
+              k: Annotated[int, Query(ge=1, le=MAX_HINTS, description=(
+                  "at most this many hints (fewer when the mask looks consistent)"))] = 3,
+              ) -> SegmentHints:
+    # computed in a compute child like an interaction (a 3D graph cut must not hold the API
+    # process), within the request deadline; it reads the head and writes nothing
+    found = compute.run(meta, segment_id, hints_usecase.segment_hints, meta, segment_id, k)
+    observe_stages("hints", {"total": found.seconds})
+    return SegmentHints(
+        segment_id=found.segment_id, revision=found.revision, sources=found.sources,
+        ms=round(found.seconds * 1000.0, 2),
+        hints=[HintPublic(rank=h.rank, kind=h.kind, centre=list(h.centre),
+                          box=BoxSpec(lo=list(h.lo), hi=list(h.hi)), voxels=h.voxels,
+                          volume_ml=h.ml, likelihood=h.likelihood, score=h.score,
+                          sources=h.sources) for h in found.hints])
