@@ -173,7 +173,7 @@ def run(repeats: int, only: str | None = None) -> None:
             bifseg_rows(http, timer, sid, points["liver"], max(3, repeats // 3))
         model_free = (("2D click, 512x512 slice", points["liver"], "2d"),
                       ("3D click, 3D ROI around a ball", points["ball"], "3d"))
-        for label, zyx, dim in model_free if only is None else ():
+        for label, zyx, dim in model_free if only in (None, "refine") else ():
             for i in range(repeats if dim == "2d" else max(3, repeats // 3)):
                 seg = http.post(f"/v1/sessions/{sid}/segments", json={}).json()["id"]
                 url = f"/v1/sessions/{sid}/segments/{seg}"
@@ -194,7 +194,7 @@ def run(repeats: int, only: str | None = None) -> None:
                 if dim == "2d":  # a background click inside the mask, near its edge
                     z, y, x = zyx
                     body = {"type": "click", "dim": "2d", "plane": {"axis": "z", "index": z},
-                            "clicks": [{"zyx": [z, y, x + 100], "foreground": False}]}
+                            "clicks": [{"zyx": [z, y, x + 40], "foreground": False}]}
                     label2 = "2D refinement click (bg inside the mask), 512x512 slice"
                     change = timer.call(label2, http.post, f"{url}/interactions",
                                         json=body).json()
