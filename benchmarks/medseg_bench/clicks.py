@@ -17,8 +17,11 @@ NoC@85 / NoC@90: clicks until Dice >= 0.85 / 0.90, counting the interior margin 
 an object that never gets there within `--cap` clicks in all counts as the cap.
 
 `--robustness` (issue 13) runs instead every method x start (click, box, points) in 2D and 3D on
-held-out lesions of the evaluation-only sets and adds the collapse rate (share of clicks after
-which Dice falls by more than 0.05) and the worst single drop; see `run_robustness`.
+held-out organs and structures of ../shared/data/totalseg (small ones too: adrenal glands,
+pancreas, aorta, kidneys, vertebrae) and on lesions (mirp_sts, mirp_nsclc, BraTS), grouped by
+what the evaluated models' cards say they were trained on (`object_group`), and adds the
+collapse rate (share of clicks after which Dice falls by more than 0.05) and the worst single
+drop; see `run_robustness`. `--quick` there: 2 objects per group, 3 refinement clicks.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from medseg.engine.prompts import Box, Marks, Plane, Prompt, plane_record
 from medseg.errors import InvalidPrompt
 from medseg.models.loader import default_loader
 from medseg_bench.robot import robot_click
-from medseg_train.data import data_root, evaluation_organs, load_nifti
+from medseg_train.data import data_root, evaluation_organs, load_case, load_nifti
 from medseg_train.objects import MIN_AREA_2D, MIN_VOXELS_3D, largest_component
 from medseg_train.simulate import interior_margin_points
 
@@ -287,7 +290,16 @@ LESION_SETS = (  # (folder, image file stem, mask file stem, labels taken as the
     ("sammed3d_brats2021", "BraTS2021_01646_flair", "BraTS2021_01646_flair", (1,),
      "brats21 oedema"),
     ("mirp_nsclc", "LUNG1-001_ct", "LUNG1-001_ct", (4,), "nsclc GTV"),
+    *(("mirp_sts", f"STS_00{k}_{m}", f"STS_00{k}_{m}", (1,), f"sts-{k} {m} sarcoma")
+      for k in (1, 2, 3) for m in ("ct", "t1")),
 )
+# small and held-out structures of the totalseg volumes (issue 13 item 4): the robot's 3D set
+ORGAN_STRUCTURES = ("adrenal_gland_left", "adrenal_gland_right", "pancreas", "aorta",
+                    "kidney_left", "kidney_right", "vertebrae", "vertebrae_L1", "vertebrae_T12")
+ORGAN_CASES = ("ct_3mm", "mr_3mm", "ct_dicom")
+# the groups of the robustness tables, in print order (`object_group` says which is which)
+GROUPS = ("held-out organs", "held-out volumes", "trained-on organs and volumes")
+ROBUST_PER_GROUP = {2: 16, 3: 10}  # objects per group (round robin over sources)
 LESION_MM = 2.5  # target voxel size: the block factor per axis is round(LESION_MM / spacing)
 LESION_CROP = 10  # voxels around the object's bounding box (after downsampling)
 BOX_PAD = 3  # the robot's box: the reference bounding box + this many voxels per side
@@ -310,29 +322,101 @@ def _block_down(a: np.ndarray, factors: tuple[int, ...], mode: str) -> np.ndarra
     return blocks > 0.5 if mode == "mask" else blocks.astype(np.float32)
 
 
-def lesion_objects(dims: int) -> list[BenchObject]:
-    """The held-out lesion objects (LESION_SETS), 3D crops or their largest axial slice."""
+def model_cards(methods=("bifseg", "mideepseg")) -> list[dict]:
+    """The cards (services/medseg/models/weights/*.json) of the networks the robustness
+    configs evaluate (BIFSeg's P-Net/PC-Net, MIDeepSeg's models)."""
+    return [{"name": c.name, "training": c.training}
+            for task in methods for c in default_loader().available(task)]
+
+
+def object_group(volume: str, organ: str | None, cards: list[dict]) -> str:
+    """'held-out organs': a totalseg organ that every evaluated card lists as held out;
+    'held-out volumes': a volume (totalseg case or lesion set) that no card's training record
+    names (its validation case, ct_dicom, is never trained on); otherwise 'trained-on organs
+    and volumes' (the networks saw this structure in this volume: only the model-free rows
+    are unseen there)."""
+    # what a card says was trained on, less its validation case and held-out organ list
+    trainings = [json.dumps({k: v for k, v in c.get("training", {}).items()
+                             if "validation" not in k and "held_out" not in k}) for c in cards]
+    if organ is not None and cards and all(
+            organ in c.get("training", {}).get("held_out_organs", []) for c in cards):
+        return GROUPS[0]
+    if not any(volume in t for t in trainings):
+        return GROUPS[1]
+    return GROUPS[2]
+
+
+def _downsampled(image: np.ndarray, mask: np.ndarray, zooms, dims: int, group: str, case: str,
+                 name: str) -> BenchObject | None:
+    """Block-downsample to ~LESION_MM, the largest component, its box + LESION_CROP; 2D: the
+    largest axial slice. None when too small to be an object."""
+    factors = tuple(max(1, round(LESION_MM / s)) for s in zooms)
+    mask = _block_down(mask, factors, "mask")
+    if not mask.any():
+        return None
+    mask = largest_component(mask)
+    image = _block_down(image, factors, "image")
+    spacing = (zooms[0] * factors[0], zooms[1] * factors[1], zooms[2] * factors[2])
+    box = _crop(mask, LESION_CROP)
+    image, mask = np.ascontiguousarray(image[box]), np.ascontiguousarray(mask[box])
+    if dims == 2:
+        z = int(np.argmax(mask.sum(axis=(1, 2))))
+        mask2 = largest_component(mask[z])
+        if mask2.sum() < MIN_AREA_2D:
+            return None
+        return BenchObject(group, case, name, image[z][None], mask2[None], spacing, Plane(0, 0))
+    if mask.sum() < MIN_VOXELS_3D:
+        return None
+    return BenchObject(group, case, name, image, mask, spacing, None)
+
+
+def organ_objects(dims: int, cards: list[dict]) -> list[BenchObject]:
+    """ORGAN_STRUCTURES of the ORGAN_CASES, grouped by `object_group`."""
+    out = []
+    for case_name in ORGAN_CASES:
+        case = load_case(case_name)
+        for organ in case.present():
+            if organ not in ORGAN_STRUCTURES:
+                continue
+            obj = _downsampled(case.image, case.mask(organ), case.spacing, dims,
+                               object_group(case_name, organ, cards), case_name, organ)
+            if obj is not None:
+                out.append(obj)
+    return out
+
+
+def robust_objects(dims: int, per_group: int | None, cards: list[dict]) -> list[BenchObject]:
+    """Organ and lesion objects, at most `per_group` per group: taken round robin over their
+    sources (volume or lesion set), smallest first, so each source is in the sample."""
+    objects = organ_objects(dims, cards) + lesion_objects(dims, cards)
+    out = []
+    for group in GROUPS:
+        members = [o for o in objects if o.group == group]
+        by_source: dict[str, list[BenchObject]] = {}
+        for o in sorted(members, key=lambda o: int(o.mask.sum())):  # smallest first
+            by_source.setdefault(o.case, []).append(o)
+        order = [o for k in range(len(members)) for lst in by_source.values()
+                 if k < len(lst) for o in lst[k:k + 1]]
+        out += order[:per_group] if per_group else order
+    return out
+
+
+def lesion_objects(dims: int, cards: list[dict] | None = None) -> list[BenchObject]:
+    """The lesion objects (LESION_SETS), 3D crops or their largest axial slice, grouped by
+    `object_group` (the evaluation-only sets are never trained on: held-out volumes)."""
     root = data_root().parent
+    cards = model_cards() if cards is None else cards
     out = []
     for folder, image_stem, mask_stem, labels, name in LESION_SETS:
         image_nii = load_nifti(root / folder / f"{image_stem}_image.nii.gz")
         labels_nii = load_nifti(root / folder / f"{mask_stem}_mask.nii.gz")
         zooms = [float(s) for s in image_nii.header.get_zooms()[:3][::-1]]
-        factors = tuple(max(1, round(LESION_MM / s)) for s in zooms)
         image = np.asarray(image_nii.dataobj, dtype=np.float32).transpose(2, 1, 0)
         mask = np.isin(np.asarray(labels_nii.dataobj).transpose(2, 1, 0), labels)
-        mask = largest_component(_block_down(mask, factors, "mask"))
-        image = _block_down(image, factors, "image")
-        spacing = (zooms[0] * factors[0], zooms[1] * factors[1], zooms[2] * factors[2])
-        box = _crop(mask, LESION_CROP)
-        image, mask = np.ascontiguousarray(image[box]), np.ascontiguousarray(mask[box])
-        if dims == 2:
-            z = int(np.argmax(mask.sum(axis=(1, 2))))
-            mask2 = largest_component(mask[z])
-            out.append(BenchObject("held-out", folder, name, image[z][None], mask2[None],
-                                   spacing, Plane(0, 0)))
-        else:
-            out.append(BenchObject("held-out", folder, name, image, mask, spacing, None))
+        obj = _downsampled(image, mask, zooms, dims, object_group(folder, None, cards), folder,
+                           name)
+        if obj is not None:
+            out.append(obj)
     return out
 
 
@@ -414,23 +498,33 @@ ROBUST_HEADER = ("| method | start | objects | Dice start | "
                  + "---|" * (9 + len(REPORT_AFTER)))
 
 
-def run_robustness(dims_list: list[int], refinements: int, details: Path | None) -> None:
-    """Per method x start x 2D/3D on the held-out lesion objects: Dice@1/3/5/10 (refinement
-    clicks after the start), NoC@85/90 (start clicks counted; capped at start + refinements),
-    collapse rate (share of refinement clicks after which Dice fell by > COLLAPSE_DROP), the
-    worst single drop and the median engine ms per refinement click."""
+def run_robustness(dims_list: list[int], refinements: int, details: Path | None,
+                   per_group: int | None = None) -> None:
+    """Per group (held-out organs, held-out volumes, trained-on) x method x start x 2D/3D:
+    Dice@1/3/5/10 (refinement clicks after the start), NoC@85/90 (start clicks counted;
+    capped at start + refinements), collapse rate (share of refinement clicks after which Dice
+    fell by > COLLAPSE_DROP), the worst single drop and the median engine ms per refinement
+    click. `per_group`: objects per group (default ROBUST_PER_GROUP)."""
     dump: dict = {}
+    cards = model_cards()
+    print("models evaluated: " + ", ".join(c["name"] for c in cards))
     for dims in dims_list:
-        objects = lesion_objects(dims)
-        print(f"\n### {dims}D held-out lesions ({len(objects)}: "
-              f"{', '.join(o.organ for o in objects)}); {refinements} refinement clicks\n")
-        print(ROBUST_HEADER)
-        for label, start, start_method, method in ROBUST_CONFIGS:
-            traces = [run_robust(obj, start, start_method, method, refinements, k)
-                      for k, obj in enumerate(objects)]
-            print(robust_row(label, start, traces, refinements), flush=True)
-            dump[f"{dims}d {label} ({start})"] = {
-                o.organ: [round(d, 4) for d in t.dices] for o, t in zip(objects, traces)}
+        objects = robust_objects(dims, per_group or ROBUST_PER_GROUP[dims], cards)
+        for group in GROUPS:
+            members = [o for o in objects if o.group == group]
+            if not members:
+                continue
+            print(f"\n### {dims}D {group} ({len(members)}: "
+                  f"{', '.join(f'{o.case}/{o.organ}' for o in members)}); "
+                  f"{refinements} refinement clicks\n")
+            print(ROBUST_HEADER)
+            for label, start, start_method, method in ROBUST_CONFIGS:
+                traces = [run_robust(obj, start, start_method, method, refinements, k)
+                          for k, obj in enumerate(members)]
+                print(robust_row(label, start, traces, refinements), flush=True)
+                dump[f"{dims}d {group} {label} ({start})"] = {
+                    f"{o.case}/{o.organ}": [round(d, 4) for d in t.dices]
+                    for o, t in zip(members, traces)}
     if details is not None:
         details.write_text(json.dumps(dump, indent=1))
 
@@ -453,7 +547,10 @@ def main() -> None:
                         help="with --robustness: write every session's Dice trace (JSON) here")
     args = parser.parse_args()
     if args.robustness:
-        run_robustness([int(d) for d in args.dims.split(",")], args.refinements, args.details)
+        if args.quick:
+            args.per_group, args.refinements = args.per_group or 2, 3
+        run_robustness([int(d) for d in args.dims.split(",")], args.refinements, args.details,
+                       args.per_group)
         return
     if args.quick:
         args.per_group, args.refinements, args.cap = args.per_group or 3, 5, 10

@@ -2,7 +2,10 @@
 
 Starts its own Redis and API process (dev mode, loopback), uploads a synthetic 512x512x300
 int16 CT-like volume, then times session creation, 2D clicks on a 512x512 slice, 3D clicks on
-an object whose region of interest is about 128^3, undo, MIDeepSeg initial segmentation from
+an object whose region of interest is about 128^3, undo, 2D refinement clicks (a background
+click inside the mask on the same slice) and 3D refinement clicks (a second volume, 3 x 1.5 x
+1.5 mm, whose 3D clicks have a 64x128x128 region of interest: a foreground click in a lobe the
+first click left out, then a background click inside the mask), MIDeepSeg initial segmentation from
 interior margin points and refinement clicks (2D on a 512x512 slice, 3D on a ~64^3-class
 region; when the server lists the EGD models), and export, end to end over HTTP and on the
 server (the `Server-Timing` header), plus the size of each delta against the full mask.
@@ -49,6 +52,23 @@ def synthetic_ct(shape=(300, 512, 512), seed=0) -> tuple[np.ndarray, dict[str, t
     return volume, {"liver": (150, 240, 180), "ball": (150, 260, 380), "small": (150, 100, 380)}
 
 
+def lobed_volume(shape=(96, 256, 256), seed=1) -> tuple[np.ndarray, dict[str, tuple]]:
+    """int16 (Z, Y, X) volume for 3 x 1.5 x 1.5 mm voxels: an ellipsoid (radii 36 mm) whose
+    high-x half is brighter (a 'lobe' a first click at the dim half leaves out), so a 3D click
+    on it has a 64x128x128 ROI (60 mm margins). Returns the volume and the click positions."""
+    rng = np.random.default_rng(seed)
+    z, y, x = np.ogrid[: shape[0], : shape[1], : shape[2]]
+    c = [n // 2 for n in shape]
+    volume = np.full(shape, 30, dtype=np.int16)
+    body = ((z - c[0]) / 12.0) ** 2 + ((y - c[1]) / 24.0) ** 2 + ((x - c[2]) / 24.0) ** 2 < 1
+    volume[body & (x < c[2])] = 120
+    volume[body & (x >= c[2])] = 150
+    noise = rng.normal(0, 12, size=shape).astype(np.float32)
+    volume += ndimage.gaussian_filter(noise, 1.0).astype(np.int16)
+    return volume, {"dim": (c[0], c[1], c[2] - 12), "lobe": (c[0], c[1], c[2] + 12),
+                    "dim_edge": (c[0], c[1], c[2] - 20)}
+
+
 def margin_points(centre, radii, plane: bool) -> list[list[int]]:
     """Interior margin points of an ellipsoid: 2 voxels inside each in-plane extreme, and
     through-plane too unless `plane` (4 points in 2D, 6 in 3D)."""
@@ -61,8 +81,9 @@ def margin_points(centre, radii, plane: bool) -> list[list[int]]:
     return points
 
 
-def nifti_bytes(volume: np.ndarray) -> bytes:
-    image = nib.Nifti1Image(volume.transpose(2, 1, 0), np.diag([0.8, 0.8, 1.5, 1.0]))
+def nifti_bytes(volume: np.ndarray, spacing=(0.8, 0.8, 1.5)) -> bytes:
+    """`spacing` (x, y, z) mm."""
+    image = nib.Nifti1Image(volume.transpose(2, 1, 0), np.diag([*spacing, 1.0]))
     return image.to_bytes()  # uncompressed .nii: upload cost, not gzip, is what we time
 
 
@@ -152,7 +173,7 @@ def run(repeats: int, only: str | None = None) -> None:
             bifseg_rows(http, timer, sid, points["liver"], max(3, repeats // 3))
         model_free = (("2D click, 512x512 slice", points["liver"], "2d"),
                       ("3D click, 3D ROI around a ball", points["ball"], "3d"))
-        for label, zyx, dim in model_free if only is None else ():
+        for label, zyx, dim in model_free if only in (None, "refine") else ():
             for i in range(repeats if dim == "2d" else max(3, repeats // 3)):
                 seg = http.post(f"/v1/sessions/{sid}/segments", json={}).json()["id"]
                 url = f"/v1/sessions/{sid}/segments/{seg}"
@@ -170,6 +191,21 @@ def run(repeats: int, only: str | None = None) -> None:
                                   change["delta"]["changed_voxels"], "x".join(map(str, roi_shape))))
                 timer.call("undo", http.post, f"{url}/undo")
                 http.post(f"{url}/redo")
+                if dim == "2d":  # a background click inside the mask, near its edge
+                    z, y, x = zyx
+                    body = {"type": "click", "dim": "2d", "plane": {"axis": "z", "index": z},
+                            "clicks": [{"zyx": [z, y, x + 40], "foreground": False}]}
+                    label2 = "2D refinement click (bg inside the mask), 512x512 slice"
+                    change = timer.call(label2, http.post, f"{url}/interactions",
+                                        json=body).json()
+                    if i == 0:
+                        roi = change["roi"]
+                        sizes.append((label2, len(change["delta"]["data"]), 0, raw_bits,
+                                      change["delta"]["changed_voxels"], "x".join(
+                                          str(h - lo + 1) for lo, h in zip(roi["lo"],
+                                                                           roi["hi"]))))
+        if only in (None, "refine"):
+            refine3d_rows(http, timer, sizes, repeats)
         if only in (None, "mideepseg"):
             mideepseg_rows(http, timer, sid, points, repeats)
         for _ in range(max(2, repeats // 10) if only is None else 0):
@@ -177,6 +213,34 @@ def run(repeats: int, only: str | None = None) -> None:
         for other in sessions:
             http.delete(f"/v1/sessions/{other}")
     print_table(timer, sizes)
+
+
+def refine3d_rows(http: httpx.Client, timer: Timer, sizes: list, repeats: int) -> None:
+    """3D first click on the dim half of `lobed_volume`'s ellipsoid, then two refinement
+    clicks on the same segment: foreground in the bright lobe it missed, then background near
+    the dim half's edge, inside the mask (each ROI about 64x128x128 voxels)."""
+    volume, points = lobed_volume()
+    sid = http.post("/v1/sessions", files=[("files", ("lobed.nii", nifti_bytes(
+        volume, (1.5, 1.5, 3.0))))]).json()["id"]
+    for i in range(max(3, repeats // 3)):
+        seg = http.post(f"/v1/sessions/{sid}/segments", json={}).json()["id"]
+        url = f"/v1/sessions/{sid}/segments/{seg}"
+        clicks = [("3D first click, lobed ellipsoid (3 x 1.5 x 1.5 mm)", points["dim"], True),
+                  ("3D refinement click (fg in a missed lobe, bg in the mask), ~64x128x128 ROI",
+                   points["lobe"], True),
+                  ("3D refinement click (fg in a missed lobe, bg in the mask), ~64x128x128 ROI",
+                   points["dim_edge"], False)]
+        for label, zyx, fg in clicks:
+            body = {"type": "click", "dim": "3d",
+                    "clicks": [{"zyx": list(zyx), "foreground": fg}]}
+            change = timer.call(label, http.post, f"{url}/interactions", json=body).json()
+            if i == 0:
+                roi = change["roi"]
+                sizes.append((f"{label} ({'fg' if fg else 'bg'})", len(change["delta"]["data"]),
+                              0, int(np.prod(volume.shape)) // 8,
+                              change["delta"]["changed_voxels"],
+                              "x".join(str(h - lo + 1) for lo, h in zip(roi["lo"], roi["hi"]))))
+    http.delete(f"/v1/sessions/{sid}")
 
 
 def mideepseg_rows(http: httpx.Client, timer: Timer, sid: str, points: dict, repeats: int) -> None:
@@ -222,7 +286,7 @@ def print_table(timer: Timer, sizes) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=30, help="clicks per row (default 30)")
-    parser.add_argument("--only", choices=["mideepseg", "bifseg"], default=None,
+    parser.add_argument("--only", choices=["mideepseg", "bifseg", "refine"], default=None,
                         help="only session creation and these rows")
     args = parser.parse_args()
     run(args.repeats, args.only)

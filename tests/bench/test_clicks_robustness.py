@@ -1,9 +1,20 @@
 """The robustness table of medseg_bench.clicks (issue 13): collapse rate, worst drop and NoC
-from Dice traces, and one real robot session on a held-out lesion."""
+from Dice traces, one real robot session on a held-out lesion, and the object set's grouping
+(held-out organs / held-out volumes / trained-on, from the model cards)."""
 
 from __future__ import annotations
 
-from medseg_bench.clicks import RobustTrace, lesion_objects, robust_row, run_robust
+from medseg_bench.clicks import (
+    GROUPS,
+    RobustTrace,
+    lesion_objects,
+    model_cards,
+    object_group,
+    robust_objects,
+    robust_row,
+    run_robust,
+)
+from medseg_train.data import HELD_OUT_ORGANS
 
 
 def _cells(row: str) -> list[str]:
@@ -31,3 +42,35 @@ def test_a_robot_session_on_a_held_out_lesion():
     trace = run_robust(obj, "click", "geodesic-graphcut", "geodesic-graphcut", 3, 0)
     assert len(trace.dices) == 4 and trace.refused is None and len(trace.seconds) == 3
     assert trace.dices[-1] > 0.7
+
+
+def test_objects_are_grouped_by_what_the_model_cards_say_was_trained():
+    cards = [{"name": "a", "training": {"data": "seen organs of ct_3mm, mr_3mm",
+                                        "held_out_organs": ["pancreas", "liver"],
+                                        "validation_case": "ct_dicom"}},
+             {"name": "b", "training": {"data": "synthetic + ct_3mm",
+                                        "held_out_organs": ["pancreas"]}}]
+    assert object_group("ct_3mm", "pancreas", cards) == "held-out organs"
+    assert object_group("ct_3mm", "liver", cards) == "trained-on organs and volumes"  # b saw it
+    assert object_group("mr_3mm", "aorta", cards) == "trained-on organs and volumes"
+    assert object_group("ct_dicom", "aorta", cards) == "held-out volumes"  # validation only
+    assert object_group("mirp_sts", None, cards) == "held-out volumes"
+    # the shipped cards: the small structures of the training volumes were trained on
+    real = model_cards()
+    assert real and object_group("ct_3mm", "adrenal_gland_left", real) == GROUPS[2]
+    assert object_group("ct_3mm", "pancreas", real) == GROUPS[0]
+    assert object_group("deepmedic_brats2013", None, real) == GROUPS[1]
+
+
+def test_the_3d_set_has_small_structures_and_every_group():
+    objects = robust_objects(3, 3, model_cards())
+    groups = {g: [o for o in objects if o.group == g] for g in GROUPS}
+    assert all(1 <= len(members) <= 3 for members in groups.values())
+    assert {o.organ for o in groups[GROUPS[0]]} <= set(HELD_OUT_ORGANS)
+    assert any(o.case.startswith("mirp_") or "brats" in o.case for o in groups[GROUPS[1]])
+    every = robust_objects(3, None, model_cards())
+    names = {o.organ for o in every}
+    assert {"pancreas", "aorta", "adrenal_gland_left", "kidney_left"} <= names
+    assert any(n.startswith("vertebrae") for n in names)
+    assert {"mirp_sts", "mirp_nsclc", "deepmedic_brats2013"} <= {o.case for o in every}
+    assert min(int(o.mask.sum()) for o in every) < 400  # small objects are in

@@ -1,8 +1,9 @@
-"""Issue 13 item 3: a refinement click's graph cut runs only on the box where the new marks'
-fusion weight is not zero, the head mask fixed around it (engine/refinement.py `local_cut`).
-The fast path must give the full-ROI cut's mask and probability bit for bit: real ct_3mm CT,
-real GeodisTK and PyMaxflow, foreground clicks in missing chunks and background clicks on
-touching neighbours, 3D and 2D."""
+"""Issue 13 item 3: a refinement click works on a window around its new marks (their reach)
+and cuts only the box where their fusion weight is not zero, the head mask fixed around it
+(engine/refinement.py `local_cut`, graphcut_method `_refine`). The fast path must make the
+change the whole-ROI refinement makes, within a stated tolerance: real ct_3mm CT, real
+GeodisTK and PyMaxflow, foreground clicks in missing chunks and background clicks on touching
+neighbours, 3D and 2D."""
 
 from __future__ import annotations
 
@@ -57,9 +58,20 @@ def _cases(organs):
     yield "spleen plus the stomach", organs["spleen"] | organs["stomach"], organs["spleen"]
 
 
+def _dice(a, b) -> float:
+    return 2.0 * (a & b).sum() / max(a.sum() + b.sum(), 1)
+
+
 @pytest.mark.parametrize("dims", [3, 2])
 @pytest.mark.parametrize("heard", [7.0, 3.0])
-def test_the_local_cut_equals_the_full_roi_cut_bit_for_bit(ct, dims, heard):
+def test_the_window_matches_the_full_roi_refinement(ct, dims, heard):
+    """The fast path (window around the new marks, cut on the heard box) against the whole-ROI
+    refinement (`local_cut=false`). Not bit for bit since issue 13 item 3's window: inside it
+    the cue sees the window's faces as its weak background border (a first click's ROI) and,
+    above `refine_voxels`, half-resolution geodesics and the banded cut. Tolerance: the fast
+    path makes at least 90 % of the change the full path makes (a background click's window
+    border may take a little more of the same wrong neighbour: 1,744 against 883 voxels of
+    right kidney), and its result is at least as close to the reference (within 0.01 Dice)."""
     image, spacing, organs = ct
     smaller = 0
     for name, head, ref in _cases(organs):
@@ -81,13 +93,18 @@ def test_the_local_cut_equals_the_full_roi_cut_bit_for_bit(ct, dims, heard):
                     local_cut=False)
         fast = _run(image, spacing, head, click, foreground, plane, heard_distance=heard)
         assert fast.roi == full.roi, name
-        assert np.array_equal(fast.mask, full.mask), name
-        assert np.array_equal(fast.probability, full.probability), name
-        changed = (fast.mask != head[tuple(slice(lo, hi + 1) for lo, hi in
-                                           zip(fast.roi.lo, fast.roi.hi))]).sum()
-        assert changed > 0, name  # the click acts
-        smaller += fast.info["cut_voxels"] < int(np.prod(fast.roi.shape))
-    assert smaller >= 2  # and the fast path did cut on a smaller box
+        crop = tuple(slice(lo, hi + 1) for lo, hi in zip(fast.roi.lo, fast.roi.hi))
+        h, r = head[crop], ref[crop]
+        change_fast, change_full = fast.mask != h, full.mask != h
+        assert change_fast.sum() > 0, name  # the click acts
+        assert (change_fast & change_full).sum() >= 0.9 * change_full.sum(), name
+        right = [(res.mask[c] == r[c]).mean() for res, c in ((fast, change_fast),
+                                                                (full, change_full))]
+        assert right[0] >= right[1] - 0.05, name  # a change as right as the full path's
+        assert _dice(fast.mask, r) >= _dice(full.mask, r) - 0.01, name
+        smaller += fast.info["window_voxels"] < int(np.prod(fast.roi.shape))
+    if heard == 3.0:
+        assert smaller >= 2  # and the fast path did work on a smaller window
 
 
 def test_local_cut_is_the_cut_with_the_head_fixed_outside_the_box():

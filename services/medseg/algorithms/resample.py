@@ -17,8 +17,13 @@ def block_mean(a: np.ndarray, factor: int) -> np.ndarray:
     to a multiple of `factor` first, so the coarse shape is ceil(shape / factor)."""
     pad = [(0, 0)] * (a.ndim - 2) + [(0, -n % factor) for n in a.shape[-2:]]
     a = np.pad(np.asarray(a, dtype=np.float32), pad, mode="edge")
-    *lead, ny, nx = a.shape
-    return a.reshape(*lead, ny // factor, factor, nx // factor, factor).mean(axis=(-3, -1))
+    # a sum of factor^2 strided views: numpy's mean over two non-adjacent axes of the
+    # reshaped array costs ~10x more (it was 10 % of a 3D refinement click)
+    total = np.zeros(a.shape[:-2] + (a.shape[-2] // factor, a.shape[-1] // factor), np.float32)
+    for i in range(factor):
+        for j in range(factor):
+            total += a[..., i::factor, j::factor]
+    return total * np.float32(1.0 / (factor * factor))
 
 
 def upsample_nearest(a: np.ndarray, factor: int, shape) -> np.ndarray:

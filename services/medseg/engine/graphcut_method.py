@@ -75,12 +75,14 @@ class GraphCutParams:
     border_cost: float = 0.3  # starting distance of the ROI border as a weak background seed
     coarse_voxels: int = 1_000_000  # larger ROIs: banded graph cut (coarse-to-fine, same mask)
     coarse_geodesic_voxels: int = 1_000_000  # larger ROIs: geodesics at half in-plane res.
+    refine_voxels: int = 250_000  # a 3D refinement window larger than this: geodesics at
+    # half in-plane resolution and the banded graph cut (the ~0.3 s budget of a 3D click)
     # refinement of an existing mask (engine/refinement.py)
     influence_mm: float = 20.0  # a new mark's weight in the fusion falls to 1/e over at least
     # this much homogeneous path (each edge crossed divides it by e too) ...
     influence_depth: float = 2.0  # ... or this many times the mark's depth in its error
     max_influence_mm: float = 120.0  # ... but at most this much
-    heard_distance: float = 7.0  # past this distance (a = e^-7 < 1e-3) a mark's weight is 0
+    heard_distance: float = 3.0  # past this distance (a = e^-3 = 0.05) a mark's weight is 0
     local_cut: bool = True  # graph cut on the box where a > 0 only, the head fixed around it
     cut_margin: int = 3  # voxels around that box, prior-only, where the head is not yet fixed
     prior_margin: float = PRIOR_MARGIN  # the head's foreground is worth p0 >= 0.5 + this,
@@ -110,6 +112,7 @@ _RANGES = {
     # in boundary crossings (each adds at most 1): a border seed costing 10 is no seed at all
     "border_cost": Range(0.0, 10.0),
     "coarse_voxels": VOXEL_BUDGET, "coarse_geodesic_voxels": VOXEL_BUDGET,
+    "refine_voxels": VOXEL_BUDGET,
     # past 1 m of homogeneous path every voxel of any image hears the click as if next to it
     "influence_mm": Range(1.0, 1000.0), "max_influence_mm": Range(1.0, 1000.0),
     "influence_depth": Range(0.0, 100.0),  # x the depth (mm) of the mark in its error
@@ -287,12 +290,13 @@ def unary_probability(image: np.ndarray, seed_fg, seed_bg, border, spacing, para
 
 
 def _cue(image: np.ndarray, seed_fg, seed_bg, border, spacing, params,
-         model: tuple[float, float] | None = None, gate: bool = True
-         ) -> tuple[np.ndarray, np.ndarray]:
+         model: tuple[float, float] | None = None, gate: bool = True,
+         coarse: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(unary_probability, the boundary image g its geodesics ran on). Without fg seeds (a
     head refined by background marks only) D_fg is the constant `absent_cost`; without fg seeds
     and without `model`, g is the smoothed image itself. `gate`: apply the intensity gate of
-    `model` (which must then be the foreground's)."""
+    `model` (which must then be the foreground's). `coarse`: geodesics at half in-plane
+    resolution (None: when g has more than `coarse_geodesic_voxels`)."""
     smooth = image
     if params.smooth_mm > 0:
         # the filter's cost grows with its width in voxels: past the ROI's extent along an
@@ -305,7 +309,8 @@ def _cue(image: np.ndarray, seed_fg, seed_bg, border, spacing, params,
     g = dissimilarity(smooth, mu, width) if has_fg or model else smooth.astype(np.float32)
     # a full-resolution 3D scan costs ~0.2 s / M voxels; at half resolution the mask moves a
     # little (synthetic 0.8 mm ball: Dice to truth 0.920 -> 0.910), so only for big ROIs
-    coarse = g.size > params.coarse_geodesic_voxels
+    if coarse is None:
+        coarse = g.size > params.coarse_geodesic_voxels
     if has_fg:
         d_fg = seed_distance(g, seed_fg, spacing, params, coarse)
     else:
@@ -361,65 +366,128 @@ def _run_roi(req: _Request, roi: Box) -> tuple[MethodResult, np.ndarray]:
             else np.zeros(shape3, dtype=bool))
     t1 = time.perf_counter()
 
-    model, gate = None, True
-    if req.refining and not seed_fg.any() and seed_bg.any():
-        # no fg mark (a head refined by background marks only): g measures how unlike the
-        # clicked background tissue a voxel is, so the click reaches the tissue like it
-        model, gate = intensity_model(norm, squeeze(seed_bg), sp, params), False
-    cue, g = _cue(norm, squeeze(seed_fg), squeeze(seed_bg), squeeze(border), sp, params, model,
-                  gate)
-    prob, new_fg, new_bg = cue, None, None
-    box: tuple[slice, ...] | None = None
     if req.refining:
-        clicked_fg = _local_mask(req.marks.fg, roi, shape3)
-        clicked_bg = _local_mask(req.marks.bg, roi, shape3) & ~clicked_fg
-        new_fg, new_bg = contradicted(squeeze(clicked_fg), squeeze(clicked_bg), squeeze(head))
-        if not (new_fg.any() or new_bg.any()):  # every mark agrees with the head: nothing to do
-            q, known = stored_in(roi, req.stored)
-            prior = mask_prior(squeeze(head), squeeze(q), squeeze(known), params.prior_margin,
-                           margin_bg=params.prior_margin_bg)
-            return (MethodResult(roi=roi, mask=head, probability=prior.reshape(shape3),
-                                 timings={"roi": t1 - t0}, info={"changed_marks": 0}),
-                    np.zeros(shape3, dtype=bool))
-        # the new marks' say falls off with geodesic distance and path length: 1/e after
-        # `influence` mm, more for a mark deep inside a large error (refinement.depth_mm)
-        depth = depth_mm(new_fg, new_bg, squeeze(head), sp) or 0.0
-        influence = min(max(params.influence_mm, params.influence_depth * depth),
-                        max(params.max_influence_mm, params.influence_mm))
-        reach = dataclasses.replace(params, euclid_weight=1.0 / influence)
-        distance = seed_distance(g, new_fg | new_bg, sp, reach,
-                                 g.size > params.coarse_geodesic_voxels)
-        q, known = stored_in(roi, req.stored)
-        prior = mask_prior(squeeze(head), squeeze(q), squeeze(known), params.prior_margin,
-                           margin_bg=params.prior_margin_bg)
-        heard = distance < params.heard_distance  # a = 0 beyond: the prior itself
-        prob = fuse_prior(prior, cue, np.where(heard, distance, np.inf))
-        if params.local_cut:
-            box = heard_box(heard, params.cut_margin)
+        return _refine(req, roi, t0, t1, norm, head, sp, squeeze,
+                       (seed_fg, seed_bg, border, hard_fg, hard_bg))
+    cue, g = _cue(norm, squeeze(seed_fg), squeeze(seed_bg), squeeze(border), sp, params)
+    prob = cue
     t2 = time.perf_counter()
 
     info: dict = {}
-    if box is not None:  # only where a mark is heard can the cut differ from the head
-        sub = int(np.prod([s.stop - s.start for s in box]))
-        cut = banded_graph_cut if sub > params.coarse_voxels else graph_cut
-        mask = local_cut(cut, prob, norm, sp, squeeze(hard_fg), squeeze(hard_bg),
-                         squeeze(head), box, params.lamb, params.sigma)
-        info["cut_voxels"] = sub
-    else:
-        # a big ROI's full-resolution maxflow alone takes ~1 s; the banded cut: the same mask
-        cut = banded_graph_cut if prob.size > params.coarse_voxels else graph_cut
-        mask = cut(prob, norm, sp, squeeze(hard_fg), squeeze(hard_bg), params.lamb,
-                   params.sigma)
-    if new_fg is not None and new_bg is not None:
-        mask, region = local_merge(squeeze(head), mask, new_fg, new_bg, params.merge_margin)
-        info["changed_marks"] = int(new_fg.sum() + new_bg.sum())
-        info["influence_mm"] = round(influence, 1)
-    elif req.box_kind and req.has_head:  # a new box re-segments its inside only
+    # a big ROI's full-resolution maxflow alone takes ~1 s; the banded cut: the same mask
+    cut = banded_graph_cut if prob.size > params.coarse_voxels else graph_cut
+    mask = cut(prob, norm, sp, squeeze(hard_fg), squeeze(hard_bg), params.lamb, params.sigma)
+    if req.box_kind and req.has_head:  # a new box re-segments its inside only
         inside, _ = _box_masks(req.marks.boxes[-1:], roi, shape3)
         region = squeeze(inside) & (mask != squeeze(head))
         mask = np.where(squeeze(inside), mask, squeeze(head))
     else:
         region = mask
+    t3 = time.perf_counter()
+    return (MethodResult(roi=roi, mask=mask.reshape(shape3), probability=prob.reshape(shape3),
+                         timings={"roi": t1 - t0, "geodesic": t2 - t1, "graphcut": t3 - t2},
+                         info=info),
+            region.reshape(shape3))
+
+
+def _window_border(window: tuple[slice, ...], shape) -> np.ndarray:
+    """The faces of `window` (slices into an array of `shape`) that lie inside the array: the
+    weak background border of a refinement window, as a first click's ROI faces are."""
+    border = np.zeros([w.stop - w.start for w in window], dtype=bool)
+    for axis, (w, n) in enumerate(zip(window, shape)):
+        if border.shape[axis] == 1:
+            continue
+        index: list[slice | int] = [slice(None)] * border.ndim
+        if w.start > 0:
+            index[axis] = 0
+            border[tuple(index)] = True
+        if w.stop < n:
+            index[axis] = border.shape[axis] - 1
+            border[tuple(index)] = True
+    return border
+
+
+def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
+            head3: np.ndarray, sp: list[float], squeeze, seeds) -> tuple[MethodResult, np.ndarray]:
+    """A click/scribble on a segment with a mask (engine/refinement.py), in its window.
+
+    The window is the box of the new marks grown by their reach: a voxel farther than
+    `heard_distance` x influence mm (Euclidean) from every new mark has D >= heard_distance
+    (D adds path length / influence), so a = 0 there and the prior, i.e. the head, decides.
+    Inside the window the cue is computed as for a first click whose ROI is the window (its
+    faces inside the ROI are the weak background border), fused with the head's prior, cut
+    with the head fixed around the heard box (`local_cut`); outside, the head bit for bit.
+    `local_cut=False`: the window is the whole ROI (the reference the fast path is tested
+    against)."""
+    params, plane = req.params, req.plane
+    seed_fg, seed_bg, border, hard_fg, hard_bg = (squeeze(a) for a in seeds)
+    shape3 = head3.shape
+    head = squeeze(head3)
+    seed_fg = hard_fg.copy()  # the head mask, not a box's centre, says where the object is now
+    clicked_fg = squeeze(_local_mask(req.marks.fg, roi, shape3))
+    clicked_bg = squeeze(_local_mask(req.marks.bg, roi, shape3)) & ~clicked_fg
+    new_fg, new_bg = contradicted(clicked_fg, clicked_bg, head)
+    q, known = stored_in(roi, req.stored)
+    prior = mask_prior(head, squeeze(q), squeeze(known), params.prior_margin,
+                       margin_bg=params.prior_margin_bg)
+    if not (new_fg.any() or new_bg.any()):  # every mark agrees with the head: nothing to do
+        return (MethodResult(roi=roi, mask=head3, probability=prior.reshape(shape3),
+                             timings={"roi": t1 - t0}, info={"changed_marks": 0}),
+                np.zeros(shape3, dtype=bool))
+    # the new marks' say falls off with geodesic distance and path length: 1/e after
+    # `influence` mm, more for a mark deep inside a large error (refinement.depth_mm)
+    depth = depth_mm(new_fg, new_bg, head, sp) or 0.0
+    influence = min(max(params.influence_mm, params.influence_depth * depth),
+                    max(params.max_influence_mm, params.influence_mm))
+    win: tuple[slice, ...] = tuple(slice(0, n) for n in head.shape)
+    if params.local_cut:
+        reach = [int(np.ceil(params.heard_distance * influence / s)) + params.cut_margin + 2
+                 for s in sp]
+        marked = np.argwhere(new_fg | new_bg)
+        win = tuple(slice(max(int(lo) - r, 0), min(int(hi) + r + 1, n)) for lo, hi, r, n
+                    in zip(marked.min(axis=0), marked.max(axis=0), reach, head.shape))
+    w_border = border[win] | _window_border(win, head.shape)
+    w_norm = norm[win]
+    model, gate = None, True
+    if not seed_fg[win].any() and seed_bg[win].any():
+        # no fg mark (a head refined by background marks only): g measures how unlike the
+        # clicked background tissue a voxel is, so the click reaches the tissue like it
+        model, gate = intensity_model(w_norm, seed_bg[win], sp, params), False
+    # a 3D refinement click answers within ~0.3 s (issue 13): on a large window its scans
+    # run at half in-plane resolution (methods.md, local refinement)
+    budget = params.refine_voxels if plane is None else params.coarse_geodesic_voxels
+    coarse = w_norm.size > budget
+    cue, g = _cue(w_norm, seed_fg[win], seed_bg[win], w_border, sp, params, model, gate, coarse)
+    reach_params = dataclasses.replace(params, euclid_weight=1.0 / influence)
+    distance = seed_distance(g, (new_fg | new_bg)[win], sp, reach_params, coarse)
+    heard = distance < params.heard_distance  # a = 0 beyond: the prior itself
+    prob = prior.copy()
+    prob[win] = fuse_prior(prior[win], cue, np.where(heard, distance, np.inf))
+    t2 = time.perf_counter()
+
+    info: dict = {}
+    box = heard_box(heard, params.cut_margin) if params.local_cut else None
+    if box is not None:  # only where a mark is heard can the cut differ from the head
+        box = tuple(slice(w.start + b.start, w.start + b.stop) for w, b in zip(win, box))
+        sub = int(np.prod([b.stop - b.start for b in box]))
+        cut_budget = params.refine_voxels if plane is None else params.coarse_voxels
+        cut = banded_graph_cut if sub > cut_budget else graph_cut
+        mask = local_cut(cut, prob, norm, sp, hard_fg, hard_bg, head, box, params.lamb,
+                         params.sigma)
+        info["cut_voxels"] = sub
+        merged, region_w = local_merge(head[win], mask[win], new_fg[win], new_bg[win],
+                                       params.merge_margin)  # mask == head outside `win`
+        mask = head.copy()
+        mask[win] = merged
+        region = np.zeros(head.shape, dtype=bool)
+        region[win] = region_w
+    else:
+        cut = banded_graph_cut if prob.size > params.coarse_voxels else graph_cut
+        mask = cut(prob, norm, sp, hard_fg, hard_bg, params.lamb, params.sigma)
+        mask, region = local_merge(head, mask, new_fg, new_bg, params.merge_margin)
+    info["changed_marks"] = int(new_fg.sum() + new_bg.sum())
+    info["influence_mm"] = round(influence, 1)
+    info["window_voxels"] = int(w_norm.size)
     t3 = time.perf_counter()
     return (MethodResult(roi=roi, mask=mask.reshape(shape3), probability=prob.reshape(shape3),
                          timings={"roi": t1 - t0, "geodesic": t2 - t1, "graphcut": t3 - t2},
