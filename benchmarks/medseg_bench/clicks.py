@@ -299,6 +299,8 @@ ROBUST_CONFIGS = (
     ("bifseg box + geodesic-graphcut clicks", "box", "bifseg", "geodesic-graphcut"),
     ("mideepseg (points + IF-GC clicks)", "points", "mideepseg", "mideepseg"),
     ("bifseg box + mideepseg clicks", "box", "bifseg", "mideepseg"),
+    ("slicewise box + geodesic-graphcut clicks", "box", "slicewise", "geodesic-graphcut"),
+    ("slicewise points + mideepseg clicks", "points", "slicewise", "mideepseg"),
 )
 
 
@@ -426,6 +428,8 @@ def run_robustness(dims_list: list[int], refinements: int, details: Path | None)
               f"{', '.join(o.organ for o in objects)}); {refinements} refinement clicks\n")
         print(ROBUST_HEADER)
         for label, start, start_method, method in ROBUST_CONFIGS:
+            if f"{dims}d" not in METHODS.get(start_method).dims:  # slicewise is 3D only
+                continue
             traces = [run_robust(obj, start, start_method, method, refinements, k)
                       for k, obj in enumerate(objects)]
             print(robust_row(label, start, traces, refinements), flush=True)
