@@ -9,6 +9,8 @@ anisotropic sarcomas of mirp_sts (CT and MR, 3.27 mm slices, IN_PLANE_MM in-plan
 every 3D start of `clicks.ROBUST_CONFIGS` (the same robot: a box = reference bounding box +
 3 voxels, or MIDeepSeg's simulated interior margin points, then corrective clicks at the
 centre of the largest error). Prints the same table as `--robustness`.
+`--start slicewise` forces the slice-by-slice start of the `slicewise` rows (its default,
+`auto`, picks per case type).
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ def main() -> None:
     parser.add_argument("--in-plane-mm", type=float, default=IN_PLANE_MM)
     parser.add_argument("--only", default=None,
                         help="comma-separated start methods (default: every 3D start)")
+    parser.add_argument("--start", default=None, choices=("auto", "slicewise", "volumetric"),
+                        help="the slicewise method's `start` parameter (default: its own)")
     args = parser.parse_args()
     objects = anisotropic_objects(args.slice_mm, args.in_plane_mm)
     sizes = [int(o.mask.sum()) for o in objects]
@@ -72,8 +76,11 @@ def main() -> None:
     for label, start, start_method, method in clicks.ROBUST_CONFIGS:
         if only is not None and start_method not in only:
             continue
-        traces = [clicks.run_robust(obj, start, start_method, method, args.refinements, k)
-                  for k, obj in enumerate(objects)]
+        params = {"start": args.start} if args.start and start_method == "slicewise" else None
+        traces = [clicks.run_robust(obj, start, start_method, method, args.refinements, k,
+                                    params) for k, obj in enumerate(objects)]
+        if params:
+            label = f"{label} (start={args.start})"
         print(clicks.robust_row(label, start, traces, args.refinements), flush=True)
 
 

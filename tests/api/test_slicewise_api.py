@@ -21,7 +21,7 @@ from tests.robot import robot_click
 
 STS = SHARED_DATA / "mirp_sts"
 # a little under what these tests measured (docs/benchmarks.md, "3D from the 2D networks")
-FLOORS = {"box": 0.80, "points": 0.75}
+FLOORS = {"box": 0.80, "points": 0.75}  # measured: box 0.879, points 0.813 (start=slicewise)
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +60,11 @@ def test_slicewise_start_on_an_anisotropic_tumour_then_a_click_refines_it(client
         lo = np.maximum(idx.min(axis=0) - 3, 0).tolist()
         hi = np.minimum(idx.max(axis=0) + 3, np.asarray(shape) - 1).tolist()
         body: dict = {"type": "box", "method": "slicewise", "dim": "3d",
-                      "box": {"lo": lo, "hi": hi}}
+                      "box": {"lo": lo, "hi": hi}, "params": {"start": "slicewise"}}
     else:
         points = interior_margin_points(reference, np.random.default_rng(0), extra=(0, 0))
         body = {"type": "points", "method": "slicewise", "dim": "3d",
-                "points": points.tolist()}
+                "points": points.tolist(), "params": {"start": "slicewise"}}
     change = _post(client, url, body)
     mask = codec.apply_delta(np.zeros(shape, bool), change["delta"])
     assert np.array_equal(mask, full_mask(client, sid, seg))

@@ -151,7 +151,7 @@ RADII = {4: 5, 5: 8, 6: 10, 7: 11, 8: 12, 9: 12, 10: 11, 11: 9, 12: 7, 13: 4}
 
 def test_a_3d_box_segments_an_anisotropic_object_slice_by_slice():
     image, mask = _volume(RADII, seed=2)
-    result = _run(image, Marks(boxes=[_bbox(mask, 3)]), "box")
+    result = _run(image, Marks(boxes=[_bbox(mask, 3)]), "box", start="slicewise")
     got = _paste(result)
     assert dice(got, mask) > 0.85
     assert result.info["axis"] == "z" and 7 <= result.info["start_slice"] <= 10
@@ -163,8 +163,32 @@ def test_3d_points_segment_an_anisotropic_object_slice_by_slice():
     image, mask = _volume(RADII, seed=3)
     points = np.array([[4, 32, 30], [13, 32, 30], [8, 22, 30], [9, 42, 30], [8, 32, 20],
                        [9, 32, 40]])
-    result = _run(image, Marks(points=points), "points")
+    result = _run(image, Marks(points=points), "points", start="slicewise")
+    assert result.info["start"] == "slicewise" and result.info["axis"] == "z"
     assert dice(_paste(result), mask) > 0.8
+
+
+def test_auto_goes_slice_by_slice_for_a_box_on_thick_slices_only():
+    assert sw.auto_start("box", (5.0, 1.0, 1.0)) == "slicewise"
+    assert sw.auto_start("box", (1.0, 0.8, 4.0)) == "slicewise"
+    assert sw.auto_start("box", (3.27, 1.95, 1.95)) == "volumetric"
+    assert sw.auto_start("box", (2.0, 2.0, 2.0)) == "volumetric"
+    assert sw.auto_start("points", (5.0, 1.0, 1.0)) == "volumetric"
+
+
+@pytest.mark.parametrize("kind", ["box", "points"])
+def test_auto_takes_the_start_that_won_per_case_type(kind):
+    image, mask = _volume(RADII, seed=4)
+    marks = (Marks(boxes=[_bbox(mask, 3)]) if kind == "box" else
+             Marks(points=np.array([[4, 32, 30], [13, 32, 30], [8, 22, 30], [9, 42, 30],
+                                    [8, 32, 20], [9, 32, 40]])))
+    won = sw.auto_start(kind, SPACING)
+    auto = _run(image, marks, kind)
+    assert auto.info["start"] == won
+    chosen = _run(image, marks, kind, start=won)
+    assert np.array_equal(_paste(auto), _paste(chosen)) and dice(_paste(auto), mask) > 0.75
+    other = "slicewise" if won == "volumetric" else "volumetric"
+    assert _run(image, marks, kind, start=other).info["start"] == other
 
 
 def test_bad_starts_are_refused_with_a_reason():
@@ -172,6 +196,9 @@ def test_bad_starts_are_refused_with_a_reason():
     with pytest.raises(InvalidPrompt, match="box or points"):
         _run(image, Marks(fg=np.array([[8, 32, 30]])), "click")
     with pytest.raises(InvalidPrompt, match="at least 3"):
-        _run(image, Marks(points=np.array([[8, 32, 30], [9, 30, 30]])), "points")
+        _run(image, Marks(points=np.array([[8, 32, 30], [9, 30, 30]])), "points",
+             start="slicewise")
     with pytest.raises(ValueError, match="predictor"):
         sw.SlicewiseParams(predictor="nope")
+    with pytest.raises(ValueError, match="start"):
+        sw.SlicewiseParams(start="nope")

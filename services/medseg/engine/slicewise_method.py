@@ -64,12 +64,27 @@ from medseg.errors import InvalidPrompt
 from medseg.models import bifseg_io
 
 NAME = "slicewise"
+STARTS = ("auto", "slicewise", "volumetric")
+# what `start: auto` does per case type: the start that won on the benchmarks
+# (docs/benchmarks.md, "3D from the 2D networks"); "volumetric" is the best current 3D start
+# of that kind: geodesic-graphcut's 3D box, MIDeepSeg's 3D network from the points. A box on
+# thick slices (slice spacing >= AUTO_ANISOTROPY x the in-plane spacing) goes slice by slice.
+AUTO_ANISOTROPY = 2.0
+
+
+def auto_start(kind: str, spacing) -> str:
+    """"slicewise" or "volumetric" for a `kind` ("box" / "points") start on this spacing."""
+    sp = np.sort(np.asarray(spacing, dtype=float))
+    thick = sp[-1] >= AUTO_ANISOTROPY * sp[-2]
+    return "slicewise" if kind == "box" and thick else "volumetric"
 PREDICTORS = ("propnet-2d-seeds", "propnet-2d", "graphcut-seeds")
 COARSE_VOXELS = 1_000_000  # larger ROIs: banded (coarse-to-fine) 3D graph cut
 
 
 @dataclass(frozen=True)
 class SlicewiseParams:
+    start: str = "auto"  # "slicewise", "volumetric" (the 3D start it stands in for), "auto":
+    # per case type (`auto_start`)
     axis: int = -1  # slice axis 0/1/2 (z/y/x); -1: the coarsest spacing
     candidates: int = 5  # box: P-Net on this many central slices, the largest foreground wins
     margin: int = bifseg_io.BOX_MARGIN  # P-Net's crop: the box + this many voxels (bifseg's)
@@ -90,6 +105,8 @@ class SlicewiseParams:
 
     def __post_init__(self) -> None:
         check_params(self, _RANGES)
+        if self.start not in STARTS:
+            raise ValueError(f"start must be one of {list(STARTS)}, got {self.start!r}")
         if self.predictor not in PREDICTORS:
             raise ValueError(f"predictor must be one of {list(PREDICTORS)}, "
                              f"got {self.predictor!r}")
@@ -331,6 +348,23 @@ def tie_slices(unary: np.ndarray, image: np.ndarray, spacing, allowed: np.ndarra
     return _component_touching(mask, seed)
 
 
+def _volumetric(read_image, read_mask, shape, spacing, marks: Marks, params: SlicewiseParams,
+                current_mask_bbox: Box | None, context: SegmentContext) -> MethodResult:
+    """The 3D start this method stands in for: geodesic-graphcut's 3D box, or MIDeepSeg's 3D
+    network from the points."""
+    if context.kind == "box":
+        if not marks.boxes:
+            raise InvalidPrompt(f"method {NAME!r} needs a box or points")
+        return graphcut_method.segment(read_image, read_mask, shape, spacing,
+                                       Marks(boxes=[marks.boxes[-1]]), None,
+                                       graphcut_method.GraphCutParams(), current_mask_bbox,
+                                       SegmentContext("box"))
+    return mideepseg_method.segment(read_image, read_mask, shape, spacing,
+                                    Marks(points=np.asarray(marks.points).reshape(-1, 3)), None,
+                                    mideepseg_method.MIDeepSegParams(encoding=params.encoding),
+                                    current_mask_bbox, SegmentContext("points"))
+
+
 def segment(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], np.ndarray],
             shape, spacing, marks: Marks, plane: Plane | None,
             params: SlicewiseParams = SlicewiseParams(), current_mask_bbox: Box | None = None,
@@ -340,6 +374,13 @@ def segment(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], 
     if plane is not None:
         raise InvalidPrompt(f"method {NAME!r} is 3D: use bifseg or mideepseg on a plane")
     shape = tuple(int(s) for s in shape)
+    if context.kind in ("box", "points"):
+        chosen = auto_start(context.kind, spacing) if params.start == "auto" else params.start
+        if chosen == "volumetric":
+            result = _volumetric(read_image, read_mask, shape, spacing, marks, params,
+                                 current_mask_bbox, context)
+            result.info["start"] = "volumetric"
+            return result
     axis = slice_axis(spacing, params.axis)
     plane_shape = tuple(_drop(shape, axis))
     t0 = time.perf_counter()
@@ -426,7 +467,7 @@ def segment(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], 
         # a box re-segments its inside only: outside it the head is kept
         head = np.asarray(read_mask(roi), dtype=bool).reshape(roi.shape)
         mask = np.where(allowed, mask, mask | head)
-    info = {"axis": "zyx"[axis], "start_slice": start.index,
+    info = {"start": "slicewise", "axis": "zyx"[axis], "start_slice": start.index,
             "slices": sorted(int(i) for i in done.masks),
             "ended_at": {("+" if d > 0 else "-"): e for d, e in done.ends.items()}}
     if start.areas:
