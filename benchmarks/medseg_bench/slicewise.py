@@ -16,6 +16,7 @@ centre of the largest error). Prints the same table as `--robustness`.
 from __future__ import annotations
 
 import argparse
+import json
 
 import numpy as np
 
@@ -65,10 +66,16 @@ def main() -> None:
                         help="comma-separated start methods (default: every 3D start)")
     parser.add_argument("--start", default=None, choices=("auto", "slicewise", "volumetric"),
                         help="the slicewise method's `start` parameter (default: its own)")
+    parser.add_argument("--params", default=None,
+                        help="JSON object of more slicewise parameters for its starts")
+    parser.add_argument("--isotropic", action="store_true",
+                        help="the robustness benchmark's own ~2-3 mm objects instead")
     args = parser.parse_args()
-    objects = anisotropic_objects(args.slice_mm, args.in_plane_mm)
+    objects = (clicks.lesion_objects(3) if args.isotropic
+               else anisotropic_objects(args.slice_mm, args.in_plane_mm))
     sizes = [int(o.mask.sum()) for o in objects]
-    print(f"\n### 3D anisotropic held-out lesions ({len(objects)}; spacing "
+    kind = "isotropic" if args.isotropic else "anisotropic"
+    print(f"\n### 3D {kind} held-out lesions ({len(objects)}; spacing "
           f"{sorted({tuple(round(s, 2) for s in o.spacing) for o in objects})}; "
           f"{min(sizes)}-{max(sizes)} voxels); {args.refinements} refinement clicks\n")
     print(clicks.ROBUST_HEADER)
@@ -76,11 +83,14 @@ def main() -> None:
     for label, start, start_method, method in clicks.ROBUST_CONFIGS:
         if only is not None and start_method not in only:
             continue
-        params = {"start": args.start} if args.start and start_method == "slicewise" else None
+        params = None
+        if start_method == "slicewise" and (args.start or args.params):
+            params = {**({"start": args.start} if args.start else {}),
+                      **json.loads(args.params or "{}")}
         traces = [clicks.run_robust(obj, start, start_method, method, args.refinements, k,
                                     params) for k, obj in enumerate(objects)]
         if params:
-            label = f"{label} (start={args.start})"
+            label = f"{label} ({', '.join(f'{k}={v}' for k, v in params.items())})"
         print(clicks.robust_row(label, start, traces, args.refinements), flush=True)
 
 
