@@ -311,6 +311,8 @@ ROBUST_CONFIGS = (
     ("bifseg box + geodesic-graphcut clicks", "box", "bifseg", "geodesic-graphcut"),
     ("mideepseg (points + IF-GC clicks)", "points", "mideepseg", "mideepseg"),
     ("bifseg box + mideepseg clicks", "box", "bifseg", "mideepseg"),
+    ("slicewise box + geodesic-graphcut clicks", "box", "slicewise", "geodesic-graphcut"),
+    ("slicewise points + mideepseg clicks", "points", "slicewise", "mideepseg"),
 )
 
 
@@ -438,22 +440,23 @@ class RobustTrace:
 
 
 def run_robust(obj: BenchObject, start: str, start_method: str, method: str,
-               refinements: int, seed: int) -> RobustTrace:
-    """One robot session: the start, then `refinements` corrective clicks with `method`."""
+               refinements: int, seed: int, start_params: dict | None = None) -> RobustTrace:
+    """One robot session: the start (with `start_params`), then `refinements` corrective
+    clicks with `method`."""
     segment = EngineSegment(obj.image, obj.spacing, obj.plane)
     if start == "click":
         zyx, fg = robot_click(segment.mask, obj.mask)
-        segment.interact("click", start_method, _click_marks(zyx, fg))
+        segment.interact("click", start_method, _click_marks(zyx, fg), start_params)
         count = 1
     elif start == "box":
-        segment.interact("box", start_method, Marks(boxes=[_robot_box(obj)]))
+        segment.interact("box", start_method, Marks(boxes=[_robot_box(obj)]), start_params)
         count = 1
     else:
         squeezed = obj.mask[0] if obj.plane is not None else obj.mask
         points = interior_margin_points(squeezed, np.random.default_rng(seed), extra=(0, 0))
         if obj.plane is not None:
             points = np.concatenate([np.zeros((len(points), 1), int), points], axis=1)
-        segment.interact("points", start_method, Marks(points=points))
+        segment.interact("points", start_method, Marks(points=points), start_params)
         count = len(points)
     trace = RobustTrace([dice(segment.mask, obj.mask)], count, [])
     first = len(segment.seconds)
@@ -519,6 +522,8 @@ def run_robustness(dims_list: list[int], refinements: int, details: Path | None,
                   f"{refinements} refinement clicks\n")
             print(ROBUST_HEADER)
             for label, start, start_method, method in ROBUST_CONFIGS:
+                if f"{dims}d" not in METHODS.get(start_method).dims:  # slicewise is 3D only
+                    continue
                 traces = [run_robust(obj, start, start_method, method, refinements, k)
                           for k, obj in enumerate(members)]
                 print(robust_row(label, start, traces, refinements), flush=True)

@@ -19,6 +19,7 @@ from medseg.engine import (
     mideepseg_method,
     propagation_net,
     slice_predictors,
+    slicewise_method,
 )
 from medseg.engine.method import Method
 from medseg.engine.propagation import PredictorSpec
@@ -43,6 +44,7 @@ def build(plugin_modules: str = "") -> Plugins:
     methods.register(graphcut_method.METHOD)
     methods.register(mideepseg_method.METHOD)
     methods.register(bifseg_method.METHOD)
+    methods.register(slicewise_method.METHOD)  # 3D from the 2D networks (issue 13)
     methods.register(manual_tools.METHOD)  # paint, erase, fill (issue 14)
     methods.register(editing_method.DEEP_METHOD)  # select, brush, adjust (issue 14)
     methods.register(editing_method.CLASSICAL_METHOD)

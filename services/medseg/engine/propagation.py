@@ -153,8 +153,8 @@ def propagate(read_image: Callable[[Box], np.ndarray], shape, spacing, axis: int
         for step in range(budget[direction]):
             t0 = time.perf_counter()
             index = int(start + direction * (step + 1))
-            mask, confidence = _predict(read_image, shape, axis, index, prior, predictor, sp2,
-                                        params)
+            mask, confidence, _ = predict_slice(read_image, shape, axis, index, prior,
+                                                predictor, sp2, params)
             area = float(mask.sum()) * sp2[0] * sp2[1]
             prior_area = float(prior.sum()) * sp2[0] * sp2[1]
             if area < params.min_area_mm2 or area < params.min_area_ratio * prior_area:
@@ -177,8 +177,10 @@ def propagate(read_image: Callable[[Box], np.ndarray], shape, spacing, axis: int
                               seconds=time.perf_counter() - t0 if rest == step else 0.0)
 
 
-def _predict(read_image, shape, axis, index, prior, predictor, sp2, params):
-    """(full-slice bool mask, confidence) of slice `index` from `prior` (full-slice bool)."""
+def predict_slice(read_image, shape, axis, index, prior, predictor, sp2, params):
+    """(full-slice bool mask, confidence, full-slice float32 probability (0 outside the
+    predictor's ROI)) of slice `index` from `prior` (full-slice bool). The mask keeps only the
+    parts of the prediction that touch the prior."""
     rows, cols = np.nonzero(prior)
     margin = [int(np.ceil(params.roi_margin_mm / s)) for s in sp2]
     plane_shape = prior.shape
@@ -199,7 +201,9 @@ def _predict(read_image, shape, axis, index, prior, predictor, sp2, params):
     confidence = float(np.mean(np.abs(2.0 * prob[near] - 1.0))) if near.any() else 0.0
     mask = np.zeros(plane_shape, bool)
     mask[roi] = local
-    return mask, confidence
+    probability = np.zeros(plane_shape, np.float32)
+    probability[roi] = prob
+    return mask, confidence, probability
 
 
 def _flags(mask, prior, area, prior_area, confidence, sp2, params) -> list[str]:

@@ -1,0 +1,493 @@
+"""3D segmentation from the strong 2D networks (issue 13, item 2): a 3D box or a set of 3D
+interior margin points segments the object slice by slice in the plane of highest resolution.
+
+1. **Slice axis**: the axis with the coarsest spacing (slices 3-7 mm thick in MR and oncology
+   CT); its slices are the planes of highest resolution. Ties: z.
+2. **Start slice**, where the object is largest:
+   - box: the 2D P-Net (`bifseg`, engine/bifseg_method.py) with the box's cross-section runs on
+     the `candidates` slices nearest the box's middle; the slice with the largest foreground
+     inside the cross-section wins (ties: nearest the middle);
+   - points: the slice holding the most points when it holds >= 3 (MIDeepSeg's minimum), else
+     the median slice of the points with the points that are not extreme along the slice axis
+     projected onto it; MIDeepSeg 2D (engine/mideepseg_method.py) segments it from them.
+3. **Propagation** with the fused slice predictor (engine/propagation_net.py
+   `propnet-2d-seeds`, one slice from the previous slice's mask through
+   `propagation.predict_slice`) in both directions, inside the box's extent (points: their
+   extent along the axis plus `points_margin_mm`, in-plane their bounding box plus the same
+   margin), stopping where the object ends (the predictor's own end test, or an area below
+   `min_area_mm2` / `min_area_ratio` of the previous slice).
+4. **Re-fit** (`pnet_weight`): P-Net runs again on each propagated slice with the box
+   around that slice's propagated mask (+ `refit_margin` voxels) and its probability is
+   averaged in: propagation finds where the object is on each slice, the 2D network where its
+   boundary is.
+5. **Box cue** (box only, `geodesic_weight`): geodesic-graphcut's 3D box unary (its geodesic
+   cue from the box's centre third, engine/graphcut_method.py) is averaged in: on the
+   anisotropic benchmark objects the slice-wise cue alone (Dice 0.70 at the start) lost to the
+   model-free box (0.79); together 0.79 (docs/benchmarks.md).
+6. **Tie**: one 3D graph cut (algorithms/graphcut.py, BIFSeg pairwise term, neighbour weights
+   per mm so thick slices couple weakly) over the ROI with the slice-wise probabilities as
+   unary; slices the propagation did not reach get p = `outside`, voxels outside the box are
+   hard background. The components touching the start slice's mask are kept.
+
+The result is one revision like any 3D start: its mask and the unary as the stored
+probability, so any click method (`geodesic-graphcut`, `mideepseg`) refines it under the
+refinement contract (engine/refinement.py). On a segment with a mask, a box re-segments its
+inside only and only adds outside it (as `bifseg`). Arrays are (z, y, x) voxels.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from medseg.algorithms.encodings import ENCODINGS
+from medseg.algorithms.graphcut import banded_graph_cut, graph_cut
+from medseg.algorithms.normalize import normalize_percentiles
+from medseg.engine import bifseg_method, graphcut_method, mideepseg_method
+from medseg.engine.method import Method, MethodResult, SegmentContext
+from medseg.engine.params import FRACTION, LAMB, SIGMA, Range, check_params
+from medseg.engine.prompts import Box, Marks, Plane
+from medseg.engine.propagation import PropagationParams, predict_slice
+from medseg.engine.propagation_net import (
+    FusedParams,
+    FusedPredictor,
+    PropNetParams,
+    PropNetPredictor,
+)
+from medseg.engine.refinement import stored_in
+from medseg.engine.slice_predictors import SeedGraphCut, SeedGraphCutParams
+from medseg.errors import InvalidPrompt
+from medseg.models import bifseg_io
+
+NAME = "slicewise"
+STARTS = ("auto", "slicewise", "volumetric")
+# what `start: auto` does per case type: the start that won on the benchmarks
+# (docs/benchmarks.md, "3D from the 2D networks"); "volumetric" is the best current 3D start
+# of that kind: geodesic-graphcut's 3D box, MIDeepSeg's 3D network from the points. A box on
+# thick slices (slice spacing >= AUTO_ANISOTROPY x the in-plane spacing) goes slice by slice.
+AUTO_ANISOTROPY = 2.0
+
+
+def auto_start(kind: str, spacing) -> str:
+    """"slicewise" or "volumetric" for a `kind` ("box" / "points") start on this spacing."""
+    sp = np.sort(np.asarray(spacing, dtype=float))
+    thick = sp[-1] >= AUTO_ANISOTROPY * sp[-2]
+    return "slicewise" if kind == "box" and thick else "volumetric"
+PREDICTORS = ("propnet-2d-seeds", "propnet-2d", "graphcut-seeds")
+COARSE_VOXELS = 1_000_000  # larger ROIs: banded (coarse-to-fine) 3D graph cut
+
+
+@dataclass(frozen=True)
+class SlicewiseParams:
+    start: str = "auto"  # "slicewise", "volumetric" (the 3D start it stands in for), "auto":
+    # per case type (`auto_start`)
+    axis: int = -1  # slice axis 0/1/2 (z/y/x); -1: the coarsest spacing
+    candidates: int = 5  # box: P-Net on this many central slices, the largest foreground wins
+    margin: int = bifseg_io.BOX_MARGIN  # P-Net's crop: the box + this many voxels (bifseg's)
+    encoding: str = "egd"  # points: the MIDeepSeg 2D model's cue encoding
+    predictor: str = "propnet-2d-seeds"  # the slice predictor that propagates
+    network_weight: float = 0.5  # propnet-2d-seeds: the network's weight in the fused unary
+    min_area_mm2: float = 2.0  # a propagated slice smaller than this: the object has ended
+    min_area_ratio: float = 0.1  # ... or smaller than this fraction of the previous slice
+    roi_margin_mm: float = 30.0  # the predictor sees the prior's bbox plus this margin
+    points_margin_mm: float = 5.0  # points: extent around the points (along the axis too)
+    tie: bool = True  # the 3D graph cut over the slice-wise probabilities (False: p >= 0.5)
+    lamb: float = 2.0  # its pairwise weight (per mm, as geodesic-graphcut)
+    sigma: float = 0.1  # its intensity scale on [0, 1] intensities
+    outside: float = 0.05  # unary p on slices the propagation did not reach
+    geodesic_weight: float = 0.7  # box: weight of geodesic-graphcut's 3D box unary in the tie
+    pnet_weight: float = 0.5  # weight of P-Net re-run on each propagated slice's box
+    refit_margin: int = 3  # ... that box: the propagated mask's bounding box + this (voxels)
+
+    def __post_init__(self) -> None:
+        check_params(self, _RANGES)
+        if self.start not in STARTS:
+            raise ValueError(f"start must be one of {list(STARTS)}, got {self.start!r}")
+        if self.predictor not in PREDICTORS:
+            raise ValueError(f"predictor must be one of {list(PREDICTORS)}, "
+                             f"got {self.predictor!r}")
+        if self.encoding not in ENCODINGS:
+            raise ValueError(f"encoding must be one of {list(ENCODINGS)}, "
+                             f"got {self.encoding!r}")
+        if self.min_area_ratio >= 1:
+            raise ValueError("min_area_ratio must be < 1 (every slice would end the object)")
+
+
+_RANGES = {
+    "axis": Range(-1, 2),
+    "candidates": Range(1, 64),  # P-Net runs: each costs a network call
+    "margin": Range(0, 64),  # as bifseg's
+    "network_weight": FRACTION,
+    "min_area_mm2": Range(0.0, 1e6),  # a square metre: no slice of a body holds more
+    "min_area_ratio": FRACTION,
+    "roi_margin_mm": Range(1.0, 500.0),
+    "points_margin_mm": Range(0.0, 100.0),
+    "lamb": LAMB, "sigma": SIGMA,
+    "outside": Range(0.0, 0.5),  # above 0.5 an unreached slice would be foreground
+    "geodesic_weight": FRACTION, "pnet_weight": FRACTION, "refit_margin": Range(0, 64),
+}
+
+
+def slice_axis(spacing, axis: int = -1) -> int:
+    """The slice axis: `axis` when given, else the one with the coarsest spacing (ties: the
+    first, z): its slices are the planes of the highest in-plane resolution."""
+    if axis >= 0:
+        return axis
+    sp = np.asarray(spacing, dtype=float)
+    return int(np.flatnonzero(sp >= sp.max() - 1e-6)[0])
+
+
+def central_slices(lo: int, hi: int, count: int) -> list[int]:
+    """Up to `count` slice indices in lo..hi, nearest the middle first."""
+    middle = (lo + hi) / 2.0
+    return sorted(range(lo, hi + 1), key=lambda i: (abs(i - middle), i))[:count]
+
+
+def largest_slice(areas: dict[int, int], lo: int, hi: int) -> int:
+    """The index with the largest area; ties go to the one nearest the middle of lo..hi."""
+    middle = (lo + hi) / 2.0
+    return max(areas, key=lambda i: (areas[i], -abs(i - middle), -i))
+
+
+def points_slice(points: np.ndarray, axis: int, minimum: int = 3) -> tuple[int, np.ndarray]:
+    """(start slice, (N, 3) points on it) from 3D interior margin points: the slice holding
+    the most points if it holds >= `minimum`, else the median slice with the points that are
+    not extreme along `axis` (those mark where the object ends, not its outline) projected
+    onto it. Duplicates after projection are dropped."""
+    pts = np.asarray(points, dtype=np.int64).reshape(-1, 3)
+    values, counts = np.unique(pts[:, axis], return_counts=True)
+    best = int(values[np.argmax(counts)])
+    if counts.max() >= minimum:
+        return best, pts[pts[:, axis] == best]
+    index = int(np.round(np.median(pts[:, axis])))
+    keep = pts
+    if len(pts) >= minimum + 2:
+        order = np.argsort(pts[:, axis], kind="stable")
+        keep = pts[order[1:-1]]
+    projected = keep.copy()
+    projected[:, axis] = index
+    return index, np.unique(projected, axis=0)
+
+
+def _plane_box(shape, axis: int, index: int, lo2, hi2) -> Box:
+    lo, hi = [int(v) for v in lo2], [int(v) for v in hi2]
+    lo.insert(axis, index)
+    hi.insert(axis, index)
+    return Box(tuple(lo), tuple(hi))
+
+
+def _drop(values, axis: int) -> list:
+    return [v for a, v in enumerate(values) if a != axis]
+
+
+def _cross_section(plane_shape, lo2, hi2) -> np.ndarray:
+    cross = np.zeros(plane_shape, dtype=bool)
+    cross[lo2[0]:hi2[0] + 1, lo2[1]:hi2[1] + 1] = True
+    return cross
+
+
+def _component_touching(mask: np.ndarray, seed: np.ndarray) -> np.ndarray:
+    """The connected components (full connectivity) of `mask` that touch `seed`; the largest
+    when none does."""
+    structure = ndimage.generate_binary_structure(mask.ndim, mask.ndim)
+    labels, count = ndimage.label(mask, structure)
+    if count <= 1:
+        return mask
+    hit = np.unique(labels[seed & mask])
+    hit = hit[hit > 0]
+    if len(hit) == 0:
+        hit = np.array([1 + int(np.argmax(ndimage.sum(mask, labels, range(1, count + 1))))])
+    return np.isin(labels, hit)
+
+
+@dataclass
+class StartSlice:
+    index: int
+    mask: np.ndarray  # bool, the whole slice
+    probability: np.ndarray  # float32, the whole slice
+    areas: dict[int, int] = field(default_factory=dict)  # box: voxels per candidate slice
+
+
+def _pnet_slice(read_image, shape, spacing, box: Box, axis: int, index: int,
+                params: SlicewiseParams) -> np.ndarray:
+    """P-Net's probability (whole slice, 0 outside the box's cross-section) on one slice."""
+    plane_shape = tuple(_drop(shape, axis))
+    cross = _cross_section(plane_shape, _drop(box.lo, axis), _drop(box.hi, axis))
+    run = bifseg_method.run_box(read_image, shape, spacing, box, Plane(axis, index),
+                                params.margin)
+    prob = np.zeros(plane_shape, dtype=np.float32)
+    roi2 = tuple(slice(a, b + 1) for a, b in zip(_drop(run.roi.lo, axis),
+                                                  _drop(run.roi.hi, axis)))
+    prob[roi2] = np.clip(np.squeeze(run.to_roi(run.state.probability), axis=axis), 0, 1)
+    prob[~cross] = 0.0
+    return prob
+
+
+def _fuse_geodesic(unary: np.ndarray, roi: Box, read_image, read_mask, shape, spacing,
+                   box: Box, weight: float) -> np.ndarray:
+    """(1 - weight) unary + weight x geodesic-graphcut's 3D unary from the same box (its
+    centre third as foreground seed, its outside as background) on the ROI."""
+    result = graphcut_method.segment(read_image, read_mask, shape, spacing, Marks(boxes=[box]),
+                                     None, graphcut_method.GraphCutParams(max_grow=0), None,
+                                     SegmentContext("box"))
+    q, known = stored_in(roi, (result.roi, result.probability))
+    geo = np.where(known, q, 0.0)
+    return ((1 - weight) * unary + weight * geo).astype(np.float32)
+
+
+def box_start(read_image: Callable[[Box], np.ndarray], shape, spacing, box: Box, axis: int,
+              params: SlicewiseParams) -> StartSlice:
+    """P-Net with the box's cross-section on the central slices; the largest one wins."""
+    plane_shape = tuple(_drop(shape, axis))
+    lo2, hi2 = _drop(box.lo, axis), _drop(box.hi, axis)
+    cross = _cross_section(plane_shape, lo2, hi2)
+    found: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for index in central_slices(box.lo[axis], box.hi[axis], params.candidates):
+        plane = Plane(axis, index)
+        run = bifseg_method.run_box(read_image, shape, spacing, box, plane, params.margin)
+        prob = np.zeros(plane_shape, dtype=np.float32)
+        roi2 = tuple(slice(a, b + 1) for a, b in zip(_drop(run.roi.lo, axis),
+                                                      _drop(run.roi.hi, axis)))
+        prob[roi2] = np.clip(np.squeeze(run.to_roi(run.state.probability), axis=axis), 0, 1)
+        prob[~cross] = 0.0
+        found[index] = (prob > 0.5, prob)
+    areas = {i: int(m.sum()) for i, (m, _) in found.items()}
+    best = largest_slice(areas, box.lo[axis], box.hi[axis])
+    if areas[best] == 0:
+        raise InvalidPrompt("the 2D network found no object in the box's central slices: "
+                            "draw the box around the object")
+    mask, prob = found[best]
+    return StartSlice(best, _component_touching(mask, np.zeros_like(mask)), prob, areas)
+
+
+def points_start(read_image: Callable[[Box], np.ndarray], shape, spacing, points: np.ndarray,
+                 axis: int, params: SlicewiseParams) -> StartSlice:
+    """MIDeepSeg 2D from the points on (or projected onto) the start slice."""
+    index, on_slice = points_slice(points, axis, mideepseg_method.MIN_POINTS)
+    if len(on_slice) < mideepseg_method.MIN_POINTS:
+        raise InvalidPrompt(f"{NAME} needs at least {mideepseg_method.MIN_POINTS} interior "
+                            f"margin points that outline the object, got {len(on_slice)}")
+    plane = Plane(axis, index)
+    geo = mideepseg_method._Geometry(shape, spacing, plane)
+    result = mideepseg_method.initial(read_image, geo, on_slice,
+                                      mideepseg_method.MIDeepSegParams(encoding=params.encoding),
+                                      None)
+    plane_shape = tuple(_drop(shape, axis))
+    prob = np.zeros(plane_shape, dtype=np.float32)
+    roi2 = tuple(slice(a, b + 1) for a, b in zip(_drop(result.roi.lo, axis),
+                                                  _drop(result.roi.hi, axis)))
+    prob[roi2] = np.squeeze(result.probability, axis=axis)
+    mask = prob > 0.5
+    seeds = np.zeros(plane_shape, dtype=bool)
+    seeds[tuple(plane.drop_axis(on_slice).T)] = True
+    if not mask.any():
+        raise InvalidPrompt("MIDeepSeg found no object from the points on the start slice")
+    return StartSlice(index, _component_touching(mask, seeds), prob)
+
+
+def make_predictor(params: SlicewiseParams, start_image: np.ndarray, start_mask: np.ndarray,
+                   spacing2):
+    if params.predictor == "propnet-2d":
+        return PropNetPredictor(PropNetParams(), start_image, start_mask, spacing2)
+    if params.predictor == "graphcut-seeds":
+        return SeedGraphCut(SeedGraphCutParams(), start_image, start_mask, spacing2)
+    return FusedPredictor(FusedParams(network_weight=params.network_weight), start_image,
+                          start_mask, spacing2)
+
+
+@dataclass
+class Propagated:
+    masks: dict[int, np.ndarray]  # slice index -> bool whole-slice mask (start slice included)
+    probabilities: dict[int, np.ndarray]  # ... -> float32 whole-slice probability
+    ends: dict[int, int | None]  # direction -> the slice where the object ended (None: bound)
+
+
+def propagate_within(read_image: Callable[[Box], np.ndarray], shape, spacing, axis: int,
+                     start: StartSlice, predictor, lo: int, hi: int, cross: np.ndarray,
+                     params: SlicewiseParams) -> Propagated:
+    """Propagate the start slice's mask both ways within slices lo..hi and the in-plane
+    `cross` section, slice by slice, until the object ends."""
+    sp2 = tuple(float(s) for s in _drop(spacing, axis))
+    prop = PropagationParams(min_area_mm2=params.min_area_mm2,
+                             min_area_ratio=params.min_area_ratio,
+                             roi_margin_mm=params.roi_margin_mm)
+    masks = {start.index: start.mask}
+    probs = {start.index: np.where(cross, start.probability, 0).astype(np.float32)}
+    ends: dict[int, int | None] = {}
+    pixel = sp2[0] * sp2[1]
+    for direction in (1, -1):
+        prior, index, ends[direction] = start.mask, start.index + direction, None
+        while lo <= index <= hi:
+            mask, _, prob = predict_slice(read_image, shape, axis, index, prior, predictor, sp2,
+                                          prop)
+            mask &= cross
+            prob = np.where(cross, prob, 0).astype(np.float32)
+            area = float(mask.sum()) * pixel
+            if area < prop.min_area_mm2 or area < prop.min_area_ratio * prior.sum() * pixel:
+                ends[direction] = index
+                probs[index] = np.minimum(prob, params.outside)
+                break
+            masks[index], probs[index] = mask, prob
+            prior, index = mask, index + direction
+    return Propagated(masks, probs, ends)
+
+
+def tie_slices(unary: np.ndarray, image: np.ndarray, spacing, allowed: np.ndarray,
+               seed: np.ndarray, lamb: float, sigma: float) -> np.ndarray:
+    """The 3D graph cut of the stacked slice-wise probabilities (ROI arrays (z, y, x)):
+    outside `allowed` hard background; the components touching `seed` are kept."""
+    norm = normalize_percentiles(np.asarray(image, dtype=np.float32))
+    cut = banded_graph_cut if unary.size > COARSE_VOXELS else graph_cut
+    mask = cut(unary, norm, list(spacing), None, ~allowed, lamb, sigma)
+    if not mask.any():
+        return mask
+    return _component_touching(mask, seed)
+
+
+def _volumetric(read_image, read_mask, shape, spacing, marks: Marks, params: SlicewiseParams,
+                current_mask_bbox: Box | None, context: SegmentContext) -> MethodResult:
+    """The 3D start this method stands in for: geodesic-graphcut's 3D box, or MIDeepSeg's 3D
+    network from the points."""
+    if context.kind == "box":
+        if not marks.boxes:
+            raise InvalidPrompt(f"method {NAME!r} needs a box or points")
+        return graphcut_method.segment(read_image, read_mask, shape, spacing,
+                                       Marks(boxes=[marks.boxes[-1]]), None,
+                                       graphcut_method.GraphCutParams(), current_mask_bbox,
+                                       SegmentContext("box"))
+    return mideepseg_method.segment(read_image, read_mask, shape, spacing,
+                                    Marks(points=np.asarray(marks.points).reshape(-1, 3)), None,
+                                    mideepseg_method.MIDeepSegParams(encoding=params.encoding),
+                                    current_mask_bbox, SegmentContext("points"))
+
+
+def segment(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], np.ndarray],
+            shape, spacing, marks: Marks, plane: Plane | None,
+            params: SlicewiseParams = SlicewiseParams(), current_mask_bbox: Box | None = None,
+            context: SegmentContext | None = None) -> MethodResult:
+    """A 3D `box` (the newest) or `points` start, slice by slice (module doc)."""
+    context = context or SegmentContext()
+    if plane is not None:
+        raise InvalidPrompt(f"method {NAME!r} is 3D: use bifseg or mideepseg on a plane")
+    shape = tuple(int(s) for s in shape)
+    if context.kind in ("box", "points"):
+        chosen = auto_start(context.kind, spacing) if params.start == "auto" else params.start
+        if chosen == "volumetric":
+            result = _volumetric(read_image, read_mask, shape, spacing, marks, params,
+                                 current_mask_bbox, context)
+            result.info["start"] = "volumetric"
+            return result
+    axis = slice_axis(spacing, params.axis)
+    plane_shape = tuple(_drop(shape, axis))
+    t0 = time.perf_counter()
+    if context.kind == "box":
+        if not marks.boxes:
+            raise InvalidPrompt(f"method {NAME!r} needs a box or points")
+        box = marks.boxes[-1]
+        start = box_start(read_image, shape, spacing, box, axis, params)
+        lo, hi = box.lo[axis], box.hi[axis]
+        lo2, hi2 = _drop(box.lo, axis), _drop(box.hi, axis)
+    elif context.kind == "points":
+        points = np.asarray(marks.points, dtype=np.int64).reshape(-1, 3)
+        if len(points) < mideepseg_method.MIN_POINTS:
+            raise InvalidPrompt(f"{NAME} needs at least {mideepseg_method.MIN_POINTS} interior "
+                                f"margin points, got {len(points)}")
+        start = points_start(read_image, shape, spacing, points, axis, params)
+        reach = np.ceil(params.points_margin_mm / np.asarray(spacing, dtype=float)).astype(int)
+        plo = np.maximum(points.min(axis=0) - reach, 0)
+        phi = np.minimum(points.max(axis=0) + reach, np.asarray(shape) - 1)
+        lo, hi = int(plo[axis]), int(phi[axis])
+        lo2, hi2 = _drop(plo, axis), _drop(phi, axis)
+        # the start slice's mask may reach past the points: the cross-section covers it
+        rows, cols = np.nonzero(start.mask)
+        lo2 = [min(int(lo2[0]), int(rows.min())), min(int(lo2[1]), int(cols.min()))]
+        hi2 = [max(int(hi2[0]), int(rows.max())), max(int(hi2[1]), int(cols.max()))]
+    else:
+        raise InvalidPrompt(f"method {NAME!r} takes a box or points, not a {context.kind}")
+    cross = _cross_section(plane_shape, lo2, hi2)
+    t1 = time.perf_counter()
+    whole = Plane(axis, start.index).whole(shape)
+    start_image = np.squeeze(np.asarray(read_image(whole), dtype=np.float32), axis=axis)
+    predictor = make_predictor(params, start_image, start.mask, tuple(_drop(spacing, axis)))
+    done = propagate_within(read_image, shape, spacing, axis, start, predictor, lo, hi, cross,
+                            params)
+    t2 = time.perf_counter()
+
+    # the ROI: the box (points: their extent) with the cross-section, a voxel wider in-plane
+    # so that the cut sees background around the object
+    roi_lo, roi_hi = list(lo2), list(hi2)
+    roi_lo = [max(int(v) - 1, 0) for v in roi_lo]
+    roi_hi = [min(int(v) + 1, n - 1) for v, n in zip(roi_hi, plane_shape)]
+    roi_lo.insert(axis, lo)
+    roi_hi.insert(axis, hi)
+    roi = Box(tuple(roi_lo), tuple(roi_hi))
+    sl2 = (slice(roi_lo[a], roi_hi[a] + 1) for a in range(3) if a != axis)
+    in_plane = tuple(sl2)
+    unary = np.full(roi.shape, params.outside, dtype=np.float32)
+    allowed = np.zeros(roi.shape, dtype=bool)
+    seed = np.zeros(roi.shape, dtype=bool)
+    stacked = np.zeros(roi.shape, dtype=bool)
+    for index in range(lo, hi + 1):
+        at: list[slice | int] = [slice(None)] * 3
+        at[axis] = index - lo
+        allowed[tuple(at)] = cross[in_plane]
+        if index in done.probabilities:
+            unary[tuple(at)] = done.probabilities[index][in_plane]
+        if index in done.masks:
+            stacked[tuple(at)] = done.masks[index][in_plane]
+    at = [slice(None)] * 3
+    at[axis] = start.index - lo
+    seed[tuple(at)] = start.mask[in_plane]
+    if params.pnet_weight > 0:
+        w = params.pnet_weight
+        for index, slice_mask in done.masks.items():
+            at = [slice(None)] * 3
+            at[axis] = index - lo
+            rows, cols = np.nonzero(slice_mask)
+            grown = params.refit_margin
+            blo = [max(rows.min() - grown, lo2[0]), max(cols.min() - grown, lo2[1])]
+            bhi = [min(rows.max() + grown, hi2[0]), min(cols.max() + grown, hi2[1])]
+            fit = _plane_box(shape, axis, index, blo, bhi)
+            prob = _pnet_slice(read_image, shape, spacing, fit, axis, index, params)
+            unary[tuple(at)] = (1 - w) * unary[tuple(at)] + w * prob[in_plane]
+    if params.geodesic_weight > 0 and context.kind == "box":
+        unary = _fuse_geodesic(unary, roi, read_image, read_mask, shape, spacing, box,
+                               params.geodesic_weight)
+    if params.tie:
+        image = np.asarray(read_image(roi), dtype=np.float32).reshape(roi.shape)
+        mask = tie_slices(unary, image, spacing, allowed, seed, params.lamb, params.sigma)
+    else:
+        mask = stacked
+    t3 = time.perf_counter()
+    if current_mask_bbox is not None and context.kind == "box":
+        # a box re-segments its inside only: outside it the head is kept
+        head = np.asarray(read_mask(roi), dtype=bool).reshape(roi.shape)
+        mask = np.where(allowed, mask, mask | head)
+    info = {"start": "slicewise", "axis": "zyx"[axis], "start_slice": start.index,
+            "slices": sorted(int(i) for i in done.masks),
+            "ended_at": {("+" if d > 0 else "-"): e for d, e in done.ends.items()}}
+    if start.areas:
+        info["candidate_areas"] = {str(k): v for k, v in sorted(start.areas.items())}
+    return MethodResult(roi=roi, mask=mask, probability=unary,
+                        timings={"start": t1 - t0, "propagate": t2 - t1, "tie": t3 - t2},
+                        info=info)
+
+
+METHOD = Method(
+    name=NAME,
+    description="3D from the 2D networks, slice by slice in the plane of the highest "
+                "resolution: a 3D box (P-Net on its cross-section) or 3D interior margin points "
+                "(MIDeepSeg 2D) segment the slice where the object is largest; the fused "
+                "propagation (propnet-2d-seeds) carries it slice by slice inside the box's "
+                "extent until the object ends, P-Net re-fits each propagated slice, and one 3D "
+                "graph cut ties the slices (a box: fused with geodesic-graphcut's 3D box cue). "
+                "Refine it with any click method (geodesic-graphcut, mideepseg).",
+    interaction_types=("box", "points"),
+    dims=("3d",),
+    params_type=SlicewiseParams,
+    run=segment,
+)

@@ -1,0 +1,103 @@
+"""The `slicewise` 3D start (issue 13 item 2) end to end through the API on a real Redis: a 3D
+box and 3D interior margin points on a natively anisotropic volume (mirp_sts: a soft-tissue
+sarcoma, CT, 0.98 x 0.98 x 3.27 mm; no shipped network was trained on it), with the shipped
+P-Net, propagation network and MIDeepSeg 2D model; a geodesic-graphcut click then refines the
+start under the refinement contract instead of discarding it. 2D and clicks are refused."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from medseg.algorithms.metrics import dice
+from medseg.engine.imageio import reorient_to
+from medseg_protocol import codec
+from medseg_train.objects import largest_component
+from medseg_train.simulate import interior_margin_points
+from tests.api.helpers import full_mask, new_segment, upload
+from tests.conftest import SHARED_DATA
+from tests.robot import robot_click
+
+STS = SHARED_DATA / "mirp_sts"
+# a little under what these tests measured (docs/benchmarks.md, "3D from the 2D networks")
+FLOORS = {"box": 0.80, "points": 0.75}  # measured: box 0.879, points 0.813 (start=slicewise)
+
+
+@pytest.fixture(scope="module")
+def sts_files():
+    image, mask = STS / "STS_002_ct_image.nii.gz", STS / "STS_002_ct_mask.nii.gz"
+    if not image.exists():
+        pytest.skip(f"shared data {STS} is absent")
+    return image, mask
+
+
+def _reference(mask_path, session: dict) -> np.ndarray:
+    seg = nib.load(mask_path)
+    data = np.asarray(seg.dataobj).transpose(2, 1, 0) == 1
+    on_grid = reorient_to(np.asarray(session["affine"]), tuple(session["shape"]), data,
+                          seg.affine)
+    return largest_component(on_grid)
+
+
+def _post(client, url: str, body: dict):
+    response = client.post(f"{url}/interactions", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@pytest.mark.parametrize("start", ["box", "points"])
+def test_slicewise_start_on_an_anisotropic_tumour_then_a_click_refines_it(client, sts_files,
+                                                                          start):
+    session = upload(client, sts_files[0])
+    sid, shape = session["id"], tuple(session["shape"])
+    reference = _reference(sts_files[1], session)
+    assert 100 < reference.sum() < 200_000
+    seg = new_segment(client, sid, "sarcoma")["id"]
+    url = f"/v1/sessions/{sid}/segments/{seg}"
+    if start == "box":
+        idx = np.argwhere(reference)
+        lo = np.maximum(idx.min(axis=0) - 3, 0).tolist()
+        hi = np.minimum(idx.max(axis=0) + 3, np.asarray(shape) - 1).tolist()
+        body: dict = {"type": "box", "method": "slicewise", "dim": "3d",
+                      "box": {"lo": lo, "hi": hi}, "params": {"start": "slicewise"}}
+    else:
+        points = interior_margin_points(reference, np.random.default_rng(0), extra=(0, 0))
+        body = {"type": "points", "method": "slicewise", "dim": "3d",
+                "points": points.tolist(), "params": {"start": "slicewise"}}
+    change = _post(client, url, body)
+    mask = codec.apply_delta(np.zeros(shape, bool), change["delta"])
+    assert np.array_equal(mask, full_mask(client, sid, seg))
+    first = dice(mask, reference)
+    # a corrective click refines the slice-by-slice start; it does not start over
+    point, fg = robot_click(mask, reference)
+    change = _post(client, url, {"type": "click", "method": "geodesic-graphcut", "dim": "3d",
+                                 "clicks": [{"zyx": list(point), "foreground": fg}]})
+    refined = codec.apply_delta(mask, change["delta"])
+    after = dice(refined, reference)
+    kept = (mask & refined).sum() / mask.sum() if fg else 1.0
+    print(f"\nsts-2 CT slicewise {start}: Dice {first:.3f}, after one "
+          f"{'fg' if fg else 'bg'} click {after:.3f}, start voxels kept {kept:.3f}")
+    assert first >= FLOORS[start]
+    assert after >= first - 0.02
+    assert kept == 1.0  # a foreground click never removes a voxel (refinement contract)
+    history = client.get(f"{url}/history").json()["revisions"]
+    assert [r["interaction"].get("method") for r in history[1:]] == ["slicewise",
+                                                                      "geodesic-graphcut"]
+
+
+def test_slicewise_refuses_2d_and_clicks_with_a_reason(client, sts_files):
+    session = upload(client, sts_files[0])
+    sid = session["id"]
+    seg = new_segment(client, sid)["id"]
+    url = f"/v1/sessions/{sid}/segments/{seg}/interactions"
+    plane = {"dim": "2d", "plane": {"axis": "z", "index": 10}}
+    r = client.post(url, json={"type": "box", "method": "slicewise", **plane,
+                               "box": {"lo": [10, 20, 20], "hi": [10, 60, 60]}})
+    assert r.status_code == 422, r.text
+    assert "slicewise" in r.text
+    r = client.post(url, json={"type": "click", "method": "slicewise", "dim": "3d",
+                               "clicks": [{"zyx": [10, 40, 40], "foreground": True}]})
+    assert r.status_code == 422, r.text
+    assert "slicewise" in r.text
+    assert not full_mask(client, sid, seg).any()
