@@ -306,9 +306,23 @@ class AdjustInteraction(InteractionBase):
                           "empties it")
 
 
+class OrganInteraction(InteractionBase):
+    """Automatic start (RefineNet, issue 14): the organ network segments the named organ in
+    the whole volume, no clicks needed; the result replaces the segment's mask and marks.
+    Correct it with 2D `click` interactions of method `refinenet` (or any other method)."""
+
+    type: Literal["organ"]
+    method: str = Field("refinenet", description="a method that takes `organ` "
+                                                 "(/v1/capabilities)")
+    dim: Literal["2d", "3d"] = Field("3d", description="3d: the whole volume")
+    organ: str = Field(min_length=1, max_length=64, description="the organ's name, e.g. liver; "
+                       "an unknown name is refused naming the ones the method knows")
+
+
 Interaction = Annotated[ClickInteraction | ScribbleInteraction | BoxInteraction | PointsInteraction
                         | PaintInteraction | EraseInteraction | FillInteraction
-                        | SelectInteraction | BrushInteraction | AdjustInteraction,
+                        | SelectInteraction | BrushInteraction | AdjustInteraction
+                        | OrganInteraction,
                         Field(discriminator="type")]
 
 
