@@ -214,7 +214,8 @@ class RefineObjects(Objects):
 
 def _deepest(region: np.ndarray) -> tuple[int, int]:
     edt = ndimage.distance_transform_edt(np.pad(region, 1))[1:-1, 1:-1]
-    return tuple(int(v) for v in np.unravel_index(int(np.argmax(edt)), region.shape))
+    y, x = np.unravel_index(int(np.argmax(edt)), region.shape)
+    return int(y), int(x)
 
 
 def generate_seeds(initial: np.ndarray, reference: np.ndarray, rng, mode: str
@@ -237,14 +238,16 @@ def generate_seeds(initial: np.ndarray, reference: np.ndarray, rng, mode: str
             region = labels == k
             components.append((int(region.sum()), foreground, region))
     components.sort(key=lambda c: -c[0])
-    fg, bg = [], []
+    fg: list[tuple[int, int]] = []
+    bg: list[tuple[int, int]] = []
     for size, foreground, region in components[:int(rng.integers(1, 4))]:
         if size < 4:
             break
         (fg if foreground else bg).append(_deepest(region))
     if rng.random() < 0.3 and (initial & reference).any():  # an old, satisfied click
         inside = np.argwhere(initial & reference)
-        fg.append(tuple(inside[int(rng.integers(len(inside)))]))
+        y, x = inside[int(rng.integers(len(inside)))]
+        fg.append((int(y), int(x)))
     as_array = lambda p: np.asarray(p, np.int64).reshape(-1, 2)
     return as_array(fg), as_array(bg)
 
@@ -283,7 +286,8 @@ class RefineSamples(torch.utils.data.IterableDataset):
         rng = np.random.default_rng([self.seed, info.id if info else 0])
         objects = RefineObjects(rng, real=self.real)
         while True:
-            xs, ys = [], []
+            xs: list[np.ndarray] = []
+            ys: list[np.ndarray] = []
             while len(xs) < self.batch_size:
                 sample = refine_sample(*objects(), rng)
                 if sample is not None:

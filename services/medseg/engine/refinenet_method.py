@@ -21,12 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from medseg.engine import organ as organ_engine
 from medseg.engine.method import Method, MethodResult, SegmentContext
 from medseg.engine.params import FRACTION, Range, check_params
 from medseg.engine.prompts import Box, Marks, Plane, plane_spacing
-from medseg.engine.refinement import contradicted, local_merge
+from medseg.engine.refinement import contradicted, depth_mm, local_merge
 from medseg.errors import InvalidPrompt
 from medseg.models import refinenet_io
 from medseg.models.loader import default_loader
@@ -40,9 +41,15 @@ INTERACTIONS = ("organ", "click", "scribble")
 class RefineNetParams:
     threshold: float = 0.5  # network probability that counts as foreground (both networks)
     merge_margin: int = 1  # voxels: a change this close to the marked component joins it
+    # a click is heard up to this many times its depth in the error it corrects (mm; at least
+    # `reach_min_mm`): the refiner's answer farther away is not kept (0: no limit)
+    reach_depths: float = 3.0
+    reach_min_mm: float = 5.0
 
     def __post_init__(self) -> None:
-        check_params(self, {"threshold": FRACTION, "merge_margin": Range(0, 16)})
+        check_params(self, {"threshold": FRACTION, "merge_margin": Range(0, 16),
+                            "reach_depths": Range(0.0, 100.0),
+                            "reach_min_mm": Range(0.0, 500.0)})
 
 
 def load_refiner():
@@ -89,6 +96,23 @@ def run_organ(read_image, shape, spacing, plane: Plane | None, organ: object,
                               "voxels": int(mask.sum())})
 
 
+def without_grid_bands(head: np.ndarray, new: np.ndarray, crop) -> np.ndarray:
+    """`new` without the thin bands along the head's boundary where it differs from the head
+    only by the network grid's coarseness: the additions and the removals are each opened
+    with a disc of half a grid voxel (in slice voxels). A large object's crop is coarser than
+    the slice (a liver: ~3 slice voxels per grid voxel), and such a band, joined to the error
+    component a click lands in, would come along with it under the local merge."""
+    scale = max(crop.shape) / float(max(refinenet_io.INPUT_SIZE))
+    radius = int(round(scale / 2.0))
+    if radius < 1:
+        return new
+    yy, xx = np.mgrid[-radius:radius + 1, -radius:radius + 1]
+    disc = yy ** 2 + xx ** 2 <= radius ** 2
+    added = ndimage.binary_opening(new & ~head, disc)
+    removed = ndimage.binary_opening(head & ~new, disc)
+    return (head | added) & ~removed
+
+
 def refine_slice(image: np.ndarray, head: np.ndarray, fg: np.ndarray, bg: np.ndarray, spacing,
                  params: RefineNetParams, forward=None
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -100,14 +124,20 @@ def refine_slice(image: np.ndarray, head: np.ndarray, fg: np.ndarray, bg: np.nda
     head = np.asarray(head, dtype=bool)
     fg = np.asarray(fg, np.int64).reshape(-1, 2)
     bg = np.asarray(bg, np.int64).reshape(-1, 2)
-    probability, _ = refinenet_io.predict_refinement(forward, image, head.astype(np.float32),
-                                                     fg, bg, spacing)
+    probability, crop = refinenet_io.predict_refinement(
+        forward, image, head.astype(np.float32), fg, bg, spacing)
     fg_mask = np.zeros(head.shape, bool)
     bg_mask = np.zeros(head.shape, bool)
     fg_mask[tuple(fg.T)] = True
     bg_mask[tuple(bg.T)] = True
-    new = ((probability >= params.threshold) | fg_mask) & ~bg_mask
+    new = without_grid_bands(head, probability >= params.threshold, crop)
+    new = (new | fg_mask) & ~bg_mask
     new_fg, new_bg = contradicted(fg_mask, bg_mask, head)
+    if params.reach_depths > 0 and (new_fg.any() or new_bg.any()):
+        depth = depth_mm(new_fg, new_bg, head, spacing) or 0.0
+        reach = max(params.reach_depths * depth, params.reach_min_mm)
+        far = ndimage.distance_transform_edt(~(new_fg | new_bg), sampling=spacing) > reach
+        new = np.where(far, head, new)
     merged, changed = local_merge(head, new, new_fg, new_bg, params.merge_margin)
     return merged, changed, probability
 
