@@ -134,10 +134,13 @@ def refine_slice(image: np.ndarray, head: np.ndarray, fg: np.ndarray, bg: np.nda
     new = (new | fg_mask) & ~bg_mask
     new_fg, new_bg = contradicted(fg_mask, bg_mask, head)
     if params.reach_depths > 0 and (new_fg.any() or new_bg.any()):
-        depth = depth_mm(new_fg, new_bg, head, spacing) or 0.0
-        reach = max(params.reach_depths * depth, params.reach_min_mm)
-        far = ndimage.distance_transform_edt(~(new_fg | new_bg), sampling=spacing) > reach
-        new = np.where(far, head, new)
+        # no depth when the slice holds nothing of the label asked for (a missed organ on
+        # this slice): then the whole answer is heard
+        depth = depth_mm(new_fg, new_bg, head, spacing)
+        if depth is not None:
+            reach = max(params.reach_depths * depth, params.reach_min_mm)
+            far = ndimage.distance_transform_edt(~(new_fg | new_bg), sampling=spacing) > reach
+            new = np.where(far, head, new)
     merged, changed = local_merge(head, new, new_fg, new_bg, params.merge_margin)
     return merged, changed, probability
 
