@@ -85,3 +85,11 @@ def test_two_training_steps_export_a_model_and_its_card(tmp_path, recipe, name, 
     if recipe == "organ":
         assert card["organs"] == list(refinenet_io.ORGANS)
         assert got[1].shape == (1, classes, size[0] // 2, size[1] // 2)
+
+
+def test_the_api_contract_lists_the_organ_networks_organs():
+    from typing import get_args
+
+    from medseg.api.schemas import Organ
+
+    assert get_args(Organ) == refinenet_io.ORGANS
