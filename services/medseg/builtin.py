@@ -18,6 +18,7 @@ from medseg.engine import (
     manual_tools,
     mideepseg_method,
     propagation_net,
+    refinenet_method,
     slice_predictors,
     slicewise_method,
 )
@@ -48,6 +49,7 @@ def build(plugin_modules: str = "") -> Plugins:
     methods.register(manual_tools.METHOD)  # paint, erase, fill (issue 14)
     methods.register(editing_method.DEEP_METHOD)  # select, brush, adjust (issue 14)
     methods.register(editing_method.CLASSICAL_METHOD)
+    methods.register(refinenet_method.METHOD)  # organ starts + refinement clicks (issue 14)
 
     predictors: Registry[PredictorSpec] = Registry("propagation method", default=DEFAULT_PREDICTOR)
     predictors.register(slice_predictors.PREDICTOR)

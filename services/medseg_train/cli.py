@@ -6,6 +6,8 @@
     medseg-train pnet --minutes 18      # BIFSeg P-Net (2D box segmentation)
     medseg-train pcnet --minutes 20     # BIFSeg PC-Net (3D)
     medseg-train editing --minutes 12   # deep-editing-tools 2D network (issue 14)
+    medseg-train organ --minutes 20     # RefineNet backbone: organs by name (issue 14)
+    medseg-train refine --minutes 20    # RefineNet refinement network (seeds, eq. 1)
 
 Weights and cards go to services/medseg/models/weights/ (or --out). CI runs a few steps on
 tiny synthetic data only (--steps 2 --synthetic-only --out TMP) to prove the pipeline runs.
@@ -22,11 +24,11 @@ from pathlib import Path
 
 import torch
 
-from medseg.models import bifseg_io, editing_io, propagation_io
+from medseg.models import bifseg_io, editing_io, propagation_io, refinenet_io
 from medseg.models.block6 import weights_to_bytes
 from medseg.models.cards import sha256_file
 from medseg.models.loader import WEIGHTS_DIR
-from medseg_train import bifseg, editing, mideepseg, propagation
+from medseg_train import bifseg, editing, mideepseg, propagation, refinenet
 from medseg_train.data import HELD_OUT_ORGANS, TRAIN_CASES, VALIDATION_CASE
 from medseg_train.loop import RunConfig, train
 from medseg_train.networks.export import export_onnx
@@ -230,6 +232,104 @@ def run_editing(args: argparse.Namespace) -> dict:
     return card
 
 
+def _refinenet_training(args: argparse.Namespace, batch: int, run: dict, max_diff: float,
+                        started: float, data: str) -> dict:
+    return {
+        "command": "medseg-train " + shlex.join(sys.argv[1:]),
+        "data": "synthetic only" if args.synthetic_only else data,
+        "held_out_volume": VALIDATION_CASE,
+        "held_out_organs": "none: a volume is held out instead (RefineNet must see the organs)",
+        "batch_size": batch, "lr": args.lr, "seed": args.seed, **run,
+        "wall_time_with_validation_s": round(time.time() - started, 1),
+        "onnx_max_abs_diff": max_diff,
+    }
+
+
+def run_organ(args: argparse.Namespace) -> dict:
+    name = "organnet-2d"
+    batch = args.batch_size or 4
+    model = refinenet.build_backbone()
+    samples = refinenet.OrganSamples(batch, args.seed, real=not args.synthetic_only)
+    config = RunConfig(name=name, steps=args.steps, minutes=args.minutes, lr=args.lr,
+                       seed=args.seed, workers=args.workers, resume=args.resume,
+                       checkpoint_dir=args.checkpoint_dir, quiet=args.quiet)
+    started = time.time()
+    run = train(model, samples, refinenet.organ_loss, config)
+    metrics = {} if args.skip_validation else refinenet.validate_organs(
+        refinenet.torch_backbone(model))
+    size = refinenet_io.GRID_SIZE
+    example = torch.randn(1, 1, *size, generator=torch.Generator().manual_seed(0))
+    path = args.out / f"{name}.onnx"
+    max_diff = export_onnx(model, example, path,
+                           output_names=("logits", "logits_half", "logits_quarter"))
+    card = {
+        "name": name, "version": "1.0.0", "task": "organ", "dims": 2,
+        "input_size": list(size), "in_channels": 1, "inputs": ["image"],
+        "outputs": ["logits", "logits_half", "logits_quarter"], "file": path.name,
+        "organs": list(refinenet_io.ORGANS),
+        "contract": "medseg.models.refinenet_io (backbone): axial slice on a "
+                    f"{refinenet_io.GRID_MM:g} mm {size[0]}x{size[1]} grid centred on the slice; "
+                    "one sigmoid channel per organ",
+        "network": {"type": "U-Net with pyramid side outputs (RefineNet backbone)",
+                    **refinenet.BACKBONE, "norm": "instance",
+                    "parameters": sum(p.numel() for p in model.parameters())},
+        "training": _refinenet_training(
+            args, batch, run, max_diff, started,
+            "axial slices of totalseg ct_3mm and mr_3mm (all organs) and the liver of "
+            f"dcmqi_ct3slice; sampling weights {refinenet.CASE_WEIGHTS}"),
+        "metrics": {"protocol": "3D Dice per organ on the never-trained volume totalseg/ct_dicom "
+                                "(largest component of probability >= 0.5, as served); the "
+                                "volume has no kidneys, so they are not measured",
+                    **metrics},
+        "runtime": SMALL_NETWORK_RUNTIME,
+    }
+    write_card(path, card)
+    return card
+
+
+def run_refine(args: argparse.Namespace) -> dict:
+    name = "refinenet-2d"
+    batch = args.batch_size or 8
+    model = refinenet.build_refiner()
+    samples = refinenet.RefineSamples(batch, args.seed, real=not args.synthetic_only)
+    config = RunConfig(name=name, steps=args.steps, minutes=args.minutes, lr=args.lr,
+                       seed=args.seed, workers=args.workers, resume=args.resume,
+                       checkpoint_dir=args.checkpoint_dir, quiet=args.quiet)
+    started = time.time()
+    run = train(model, samples, propagation.loss_fn, config)
+    metrics = {} if args.skip_validation else refinenet.validate_refiner(
+        refinenet.torch_refiner(model))
+    size = refinenet_io.INPUT_SIZE
+    example = torch.randn(1, len(refinenet_io.REFINE_CHANNELS), *size,
+                          generator=torch.Generator().manual_seed(0))
+    path = args.out / f"{name}.onnx"
+    max_diff = export_onnx(model, example, path)
+    card = {
+        "name": name, "version": "1.0.0", "task": "refinement", "dims": 2,
+        "input_size": list(size), "in_channels": len(refinenet_io.REFINE_CHANNELS),
+        "inputs": list(refinenet_io.REFINE_CHANNELS), "outputs": ["logits"], "file": path.name,
+        "contract": "medseg.models.refinenet_io (refiner)",
+        "network": {"type": "RefineNet refinement network (multi-scale initial result and "
+                            "seed maps joined at 1x, 1/2, 1/4)", **refinenet.REFINER,
+                    "norm": "instance", "parameters": sum(p.numel() for p in model.parameters())},
+        "training": _refinenet_training(
+            args, batch, run, max_diff, started,
+            "2D slices (any axis) of synthetic 3D volumes (40 %) and every organ of "
+            f"{', '.join(TRAIN_CASES)}; initial results = perturbed references "
+            f"({', '.join(editing.PERTURBATIONS)}) or empty ({refinenet.EMPTY_START:.0%}); "
+            f"seeds from the skeletons of the over-/under-segmented regions (eq. 1), modes "
+            f"{refinenet.SEED_MODES}"),
+        "metrics": {"protocol": "axial slices of the never-trained volume totalseg/ct_dicom "
+                                "(largest slice and quartile slices of each organ) started from "
+                                "a perturbed reference; robot clicks at the deepest voxel of the "
+                                "largest error, all clicks as seeds; the network's own answer",
+                    **metrics},
+        "runtime": SMALL_NETWORK_RUNTIME,
+    }
+    write_card(path, card)
+    return card
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="medseg-train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -242,6 +342,9 @@ def main(argv: list[str] | None = None) -> None:
     prop = sub.add_parser("propagation", help="slice-propagation 2D U-Net (image + prior mask)")
     _common(prop)
     _common(sub.add_parser("editing", help="deep-editing-tools 2D network (image, mask, edits)"))
+    _common(sub.add_parser("organ", help="RefineNet backbone: organs by name (axial 2D)"))
+    _common(sub.add_parser("refine", help="RefineNet refinement network (image, initial "
+                                          "result, seed maps)"))
     for recipe, what in (("pnet", "BIFSeg P-Net: 2D box segmentation"),
                          ("pcnet", "BIFSeg PC-Net: 3D box segmentation")):
         _common(sub.add_parser(recipe, help=what))
@@ -252,7 +355,8 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     started = time.time()
     recipes = {"mideepseg": run_mideepseg, "propagation": run_propagation,
-               "pnet": run_bifseg, "pcnet": run_bifseg, "editing": run_editing}
+               "pnet": run_bifseg, "pcnet": run_bifseg, "editing": run_editing,
+               "organ": run_organ, "refine": run_refine}
     card = recipes[args.recipe](args)
     print(json.dumps({"name": card["name"], "metrics": {k: v for k, v in card["metrics"].items()
                                                          if k != "per_organ"},

@@ -104,3 +104,24 @@ def test_sdk_and_cli_hints(live_server, sdk, ct_session):  # noqa: F811
     assert json.loads(result.output)["hints"][0]["centre"] == top["centre"]
     result = CliRunner().invoke(app, [*base, "hints", sid, str(segment.id)])
     assert result.exit_code == 0 and "missing" in result.output, result.output
+
+
+def test_sdk_and_cli_organ_start(live_server, sdk, ct_session):  # noqa: F811
+    """RefineNet's automatic start by name (SDK and CLI); an unknown organ is refused naming
+    the known ones. ct_3mm is a training volume of the organ network: this checks the calls,
+    the held-out accuracy is tests/api/test_refinenet_api.py's."""
+    sid = ct_session.id
+    reference = liver_reference(ct_session)
+    segment = sdk.create_segment(sid, name="liver")
+    change = sdk.organ(sid, segment.id, "liver")
+    assert abs(change.changed_voxels - int(reference.sum())) < 0.3 * reference.sum()
+    with pytest.raises(InvalidRequest, match="spleen"):
+        sdk.organ(sid, segment.id, "brain")
+    runner = CliRunner()
+    base = ["--url", live_server, "--api-key", KEYS["alice"]]
+    other = sdk.create_segment(sid, name="spleen")
+    result = runner.invoke(app, [*base, "organ", sid, str(other.id), "spleen"])
+    assert result.exit_code == 0, result.output
+    assert "voxels changed" in result.output
+    result = runner.invoke(app, [*base, "organ", sid, str(other.id), "brain"])
+    assert result.exit_code != 0 and "kidney_left" in result.output

@@ -1,7 +1,7 @@
 """`medseg` commands for editing an existing mask (issue 14; cli.py registers them):
-`import-mask`, `copy-segment`, `hints`, the manual tools `paint`, `erase`, `fill` and the editing
-tools `select`, `brush`, `adjust`. Tools work on one slice (--axis/--index, default the z slice
-of the first point) unless --3d."""
+`import-mask`, `copy-segment`, `hints`, the manual tools `paint`, `erase`, `fill`, the editing
+tools `select`, `brush`, `adjust`, and `organ` (RefineNet's automatic start). Tools work on one
+slice (--axis/--index, default the z slice of the first point) unless --3d."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ def register(app: typer.Typer) -> None:
     app.command("copy-segment")(copy_segment)
     app.command("hints")(hints)
     for name, command in (("paint", paint), ("erase", erase), ("fill", fill),
-                          ("select", select), ("brush", brush), ("adjust", adjust)):
+                          ("select", select), ("brush", brush), ("adjust", adjust),
+                          ("organ", organ)):
         app.command(name)(command)
 
 
@@ -164,3 +165,11 @@ def adjust(ctx: typer.Context, sid: str, seg: int,
     """Adjustment tool: grow (> 0) or shrink (< 0) the boundary on a slice (or --3d)."""
     with _client(ctx) as c:
         _show(c.adjust(sid, seg, amount, method=method, **_where(three_d, axis, index, None)))
+
+
+def organ(ctx: typer.Context, sid: str, seg: int,
+          name: Annotated[str, typer.Argument(help="organ, e.g. liver, spleen, kidney_left")],
+          method: Method = None) -> None:
+    """Automatic start: segment a named organ in the whole volume, no clicks (RefineNet)."""
+    with _client(ctx) as c:
+        _show(c.organ(sid, seg, name, method=method))

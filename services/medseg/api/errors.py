@@ -47,6 +47,9 @@ STORE_FULL_RETRY_S = 60  # Redis at maxmemory: space comes back as sessions expi
 
 
 UNPARSABLE_BODY = "There was an error parsing the body"  # FastAPI's HTTPException(400) detail
+# Starlette's HTTPException(400) details for a multipart body it cannot parse (request.form()
+# turns its MultiPartException into one; the import endpoint reads its form itself)
+UNPARSABLE_DETAILS = {UNPARSABLE_BODY, "Invalid multipart data."}
 
 
 def http_status(exc: domain.MedsegError) -> int:
@@ -82,7 +85,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):
-        if exc.status_code == 400 and exc.detail == UNPARSABLE_BODY:
+        if exc.status_code == 400 and exc.detail in UNPARSABLE_DETAILS:
             # FastAPI's answer to a body it could not even decode (JSON that is not UTF-8, a
             # broken multipart form): a request validation error like any other, so 422
             return error_response(request, 422, "validation_error", "the request body could not "

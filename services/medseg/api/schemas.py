@@ -315,10 +315,28 @@ class AdjustInteraction(InteractionBase):
                           "empties it")
 
 
+# the organs RefineNet's organ network segments (medseg.models.refinenet_io.ORGANS; a test
+# keeps the two equal), listed in the contract so clients see them
+Organ = Literal["liver", "spleen", "kidney_left", "kidney_right", "aorta", "stomach"]
+
+
+class OrganInteraction(InteractionBase):
+    """Automatic start (RefineNet, issue 14): the organ network segments the named organ in
+    the whole volume, no clicks needed; the result replaces the segment's mask and marks.
+    Correct it with 2D `click` interactions of method `refinenet` (or any other method)."""
+
+    type: Literal["organ"]
+    method: str = Field("refinenet", description="a method that takes `organ` "
+                                                 "(/v1/capabilities)")
+    dim: Literal["2d", "3d"] = Field("3d", description="3d: the whole volume")
+    organ: Organ = Field(description="the organ's name (the organ network's channels); an "
+                                     "unknown name is refused (422) naming the known ones")
+
+
 Interaction = Annotated[ClickInteraction | ScribbleInteraction | BoxInteraction | PointsInteraction
                         | PaintInteraction | EraseInteraction | ThresholdInteraction
                         | FillInteraction | SelectInteraction | BrushInteraction
-                        | AdjustInteraction,
+                        | AdjustInteraction | OrganInteraction,
                         Field(discriminator="type")]
 
 

@@ -11,6 +11,7 @@ from medseg.api.schemas import (
     ClickInteraction,
     EraseInteraction,
     FillInteraction,
+    OrganInteraction,
     PaintInteraction,
     PointsInteraction,
     ScribbleInteraction,
@@ -36,7 +37,8 @@ def _points(rows: list[list[int]]) -> np.ndarray:
 
 Body = (ClickInteraction | ScribbleInteraction | BoxInteraction | PointsInteraction
         | PaintInteraction | EraseInteraction | FillInteraction | SelectInteraction
-        | BrushInteraction | AdjustInteraction | ThresholdInteraction)
+        | BrushInteraction | AdjustInteraction | ThresholdInteraction
+        | OrganInteraction)
 
 
 def to_prompt(body: Body, shape: tuple[int, int, int], max_marks: int) -> Prompt:
@@ -55,7 +57,7 @@ def to_prompt(body: Body, shape: tuple[int, int, int], max_marks: int) -> Prompt
     bg: list[np.ndarray] = []
     points: list[np.ndarray] = []
     boxes: list[Box] = []
-    options: dict[str, float | bool] = {}
+    options: dict[str, float | bool | str] = {}
     if isinstance(body, PointsInteraction):
         points.append(_points(body.points))
     elif isinstance(body, ClickInteraction | SelectInteraction):
@@ -75,6 +77,8 @@ def to_prompt(body: Body, shape: tuple[int, int, int], max_marks: int) -> Prompt
         fg.append(_points(body.clicks))
     elif isinstance(body, AdjustInteraction):
         options["amount"] = body.amount
+    elif isinstance(body, OrganInteraction):
+        options["organ"] = body.organ
     elif isinstance(body, ScribbleInteraction | BrushInteraction):
         paths = [_points(scribble.path) for scribble in body.scribbles]
         for path in paths:

@@ -242,13 +242,13 @@ EDIT_KINDS = frozenset({"paint", "erase", "threshold", "fill", "select", "brush"
 class Prompt:
     """One user interaction, validated: its new marks and, for a 2D interaction, the plane.
 
-    options: scalars an edit carries besides its marks (`radius_mm`, `ball` for paint and
-    erase; `amount` for adjust), JSON numbers and bools only."""
+    options: scalars an interaction carries besides its marks (`radius_mm`, `ball` for paint
+    and erase; `amount` for adjust; `organ` for an organ start), JSON scalars only."""
 
-    kind: str  # "click" | "scribble" | "box" | "points" | one of EDIT_KINDS
+    kind: str  # "click" | "scribble" | "box" | "points" | "organ" | one of EDIT_KINDS
     marks: Marks
     plane: Plane | None = None
-    options: dict[str, float | bool] = field(default_factory=dict)
+    options: dict[str, float | bool | str] = field(default_factory=dict)
 
     @property
     def edits(self) -> bool:
@@ -257,8 +257,9 @@ class Prompt:
 
     @property
     def restarts(self) -> bool:
-        """Interior margin points start the segment (on its plane) afresh."""
-        return self.kind == "points"
+        """Interior margin points start the segment (on its plane) afresh; so does an organ
+        start (RefineNet, issue 14), which has no marks: every old mark goes."""
+        return self.kind in ("points", "organ")
 
     def apply_to(self, old: Marks) -> Marks:
         """The segment's cumulative marks after this interaction."""
