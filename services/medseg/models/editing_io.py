@@ -57,10 +57,7 @@ def crop_for(mask: np.ndarray, edits: Edits, spacing) -> Crop:
 
 def to_grid(points: np.ndarray, crop: Crop) -> np.ndarray:
     """(N, 2) slice voxels -> the network-grid voxels they fall in."""
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    scale = np.asarray(INPUT_SIZE, dtype=np.float64) / np.asarray(crop.shape, dtype=np.float64)
-    grid = np.floor((points - np.asarray(crop.lo) + 0.5) * scale).astype(np.int64)
-    return np.clip(grid, 0, np.asarray(INPUT_SIZE) - 1)
+    return np.clip(crop.grid_voxels(points), 0, np.asarray(INPUT_SIZE) - 1)
 
 
 def network_input(image_slice: np.ndarray, mask: np.ndarray, edits: Edits, spacing,

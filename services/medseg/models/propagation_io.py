@@ -56,6 +56,13 @@ class Crop:
                       for lo, n, size in zip(self.lo, self.shape, slice_shape))
         return rows, cols
 
+    def grid_voxels(self, points: np.ndarray) -> np.ndarray:
+        """(N, 2) slice voxels -> the (N, 2) network-grid (INPUT_SIZE) voxels they fall in;
+        a point outside the crop maps outside the grid (callers clip or drop it)."""
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        scale = np.asarray(INPUT_SIZE, dtype=np.float64) / np.asarray(self.shape, dtype=np.float64)
+        return np.floor((points - np.asarray(self.lo) + 0.5) * scale).astype(np.int64)
+
 
 def crop_around(prior: np.ndarray, spacing) -> Crop:
     """The crop for a non-empty (Y, X) prior mask; spacing (sy, sx) mm."""

@@ -122,9 +122,7 @@ def refine_crop(initial: np.ndarray, fg: np.ndarray, bg: np.ndarray, spacing) ->
 
 
 def _grid_points(points: np.ndarray, crop: Crop) -> np.ndarray:
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    scale = np.asarray(INPUT_SIZE, dtype=np.float64) / np.asarray(crop.shape, dtype=np.float64)
-    grid = np.floor((points - np.asarray(crop.lo) + 0.5) * scale).astype(np.int64)
+    grid = crop.grid_voxels(points)
     inside = np.all((grid >= 0) & (grid < np.asarray(INPUT_SIZE)), axis=1)
     return grid[inside]
 
