@@ -19,6 +19,18 @@ def flip(image: np.ndarray, mask: np.ndarray, rng) -> tuple[np.ndarray, np.ndarr
     return np.ascontiguousarray(image), np.ascontiguousarray(mask)
 
 
+def flipped_slice(image: np.ndarray, mask: np.ndarray, rng, min_area: int
+                  ) -> tuple[np.ndarray, np.ndarray] | None:
+    """A random (Y, X) slice of a (Z, Y, X) object where it covers >= `min_area` voxels,
+    randomly flipped: (image float32, mask bool); None when no slice is that large."""
+    slices = np.flatnonzero(mask.sum(axis=(1, 2)) >= min_area)
+    if len(slices) == 0:
+        return None
+    t = int(rng.choice(slices))
+    img, gt = flip(image[t].astype(np.float32), mask[t], rng)
+    return img, np.asarray(gt, dtype=bool)
+
+
 def rotate(image: np.ndarray, mask: np.ndarray, rng, max_degrees: float = 30.0):
     angle = rng.uniform(-max_degrees, max_degrees)
     axes = (-2, -1)

@@ -77,13 +77,10 @@ def perturb(gt: np.ndarray, rng: np.random.Generator, kind: str | None = None) -
 def make_sample(image: np.ndarray, mask: np.ndarray, spacing, rng: np.random.Generator
                 ) -> tuple[np.ndarray, np.ndarray] | None:
     """(input (5, 96, 96), target bool (96, 96)) from a (Z, Y, X) object, or None."""
-    areas = mask.sum(axis=(1, 2))
-    slices = np.flatnonzero(areas >= MIN_AREA)
-    if len(slices) == 0:
+    picked = augment.flipped_slice(image, mask, rng, MIN_AREA)
+    if picked is None:
         return None
-    t = int(rng.choice(slices))
-    img, gt = augment.flip(image[t].astype(np.float32), mask[t], rng)
-    gt = np.asarray(gt, dtype=bool)
+    img, gt = picked
     auto = perturb(gt, rng)
     if rng.random() < 0.3:
         auto = perturb(auto & gt if rng.random() < 0.5 else auto, rng)

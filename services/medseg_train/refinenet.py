@@ -254,13 +254,10 @@ def generate_seeds(initial: np.ndarray, reference: np.ndarray, rng, mode: str
 
 def refine_sample(image: np.ndarray, mask: np.ndarray, spacing, rng
                   ) -> tuple[np.ndarray, np.ndarray] | None:
-    areas = mask.sum(axis=(1, 2))
-    slices = np.flatnonzero(areas >= MIN_AREA)
-    if len(slices) == 0:
+    picked = augment.flipped_slice(image, mask, rng, MIN_AREA)
+    if picked is None:
         return None
-    t = int(rng.choice(slices))
-    img, gt = augment.flip(image[t].astype(np.float32), mask[t], rng)
-    gt = np.asarray(gt, dtype=bool)
+    img, gt = picked
     if rng.random() < EMPTY_START:
         initial = np.zeros_like(gt)
     else:
