@@ -34,8 +34,16 @@ export function organTarget(segment, voxels, organ) {
   return name === organLabel(organ) || name === organ ? segment.id : null;
 }
 
-/** Segment `organ` with the organ model; resolves to true when the mask was applied. */
-export async function startOrgan(app, organ) {
+/**
+ * Segment `organ` with the organ model; resolves to true when the mask was applied. Tracked by
+ * the editor from the start (the segment's creation included), so `editor.settled()` waits
+ * for all of it.
+ */
+export function startOrgan(app, organ) {
+  return app.session.editor.track(organStart(app, organ));
+}
+
+async function organStart(app, organ) {
   const { session } = app;
   if (!session.record) return false;
   const label = organLabel(organ);
@@ -51,8 +59,7 @@ export async function startOrgan(app, organ) {
     app.report(err);
     return false;
   }
-  const { editor } = session;
-  const done = await editor.track(editor.send({ type: 'organ', organ, dim: '3d' }, null));
+  const done = await session.editor.send({ type: 'organ', organ, dim: '3d' }, null);
   if (done) {
     bar.finish('done');
     const stats = (session.flushStats(), session.segmentStats(session.activeSegmentId));
