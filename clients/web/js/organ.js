@@ -48,6 +48,7 @@ async function organStart(app, organ) {
   if (!session.record) return false;
   const label = organLabel(organ);
   const active = session.activeSegment;
+  session.flushStats(); // the held masks' voxel counts, up to date
   const voxels = active ? session.segmentStats(active.id)?.voxels ?? null : null;
   const bar = new ProgressBar(app.jobsElement ?? document.body, `segment ${label}`);
   bar.el.dataset.organ = organ;
@@ -62,7 +63,8 @@ async function organStart(app, organ) {
   const done = await session.editor.send({ type: 'organ', organ, dim: '3d' }, null);
   if (done) {
     bar.finish('done');
-    const stats = (session.flushStats(), session.segmentStats(session.activeSegmentId));
+    session.flushStats();
+    const stats = session.segmentStats(session.activeSegmentId);
     app.notify(stats?.voxels ? `${label}: segmented (correct it with clicks; Ctrl+Z takes it back).`
       : `${label}: the organ model found nothing here.`);
   } else bar.finish('failed', true);
