@@ -25,3 +25,18 @@ def test_models_lists_cards_with_provider(settings, store, tmp_path, monkeypatch
 def test_models_needs_a_key(app):
     with TestClient(app) as anonymous:
         assert anonymous.get("/v1/models").status_code == 401
+
+
+def test_the_organ_model_lists_the_organs_an_organ_start_takes(client):
+    """How a client learns the organs it may ask for (the viewer's organ chooser): the organ
+    model's card, served in /v1/models, names them; they are the network's channels and the
+    names the `organ` start accepts (an unknown one is a 422: tests/api/test_refinenet_api)."""
+    from typing import get_args
+
+    from medseg.api.schemas import Organ
+    from medseg.models import refinenet_io
+
+    models = client.get("/v1/models").json()["models"]
+    [organ_model] = [m for m in models if m["task"] == "organ"]
+    assert organ_model["organs"] == list(refinenet_io.ORGANS) == list(get_args(Organ))
+    assert all(m["organs"] == [] for m in models if m["task"] != "organ")

@@ -1,11 +1,16 @@
-"""Regenerate the viewer's screenshots in docs/ (viewer.png, viewer-annotators.png) against a
-real server on its own embedded Redis, in Debian's Chromium (as the browser tests):
+"""Regenerate the viewer's screenshots in docs/ (viewer.png, viewer-annotators.png,
+viewer-hints.png) against a real server on its own embedded Redis, in Debian's Chromium (as the
+browser tests):
 
-    PYTHONPATH=services:clients/python:protocol:benchmarks:. python -m tests.web.docs_screenshots
+    PYTHONPATH=services:clients/python:protocol:benchmarks:. \
+        python -m tests.web.docs_screenshots [NAME...]
 
-Needs the shared data (ct_dicom, ct_3mm) and `make niivue` (the 3D view)."""
+NAME: viewer, annotators, hints (default: all). Needs the shared data (ct_dicom, ct_3mm) and
+`make niivue` (the 3D view, for viewer.png)."""
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 from playwright.sync_api import sync_playwright
@@ -108,15 +113,42 @@ def annotators_png(browser, base_url: str) -> None:
     viewer.page.context.close()
 
 
-def main() -> None:
+def hints_png(browser, base_url: str) -> None:
+    """ct_3mm at 1366x768: the liver and the left kidney from "Segment organ…" (the organ
+    model), then the kidney's hints (J), the views moved to the first one's centre."""
+    viewer = _tab(browser, base_url, 1366, 768)
+    session = viewer.upload(TOTALSEG / "ct_3mm.nii.gz")
+    _both_organs(viewer, session, "ct_3mm_seg.nii.gz")
+    for n, organ in enumerate(("liver", "kidney_left"), start=1):
+        viewer.page.locator("#segments select.organ-start").select_option(organ)
+        viewer.page.wait_for_function(f"window.medseg.segments.length === {n} && "
+                                      f"window.medseg.segments[{n - 1}].revision > 0",
+                                      timeout=120_000)
+        viewer.settle()
+    viewer.key("j")
+    viewer.page.wait_for_function("window.medseg.app.hints.state === 'shown'", timeout=120_000)
+    viewer.page.locator("#hints .hint-list li button").first.click()
+    viewer.settle()
+    viewer.page.wait_for_timeout(1800)  # the organ start's progress bar goes
+    viewer.page.screenshot(path=str(DOCS / "viewer-hints.png"))
+    viewer.page.context.close()
+
+
+SHOTS = {"viewer": viewer_png, "annotators": annotators_png, "hints": hints_png}
+
+
+def main(names: list[str]) -> None:
+    unknown = set(names) - set(SHOTS)
+    if unknown:
+        raise SystemExit(f"unknown screenshot(s) {sorted(unknown)}: choose from {sorted(SHOTS)}")
     with EmbeddedRedis() as redis_url, api_server(redis_url) as base_url, \
             sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        viewer_png(browser, base_url)
-        annotators_png(browser, base_url)
+        for name in names or SHOTS:
+            SHOTS[name](browser, base_url)
+            print(f"wrote docs/{'viewer' if name == 'viewer' else 'viewer-' + name}.png")
         browser.close()
-    print("wrote docs/viewer.png and docs/viewer-annotators.png")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -10,18 +10,19 @@ from playwright.sync_api import Page
 
 # For every pixel of the shown plane: is the canvas pixel at its centre coloured (an overlay)
 # rather than grey (the image)? Read from the on-screen canvas, so it checks what is painted.
-# The prompts drawn on the views (clicks, strokes: tested on their own) are left out: the view is
-# redrawn without them for the read, and drawn with them again after.
+# The prompts and hints drawn on the views (clicks, strokes, hint boxes: tested on their own) are
+# left out: the view is redrawn without them for the read, and drawn with them again after.
 _OVERLAY_JS = """(axis) => {
   const view = window.medseg.views[axis];
   const canvas = view.canvas;
   const dpr = window.devicePixelRatio || 1;
-  const prompts = window.medseg.app.prompts;
-  const shown = prompts.visible;
+  const { prompts, hints } = window.medseg.app;
+  const shown = [prompts.visible, hints.visible];
   prompts.visible = false;
+  hints.visible = false;
   view.draw();
   const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-  prompts.visible = shown;
+  [prompts.visible, hints.visible] = shown;
   view.requestDraw();
   const out = new Array(view.rows * view.cols);
   for (let r = 0; r < view.rows; r++) {

@@ -3,12 +3,13 @@
 // (the active tool, 2D/3D, methods and their parameters), `views` (the three slice views and
 // the grey window), `clock` (click-to-paint times). Panels (ui/) listen to the events:
 // 'capabilities', 'session', 'segments', 'overlay', 'history', 'job', 'tool', 'method',
-// 'points', 'window', 'busy', 'status' {kind, ...}, 'message' {level, title, detail}, 'stats',
+// 'points', 'hints', 'window', 'busy', 'status' {kind, ...}, 'message' {level, title, detail}, 'stats',
 // 'lost' (the open session is gone from the server); and ask each other through it, without
 // knowing which panel answers: 'open', 'help', 'need-key', 'escape', 'next-window', 'finetune'.
 
 import { Api } from './api.js';
 import { PaintClock } from './latency.js';
+import { HintLayer } from './hints.js';
 import { describe } from './messages.js';
 import { PromptLayer } from './prompts.js';
 import { Session } from './session.js';
@@ -28,6 +29,7 @@ export class App extends EventTarget {
     this.clock = new PaintClock(this);
     this.views = new Views(this, viewsElement);
     this.prompts = new PromptLayer(this); // the prompts sent, drawn until the next revision
+    this.hints = new HintLayer(this); // where the active segment is probably wrong (J)
     this.lost = false; // the open session is gone from the server (404 session_not_found)
     this.addEventListener('segments', () => this.views.updateLocks());
     this.addEventListener('overlay', () => this.views.repaintOverlays());

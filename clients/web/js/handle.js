@@ -17,6 +17,7 @@ export function consoleHandle(app) {
     get editor() { return session.editor; },
     get jobs() { return session.jobs; },
     get tool() { return tools.active; },
+    get hints() { return app.hints; },
     get methodParams() { return tools.methodParams; },
     get windowName() { return views.windowName; },
     get crosshair() { return views.crosshair; },

@@ -5,6 +5,7 @@ import { consoleHandle } from './handle.js';
 import { mountEdit } from './ui/edit.js';
 import { mountExpiry } from './ui/expiry.js';
 import { mountFinetune } from './ui/finetune.js';
+import { mountHints } from './ui/hints.js';
 import { mountHistory } from './ui/history.js';
 import { mountKeyDialog } from './ui/keydialog.js';
 import { mountLost } from './ui/lost.js';
@@ -25,6 +26,7 @@ window.medseg = consoleHandle(app);
 
 mountToolbar(app, $('#toolbar'));
 mountSegments(app, $('#segments'));
+mountHints(app, $('#hints'));
 mountHistory(app, $('#history'));
 mountModels(app, $('#models'));
 mountFinetune(app, $('#finetune'));

@@ -22,6 +22,7 @@ const BY_CODE = {
   revision_conflict: BY_STATUS[409],
   job_conflict: ['Job not applied', 'Run it again on the current mask.'],
   worker_lost: ['Job lost', 'The worker running it stopped; the segment is unchanged. Try again.'],
+  empty_segment: ['Nothing to check', 'Hints look for errors in a mask: segment something first.'],
   model_unavailable: ['No model for this', 'See the models panel for the trained models this server has.'],
 };
 

@@ -513,6 +513,8 @@ class ModelInfo(BaseModel):
     input_size: list[int] = Field(description="network input, spatial voxels ([Y, X] or [Z, Y, X])")
     metrics: dict[str, Any] = Field(description="validation scores from the model card")
     provider: str = Field(description="onnxruntime execution provider it runs (or will run) on")
+    organs: list[str] = Field(default_factory=list, description="an organ model (task organ): "
+                              "the organs it segments, the names an `organ` start takes")
 
 
 class ModelList(BaseModel):

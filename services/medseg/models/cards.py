@@ -3,8 +3,10 @@
 A card names the task ("mideepseg", "bifseg", "propagation"), dims (2 or 3), cue encoding (if
 any), input size (spatial voxels, (Y, X) or (Z, Y, X)), the ONNX file and its sha256, any
 companion files (`block6_weights`: {"file", "sha256"}), and how the model was trained and
-scored. `runtime.intra_op_threads` (optional) is the onnxruntime thread count the model runs
-best with on a CPU (small per-slice networks: 1).
+scored. An organ model (task "organ") lists the organs it segments (`organs`, its output
+channels' names: what clients offer for an `organ` start). `runtime.intra_op_threads`
+(optional) is the onnxruntime thread count the model runs best with on a CPU (small per-slice
+networks: 1).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class ModelCard:
     intra_op_threads: int | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+    organs: tuple[str, ...] = ()  # an organ model (task "organ"): the organs it segments
 
     @classmethod
     def from_json(cls, path: Path) -> ModelCard:
@@ -47,7 +50,8 @@ class ModelCard:
                        file=folder / raw["file"], sha256=str(raw["sha256"]).lower(),
                        in_channels=int(raw.get("in_channels", 2)), companions=companions,
                        intra_op_threads=raw.get("runtime", {}).get("intra_op_threads"),
-                       metrics=dict(raw.get("metrics", {})), training=dict(raw.get("training", {})))
+                       metrics=dict(raw.get("metrics", {})), training=dict(raw.get("training", {})),
+                       organs=tuple(str(o) for o in raw.get("organs", ())))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"model card {path} is malformed: {exc!r}") from None
 

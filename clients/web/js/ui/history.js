@@ -44,6 +44,8 @@ export function mountHistory(app, el) {
       } else if (what.type === 'finetune') {
         dim = '';
         where = ` (${what.mode})`;
+      } else if (what.type === 'organ') {
+        where = ` ${what.options?.organ ?? ''}`;
       } else if (what.type === 'remove') {
         dim = '';
         where = ` #${what.removed} · ${what.replayed} replayed`;

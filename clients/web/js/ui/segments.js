@@ -1,7 +1,9 @@
 // The segment list: pick the active one, rename (with organ presets that bring their colour),
 // recolour, opacity, visibility, reviewed, delete, add; each with its volume in mL and the
-// slices it spans, from the mask the viewer holds (updated as the mask changes).
+// slices it spans, from the mask the viewer holds (updated as the mask changes). "Segment
+// organ…" starts a segment with the organ model (js/organ.js) when the server has one.
 
+import { organsOffered, startOrgan } from '../organ.js';
 import { ORGAN_PRESETS, presetColor } from '../presets.js';
 import { formatMl } from '../stats.js';
 
@@ -11,6 +13,8 @@ export function mountSegments(app, el) {
     <select class="preset" title="new segment named after an organ, in its colour">
       <option value="">+ organ…</option>${ORGAN_PRESETS.map(([n]) => `<option>${n}</option>`).join('')}
     </select></div>
+    <div class="add-row organ-row" hidden><select class="organ-start"
+      title="segment an organ automatically with the organ model (RefineNet): a new segment named after it, or the active one when it is empty and has that name"></select></div>
     <datalist id="organ-presets">${ORGAN_PRESETS.map(([n]) => `<option value="${n}">`).join('')}</datalist>
     <p class="hint"></p>`;
   const list = el.querySelector('.segments');
@@ -25,6 +29,27 @@ export function mountSegments(app, el) {
     preset.value = '';
     if (name) session.createSegment(name).catch((err) => app.report(err));
   };
+
+  const organ = el.querySelector('.organ-start');
+  function renderOrgans() {
+    const organs = organsOffered(app.caps, app.models);
+    el.querySelector('.organ-row').hidden = !organs.length;
+    const card = (app.models?.models ?? []).find((m) => m.task === 'organ');
+    const protocol = typeof card?.metrics?.protocol === 'string' ? `\nDice: ${card.metrics.protocol}` : '';
+    organ.replaceChildren(new Option('Segment organ…', ''), ...organs.map((o) => {
+      const option = new Option(`${o.label} · ${o.dice === null ? 'Dice not measured' : `Dice ${o.dice.toFixed(2)}`}`, o.name);
+      option.title = `${o.label}: the organ model ${card?.name ?? ''} on every axial slice${protocol}`;
+      return option;
+    }));
+  }
+  organ.onchange = () => {
+    const name = organ.value;
+    organ.value = '';
+    if (!name) return;
+    organ.disabled = true;
+    startOrgan(app, name).finally(() => { organ.disabled = false; });
+  };
+  app.addEventListener('capabilities', renderOrgans);
 
   /** "12.3 mL · z 34–78" (slice numbers 1-based, as in the views' titles). */
   function statsText(s) {

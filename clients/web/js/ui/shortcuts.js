@@ -46,6 +46,7 @@ function bindings(app, overlay) {
     ['v', 'one view / three views', () => views.toggleSingle()],
     ['x', 'show / hide the crosshair', () => views.toggleCrosshair()],
     ['m', 'show / hide the prompts sent (drawn until the next revision)', () => app.prompts.toggle()],
+    ['j', 'hints: where the active segment is most likely wrong (again: go to the next one)', () => app.hints.fetchOrNext()],
     ['Delete', 'remove the prompt shown (the active segment\'s last interaction) from the history', () => app.prompts.removeShown()],
     ['4', 'show / hide the 3D rendering of the segments', () => app.emit('render3d')],
     ['+', 'zoom in', () => view().zoomBy(1.25)],

@@ -1,4 +1,5 @@
-// The toolbar: tools the server supports, 2D/3D, method, window presets, undo/redo, export.
+// The toolbar: tools the server supports, 2D/3D, method, window presets, undo/redo, lock,
+// propagate, hints, export.
 
 import { propagate, toggleLock } from '../propagation.js';
 import { PRESETS } from '../windowing.js';
@@ -19,6 +20,7 @@ export function mountToolbar(app, el) {
     <button class="lock" title="lock / unlock this slice of the active segment: propagation leaves it alone (L)">Lock</button>
     <button class="propagate" title="propagate the active segment from this slice along the view's axis (P)" hidden>Propagate</button>
     <select class="propagation-method" title="propagation method" hidden></select>
+    <button class="hints" title="hints: the regions of the active segment most likely wrong, drawn on the views and listed by the segments (J; again: the next one)">Hints</button>
     <span class="jobs"></span>
     <span class="spacer"></span>
     <button class="export" title="download the label map (E)">Export</button>
@@ -60,6 +62,7 @@ export function mountToolbar(app, el) {
     $('.export').disabled = !session.record;
     $('.lock').disabled = !s;
     $('.propagate').disabled = !s || session.jobs.has(s.id);
+    $('.hints').disabled = !s;
     const view = views.main;
     const locked = Boolean(s && view.layout && view.updateLock());
     $('.lock').textContent = locked ? 'Unlock' : 'Lock';
@@ -82,6 +85,7 @@ export function mountToolbar(app, el) {
   $('.open').onclick = () => app.emit('open');
   $('.lock').onclick = () => toggleLock(app, views.main);
   $('.propagate').onclick = () => propagate(app, views.main);
+  $('.hints').onclick = () => app.hints.fetch();
   app.jobsElement = $('.jobs');
   app.addEventListener('capabilities', () => {
     const methods = app.caps.propagation_methods ?? [];

@@ -16,5 +16,6 @@ def list_models(plugins: PluginsDep, tenant: TenantDep) -> ModelList:
     loader = plugins.models
     return ModelList(models=[ModelInfo(
         name=c.name, version=c.version, task=c.task, dims=c.dims, encoding=c.encoding,
-        input_size=list(c.input_size), metrics=c.metrics, provider=loader.provider(c))
+        input_size=list(c.input_size), metrics=c.metrics, provider=loader.provider(c),
+        organs=list(c.organs))
         for c in loader.cards], problems=loader.problems)
