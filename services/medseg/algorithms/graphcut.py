@@ -96,7 +96,7 @@ def graph_cut(fg_prob: np.ndarray, image_norm: np.ndarray, spacing: Sequence[flo
     fg_prob = np.asarray(fg_prob)
     _check_inputs(fg_prob, np.asarray(image_norm), spacing, lamb, sigma)
     cost_fg, cost_bg = _constrained_unaries(fg_prob, hard_fg, hard_bg)
-    graph = maxflow.Graph[float]()
+    graph = _graph(fg_prob.size, fg_prob.size * fg_prob.ndim if lamb > 0 else 0)
     nodes = graph.add_grid_nodes(fg_prob.shape)
     if lamb > 0:
         for offset, weights in pairwise_weights(image_norm, spacing, sigma):
@@ -106,6 +106,13 @@ def graph_cut(fg_prob: np.ndarray, image_norm: np.ndarray, spacing: Sequence[flo
     graph.add_grid_tedges(nodes, np.ascontiguousarray(cost_bg), np.ascontiguousarray(cost_fg))
     graph.maxflow()
     return ~graph.get_grid_segments(nodes)
+
+
+def _graph(nodes: int, edges: int):
+    """An empty graph with room for `nodes` nodes and `edges` edges: without the estimate
+    BK's arrays start small and are reallocated (copied) as they fill, a quarter of the
+    construction time of a 3D cut. The same graph either way."""
+    return maxflow.Graph[float](max(nodes, 1), max(edges, 1))
 
 
 def _block_any(a: np.ndarray | None, factor: int) -> np.ndarray | None:
@@ -167,7 +174,7 @@ def _band_cut(fg_prob, image_norm, spacing, hard_fg, hard_bg, lamb, sigma,
     count = int(band.sum())
     ids = np.full(band.size, -1, dtype=np.int64)
     ids[band] = np.arange(count)
-    graph = maxflow.Graph[float]()
+    graph = _graph(count, count * in_band.ndim if lamb > 0 else 0)
     graph.add_nodes(count)
     flat = np.arange(band.size).reshape(in_band.shape)
     for axis in range(in_band.ndim if lamb > 0 else 0):

@@ -1,0 +1,60 @@
+"""The hot helpers of a refinement click, made faster (issue 13 item 3), give what the plain
+versions gave: checked against brute-force references on random masks."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from medseg.engine.refinement import depth_mm, heard_box
+
+
+def _depth_reference(new_fg, new_bg, head, spacing):
+    """The whole-array version: distance to every boundary voxel of the asked-for label."""
+    sp = np.asarray(spacing, dtype=float)
+    best = None
+    for marks, target in ((new_fg, head), (new_bg, ~head)):
+        points = np.argwhere(marks)
+        if len(points) == 0 or not target.any():
+            continue
+        edge = np.argwhere(target & ~ndimage.binary_erosion(target, border_value=0))
+        for p in points:
+            d = float(np.sqrt((((edge - p) * sp) ** 2).sum(axis=1)).min())
+            best = d if best is None else max(best, d)
+    return best
+
+
+def test_depth_equals_the_whole_array_boundary_scan():
+    rng = np.random.default_rng(3)
+    checked = 0
+    for trial in range(60):
+        shape = tuple(int(n) for n in rng.integers(1, 40, size=3))
+        # blobs of several sizes, so marks sit from 1 voxel to most of the array deep
+        noise = ndimage.gaussian_filter(rng.normal(size=shape), rng.uniform(0.5, 4))
+        head = noise > rng.uniform(-0.05, 0.1)
+        if trial % 10 == 0:
+            head[:] = trial % 20 == 0  # all or nothing: one kind of mark has no target
+        spacing = tuple(float(s) for s in rng.uniform(0.4, 5.0, size=3))
+        new_fg = (rng.uniform(size=shape) < 0.01) & ~head
+        new_bg = (rng.uniform(size=shape) < 0.01) & head
+        got = depth_mm(new_fg, new_bg, head, spacing, limit=10_000)
+        want = _depth_reference(new_fg, new_bg, head, spacing)
+        assert got == want, (trial, got, want)
+        checked += want is not None
+    assert checked > 40  # most trials had marks with something to measure
+
+
+def test_heard_box_is_the_bounding_box_grown_by_the_margin():
+    rng = np.random.default_rng(4)
+    for _ in range(30):
+        shape = tuple(int(n) for n in rng.integers(1, 30, size=3))
+        heard = rng.uniform(size=shape) < rng.choice([0.0, 0.001, 0.05])
+        margin = int(rng.integers(0, 4))
+        box = heard_box(heard, margin)
+        nz = np.argwhere(heard)
+        if len(nz) == 0:
+            assert box is None
+            continue
+        lo = np.maximum(nz.min(axis=0) - margin - 1, 0)
+        hi = np.minimum(nz.max(axis=0) + margin + 2, shape)
+        assert box == tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
