@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from medseg.algorithms.resample import block_any, block_mean
 from medseg.engine.refinement import depth_mm, heard_box
 
 
@@ -58,3 +59,11 @@ def test_heard_box_is_the_bounding_box_grown_by_the_margin():
         lo = np.maximum(nz.min(axis=0) - margin - 1, 0)
         hi = np.minimum(nz.max(axis=0) + margin + 2, shape)
         assert box == tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+
+
+def test_block_any_is_block_mean_above_zero():
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        shape = tuple(int(n) for n in rng.integers(1, 12, size=int(rng.integers(2, 4))))
+        a = rng.uniform(size=shape) < rng.choice([0.01, 0.2, 0.7])
+        assert np.array_equal(block_any(a, 2), block_mean(a, 2) > 0)

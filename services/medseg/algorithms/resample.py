@@ -26,6 +26,19 @@ def block_mean(a: np.ndarray, factor: int) -> np.ndarray:
     return total * np.float32(1.0 / (factor * factor))
 
 
+def block_any(a: np.ndarray, factor: int) -> np.ndarray:
+    """bool: whether any voxel of each factor x factor block of the last two axes is set,
+    with block_mean's edge padding (so block_mean(a, factor) > 0 for a bool `a`, without its
+    float sums)."""
+    pad = [(0, 0)] * (a.ndim - 2) + [(0, -n % factor) for n in a.shape[-2:]]
+    a = np.pad(np.asarray(a, dtype=bool), pad, mode="edge")
+    out = np.zeros(a.shape[:-2] + (a.shape[-2] // factor, a.shape[-1] // factor), bool)
+    for i in range(factor):
+        for j in range(factor):
+            out |= a[..., i::factor, j::factor]
+    return out
+
+
 def upsample_nearest(a: np.ndarray, factor: int, shape) -> np.ndarray:
     """Inverse of block_mean by repetition, cropped to the fine `shape`."""
     a = np.repeat(np.repeat(a, factor, axis=-2), factor, axis=-1)
