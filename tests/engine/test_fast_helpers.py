@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from medseg.algorithms.normalize import _integer_percentiles, normalize_percentiles
 from medseg.algorithms.resample import block_any, block_mean
 from medseg.engine.refinement import depth_mm, heard_box
 
@@ -67,3 +68,22 @@ def test_block_any_is_block_mean_above_zero():
         shape = tuple(int(n) for n in rng.integers(1, 12, size=int(rng.integers(2, 4))))
         a = rng.uniform(size=shape) < rng.choice([0.01, 0.2, 0.7])
         assert np.array_equal(block_any(a, 2), block_mean(a, 2) > 0)
+
+
+def test_integer_percentiles_are_numpys_bit_for_bit():
+    """normalize_percentiles takes a stored image's integers through a histogram: the same
+    percentiles as np.percentile of their float32 copy, to the last bit."""
+    rng = np.random.default_rng(6)
+    for trial in range(400):
+        dtype = [np.int16, np.uint16, np.uint8, np.int8][trial % 4]
+        info = np.iinfo(dtype)
+        lo = int(rng.integers(info.min, info.max))
+        values = rng.integers(lo, int(rng.integers(lo, info.max)) + 1,
+                              size=int(rng.integers(1, 2000))).astype(dtype)
+        q = [1.0, 99.0] if trial % 2 else [float(v) for v in rng.uniform(0, 100, 2)]
+        want = np.percentile(values.astype(np.float32), q)
+        got = _integer_percentiles(values, q)
+        assert got.dtype == want.dtype and np.array_equal(got, want), (dtype, q)
+        image = values.reshape(1, 1, -1)
+        assert np.array_equal(normalize_percentiles(image),
+                              normalize_percentiles(image.astype(np.float32)))

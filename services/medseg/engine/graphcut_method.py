@@ -364,7 +364,7 @@ def _run_roi(req: _Request, roi: Box) -> tuple[MethodResult, np.ndarray]:
     t0 = time.perf_counter()
     params, plane = req.params, req.plane
     shape3 = (roi.shape[0], roi.shape[1], roi.shape[2])
-    image = np.asarray(req.read_image(roi), dtype=np.float32).reshape(shape3)
+    image = np.asarray(req.read_image(roi)).reshape(shape3)  # float32 in normalize_percentiles
     seed_fg, seed_bg, border, hard_fg, hard_bg = _seeds(req.marks, roi, shape3, req.shape)
     if req.refining:  # the head mask, not a box's centre, says where the object is now
         seed_fg = hard_fg.copy()
