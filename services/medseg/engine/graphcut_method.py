@@ -58,7 +58,7 @@ from medseg.errors import InvalidPrompt
 
 # raster-scan iterations (a forward and a backward pass each) of a half-resolution scan;
 # full-resolution scans keep GeodisTK's 2 (methods.md, local refinement)
-COARSE_PASSES = 2
+COARSE_PASSES = 1
 
 
 @dataclass(frozen=True)
