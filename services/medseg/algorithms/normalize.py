@@ -17,10 +17,14 @@ def normalize_percentiles(image: np.ndarray, low: float = 1.0, high: float = 99.
     contrast adapts to the tissues around the object. A constant image maps to all zeros.
     Returns float32, same shape, C-contiguous.
     """
-    data = np.asarray(image, dtype=np.float32)
+    raw = np.asarray(image)
+    data = np.asarray(raw, dtype=np.float32)
     if data.size == 0:
         return np.ascontiguousarray(data)
-    lo, hi = np.percentile(data, [low, high])
+    if raw.dtype.kind in "iu" and raw.dtype.itemsize <= 2:  # a stored image's voxels
+        lo, hi = _integer_percentiles(raw, [low, high])
+    else:
+        lo, hi = np.percentile(data, [low, high])
     if not np.isfinite(lo) or not np.isfinite(hi) or hi - lo <= 1e-12:
         return np.zeros(data.shape, dtype=np.float32)
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is handled below
@@ -31,3 +35,26 @@ def normalize_percentiles(image: np.ndarray, low: float = 1.0, high: float = 99.
         # holds them
         out = (data.astype(np.float64) - float(lo)) / (float(hi) - float(lo))
     return np.ascontiguousarray(np.clip(out, 0.0, 1.0), dtype=np.float32)
+
+
+def _integer_percentiles(values: np.ndarray, q: list[float]) -> np.ndarray:
+    """np.percentile(values.astype(float32), q) ("linear" method), bit for bit, for integers of
+    at most 16 bits: the order statistics come from a histogram (one counting pass) instead of
+    a partition of a float copy (~3x the time on a 3D region of interest), then numpy's own
+    interpolation arithmetic (its _lerp) on them, in the same dtypes."""
+    flat = values.reshape(-1)
+    low = int(flat.min())
+    counts = np.bincount((flat.astype(np.int32) - low).astype(np.intp))
+    ends = np.cumsum(counts)  # ends[v] = number of values <= low + v
+    n = flat.size
+    virtual = (n - 1) * (np.asarray(q, dtype=np.float64) / 100)
+    previous = np.floor(virtual)
+    following = np.minimum(previous + 1, n - 1)
+    gamma = virtual - previous
+    rank = np.concatenate([previous, following]).astype(np.intp)
+    stats = (np.searchsorted(ends, rank, side="right") + low).astype(np.float32)
+    a, b = stats[: len(q)], stats[len(q):]
+    diff = b - a
+    out = a + diff * gamma
+    np.subtract(b, diff * (1 - gamma), out=out, where=gamma >= 0.5)
+    return out

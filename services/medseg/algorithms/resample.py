@@ -26,6 +26,19 @@ def block_mean(a: np.ndarray, factor: int) -> np.ndarray:
     return total * np.float32(1.0 / (factor * factor))
 
 
+def block_any(a: np.ndarray, factor: int) -> np.ndarray:
+    """bool: whether any voxel of each factor x factor block of the last two axes is set,
+    with block_mean's edge padding (so block_mean(a, factor) > 0 for a bool `a`, without its
+    float sums)."""
+    pad = [(0, 0)] * (a.ndim - 2) + [(0, -n % factor) for n in a.shape[-2:]]
+    a = np.pad(np.asarray(a, dtype=bool), pad, mode="edge")
+    out = np.zeros(a.shape[:-2] + (a.shape[-2] // factor, a.shape[-1] // factor), bool)
+    for i in range(factor):
+        for j in range(factor):
+            out |= a[..., i::factor, j::factor]
+    return out
+
+
 def upsample_nearest(a: np.ndarray, factor: int, shape) -> np.ndarray:
     """Inverse of block_mean by repetition, cropped to the fine `shape`."""
     a = np.repeat(np.repeat(a, factor, axis=-2), factor, axis=-1)
@@ -35,17 +48,27 @@ def upsample_nearest(a: np.ndarray, factor: int, shape) -> np.ndarray:
 def upsample_linear2(a: np.ndarray, shape) -> np.ndarray:
     """Linear interpolation of a factor-2 block_mean grid back to the fine `shape` (last two
     axes), clamped at the edges: fine 2i sits a quarter coarse voxel before coarse i, 2i+1 a
-    quarter after (separable, no scipy zoom: 3x cheaper on a 1.8 M voxel ROI)."""
+    quarter after (separable, no scipy zoom: 3x cheaper on a 1.8 M voxel ROI). Each output
+    half is written in place (no shifted copies, no stacking: a third of a 3D click's scan
+    overhead)."""
     out: np.ndarray = np.asarray(a, dtype=np.float32)
     for axis in (-2, -1):
-        n = out.shape[axis]
-        prev = np.concatenate([np.take(out, [0], axis=axis), np.take(out, range(n - 1), axis=axis)],
-                              axis=axis)
-        nxt = np.concatenate([np.take(out, range(1, n), axis=axis), np.take(out, [-1], axis=axis)],
-                             axis=axis)
-        even, odd = 0.75 * out + 0.25 * prev, 0.75 * out + 0.25 * nxt
         k = axis % out.ndim
-        out = np.stack([even, odd], axis=axis).reshape(*out.shape[:k], -1, *out.shape[k + 1:])
+        n = out.shape[k]
+
+        def at(part: slice, ndim: int = out.ndim, k: int = k) -> tuple[slice, ...]:
+            index = [slice(None)] * ndim
+            index[k] = part
+            return tuple(index)
+
+        fine = np.empty(out.shape[:k] + (2 * n,) + out.shape[k + 1:], dtype=np.float32)
+        even, odd = fine[at(slice(0, None, 2))], fine[at(slice(1, None, 2))]
+        # even = 0.75 * out + 0.25 * previous, odd = 0.75 * out + 0.25 * next, edges clamped
+        even[at(slice(1, None))] = 0.75 * out[at(slice(1, None))] + 0.25 * out[at(slice(None, -1))]
+        even[at(slice(0, 1))] = 0.75 * out[at(slice(0, 1))] + 0.25 * out[at(slice(0, 1))]
+        odd[at(slice(None, -1))] = 0.75 * out[at(slice(None, -1))] + 0.25 * out[at(slice(1, None))]
+        odd[at(slice(-1, None))] = 0.75 * out[at(slice(-1, None))] + 0.25 * out[at(slice(-1, None))]
+        out = fine
     return np.ascontiguousarray(out[tuple(slice(0, n) for n in shape)])
 
 

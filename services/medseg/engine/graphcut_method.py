@@ -26,7 +26,7 @@ from scipy import ndimage
 from medseg.algorithms.geodesic import geodesic_distance_plus_length
 from medseg.algorithms.graphcut import banded_graph_cut, graph_cut
 from medseg.algorithms.normalize import normalize_percentiles
-from medseg.algorithms.resample import block_mean, upsample_linear2
+from medseg.algorithms.resample import block_any, block_mean, upsample_linear2
 from medseg.engine.method import Method, MethodResult, SegmentContext
 from medseg.engine.params import (
     FRACTION,
@@ -55,6 +55,10 @@ from medseg.engine.refinement import (
     stored_in,
 )
 from medseg.errors import InvalidPrompt
+
+# raster-scan iterations (a forward and a backward pass each) of a half-resolution scan;
+# full-resolution scans keep GeodisTK's 2 (methods.md, local refinement)
+COARSE_PASSES = 1
 
 
 @dataclass(frozen=True)
@@ -262,7 +266,8 @@ def dissimilarity(image: np.ndarray, mu: float, width: float) -> np.ndarray:
 
 
 def seed_distance(g: np.ndarray, seeds: np.ndarray, spacing, params: GraphCutParams,
-                  coarse: bool = False) -> np.ndarray:
+                  coarse: bool = False, iterations: int = 2,
+                  small: np.ndarray | None = None) -> np.ndarray:
     """Geodesic distance over `g` in units of g change (GeodisTK's mm factor divided out by the
     mean step) plus euclid_weight x path length in mm, one raster scan. The Euclidean part
     breaks ties inside homogeneous regions, where the geodesic part is ~0 from every seed.
@@ -270,13 +275,17 @@ def seed_distance(g: np.ndarray, seeds: np.ndarray, spacing, params: GraphCutPar
     coarse: run the scan on a 2x in-plane block mean of g (4x fewer voxels, a quarter of the
     time) and interpolate back; g is already smoothed by `smooth_mm`, so little is lost.
     The coarse scan divides by its own (coarse) mean step: a coarse step crosses the same
-    intensity change as two fine ones, so per voxel step the units match the fine scan."""
+    intensity change as two fine ones, so per voxel step the units match the fine scan.
+    `small`: block_mean(g, 2) when the caller has it (several scans over one g share it)."""
     if coarse:
         spacing = [*spacing[:-2], *(2.0 * s for s in spacing[-2:])]
-        dist = seed_distance(block_mean(g, 2), block_mean(seeds, 2) > 0, spacing, params)
+        small = block_mean(g, 2) if small is None else small
+        dist = seed_distance(small, block_any(seeds, 2), spacing, params,
+                             iterations=COARSE_PASSES)
         return upsample_linear2(dist, g.shape)
     step = float(np.mean(spacing))
-    return geodesic_distance_plus_length(g, seeds, spacing, params.euclid_weight * step) / step
+    return geodesic_distance_plus_length(g, seeds, spacing, params.euclid_weight * step,
+                                         iterations) / step
 
 
 def unary_probability(image: np.ndarray, seed_fg, seed_bg, border, spacing, params,
@@ -311,16 +320,17 @@ def _cue(image: np.ndarray, seed_fg, seed_bg, border, spacing, params,
     # little (synthetic 0.8 mm ball: Dice to truth 0.920 -> 0.910), so only for big ROIs
     if coarse is None:
         coarse = g.size > params.coarse_geodesic_voxels
+    small = block_mean(g, 2) if coarse else None  # one coarse grid for all the scans
     if has_fg:
-        d_fg = seed_distance(g, seed_fg, spacing, params, coarse)
+        d_fg = seed_distance(g, seed_fg, spacing, params, coarse, small=small)
     else:
         d_fg = np.full(g.shape, params.absent_cost, dtype=np.float32)
     d_bg = np.full(g.shape, np.inf, dtype=np.float32)
     if seed_bg.any():
-        d_bg = seed_distance(g, seed_bg, spacing, params, coarse)
+        d_bg = seed_distance(g, seed_bg, spacing, params, coarse, small=small)
     border = border & ~seed_fg
     if border.any():
-        d_border = seed_distance(g, border, spacing, params, coarse)
+        d_border = seed_distance(g, border, spacing, params, coarse, small=small)
         d_bg = np.minimum(d_bg, params.border_cost + d_border)
     if not np.isfinite(d_bg).any():
         return np.ones(g.shape, np.float32), g
@@ -354,7 +364,7 @@ def _run_roi(req: _Request, roi: Box) -> tuple[MethodResult, np.ndarray]:
     t0 = time.perf_counter()
     params, plane = req.params, req.plane
     shape3 = (roi.shape[0], roi.shape[1], roi.shape[2])
-    image = np.asarray(req.read_image(roi), dtype=np.float32).reshape(shape3)
+    image = np.asarray(req.read_image(roi)).reshape(shape3)  # float32 in normalize_percentiles
     seed_fg, seed_bg, border, hard_fg, hard_bg = _seeds(req.marks, roi, shape3, req.shape)
     if req.refining:  # the head mask, not a box's centre, says where the object is now
         seed_fg = hard_fg.copy()
