@@ -313,6 +313,10 @@ ROBUST_CONFIGS = (
     ("bifseg box + mideepseg clicks", "box", "bifseg", "mideepseg"),
     ("slicewise box + geodesic-graphcut clicks", "box", "slicewise", "geodesic-graphcut"),
     ("slicewise points + mideepseg clicks", "points", "slicewise", "mideepseg"),
+    # issue 13 item 2: the slice-by-slice click start, and clicks that correct their slice
+    ("slicewise click + geodesic-graphcut clicks", "click", "slicewise", "geodesic-graphcut"),
+    ("slicewise click + slicewise clicks", "click", "slicewise", "slicewise"),
+    ("slicewise box + slicewise clicks", "box", "slicewise", "slicewise"),
 )
 
 
