@@ -320,6 +320,12 @@ ROBUST_CONFIGS = (
 )
 
 
+# parameters of a refinement method's clicks in the robot sessions: `slicewise` clicks are
+# forced to correct their slice (its default, `start: auto`, refines with geodesic-graphcut's
+# 3D click, which would repeat that row)
+REFINE_PARAMS = {"slicewise": {"start": "slicewise"}}
+
+
 def _block_down(a: np.ndarray, factors: tuple[int, ...], mode: str) -> np.ndarray:
     cut = tuple(slice(0, (n // f) * f) for n, f in zip(a.shape, factors))
     a = a[cut]
@@ -469,7 +475,7 @@ def run_robust(obj: BenchObject, start: str, start_method: str, method: str,
             break
         zyx, fg = robot_click(segment.mask, obj.mask)
         try:
-            segment.interact("click", method, _click_marks(zyx, fg))
+            segment.interact("click", method, _click_marks(zyx, fg), REFINE_PARAMS.get(method))
         except InvalidPrompt as exc:
             trace.refused = str(exc)
             break

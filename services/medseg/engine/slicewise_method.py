@@ -75,14 +75,13 @@ AUTO_ANISOTROPY = 2.0
 def auto_start(kind: str, spacing) -> str:
     """"slicewise" or "volumetric" for a `kind` start on this spacing: "box", "points",
     "click" (a first click) or "correct" (a click on a segment with a mask)."""
-    if kind in AUTO_SLICEWISE:
+    if kind == "click":  # won on the held-out organs and volumes (docs/benchmarks.md)
         return "slicewise"
+    if kind == "correct":  # geodesic-graphcut's 3D refinement click won (docs/benchmarks.md)
+        return "volumetric"
     sp = np.sort(np.asarray(spacing, dtype=float))
     thick = sp[-1] >= AUTO_ANISOTROPY * sp[-2]
     return "slicewise" if kind == "box" and thick else "volumetric"
-
-
-AUTO_SLICEWISE = ("click", "correct")  # slice by slice on every spacing
 PREDICTORS = ("propnet-2d-seeds", "propnet-2d", "graphcut-seeds")
 COMPARES = ("remove", "both", "none")
 COARSE_VOXELS = 1_000_000  # larger ROIs: banded (coarse-to-fine) 3D graph cut
@@ -114,7 +113,9 @@ class SlicewiseParams:
     click_margin_mm: float = 20.0  # in-plane reach: the start mask's box + the larger of this
     click_margin_fraction: float = 0.5  # ... and this fraction of its extent
     click_reach_mm: float = 0.0  # reach along the slice axis each way; 0: the image
-    click_geodesic_weight: float = 0.0  # geodesic-graphcut's 3D click unary in the tie
+    click_reach_ratio: float = 0.0  # ... or this many times the start mask's equivalent
+    # diameter (the smaller of the two bounds); 0: none
+    click_geodesic_weight: float = 0.5  # geodesic-graphcut's 3D click unary in the tie
     # a click on a segment with a mask: its slice in 2D, then the neighbours it changes
     correct_margin: int = 2  # a neighbour's change must touch the previous one's + this
     correct_min_voxels: int = 1  # the walk stops at a slice changing fewer voxels than this
@@ -155,7 +156,7 @@ _RANGES = {
     "geodesic_weight": FRACTION, "pnet_weight": FRACTION, "refit_margin": Range(0, 64),
     "click_pnet": FRACTION, "click_geodesic_weight": FRACTION,
     "click_margin_mm": Range(0.0, 500.0), "click_margin_fraction": Range(0.0, 10.0),
-    "click_reach_mm": Range(0.0, 5000.0),  # 0: unbounded; 5 m is longer than any body
+    "click_reach_mm": Range(0.0, 5000.0), "click_reach_ratio": Range(0.0, 100.0),  # 0: unbounded; 5 m is longer than any body
     "correct_margin": Range(0, 64), "correct_min_voxels": Range(1, 1_000_000),
 }
 
@@ -460,8 +461,14 @@ def _click_extent(start: StartSlice, shape, spacing, axis: int, params: Slicewis
     lo2 = np.maximum(lo2 - grow_by, 0)
     hi2 = np.minimum(hi2 + grow_by, np.asarray(plane_shape) - 1)
     lo, hi = 0, int(shape[axis]) - 1
+    reaches = []
     if params.click_reach_mm > 0:
-        reach = int(np.ceil(params.click_reach_mm / float(spacing[axis])))
+        reaches.append(params.click_reach_mm)
+    if params.click_reach_ratio > 0:  # x the start mask's equivalent diameter
+        diameter = 2.0 * np.sqrt(float(start.mask.sum()) * sp2[0] * sp2[1] / np.pi)
+        reaches.append(params.click_reach_ratio * diameter)
+    if reaches:
+        reach = int(np.ceil(min(reaches) / float(spacing[axis])))
         lo, hi = max(start.index - reach, 0), min(start.index + reach, hi)
     return lo, hi, [int(v) for v in lo2], [int(v) for v in hi2]
 
