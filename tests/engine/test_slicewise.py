@@ -203,6 +203,9 @@ def test_a_3d_click_starts_slice_by_slice():
     got = _paste(result)
     assert dice(got, mask) > 0.95
     assert got[8, 32, 30]
+    # a clean start slice: the optional second pass (from the tie's start slice) is not taken
+    twice = _run(image, Marks(fg=np.array([[8, 32, 30]])), "click", click_passes=2)
+    assert "passes" not in twice.info and np.array_equal(_paste(twice), got)
     volumetric = _paste(_run(image, Marks(fg=np.array([[8, 32, 30]])), "click",
                              start="volumetric"))
     assert volumetric.any() and not np.array_equal(volumetric, got)

@@ -128,7 +128,7 @@ class SlicewiseParams:
     click_reach_ratio: float = 0.0  # ... or this many times the start mask's equivalent
     # diameter (the smaller of the two bounds); 0: none
     click_geodesic_weight: float = 0.5  # geodesic-graphcut's 3D click unary in the tie
-    click_passes: int = 2  # 2: propagate again from the tie's start slice when it moved ...
+    click_passes: int = 1  # 2: propagate again from the tie's start slice when it moved ...
     click_pass_dice: float = 0.8  # ... to a Dice below this against the 2D click's mask
     # a click on a segment with a mask: its slice in 2D, then the neighbours it changes
     correct_margin: int = 2  # a neighbour's change must touch the previous one's + this
