@@ -692,7 +692,7 @@ def correct(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], 
         plane = Plane(axis, index)
         on = marks.on_plane(plane)
         before = slices.current(index)
-        found = codec_bbox(before)
+        found = _plane_bbox(before)
         bbox = (None if found is None else
                 _plane_box(shape, axis, index, found[0], found[1]))
         result = graphcut_method.segment(
@@ -772,7 +772,7 @@ def correct(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], 
                         info=info)
 
 
-def codec_bbox(mask: np.ndarray) -> tuple[list[int], list[int]] | None:
+def _plane_bbox(mask: np.ndarray) -> tuple[list[int], list[int]] | None:
     """(lo, hi) inclusive corners of a 2D mask's bounding box; None when empty."""
     idx = np.argwhere(mask)
     if len(idx) == 0:
