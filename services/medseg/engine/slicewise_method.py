@@ -128,6 +128,7 @@ class SlicewiseParams:
     click_reach_ratio: float = 0.0  # ... or this many times the start mask's equivalent
     # diameter (the smaller of the two bounds); 0: none
     click_geodesic_weight: float = 0.5  # geodesic-graphcut's 3D click unary in the tie
+    click_pnet_weight: float = 0.3  # `pnet_weight` (step 4) for a first click
     click_passes: int = 1  # 2: propagate again from the tie's start slice when it moved ...
     click_pass_dice: float = 0.8  # ... to a Dice below this against the 2D click's mask
     # a click on a segment with a mask: its slice in 2D, then the neighbours it changes
@@ -168,7 +169,7 @@ _RANGES = {
     "lamb": LAMB, "sigma": SIGMA,
     "outside": Range(0.0, 0.5),  # above 0.5 an unreached slice would be foreground
     "geodesic_weight": FRACTION, "pnet_weight": FRACTION, "refit_margin": Range(0, 64),
-    "click_pnet": FRACTION, "click_geodesic_weight": FRACTION,
+    "click_pnet": FRACTION, "click_geodesic_weight": FRACTION, "click_pnet_weight": FRACTION,
     "click_passes": Range(1, 2), "click_pass_dice": FRACTION,
     "click_margin_mm": Range(0.0, 500.0), "click_margin_fraction": Range(0.0, 10.0),
     # 0: unbounded; 5 m is longer than any body
@@ -559,8 +560,8 @@ def _start(read_image, read_mask, shape, spacing, marks: Marks, params: Slicewis
     at = [slice(None)] * 3
     at[axis] = start.index - lo
     seed[tuple(at)] = start.mask[in_plane]
-    if params.pnet_weight > 0:
-        w = params.pnet_weight
+    w = params.click_pnet_weight if context.kind == "click" else params.pnet_weight
+    if w > 0:
         for index, slice_mask in done.masks.items():
             if index == start.index and context.kind == "click" and params.click_pnet > 0:
                 continue  # the start slice had its P-Net already
