@@ -313,7 +313,17 @@ ROBUST_CONFIGS = (
     ("bifseg box + mideepseg clicks", "box", "bifseg", "mideepseg"),
     ("slicewise box + geodesic-graphcut clicks", "box", "slicewise", "geodesic-graphcut"),
     ("slicewise points + mideepseg clicks", "points", "slicewise", "mideepseg"),
+    # issue 13 item 2: the slice-by-slice click start, and clicks that correct their slice
+    ("slicewise click + geodesic-graphcut clicks", "click", "slicewise", "geodesic-graphcut"),
+    ("slicewise click + slicewise clicks", "click", "slicewise", "slicewise"),
+    ("slicewise box + slicewise clicks", "box", "slicewise", "slicewise"),
 )
+
+
+# parameters of a refinement method's clicks in the robot sessions: `slicewise` clicks are
+# forced to correct their slice (its default, `start: auto`, refines with geodesic-graphcut's
+# 3D click, which would repeat that row)
+REFINE_PARAMS = {"slicewise": {"start": "slicewise"}}
 
 
 def _block_down(a: np.ndarray, factors: tuple[int, ...], mode: str) -> np.ndarray:
@@ -465,7 +475,7 @@ def run_robust(obj: BenchObject, start: str, start_method: str, method: str,
             break
         zyx, fg = robot_click(segment.mask, obj.mask)
         try:
-            segment.interact("click", method, _click_marks(zyx, fg))
+            segment.interact("click", method, _click_marks(zyx, fg), REFINE_PARAMS.get(method))
         except InvalidPrompt as exc:
             trace.refused = str(exc)
             break

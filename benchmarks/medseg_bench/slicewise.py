@@ -70,18 +70,43 @@ def main() -> None:
                         help="JSON object of more slicewise parameters for its starts")
     parser.add_argument("--isotropic", action="store_true",
                         help="the robustness benchmark's own ~2-3 mm objects instead")
+    parser.add_argument("--groups", nargs="?", const="", default=None,
+                        help="the robustness benchmark's 3D groups (held-out organs, held-out "
+                             "volumes, trained-on; `clicks --robustness --dims 3`) instead; "
+                             "a value: only the groups whose name holds it (e.g. held-out)")
+    parser.add_argument("--per-group", type=int, default=None,
+                        help="with --groups: objects per group (default: the robustness one)")
+    parser.add_argument("--configs", default=None,
+                        help="comma-separated substrings: only the rows whose 'label (start)' "
+                             "holds one, e.g. 'geodesic-graphcut (click),slicewise click'")
     args = parser.parse_args()
+    if args.groups is not None:
+        cards = clicks.model_cards()
+        everything = clicks.robust_objects(3, args.per_group or clicks.ROBUST_PER_GROUP[3],
+                                           cards)
+        for group in clicks.GROUPS:
+            members = [o for o in everything if o.group == group]
+            if members and args.groups in group:
+                _table(f"3D {group}", members, args)
+        return
     objects = (clicks.lesion_objects(3) if args.isotropic
                else anisotropic_objects(args.slice_mm, args.in_plane_mm))
-    sizes = [int(o.mask.sum()) for o in objects]
     kind = "isotropic" if args.isotropic else "anisotropic"
-    print(f"\n### 3D {kind} held-out lesions ({len(objects)}; spacing "
+    _table(f"3D {kind} held-out lesions", objects, args)
+
+
+def _table(title: str, objects: list[BenchObject], args) -> None:
+    sizes = [int(o.mask.sum()) for o in objects]
+    print(f"\n### {title} ({len(objects)}; spacing "
           f"{sorted({tuple(round(s, 2) for s in o.spacing) for o in objects})}; "
           f"{min(sizes)}-{max(sizes)} voxels); {args.refinements} refinement clicks\n")
     print(clicks.ROBUST_HEADER)
     only = set(args.only.split(",")) if args.only else None
+    wanted = args.configs.split(",") if args.configs else None
     for label, start, start_method, method in clicks.ROBUST_CONFIGS:
         if only is not None and start_method not in only:
+            continue
+        if wanted is not None and not any(w in f"{label} ({start})" for w in wanted):
             continue
         params = None
         if start_method == "slicewise" and (args.start or args.params):

@@ -168,12 +168,14 @@ def test_3d_points_segment_an_anisotropic_object_slice_by_slice():
     assert dice(_paste(result), mask) > 0.8
 
 
-def test_auto_goes_slice_by_slice_for_a_box_on_thick_slices_only():
+def test_auto_goes_slice_by_slice_for_a_box_on_thick_slices_and_a_first_click():
     assert sw.auto_start("box", (5.0, 1.0, 1.0)) == "slicewise"
     assert sw.auto_start("box", (1.0, 0.8, 4.0)) == "slicewise"
     assert sw.auto_start("box", (3.27, 1.95, 1.95)) == "volumetric"
     assert sw.auto_start("box", (2.0, 2.0, 2.0)) == "volumetric"
     assert sw.auto_start("points", (5.0, 1.0, 1.0)) == "volumetric"
+    assert sw.auto_start("click", (2.0, 2.0, 2.0)) == "slicewise"  # won on both groups
+    assert sw.auto_start("correct", (5.0, 1.0, 1.0)) == "volumetric"
 
 
 @pytest.mark.parametrize("kind", ["box", "points"])
@@ -191,10 +193,102 @@ def test_auto_takes_the_start_that_won_per_case_type(kind):
     assert _run(image, marks, kind, start=other).info["start"] == other
 
 
+def test_a_3d_click_starts_slice_by_slice():
+    """One foreground click on an empty segment: its slice in 2D (the model-free 2D click),
+    propagated both ways until the object ends, tied by the 3D graph cut."""
+    image, mask = _volume(RADII, seed=2)
+    result = _run(image, Marks(fg=np.array([[8, 32, 30]])), "click")
+    assert result.info["start"] == "slicewise" and result.info["start_slice"] == 8
+    assert result.info["slices"] == list(range(4, 14))  # every slice of the object, no more
+    got = _paste(result)
+    assert dice(got, mask) > 0.95
+    assert got[8, 32, 30]
+    # a clean start slice: the optional second pass (from the tie's start slice) is not taken
+    twice = _run(image, Marks(fg=np.array([[8, 32, 30]])), "click", click_passes=2)
+    assert "passes" not in twice.info and np.array_equal(_paste(twice), got)
+    volumetric = _paste(_run(image, Marks(fg=np.array([[8, 32, 30]])), "click",
+                             start="volumetric"))
+    assert volumetric.any() and not np.array_equal(volumetric, got)
+
+
+def _correct(image, head, marks: Marks, **params):
+    """A click on a segment whose head mask is `head`, correcting its slice unless `params`
+    say otherwise: (new mask, result)."""
+    params = {"start": "slicewise", **params}
+    idx = np.argwhere(head)
+    bbox = Box(tuple(int(v) for v in idx.min(axis=0)), tuple(int(v) for v in idx.max(axis=0)))
+    result = sw.segment(_reader(image), _reader(head), SHAPE, SPACING, marks, None,
+                        sw.SlicewiseParams(**params), bbox, SegmentContext("click"))
+    new = head.copy()
+    new[tuple(slice(lo, hi + 1) for lo, hi in zip(result.roi.lo, result.roi.hi))] = result.mask
+    return new, result
+
+
+def test_a_click_corrects_its_slice_then_re_propagates_the_neighbours_it_changes():
+    """The head misses a wedge of the object on slices 6..11; one foreground click in the
+    wedge on slice 9 fixes slice 9 in 2D, then the neighbours whose re-propagation changes
+    them, both ways, until the wedge ends; every other slice is the head's bit for bit and
+    no voxel is removed (a foreground click)."""
+    image, mask = _volume(RADII, seed=5)
+    head = mask.copy()
+    head[6:12, :, 36:] = False
+    new, result = _correct(image, head, Marks(fg=np.array([[9, 32, 40]])))
+    info = result.info
+    assert info["corrected_slices"] == [9]
+    assert set(info["repropagated"]["9"]) >= {8, 10}  # neighbours re-propagated from 9
+    changed = sorted(set(np.argwhere(new ^ head)[:, 0].tolist()))
+    assert changed == info["changed_slices"] and 9 in changed
+    assert set(changed) <= set(range(6, 12))  # only where the wedge is missing
+    for z in range(SHAPE[0]):
+        if z not in changed:
+            assert np.array_equal(new[z], head[z]), z  # slices it did not reach: bit for bit
+    assert not (head & ~new).any()  # a foreground click never removes a voxel
+    assert dice(new[9], mask[9]) > 0.98
+    for z in (8, 10):  # the neighbours moved to the object
+        assert dice(new[z], mask[z]) > dice(head[z], mask[z]) + 0.05, z
+    assert dice(new, mask) > dice(head, mask) + 0.05
+
+
+def test_a_background_click_removes_a_leak_on_its_slice_and_the_neighbours_only():
+    """The head leaks into a bright blob beside the object on slices 7..10; a background
+    click in the blob on slice 8 removes it there and on the neighbours it reaches; it adds
+    nothing, and slices outside 7..10 stay bit for bit."""
+    image, mask = _volume(RADII, seed=6)
+    leak = np.zeros(SHAPE, dtype=bool)
+    leak[7:11, 20:44, 44:52] = True
+    leak &= ~mask
+    image[leak] = 200.0
+    head = mask | leak
+    new, result = _correct(image, head, Marks(bg=np.array([[8, 32, 48]])))
+    assert not (new & ~head).any()  # a background click never adds a voxel
+    assert not new[8][leak[8]].any()
+    assert not new[7][leak[7]].any() and not new[9][leak[9]].any()  # re-propagated
+    for z in list(range(0, 7)) + list(range(11, SHAPE[0])):
+        assert np.array_equal(new[z], head[z]), z
+    assert dice(new, mask) > dice(head, mask)
+
+
+def test_a_click_the_head_already_agrees_with_changes_nothing():
+    image, mask = _volume(RADII, seed=7)
+    new, result = _correct(image, mask, Marks(fg=np.array([[8, 32, 30]])))
+    assert np.array_equal(new, mask) and result.info["corrected_slices"] == []
+
+
+def test_auto_refines_with_the_3d_click_that_won():
+    image, mask = _volume(RADII, seed=5)
+    head = mask.copy()
+    head[6:12, :, 36:] = False
+    new, result = _correct(image, head, Marks(fg=np.array([[9, 32, 40]])), start="auto")
+    assert result.info["start"] == "volumetric" and result.info.get("refined")
+    assert not (head & ~new).any() and new[9, 32, 40]
+
+
 def test_bad_starts_are_refused_with_a_reason():
     image, mask = _volume(RADII)
-    with pytest.raises(InvalidPrompt, match="box or points"):
-        _run(image, Marks(fg=np.array([[8, 32, 30]])), "click")
+    with pytest.raises(InvalidPrompt, match="foreground click"):
+        _run(image, Marks(bg=np.array([[8, 32, 30]])), "click", start="slicewise")
+    with pytest.raises(InvalidPrompt, match="box, points or a click"):
+        _run(image, Marks(fg=np.array([[8, 32, 30]])), "scribble")
     with pytest.raises(InvalidPrompt, match="at least 3"):
         _run(image, Marks(points=np.array([[8, 32, 30], [9, 30, 30]])), "points",
              start="slicewise")
@@ -202,3 +296,5 @@ def test_bad_starts_are_refused_with_a_reason():
         sw.SlicewiseParams(predictor="nope")
     with pytest.raises(ValueError, match="start"):
         sw.SlicewiseParams(start="nope")
+    with pytest.raises(ValueError, match="correct_compare"):
+        sw.SlicewiseParams(correct_compare="nope")

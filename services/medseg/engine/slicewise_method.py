@@ -33,6 +33,18 @@ The result is one revision like any 3D start: its mask and the unary as the stor
 probability, so any click method (`geodesic-graphcut`, `mideepseg`) refines it under the
 refinement contract (engine/refinement.py). On a segment with a mask, a box re-segments its
 inside only and only adds outside it (as `bifseg`). Arrays are (z, y, x) voxels.
+
+**A first click** (an empty segment, `click_start`): step 2 is geodesic-graphcut's 2D click on
+the click's slice; the propagation is bounded in-plane by that mask's box grown by
+`click_margin_mm` / `click_margin_fraction` (along the axis by the image, or `click_reach_*`),
+the ROI spans the slices it reached, and step 5 mixes in geodesic-graphcut's 3D click unary
+(`click_geodesic_weight`) instead of the box's.
+
+**A click on a segment with a mask** (`correct`, `start: slicewise`): the click corrects its own
+slice in 2D (geodesic-graphcut's 2D refinement under the refinement contract), then re-propagates
+only the neighbouring slices that it changes, inside the object's extent; every other voxel is
+the head's bit for bit. `start: auto` refines with geodesic-graphcut's 3D click instead (it won
+on the benchmarks); `auto` takes the slice-by-slice first click (it won there).
 """
 
 from __future__ import annotations
@@ -58,7 +70,7 @@ from medseg.engine.propagation_net import (
     PropNetParams,
     PropNetPredictor,
 )
-from medseg.engine.refinement import stored_in
+from medseg.engine.refinement import contradicted, mask_prior, stored_in
 from medseg.engine.slice_predictors import SeedGraphCut, SeedGraphCutParams
 from medseg.errors import InvalidPrompt
 from medseg.models import bifseg_io
@@ -73,11 +85,17 @@ AUTO_ANISOTROPY = 2.0
 
 
 def auto_start(kind: str, spacing) -> str:
-    """"slicewise" or "volumetric" for a `kind` ("box" / "points") start on this spacing."""
+    """"slicewise" or "volumetric" for a `kind` start on this spacing: "box", "points",
+    "click" (a first click) or "correct" (a click on a segment with a mask)."""
+    if kind == "click":  # won on the held-out organs and volumes (docs/benchmarks.md)
+        return "slicewise"
+    if kind == "correct":  # geodesic-graphcut's 3D refinement click won (docs/benchmarks.md)
+        return "volumetric"
     sp = np.sort(np.asarray(spacing, dtype=float))
     thick = sp[-1] >= AUTO_ANISOTROPY * sp[-2]
     return "slicewise" if kind == "box" and thick else "volumetric"
 PREDICTORS = ("propnet-2d-seeds", "propnet-2d", "graphcut-seeds")
+COMPARES = ("remove", "both", "none")
 COARSE_VOXELS = 1_000_000  # larger ROIs: banded (coarse-to-fine) 3D graph cut
 
 
@@ -102,6 +120,25 @@ class SlicewiseParams:
     geodesic_weight: float = 0.7  # box: weight of geodesic-graphcut's 3D box unary in the tie
     pnet_weight: float = 0.5  # weight of P-Net re-run on each propagated slice's box
     refit_margin: int = 3  # ... that box: the propagated mask's bounding box + this (voxels)
+    # a first click (an empty segment): its slice in 2D, then the same propagation and tie
+    click_pnet: float = 0.0  # P-Net on the 2D click mask's box, averaged in with this weight
+    click_margin_mm: float = 20.0  # in-plane reach: the start mask's box + the larger of this
+    click_margin_fraction: float = 0.5  # ... and this fraction of its extent
+    click_reach_mm: float = 0.0  # reach along the slice axis each way; 0: the image
+    click_reach_ratio: float = 0.0  # ... or this many times the start mask's equivalent
+    # diameter (the smaller of the two bounds); 0: none
+    click_geodesic_weight: float = 0.5  # geodesic-graphcut's 3D click unary in the tie
+    click_pnet_weight: float = 0.3  # `pnet_weight` (step 4) for a first click
+    click_passes: int = 1  # 2: propagate again from the tie's start slice when it moved ...
+    click_pass_dice: float = 0.8  # ... to a Dice below this against the 2D click's mask
+    # a click on a segment with a mask: its slice in 2D, then the neighbours it changes
+    correct_margin: int = 2  # a neighbour's change must touch the previous one's + this
+    correct_min_voxels: int = 1  # the walk stops at a slice changing fewer voxels than this
+    correct_compare: str = "remove"  # a neighbour loses ("remove"; gains too: "both") only
+    # voxels where the predictions from the corrected slice and from it before the click
+    # differ; "none": wherever the prediction from the corrected slice differs from it
+    correct_components: bool = False  # take whole components of a neighbour's change that
+    # touch the previous one's (True) or only its part within `correct_margin` (False)
 
     def __post_init__(self) -> None:
         check_params(self, _RANGES)
@@ -113,6 +150,9 @@ class SlicewiseParams:
         if self.encoding not in ENCODINGS:
             raise ValueError(f"encoding must be one of {list(ENCODINGS)}, "
                              f"got {self.encoding!r}")
+        if self.correct_compare not in COMPARES:
+            raise ValueError(f"correct_compare must be one of {list(COMPARES)}, "
+                             f"got {self.correct_compare!r}")
         if self.min_area_ratio >= 1:
             raise ValueError("min_area_ratio must be < 1 (every slice would end the object)")
 
@@ -129,6 +169,12 @@ _RANGES = {
     "lamb": LAMB, "sigma": SIGMA,
     "outside": Range(0.0, 0.5),  # above 0.5 an unreached slice would be foreground
     "geodesic_weight": FRACTION, "pnet_weight": FRACTION, "refit_margin": Range(0, 64),
+    "click_pnet": FRACTION, "click_geodesic_weight": FRACTION, "click_pnet_weight": FRACTION,
+    "click_passes": Range(1, 2), "click_pass_dice": FRACTION,
+    "click_margin_mm": Range(0.0, 500.0), "click_margin_fraction": Range(0.0, 10.0),
+    # 0: unbounded; 5 m is longer than any body
+    "click_reach_mm": Range(0.0, 5000.0), "click_reach_ratio": Range(0.0, 100.0),
+    "correct_margin": Range(0, 64), "correct_min_voxels": Range(1, 1_000_000),
 }
 
 
@@ -225,18 +271,6 @@ def _pnet_slice(read_image, shape, spacing, box: Box, axis: int, index: int,
     prob[roi2] = np.clip(np.squeeze(run.to_roi(run.state.probability), axis=axis), 0, 1)
     prob[~cross] = 0.0
     return prob
-
-
-def _fuse_geodesic(unary: np.ndarray, roi: Box, read_image, read_mask, shape, spacing,
-                   box: Box, weight: float) -> np.ndarray:
-    """(1 - weight) unary + weight x geodesic-graphcut's 3D unary from the same box (its
-    centre third as foreground seed, its outside as background) on the ROI."""
-    result = graphcut_method.segment(read_image, read_mask, shape, spacing, Marks(boxes=[box]),
-                                     None, graphcut_method.GraphCutParams(max_grow=0), None,
-                                     SegmentContext("box"))
-    q, known = stored_in(roi, (result.roi, result.probability))
-    geo = np.where(known, q, 0.0)
-    return ((1 - weight) * unary + weight * geo).astype(np.float32)
 
 
 def box_start(read_image: Callable[[Box], np.ndarray], shape, spacing, box: Box, axis: int,
@@ -348,45 +382,126 @@ def tie_slices(unary: np.ndarray, image: np.ndarray, spacing, allowed: np.ndarra
     return _component_touching(mask, seed)
 
 
+def _fuse_geodesic(unary: np.ndarray, roi: Box, read_image, read_mask, shape, spacing,
+                   marks: Marks, kind: str, weight: float) -> np.ndarray:
+    """(1 - weight) unary + weight x geodesic-graphcut's 3D unary from the same start (a box:
+    its centre third as foreground seed, its outside as background; a click: the click, the
+    ROI border as weak background) where that unary covers the ROI; `unary` elsewhere."""
+    result = graphcut_method.segment(read_image, read_mask, shape, spacing, marks, None,
+                                     graphcut_method.GraphCutParams(max_grow=0), None,
+                                     SegmentContext(kind))
+    q, known = stored_in(roi, (result.roi, result.probability))
+    return np.where(known, (1 - weight) * unary + weight * q, unary).astype(np.float32)
+
+
 def _volumetric(read_image, read_mask, shape, spacing, marks: Marks, params: SlicewiseParams,
                 current_mask_bbox: Box | None, context: SegmentContext) -> MethodResult:
-    """The 3D start this method stands in for: geodesic-graphcut's 3D box, or MIDeepSeg's 3D
-    network from the points."""
-    if context.kind == "box":
-        if not marks.boxes:
-            raise InvalidPrompt(f"method {NAME!r} needs a box or points")
-        return graphcut_method.segment(read_image, read_mask, shape, spacing,
-                                       Marks(boxes=[marks.boxes[-1]]), None,
+    """The 3D start this method stands in for: geodesic-graphcut's 3D box or click (a click on
+    a segment with a mask: its 3D refinement), or MIDeepSeg's 3D network from the points."""
+    if context.kind in ("box", "click"):
+        if context.kind == "box" and not marks.boxes:
+            raise InvalidPrompt(f"method {NAME!r} needs a box, points or a click")
+        given = (Marks(boxes=[marks.boxes[-1]]) if context.kind == "box"
+                 else Marks(np.asarray(marks.fg).reshape(-1, 3),
+                            np.asarray(marks.bg).reshape(-1, 3)))
+        return graphcut_method.segment(read_image, read_mask, shape, spacing, given, None,
                                        graphcut_method.GraphCutParams(), current_mask_bbox,
-                                       SegmentContext("box"))
+                                       context)
     return mideepseg_method.segment(read_image, read_mask, shape, spacing,
                                     Marks(points=np.asarray(marks.points).reshape(-1, 3)), None,
                                     mideepseg_method.MIDeepSegParams(encoding=params.encoding),
                                     current_mask_bbox, SegmentContext("points"))
 
 
-def segment(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], np.ndarray],
-            shape, spacing, marks: Marks, plane: Plane | None,
-            params: SlicewiseParams = SlicewiseParams(), current_mask_bbox: Box | None = None,
-            context: SegmentContext | None = None) -> MethodResult:
-    """A 3D `box` (the newest) or `points` start, slice by slice (module doc)."""
-    context = context or SegmentContext()
-    if plane is not None:
-        raise InvalidPrompt(f"method {NAME!r} is 3D: use bifseg or mideepseg on a plane")
-    shape = tuple(int(s) for s in shape)
-    if context.kind in ("box", "points"):
-        chosen = auto_start(context.kind, spacing) if params.start == "auto" else params.start
-        if chosen == "volumetric":
-            result = _volumetric(read_image, read_mask, shape, spacing, marks, params,
-                                 current_mask_bbox, context)
-            result.info["start"] = "volumetric"
-            return result
+def _plane_result(result: MethodResult, axis: int, plane_shape) -> tuple[np.ndarray, np.ndarray]:
+    """(whole-slice bool mask, whole-slice float32 probability) of a 2D method's result."""
+    roi2 = tuple(slice(a, b + 1) for a, b in zip(_drop(result.roi.lo, axis),
+                                                  _drop(result.roi.hi, axis)))
+    mask = np.zeros(plane_shape, dtype=bool)
+    prob = np.zeros(plane_shape, dtype=np.float32)
+    mask[roi2] = np.squeeze(result.mask, axis=axis)
+    prob[roi2] = np.squeeze(result.probability, axis=axis)
+    return mask, prob
+
+
+def click_start(read_image: Callable[[Box], np.ndarray], read_mask, shape, spacing,
+                marks: Marks, axis: int, params: SlicewiseParams) -> StartSlice:
+    """A 3D click on an empty segment: the slice holding the most foreground clicks (ties:
+    the first) is segmented in 2D by geodesic-graphcut's 2D click from the clicks on it; with
+    `click_pnet` > 0, P-Net re-runs on the box of that mask (+ `refit_margin`) and its
+    probability is averaged in with that weight (the 2D click finds the object, the network
+    its edge)."""
+    fg = np.asarray(marks.fg, dtype=np.int64).reshape(-1, 3)
+    if len(fg) == 0:
+        raise InvalidPrompt(f"a {NAME} click start needs a foreground click on the object")
+    values, counts = np.unique(fg[:, axis], return_counts=True)
+    index = int(values[np.argmax(counts)])
+    plane = Plane(axis, index)
+    on = marks.on_plane(plane)
+    plane_shape = tuple(_drop(shape, axis))
+    result = graphcut_method.segment(read_image, read_mask, shape, spacing,
+                                     Marks(np.asarray(on.fg).reshape(-1, 3),
+                                           np.asarray(on.bg).reshape(-1, 3)),
+                                     plane, graphcut_method.GraphCutParams(), None,
+                                     SegmentContext("click"))
+    mask, prob = _plane_result(result, axis, plane_shape)
+    seeds = np.zeros(plane_shape, dtype=bool)
+    seeds[tuple(plane.drop_axis(on.fg).T)] = True
+    if params.click_pnet > 0 and mask.any():
+        rows, cols = np.nonzero(mask)
+        m = params.refit_margin
+        fit = _plane_box(shape, axis, index,
+                         [max(int(rows.min()) - m, 0), max(int(cols.min()) - m, 0)],
+                         [min(int(rows.max()) + m, plane_shape[0] - 1),
+                          min(int(cols.max()) + m, plane_shape[1] - 1)])
+        pnet = _pnet_slice(read_image, shape, spacing, fit, axis, index, params)
+        prob = ((1 - params.click_pnet) * prob + params.click_pnet * pnet).astype(np.float32)
+        mask = (prob > 0.5) | seeds
+    if not mask.any():
+        raise InvalidPrompt(f"{NAME} found no object at the click")
+    return StartSlice(index, _component_touching(mask, seeds), prob)
+
+
+def _click_extent(start: StartSlice, shape, spacing, axis: int, params: SlicewiseParams
+                  ) -> tuple[int, int, list[int], list[int]]:
+    """(lo, hi, in-plane lo, in-plane hi) a click start may reach: along the axis the image
+    (or `click_reach_mm` each way), in-plane the start mask's box grown by the larger of
+    `click_margin_mm` and `click_margin_fraction` x its extent."""
+    plane_shape = tuple(_drop(shape, axis))
+    sp2 = np.asarray(_drop(spacing, axis), dtype=float)
+    rows, cols = np.nonzero(start.mask)
+    lo2 = np.array([rows.min(), cols.min()])
+    hi2 = np.array([rows.max(), cols.max()])
+    extent_mm = ((hi2 - lo2 + 1) * sp2).max()
+    grow_by = np.ceil(max(params.click_margin_mm, params.click_margin_fraction * extent_mm)
+                      / sp2).astype(int)
+    lo2 = np.maximum(lo2 - grow_by, 0)
+    hi2 = np.minimum(hi2 + grow_by, np.asarray(plane_shape) - 1)
+    lo, hi = 0, int(shape[axis]) - 1
+    reaches = []
+    if params.click_reach_mm > 0:
+        reaches.append(params.click_reach_mm)
+    if params.click_reach_ratio > 0:  # x the start mask's equivalent diameter
+        diameter = 2.0 * np.sqrt(float(start.mask.sum()) * sp2[0] * sp2[1] / np.pi)
+        reaches.append(params.click_reach_ratio * diameter)
+    if reaches:
+        reach = int(np.ceil(min(reaches) / float(spacing[axis])))
+        lo, hi = max(start.index - reach, 0), min(start.index + reach, hi)
+    return lo, hi, [int(v) for v in lo2], [int(v) for v in hi2]
+
+
+def _start(read_image, read_mask, shape, spacing, marks: Marks, params: SlicewiseParams,
+           current_mask_bbox: Box | None, context: SegmentContext,
+           given: StartSlice | None = None) -> MethodResult:
+    """A 3D box, points or first-click start, slice by slice (module doc); `given`: the
+    start slice of a first click's second pass."""
     axis = slice_axis(spacing, params.axis)
     plane_shape = tuple(_drop(shape, axis))
     t0 = time.perf_counter()
+    box = None
     if context.kind == "box":
         if not marks.boxes:
-            raise InvalidPrompt(f"method {NAME!r} needs a box or points")
+            raise InvalidPrompt(f"method {NAME!r} needs a box, points or a click")
         box = marks.boxes[-1]
         start = box_start(read_image, shape, spacing, box, axis, params)
         lo, hi = box.lo[axis], box.hi[axis]
@@ -406,8 +521,9 @@ def segment(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], 
         rows, cols = np.nonzero(start.mask)
         lo2 = [min(int(lo2[0]), int(rows.min())), min(int(lo2[1]), int(cols.min()))]
         hi2 = [max(int(hi2[0]), int(rows.max())), max(int(hi2[1]), int(cols.max()))]
-    else:
-        raise InvalidPrompt(f"method {NAME!r} takes a box or points, not a {context.kind}")
+    else:  # a click on an empty segment
+        start = given or click_start(read_image, read_mask, shape, spacing, marks, axis, params)
+        lo, hi, lo2, hi2 = _click_extent(start, shape, spacing, axis, params)
     cross = _cross_section(plane_shape, lo2, hi2)
     t1 = time.perf_counter()
     whole = Plane(axis, start.index).whole(shape)
@@ -415,6 +531,8 @@ def segment(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], 
     predictor = make_predictor(params, start_image, start.mask, tuple(_drop(spacing, axis)))
     done = propagate_within(read_image, shape, spacing, axis, start, predictor, lo, hi, cross,
                             params)
+    if context.kind == "click":  # no box bounds it: the ROI spans the slices reached
+        lo, hi = min(done.probabilities), max(done.probabilities)
     t2 = time.perf_counter()
 
     # the ROI: the box (points: their extent) with the cross-section, a voxel wider in-plane
@@ -442,9 +560,11 @@ def segment(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], 
     at = [slice(None)] * 3
     at[axis] = start.index - lo
     seed[tuple(at)] = start.mask[in_plane]
-    if params.pnet_weight > 0:
-        w = params.pnet_weight
+    w = params.click_pnet_weight if context.kind == "click" else params.pnet_weight
+    if w > 0:
         for index, slice_mask in done.masks.items():
+            if index == start.index and context.kind == "click" and params.click_pnet > 0:
+                continue  # the start slice had its P-Net already
             at = [slice(None)] * 3
             at[axis] = index - lo
             rows, cols = np.nonzero(slice_mask)
@@ -454,9 +574,14 @@ def segment(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], 
             fit = _plane_box(shape, axis, index, blo, bhi)
             prob = _pnet_slice(read_image, shape, spacing, fit, axis, index, params)
             unary[tuple(at)] = (1 - w) * unary[tuple(at)] + w * prob[in_plane]
-    if params.geodesic_weight > 0 and context.kind == "box":
-        unary = _fuse_geodesic(unary, roi, read_image, read_mask, shape, spacing, box,
-                               params.geodesic_weight)
+    if params.geodesic_weight > 0 and box is not None:
+        unary = _fuse_geodesic(unary, roi, read_image, read_mask, shape, spacing,
+                               Marks(boxes=[box]), "box", params.geodesic_weight)
+    if params.click_geodesic_weight > 0 and context.kind == "click":
+        fg = np.asarray(marks.fg, dtype=np.int64).reshape(-1, 3)
+        unary = _fuse_geodesic(unary, roi, read_image, read_mask, shape, spacing,
+                               Marks(fg=fg, bg=np.asarray(marks.bg).reshape(-1, 3)), "click",
+                               params.click_geodesic_weight)
     if params.tie:
         image = np.asarray(read_image(roi), dtype=np.float32).reshape(roi.shape)
         mask = tie_slices(unary, image, spacing, allowed, seed, params.lamb, params.sigma)
@@ -477,6 +602,250 @@ def segment(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], 
                         info=info)
 
 
+class _Slices:
+    """Whole slices along `axis` of the head mask (read once each) and of the new mask being
+    built (the slices changed so far)."""
+
+    def __init__(self, read_mask, shape, axis: int):
+        self.read_mask, self.shape, self.axis = read_mask, tuple(shape), axis
+        self.head: dict[int, np.ndarray] = {}
+        self.new: dict[int, np.ndarray] = {}
+
+    def old(self, index: int) -> np.ndarray:
+        if index not in self.head:
+            box = Plane(self.axis, index).whole(self.shape)
+            self.head[index] = np.squeeze(np.asarray(self.read_mask(box), dtype=bool)
+                                          .reshape(box.shape), axis=self.axis)
+        return self.head[index]
+
+    def current(self, index: int) -> np.ndarray:
+        return self.new[index] if index in self.new else self.old(index)
+
+    def read(self, box: Box) -> np.ndarray:
+        """The new mask inside `box` (3D, box-shaped) where a changed slice holds it, the
+        head elsewhere."""
+        out = np.asarray(self.read_mask(box), dtype=bool).reshape(box.shape).copy()
+        for index, plane in self.new.items():
+            if box.lo[self.axis] <= index <= box.hi[self.axis]:
+                at: list[slice | int] = [slice(None)] * 3
+                at[self.axis] = index - box.lo[self.axis]
+                cut = tuple(slice(box.lo[a], box.hi[a] + 1) for a in range(3) if a != self.axis)
+                out[tuple(at)] = plane[cut]
+        return out
+
+
+def _plane_marks(points: np.ndarray, axis: int, index: int, plane_shape) -> np.ndarray:
+    out = np.zeros(plane_shape, dtype=bool)
+    pts = np.asarray(points, dtype=np.int64).reshape(-1, 3)
+    on = pts[pts[:, axis] == index]
+    out[tuple(np.delete(on, axis, axis=1).T)] = True
+    return out
+
+
+def _touching2(change: np.ndarray, near: np.ndarray) -> np.ndarray:
+    """The connected components (8-connected) of `change` that touch `near`."""
+    if not (change & near).any():
+        return np.zeros(change.shape, dtype=bool)
+    labels, _ = ndimage.label(change, np.ones((3, 3), dtype=bool))
+    hit = np.unique(labels[change & near])
+    return np.isin(labels, hit[hit > 0])
+
+
+def correct(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], np.ndarray],
+            shape, spacing, marks: Marks, params: SlicewiseParams, current_mask_bbox: Box,
+            context: SegmentContext) -> MethodResult:
+    """A 3D click on a segment with a mask (issue 13 item 2): the click corrects its own slice
+    in 2D, then only the neighbouring slices it changes are re-propagated (module doc).
+
+    The marks the head contradicts (engine/refinement.py `contradicted`) name the slices to
+    correct (along the slice axis). Each such slice gets geodesic-graphcut's 2D refinement
+    under the refinement contract (the head's slice and stored probability as prior, the
+    change local to the clicked error component). Then, both ways, slice by slice: the fused
+    propagation predicts the next slice from the corrected one; its additions (removals) that
+    touch the previous slice's additions (removals), dilated by `correct_margin` voxels, are
+    applied, and the walk stops at the first slice where nothing changes or at the end of the
+    object's extent (the head's extent along the axis with the marked slices). Every other
+    voxel is the head's, bit for bit; a foreground mark never removes a voxel, a background
+    mark never adds one."""
+    axis = slice_axis(spacing, params.axis)
+    plane_shape = tuple(_drop(shape, axis))
+    sp2 = tuple(float(s) for s in _drop(spacing, axis))
+    t0 = time.perf_counter()
+    fg = np.asarray(marks.fg, dtype=np.int64).reshape(-1, 3)
+    bg = np.asarray(marks.bg, dtype=np.int64).reshape(-1, 3)
+    slices = _Slices(read_mask, shape, axis)
+    targets = []
+    for index in sorted(set(fg[:, axis].tolist()) | set(bg[:, axis].tolist())):
+        head = slices.old(index)
+        new_fg, new_bg = contradicted(_plane_marks(fg, axis, index, plane_shape),
+                                      _plane_marks(bg, axis, index, plane_shape), head)
+        if new_fg.any() or new_bg.any():
+            targets.append(index)
+    ext_lo = min([current_mask_bbox.lo[axis], *targets])
+    ext_hi = max([current_mask_bbox.hi[axis], *targets])
+    prop = PropagationParams(min_area_mm2=params.min_area_mm2,
+                             min_area_ratio=params.min_area_ratio,
+                             roi_margin_mm=params.roi_margin_mm)
+    structure = np.ones((3, 3), dtype=bool)
+    reached: dict[int, list[int]] = {}
+    stored = context.head_probability()
+    for index in targets:
+        plane = Plane(axis, index)
+        on = marks.on_plane(plane)
+        before = slices.current(index)
+        found = _plane_bbox(before)
+        bbox = (None if found is None else
+                _plane_box(shape, axis, index, found[0], found[1]))
+        result = graphcut_method.segment(
+            read_image, slices.read, shape, spacing,
+            Marks(np.asarray(on.fg).reshape(-1, 3), np.asarray(on.bg).reshape(-1, 3)), plane,
+            graphcut_method.GraphCutParams(), bbox,
+            SegmentContext("click", dict(context.head_interaction), lambda: stored))
+        after = before.copy()
+        roi2 = tuple(slice(a, b + 1) for a, b in zip(_drop(result.roi.lo, axis),
+                                                      _drop(result.roi.hi, axis)))
+        after[roi2] = np.squeeze(result.mask, axis=axis)
+        slices.new[index] = after
+        if not after.any():
+            reached[index] = []
+            continue
+        image = np.squeeze(np.asarray(read_image(plane.whole(shape)), dtype=np.float32),
+                           axis=axis)
+        predictor = make_predictor(params, image, after, sp2)
+        walked = []
+        for direction in (1, -1):
+            prev, added, removed = after, after & ~before, before & ~after
+            prev_old = before
+            n = index + direction
+            while ext_lo <= n <= ext_hi and (added.any() or removed.any()) and prev.any():
+                old = slices.current(n)
+                pred = predict_slice(read_image, shape, axis, n, prev, predictor, sp2, prop)[0]
+                near_add = ndimage.binary_dilation(added, structure,
+                                                   iterations=params.correct_margin)
+                near_rem = ndimage.binary_dilation(removed, structure,
+                                                   iterations=params.correct_margin)
+                fg_n = _plane_marks(fg, axis, n, plane_shape)
+                bg_n = _plane_marks(bg, axis, n, plane_shape)
+                gain, loss = pred & ~old & ~bg_n, old & ~pred & ~fg_n
+                if params.correct_compare != "none" and prev_old.any() and (
+                        params.correct_compare == "both" or (loss & near_rem).any()):
+                    # what the click changed: where the prediction from the corrected slice
+                    # differs from the one from that slice before the click (the old mask
+                    # may differ from both: the 3D tie and the re-fit made it)
+                    was = predict_slice(read_image, shape, axis, n, prev_old, predictor, sp2,
+                                        prop)[0]
+                    loss &= was
+                    if params.correct_compare == "both":
+                        gain &= ~was
+                if params.correct_components:
+                    add, rem = _touching2(gain, near_add), _touching2(loss, near_rem)
+                else:
+                    add, rem = gain & near_add, loss & near_rem
+                if int(add.sum() + rem.sum()) < params.correct_min_voxels:
+                    break
+                new = (old | add) & ~rem
+                slices.new[n] = new
+                walked.append(n)
+                prev, added, removed, prev_old = new, add, rem, old
+                n += direction
+        reached[index] = sorted(walked)
+    t1 = time.perf_counter()
+    changed = {i: slices.new[i] ^ slices.old(i) for i in slices.new}
+    changed = {i: c for i, c in changed.items() if c.any()}
+    if changed:
+        corners2 = np.concatenate([np.argwhere(c) for c in changed.values()])
+        lo, hi = list(corners2.min(axis=0)), list(corners2.max(axis=0))
+        lo.insert(axis, min(changed))
+        hi.insert(axis, max(changed))
+        roi = Box(tuple(int(v) for v in lo), tuple(int(v) for v in hi))
+    else:  # nothing changed (every mark agrees with the head): the newest mark's voxel
+        last = np.concatenate([fg, bg])[-1]
+        roi = Box(tuple(int(v) for v in last), tuple(int(v) for v in last))
+    mask = slices.read(roi)
+    q, known = stored_in(roi, stored)
+    probability = mask_prior(mask, q, known)
+    info = {"start": "slicewise", "corrected": "slice", "axis": "zyx"[axis],
+            "corrected_slices": targets,
+            "repropagated": {str(k): v for k, v in reached.items()},
+            "changed_slices": sorted(int(i) for i in changed)}
+    return MethodResult(roi=roi, mask=mask, probability=probability,
+                        timings={"correct": t1 - t0, "store": time.perf_counter() - t1},
+                        info=info)
+
+
+def _plane_bbox(mask: np.ndarray) -> tuple[list[int], list[int]] | None:
+    """(lo, hi) inclusive corners of a 2D mask's bounding box; None when empty."""
+    idx = np.argwhere(mask)
+    if len(idx) == 0:
+        return None
+    return [int(v) for v in idx.min(axis=0)], [int(v) for v in idx.max(axis=0)]
+
+
+def segment(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], np.ndarray],
+            shape, spacing, marks: Marks, plane: Plane | None,
+            params: SlicewiseParams = SlicewiseParams(), current_mask_bbox: Box | None = None,
+            context: SegmentContext | None = None) -> MethodResult:
+    """A 3D `box` (the newest), `points` or first `click` start, slice by slice; a `click` on
+    a segment with a mask corrects its slice and re-propagates the neighbours it changes
+    (`correct`). `start` picks the slice-by-slice or the volumetric way per case type."""
+    context = context or SegmentContext()
+    if plane is not None:
+        raise InvalidPrompt(f"method {NAME!r} is 3D: use bifseg or mideepseg on a plane")
+    if context.kind not in ("box", "points", "click"):
+        raise InvalidPrompt(f"method {NAME!r} takes a box, points or a click, "
+                            f"not a {context.kind}")
+    shape = tuple(int(s) for s in shape)
+    kind = ("correct" if context.kind == "click" and current_mask_bbox is not None
+            else context.kind)
+    chosen = auto_start(kind, spacing) if params.start == "auto" else params.start
+    if chosen == "volumetric":
+        result = _volumetric(read_image, read_mask, shape, spacing, marks, params,
+                             current_mask_bbox, context)
+        result.info["start"] = "volumetric"
+        return result
+    if kind == "correct":
+        assert current_mask_bbox is not None
+        return correct(read_image, read_mask, shape, spacing, marks, params, current_mask_bbox,
+                       context)
+    result = _start(read_image, read_mask, shape, spacing, marks, params, current_mask_bbox,
+                    context)
+    if kind == "click" and params.click_passes > 1:
+        result = _second_pass(read_image, read_mask, shape, spacing, marks, params, context,
+                              result)
+    return result
+
+
+def _second_pass(read_image, read_mask, shape, spacing, marks: Marks, params: SlicewiseParams,
+                 context: SegmentContext, first: MethodResult) -> MethodResult:
+    """A first click's 2D mask may leak (the model-free 2D click on a low-contrast slice);
+    the 3D tie, with P-Net's re-fit and the 3D geodesic cue, cleans its start slice. When that
+    slice moved (Dice to the 2D mask below `click_pass_dice`), propagate again from it."""
+    axis = slice_axis(spacing, params.axis)
+    index = int(first.info["start_slice"])
+    plane_shape = tuple(_drop(shape, axis))
+    whole = np.zeros(plane_shape, dtype=bool)
+    prob = np.zeros(plane_shape, dtype=np.float32)
+    at: list[slice | int] = [slice(None)] * 3
+    at[axis] = index - first.roi.lo[axis]
+    cut = tuple(slice(first.roi.lo[a], first.roi.hi[a] + 1) for a in range(3) if a != axis)
+    whole[cut] = first.mask[tuple(at)]
+    prob[cut] = first.probability[tuple(at)]
+    seeds = _plane_marks(marks.fg, axis, index, plane_shape)
+    if not (whole & seeds).any():
+        return first
+    before = click_start(read_image, read_mask, shape, spacing, marks, axis, params).mask
+    tied = _component_touching(whole, seeds)
+    overlap = 2.0 * float((tied & before).sum()) / float(tied.sum() + before.sum())
+    if overlap >= params.click_pass_dice:
+        return first
+    second = _start(read_image, read_mask, shape, spacing, marks, params, None, context,
+                    StartSlice(index, tied, np.where(tied, np.maximum(prob, 0.5), prob)))
+    second.info["passes"] = 2
+    for key, seconds in first.timings.items():
+        second.timings[key] = second.timings.get(key, 0.0) + seconds
+    return second
+
+
 METHOD = Method(
     name=NAME,
     description="3D from the 2D networks, slice by slice in the plane of the highest "
@@ -485,8 +854,11 @@ METHOD = Method(
                 "propagation (propnet-2d-seeds) carries it slice by slice inside the box's "
                 "extent until the object ends, P-Net re-fits each propagated slice, and one 3D "
                 "graph cut ties the slices (a box: fused with geodesic-graphcut's 3D box cue). "
-                "Refine it with any click method (geodesic-graphcut, mideepseg).",
-    interaction_types=("box", "points"),
+                "A first 3D click starts the same way from its slice (geodesic-graphcut 2D). "
+                "A click on a mask refines it: geodesic-graphcut's 3D click by default, or "
+                "(`start: slicewise`) it corrects its own slice in 2D and re-propagates only "
+                "the neighbouring slices it changes. Any click method refines it too.",
+    interaction_types=("box", "points", "click"),
     dims=("3d",),
     params_type=SlicewiseParams,
     run=segment,
