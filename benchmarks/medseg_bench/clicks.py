@@ -507,14 +507,15 @@ ROBUST_HEADER = ("| method | start | objects | Dice start | "
 
 
 def run_robustness(dims_list: list[int], refinements: int, details: Path | None,
-                   per_group: int | None = None, groups_from: Path | None = None) -> None:
+                   per_group: int | None = None, groups_from: Path | None = None,
+                   configs: list[str] | None = None) -> None:
     """Per group (held-out organs, held-out volumes, trained-on) x method x start x 2D/3D:
     Dice@1/3/5/10 (refinement clicks after the start), NoC@85/90 (start clicks counted;
     capped at start + refinements), collapse rate (share of refinement clicks after which Dice
     fell by > COLLAPSE_DROP), the worst single drop and the median engine ms per refinement
     click. `per_group`: objects per group (default ROBUST_PER_GROUP). `groups_from`: group by
     the cards of that folder instead of the evaluated ones' (old and new weights compared on
-    the same objects)."""
+    the same objects). `configs`: only the ROBUST_CONFIGS rows with these labels."""
     dump: dict = {}
     cards = model_cards(folder=groups_from)
     print("models evaluated: " + ", ".join(c["name"] for c in model_cards())
@@ -531,6 +532,8 @@ def run_robustness(dims_list: list[int], refinements: int, details: Path | None,
             print(ROBUST_HEADER)
             for label, start, start_method, method in ROBUST_CONFIGS:
                 if f"{dims}d" not in METHODS.get(start_method).dims:  # slicewise is 3D only
+                    continue
+                if configs and label not in configs:
                     continue
                 traces = [run_robust(obj, start, start_method, method, refinements, k)
                           for k, obj in enumerate(members)]
@@ -561,12 +564,15 @@ def main() -> None:
     parser.add_argument("--groups-from", type=Path, default=None,
                         help="with --robustness: group objects by the model cards in this "
                              "folder (compare two sets of weights on the same objects)")
+    parser.add_argument("--configs", default=None,
+                        help="with --robustness: comma-separated row labels to run (default all)")
     args = parser.parse_args()
     if args.robustness:
         if args.quick:
             args.per_group, args.refinements = args.per_group or 2, 3
         run_robustness([int(d) for d in args.dims.split(",")], args.refinements, args.details,
-                       args.per_group, args.groups_from)
+                       args.per_group, args.groups_from,
+                       args.configs.split(",") if args.configs else None)
         return
     if args.quick:
         args.per_group, args.refinements, args.cap = args.per_group or 3, 5, 10
