@@ -334,19 +334,24 @@ def _block_down(a: np.ndarray, factors: tuple[int, ...], mode: str) -> np.ndarra
     return blocks > 0.5 if mode == "mask" else blocks.astype(np.float32)
 
 
-def model_cards(methods=("bifseg", "mideepseg")) -> list[dict]:
-    """The cards (services/medseg/models/weights/*.json) of the networks the robustness
-    configs evaluate (BIFSeg's P-Net/PC-Net, MIDeepSeg's models)."""
+def model_cards(methods=("bifseg", "mideepseg"), folder: Path | None = None) -> list[dict]:
+    """The cards (services/medseg/models/weights/*.json, or those in `folder`) of the networks
+    the robustness configs evaluate (BIFSeg's P-Net/PC-Net, MIDeepSeg's models)."""
+    if folder is not None:
+        cards = [json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))]
+        return [{"name": c["name"], "training": c.get("training", {})}
+                for c in cards if c.get("task") in methods]
     return [{"name": c.name, "training": c.training}
             for task in methods for c in default_loader().available(task)]
 
 
 def object_group(volume: str, organ: str | None, cards: list[dict]) -> str:
     """'held-out organs': a totalseg organ that every evaluated card lists as held out;
-    'held-out volumes': a volume (totalseg case or lesion set) that no card's training record
-    names (its validation case, ct_dicom, is never trained on); otherwise 'trained-on organs
-    and volumes' (the networks saw this structure in this volume: only the model-free rows
-    are unseen there)."""
+    'held-out volumes': a volume (totalseg case, lesion set, or one scan of a set as
+    "<folder>/<stem>") that no card's training record names (its validation case, ct_dicom,
+    is never trained on; cards list the scans of a partly trained set by that name);
+    otherwise 'trained-on organs and volumes' (the networks saw this structure in this
+    volume: only the model-free rows are unseen there)."""
     # what a card says was trained on, less its validation case and held-out organ list
     trainings = [json.dumps({k: v for k, v in c.get("training", {}).items()
                              if "validation" not in k and "held_out" not in k}) for c in cards]
@@ -425,8 +430,8 @@ def lesion_objects(dims: int, cards: list[dict] | None = None) -> list[BenchObje
         zooms = [float(s) for s in image_nii.header.get_zooms()[:3][::-1]]
         image = np.asarray(image_nii.dataobj, dtype=np.float32).transpose(2, 1, 0)
         mask = np.isin(np.asarray(labels_nii.dataobj).transpose(2, 1, 0), labels)
-        obj = _downsampled(image, mask, zooms, dims, object_group(folder, None, cards), folder,
-                           name)
+        group = object_group(f"{folder}/{image_stem}", None, cards)
+        obj = _downsampled(image, mask, zooms, dims, group, folder, name)
         if obj is not None:
             out.append(obj)
     return out
@@ -512,15 +517,19 @@ ROBUST_HEADER = ("| method | start | objects | Dice start | "
 
 
 def run_robustness(dims_list: list[int], refinements: int, details: Path | None,
-                   per_group: int | None = None) -> None:
+                   per_group: int | None = None, groups_from: Path | None = None,
+                   configs: list[str] | None = None) -> None:
     """Per group (held-out organs, held-out volumes, trained-on) x method x start x 2D/3D:
     Dice@1/3/5/10 (refinement clicks after the start), NoC@85/90 (start clicks counted;
     capped at start + refinements), collapse rate (share of refinement clicks after which Dice
     fell by > COLLAPSE_DROP), the worst single drop and the median engine ms per refinement
-    click. `per_group`: objects per group (default ROBUST_PER_GROUP)."""
+    click. `per_group`: objects per group (default ROBUST_PER_GROUP). `groups_from`: group by
+    the cards of that folder instead of the evaluated ones' (old and new weights compared on
+    the same objects). `configs`: only the ROBUST_CONFIGS rows with these labels."""
     dump: dict = {}
-    cards = model_cards()
-    print("models evaluated: " + ", ".join(c["name"] for c in cards))
+    cards = model_cards(folder=groups_from)
+    print("models evaluated: " + ", ".join(c["name"] for c in model_cards())
+          + (f"; groups from the cards in {groups_from}" if groups_from else ""))
     for dims in dims_list:
         objects = robust_objects(dims, per_group or ROBUST_PER_GROUP[dims], cards)
         for group in GROUPS:
@@ -533,6 +542,8 @@ def run_robustness(dims_list: list[int], refinements: int, details: Path | None,
             print(ROBUST_HEADER)
             for label, start, start_method, method in ROBUST_CONFIGS:
                 if f"{dims}d" not in METHODS.get(start_method).dims:  # slicewise is 3D only
+                    continue
+                if configs and label not in configs:
                     continue
                 traces = [run_robust(obj, start, start_method, method, refinements, k)
                           for k, obj in enumerate(members)]
@@ -560,12 +571,18 @@ def main() -> None:
                         help="held-out lesions, every method x start: collapse rate, worst drop")
     parser.add_argument("--details", type=Path, default=None,
                         help="with --robustness: write every session's Dice trace (JSON) here")
+    parser.add_argument("--groups-from", type=Path, default=None,
+                        help="with --robustness: group objects by the model cards in this "
+                             "folder (compare two sets of weights on the same objects)")
+    parser.add_argument("--configs", default=None,
+                        help="with --robustness: comma-separated row labels to run (default all)")
     args = parser.parse_args()
     if args.robustness:
         if args.quick:
             args.per_group, args.refinements = args.per_group or 2, 3
         run_robustness([int(d) for d in args.dims.split(",")], args.refinements, args.details,
-                       args.per_group)
+                       args.per_group, args.groups_from,
+                       args.configs.split(",") if args.configs else None)
         return
     if args.quick:
         args.per_group, args.refinements, args.cap = args.per_group or 3, 5, 10

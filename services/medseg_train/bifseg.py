@@ -53,13 +53,15 @@ def make_sample(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
 class Samples(torch.utils.data.IterableDataset):
     """Endless batches; each DataLoader worker seeds its own generator from `seed`."""
 
-    def __init__(self, dims: int, batch_size: int, seed: int, real: bool = True):
+    def __init__(self, dims: int, batch_size: int, seed: int, real: bool = True,
+                 extra: bool = False):
         self.dims, self.batch_size, self.seed, self.real = dims, batch_size, seed, real
+        self.extra = extra
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         rng = np.random.default_rng([self.seed, info.id if info else 0, 17])
-        objects = ObjectSampler(self.dims, rng, real=self.real)
+        objects = ObjectSampler(self.dims, rng, real=self.real, extra=self.extra)
         while True:
             xs: list[np.ndarray] = []
             ys: list[np.ndarray] = []
@@ -88,11 +90,12 @@ def segment_box(predict, image: np.ndarray, lo, hi, dims: int,
     return out
 
 
-def validate(predict, dims: int, margin: int = io.BOX_MARGIN) -> dict:
-    """Dice of the box-only initial result per organ and per group (seen / held_out)."""
+def validate(predict, dims: int, margin: int = io.BOX_MARGIN, new_sets: bool = False) -> dict:
+    """Dice of the box-only initial result per organ and per group (seen / held_out, and
+    held_out_new_sets with `new_sets`)."""
     scores = [(group, f"{case_name}/{organ}",
                dice(segment_box(predict, image, *io.mask_box(mask), dims, margin), mask))
-              for group, case_name, organ, image, mask in validation_objects(dims)]
+              for group, case_name, organ, image, mask in validation_objects(dims, new_sets)]
     return {**validation_summary(scores), "box_margin_voxels": margin}
 
 

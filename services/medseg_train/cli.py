@@ -29,9 +29,16 @@ from medseg.models.block6 import weights_to_bytes
 from medseg.models.cards import sha256_file
 from medseg.models.loader import WEIGHTS_DIR
 from medseg_train import bifseg, editing, mideepseg, propagation, refinenet
-from medseg_train.data import HELD_OUT_ORGANS, TRAIN_CASES, VALIDATION_CASE
+from medseg_train.data import (
+    EXTRA_SETS,
+    HELD_OUT_ORGANS,
+    TRAIN_CASES,
+    VALIDATION_CASE,
+    extra_held_out_cases,
+    extra_train_cases,
+)
 from medseg_train.loop import RunConfig, train
-from medseg_train.networks.export import export_onnx
+from medseg_train.networks.export import export_onnx, load_onnx_weights
 from medseg_train.publish import write_card
 
 WEIGHTS = WEIGHTS_DIR  # the committed weights the server loads
@@ -62,13 +69,57 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true")
 
 
+def _box_or_points(parser: argparse.ArgumentParser) -> None:
+    """Options of the BIFSeg and MIDeepSeg recipes (issue 13 item 5)."""
+    parser.add_argument("--extra-sets", action="store_true",
+                        help="also draw real objects from the licensed extra sets "
+                             "(medseg_train.data.EXTRA_SETS), their held-out volumes and "
+                             "structures never")
+    parser.add_argument("--init-from", type=Path, default=None,
+                        help="warm start from the weights of this ONNX file (one that "
+                             "medseg-train exported for the same network, e.g. the shipped "
+                             "one); ignored when --resume finds a checkpoint")
+
+
+def _warm_start(model: torch.nn.Module, args: argparse.Namespace, name: str) -> dict:
+    """Load --init-from into `model` unless a checkpoint will be resumed; the card's record."""
+    if args.init_from is None:
+        return {}
+    record = {"init_from": {"file": args.init_from.name,
+                            "sha256": sha256_file(args.init_from)}}
+    if args.resume and (args.checkpoint_dir / f"{name}.pt").exists():
+        return record  # the checkpoint already continues from the warm start
+    load_onnx_weights(model, args.init_from)
+    return record
+
+
+def _data_record(args: argparse.Namespace, dims: int) -> dict:
+    """What the real draws came from: the training cases by name (benchmarks group objects by
+    them, medseg_bench.clicks.object_group) and what stayed out."""
+    if args.synthetic_only:
+        return {"data": "synthetic only"}
+    if not getattr(args, "extra_sets", False):
+        return {"data": f"synthetic (60 %) + seen organs of {', '.join(TRAIN_CASES)} (40 %)"}
+    sets = [s for s in EXTRA_SETS if dims in s.dims]
+    shares = ", ".join([f"totalseg {1 - sum(s.weight for s in sets):.0%}"]
+                       + [f"{s.folder} {s.weight:.0%}" for s in sets])
+    axial = ", ".join(s.folder for s in sets if s.axial_only)
+    return {
+        "data": "synthetic (60 %) + real (40 %): seen organs of the training cases, sets "
+                f"drawn with shares {shares}; 2D slices of {axial} axial only",
+        "training_cases": [*TRAIN_CASES, *extra_train_cases(dims)],
+        "held_out_volumes": [VALIDATION_CASE, *extra_held_out_cases()],
+        "held_out_structures": {s.folder: list(s.held_out_structures)
+                                for s in sets if s.held_out_structures},
+    }
+
+
 def _training(args: argparse.Namespace, batch: int, run: dict, max_diff: float,
-              **extra) -> dict:
+              dims: int = 2, **extra) -> dict:
     """The card's "training" section: how the weights were made."""
     return {
         "command": "medseg-train " + shlex.join(sys.argv[1:]),
-        "data": ("synthetic only" if args.synthetic_only else
-                 f"synthetic (60 %) + seen organs of {', '.join(TRAIN_CASES)} (40 %)"),
+        **_data_record(args, dims),
         **extra, "held_out_organs": list(HELD_OUT_ORGANS), "validation_case": VALIDATION_CASE,
         "batch_size": batch, "lr": args.lr, "seed": args.seed, **run,
         "onnx_max_abs_diff": max_diff,
@@ -79,15 +130,17 @@ def run_mideepseg(args: argparse.Namespace) -> dict:
     name = f"mideepseg-{args.dims}d-{args.encoding}"
     batch = args.batch_size or (8 if args.dims == 2 else 2)
     model = mideepseg.build_network(args.dims)
+    warm = _warm_start(model, args, name)
     reuse = args.reuse or (1 if args.dims == 2 else 4)
     samples = mideepseg.Samples(args.dims, args.encoding, batch, args.seed,
-                                real=not args.synthetic_only, reuse=reuse)
+                                real=not args.synthetic_only, reuse=reuse,
+                                extra=args.extra_sets)
     config = RunConfig(name=name, steps=args.steps, minutes=args.minutes, lr=args.lr,
                        seed=args.seed, workers=args.workers, resume=args.resume,
                        checkpoint_dir=args.checkpoint_dir, quiet=args.quiet)
     run = train(model, samples, mideepseg.loss_fn, config)
     metrics = {} if args.skip_validation else mideepseg.validate(
-        mideepseg.torch_predictor(model), args.dims, args.encoding)
+        mideepseg.torch_predictor(model), args.dims, args.encoding, new_sets=args.extra_sets)
     size = mideepseg.INPUT_SIZE[args.dims]
     example = torch.randn(1, 2, *size, generator=torch.Generator().manual_seed(0))
     path = args.out / f"{name}.onnx"
@@ -98,7 +151,8 @@ def run_mideepseg(args: argparse.Namespace) -> dict:
         "outputs": ["logits"], "file": path.name,
         "network": {"type": "UNet", **mideepseg.NETWORK[args.dims], "norm": "instance",
                     "parameters": sum(p.numel() for p in model.parameters())},
-        "training": _training(args, batch, run, max_diff, sample_reuse=reuse),
+        "training": _training(args, batch, run, max_diff, args.dims, sample_reuse=reuse,
+                              **warm),
         "metrics": metrics,
     }
     write_card(path, card)
@@ -110,12 +164,15 @@ def run_bifseg(args: argparse.Namespace) -> dict:
     name = bifseg_io.NAMES[dims]
     batch = args.batch_size or (6 if dims == 2 else 2)
     model = bifseg.build_network(dims)
-    samples = bifseg.Samples(dims, batch, args.seed, real=not args.synthetic_only)
+    warm = _warm_start(model, args, name)
+    samples = bifseg.Samples(dims, batch, args.seed, real=not args.synthetic_only,
+                             extra=args.extra_sets)
     config = RunConfig(name=name, steps=args.steps, minutes=args.minutes, lr=args.lr,
                        seed=args.seed, workers=args.workers, resume=args.resume,
                        checkpoint_dir=args.checkpoint_dir, quiet=args.quiet)
     run = train(model, samples, bifseg.loss_fn, config)
-    metrics = {} if args.skip_validation else bifseg.validate(bifseg.torch_predictor(model), dims)
+    metrics = {} if args.skip_validation else bifseg.validate(
+        bifseg.torch_predictor(model), dims, new_sets=args.extra_sets)
     size = bifseg_io.INPUT_SIZE[dims]
     example = torch.randn(1, 1, *size, generator=torch.Generator().manual_seed(0))
     path = args.out / f"{name}.onnx"
@@ -134,8 +191,8 @@ def run_bifseg(args: argparse.Namespace) -> dict:
         "box_margin_voxels": bifseg_io.BOX_MARGIN,
         "network": {"type": "PNet" if dims == 2 else "PCNet", **network, "norm": "instance",
                     "parameters": sum(p.numel() for p in model.parameters())},
-        "training": _training(args, batch, run, max_diff, loss="cross entropy",
-                              box_margin_voxels=[0, bifseg.MAX_TRAIN_MARGIN]),
+        "training": _training(args, batch, run, max_diff, dims, loss="cross entropy",
+                              box_margin_voxels=[0, bifseg.MAX_TRAIN_MARGIN], **warm),
         "metrics": metrics,
         "runtime": SMALL_NETWORK_RUNTIME,
     }
@@ -339,6 +396,7 @@ def main(argv: list[str] | None = None) -> None:
     mds.add_argument("--encoding", choices=("egd", "geodesic", "euclidean", "gaussian"),
                      default="egd")
     _common(mds)
+    _box_or_points(mds)
     prop = sub.add_parser("propagation", help="slice-propagation 2D U-Net (image + prior mask)")
     _common(prop)
     _common(sub.add_parser("editing", help="deep-editing-tools 2D network (image, mask, edits)"))
@@ -347,7 +405,9 @@ def main(argv: list[str] | None = None) -> None:
                                           "result, seed maps)"))
     for recipe, what in (("pnet", "BIFSeg P-Net: 2D box segmentation"),
                          ("pcnet", "BIFSeg PC-Net: 3D box segmentation")):
-        _common(sub.add_parser(recipe, help=what))
+        box = sub.add_parser(recipe, help=what)
+        _common(box)
+        _box_or_points(box)
     args = parser.parse_args(argv)
     if args.steps is None and args.minutes is None:
         parser.error("give --minutes and/or --steps")

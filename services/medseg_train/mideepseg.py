@@ -16,7 +16,7 @@ from medseg.algorithms.metrics import dice
 from medseg.algorithms.resample import resize_linear
 from medseg.models.mideepseg_io import network_input, probability_in_crop, relaxed_box
 from medseg_train import augment
-from medseg_train.data import evaluation_organs
+from medseg_train.data import evaluation_organs, extra_evaluation_objects
 from medseg_train.networks.unet import UNet
 from medseg_train.objects import MIN_AREA_2D, ObjectSampler, largest_component
 from medseg_train.simulate import interior_margin_points
@@ -63,10 +63,10 @@ class Samples(torch.utils.data.IterableDataset):
     busy instead of waiting for data."""
 
     def __init__(self, dims: int, encoding: str, batch_size: int, seed: int, real: bool = True,
-                 reuse: int = 1):
+                 reuse: int = 1, extra: bool = False):
         self.dims, self.encoding, self.batch_size, self.seed, self.real = (
             dims, encoding, batch_size, seed, real)
-        self.reuse = reuse
+        self.reuse, self.extra = reuse, extra
 
     def _fresh(self, objects: ObjectSampler, rng: np.random.Generator) -> Sample:
         while True:
@@ -77,7 +77,7 @@ class Samples(torch.utils.data.IterableDataset):
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         rng = np.random.default_rng([self.seed, info.id if info else 0])
-        objects = ObjectSampler(self.dims, rng, real=self.real)
+        objects = ObjectSampler(self.dims, rng, real=self.real, extra=self.extra)
         buffer: list[Sample] = []
         while True:
             if self.reuse <= 1:
@@ -115,12 +115,17 @@ def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (1 - dice).mean() + F.cross_entropy(logits, target.long())
 
 
-def validation_objects(dims: int) -> list[tuple[str, str, str, np.ndarray, np.ndarray]]:
+def validation_objects(dims: int, new_sets: bool = False
+                       ) -> list[tuple[str, str, str, np.ndarray, np.ndarray]]:
     """(group, case, organ, image, mask): seen organs of the validation volume (never trained
     on) and held-out organs of every volume. 2D: three axial slices per organ (quartiles of its
-    z extent), 3D: the organ's largest component."""
+    z extent), 3D: the organ's largest component. new_sets: also the held-out volumes and
+    structures of the licensed extra sets (group "held_out_new_sets"; 3D: those of a set the
+    3D recipes draw from)."""
     items = []
-    for group, case, organ in evaluation_organs():
+    extra = [(g, c, o) for g, c, o in extra_evaluation_objects()
+             if dims == 2 or c.image.shape[0] >= 8] if new_sets else []
+    for group, case, organ in [*evaluation_organs(), *extra]:
         mask = largest_component(case.mask(organ))
         if dims == 3:
             items.append((group, case.name, organ, case.image, mask))
@@ -145,11 +150,13 @@ def segment_from_points(predict, image, points, encoding: str, dims: int) -> np.
     return out
 
 
-def validate(predict, dims: int, encoding: str, seed: int = 1234) -> dict:
+def validate(predict, dims: int, encoding: str, seed: int = 1234,
+             new_sets: bool = False) -> dict:
     """Dice of the initial segmentation from simulated points (no random extra points,
     a fixed generator per object), averaged per organ and per group."""
     scores = []
-    for k, (group, case_name, organ, image, mask) in enumerate(validation_objects(dims)):
+    for k, (group, case_name, organ, image, mask) in enumerate(validation_objects(dims,
+                                                                                  new_sets)):
         points = interior_margin_points(mask, np.random.default_rng([seed, k]), extra=(0, 0))
         score = dice(segment_from_points(predict, image, points, encoding, dims), mask)
         scores.append((group, f"{case_name}/{organ}", score))
@@ -162,10 +169,9 @@ def validation_summary(scores: list[tuple[str, str, float]]) -> dict:
     groups: dict[str, list[float]] = {"seen": [], "held_out": []}
     for group, key, score in scores:
         per_organ.setdefault(key, []).append(score)
-        groups[group].append(score)
+        groups.setdefault(group, []).append(score)
     return {
-        "dice_seen": round(float(np.mean(groups["seen"])), 4),
-        "dice_held_out": round(float(np.mean(groups["held_out"])), 4),
+        **{f"dice_{g}": round(float(np.mean(v)), 4) for g, v in groups.items()},
         "objects": {g: len(v) for g, v in groups.items()},
         "per_organ": {k: round(float(np.mean(v)), 4) for k, v in sorted(per_organ.items())},
     }

@@ -55,6 +55,12 @@ def test_objects_are_grouped_by_what_the_model_cards_say_was_trained():
     assert object_group("mr_3mm", "aorta", cards) == "trained-on organs and volumes"
     assert object_group("ct_dicom", "aorta", cards) == "held-out volumes"  # validation only
     assert object_group("mirp_sts", None, cards) == "held-out volumes"
+    # a partly trained set: its cards name the trained scans, the held-out scan stays out
+    partly = [{"name": "c", "training": {"training_cases": ["ct_3mm", "mirp_sts/STS_001_ct"],
+                                         "held_out_volumes": ["mirp_sts/STS_003_ct"]}}]
+    assert object_group("mirp_sts/STS_001_ct", None, partly) == "trained-on organs and volumes"
+    assert object_group("mirp_sts/STS_003_ct", None, partly) == "held-out volumes"
+    assert object_group("mirp_sts/STS_001_t1", None, partly) == "held-out volumes"
     # the shipped cards: the small structures of the training volumes were trained on
     real = model_cards()
     assert real and object_group("ct_3mm", "adrenal_gland_left", real) == GROUPS[2]

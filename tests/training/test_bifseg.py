@@ -12,6 +12,7 @@ import torch
 
 from medseg.models import bifseg_io
 from medseg.models.block6 import load_block6
+from medseg.models.cards import sha256_file
 from medseg_train import bifseg, cli
 from medseg_train.networks.block6 import weights_from_onnx
 from medseg_train.networks.pcnet import PCNet
@@ -58,3 +59,30 @@ def test_two_steps_export_onnx_with_features_and_a_card(tmp_path):
     assert logits.shape == (3, 2, 96, 96) and feats.shape == (3, card["feature_channels"], 96, 96)
     stored, in_onnx = load_block6(onnx_path), weights_from_onnx(onnx_path)
     assert all(np.array_equal(stored[k], in_onnx[k]) for k in stored)
+
+
+def test_a_warm_start_carries_the_onnx_weights_over(tmp_path):
+    """--init-from: a run with learning rate 0 from an exported P-Net exports the same network
+    (every parameter copied), and the card names the file it started from."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    common = ["--batch-size", "2", "--synthetic-only", "--skip-validation", "--workers", "0",
+              "--quiet", "--checkpoint-dir"]
+    cli.main(["pnet", "--steps", "2", *common, str(first / "ckpt"), "--out", str(first)])
+    cli.main(["pnet", "--steps", "1", "--lr", "0", "--seed", "5", *common,
+              str(second / "ckpt"), "--out", str(second), "--init-from",
+              str(first / "pnet-2d.onnx")])
+    card = json.loads((second / "pnet-2d.json").read_text())
+    assert card["training"]["init_from"]["file"] == "pnet-2d.onnx"
+    assert card["training"]["init_from"]["sha256"] == sha256_file(first / "pnet-2d.onnx")
+    x = np.random.default_rng(1).normal(size=(2, 1, 96, 96)).astype(np.float32)
+    outputs = [onnxruntime.InferenceSession(str(d / "pnet-2d.onnx"),
+                                            providers=["CPUExecutionProvider"]).run(None,
+                                                                                    {"input": x})
+               for d in (first, second)]
+    assert np.abs(outputs[0][0] - outputs[1][0]).max() < 1e-5
+    fresh = tmp_path / "fresh"  # without --init-from the same run starts elsewhere
+    cli.main(["pnet", "--steps", "1", "--lr", "0", "--seed", "5", *common,
+              str(fresh / "ckpt"), "--out", str(fresh)])
+    other = onnxruntime.InferenceSession(str(fresh / "pnet-2d.onnx"),
+                                         providers=["CPUExecutionProvider"]).run(None, {"input": x})
+    assert np.abs(outputs[0][0] - other[0]).max() > 1e-2

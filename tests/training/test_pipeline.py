@@ -10,7 +10,14 @@ import pytest
 import torch
 
 from medseg_train import cli, mideepseg
-from medseg_train.data import HELD_OUT_ORGANS, TRAIN_CASES, load_case
+from medseg_train.data import (
+    EXTRA_SETS,
+    HELD_OUT_ORGANS,
+    TRAIN_CASES,
+    extra_evaluation_objects,
+    extra_held_out_cases,
+    load_case,
+)
 from medseg_train.objects import ObjectSampler
 from medseg_train.synthetic import synthetic_case
 
@@ -32,6 +39,37 @@ def test_held_out_organs_never_reach_training(totalseg):
     sampler = ObjectSampler(2, np.random.default_rng(0), synthetic_fraction=0.0)
     drawable = [o for case in sampler.cases for o in sampler.training_organs(case)]
     assert "stomach" in drawable and not set(drawable) & set(HELD_OUT_ORGANS)
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_the_extra_sets_keep_their_held_out_volumes_and_structures_out(totalseg, dims):
+    """issue 13 item 5: the licensed sets train, their held-out scans and structures and the
+    evaluation-only sets never do."""
+    sampler = ObjectSampler(dims, np.random.default_rng(0), synthetic_fraction=0.0, extra=True)
+    drawable = {c.name: set(sampler.training_organs(c)) for _, cases in sampler.sources
+                for c in cases}
+    held_cases = set(extra_held_out_cases())
+    assert held_cases == {"mirp_sts/STS_003_ct", "mirp_sts/STS_003_t1"}
+    assert not held_cases & set(drawable)
+    assert "mirp_sts/STS_001_t1" in drawable and drawable["mirp_sts/STS_001_t1"] == {"GTV_Mass"}
+    brain = drawable["voxelmorph_testscan/test_scan_t1"]
+    assert "Brain-Stem" in brain and "Left-Hippocampus" not in brain and len(brain) > 20
+    assert ("dcmqi_ct3slice/ct3slice_ct" in drawable) == (dims == 2)  # 3 slices: 2D only
+    for organs in drawable.values():
+        assert not organs & set(HELD_OUT_ORGANS)  # e.g. dcmqi's liver
+    # what validation scores instead: exactly the held-out scans and structures
+    held = {(c.name, o) for _, c, o in extra_evaluation_objects()}
+    assert ("mirp_sts/STS_003_t1", "GTV_Mass") in held
+    assert ("voxelmorph_testscan/test_scan_t1", "Right-Amygdala") in held
+    assert not any(o in drawable.get(c, set()) for c, o in held)
+    # the draws reach every source and follow the held-out rules
+    seen_shapes = [sampler()[1].ndim for _ in range(40)]
+    assert set(seen_shapes) == {dims}
+    for name in ("deepmedic_brats2013/brats_2013_pat0001_1_flair", "mirp_nsclc/LUNG1-001_ct"):
+        with pytest.raises(KeyError, match="not a case of a set licensed"):
+            load_case(name)  # evaluation-only sets cannot be loaded for training
+    assert {s.folder for s in EXTRA_SETS} == {"mirp_sts", "voxelmorph_testscan",
+                                              "dcmqi_ct3slice"}
 
 
 @pytest.mark.parametrize("dims", [2, 3])
