@@ -9,7 +9,9 @@
 - `click` / `scribble` (2D, on any start: an organ start, a click method's mask, an imported
   mask): the refinement network (`refinenet-2d`) takes the slice, the head mask as the initial
   result and Gaussian seed maps of all the segment's foreground / background marks on the slice,
-  and answers a refined mask; it is applied as a local change under the refinement contract
+  and answers a refined mask (a click the head contradicts: in a window around it at ~1 mm
+  per grid voxel, refinenet_io.click_crop; else in the crop around the whole object); it is
+  applied as a local change under the refinement contract
   (engine/refinement.py): kept only in the connected components of additions that hold a
   foreground mark the head contradicts and of removals that hold such a background mark, so a
   click never changes anything away from the error it lands in; the marked voxels themselves
@@ -45,6 +47,9 @@ class RefineNetParams:
     # `reach_min_mm`): the refiner's answer farther away is not kept (0: no limit)
     reach_depths: float = 3.0
     reach_min_mm: float = 5.0
+    # a click the head contradicts is answered in a window around it at ~1 mm per grid voxel
+    # (refinenet_io.click_crop) rather than in the crop around the whole object
+    click_crop: bool = True
 
     def __post_init__(self) -> None:
         check_params(self, {"threshold": FRACTION, "merge_margin": Range(0, 16),
@@ -124,15 +129,17 @@ def refine_slice(image: np.ndarray, head: np.ndarray, fg: np.ndarray, bg: np.nda
     head = np.asarray(head, dtype=bool)
     fg = np.asarray(fg, np.int64).reshape(-1, 2)
     bg = np.asarray(bg, np.int64).reshape(-1, 2)
-    probability, crop = refinenet_io.predict_refinement(
-        forward, image, head.astype(np.float32), fg, bg, spacing)
     fg_mask = np.zeros(head.shape, bool)
     bg_mask = np.zeros(head.shape, bool)
     fg_mask[tuple(fg.T)] = True
     bg_mask[tuple(bg.T)] = True
+    new_fg, new_bg = contradicted(fg_mask, bg_mask, head)
+    window = refinenet_io.click_crop(head, np.argwhere(new_fg), np.argwhere(new_bg),
+                                     spacing) if params.click_crop else None
+    probability, crop = refinenet_io.predict_refinement(
+        forward, image, head.astype(np.float32), fg, bg, spacing, window)
     new = without_grid_bands(head, probability >= params.threshold, crop)
     new = (new | fg_mask) & ~bg_mask
-    new_fg, new_bg = contradicted(fg_mask, bg_mask, head)
     if params.reach_depths > 0 and (new_fg.any() or new_bg.any()):
         # no depth when the slice holds nothing of the label asked for (a missed organ on
         # this slice): then the whole answer is heard
