@@ -308,7 +308,9 @@ def run_refine(args: argparse.Namespace) -> dict:
     model = refinenet.build_refiner()
     if args.init is not None and not args.resume:
         refinenet.load_onnx_weights(model, args.init)
-    samples = refinenet.RefineSamples(batch, args.seed, real=not args.synthetic_only)
+    real_starts = getattr(args, "real_starts", False)
+    samples = refinenet.RefineSamples(batch, args.seed, real=not args.synthetic_only,
+                                      real_starts=real_starts)
     config = RunConfig(name=name, steps=args.steps, minutes=args.minutes, lr=args.lr,
                        seed=args.seed, workers=args.workers, resume=args.resume,
                        checkpoint_dir=args.checkpoint_dir, quiet=args.quiet)
@@ -333,13 +335,15 @@ def run_refine(args: argparse.Namespace) -> dict:
             args, batch, run, max_diff, started,
             "2D slices (any axis) of synthetic 3D volumes (40 %) and every organ of "
             f"{', '.join(TRAIN_CASES)}; initial results = perturbed references "
-            f"({', '.join(editing.PERTURBATIONS)}), the reference on a coarse grid, or empty "
-            f"({refinenet.EMPTY_START:.0%}); {refinenet.AXIAL_STARTS:.0%} axial slices of "
-            f"{', '.join(TRAIN_CASES)} and the liver of {refinenet.EXTRA_CASE} with initial "
-            f"results {refinenet.AXIAL_KINDS} (backbone = the committed organ start on these "
-            f"training volumes: its real errors); seeds from the skeletons of the over-/under-"
-            f"segmented regions (eq. 1), modes {refinenet.SEED_MODES}; {refinenet.CLICK_CROP:.0%}"
-            f" of the samples with a click cut as the click crop around the robot's click"
+            f"({', '.join(editing.PERTURBATIONS)}) or empty ({refinenet.EMPTY_START:.0%}); "
+            f"seeds from the skeletons of the over-/under-segmented regions (eq. 1), modes "
+            f"{refinenet.SEED_MODES}"
+            + (f"; --real-starts: {refinenet.AXIAL_STARTS:.0%} axial slices of "
+               f"{', '.join(TRAIN_CASES)} and the liver of {refinenet.EXTRA_CASE} with initial "
+               f"results {refinenet.AXIAL_KINDS} (backbone = the committed organ start on these "
+               f"training volumes: its real errors), {refinenet.COARSE_START:.0%} of the others "
+               f"the reference on a coarse grid, {refinenet.CLICK_CROP:.0%} of the samples with "
+               f"a click cut as the click crop around the robot's click" if real_starts else "")
             + (f"; warm start from {args.init.name}" if args.init is not None else "")),
         "metrics": {"protocol": "axial slices of the never-trained volume totalseg/ct_dicom "
                                 "(largest slice and quartile slices of each organ) started from "
@@ -374,6 +378,9 @@ def main(argv: list[str] | None = None) -> None:
     refine = sub.add_parser("refine", help="RefineNet refinement network (image, initial "
                                            "result, seed maps)")
     _common(refine)
+    refine.add_argument("--real-starts", action="store_true",
+                        help="also train on the backbone's real starts, coarse-grid starts and "
+                             "click crops (refinenet.AXIAL_STARTS, COARSE_START, CLICK_CROP)")
     refine.add_argument("--init", type=Path, default=None,
                         help="start from the weights of this ONNX refiner (e.g. the committed "
                              "one: a warm start; same architecture)")

@@ -63,8 +63,10 @@ SIDE_WEIGHTS = (1.0, 0.5, 0.25)
 SEED_MODES = {"skeleton": 0.3, "points": 0.6, "none": 0.1}
 MIN_AREA = 30  # voxels of an object on a refiner slice
 EMPTY_START = 0.05  # refiner samples whose initial result misses the slice entirely
+# `--real-starts` (off by default: the committed refinenet-2d 1.0.0 was made without them)
 CLICK_CROP = 0.6  # refiner samples cut as the served click crop around the robot's click
 AXIAL_STARTS = 0.35  # refiner samples drawn from axial slices with the backbone's real starts
+COARSE_START = 0.15  # other samples whose initial result is the reference on a coarse grid
 # initial results of those: the backbone's own answer, the reference on a coarse grid, or a
 # perturbed reference
 AXIAL_KINDS = {"backbone": 0.5, "coarse": 0.3, "perturbed": 0.2}
@@ -297,10 +299,10 @@ def _initial(gt: np.ndarray, rng) -> np.ndarray:
     return initial
 
 
-def sample_from(img: np.ndarray, gt: np.ndarray, initial: np.ndarray, spacing, rng
-                ) -> tuple[np.ndarray, np.ndarray] | None:
+def sample_from(img: np.ndarray, gt: np.ndarray, initial: np.ndarray, spacing, rng,
+                click_crop: float = CLICK_CROP) -> tuple[np.ndarray, np.ndarray] | None:
     """One refiner sample (input, target on the grid) of a (Y, X) slice, its reference and an
-    initial result: seeds as eq. 1 (SEED_MODES); with probability CLICK_CROP (and a click the
+    initial result: seeds as eq. 1 (SEED_MODES); with probability `click_crop` (and a click the
     initial result contradicts) the served click crop around the robot's click, else the
     object crop."""
     modes = list(SEED_MODES)
@@ -309,7 +311,8 @@ def sample_from(img: np.ndarray, gt: np.ndarray, initial: np.ndarray, spacing, r
     if not initial.any() and len(fg) == 0:
         return None
     crop = None
-    click = robot_seed(initial, gt) if mode != "none" and rng.random() < CLICK_CROP else None
+    click = (robot_seed(initial, gt) if click_crop > 0 and mode != "none"
+             and rng.random() < click_crop else None)
     if click is not None:
         point = np.asarray([click[0]], np.int64)
         if click[1]:
@@ -324,14 +327,17 @@ def sample_from(img: np.ndarray, gt: np.ndarray, initial: np.ndarray, spacing, r
     return x, refinenet_io.target_on_grid(gt, crop)
 
 
-def refine_sample(image: np.ndarray, mask: np.ndarray, spacing, rng
+def refine_sample(image: np.ndarray, mask: np.ndarray, spacing, rng, real_starts: bool = False
                   ) -> tuple[np.ndarray, np.ndarray] | None:
     picked = augment.flipped_slice(image, mask, rng, MIN_AREA)
     if picked is None:
         return None
     img, gt = picked
-    initial = coarse(gt, rng, spacing) if rng.random() < 0.15 else _initial(gt, rng)
-    return sample_from(img, gt, initial, spacing, rng)
+    if real_starts and rng.random() < COARSE_START:
+        initial = coarse(gt, rng, spacing)
+    else:
+        initial = _initial(gt, rng)
+    return sample_from(img, gt, initial, spacing, rng, CLICK_CROP if real_starts else 0.0)
 
 
 @functools.cache
@@ -381,20 +387,21 @@ def axial_sample(rng, rows) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 class RefineSamples(torch.utils.data.IterableDataset):
-    def __init__(self, batch_size: int, seed: int, real: bool = True):
+    def __init__(self, batch_size: int, seed: int, real: bool = True, real_starts: bool = False):
         self.batch_size, self.seed, self.real = batch_size, seed, real
+        self.real_starts = real_starts
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         rng = np.random.default_rng([self.seed, info.id if info else 0])
         objects = RefineObjects(rng, real=self.real)
-        rows = backbone_starts(self.real)
+        rows = backbone_starts(self.real) if self.real_starts else []
         while True:
             xs: list[np.ndarray] = []
             ys: list[np.ndarray] = []
             while len(xs) < self.batch_size:
                 sample = (axial_sample(rng, rows) if rows and rng.random() < AXIAL_STARTS
-                          else refine_sample(*objects(), rng))
+                          else refine_sample(*objects(), rng, self.real_starts))
                 if sample is not None:
                     xs.append(sample[0])
                     ys.append(sample[1])
@@ -448,10 +455,11 @@ def robot_seed(pred: np.ndarray, ref: np.ndarray) -> tuple[tuple[int, int], bool
 
 
 def refine_with_clicks(forward, image: np.ndarray, initial: np.ndarray, reference: np.ndarray,
-                       spacing, clicks: int = 3, threshold: float = 0.5) -> list[float]:
+                       spacing, clicks: int = 3, threshold: float = 0.5,
+                       click_crop: bool = False) -> list[float]:
     """Dice of a (Y, X) slice after 0..clicks robot clicks, each answered by the refiner on the
-    current mask with all clicks so far as seeds, in the served crop (the click crop around
-    the new click; no local merge: the network's own answer)."""
+    current mask with all clicks so far as seeds, in the object crop (as served by default) or
+    the click crop around the new click (no local merge, no snap: the network's own answer)."""
     mask = np.asarray(initial, dtype=bool)
     scores = [dice(mask, reference)]
     fg: list[tuple[int, int]] = []
@@ -463,8 +471,8 @@ def refine_with_clicks(forward, image: np.ndarray, initial: np.ndarray, referenc
             continue
         (fg if click[1] else bg).append(click[0])
         point, none = np.asarray([click[0]], np.int64), np.zeros((0, 2), np.int64)
-        crop = refinenet_io.click_crop(mask, point if click[1] else none,
-                                       none if click[1] else point, spacing)
+        crop = None if not click_crop else refinenet_io.click_crop(
+            mask, point if click[1] else none, none if click[1] else point, spacing)
         probability, _ = refinenet_io.predict_refinement(
             forward, image, mask.astype(np.float32), np.asarray(fg, np.int64).reshape(-1, 2),
             np.asarray(bg, np.int64).reshape(-1, 2), spacing, crop)
@@ -473,7 +481,8 @@ def refine_with_clicks(forward, image: np.ndarray, initial: np.ndarray, referenc
     return scores
 
 
-def validate_refiner(forward, per_organ: int = 3, seed: int = 0) -> dict:
+def validate_refiner(forward, per_organ: int = 3, seed: int = 0, click_crop: bool = False
+                     ) -> dict:
     """Dice after 0..3 robot clicks on axial slices of the never-trained volume's organs (the
     largest slice and its quartiles), each started from one fixed perturbation."""
     rng = np.random.default_rng(seed)
@@ -490,7 +499,7 @@ def validate_refiner(forward, per_organ: int = 3, seed: int = 0) -> dict:
             kind = PERTURBATIONS[int(rng.integers(len(PERTURBATIONS)))]
             start = perturb(mask[t], rng, kind)
             rows.append(refine_with_clicks(forward, case.image[t], start, mask[t],
-                                           case.spacing[1:]))
+                                           case.spacing[1:], click_crop=click_crop))
     means = np.mean(np.asarray(rows), axis=0) if rows else []
     return {"case": VALIDATION_CASE, "slices": len(rows),
             **{f"dice_after_{k}_clicks": round(float(v), 4) for k, v in enumerate(means)}}

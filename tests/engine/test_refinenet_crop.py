@@ -1,10 +1,12 @@
-"""RefineNet's click crop in the engine (issue 14 item 4): a click that the head mask
-contradicts is answered by the served refiner in a window around the click (refinenet_io.
-click_crop), not in the crop around the whole object, and the change stays local to it."""
+"""RefineNet's crops and snap in the engine (issue 14 item 4): with `click_crop`, a click that
+the head mask contradicts is answered by the served refiner in a window around the click
+(refinenet_io.click_crop), not in the crop around the whole object, and the change stays local
+to it; on a coarse object crop the answer is snapped to the slice's edges by a graph cut."""
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from medseg.engine import refinenet_method
 from medseg.models import refinenet_io
@@ -27,7 +29,7 @@ def test_a_contradicted_click_is_answered_in_a_window_around_it():
     click = np.array([[200, 364]])
     none = np.zeros((0, 2), np.int64)
     _, forward = refinenet_method.load_refiner()
-    params = refinenet_method.RefineNetParams()
+    params = refinenet_method.RefineNetParams(click_crop=True)
     merged, changed, probability = refinenet_method.refine_slice(
         image, head, click, none, spacing, params, forward)
     crop = refinenet_io.click_crop(head, click, none, spacing)
@@ -59,3 +61,22 @@ def test_an_empty_head_is_answered_in_the_object_crop():
     outside[178:223, 178:223] = False
     assert not probability[outside].any()
     assert probability[200, 200] > 0.5
+
+
+def test_snap_puts_a_coarse_answer_on_the_slice_edges():
+    """A large object (the object crop ~4 slice voxels per grid voxel): the snapped answer
+    follows the image's edge closer than the thresholded network answer; on a small object
+    (a fine grid) nothing is snapped."""
+    image, truth, _ = _liver_like()
+    probability = np.clip(ndimage.gaussian_filter(truth.astype(np.float32), 6.0), 0, 1)
+    probability = ndimage.shift(probability, (0, 3), order=1)  # the answer 3 voxels off
+    answer = probability >= 0.5
+    none = np.zeros(truth.shape, bool)
+    crop = refinenet_io.Crop((-20, -20), (440, 440))
+    params = refinenet_method.RefineNetParams()
+    snapped = refinenet_method.snapped(image, probability, answer, crop, (0.8, 0.8), none, none,
+                                       params)
+    assert (snapped ^ truth).sum() < 0.5 * (answer ^ truth).sum()
+    small = refinenet_io.Crop((150, 150), (96, 96))
+    assert np.array_equal(refinenet_method.snapped(image, probability, answer, small,
+                                                   (0.8, 0.8), none, none, params), answer)
