@@ -13,10 +13,10 @@
   click the head contradicts in a window around it at ~1 mm per grid voxel,
   refinenet_io.click_crop), snapped to the slice's edges by a graph cut at slice resolution
   with the answer as its unary (`snap`); it is applied as a local change under the
-  refinement contract (engine/refinement.py): kept only in the connected components of additions that hold a
-  foreground mark the head contradicts and of removals that hold such a background mark, so a
-  click never changes anything away from the error it lands in; the marked voxels themselves
-  always take their label.
+  refinement contract (engine/refinement.py): kept only in the connected components of
+  additions that hold a foreground mark the head contradicts and of removals that hold such a
+  background mark, so a click never changes anything away from the error it lands in; the
+  marked voxels themselves always take their label.
 """
 
 from __future__ import annotations
