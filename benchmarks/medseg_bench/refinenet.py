@@ -14,11 +14,14 @@ totalseg/ct_dicom (512 x 512 x 20, 0.98 x 0.98 x 2 mm):
 
     python -m medseg_bench.refinenet            # both parts, markdown tables
     python -m medseg_bench.refinenet --clicks 3 --methods refinenet
+    python -m medseg_bench.refinenet --no-seen --organs liver,spleen --methods refinenet \
+        --params '{"snap": 0, "click_crop": true}'     # a variant of the served click
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import numpy as np
@@ -48,7 +51,8 @@ def organ_starts(case_name: str) -> dict[str, tuple[np.ndarray, np.ndarray, floa
 
 
 def refine_slices(case_name: str, organ: str, probability: np.ndarray, start: np.ndarray,
-                  method: str, clicks: int) -> tuple[list[list[float]], np.ndarray]:
+                  method: str, clicks: int, params: dict | None = None
+                  ) -> tuple[list[list[float]], np.ndarray]:
     """Per slice: Dice after 0..clicks robot clicks of `method`; and the refined volume."""
     case = load_case(case_name)
     reference = case.mask(organ)
@@ -71,7 +75,7 @@ def refine_slices(case_name: str, organ: str, probability: np.ndarray, start: np
             point = np.asarray([[z, y, x]], np.int64)
             empty = np.zeros((0, 3), np.int64)
             segment.interact("click", method, Marks(point if foreground else empty,
-                                                    empty if foreground else point))
+                                                    empty if foreground else point), params)
             scores.append(dice(segment.mask[z], reference[z]))
         volume[z] = segment.mask[z]
         traces.append(scores)
@@ -84,11 +88,17 @@ def main() -> None:
     parser.add_argument("--clicks", type=int, default=3)
     parser.add_argument("--methods", default="refinenet,geodesic-graphcut")
     parser.add_argument("--no-seen", action="store_true", help="skip the training volumes")
+    parser.add_argument("--params", default="{}",
+                        help='JSON parameters of the refinenet clicks, e.g. \'{"snap": 0}\'')
+    parser.add_argument("--organs", default="", help="comma-separated organs (default: all "
+                        "the held-out volume labels)")
     args = parser.parse_args()
     print(f"## Automatic organ start (3D Dice; held out = {VALIDATION_CASE})\n")
     print("| volume | organ | Dice | seconds |")
     print("|---|---|---|---|")
     held_out = organ_starts(VALIDATION_CASE)
+    if args.organs:
+        held_out = {o: v for o, v in held_out.items() if o in args.organs.split(",")}
     case = load_case(VALIDATION_CASE)
     for organ, (_, mask, seconds) in held_out.items():
         print(f"| {VALIDATION_CASE} (held out) | {organ} | {dice(mask, case.mask(organ)):.3f} | "
@@ -106,8 +116,9 @@ def main() -> None:
     for organ, (probability, start, _) in held_out.items():
         reference = case.mask(organ)
         for method in args.methods.split(","):
-            traces, volume = refine_slices(VALIDATION_CASE, organ, probability, start, method,
-                                           args.clicks)
+            traces, volume = refine_slices(
+                VALIDATION_CASE, organ, probability, start, method, args.clicks,
+                json.loads(args.params) if method == "refinenet" else None)
             means = np.mean(np.asarray(traces), axis=0)
             reached = np.mean([max(t) >= 0.95 for t in traces])
             print(f"| {organ} | {method} | {len(traces)} | "

@@ -304,16 +304,20 @@ def _refinenet_training(args: argparse.Namespace, batch: int, run: dict, max_dif
 
 def run_organ(args: argparse.Namespace) -> dict:
     name = "organnet-2d"
+    fold = getattr(args, "fold", None)
+    if fold is not None and Path(args.out).resolve() == Path(WEIGHTS).resolve():
+        raise SystemExit("a fold model is never shipped: give --out outside the weights folder")
+    cases = refinenet.fold_cases(fold) if fold else None
     batch = args.batch_size or 4
     model = refinenet.build_backbone()
-    samples = refinenet.OrganSamples(batch, args.seed, real=not args.synthetic_only)
+    samples = refinenet.OrganSamples(batch, args.seed, real=not args.synthetic_only, cases=cases)
     config = RunConfig(name=name, steps=args.steps, minutes=args.minutes, lr=args.lr,
                        seed=args.seed, workers=args.workers, resume=args.resume,
                        checkpoint_dir=args.checkpoint_dir, quiet=args.quiet)
     started = time.time()
     run = train(model, samples, refinenet.organ_loss, config)
     metrics = {} if args.skip_validation else refinenet.validate_organs(
-        refinenet.torch_backbone(model))
+        refinenet.torch_backbone(model), fold or VALIDATION_CASE)
     size = refinenet_io.GRID_SIZE
     example = torch.randn(1, 1, *size, generator=torch.Generator().manual_seed(0))
     path = args.out / f"{name}.onnx"
@@ -333,13 +337,24 @@ def run_organ(args: argparse.Namespace) -> dict:
         "training": _refinenet_training(
             args, batch, run, max_diff, started,
             "axial slices of totalseg ct_3mm and mr_3mm (all organs) and the liver of "
-            f"dcmqi_ct3slice; sampling weights {refinenet.CASE_WEIGHTS}"),
+            f"dcmqi_ct3slice; sampling weights {refinenet.CASE_WEIGHTS}" if cases is None else
+            f"axial slices of {', '.join(cases)} (all labelled organs; dcmqi_ct3slice: liver "
+            f"only); sampling weights { {c: refinenet.CASE_WEIGHTS[c] for c in cases} }"),
         "metrics": {"protocol": "3D Dice per organ on the never-trained volume totalseg/ct_dicom "
                                 "(largest component of probability >= 0.5, as served); the "
-                                "volume has no kidneys, so they are not measured",
+                                "volume has no kidneys, so they are not measured"
+                                if fold is None else
+                                f"3D Dice per organ on the left-out volume totalseg/{fold} "
+                                "(largest component of probability >= 0.5, as served)",
                     **metrics},
         "runtime": SMALL_NETWORK_RUNTIME,
     }
+    if fold is not None:
+        card["fold"] = {"left_out": fold, "trained_on": list(cases or ()), "shipped": False,
+                        "why": f"a leave-one-volume-out model to measure kidneys on a held-out "
+                               f"volume ({fold}); it trains on {VALIDATION_CASE}, the shipped "
+                               "model's held-out volume, so it is never shipped"}
+        card["training"]["held_out_volume"] = fold
     write_card(path, card)
     return card
 
@@ -348,7 +363,11 @@ def run_refine(args: argparse.Namespace) -> dict:
     name = "refinenet-2d"
     batch = args.batch_size or 8
     model = refinenet.build_refiner()
-    samples = refinenet.RefineSamples(batch, args.seed, real=not args.synthetic_only)
+    if args.init is not None and not args.resume:
+        refinenet.load_onnx_weights(model, args.init)
+    real_starts = getattr(args, "real_starts", False)
+    samples = refinenet.RefineSamples(batch, args.seed, real=not args.synthetic_only,
+                                      real_starts=real_starts)
     config = RunConfig(name=name, steps=args.steps, minutes=args.minutes, lr=args.lr,
                        seed=args.seed, workers=args.workers, resume=args.resume,
                        checkpoint_dir=args.checkpoint_dir, quiet=args.quiet)
@@ -375,7 +394,14 @@ def run_refine(args: argparse.Namespace) -> dict:
             f"{', '.join(TRAIN_CASES)}; initial results = perturbed references "
             f"({', '.join(editing.PERTURBATIONS)}) or empty ({refinenet.EMPTY_START:.0%}); "
             f"seeds from the skeletons of the over-/under-segmented regions (eq. 1), modes "
-            f"{refinenet.SEED_MODES}"),
+            f"{refinenet.SEED_MODES}"
+            + (f"; --real-starts: {refinenet.AXIAL_STARTS:.0%} axial slices of "
+               f"{', '.join(TRAIN_CASES)} and the liver of {refinenet.EXTRA_CASE} with initial "
+               f"results {refinenet.AXIAL_KINDS} (backbone = the committed organ start on these "
+               f"training volumes: its real errors), {refinenet.COARSE_START:.0%} of the others "
+               f"the reference on a coarse grid, {refinenet.CLICK_CROP:.0%} of the samples with "
+               f"a click cut as the click crop around the robot's click" if real_starts else "")
+            + (f"; warm start from {args.init.name}" if args.init is not None else "")),
         "metrics": {"protocol": "axial slices of the never-trained volume totalseg/ct_dicom "
                                 "(largest slice and quartile slices of each organ) started from "
                                 "a perturbed reference; robot clicks at the deepest voxel of the "
@@ -400,9 +426,22 @@ def main(argv: list[str] | None = None) -> None:
     prop = sub.add_parser("propagation", help="slice-propagation 2D U-Net (image + prior mask)")
     _common(prop)
     _common(sub.add_parser("editing", help="deep-editing-tools 2D network (image, mask, edits)"))
-    _common(sub.add_parser("organ", help="RefineNet backbone: organs by name (axial 2D)"))
-    _common(sub.add_parser("refine", help="RefineNet refinement network (image, initial "
-                                          "result, seed maps)"))
+    organ = sub.add_parser("organ", help="RefineNet backbone: organs by name (axial 2D)")
+    _common(organ)
+    organ.add_argument("--fold", choices=TRAIN_CASES, default=None,
+                       help="a leave-one-volume-out fold model, NOT for shipping: train on every "
+                            "labelled abdominal volume but this one (the shipped model's held-out "
+                            "volume included) and validate on it (it labels kidneys); write it "
+                            "to --out, never to the committed weights")
+    refine = sub.add_parser("refine", help="RefineNet refinement network (image, initial "
+                                           "result, seed maps)")
+    _common(refine)
+    refine.add_argument("--real-starts", action="store_true",
+                        help="also train on the backbone's real starts, coarse-grid starts and "
+                             "click crops (refinenet.AXIAL_STARTS, COARSE_START, CLICK_CROP)")
+    refine.add_argument("--init", type=Path, default=None,
+                        help="start from the weights of this ONNX refiner (e.g. the committed "
+                             "one: a warm start; same architecture)")
     for recipe, what in (("pnet", "BIFSeg P-Net: 2D box segmentation"),
                          ("pcnet", "BIFSeg PC-Net: 3D box segmentation")):
         box = sub.add_parser(recipe, help=what)

@@ -57,11 +57,20 @@ from medseg_train.propagation import Objects
 BACKBONE = {"base": 12, "levels": 4}
 REFINER = {"base": 16}
 EXTRA_CASE = "dcmqi_ct3slice"  # liver only
-CASE_WEIGHTS = {"ct_3mm": 0.45, "mr_3mm": 0.35, EXTRA_CASE: 0.2}
+CASE_WEIGHTS = {"ct_3mm": 0.45, "mr_3mm": 0.35, EXTRA_CASE: 0.2,
+                VALIDATION_CASE: 0.45}  # the last only in a fold model (`--fold`), never shipped
 SIDE_WEIGHTS = (1.0, 0.5, 0.25)
 SEED_MODES = {"skeleton": 0.3, "points": 0.6, "none": 0.1}
 MIN_AREA = 30  # voxels of an object on a refiner slice
 EMPTY_START = 0.05  # refiner samples whose initial result misses the slice entirely
+# `--real-starts` (off by default: the committed refinenet-2d 1.0.0 was made without them)
+CLICK_CROP = 0.6  # refiner samples cut as the served click crop around the robot's click
+AXIAL_STARTS = 0.35  # refiner samples drawn from axial slices with the backbone's real starts
+COARSE_START = 0.15  # other samples whose initial result is the reference on a coarse grid
+# initial results of those: the backbone's own answer, the reference on a coarse grid, or a
+# perturbed reference
+AXIAL_KINDS = {"backbone": 0.5, "coarse": 0.3, "perturbed": 0.2}
+EXTRA_WEIGHT = 0.3  # share of the axial draws from dcmqi_ct3slice's liver (0.8 mm CT)
 
 
 # -- data -----------------------------------------------------------------------------------------
@@ -120,10 +129,22 @@ def organ_sample(rng, cases: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     return (2.0 * unit - 1.0)[None].astype(np.float32), target.astype(np.float32)
 
 
+def fold_cases(left_out: str) -> tuple[str, ...]:
+    """The training volumes of a leave-one-volume-out fold model: every labelled abdominal
+    volume (TRAIN_CASES, the validation volume, dcmqi_ct3slice) but `left_out` (one of
+    TRAIN_CASES: the only volumes that label kidneys). Such a model is for measuring a
+    held-out volume that has kidneys; it trains on the shipped model's held-out volume, so it
+    is never shipped."""
+    if left_out not in TRAIN_CASES:
+        raise ValueError(f"a fold leaves out one of {', '.join(TRAIN_CASES)}, not {left_out!r}")
+    return (*(c for c in TRAIN_CASES if c != left_out), VALIDATION_CASE, EXTRA_CASE)
+
+
 class OrganSamples(torch.utils.data.IterableDataset):
-    def __init__(self, batch_size: int, seed: int, real: bool = True):
+    def __init__(self, batch_size: int, seed: int, real: bool = True,
+                 cases: tuple[str, ...] | None = None):
         self.batch_size, self.seed = batch_size, seed
-        self.cases = (*TRAIN_CASES, EXTRA_CASE) if real else ()
+        self.cases = (cases or (*TRAIN_CASES, EXTRA_CASE)) if real else ()
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
@@ -252,41 +273,135 @@ def generate_seeds(initial: np.ndarray, reference: np.ndarray, rng, mode: str
     return as_array(fg), as_array(bg)
 
 
-def refine_sample(image: np.ndarray, mask: np.ndarray, spacing, rng
-                  ) -> tuple[np.ndarray, np.ndarray] | None:
-    picked = augment.flipped_slice(image, mask, rng, MIN_AREA)
-    if picked is None:
-        return None
-    img, gt = picked
+def coarse(gt: np.ndarray, rng, spacing) -> np.ndarray:
+    """The (Y, X) reference as a network on a coarse grid gives it (the backbone's 3.75 mm grid
+    on a 1 mm slice: jagged boundary bands, a systematic shift in or out): the mask resampled
+    to a 3-8 mm grid, noised there (fine and smooth noise), resampled back and thresholded
+    at 0.35-0.65."""
+    from medseg.algorithms.resample import resize_linear
+
+    factor = max(float(rng.uniform(3.0, 8.0)) / float(min(spacing)), 1.3)
+    small_shape = tuple(max(int(round(n / factor)), 4) for n in gt.shape)
+    small = resize_linear(gt.astype(np.float32), small_shape)
+    small = small + rng.normal(0.0, rng.uniform(0.0, 0.12), small.shape)
+    small = small + ndimage.gaussian_filter(rng.normal(0.0, 1.0, small.shape), 2.0) * \
+        rng.uniform(0.0, 0.6)
+    back = resize_linear(small.astype(np.float32), gt.shape, antialias=False)
+    return back >= rng.uniform(0.35, 0.65)
+
+
+def _initial(gt: np.ndarray, rng) -> np.ndarray:
     if rng.random() < EMPTY_START:
-        initial = np.zeros_like(gt)
-    else:
-        initial = perturb(gt, rng)
-        if rng.random() < 0.4:
-            initial = perturb(initial & gt if rng.random() < 0.5 else initial, rng)
+        return np.zeros_like(gt)
+    initial = perturb(gt, rng)
+    if rng.random() < 0.4:
+        initial = perturb(initial & gt if rng.random() < 0.5 else initial, rng)
+    return initial
+
+
+def sample_from(img: np.ndarray, gt: np.ndarray, initial: np.ndarray, spacing, rng,
+                click_crop: float = CLICK_CROP) -> tuple[np.ndarray, np.ndarray] | None:
+    """One refiner sample (input, target on the grid) of a (Y, X) slice, its reference and an
+    initial result: seeds as eq. 1 (SEED_MODES); with probability `click_crop` (and a click the
+    initial result contradicts) the served click crop around the robot's click, else the
+    object crop."""
     modes = list(SEED_MODES)
     mode = str(rng.choice(modes, p=np.asarray([SEED_MODES[m] for m in modes])))
     fg, bg = generate_seeds(initial, gt, rng, mode)
     if not initial.any() and len(fg) == 0:
         return None
+    crop = None
+    click = (robot_seed(initial, gt) if click_crop > 0 and mode != "none"
+             and rng.random() < click_crop else None)
+    if click is not None:
+        point = np.asarray([click[0]], np.int64)
+        if click[1]:
+            fg = np.concatenate([fg, point])
+        else:
+            bg = np.concatenate([bg, point])
+        none = np.zeros((0, 2), np.int64)
+        crop = refinenet_io.click_crop(initial, point if click[1] else none,
+                                       none if click[1] else point, spacing)
     img = augment.intensity(img, rng)
-    x, crop = refinenet_io.refine_input(img, initial.astype(np.float32), fg, bg, spacing)
+    x, crop = refinenet_io.refine_input(img, initial.astype(np.float32), fg, bg, spacing, crop)
     return x, refinenet_io.target_on_grid(gt, crop)
 
 
+def refine_sample(image: np.ndarray, mask: np.ndarray, spacing, rng, real_starts: bool = False
+                  ) -> tuple[np.ndarray, np.ndarray] | None:
+    picked = augment.flipped_slice(image, mask, rng, MIN_AREA)
+    if picked is None:
+        return None
+    img, gt = picked
+    if real_starts and rng.random() < COARSE_START:
+        initial = coarse(gt, rng, spacing)
+    else:
+        initial = _initial(gt, rng)
+    return sample_from(img, gt, initial, spacing, rng, CLICK_CROP if real_starts else 0.0)
+
+
+@functools.cache
+def backbone_starts(real: bool = True) -> list[tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                     tuple[float, float], float]]:
+    """(image, reference, backbone start, in-plane spacing, draw weight) (Z, Y, X) per organ of
+    the backbone's training volumes (TRAIN_CASES and dcmqi_ct3slice's liver): the served organ
+    start (organ_probability + organ_mask, the committed backbone) on volumes it was trained
+    on, so its errors are real but small."""
+    if not real:
+        return []
+    rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, float], float]] = []
+    for name in (*TRAIN_CASES, EXTRA_CASE):
+        image, targets, labelled, spacing = organ_volume(name)
+        organs = [k for k in range(len(refinenet_io.ORGANS)) if labelled[k]]
+        for k in organs:
+            gt = targets[:, k] > 0
+            if gt.sum() < 50:
+                continue
+            start = organ_mask(organ_probability(image, spacing, refinenet_io.ORGANS[k]))
+            weight = EXTRA_WEIGHT if name == EXTRA_CASE else \
+                (1 - EXTRA_WEIGHT) / (len(TRAIN_CASES) * len(organs))
+            rows.append((image, gt, start, (float(spacing[1]), float(spacing[2])), weight))
+    return rows
+
+
+def axial_sample(rng, rows) -> tuple[np.ndarray, np.ndarray] | None:
+    """A refiner sample from an axial slice of `backbone_starts`, its initial result one of
+    AXIAL_KINDS."""
+    weights = np.asarray([r[4] for r in rows])
+    image, gt3, start3, spacing, _ = rows[int(rng.choice(len(rows), p=weights / weights.sum()))]
+    shown = np.flatnonzero(gt3.sum(axis=(1, 2)) >= MIN_AREA)
+    if len(shown) == 0:
+        return None
+    z = int(rng.choice(shown))
+    kinds = list(AXIAL_KINDS)
+    kind = str(rng.choice(kinds, p=np.asarray([AXIAL_KINDS[k] for k in kinds])))
+    gt = gt3[z]
+    initial = (start3[z] if kind == "backbone" else coarse(gt, rng, spacing)
+               if kind == "coarse" else _initial(gt, rng))
+    img = image[z].astype(np.float32)
+    for axis in (0, 1):
+        if rng.random() < 0.5:
+            img, gt, initial = (np.flip(a, axis) for a in (img, gt, initial))
+    return sample_from(np.ascontiguousarray(img), np.ascontiguousarray(gt),
+                       np.ascontiguousarray(initial), spacing, rng)
+
+
 class RefineSamples(torch.utils.data.IterableDataset):
-    def __init__(self, batch_size: int, seed: int, real: bool = True):
+    def __init__(self, batch_size: int, seed: int, real: bool = True, real_starts: bool = False):
         self.batch_size, self.seed, self.real = batch_size, seed, real
+        self.real_starts = real_starts
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         rng = np.random.default_rng([self.seed, info.id if info else 0])
         objects = RefineObjects(rng, real=self.real)
+        rows = backbone_starts(self.real) if self.real_starts else []
         while True:
             xs: list[np.ndarray] = []
             ys: list[np.ndarray] = []
             while len(xs) < self.batch_size:
-                sample = refine_sample(*objects(), rng)
+                sample = (axial_sample(rng, rows) if rows and rng.random() < AXIAL_STARTS
+                          else refine_sample(*objects(), rng, self.real_starts))
                 if sample is not None:
                     xs.append(sample[0])
                     ys.append(sample[1])
@@ -295,6 +410,21 @@ class RefineSamples(torch.utils.data.IterableDataset):
 
 def build_refiner() -> Refiner:
     return Refiner(**REFINER)
+
+
+def load_onnx_weights(model: torch.nn.Module, path: Path) -> None:
+    """Load the weights of an exported refiner (its ONNX initializers carry the module's
+    parameter names) into `model`; ValueError naming what is missing."""
+    import onnx
+    from onnx import numpy_helper
+
+    found = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
+    state = model.state_dict()
+    missing = [k for k in state if k not in found and not k.endswith("num_batches_tracked")]
+    if missing:
+        raise ValueError(f"{path} does not hold {', '.join(missing[:5])}: not this network")
+    model.load_state_dict({k: torch.from_numpy(found[k].copy()) if k in found else v
+                           for k, v in state.items()})
 
 
 def torch_refiner(model: torch.nn.Module):
@@ -325,9 +455,11 @@ def robot_seed(pred: np.ndarray, ref: np.ndarray) -> tuple[tuple[int, int], bool
 
 
 def refine_with_clicks(forward, image: np.ndarray, initial: np.ndarray, reference: np.ndarray,
-                       spacing, clicks: int = 3, threshold: float = 0.5) -> list[float]:
+                       spacing, clicks: int = 3, threshold: float = 0.5,
+                       click_crop: bool = False) -> list[float]:
     """Dice of a (Y, X) slice after 0..clicks robot clicks, each answered by the refiner on the
-    current mask with all clicks so far as seeds (no local merge: the network's own answer)."""
+    current mask with all clicks so far as seeds, in the object crop (as served by default) or
+    the click crop around the new click (no local merge, no snap: the network's own answer)."""
     mask = np.asarray(initial, dtype=bool)
     scores = [dice(mask, reference)]
     fg: list[tuple[int, int]] = []
@@ -338,15 +470,19 @@ def refine_with_clicks(forward, image: np.ndarray, initial: np.ndarray, referenc
             scores.append(scores[-1])
             continue
         (fg if click[1] else bg).append(click[0])
+        point, none = np.asarray([click[0]], np.int64), np.zeros((0, 2), np.int64)
+        crop = None if not click_crop else refinenet_io.click_crop(
+            mask, point if click[1] else none, none if click[1] else point, spacing)
         probability, _ = refinenet_io.predict_refinement(
             forward, image, mask.astype(np.float32), np.asarray(fg, np.int64).reshape(-1, 2),
-            np.asarray(bg, np.int64).reshape(-1, 2), spacing)
+            np.asarray(bg, np.int64).reshape(-1, 2), spacing, crop)
         mask = probability >= threshold
         scores.append(dice(mask, reference))
     return scores
 
 
-def validate_refiner(forward, per_organ: int = 3, seed: int = 0) -> dict:
+def validate_refiner(forward, per_organ: int = 3, seed: int = 0, click_crop: bool = False
+                     ) -> dict:
     """Dice after 0..3 robot clicks on axial slices of the never-trained volume's organs (the
     largest slice and its quartiles), each started from one fixed perturbation."""
     rng = np.random.default_rng(seed)
@@ -363,7 +499,7 @@ def validate_refiner(forward, per_organ: int = 3, seed: int = 0) -> dict:
             kind = PERTURBATIONS[int(rng.integers(len(PERTURBATIONS)))]
             start = perturb(mask[t], rng, kind)
             rows.append(refine_with_clicks(forward, case.image[t], start, mask[t],
-                                           case.spacing[1:]))
+                                           case.spacing[1:], click_crop=click_crop))
     means = np.mean(np.asarray(rows), axis=0) if rows else []
     return {"case": VALIDATION_CASE, "slices": len(rows),
             **{f"dice_after_{k}_clicks": round(float(v), 4) for k, v in enumerate(means)}}

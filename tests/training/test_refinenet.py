@@ -93,3 +93,111 @@ def test_the_api_contract_lists_the_organ_networks_organs():
     from medseg.api.schemas import Organ
 
     assert get_args(Organ) == refinenet_io.ORGANS
+
+
+def test_click_crop_is_a_window_around_the_new_click_sized_by_its_depth():
+    head = np.zeros((400, 400), bool)
+    head[100:300, 100:300] = True
+    spacing = (1.0, 1.0)
+    # a foreground click 3 mm outside the head: the smallest window, centred on the click
+    crop = refinenet_io.click_crop(head, np.array([[200, 302]]), np.zeros((0, 2)), spacing)
+    assert crop is not None
+    side = refinenet_io.CLICK_MIN_MM
+    assert crop.shape == (side, side)
+    centre = np.asarray(crop.lo) + (np.asarray(crop.shape) - 1) / 2.0
+    assert np.abs(centre - (200, 302)).max() <= 1.0
+    # a background click 12 mm deep: 12 x its depth (144 mm), anisotropic voxels kept square in mm
+    crop = refinenet_io.click_crop(head, np.zeros((0, 2)), np.array([[200, 105]]), (1.0, 2.0))
+    assert crop is not None
+    assert crop.shape[0] == pytest.approx(refinenet_io.CLICK_DEPTHS * 12, abs=2)
+    assert crop.shape[1] * 2 == pytest.approx(crop.shape[0], abs=2)
+    # a very deep one is capped; a long scribble gets a window holding all of it
+    far = refinenet_io.click_crop(head, np.array([[5, 5]]), np.zeros((0, 2)), spacing)
+    assert far is not None and far.shape == (refinenet_io.CLICK_MAX_MM,) * 2
+    line = np.stack([np.full(181, 305), np.arange(10, 191)], axis=1)
+    wide = refinenet_io.click_crop(head, line, np.zeros((0, 2)), spacing)
+    assert wide is not None and wide.shape[1] >= 181 + 2 * refinenet_io.CLICK_MARGIN_MM
+    # no new mark, or a head with nothing to correct against: the object crop instead
+    none = np.zeros((0, 2))
+    assert refinenet_io.click_crop(head, none, none, spacing) is None
+    assert refinenet_io.click_crop(np.zeros_like(head), np.array([[5, 5]]), none,
+                                   spacing) is None
+
+
+def test_click_crop_input_sees_the_boundary_finer_than_the_object_crop():
+    """The click crop's grid is finer than the object crop's on a large object: the head's
+    boundary near the click spans more grid voxels, and the seed sits at the crop's centre."""
+    rng = np.random.default_rng(1)
+    image = rng.normal(size=(512, 512)).astype(np.float32)
+    head = np.zeros((512, 512), bool)
+    head[60:460, 60:460] = True
+    click = np.array([[250, 463]])
+    none = np.zeros((0, 2), np.int64)
+    x_obj, obj = refinenet_io.refine_input(image, head.astype(np.float32), click, none,
+                                           (0.8, 0.8))
+    crop = refinenet_io.click_crop(head, click, none, (0.8, 0.8))
+    x_click, got = refinenet_io.refine_input(image, head.astype(np.float32), click, none,
+                                             (0.8, 0.8), crop)
+    assert got == crop and max(got.shape) * 3 < max(obj.shape)
+    peak = np.unravel_index(np.argmax(x_click[2]), x_click[2].shape)
+    assert abs(peak[0] - 47.5) <= 1.5 and abs(peak[1] - 47.5) <= 1.5
+    # the head's edge is inside the window: both labels show on the grid
+    assert 0.1 < x_click[1].mean() < 0.9
+
+
+def test_coarse_start_has_jagged_boundary_errors_near_the_reference():
+    yy, xx = np.mgrid[:300, :300]
+    gt = (yy - 150) ** 2 / 100 ** 2 + (xx - 150) ** 2 / 70 ** 2 <= 1
+    rng = np.random.default_rng(3)
+    starts = [refinenet.coarse(gt, rng, (0.8, 0.8)) for _ in range(8)]
+    for start in starts:
+        error = start ^ gt
+        assert 0.75 < 2 * (start & gt).sum() / (start.sum() + gt.sum()) < 0.995
+        # the errors hug the reference's boundary (no far-away blobs)
+        from scipy import ndimage
+        band = ndimage.distance_transform_edt(~(gt ^ ndimage.binary_erosion(gt)))
+        assert band[error].max() < 25
+    assert len({int(s.sum()) for s in starts}) > 4  # random, not one fixed answer
+
+
+def test_refiner_samples_use_real_backbone_starts_and_click_crops(totalseg):
+    rows = refinenet.backbone_starts(True)
+    names = {r[0].shape for r in rows}
+    assert len(rows) >= 3 and len(names) >= 2  # several volumes
+    assert any(min(r[3]) < 1.0 for r in rows)  # the 0.8 mm liver of dcmqi_ct3slice
+    assert not any(r[0].shape == refinenet.load_case("ct_dicom").image.shape for r in rows)
+    rng = np.random.default_rng(0)
+    samples = [refinenet.axial_sample(rng, rows) for _ in range(12)]
+    samples = [s for s in samples if s is not None]
+    assert len(samples) >= 8
+    for x, y in samples:
+        assert x.shape == (4, *refinenet_io.INPUT_SIZE) and y.shape == refinenet_io.INPUT_SIZE
+
+
+def test_warm_start_loads_an_exported_refiner(tmp_path):
+    import torch
+
+    from medseg_train.networks.export import export_onnx
+
+    model = refinenet.build_refiner()
+    with torch.no_grad():  # distinct values (the exporter merges identical initializers)
+        for p in model.parameters():
+            p.uniform_(-1, 1)
+    path = tmp_path / "r.onnx"
+    export_onnx(model, torch.randn(1, 4, *refinenet_io.INPUT_SIZE), path)
+    other = refinenet.build_refiner()
+    for p in other.parameters():
+        torch.nn.init.zeros_(p)
+    refinenet.load_onnx_weights(other, path)
+    for a, b in zip(model.state_dict().values(), other.state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="not this network"):
+        refinenet.load_onnx_weights(refinenet.build_backbone(), path)
+
+
+def test_a_fold_model_is_never_written_to_the_shipped_weights():
+    assert refinenet.fold_cases("ct_3mm") == ("mr_3mm", "ct_dicom", "dcmqi_ct3slice")
+    with pytest.raises(ValueError, match="leaves out one of"):
+        refinenet.fold_cases("ct_dicom")
+    with pytest.raises(SystemExit, match="never shipped"):
+        cli.main(["organ", "--fold", "mr_3mm", "--steps", "1", "--synthetic-only", "--quiet"])

@@ -11,8 +11,16 @@ float32 = 2 u - 1; output logits (len(ORGANS), *GRID_SIZE), one independent (sig
 per organ, plus the paper's pyramid side outputs at 1/2 and 1/4 (training only).
 
 **Refiner** (`refinenet-2d`, task "refinement"): a (Y, X) slice of any orientation, its initial
-result and the user's seed points. Crop: the propagation network's square crop in mm
-(medseg.models.propagation_io.crop_around) around the initial mask and the seeds together.
+result and the user's seed points. Two crops (both square in mm, the same network):
+- the *object crop* (a first result on an empty slice, or no new seed): the propagation
+  network's crop (medseg.models.propagation_io.crop_around) around the initial mask and the
+  seeds together;
+- the *click crop* (`click_crop`: a click or scribble that the initial result contradicts):
+  a window centred on the new seeds, side CLICK_DEPTHS x the seeds' depth in the error they
+  correct (their distance to the nearest voxel of the label they ask for), at least
+  CLICK_MIN_MM and at most CLICK_MAX_MM, grown to hold all the new seeds. A boundary error on a
+  large organ is then seen at ~1 mm per grid voxel (the object crop of a CT liver is ~3 mm
+  per grid voxel, coarser than the error it should fix).
 Input (4, *INPUT_SIZE) float32: the image crop (resized, z-scored), the initial result (a
 probability or mask, resized), and Gaussian seed maps (sigma SEED_SIGMA grid voxels) of the
 foreground and the background seeds on the network grid. The network pools the initial result
@@ -40,7 +48,7 @@ from medseg.models.propagation_io import (
 )
 
 __all__ = ["GRID_MM", "GRID_SIZE", "INPUT_SIZE", "ORGANS", "REFINE_CHANNELS", "SEED_SIGMA",
-           "Crop", "backbone_input", "from_grid", "grid_coordinates", "organ_index",
+           "Crop", "backbone_input", "click_crop", "from_grid", "grid_coordinates", "organ_index",
            "predict_refinement", "refine_input", "seed_map", "target_on_grid", "to_grid",
            "unit_intensity"]
 
@@ -52,6 +60,10 @@ CT_WINDOW = (-200.0, 300.0)  # HU mapped to [0, 1] (soft-tissue window)
 CT_AIR = -500.0  # a slice whose minimum is below this is CT (air in HU)
 SEED_SIGMA = 3.0  # grid voxels
 REFINE_CHANNELS = ("image", "initial", "seeds_fg", "seeds_bg")
+CLICK_MIN_MM = 96.0  # the click crop's side: ~1 mm per grid voxel at the least ...
+CLICK_MAX_MM = 192.0  # ... and never coarser than 2 mm, however deep the seed
+CLICK_DEPTHS = 12.0  # side = this many times the new seeds' depth in their error
+CLICK_MARGIN_MM = 16.0  # around a long scribble's extent
 
 
 def organ_index(organ: str) -> int:
@@ -121,6 +133,32 @@ def refine_crop(initial: np.ndarray, fg: np.ndarray, bg: np.ndarray, spacing) ->
     return crop_around(region, spacing)
 
 
+def click_crop(head: np.ndarray, new_fg: np.ndarray, new_bg: np.ndarray, spacing
+               ) -> Crop | None:
+    """The click crop (module doc) for the new seeds ((N, 2) slice voxels each: the marks the
+    (Y, X) mask `head` contradicts, foreground outside it, background inside it); None when
+    there are none or the head holds only one label (then the object crop is used)."""
+    head = np.asarray(head, dtype=bool)
+    new_fg = np.asarray(new_fg, np.int64).reshape(-1, 2)
+    new_bg = np.asarray(new_bg, np.int64).reshape(-1, 2)
+    if not head.any() or head.all() or len(new_fg) + len(new_bg) == 0:
+        return None
+    sp = np.asarray(spacing, dtype=float)
+    depth = 0.0
+    for points, outside in ((new_fg, ~head), (new_bg, head)):
+        if len(points):  # distance to the nearest voxel of the label the seed asks for
+            distance = ndimage.distance_transform_edt(outside, sampling=sp)
+            depth = max(depth, float(distance[tuple(points.T)].max()))
+    points = np.concatenate([new_fg, new_bg])
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    extent_mm = float(((hi - lo + 1) * sp).max())
+    side_mm = max(min(max(CLICK_DEPTHS * depth, CLICK_MIN_MM), CLICK_MAX_MM),
+                  extent_mm + 2 * CLICK_MARGIN_MM)
+    shape = np.maximum(np.ceil(side_mm / sp).astype(int), 2)
+    start = np.floor((lo + hi) / 2.0 - (shape - 1) / 2.0 + 0.5).astype(int)
+    return Crop((int(start[0]), int(start[1])), (int(shape[0]), int(shape[1])))
+
+
 def _grid_points(points: np.ndarray, crop: Crop) -> np.ndarray:
     grid = crop.grid_voxels(points)
     inside = np.all((grid >= 0) & (grid < np.asarray(INPUT_SIZE)), axis=1)
@@ -156,12 +194,13 @@ def refine_input(image_slice: np.ndarray, initial: np.ndarray, fg: np.ndarray, b
 
 
 def predict_refinement(forward: Callable[[np.ndarray], np.ndarray], image_slice: np.ndarray,
-                       initial: np.ndarray, fg: np.ndarray, bg: np.ndarray, spacing
-                       ) -> tuple[np.ndarray, Crop]:
+                       initial: np.ndarray, fg: np.ndarray, bg: np.ndarray, spacing,
+                       crop: Crop | None = None) -> tuple[np.ndarray, Crop]:
     """The whole contract around one refiner call: `forward` maps (1, 4, *INPUT_SIZE) float32 to
     (1, 2, *INPUT_SIZE) logits. Returns the (Y, X) float32 refined foreground probability of
-    the slice (the initial result outside the crop) and the crop."""
-    x, crop = refine_input(image_slice, initial, fg, bg, spacing)
+    the slice (the initial result outside the crop) and the crop (`crop`, e.g. a click crop;
+    default the object crop)."""
+    x, crop = refine_input(image_slice, initial, fg, bg, spacing, crop)
     probability = foreground_probability(forward(x[None]))[0]
     inside = np.zeros(np.shape(initial), dtype=bool)
     inside[tuple(slice(max(lo, 0), max(lo + n, 0)) for lo, n in zip(crop.lo, crop.shape))] = True
