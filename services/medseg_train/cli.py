@@ -31,7 +31,7 @@ from medseg.models.loader import WEIGHTS_DIR
 from medseg_train import bifseg, editing, mideepseg, propagation, refinenet
 from medseg_train.data import HELD_OUT_ORGANS, TRAIN_CASES, VALIDATION_CASE
 from medseg_train.loop import RunConfig, train
-from medseg_train.networks.export import export_onnx
+from medseg_train.networks.export import export_onnx, load_onnx_weights
 from medseg_train.publish import write_card
 
 WEIGHTS = WEIGHTS_DIR  # the committed weights the server loads
@@ -191,6 +191,12 @@ def run_editing(args: argparse.Namespace) -> dict:
     name = "editnet-2d"
     batch = args.batch_size or 8
     model = editing.build_network()
+    warm = {}
+    if args.init_from is not None:  # a resumed checkpoint already continues from it
+        warm = {"init_from": {"file": args.init_from.name,
+                              "sha256": sha256_file(args.init_from)}}
+        if not (args.resume and (args.checkpoint_dir / f"{name}.pt").exists()):
+            load_onnx_weights(model, args.init_from)
     samples = editing.samples(batch, args.seed, real=not args.synthetic_only)
     config = RunConfig(name=name, steps=args.steps, minutes=args.minutes, lr=args.lr,
                        seed=args.seed, workers=args.workers, resume=args.resume,
@@ -213,10 +219,17 @@ def run_editing(args: argparse.Namespace) -> dict:
         "training": {
             "command": "medseg-train " + shlex.join(sys.argv[1:]),
             "data": ("synthetic 3D volumes only" if args.synthetic_only else
-                     "2D slices (any axis) of synthetic 3D volumes (40 %) and seen organs of "
-                     f"{', '.join(TRAIN_CASES)}; imperfect masks = perturbed references "
+                     "2D slices (any axis) of synthetic 3D volumes and seen organs of "
+                     f"{', '.join(TRAIN_CASES)} ({1 - editing.EXTRA_FRACTION:.0%}: 40 % of "
+                     "them synthetic), and of the trainable structures (never a held-out "
+                     f"organ) of {', '.join(f'{f}/{s}' for f, s, _ in editing.EXTRA_SETS)} "
+                     f"({editing.EXTRA_FRACTION:.0%}, by set {editing.EXTRA_WEIGHTS}); "
+                     "imperfect masks = perturbed references "
                      f"({', '.join(editing.PERTURBATIONS)}); one simulated edit kind per "
-                     f"sample {editing.KIND_WEIGHTS}"),
+                     f"sample {editing.KIND_WEIGHTS} (refuse: an add mark 4-24 mm outside or "
+                     "a remove mark deep inside, target the reference)"),
+            "training_cases": [*TRAIN_CASES, *(f"{f}/{s}" for f, s, _ in editing.EXTRA_SETS)],
+            "held_out_structures": list(editing.EXTRA_HELD_OUT), **warm,
             "held_out_organs": list(HELD_OUT_ORGANS), "validation_case": VALIDATION_CASE,
             "batch_size": batch, "lr": args.lr, "seed": args.seed, **run,
             "wall_time_with_validation_s": round(time.time() - started, 1),
@@ -341,7 +354,12 @@ def main(argv: list[str] | None = None) -> None:
     _common(mds)
     prop = sub.add_parser("propagation", help="slice-propagation 2D U-Net (image + prior mask)")
     _common(prop)
-    _common(sub.add_parser("editing", help="deep-editing-tools 2D network (image, mask, edits)"))
+    edit = sub.add_parser("editing", help="deep-editing-tools 2D network (image, mask, edits)")
+    _common(edit)
+    edit.add_argument("--init-from", type=Path, default=None,
+                      help="warm start from the weights of this ONNX file (one medseg-train "
+                           "exported for the same network, e.g. the shipped editnet-2d.onnx); "
+                           "ignored when --resume finds a checkpoint")
     _common(sub.add_parser("organ", help="RefineNet backbone: organs by name (axial 2D)"))
     _common(sub.add_parser("refine", help="RefineNet refinement network (image, initial "
                                           "result, seed maps)"))

@@ -31,3 +31,22 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path,
     if worst > atol:
         raise AssertionError(f"ONNX and torch outputs differ by {worst:.2e} (> {atol})")
     return worst
+
+
+def load_onnx_weights(model: torch.nn.Module, path: Path) -> None:
+    """Warm start: copy the initializers of an ONNX file that `export_onnx` wrote for the same
+    network (torch names kept) into `model`. Raises KeyError naming any parameter or buffer
+    the file lacks, ValueError on a shape mismatch."""
+    import onnx
+    from onnx import numpy_helper
+
+    stored = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer}
+    state = model.state_dict()
+    missing = [k for k in state if k not in stored]
+    if missing:
+        raise KeyError(f"{path}: no initializer for {', '.join(missing[:5])}")
+    for key, value in state.items():
+        if tuple(stored[key].shape) != tuple(value.shape):
+            raise ValueError(f"{path}: {key} has shape {stored[key].shape}, "
+                             f"the network wants {tuple(value.shape)}")
+    model.load_state_dict({k: torch.from_numpy(stored[k].copy()) for k in state})
