@@ -35,6 +35,7 @@ import json
 import numpy as np
 import torch
 from scipy import ndimage
+from torch.nn import functional as F
 
 from medseg.algorithms.editing import Edits, simulate_edits
 from medseg.algorithms.metrics import dice
@@ -44,7 +45,7 @@ from medseg_train import augment
 from medseg_train.data import HELD_OUT_ORGANS, data_root, evaluation_organs, load_nifti
 from medseg_train.networks.unet import UNet
 from medseg_train.objects import largest_component
-from medseg_train.propagation import Objects, Samples, loss_fn  # noqa: F401 - loss_fn: same recipe
+from medseg_train.propagation import Objects, Samples
 
 NETWORK = {"base": 16, "levels": 4}
 MIN_AREA = 30  # voxels of the object on the slice
@@ -67,6 +68,7 @@ EXTRA_HELD_OUT = tuple(f"{side}-{s}" for side in ("Left", "Right")
                        for s in ("Thalamus", "Putamen", "Hippocampus", "Amygdala"))
 EXTRA_FRACTION = 0.35  # of the objects; the rest: the propagation recipe's (synthetic, totalseg)
 EXTRA_WEIGHTS = {"mirp_sts": 0.45, "voxelmorph_testscan": 0.35, "dcmqi_ct3slice": 0.2}
+SELECT_WEIGHT = 3.0  # cross-entropy weight of the error components a selection click lands in
 EXTRA_MARGIN_MM = 40.0  # each extra object is kept cut to its box + this, for memory and speed
 
 
@@ -204,7 +206,8 @@ def refused_edit(auto: np.ndarray, gt: np.ndarray, spacing, rng: np.random.Gener
 
 def make_sample(image: np.ndarray, mask: np.ndarray, spacing, rng: np.random.Generator
                 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """(input (5, 96, 96), target bool (96, 96)) from a (Z, Y, X) object, or None."""
+    """(input (5, 96, 96), target uint8 (96, 96): bit 0 the reference, bit 1 the error
+    components a selection click lands in) from a (Z, Y, X) object, or None."""
     picked = augment.flipped_slice(image, mask, rng, MIN_AREA)
     if picked is None:
         return None
@@ -230,7 +233,33 @@ def make_sample(image: np.ndarray, mask: np.ndarray, spacing, rng: np.random.Gen
         return None  # nothing to crop around
     img = augment.intensity(img, rng)
     x, crop = editing_io.network_input(img, auto, edits, spacing)
-    return x, editing_io.target_on_grid(gt, crop)
+    target = editing_io.target_on_grid(gt, crop).astype(np.uint8)
+    if kind == "select":  # bit 1: the clicked error components, weighted in the loss
+        target |= editing_io.target_on_grid(clicked_errors(auto, gt, edits), crop).astype(
+            np.uint8) << 1
+    return x, target
+
+
+def clicked_errors(auto: np.ndarray, gt: np.ndarray, edits: Edits) -> np.ndarray:
+    """The connected error components (auto XOR gt, 8-connected) that hold a selection click:
+    the region one click should fill or erase."""
+    labels, _ = ndimage.label(auto ^ gt, structure=np.ones((3, 3), bool))
+    points = np.concatenate([edits.select_add, edits.select_remove]).reshape(-1, 2)
+    hit = np.unique(labels[tuple(points.T)])
+    return np.isin(labels, hit[hit > 0])
+
+
+def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The propagation recipe's loss (cross entropy + batch soft Dice) on bit 0 of the target,
+    the cross entropy weighted SELECT_WEIGHT on the clicked error components (bit 1): what a
+    selection click must fill or erase counts more than the rest of the slice."""
+    label = (target % 2).long()
+    weight = 1.0 + (SELECT_WEIGHT - 1.0) * (target >= 2).float()
+    cross = (F.cross_entropy(logits, label, reduction="none") * weight).sum() / weight.sum()
+    prob = torch.softmax(logits, dim=1)[:, 1]
+    target_f = label.float()
+    dice = (2 * (prob * target_f).sum() + 1) / (prob.sum() + target_f.sum() + 1)
+    return cross + (1 - dice)
 
 
 def samples(batch_size: int, seed: int, real: bool = True) -> Samples:

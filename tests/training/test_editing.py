@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import onnxruntime
+import torch
 from scipy import ndimage
 
 from medseg.algorithms.editing import Edits
@@ -28,6 +29,8 @@ def test_samples_hold_image_mask_and_at_most_one_kind_of_edit():
         made += 1
         x, target = sample
         assert x.shape == (5, *editing_io.INPUT_SIZE) and target.shape == editing_io.INPUT_SIZE
+        # bit 1 (the weighted clicked errors) only where a selection click is
+        assert target.max() <= 3 and (x[2].any() or not (target >= 2).any())
         assert set(np.unique(x[2])) <= {-1.0, 0.0, 1.0}
         assert set(np.unique(x[3])) <= {-1.0, 0.0, 1.0}
         assert np.ptp(x[4]) == 0 and abs(x[4, 0, 0]) <= 0.5  # K everywhere, truncated
@@ -140,3 +143,27 @@ def test_extra_sets_never_hold_a_held_out_organ(totalseg):
     assert any("heart" in n for n in names) and len(names) == 2
     for _, image, mask, spacing in editing.extra_objects("dcmqi_ct3slice", "ct3slice_ct"):
         assert image.shape == mask.shape and mask.sum() >= 50 and len(spacing) == 3
+
+
+def test_select_samples_weight_the_clicked_error_components():
+    """Bit 1 of a select sample's target marks the error components a click lands in, and the
+    loss counts a mistake there SELECT_WEIGHT times more than one elsewhere."""
+    gt = _disc_object()
+    auto = gt.copy()
+    auto[20:30, 40:50] = False  # a bite, clicked
+    auto[5:9, 5:9] = True  # a false blob, not clicked
+    edits = Edits(select_add=np.array([[24, 45]]))
+    region = editing.clicked_errors(auto, gt, edits)
+    assert np.array_equal(region, gt & ~auto)
+
+    target = torch.zeros((1, 8, 8), dtype=torch.uint8)
+    target[0, :4] = 1  # foreground top half, the network says background everywhere
+    logits = torch.zeros((1, 2, 8, 8))
+    logits[:, 0] = 2.0
+    plain = float(editing.loss_fn(logits, target))
+    weighted = target.clone()
+    weighted[0, :4] |= 2
+    assert float(editing.loss_fn(logits, weighted)) > plain
+    weighted_background = target.clone()
+    weighted_background[0, 4:] |= 2  # weighting what the network already has right
+    assert float(editing.loss_fn(logits, weighted_background)) < plain
