@@ -227,7 +227,9 @@ def run_editing(args: argparse.Namespace) -> dict:
                      "imperfect masks = perturbed references "
                      f"({', '.join(editing.PERTURBATIONS)}); one simulated edit kind per "
                      f"sample {editing.KIND_WEIGHTS} (refuse: an add mark 4-24 mm outside or "
-                     "a remove mark deep inside, target the reference)"),
+                     "a remove mark deep inside, target the reference); cross entropy weighted "
+                     f"{editing.SELECT_WEIGHT}x on the error components a selection click "
+                     "lands in"),
             "training_cases": [*TRAIN_CASES, *(f"{f}/{s}" for f, s, _ in editing.EXTRA_SETS)],
             "held_out_structures": list(editing.EXTRA_HELD_OUT), **warm,
             "held_out_organs": list(HELD_OUT_ORGANS), "validation_case": VALIDATION_CASE,
