@@ -189,7 +189,8 @@ def refused_edit(auto: np.ndarray, gt: np.ndarray, spacing, rng: np.random.Gener
     if len(where) == 0:
         return None
     point = where[int(rng.integers(len(where)))]
-    if rng.random() < 0.6:
+    select = bool(rng.random() < 0.6)
+    if select:
         points = point[None]
     else:
         angle = rng.uniform(0, np.pi)
@@ -200,8 +201,10 @@ def refused_edit(auto: np.ndarray, gt: np.ndarray, spacing, rng: np.random.Gener
         if len(points) == 0:
             return None
     empty = np.zeros((0, 2), np.int64)
-    marks = (points, empty) if add else (empty, points)
-    return Edits(*marks, empty, empty) if len(points) == 1 else Edits(empty, empty, *marks)
+    fg, bg = (points, empty) if add else (empty, points)
+    if select:
+        return Edits(select_add=fg, select_remove=bg)
+    return Edits(brush_add=fg, brush_remove=bg)
 
 
 def make_sample(image: np.ndarray, mask: np.ndarray, spacing, rng: np.random.Generator
@@ -300,10 +303,10 @@ def validate(forward) -> dict:
             scores.setdefault(kind, []).append(dice(probability > 0.5, gt))
         # the paper's robustness test on the reference itself: changed share of its area
         for sign in ("add", "remove"):
-            edits = refused_edit(gt, gt, spacing, np.random.default_rng(len(scores["start"])),
-                                 add=sign == "add")
-            if edits is not None:
-                probability, _ = editing_io.predict_slice(forward, image, gt, edits, spacing)
+            refused = refused_edit(gt, gt, spacing, np.random.default_rng(len(scores["start"])),
+                                   add=sign == "add")
+            if refused is not None:
+                probability, _ = editing_io.predict_slice(forward, image, gt, refused, spacing)
                 changed = float(((probability > 0.5) ^ gt).sum() / max(gt.sum(), 1))
                 scores.setdefault(f"refuse_{sign}", []).append(changed)
     # refuse_*: the changed share (small is good), not a Dice
