@@ -75,6 +75,10 @@ def _box_or_points(parser: argparse.ArgumentParser) -> None:
                         help="also draw real objects from the licensed extra sets "
                              "(medseg_train.data.EXTRA_SETS), their held-out volumes and "
                              "structures never")
+    _init_from(parser)
+
+
+def _init_from(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init-from", type=Path, default=None,
                         help="warm start from the weights of this ONNX file (one that "
                              "medseg-train exported for the same network, e.g. the shipped "
@@ -248,6 +252,7 @@ def run_editing(args: argparse.Namespace) -> dict:
     name = "editnet-2d"
     batch = args.batch_size or 8
     model = editing.build_network()
+    warm = _warm_start(model, args, name)
     samples = editing.samples(batch, args.seed, real=not args.synthetic_only)
     config = RunConfig(name=name, steps=args.steps, minutes=args.minutes, lr=args.lr,
                        seed=args.seed, workers=args.workers, resume=args.resume,
@@ -270,10 +275,19 @@ def run_editing(args: argparse.Namespace) -> dict:
         "training": {
             "command": "medseg-train " + shlex.join(sys.argv[1:]),
             "data": ("synthetic 3D volumes only" if args.synthetic_only else
-                     "2D slices (any axis) of synthetic 3D volumes (40 %) and seen organs of "
-                     f"{', '.join(TRAIN_CASES)}; imperfect masks = perturbed references "
+                     "2D slices (any axis) of synthetic 3D volumes and seen organs of "
+                     f"{', '.join(TRAIN_CASES)} ({1 - editing.EXTRA_FRACTION:.0%}: 40 % of "
+                     "them synthetic), and of the trainable structures (never a held-out "
+                     f"organ) of {', '.join(f'{f}/{s}' for f, s, _ in editing.EXTRA_SETS)} "
+                     f"({editing.EXTRA_FRACTION:.0%}, by set {editing.EXTRA_WEIGHTS}); "
+                     "imperfect masks = perturbed references "
                      f"({', '.join(editing.PERTURBATIONS)}); one simulated edit kind per "
-                     f"sample {editing.KIND_WEIGHTS}"),
+                     f"sample {editing.KIND_WEIGHTS} (refuse: an add mark 4-24 mm outside or "
+                     "a remove mark deep inside, target the reference); cross entropy weighted "
+                     f"{editing.SELECT_WEIGHT}x on the error components a selection click "
+                     "lands in"),
+            "training_cases": [*TRAIN_CASES, *(f"{f}/{s}" for f, s, _ in editing.EXTRA_SETS)],
+            "held_out_structures": list(editing.EXTRA_HELD_OUT), **warm,
             "held_out_organs": list(HELD_OUT_ORGANS), "validation_case": VALIDATION_CASE,
             "batch_size": batch, "lr": args.lr, "seed": args.seed, **run,
             "wall_time_with_validation_s": round(time.time() - started, 1),
@@ -363,8 +377,7 @@ def run_refine(args: argparse.Namespace) -> dict:
     name = "refinenet-2d"
     batch = args.batch_size or 8
     model = refinenet.build_refiner()
-    if args.init is not None and not args.resume:
-        refinenet.load_onnx_weights(model, args.init)
+    _warm_start(model, args, name)
     real_starts = getattr(args, "real_starts", False)
     samples = refinenet.RefineSamples(batch, args.seed, real=not args.synthetic_only,
                                       real_starts=real_starts)
@@ -401,7 +414,7 @@ def run_refine(args: argparse.Namespace) -> dict:
                f"training volumes: its real errors), {refinenet.COARSE_START:.0%} of the others "
                f"the reference on a coarse grid, {refinenet.CLICK_CROP:.0%} of the samples with "
                f"a click cut as the click crop around the robot's click" if real_starts else "")
-            + (f"; warm start from {args.init.name}" if args.init is not None else "")),
+            + (f"; warm start from {args.init_from.name}" if args.init_from is not None else "")),
         "metrics": {"protocol": "axial slices of the never-trained volume totalseg/ct_dicom "
                                 "(largest slice and quartile slices of each organ) started from "
                                 "a perturbed reference; robot clicks at the deepest voxel of the "
@@ -425,7 +438,9 @@ def main(argv: list[str] | None = None) -> None:
     _box_or_points(mds)
     prop = sub.add_parser("propagation", help="slice-propagation 2D U-Net (image + prior mask)")
     _common(prop)
-    _common(sub.add_parser("editing", help="deep-editing-tools 2D network (image, mask, edits)"))
+    edit = sub.add_parser("editing", help="deep-editing-tools 2D network (image, mask, edits)")
+    _common(edit)
+    _init_from(edit)
     organ = sub.add_parser("organ", help="RefineNet backbone: organs by name (axial 2D)")
     _common(organ)
     organ.add_argument("--fold", choices=TRAIN_CASES, default=None,
@@ -436,12 +451,10 @@ def main(argv: list[str] | None = None) -> None:
     refine = sub.add_parser("refine", help="RefineNet refinement network (image, initial "
                                            "result, seed maps)")
     _common(refine)
+    _init_from(refine)
     refine.add_argument("--real-starts", action="store_true",
                         help="also train on the backbone's real starts, coarse-grid starts and "
                              "click crops (refinenet.AXIAL_STARTS, COARSE_START, CLICK_CROP)")
-    refine.add_argument("--init", type=Path, default=None,
-                        help="start from the weights of this ONNX refiner (e.g. the committed "
-                             "one: a warm start; same architecture)")
     for recipe, what in (("pnet", "BIFSeg P-Net: 2D box segmentation"),
                          ("pcnet", "BIFSeg PC-Net: 3D box segmentation")):
         box = sub.add_parser(recipe, help=what)

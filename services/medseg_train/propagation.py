@@ -21,6 +21,8 @@ be wrong often enough that reading the image pays, so the prior is rotated +-10 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from scipy import ndimage
@@ -175,19 +177,26 @@ def make_sample(image: np.ndarray, mask: np.ndarray, spacing: tuple[float, float
     return x, target_on_grid(target, crop)
 
 
+# what an object source gives: (image, mask, in-plane spacing), the slicing axis first
+ObjectDraw = tuple[np.ndarray, np.ndarray, tuple[float, float]]
+
+
 class Samples(torch.utils.data.IterableDataset):
     """Endless batches; each DataLoader worker seeds its own generator from `seed`.
     `sample(image, mask, spacing, rng)` makes one (input, target) pair or None from an object
-    of `Objects` (this recipe's `make_sample`; the editing recipe passes its own)."""
+    of `objects(rng, real=...)` (default `Objects`; this recipe's `make_sample`; the editing
+    recipe passes its own of both)."""
 
-    def __init__(self, batch_size: int, seed: int, real: bool = True, sample=None):
+    def __init__(self, batch_size: int, seed: int, real: bool = True, sample=None,
+                 objects: Callable[..., Callable[[], ObjectDraw]] | None = None):
         self.batch_size, self.seed, self.real = batch_size, seed, real
         self.sample = sample or make_sample
+        self.objects = objects or Objects
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         rng = np.random.default_rng([self.seed, info.id if info else 0])
-        objects = Objects(rng, real=self.real)
+        objects = self.objects(rng, real=self.real)
         while True:
             xs: list[np.ndarray] = []
             ys: list[np.ndarray] = []

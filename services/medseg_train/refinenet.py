@@ -412,21 +412,6 @@ def build_refiner() -> Refiner:
     return Refiner(**REFINER)
 
 
-def load_onnx_weights(model: torch.nn.Module, path: Path) -> None:
-    """Load the weights of an exported refiner (its ONNX initializers carry the module's
-    parameter names) into `model`; ValueError naming what is missing."""
-    import onnx
-    from onnx import numpy_helper
-
-    found = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
-    state = model.state_dict()
-    missing = [k for k in state if k not in found and not k.endswith("num_batches_tracked")]
-    if missing:
-        raise ValueError(f"{path} does not hold {', '.join(missing[:5])}: not this network")
-    model.load_state_dict({k: torch.from_numpy(found[k].copy()) if k in found else v
-                           for k, v in state.items()})
-
-
 def torch_refiner(model: torch.nn.Module):
     model.eval()
 

@@ -42,11 +42,13 @@ def load_onnx_weights(model: torch.nn.Module, path: Path) -> None:
 
     stored = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer}
     state = model.state_dict()
-    missing = [k for k in state if k not in stored]
+    # batch norm's step counter is not a weight: an eval-mode export may leave it out
+    missing = [k for k in state if k not in stored and not k.endswith("num_batches_tracked")]
     if missing:
-        raise KeyError(f"{path}: no initializer for {', '.join(missing[:5])}")
+        raise KeyError(f"{path}: no initializer for {', '.join(missing[:5])}: not this network")
     for key, value in state.items():
-        if tuple(stored[key].shape) != tuple(value.shape):
+        if key in stored and tuple(stored[key].shape) != tuple(value.shape):
             raise ValueError(f"{path}: {key} has shape {stored[key].shape}, "
                              f"the network wants {tuple(value.shape)}")
-    model.load_state_dict({k: torch.from_numpy(stored[k].copy()) for k in state})
+    model.load_state_dict({k: torch.from_numpy(stored[k].copy()) if k in stored else v
+                           for k, v in state.items()})
