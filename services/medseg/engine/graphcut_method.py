@@ -51,6 +51,7 @@ from medseg.engine.refinement import (
     local_cut,
     local_merge,
     mask_prior,
+    head_anchor,
     open_faces,
     stored_in,
 )
@@ -89,6 +90,8 @@ class GraphCutParams:
     prior_margin_bg: float = PRIOR_MARGIN_BG  # its background p0 <= 0.5 - this
     absent_cost: float = 1.0  # D_fg without any foreground mark (a head refined by bg clicks)
     merge_margin: int = 1  # voxels: a change this close to the clicked error component joins it
+    anchor_depth: float = 2.0  # a background mark's cue competes with the head farther than
+    anchor_margin_mm: float = 3.0  # this x its depth + this from it (refinement.head_anchor)
     max_grow: int = 2  # ROI growths when the change touches an ROI face inside the image
 
     def __post_init__(self) -> None:
@@ -124,6 +127,8 @@ _RANGES = {
     "prior_margin": Range(0.0, 0.5), "prior_margin_bg": Range(0.0, 0.5),
     "absent_cost": Range(0.0, 10.0, lo_open=True),  # in boundary crossings, as border_cost
     "merge_margin": Range(0, 64),  # voxels
+    # x the depth of the marks; past 100 (or 1 m) the anchor lies outside any ROI: no anchor
+    "anchor_depth": Range(0.0, 100.0), "anchor_margin_mm": Range(0.0, 1000.0),
     "max_grow": Range(0, 8),  # each growth re-runs the method on a larger ROI
 }
 
@@ -457,7 +462,10 @@ def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
     # run at half in-plane resolution (methods.md, local refinement)
     budget = params.refine_voxels if plane is None else params.coarse_geodesic_voxels
     coarse = w_norm.size > budget
-    cue, g = _cue(w_norm, seed_fg[win], seed_bg[win], w_border, sp, params, model, gate, coarse)
+    # a background mark refines a head: the head away from it is foreground evidence
+    cue_fg = seed_fg[win] | head_anchor(head[win], new_bg[win], sp, depth, params.anchor_depth,
+                                        params.anchor_margin_mm)
+    cue, g = _cue(w_norm, cue_fg, seed_bg[win], w_border, sp, params, model, gate, coarse)
     reach_params = dataclasses.replace(params, euclid_weight=1.0 / influence)
     distance = seed_distance(g, (new_fg | new_bg)[win], sp, reach_params, coarse)
     heard = distance < params.heard_distance  # a = 0 beyond: the prior itself
@@ -486,6 +494,7 @@ def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
         mask = cut(prob, norm, sp, hard_fg, hard_bg, params.lamb, params.sigma)
         mask, region = local_merge(head, mask, new_fg, new_bg, params.merge_margin)
     info["changed_marks"] = int(new_fg.sum() + new_bg.sum())
+    info["depth_mm"] = round(depth, 1)
     info["influence_mm"] = round(influence, 1)
     info["window_voxels"] = int(w_norm.size)
     t3 = time.perf_counter()

@@ -49,6 +49,7 @@ from medseg.engine.refinement import (
     mask_prior,
     open_faces,
     stored_in,
+    within_reach,
 )
 from medseg.errors import InvalidPrompt
 from medseg.models.loader import LoadedModel, default_loader
@@ -81,6 +82,8 @@ class MIDeepSegParams:
     prior_margin: float = PRIOR_MARGIN  # the head's foreground is worth p >= 0.5 + this,
     prior_margin_bg: float = PRIOR_MARGIN_BG  # its background p <= 0.5 - this
     merge_margin: int = 1  # voxels: a change this close to the clicked error component joins it
+    reach_depth: float = 1.5  # a click changes only voxels within this x its depth in its
+    reach_margin_mm: float = 3.0  # error + this mm (refinement.within_reach)
     max_grow: int = 2  # ROI growths (by margin_voxels, at least 8) while the change touches it
 
     def __post_init__(self) -> None:
@@ -107,6 +110,8 @@ _RANGES = {
     "influence_mm": Range(1.0, 1000.0), "max_influence_mm": Range(1.0, 1000.0),
     "influence_depth": Range(0.0, 100.0),  # x the depth (mm) of the new marks in their error
     "merge_margin": Range(0, 64),  # voxels
+    # x the depth of the marks: at 100 (or 1 m) a click may change any voxel of any ROI
+    "reach_depth": Range(0.0, 100.0), "reach_margin_mm": Range(0.0, 1000.0),
     "max_grow": Range(0, 8),  # each growth re-runs the refinement on a larger ROI
 }
 
@@ -234,6 +239,7 @@ def _refine_roi(read_image, read_mask, geo: _Geometry, marks: Marks, params: MID
     cut = banded_graph_cut if p.size > params.coarse_voxels else graph_cut
     new_fg, new_bg = contradicted(fg, bg, head2)
     length_weight = _length_weight(new_fg, new_bg, head2, geo.spacing, params)
+    depth = depth_mm(new_fg, new_bg, head2, geo.spacing) or 0.0
     if params.refinement == "if-gc":
         seeds = fg if params.margin_points_as_clicks else geo.squeeze(clicked_fg)
         mask, _ = if_gc(p, zscore(image), norm, geo.spacing, seeds, bg, params.lamb, params.sigma,
@@ -243,7 +249,9 @@ def _refine_roi(read_image, read_mask, geo: _Geometry, marks: Marks, params: MID
         mask = plain_gc(p, norm, geo.spacing, fg, bg, params.lamb, params.sigma, cut)
     mask[fg], mask[bg & ~fg] = True, False  # a no-op for graph_cut; the banded cut's coarse
     # labels far from the band could otherwise miss a click that shares a block with another
-    mask, region = local_merge(head2, mask, new_fg, new_bg, params.merge_margin)
+    within = within_reach(new_fg, new_bg, geo.spacing, depth, params.reach_depth,
+                          params.reach_margin_mm)
+    mask, region = local_merge(head2, mask, new_fg, new_bg, params.merge_margin, within)
     t2 = time.perf_counter()
     # this method's CNN map is carried as it is (zero outside the CNN box); another method's
     # head leaves its prior, which the next refinement reads as its map
@@ -251,7 +259,8 @@ def _refine_roi(read_image, read_mask, geo: _Geometry, marks: Marks, params: MID
     return (MethodResult(roi=roi, mask=mask.reshape(roi.shape), probability=carried,
                          timings={"roi": t1 - t0, params.refinement: t2 - t1},
                          info={"refinement": params.refinement,
-                               "changed_marks": int(new_fg.sum() + new_bg.sum())}),
+                               "changed_marks": int(new_fg.sum() + new_bg.sum()),
+                               "depth_mm": round(depth, 1)}),
             region.reshape(roi.shape))
 
 

@@ -168,12 +168,44 @@ def _touching(change: np.ndarray, marks: np.ndarray, margin: int) -> np.ndarray:
     return region
 
 
+def within_reach(new_fg: np.ndarray, new_bg: np.ndarray, spacing, depth: float,
+                 factor: float, margin_mm: float) -> np.ndarray | None:
+    """The voxels within `factor` x `depth` + `margin_mm` mm (Euclidean) of a new mark, or None
+    when there is no new mark. `depth` is the new marks' depth in their error (`depth_mm`):
+    the error a click lands in holds about the ball of that radius around it, so a click may
+    change about that much around itself and not the whole object (module doc, item 3)."""
+    marks = np.asarray(new_fg, dtype=bool) | np.asarray(new_bg, dtype=bool)
+    if not marks.any():
+        return None
+    distance = ndimage.distance_transform_edt(~marks, sampling=[float(s) for s in spacing])
+    return distance <= factor * depth + margin_mm
+
+
+def head_anchor(head: np.ndarray, new_bg: np.ndarray, spacing, depth: float, factor: float,
+                margin_mm: float) -> np.ndarray:
+    """The head voxels farther than `factor` x `depth` + `margin_mm` mm from every new
+    background mark (none without one): foreground seeds of a background mark's geodesic cue.
+    The head is work done, so away from the mark it is foreground evidence; without it the
+    cue of a lone background mark calls all tissue like the clicked one background, and on a
+    small object with no edge its fusion weight alone decides how much of it goes (module
+    doc, item 3)."""
+    head, new_bg = np.asarray(head, dtype=bool), np.asarray(new_bg, dtype=bool)
+    if not new_bg.any():
+        return np.zeros(head.shape, dtype=bool)
+    distance = ndimage.distance_transform_edt(~new_bg, sampling=[float(s) for s in spacing])
+    return head & (distance > factor * depth + margin_mm)
+
+
 def local_merge(head: np.ndarray, new: np.ndarray, new_fg: np.ndarray, new_bg: np.ndarray,
-                margin: int = 1) -> tuple[np.ndarray, np.ndarray]:
+                margin: int = 1, within: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
     """(merged mask, changed region): the head mask with the additions of `new` that the new
     foreground marks' components hold and the removals that the new background marks'
-    components hold (module doc, item 3)."""
+    components hold (module doc, item 3); with `within` (`within_reach`), only the changes
+    there count."""
     head, new = np.asarray(head, dtype=bool), np.asarray(new, dtype=bool)
+    if within is not None:
+        new = np.where(within, new, head)
     added = _touching(new & ~head, np.asarray(new_fg, dtype=bool), margin)
     removed = _touching(head & ~new, np.asarray(new_bg, dtype=bool), margin)
     return (head | added) & ~removed, added | removed
