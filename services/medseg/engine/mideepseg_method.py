@@ -75,9 +75,9 @@ class MIDeepSegParams:
     coarse_geodesic_voxels: int = 50_000  # larger ROIs: D^f, D^b at half in-plane resolution
     length_weight: float = 0.1  # D^f, D^b + this per voxel step (locality; 0 = eq. 2 only,
     # see algorithms/fusion.py for why and what it measured)
-    influence_mm: float = 20.0  # a click deep in its error is heard further: D's length
-    influence_depth: float = 2.0  # term falls to (1/length_weight voxels or) this many times
-    max_influence_mm: float = 120.0  # the click's depth (mm), at most this (geodesic-graphcut)
+    influence_mm: float = 6.0  # a refinement's D length term: alpha falls to 1/e over at
+    influence_depth: float = 2.0  # least this (mm) or this many times the click's depth in
+    max_influence_mm: float = 120.0  # its error (mm), at most this (as geodesic-graphcut)
     margin_points_as_clicks: bool = True  # D^f from the interior margin points too (paper)
     prior_margin: float = PRIOR_MARGIN  # the head's foreground is worth p >= 0.5 + this,
     prior_margin_bg: float = PRIOR_MARGIN_BG  # its background p <= 0.5 - this
@@ -266,18 +266,20 @@ def _refine_roi(read_image, read_mask, geo: _Geometry, marks: Marks, params: MID
 
 def _length_weight(new_fg: np.ndarray, new_bg: np.ndarray, head: np.ndarray, spacing,
                    params: MIDeepSegParams) -> float:
-    """D's length term per voxel step: `length_weight`, made smaller for new marks deep in
-    their error (refinement.depth_mm) so that alpha = e^-D falls to 1/e over homogeneous tissue
-    no sooner than `influence_depth` x that depth (mm), at most `max_influence_mm`, as the
-    model-free method's fusion weight does. A shallow click keeps `length_weight` as it is."""
+    """D's length term per voxel step for a refinement: alpha = e^-D falls to 1/e over
+    `influence_depth` x the new marks' depth in their error (refinement.depth_mm) of
+    homogeneous tissue, at least `influence_mm`, at most `max_influence_mm`, as the model-free
+    method's fusion weight does. So a click near the boundary is heard near it only: with the
+    old floor of 1/`length_weight` = 10 voxels (20-30 mm on a 2-3 mm grid) a background click
+    on the rim of a small structure outweighed the prior over all of it and removed it
+    (issue 13: 2D held-out organs, drops up to 0.68). `length_weight` 0 keeps the paper's D."""
     if params.length_weight <= 0 or not (new_fg.any() or new_bg.any()):
         return params.length_weight
     step = float(np.mean(spacing))
     depth = depth_mm(new_fg, new_bg, head, spacing) or 0.0
-    base = step / params.length_weight  # mm of homogeneous path to 1/e today
-    influence = min(max(base, params.influence_mm, params.influence_depth * depth),
-                    max(params.max_influence_mm, base))
-    return params.length_weight if influence <= base else step / influence
+    influence = min(max(params.influence_mm, params.influence_depth * depth),
+                    max(params.max_influence_mm, params.influence_mm))
+    return step / influence
 
 
 def refine(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], np.ndarray],
