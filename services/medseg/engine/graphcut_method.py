@@ -51,7 +51,6 @@ from medseg.engine.refinement import (
     local_cut,
     local_merge,
     mask_prior,
-    head_anchor,
     open_faces,
     stored_in,
 )
@@ -79,7 +78,7 @@ class GraphCutParams:
     refine_voxels: int = 250_000  # a 3D refinement window larger than this: geodesics at
     # half in-plane resolution and the banded graph cut (the ~0.3 s budget of a 3D click)
     # refinement of an existing mask (engine/refinement.py)
-    influence_mm: float = 20.0  # a new mark's weight in the fusion falls to 1/e over at least
+    influence_mm: float = 6.0  # a new mark's weight in the fusion falls to 1/e over at least
     # this much homogeneous path (each edge crossed divides it by e too) ...
     influence_depth: float = 2.0  # ... or this many times the mark's depth in its error
     max_influence_mm: float = 120.0  # ... but at most this much
@@ -90,8 +89,6 @@ class GraphCutParams:
     prior_margin_bg: float = PRIOR_MARGIN_BG  # its background p0 <= 0.5 - this
     absent_cost: float = 1.0  # D_fg without any foreground mark (a head refined by bg clicks)
     merge_margin: int = 1  # voxels: a change this close to the clicked error component joins it
-    anchor_depth: float = 2.0  # a background mark's cue competes with the head farther than
-    anchor_margin_mm: float = 3.0  # this x its depth + this from it (refinement.head_anchor)
     max_grow: int = 2  # ROI growths when the change touches an ROI face inside the image
 
     def __post_init__(self) -> None:
@@ -127,8 +124,6 @@ _RANGES = {
     "prior_margin": Range(0.0, 0.5), "prior_margin_bg": Range(0.0, 0.5),
     "absent_cost": Range(0.0, 10.0, lo_open=True),  # in boundary crossings, as border_cost
     "merge_margin": Range(0, 64),  # voxels
-    # x the depth of the marks; past 100 (or 1 m) the anchor lies outside any ROI: no anchor
-    "anchor_depth": Range(0.0, 100.0), "anchor_margin_mm": Range(0.0, 1000.0),
     "max_grow": Range(0, 8),  # each growth re-runs the method on a larger ROI
 }
 
@@ -462,10 +457,7 @@ def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
     # run at half in-plane resolution (methods.md, local refinement)
     budget = params.refine_voxels if plane is None else params.coarse_geodesic_voxels
     coarse = w_norm.size > budget
-    # a background mark refines a head: the head away from it is foreground evidence
-    cue_fg = seed_fg[win] | head_anchor(head[win], new_bg[win], sp, depth, params.anchor_depth,
-                                        params.anchor_margin_mm)
-    cue, g = _cue(w_norm, cue_fg, seed_bg[win], w_border, sp, params, model, gate, coarse)
+    cue, g = _cue(w_norm, seed_fg[win], seed_bg[win], w_border, sp, params, model, gate, coarse)
     reach_params = dataclasses.replace(params, euclid_weight=1.0 / influence)
     distance = seed_distance(g, (new_fg | new_bg)[win], sp, reach_params, coarse)
     heard = distance < params.heard_distance  # a = 0 beyond: the prior itself

@@ -181,25 +181,6 @@ def within_reach(new_fg: np.ndarray, new_bg: np.ndarray, spacing, depth: float,
     return distance <= factor * depth + margin_mm
 
 
-def head_anchor(head: np.ndarray, new_bg: np.ndarray, spacing, depth: float, factor: float,
-                margin_mm: float) -> np.ndarray:
-    """The head voxels farther than `factor` x `depth` + `margin_mm` mm from every new
-    background mark and deeper inside the head than `depth` (none without such a mark): the
-    foreground seeds of a background mark's geodesic cue. `depth` is the marks' depth in their
-    error (`depth_mm`). The head is work done: away from the mark, its core is foreground
-    evidence. Without it the cue of a lone background mark calls all tissue like the clicked
-    one background, and on a small structure with no edge to its surroundings the fusion
-    weight alone decided how much of it went: a click on its rim took all of it (issue 13,
-    docs/benchmarks.md Robustness). Only voxels deeper than the mark, so that the rest of a
-    leak as thin as the one clicked is not protected (module doc, item 1)."""
-    head, new_bg = np.asarray(head, dtype=bool), np.asarray(new_bg, dtype=bool)
-    if not new_bg.any():
-        return np.zeros(head.shape, dtype=bool)
-    sp = [float(s) for s in spacing]
-    far = ndimage.distance_transform_edt(~new_bg, sampling=sp) > factor * depth + margin_mm
-    return head & far & (ndimage.distance_transform_edt(head, sampling=sp) > depth)
-
-
 def local_merge(head: np.ndarray, new: np.ndarray, new_fg: np.ndarray, new_bg: np.ndarray,
                 margin: int = 1, within: np.ndarray | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
