@@ -17,6 +17,7 @@ from medseg.engine.refinement import (
     mask_prior,
     open_faces,
     stored_in,
+    within_reach,
 )
 
 
@@ -121,3 +122,20 @@ def test_the_roi_grows_until_the_mask_no_longer_ends_at_its_border():
     mask[grown.roi.lo[1]:grown.roi.hi[1] + 1, grown.roi.lo[2]:grown.roi.hi[2] + 1] = grown.mask[0]
     assert dice(mask, disc) > 0.95
     assert not open_faces(grown.mask, grown.roi, image.shape, Plane(0, 0))
+
+
+def test_within_reach_is_the_ball_of_the_marks_depth_around_them():
+    new_fg = np.zeros((1, 21, 21), dtype=bool)
+    new_fg[0, 10, 10] = True
+    none = np.zeros_like(new_fg)
+    assert within_reach(none, none, (3.0, 2.0, 2.0), 4.0, 1.5, 3.0) is None
+    ball = within_reach(new_fg, none, (3.0, 2.0, 2.0), 4.0, 1.5, 3.0)  # 1.5 x 4 + 3 = 9 mm
+    assert ball[0, 10, 10] and ball[0, 10, 14] and not ball[0, 10, 15]  # 8 mm in, 10 mm out
+    assert ball.sum() == sum(1 for y in range(21) for x in range(21)
+                             if 4 * ((y - 10) ** 2 + (x - 10) ** 2) <= 81)
+    # local_merge keeps only the changes inside it
+    head = np.zeros_like(new_fg)
+    head[0, 10, 12:] = True
+    new = np.ones_like(new_fg)  # a cut that took everything
+    merged, region = local_merge(head, new, new_fg, none, 1, ball)
+    assert np.array_equal(merged, head | ball) and np.array_equal(region, ball & ~head)
