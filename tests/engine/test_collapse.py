@@ -8,7 +8,9 @@ Cause (docs/benchmarks.md, Robustness): a background click on the rim of a small
 whose tissue is like its surroundings. A lone background mark's cue calls all tissue like the
 clicked one background, so its fusion weight alone said how much went: 1/e after at least
 20 mm (geodesic-graphcut) or 10 voxels (mideepseg), the size of the whole structure. Now a
-click is heard over twice its depth in its error, at least 6 mm.
+click is heard over twice its depth in its error, at least 0.3 x the structure's equivalent
+radius (at most the old floor), and a MIDeepSeg click changes only 1.5 x its depth + 3 mm
+around itself.
 """
 
 from __future__ import annotations

@@ -47,6 +47,7 @@ from medseg.engine.refinement import (
     grow,
     local_merge,
     mask_prior,
+    object_scale_mm,
     open_faces,
     stored_in,
     within_reach,
@@ -75,9 +76,10 @@ class MIDeepSegParams:
     coarse_geodesic_voxels: int = 50_000  # larger ROIs: D^f, D^b at half in-plane resolution
     length_weight: float = 0.1  # D^f, D^b + this per voxel step (locality; 0 = eq. 2 only,
     # see algorithms/fusion.py for why and what it measured)
-    influence_mm: float = 6.0  # a refinement's D length term: alpha falls to 1/e over at
-    influence_depth: float = 2.0  # least this (mm) or this many times the click's depth in
-    max_influence_mm: float = 120.0  # its error (mm), at most this (as geodesic-graphcut)
+    influence_mm: float = 20.0  # a refinement's D length term: alpha falls to 1/e over at
+    influence_depth: float = 2.0  # least this (mm) and 1/length_weight voxels (less on a small
+    max_influence_mm: float = 120.0  # object: scale_fraction x its equivalent radius) or this
+    scale_fraction: float = 0.3  # many times the click's depth in its error, at most this
     margin_points_as_clicks: bool = True  # D^f from the interior margin points too (paper)
     prior_margin: float = PRIOR_MARGIN  # the head's foreground is worth p >= 0.5 + this,
     prior_margin_bg: float = PRIOR_MARGIN_BG  # its background p <= 0.5 - this
@@ -109,6 +111,7 @@ _RANGES = {
     "prior_margin": Range(0.0, 0.5), "prior_margin_bg": Range(0.0, 0.5),
     "influence_mm": Range(1.0, 1000.0), "max_influence_mm": Range(1.0, 1000.0),
     "influence_depth": Range(0.0, 100.0),  # x the depth (mm) of the new marks in their error
+    "scale_fraction": Range(0.0, 100.0),  # x the object's equivalent radius
     "merge_margin": Range(0, 64),  # voxels
     # x the depth of the marks: at 100 (or 1 m) a click may change any voxel of any ROI
     "reach_depth": Range(0.0, 100.0), "reach_margin_mm": Range(0.0, 1000.0),
@@ -277,9 +280,15 @@ def _length_weight(new_fg: np.ndarray, new_bg: np.ndarray, head: np.ndarray, spa
         return params.length_weight
     step = float(np.mean(spacing))
     depth = depth_mm(new_fg, new_bg, head, spacing) or 0.0
-    influence = min(max(params.influence_mm, params.influence_depth * depth),
-                    max(params.max_influence_mm, params.influence_mm))
-    return step / influence
+    return step / _influence(head, spacing, depth, params)
+
+
+def _influence(head: np.ndarray, spacing, depth: float, params: MIDeepSegParams) -> float:
+    """mm of homogeneous path over which a new mark's weight falls to 1/e (`_length_weight`)."""
+    floor = max(float(np.mean(spacing)) / params.length_weight, params.influence_mm)
+    floor = min(floor, params.scale_fraction * object_scale_mm(head, spacing))
+    return min(max(floor, params.influence_depth * depth, 1.0),
+               max(params.max_influence_mm, params.influence_mm))
 
 
 def refine(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], np.ndarray],

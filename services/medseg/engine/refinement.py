@@ -168,6 +168,17 @@ def _touching(change: np.ndarray, marks: np.ndarray, margin: int) -> np.ndarray:
     return region
 
 
+def object_scale_mm(head: np.ndarray, spacing) -> float:
+    """The head's equivalent radius (mm): of the disc (2D arrays) or ball (3D) of its area or
+    volume; 0 for an empty head. A click's reach is bounded by the object's scale (module doc,
+    item 3): on a small structure the default reach is the whole structure."""
+    sp = [float(s) for s in spacing]
+    size = float(np.count_nonzero(head)) * float(np.prod(sp))
+    if np.ndim(head) == 2:
+        return float(np.sqrt(size / np.pi))
+    return float((3.0 * size / (4.0 * np.pi)) ** (1.0 / 3.0))
+
+
 def within_reach(new_fg: np.ndarray, new_bg: np.ndarray, spacing, depth: float,
                  factor: float, margin_mm: float) -> np.ndarray | None:
     """The voxels within `factor` x `depth` + `margin_mm` mm (Euclidean) of a new mark, or None
