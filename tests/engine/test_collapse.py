@@ -20,6 +20,7 @@ import pytest
 
 from medseg.algorithms.metrics import dice
 from medseg.engine.prompts import Marks
+from medseg.engine.refinement import depth_mm
 from medseg_bench.clicks import (
     EngineSegment,
     _click_marks,
@@ -89,22 +90,30 @@ def test_a_background_click_on_a_featureless_pancreas_slice_takes_part_of_it_at_
     assert dices[-1] > 0.75
 
 
-def test_a_mideepseg_click_changes_only_the_ball_of_its_depth():
-    """MIDeepSeg refinement (`reach_depth` 1.5, `reach_margin_mm` 3): every voxel a click
-    changes lies within 1.5 x its depth in its error + 3 mm of it (the depth the method
-    reports, rounded to 0.1 mm), and it changes something."""
+def test_a_mideepseg_background_click_removes_only_the_ball_of_its_depth():
+    """MIDeepSeg refinement (`reach_depth` 1.5, `reach_margin_mm` 3): every voxel a background
+    click removes lies within 1.5 x its depth in its error + 3 mm of it (the distance from the
+    click to the head's background, as the method reports it), and it removes something."""
     obj = _object("ct_3mm", "aorta")
     segment = EngineSegment(obj.image, obj.spacing, obj.plane)
     segment.interact("box", "bifseg", Marks(boxes=[_robot_box(obj)]))
     sp = np.asarray(obj.spacing)
-    changed = 0
-    for _ in range(5):
+    removed = background = 0
+    for _ in range(10):
         zyx, fg = robot_click(segment.mask, obj.mask)
         before = segment.mask.copy()
         segment.interact("click", "mideepseg", _click_marks(zyx, fg))
-        limit = 1.5 * (segment.last_info["depth_mm"] + 0.05) + 3.0
-        moved = np.argwhere(before != segment.mask)
+        if fg:
+            continue
+        background += 1
+        click = np.zeros(before[0].shape, dtype=bool)
+        click[zyx[1], zyx[2]] = True
+        depth = depth_mm(np.zeros_like(click), click, before[0], obj.spacing[1:])
+        assert depth is not None
+        limit = 1.5 * depth + 3.0
+        moved = np.argwhere(before & ~segment.mask)
         mm = np.sqrt((((moved - np.asarray(zyx)) * sp) ** 2).sum(axis=1))
-        assert (mm <= limit).all(), (zyx, fg, mm.max(), limit)
-        changed += len(moved)
-    assert changed > 0
+        assert (mm <= limit).all(), (zyx, mm.max(), limit)
+        assert not (segment.mask & ~before).any()  # and adds nothing
+        removed += len(moved)
+    assert background >= 2 and removed > 0

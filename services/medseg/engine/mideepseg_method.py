@@ -252,8 +252,11 @@ def _refine_roi(read_image, read_mask, geo: _Geometry, marks: Marks, params: MID
         mask = plain_gc(p, norm, geo.spacing, fg, bg, params.lamb, params.sigma, cut)
     mask[fg], mask[bg & ~fg] = True, False  # a no-op for graph_cut; the banded cut's coarse
     # labels far from the band could otherwise miss a click that shares a block with another
-    within = within_reach(new_fg, new_bg, geo.spacing, depth, params.reach_depth,
-                          params.reach_margin_mm)
+    # a background click removes only near itself; additions are the fusion's reach alone
+    within = within_reach(np.zeros_like(new_fg), new_bg, geo.spacing, depth,
+                          params.reach_depth, params.reach_margin_mm)
+    if within is not None:
+        within |= ~head2
     mask, region = local_merge(head2, mask, new_fg, new_bg, params.merge_margin, within)
     t2 = time.perf_counter()
     # this method's CNN map is carried as it is (zero outside the CNN box); another method's
