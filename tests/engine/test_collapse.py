@@ -7,10 +7,10 @@ before. On main before this change the named click dropped Dice by the amount in
 Cause (docs/benchmarks.md, Robustness): a background click on the rim of a small structure
 whose tissue is like its surroundings. A lone background mark's cue calls all tissue like the
 clicked one background, so its fusion weight alone said how much went: 1/e after at least
-20 mm (geodesic-graphcut) or 10 voxels (mideepseg), the size of the whole structure. Now a
-click is heard over twice its depth in its error, at least 0.3 x the structure's equivalent
-radius (at most the old floor), and a MIDeepSeg click changes only 1.5 x its depth + 3 mm
-around itself.
+20 mm (geodesic-graphcut) or 10 voxels (mideepseg), the size of the whole structure. Now that
+floor is at most 0.3 x the head's equivalent radius (a click is still heard over twice its
+depth in its error), and a MIDeepSeg background click removes only within 1.5 x its depth +
+3 mm of itself (methods.md, refinement contract, "Small structures").
 """
 
 from __future__ import annotations

@@ -21,7 +21,11 @@ A click or scribble on a segment whose head revision has a mask *refines* that m
    the components of the same kind of change within `margin` voxels of them (so a fragment split
    off by one voxel still comes along). Everything else is the head mask, bit for bit: a
    foreground mark never removes a voxel, a background mark never adds one, and no click
-   changes anything away from the error component it lands in.
+   changes anything away from the error component it lands in. On a small structure the
+   changed component can be the whole structure (a rim click with no edge between the
+   structure and its like-tissue surroundings): so a click is heard by default over a fraction
+   of the object's scale (`object_scale_mm`), and a method may keep only the changes within
+   `within_reach` of the new marks (the ball of their depth in their error).
 4. **ROI growth** (`open_faces`, `grow`): when the changed region touches a face of the region
    of interest that is not an image face, the ROI grows on that face and the method runs again
    (a bounded number of times), so no mask keeps a straight crop edge.
