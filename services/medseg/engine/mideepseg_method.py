@@ -79,7 +79,7 @@ class MIDeepSegParams:
     influence_mm: float = 20.0  # a refinement's D length term: alpha falls to 1/e over at
     influence_depth: float = 2.0  # least this (mm) and 1/length_weight voxels (less on a small
     max_influence_mm: float = 120.0  # object: scale_fraction x its equivalent radius) or this
-    scale_fraction: float = 0.5  # many times the click's depth in its error, at most this
+    scale_fraction: float = 0.3  # many times the click's depth in its error, at most this
     margin_points_as_clicks: bool = True  # D^f from the interior margin points too (paper)
     prior_margin: float = PRIOR_MARGIN  # the head's foreground is worth p >= 0.5 + this,
     prior_margin_bg: float = PRIOR_MARGIN_BG  # its background p <= 0.5 - this
