@@ -15,6 +15,7 @@ from medseg.engine.refinement import (
     grow,
     local_merge,
     mask_prior,
+    object_scale_mm,
     open_faces,
     stored_in,
     within_reach,
@@ -139,3 +140,13 @@ def test_within_reach_is_the_ball_of_the_marks_depth_around_them():
     new = np.ones_like(new_fg)  # a cut that took everything
     merged, region = local_merge(head, new, new_fg, none, 1, ball)
     assert np.array_equal(merged, head | ball) and np.array_equal(region, ball & ~head)
+
+
+def test_object_scale_is_the_equivalent_radius_and_unbounded_without_an_object():
+    disc = np.zeros((40, 40), dtype=bool)
+    disc[np.hypot(*np.indices(disc.shape) - 20.0) <= 10] = True
+    assert abs(object_scale_mm(disc, (2.0, 2.0)) - 20.0) < 0.5  # radius 10 voxels x 2 mm
+    ball = np.zeros((30, 30, 30), dtype=bool)
+    ball[np.sqrt(((np.indices(ball.shape) - 15.0) ** 2).sum(axis=0)) <= 8] = True
+    assert abs(object_scale_mm(ball, (3.0, 3.0, 3.0)) - 24.0) < 0.5
+    assert object_scale_mm(np.zeros((5, 5), dtype=bool), (1.0, 1.0)) == float("inf")

@@ -84,8 +84,8 @@ class MIDeepSegParams:
     prior_margin: float = PRIOR_MARGIN  # the head's foreground is worth p >= 0.5 + this,
     prior_margin_bg: float = PRIOR_MARGIN_BG  # its background p <= 0.5 - this
     merge_margin: int = 1  # voxels: a change this close to the clicked error component joins it
-    reach_depth: float = 1.5  # a click changes only voxels within this x its depth in its
-    reach_margin_mm: float = 3.0  # error + this mm (refinement.within_reach)
+    reach_depth: float = 1.5  # a background click removes only voxels within this x its
+    reach_margin_mm: float = 3.0  # depth in its error + this mm (refinement.within_reach)
     max_grow: int = 2  # ROI growths (by margin_voxels, at least 8) while the change touches it
 
     def __post_init__(self) -> None:

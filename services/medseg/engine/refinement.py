@@ -174,10 +174,13 @@ def _touching(change: np.ndarray, marks: np.ndarray, margin: int) -> np.ndarray:
 
 def object_scale_mm(head: np.ndarray, spacing) -> float:
     """The head's equivalent radius (mm): of the disc (2D arrays) or ball (3D) of its area or
-    volume; 0 for an empty head. A click's reach is bounded by the object's scale (module doc,
-    item 3): on a small structure the default reach is the whole structure."""
+    volume; infinite for an empty head (no object yet, nothing to bound). A click's reach is
+    bounded by the object's scale (module doc, item 3): on a small structure the default reach
+    was the whole structure."""
     sp = [float(s) for s in spacing]
     size = float(np.count_nonzero(head)) * float(np.prod(sp))
+    if size == 0:
+        return float("inf")
     if np.ndim(head) == 2:
         return float(np.sqrt(size / np.pi))
     return float((3.0 * size / (4.0 * np.pi)) ** (1.0 / 3.0))
