@@ -441,7 +441,9 @@ def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
     # the new marks' say falls off with geodesic distance and path length: 1/e after
     # `influence` mm, more for a mark deep inside a large error (refinement.depth_mm)
     depth = depth_mm(new_fg, new_bg, head, sp) or 0.0
-    floor = min(params.influence_mm, params.scale_fraction * object_scale_mm(head, sp))
+    floor = params.influence_mm
+    if not new_fg.any() or head.ndim == 2:  # see refinement.object_scale_mm: measured
+        floor = min(floor, params.scale_fraction * object_scale_mm(head, sp))
     influence = min(max(floor, params.influence_depth * depth, 1.0),
                     max(params.max_influence_mm, params.influence_mm))
     win: tuple[slice, ...] = tuple(slice(0, n) for n in head.shape)

@@ -283,13 +283,15 @@ def _length_weight(new_fg: np.ndarray, new_bg: np.ndarray, head: np.ndarray, spa
         return params.length_weight
     step = float(np.mean(spacing))
     depth = depth_mm(new_fg, new_bg, head, spacing) or 0.0
-    return step / _influence(head, spacing, depth, params)
+    return step / _influence(head, spacing, depth, params, new_fg)
 
 
-def _influence(head: np.ndarray, spacing, depth: float, params: MIDeepSegParams) -> float:
+def _influence(head: np.ndarray, spacing, depth: float, params: MIDeepSegParams,
+               new_fg: np.ndarray) -> float:
     """mm of homogeneous path over which a new mark's weight falls to 1/e (`_length_weight`)."""
     floor = max(float(np.mean(spacing)) / params.length_weight, params.influence_mm)
-    floor = min(floor, params.scale_fraction * object_scale_mm(head, spacing))
+    if not new_fg.any() or head.ndim == 2:  # see refinement.object_scale_mm: measured
+        floor = min(floor, params.scale_fraction * object_scale_mm(head, spacing))
     return min(max(floor, params.influence_depth * depth, 1.0),
                max(params.max_influence_mm, params.influence_mm))
 

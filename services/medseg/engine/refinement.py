@@ -176,7 +176,12 @@ def object_scale_mm(head: np.ndarray, spacing) -> float:
     """The head's equivalent radius (mm): of the disc (2D arrays) or ball (3D) of its area or
     volume; infinite for an empty head (no object yet, nothing to bound). A click's reach is
     bounded by the object's scale (module doc, item 3): on a small structure the default reach
-    was the whole structure."""
+    was the whole structure. The methods bound a background mark's reach by it everywhere and
+    a foreground mark's in 2D only: in 3D an undersegmented head's ball underestimates how far
+    a foreground click must grow (robustness benchmark: 3D bifseg box + mideepseg clicks
+    Dice@10 0.749 with the bound, 0.788 without; no 3D collapse either way), while in 2D the
+    bound stops leaks beside small structures (2D held-out volumes gg click collapses 0.6 % with
+    it, 1.9 % without)."""
     sp = [float(s) for s in spacing]
     size = float(np.count_nonzero(head)) * float(np.prod(sp))
     if size == 0:
