@@ -110,6 +110,7 @@ class EngineSegment:
     head: dict = field(default_factory=dict)
     stored: tuple[Box, np.ndarray] | None = None
     seconds: list[float] = field(default_factory=list)
+    last_info: dict = field(default_factory=dict)  # the last result's info (diagnostics)
 
     def __post_init__(self) -> None:
         self.mask = np.zeros(self.image.shape, dtype=bool)
@@ -142,6 +143,7 @@ class EngineSegment:
         self.mask[roi] = result.mask
         self.marks, self.stored = cumulative, (result.roi, result.probability)
         self.head = {"method": method, "plane": plane_record(self.plane)}
+        self.last_info = dict(result.info)
 
 
 @dataclass

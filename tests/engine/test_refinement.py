@@ -15,8 +15,10 @@ from medseg.engine.refinement import (
     grow,
     local_merge,
     mask_prior,
+    object_scale_mm,
     open_faces,
     stored_in,
+    within_reach,
 )
 
 
@@ -121,3 +123,30 @@ def test_the_roi_grows_until_the_mask_no_longer_ends_at_its_border():
     mask[grown.roi.lo[1]:grown.roi.hi[1] + 1, grown.roi.lo[2]:grown.roi.hi[2] + 1] = grown.mask[0]
     assert dice(mask, disc) > 0.95
     assert not open_faces(grown.mask, grown.roi, image.shape, Plane(0, 0))
+
+
+def test_within_reach_is_the_ball_of_the_marks_depth_around_them():
+    new_fg = np.zeros((1, 21, 21), dtype=bool)
+    new_fg[0, 10, 10] = True
+    none = np.zeros_like(new_fg)
+    assert within_reach(none, none, (3.0, 2.0, 2.0), 4.0, 1.5, 3.0) is None
+    ball = within_reach(new_fg, none, (3.0, 2.0, 2.0), 4.0, 1.5, 3.0)  # 1.5 x 4 + 3 = 9 mm
+    assert ball[0, 10, 10] and ball[0, 10, 14] and not ball[0, 10, 15]  # 8 mm in, 10 mm out
+    assert ball.sum() == sum(1 for y in range(21) for x in range(21)
+                             if 4 * ((y - 10) ** 2 + (x - 10) ** 2) <= 81)
+    # local_merge keeps only the changes inside it
+    head = np.zeros_like(new_fg)
+    head[0, 10, 12:] = True
+    new = np.ones_like(new_fg)  # a cut that took everything
+    merged, region = local_merge(head, new, new_fg, none, 1, ball)
+    assert np.array_equal(merged, head | ball) and np.array_equal(region, ball & ~head)
+
+
+def test_object_scale_is_the_equivalent_radius_and_unbounded_without_an_object():
+    disc = np.zeros((40, 40), dtype=bool)
+    disc[np.hypot(*np.indices(disc.shape) - 20.0) <= 10] = True
+    assert abs(object_scale_mm(disc, (2.0, 2.0)) - 20.0) < 0.5  # radius 10 voxels x 2 mm
+    ball = np.zeros((30, 30, 30), dtype=bool)
+    ball[np.sqrt(((np.indices(ball.shape) - 15.0) ** 2).sum(axis=0)) <= 8] = True
+    assert abs(object_scale_mm(ball, (3.0, 3.0, 3.0)) - 24.0) < 0.5
+    assert object_scale_mm(np.zeros((5, 5), dtype=bool), (1.0, 1.0)) == float("inf")

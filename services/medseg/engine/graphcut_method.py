@@ -51,6 +51,7 @@ from medseg.engine.refinement import (
     local_cut,
     local_merge,
     mask_prior,
+    object_scale_mm,
     open_faces,
     stored_in,
 )
@@ -83,7 +84,9 @@ class GraphCutParams:
     # half in-plane resolution and the banded graph cut (the ~0.3 s budget of a 3D click)
     # refinement of an existing mask (engine/refinement.py)
     influence_mm: float = 20.0  # a new mark's weight in the fusion falls to 1/e over at least
-    # this much homogeneous path (each edge crossed divides it by e too) ...
+    # this much homogeneous path (each edge crossed divides it by e too), or less on a small
+    # object: `scale_fraction` x its equivalent radius (refinement.object_scale_mm) ...
+    scale_fraction: float = 0.3
     influence_depth: float = 2.0  # ... or this many times the mark's depth in its error
     max_influence_mm: float = 120.0  # ... but at most this much
     heard_distance: float = 3.0  # past this distance (a = e^-3 = 0.05) a mark's weight is 0
@@ -120,6 +123,7 @@ _RANGES = {
     # past 1 m of homogeneous path every voxel of any image hears the click as if next to it
     "influence_mm": Range(1.0, 1000.0), "max_influence_mm": Range(1.0, 1000.0),
     "influence_depth": Range(0.0, 100.0),  # x the depth (mm) of the mark in its error
+    "scale_fraction": Range(0.0, 100.0),  # x the object's equivalent radius
     # a = e^-D: below 1 the marks would be cut off where they still weigh a third; past 40
     # (4e-18) the weight is below any float32 probability's resolution anyway
     "heard_distance": Range(1.0, 40.0),
@@ -447,7 +451,10 @@ def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
     # the new marks' say falls off with geodesic distance and path length: 1/e after
     # `influence` mm, more for a mark deep inside a large error (refinement.depth_mm)
     depth = depth_mm(new_fg, new_bg, head, sp) or 0.0
-    influence = min(max(params.influence_mm, params.influence_depth * depth),
+    floor = params.influence_mm
+    if not new_fg.any() or head.ndim == 2:  # see refinement.object_scale_mm: measured
+        floor = min(floor, params.scale_fraction * object_scale_mm(head, sp))
+    influence = min(max(floor, params.influence_depth * depth, 1.0),
                     max(params.max_influence_mm, params.influence_mm))
     win: tuple[slice, ...] = tuple(slice(0, n) for n in head.shape)
     if params.local_cut:
@@ -496,6 +503,7 @@ def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
         mask = cut(prob, norm, sp, hard_fg, hard_bg, params.lamb, params.sigma)
         mask, region = local_merge(head, mask, new_fg, new_bg, params.merge_margin)
     info["changed_marks"] = int(new_fg.sum() + new_bg.sum())
+    info["depth_mm"] = round(depth, 1)
     info["influence_mm"] = round(influence, 1)
     info["window_voxels"] = int(w_norm.size)
     t3 = time.perf_counter()

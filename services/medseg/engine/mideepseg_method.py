@@ -47,8 +47,10 @@ from medseg.engine.refinement import (
     grow,
     local_merge,
     mask_prior,
+    object_scale_mm,
     open_faces,
     stored_in,
+    within_reach,
 )
 from medseg.errors import InvalidPrompt
 from medseg.models.loader import LoadedModel, default_loader
@@ -74,13 +76,16 @@ class MIDeepSegParams:
     coarse_geodesic_voxels: int = 50_000  # larger ROIs: D^f, D^b at half in-plane resolution
     length_weight: float = 0.1  # D^f, D^b + this per voxel step (locality; 0 = eq. 2 only,
     # see algorithms/fusion.py for why and what it measured)
-    influence_mm: float = 20.0  # a click deep in its error is heard further: D's length
-    influence_depth: float = 2.0  # term falls to (1/length_weight voxels or) this many times
-    max_influence_mm: float = 120.0  # the click's depth (mm), at most this (geodesic-graphcut)
+    influence_mm: float = 20.0  # a refinement's D length term: alpha falls to 1/e over at
+    influence_depth: float = 2.0  # least this (mm) and 1/length_weight voxels (less on a small
+    max_influence_mm: float = 120.0  # object: scale_fraction x its equivalent radius) or this
+    scale_fraction: float = 0.3  # many times the click's depth in its error, at most this
     margin_points_as_clicks: bool = True  # D^f from the interior margin points too (paper)
     prior_margin: float = PRIOR_MARGIN  # the head's foreground is worth p >= 0.5 + this,
     prior_margin_bg: float = PRIOR_MARGIN_BG  # its background p <= 0.5 - this
     merge_margin: int = 1  # voxels: a change this close to the clicked error component joins it
+    reach_depth: float = 1.5  # a background click removes only voxels within this x its
+    reach_margin_mm: float = 3.0  # depth in its error + this mm (refinement.within_reach)
     max_grow: int = 2  # ROI growths (by margin_voxels, at least 8) while the change touches it
 
     def __post_init__(self) -> None:
@@ -106,7 +111,10 @@ _RANGES = {
     "prior_margin": Range(0.0, 0.5), "prior_margin_bg": Range(0.0, 0.5),
     "influence_mm": Range(1.0, 1000.0), "max_influence_mm": Range(1.0, 1000.0),
     "influence_depth": Range(0.0, 100.0),  # x the depth (mm) of the new marks in their error
+    "scale_fraction": Range(0.0, 100.0),  # x the object's equivalent radius
     "merge_margin": Range(0, 64),  # voxels
+    # x the depth of the marks: at 100 (or 1 m) a click may change any voxel of any ROI
+    "reach_depth": Range(0.0, 100.0), "reach_margin_mm": Range(0.0, 1000.0),
     "max_grow": Range(0, 8),  # each growth re-runs the refinement on a larger ROI
 }
 
@@ -234,6 +242,7 @@ def _refine_roi(read_image, read_mask, geo: _Geometry, marks: Marks, params: MID
     cut = banded_graph_cut if p.size > params.coarse_voxels else graph_cut
     new_fg, new_bg = contradicted(fg, bg, head2)
     length_weight = _length_weight(new_fg, new_bg, head2, geo.spacing, params)
+    depth = depth_mm(new_fg, new_bg, head2, geo.spacing) or 0.0
     if params.refinement == "if-gc":
         seeds = fg if params.margin_points_as_clicks else geo.squeeze(clicked_fg)
         mask, _ = if_gc(p, zscore(image), norm, geo.spacing, seeds, bg, params.lamb, params.sigma,
@@ -243,7 +252,12 @@ def _refine_roi(read_image, read_mask, geo: _Geometry, marks: Marks, params: MID
         mask = plain_gc(p, norm, geo.spacing, fg, bg, params.lamb, params.sigma, cut)
     mask[fg], mask[bg & ~fg] = True, False  # a no-op for graph_cut; the banded cut's coarse
     # labels far from the band could otherwise miss a click that shares a block with another
-    mask, region = local_merge(head2, mask, new_fg, new_bg, params.merge_margin)
+    # a background click removes only near itself; additions are the fusion's reach alone
+    within = within_reach(np.zeros_like(new_fg), new_bg, geo.spacing, depth,
+                          params.reach_depth, params.reach_margin_mm)
+    if within is not None:
+        within |= ~head2
+    mask, region = local_merge(head2, mask, new_fg, new_bg, params.merge_margin, within)
     t2 = time.perf_counter()
     # this method's CNN map is carried as it is (zero outside the CNN box); another method's
     # head leaves its prior, which the next refinement reads as its map
@@ -251,24 +265,35 @@ def _refine_roi(read_image, read_mask, geo: _Geometry, marks: Marks, params: MID
     return (MethodResult(roi=roi, mask=mask.reshape(roi.shape), probability=carried,
                          timings={"roi": t1 - t0, params.refinement: t2 - t1},
                          info={"refinement": params.refinement,
-                               "changed_marks": int(new_fg.sum() + new_bg.sum())}),
+                               "changed_marks": int(new_fg.sum() + new_bg.sum()),
+                               "depth_mm": round(depth, 1)}),
             region.reshape(roi.shape))
 
 
 def _length_weight(new_fg: np.ndarray, new_bg: np.ndarray, head: np.ndarray, spacing,
                    params: MIDeepSegParams) -> float:
-    """D's length term per voxel step: `length_weight`, made smaller for new marks deep in
-    their error (refinement.depth_mm) so that alpha = e^-D falls to 1/e over homogeneous tissue
-    no sooner than `influence_depth` x that depth (mm), at most `max_influence_mm`, as the
-    model-free method's fusion weight does. A shallow click keeps `length_weight` as it is."""
+    """D's length term per voxel step for a refinement: alpha = e^-D falls to 1/e over
+    `influence_depth` x the new marks' depth in their error (refinement.depth_mm) of
+    homogeneous tissue, at least `influence_mm`, at most `max_influence_mm`, as the model-free
+    method's fusion weight does. So a click near the boundary is heard near it only: with the
+    old floor of 1/`length_weight` = 10 voxels (20-30 mm on a 2-3 mm grid) a background click
+    on the rim of a small structure outweighed the prior over all of it and removed it
+    (issue 13: 2D held-out organs, drops up to 0.68). `length_weight` 0 keeps the paper's D."""
     if params.length_weight <= 0 or not (new_fg.any() or new_bg.any()):
         return params.length_weight
     step = float(np.mean(spacing))
     depth = depth_mm(new_fg, new_bg, head, spacing) or 0.0
-    base = step / params.length_weight  # mm of homogeneous path to 1/e today
-    influence = min(max(base, params.influence_mm, params.influence_depth * depth),
-                    max(params.max_influence_mm, base))
-    return params.length_weight if influence <= base else step / influence
+    return step / _influence(head, spacing, depth, params, new_fg)
+
+
+def _influence(head: np.ndarray, spacing, depth: float, params: MIDeepSegParams,
+               new_fg: np.ndarray) -> float:
+    """mm of homogeneous path over which a new mark's weight falls to 1/e (`_length_weight`)."""
+    floor = max(float(np.mean(spacing)) / params.length_weight, params.influence_mm)
+    if not new_fg.any() or head.ndim == 2:  # see refinement.object_scale_mm: measured
+        floor = min(floor, params.scale_fraction * object_scale_mm(head, spacing))
+    return min(max(floor, params.influence_depth * depth, 1.0),
+               max(params.max_influence_mm, params.influence_mm))
 
 
 def refine(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], np.ndarray],

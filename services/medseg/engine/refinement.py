@@ -21,7 +21,11 @@ A click or scribble on a segment whose head revision has a mask *refines* that m
    the components of the same kind of change within `margin` voxels of them (so a fragment split
    off by one voxel still comes along). Everything else is the head mask, bit for bit: a
    foreground mark never removes a voxel, a background mark never adds one, and no click
-   changes anything away from the error component it lands in.
+   changes anything away from the error component it lands in. On a small structure the
+   changed component can be the whole structure (a rim click with no edge between the
+   structure and its like-tissue surroundings): so a click is heard by default over a fraction
+   of the object's scale (`object_scale_mm`), and a method may keep only the changes within
+   `within_reach` of the new marks (the ball of their depth in their error).
 4. **ROI growth** (`open_faces`, `grow`): when the changed region touches a face of the region
    of interest that is not an image face, the ROI grows on that face and the method runs again
    (a bounded number of times), so no mask keeps a straight crop edge.
@@ -196,12 +200,48 @@ def _touching(change: np.ndarray, marks: np.ndarray, margin: int) -> np.ndarray:
     return region
 
 
+def object_scale_mm(head: np.ndarray, spacing) -> float:
+    """The head's equivalent radius (mm): of the disc (2D arrays) or ball (3D) of its area or
+    volume; infinite for an empty head (no object yet, nothing to bound). A click's reach is
+    bounded by the object's scale (module doc, item 3): on a small structure the default reach
+    was the whole structure. The methods bound a background mark's reach by it everywhere and
+    a foreground mark's in 2D only: in 3D an undersegmented head's ball underestimates how far
+    a foreground click must grow (robustness benchmark: 3D bifseg box + mideepseg clicks
+    Dice@10 0.749 with the bound, 0.788 without; no 3D collapse either way), while in 2D the
+    bound stops leaks beside small structures (2D held-out volumes gg click collapses 0.6 % with
+    it, 1.9 % without)."""
+    sp = [float(s) for s in spacing]
+    size = float(np.count_nonzero(head)) * float(np.prod(sp))
+    if size == 0:
+        return float("inf")
+    if np.ndim(head) == 2:
+        return float(np.sqrt(size / np.pi))
+    return float((3.0 * size / (4.0 * np.pi)) ** (1.0 / 3.0))
+
+
+def within_reach(new_fg: np.ndarray, new_bg: np.ndarray, spacing, depth: float,
+                 factor: float, margin_mm: float) -> np.ndarray | None:
+    """The voxels within `factor` x `depth` + `margin_mm` mm (Euclidean) of a new mark, or None
+    when there is no new mark. `depth` is the new marks' depth in their error (`depth_mm`):
+    the error a click lands in holds about the ball of that radius around it, so a click may
+    change about that much around itself and not the whole object (module doc, item 3)."""
+    marks = np.asarray(new_fg, dtype=bool) | np.asarray(new_bg, dtype=bool)
+    if not marks.any():
+        return None
+    distance = ndimage.distance_transform_edt(~marks, sampling=[float(s) for s in spacing])
+    return distance <= factor * depth + margin_mm
+
+
 def local_merge(head: np.ndarray, new: np.ndarray, new_fg: np.ndarray, new_bg: np.ndarray,
-                margin: int = 1) -> tuple[np.ndarray, np.ndarray]:
+                margin: int = 1, within: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
     """(merged mask, changed region): the head mask with the additions of `new` that the new
     foreground marks' components hold and the removals that the new background marks'
-    components hold (module doc, item 3)."""
+    components hold (module doc, item 3); with `within` (`within_reach`), only the changes
+    there count."""
     head, new = np.asarray(head, dtype=bool), np.asarray(new, dtype=bool)
+    if within is not None:
+        new = np.where(within, new, head)
     added = _touching(new & ~head, np.asarray(new_fg, dtype=bool), margin)
     removed = _touching(head & ~new, np.asarray(new_bg, dtype=bool), margin)
     return (head | added) & ~removed, added | removed
