@@ -278,7 +278,7 @@ def run_editing(args: argparse.Namespace) -> dict:
                      "2D slices (any axis) of synthetic 3D volumes and seen organs of "
                      f"{', '.join(TRAIN_CASES)} ({1 - editing.EXTRA_FRACTION:.0%}: 40 % of "
                      "them synthetic), and of the trainable structures (never a held-out "
-                     f"organ) of {', '.join(f'{f}/{s}' for f, s, _ in editing.EXTRA_SETS)} "
+                     f"organ) of {', '.join(extra_train_cases(2))} "
                      f"({editing.EXTRA_FRACTION:.0%}, by set {editing.EXTRA_WEIGHTS}); "
                      "imperfect masks = perturbed references "
                      f"({', '.join(editing.PERTURBATIONS)}); one simulated edit kind per "
@@ -286,8 +286,10 @@ def run_editing(args: argparse.Namespace) -> dict:
                      "a remove mark deep inside, target the reference); cross entropy weighted "
                      f"{editing.SELECT_WEIGHT}x on the error components a selection click "
                      "lands in"),
-            "training_cases": [*TRAIN_CASES, *(f"{f}/{s}" for f, s, _ in editing.EXTRA_SETS)],
-            "held_out_structures": list(editing.EXTRA_HELD_OUT), **warm,
+            "training_cases": [*TRAIN_CASES, *extra_train_cases(2)],
+            "held_out_volumes": [VALIDATION_CASE, *extra_held_out_cases()],
+            "held_out_structures": {s.folder: list(s.held_out_structures)
+                                    for s in EXTRA_SETS if s.held_out_structures}, **warm,
             "held_out_organs": list(HELD_OUT_ORGANS), "validation_case": VALIDATION_CASE,
             "batch_size": batch, "lr": args.lr, "seed": args.seed, **run,
             "wall_time_with_validation_s": round(time.time() - started, 1),

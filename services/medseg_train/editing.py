@@ -42,7 +42,14 @@ from medseg.algorithms.metrics import dice
 from medseg.engine.imageio import ImageLimits, load_image, reorient_to
 from medseg.models import editing_io
 from medseg_train import augment
-from medseg_train.data import HELD_OUT_ORGANS, data_root, evaluation_organs, load_nifti
+from medseg_train.data import (
+    EXTRA_SETS,
+    HELD_OUT_ORGANS,
+    data_root,
+    evaluation_organs,
+    extra_set,
+    load_nifti,
+)
 from medseg_train.networks.unet import UNet
 from medseg_train.objects import largest_component
 from medseg_train.propagation import Objects, Samples
@@ -55,19 +62,12 @@ PERTURBATIONS = ("boundary", "bite", "bulge", "false_blob")
 REFUSE_ON_REFERENCE = 0.7  # refuse samples whose imperfect mask is the reference itself
 REFUSE_ADD_MM = (4.0, 12.0, 12.0)  # add marks: from d .. d + 12 mm outside, d drawn in 4-12 mm
 REFUSE_DEPTH = 3  # voxels: remove marks only on objects at least this thick, in their deeper half
-# newly licensed sets that may train shipped weights (../shared/data/README.md): (folder, file
-# stem, axes a slice may be cut along). The same held-out volumes and structures as the other
-# recipes' (issue 13 item 5): sarcoma patient 3 (CT and MR) and the brain's deep grey
-# structures only validate; 3.27 mm sarcoma slices and the 3-slice dcmqi CT are cut axially only
-EXTRA_SETS = (
-    *(("mirp_sts", f"STS_00{k}_{m}", (0,)) for k in (1, 2) for m in ("ct", "t1")),
-    ("dcmqi_ct3slice", "ct3slice_ct", (0,)),
-    ("voxelmorph_testscan", "test_scan_t1", (0, 1, 2)),
-)
-EXTRA_HELD_OUT = tuple(f"{side}-{s}" for side in ("Left", "Right")
-                       for s in ("Thalamus", "Putamen", "Hippocampus", "Amygdala"))
+# newly licensed sets that may train shipped weights: data.EXTRA_SETS (../shared/data/README.md),
+# with the same held-out volumes and structures as the other recipes (issue 13 item 5); their
+# axial-only sets (3.27 mm sarcoma slices, the 3-slice dcmqi CT) are cut axially only
 EXTRA_FRACTION = 0.35  # of the objects; the rest: the propagation recipe's (synthetic, totalseg)
-EXTRA_WEIGHTS = {"mirp_sts": 0.45, "voxelmorph_testscan": 0.35, "dcmqi_ct3slice": 0.2}
+# by set; this order is the draw order of the shipped run (keep it: same samples per seed)
+EXTRA_WEIGHTS = {"mirp_sts": 0.45, "dcmqi_ct3slice": 0.2, "voxelmorph_testscan": 0.35}
 SELECT_WEIGHT = 3.0  # cross-entropy weight of the error components a selection click lands in
 EXTRA_MARGIN_MM = 40.0  # each extra object is kept cut to its box + this, for memory and speed
 
@@ -115,7 +115,7 @@ def perturb(gt: np.ndarray, rng: np.random.Generator, kind: str | None = None) -
 def extra_objects(folder: str, stem: str) -> tuple[tuple[str, np.ndarray, np.ndarray,
                                                          tuple[float, float, float]], ...]:
     """(structure, image, mask, spacing) of every trainable labelled structure of one extra
-    volume (its largest component, >= 50 voxels, never a held-out organ or EXTRA_HELD_OUT),
+    volume (its largest component, >= 50 voxels, never a held-out organ or structure),
     each cut to its box
     + EXTRA_MARGIN_MM; arrays (Z, Y, X) as a session reads the file."""
     root = data_root().parent / folder
@@ -128,10 +128,12 @@ def extra_objects(folder: str, stem: str) -> tuple[tuple[str, np.ndarray, np.nda
     image = volume.array.astype(np.float32)
     spacing = tuple(float(v) for v in volume.spacing)
     margin = np.ceil(EXTRA_MARGIN_MM / np.asarray(spacing)).astype(int)
+    found = extra_set(f"{folder}/{stem}")
+    held_out = found.held_out_structures if found is not None else ()
     boxes = ndimage.find_objects(np.clip(labels, 0, None))
     out = []
     for value, name in sorted((int(k), v) for k, v in names.items()):
-        if (value <= 0 or name in HELD_OUT_ORGANS or name in EXTRA_HELD_OUT
+        if (value <= 0 or name in HELD_OUT_ORGANS or name in held_out
                 or value > len(boxes) or boxes[value - 1] is None):
             continue
         box = tuple(slice(max(b.start - m, 0), b.stop + m)
@@ -151,14 +153,19 @@ class EditObjects:
     def __init__(self, rng: np.random.Generator, real: bool = True):
         self.rng, self.base = rng, Objects(rng, real=real)
         self.extra: dict[str, list] = {}
-        for folder, stem, axes in EXTRA_SETS if real else ():
-            self.extra.setdefault(folder, []).extend(
-                (obj, axes) for obj in extra_objects(folder, stem))
+        for extra in EXTRA_SETS if real else ():
+            if 2 not in extra.dims:
+                continue
+            axes = (0,) if extra.axial_only else (0, 1, 2)
+            for case in extra.case_names():
+                stem = case.split("/", 1)[1]
+                self.extra.setdefault(extra.folder, []).extend(
+                    (obj, axes) for obj in extra_objects(extra.folder, stem))
 
     def __call__(self) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
         if not self.extra or self.rng.random() >= EXTRA_FRACTION:
             return self.base()
-        folders = list(self.extra)
+        folders = [f for f in EXTRA_WEIGHTS if f in self.extra]
         weights = np.asarray([EXTRA_WEIGHTS[f] for f in folders])
         pool = self.extra[folders[int(self.rng.choice(len(folders), p=weights / weights.sum()))]]
         (_, image, mask, spacing), axes = pool[int(self.rng.integers(len(pool)))]
