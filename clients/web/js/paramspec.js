@@ -46,6 +46,9 @@ export const PARAM_SPECS = {
   flag_confidence: ratio('confidence below which a slice is flagged'),
   min_seed_fraction: ratio('smallest fraction of seeds kept'),
   network_weight: ratio('weight of the network against the graph cut'),
+  scale_fraction: { unit: '×', min: 0, max: 10, hint: 'a correction reaches at most this × the object\'s radius' },
+  reach_depth: { unit: '×', min: 0, max: 100, hint: 'a background click removes only within this × its depth' },
+  reach_margin_mm: mm(0, 1000, 'plus this much around a background click'),
 };
 
 /** {unit, min, max, step, hint} for a parameter name, or null when unknown. */
