@@ -84,13 +84,6 @@ STARTS = ("auto", "slicewise", "volumetric")
 AUTO_ANISOTROPY = 2.0
 
 
-# a slice-correcting click fixes its whole error on its slice (the neighbours re-propagate only
-# from a decisive change): the 2D click's object-scale reach bound (refinement.object_scale_mm),
-# made for single 2D sessions on small structures, left a clicked leak half removed and its
-# neighbours untouched, so it is lifted here (the reach stays 2 x the click's depth, >= 20 mm)
-SLICE_SCALE_FRACTION = 100.0
-
-
 def auto_start(kind: str, spacing) -> str:
     """"slicewise" or "volumetric" for a `kind` start on this spacing: "box", "points",
     "click" (a first click) or "correct" (a click on a segment with a mask)."""
@@ -706,7 +699,7 @@ def correct(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], 
         result = graphcut_method.segment(
             read_image, slices.read, shape, spacing,
             Marks(np.asarray(on.fg).reshape(-1, 3), np.asarray(on.bg).reshape(-1, 3)), plane,
-            graphcut_method.GraphCutParams(scale_fraction=SLICE_SCALE_FRACTION), bbox,
+            graphcut_method.GraphCutParams(), bbox,
             SegmentContext("click", dict(context.head_interaction), lambda: stored))
         after = before.copy()
         roi2 = tuple(slice(a, b + 1) for a, b in zip(_drop(result.roi.lo, axis),
