@@ -30,7 +30,6 @@ start from the shipped weights (`--init-from`) and continue them on this recipe.
 from __future__ import annotations
 
 import functools
-import json
 
 import numpy as np
 import torch
@@ -39,16 +38,12 @@ from torch.nn import functional as F
 
 from medseg.algorithms.editing import Edits, simulate_edits
 from medseg.algorithms.metrics import dice
-from medseg.engine.imageio import ImageLimits, load_image, reorient_to
 from medseg.models import editing_io
 from medseg_train import augment
 from medseg_train.data import (
     EXTRA_SETS,
-    HELD_OUT_ORGANS,
-    data_root,
     evaluation_organs,
-    extra_set,
-    load_nifti,
+    load_case,
 )
 from medseg_train.networks.unet import UNet
 from medseg_train.objects import largest_component
@@ -118,23 +113,13 @@ def extra_objects(folder: str, stem: str) -> tuple[tuple[str, np.ndarray, np.nda
     volume (its largest component, >= 50 voxels, never a held-out organ or structure),
     each cut to its box
     + EXTRA_MARGIN_MM; arrays (Z, Y, X) as a session reads the file."""
-    root = data_root().parent / folder
-    path = root / f"{stem}_image.nii.gz"
-    volume = load_image([(path.name, path.read_bytes())], ImageLimits())
-    seg = load_nifti(root / f"{stem}_mask.nii.gz")
-    raw = np.asarray(seg.dataobj).astype(np.int16).transpose(2, 1, 0)
-    labels = reorient_to(volume.affine, volume.shape, raw, seg.affine)
-    names = json.loads((root / f"{stem}_labels.json").read_text())
-    image = volume.array.astype(np.float32)
-    spacing = tuple(float(v) for v in volume.spacing)
+    case = load_case(f"{folder}/{stem}")  # the recipes' one reader of the extra sets
+    image, labels, spacing = case.image, case.labels, case.spacing
     margin = np.ceil(EXTRA_MARGIN_MM / np.asarray(spacing)).astype(int)
-    found = extra_set(f"{folder}/{stem}")
-    held_out = found.held_out_structures if found is not None else ()
     boxes = ndimage.find_objects(np.clip(labels, 0, None))
     out = []
-    for value, name in sorted((int(k), v) for k, v in names.items()):
-        if (value <= 0 or name in HELD_OUT_ORGANS or name in held_out
-                or value > len(boxes) or boxes[value - 1] is None):
+    for value, name in sorted(case.organs.items()):
+        if case.is_held_out(name) or value > len(boxes) or boxes[value - 1] is None:
             continue
         box = tuple(slice(max(b.start - m, 0), b.stop + m)
                     for b, m in zip(boxes[value - 1], margin))
