@@ -83,12 +83,18 @@ def objects(split: str):
 
     organs = bench_objects(2)
     lesions = lesion_objects(2)
-    if split == "tuning":
-        organs, lesions = organs[::4], lesions[::2]
-    elif split == "held":
-        organs = [o for i, o in enumerate(organs) if i % 4]
-        lesions = [o for i, o in enumerate(lesions) if i % 2]
+    organs, lesions = _split(organs, lesions, split)
     return [("organs", o) for o in organs] + [("lesions", o) for o in lesions]
+
+
+def _split(organs: list, lesions: list, split: str) -> tuple[list, list]:
+    """The tuning / held split of `objects`: every 4th organ and every 2nd lesion tune."""
+    if split == "tuning":
+        return organs[::4], lesions[::2]
+    if split == "held":
+        return ([o for i, o in enumerate(organs) if i % 4],
+                [o for i, o in enumerate(lesions) if i % 2])
+    return organs, lesions
 
 
 def perturb_3d(gt: np.ndarray, rng: np.random.Generator, kind: str) -> np.ndarray:
@@ -123,11 +129,7 @@ def objects_3d(split: str):
     from medseg_bench.clicks import bench_objects
 
     organs, lesions = bench_objects(3, per_group=4), lesion_objects(3)
-    if split == "tuning":
-        organs, lesions = organs[::4], lesions[::2]
-    elif split == "held":
-        organs = [o for i, o in enumerate(organs) if i % 4]
-        lesions = [o for i, o in enumerate(lesions) if i % 2]
+    organs, lesions = _split(organs, lesions, split)
     return [("organs 3D", o) for o in organs] + [("lesions 3D", o) for o in lesions]
 
 
