@@ -51,8 +51,8 @@ from medseg.engine.refinement import (
     local_cut,
     local_merge,
     mask_prior,
-    object_scale_mm,
     open_faces,
+    reach_mm,
     stored_in,
 )
 from medseg.errors import InvalidPrompt
@@ -451,11 +451,9 @@ def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
     # the new marks' say falls off with geodesic distance and path length: 1/e after
     # `influence` mm, more for a mark deep inside a large error (refinement.depth_mm)
     depth = depth_mm(new_fg, new_bg, head, sp) or 0.0
-    floor = params.influence_mm
-    if not new_fg.any() or head.ndim == 2:  # see refinement.object_scale_mm: measured
-        floor = min(floor, params.scale_fraction * object_scale_mm(head, sp))
-    influence = min(max(floor, params.influence_depth * depth, 1.0),
-                    max(params.max_influence_mm, params.influence_mm))
+    influence = reach_mm(params.influence_mm, head, sp, new_fg, depth, params.scale_fraction,
+                         params.influence_depth,
+                         max(params.max_influence_mm, params.influence_mm))
     win: tuple[slice, ...] = tuple(slice(0, n) for n in head.shape)
     if params.local_cut:
         reach = [int(np.ceil(params.heard_distance * influence / s)) + params.cut_margin + 2

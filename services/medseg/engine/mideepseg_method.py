@@ -47,8 +47,8 @@ from medseg.engine.refinement import (
     grow,
     local_merge,
     mask_prior,
-    object_scale_mm,
     open_faces,
+    reach_mm,
     stored_in,
     within_reach,
 )
@@ -241,8 +241,8 @@ def _refine_roi(read_image, read_mask, geo: _Geometry, marks: Marks, params: MID
     # a full-resolution maxflow on a whole-organ 3D ROI takes seconds; banded: same mask class
     cut = banded_graph_cut if p.size > params.coarse_voxels else graph_cut
     new_fg, new_bg = contradicted(fg, bg, head2)
-    length_weight = _length_weight(new_fg, new_bg, head2, geo.spacing, params)
     depth = depth_mm(new_fg, new_bg, head2, geo.spacing) or 0.0
+    length_weight = _length_weight(new_fg, new_bg, head2, geo.spacing, depth, params)
     if params.refinement == "if-gc":
         seeds = fg if params.margin_points_as_clicks else geo.squeeze(clicked_fg)
         mask, _ = if_gc(p, zscore(image), norm, geo.spacing, seeds, bg, params.lamb, params.sigma,
@@ -271,7 +271,7 @@ def _refine_roi(read_image, read_mask, geo: _Geometry, marks: Marks, params: MID
 
 
 def _length_weight(new_fg: np.ndarray, new_bg: np.ndarray, head: np.ndarray, spacing,
-                   params: MIDeepSegParams) -> float:
+                   depth: float, params: MIDeepSegParams) -> float:
     """D's length term per voxel step for a refinement: alpha = e^-D falls to 1/e over
     `influence_depth` x the new marks' depth in their error (refinement.depth_mm) of
     homogeneous tissue, at least `influence_mm`, at most `max_influence_mm`, as the model-free
@@ -282,18 +282,10 @@ def _length_weight(new_fg: np.ndarray, new_bg: np.ndarray, head: np.ndarray, spa
     if params.length_weight <= 0 or not (new_fg.any() or new_bg.any()):
         return params.length_weight
     step = float(np.mean(spacing))
-    depth = depth_mm(new_fg, new_bg, head, spacing) or 0.0
-    return step / _influence(head, spacing, depth, params, new_fg)
-
-
-def _influence(head: np.ndarray, spacing, depth: float, params: MIDeepSegParams,
-               new_fg: np.ndarray) -> float:
-    """mm of homogeneous path over which a new mark's weight falls to 1/e (`_length_weight`)."""
-    floor = max(float(np.mean(spacing)) / params.length_weight, params.influence_mm)
-    if not new_fg.any() or head.ndim == 2:  # see refinement.object_scale_mm: measured
-        floor = min(floor, params.scale_fraction * object_scale_mm(head, spacing))
-    return min(max(floor, params.influence_depth * depth, 1.0),
-               max(params.max_influence_mm, params.influence_mm))
+    floor = max(step / params.length_weight, params.influence_mm)
+    return step / reach_mm(floor, head, spacing, new_fg, depth, params.scale_fraction,
+                           params.influence_depth,
+                           max(params.max_influence_mm, params.influence_mm))
 
 
 def refine(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], np.ndarray],

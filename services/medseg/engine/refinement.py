@@ -219,6 +219,17 @@ def object_scale_mm(head: np.ndarray, spacing) -> float:
     return float((3.0 * size / (4.0 * np.pi)) ** (1.0 / 3.0))
 
 
+def reach_mm(floor_mm: float, head: np.ndarray, spacing, new_fg: np.ndarray, depth: float,
+             scale_fraction: float, depth_factor: float, most_mm: float) -> float:
+    """mm of homogeneous path over which a refinement's new marks are heard (both methods'
+    fusion weight falls to 1/e over it): `floor_mm`, bounded by `scale_fraction` x the object's
+    scale (`object_scale_mm`: for background marks, and foreground ones in 2D), raised to
+    `depth_factor` x the marks' depth in their error (and 1 mm), at most `most_mm`."""
+    if not new_fg.any() or head.ndim == 2:  # see object_scale_mm: measured
+        floor_mm = min(floor_mm, scale_fraction * object_scale_mm(head, spacing))
+    return min(max(floor_mm, depth_factor * depth, 1.0), most_mm)
+
+
 def within_reach(new_fg: np.ndarray, new_bg: np.ndarray, spacing, depth: float,
                  factor: float, margin_mm: float) -> np.ndarray | None:
     """The voxels within `factor` x `depth` + `margin_mm` mm (Euclidean) of a new mark, or None
