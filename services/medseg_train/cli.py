@@ -111,10 +111,18 @@ def _data_record(args: argparse.Namespace, dims: int) -> dict:
     return {
         "data": "synthetic (60 %) + real (40 %): seen organs of the training cases, sets "
                 f"drawn with shares {shares}; 2D slices of {axial} axial only",
+        **_cases_record(dims),
+    }
+
+
+def _cases_record(dims: int) -> dict:
+    """The card's training cases by name (benchmarks group objects by them) and what stayed
+    out, for a `dims`-D recipe that draws from the licensed extra sets."""
+    return {
         "training_cases": [*TRAIN_CASES, *extra_train_cases(dims)],
         "held_out_volumes": [VALIDATION_CASE, *extra_held_out_cases()],
-        "held_out_structures": {s.folder: list(s.held_out_structures)
-                                for s in sets if s.held_out_structures},
+        "held_out_structures": {s.folder: list(s.held_out_structures) for s in EXTRA_SETS
+                                if dims in s.dims and s.held_out_structures},
     }
 
 
@@ -286,10 +294,7 @@ def run_editing(args: argparse.Namespace) -> dict:
                      "a remove mark deep inside, target the reference); cross entropy weighted "
                      f"{editing.SELECT_WEIGHT}x on the error components a selection click "
                      "lands in"),
-            "training_cases": [*TRAIN_CASES, *extra_train_cases(2)],
-            "held_out_volumes": [VALIDATION_CASE, *extra_held_out_cases()],
-            "held_out_structures": {s.folder: list(s.held_out_structures)
-                                    for s in EXTRA_SETS if s.held_out_structures}, **warm,
+            **_cases_record(2), **warm,
             "held_out_organs": list(HELD_OUT_ORGANS), "validation_case": VALIDATION_CASE,
             "batch_size": batch, "lr": args.lr, "seed": args.seed, **run,
             "wall_time_with_validation_s": round(time.time() - started, 1),
