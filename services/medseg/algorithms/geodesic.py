@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import GeodisTK
+import numba
 import numpy as np
 
 
@@ -76,3 +77,113 @@ def geodesic_distance_plus_length(image: np.ndarray, seeds: np.ndarray, spacing:
     scaled = np.asarray(image, dtype=np.float64) * scale
     distance = geodesic_distance(scaled.astype(np.float32), seeds, spacing, 1.0, iterations)
     return distance / np.float32(scale)
+
+
+# GeodisTK's raster scan visits, per voxel, these 13 neighbours in its forward pass (the
+# already-scanned half of the 26-neighbourhood, as GeodisTK lists it) and their mirror images
+# in its backward pass; `geodesic_fields` keeps both lists so it computes what GeodisTK does
+_FORWARD = np.array([(-1, -1, -1), (-1, -1, 0), (-1, -1, 1), (-1, 0, -1), (-1, 0, 0),
+                     (0, -1, -1), (0, -1, 0), (0, -1, 1), (0, 0, -1),
+                     (1, -1, -1), (1, -1, 0), (1, -1, 1), (1, 0, -1)], dtype=np.int64)
+_BACKWARD = -_FORWARD
+# fastmath without 'nnan'/'ninf': unreached voxels hold +inf, which must compare as such
+_FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+
+def _jit(fn):
+    """numba.njit, its machine code cached on disk (next to this file, else numba's user-wide
+    cache or NUMBA_CACHE_DIR) so a new process loads it in ~0.1 s instead of compiling it for
+    ~2 s; where no cache location is writable (a read-only image without a home), compiled
+    once per process instead."""
+    try:
+        return numba.njit(cache=True, nogil=True, fastmath=_FAST)(fn)
+    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
+        return numba.njit(cache=False, nogil=True, fastmath=_FAST)(fn)
+
+
+@_jit
+def _raster_pass(img, dist, offsets, lengths, extra, forward):  # pragma: no cover (compiled)
+    """One raster pass over float32 `img` (D, H, W) updating every field of float32 `dist`
+    (K, D, H, W) in place: dist[k, p] = min(dist[k, p], dist[k, q] + l_i |I(p) - I(q)| +
+    extra[i, k]) for the 13 neighbours q = p + offsets[i] (l_i = lengths[i], mm), in raster
+    order (`forward`) or its reverse. Per image row, the 12 neighbours in other rows (already
+    final for this pass) are applied to the whole row at once (vectorisable), then the
+    in-row neighbour in scan order: the same minima as a voxel-by-voxel scan."""
+    n_fields, depth, height, width = dist.shape
+    step = np.empty(width, np.float32)
+    for dd in range(depth):
+        d = dd if forward else depth - 1 - dd
+        for hh in range(height):
+            h = hh if forward else height - 1 - hh
+            row = img[d, h]
+            for i in range(offsets.shape[0]):
+                od, oh, ow = offsets[i, 0], offsets[i, 1], offsets[i, 2]
+                nd, nh = d + od, h + oh
+                if (od == 0 and oh == 0) or nd < 0 or nd >= depth or nh < 0 or nh >= height:
+                    continue
+                lo, hi = max(0, -ow), min(width, width - ow)
+                other = img[nd, nh]
+                for w in range(lo, hi):
+                    step[w] = lengths[i] * abs(row[w] - other[w + ow])
+                for k in range(n_fields):
+                    c, mine, theirs = extra[i, k], dist[k, d, h], dist[k, nd, nh]
+                    for w in range(lo, hi):
+                        mine[w] = min(mine[w], theirs[w + ow] + step[w] + c)
+            for i in range(offsets.shape[0]):
+                if offsets[i, 0] != 0 or offsets[i, 1] != 0:
+                    continue
+                for k in range(n_fields):
+                    c, mine = extra[i, k], dist[k, d, h]
+                    if forward:
+                        for w in range(1, width):
+                            mine[w] = min(mine[w], mine[w - 1] + lengths[i] * abs(
+                                row[w] - row[w - 1]) + c)
+                    else:
+                        for w in range(width - 2, -1, -1):
+                            mine[w] = min(mine[w], mine[w + 1] + lengths[i] * abs(
+                                row[w] - row[w + 1]) + c)
+
+
+def geodesic_fields(image: np.ndarray, seeds: Sequence[np.ndarray], spacing: Sequence[float],
+                    length_weights: Sequence[float], iterations: int = 2) -> np.ndarray:
+    """float32 (K, *image.shape): field k is `geodesic_distance_plus_length(image, seeds[k],
+    spacing, length_weights[k], iterations)` (GeodisTK's raster scan, the same neighbours and
+    passes; equal up to float32 rounding, ~1e-5 relative), all K fields in ONE fused scan
+    (numba): the image differences and loop overhead are paid once for all of them, and each
+    pass runs row-wise (~3x cheaper than GeodisTK per field, ~5x for three fields).
+
+    A field without seeds is +inf. 2D images scan as one-slice volumes, as `_geodesic2d`
+    does."""
+    image = np.asarray(image)
+    if image.ndim not in (2, 3) or len(spacing) != image.ndim:
+        raise ValueError(f"need a 2D or 3D image and one spacing per axis, got {image.shape} "
+                         f"and {list(spacing)}")
+    if len(seeds) != len(length_weights) or not seeds:
+        raise ValueError("one length weight per seed set, at least one set")
+    if any(not w > 0 for w in length_weights):
+        raise ValueError(f"length weights must be > 0, got {list(length_weights)}")
+    volume = image[None] if image.ndim == 2 else image
+    sp = np.array([1.0, *spacing] if image.ndim == 2 else list(spacing), dtype=np.float64)
+    dist = np.full((len(seeds), *volume.shape), np.inf, dtype=np.float32)
+    for k, seed in enumerate(seeds):
+        if np.shape(seed) != image.shape:
+            raise ValueError(f"seeds shape {np.shape(seed)} differs from {image.shape}")
+        dist[k][np.asarray(seed, dtype=bool).reshape(volume.shape)] = 0.0
+    img = np.ascontiguousarray(volume, dtype=np.float32)
+    weights = np.asarray(length_weights, dtype=np.float64)
+    passes = []
+    for offsets, forward in ((_FORWARD, True), (_BACKWARD, False)):
+        length = np.sqrt(((offsets != 0) * sp**2).sum(axis=1))  # mm, as GeodisTK's
+        passes.append((offsets, length.astype(np.float32),
+                       (length[:, None] * weights[None]).astype(np.float32), forward))
+    for _ in range(int(iterations)):
+        for offsets, length32, extra, forward in passes:
+            _raster_pass(img, dist, offsets, length32, extra, forward)
+    return dist.reshape((len(seeds), *image.shape))
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the fused scan, so a server's first click does
+    not pay for it."""
+    geodesic_fields(np.zeros((2, 3, 3), np.float32), [np.eye(3, dtype=bool)[None].repeat(2, 0)],
+                    (1.0, 1.0, 1.0), [1.0], 1)

@@ -68,6 +68,9 @@ def _child_main(conn: Connection, config: ChildConfig) -> None:
     store = Store.connect(config.redis_url, config.session_ttl_s, config.cache_bytes,
                           job_heartbeat_s=config.job_heartbeat_s)
     plugins = builtin.build(config.plugins)
+    from medseg.algorithms.geodesic import warm_up
+
+    warm_up()  # the fused geodesic scan compiled (or loaded from numba's cache) before a click
     conn.send("ready")
     while True:
         try:

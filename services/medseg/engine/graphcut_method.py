@@ -15,7 +15,6 @@ marks, head revision's mask and stored probability), so replay (undo, redo) is e
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from medseg.algorithms.geodesic import geodesic_distance_plus_length
+from medseg.algorithms.geodesic import geodesic_fields
 from medseg.algorithms.graphcut import banded_graph_cut, graph_cut
 from medseg.algorithms.normalize import normalize_percentiles
 from medseg.algorithms.resample import block_any, block_mean, upsample_linear2
@@ -281,15 +280,25 @@ def seed_distance(g: np.ndarray, seeds: np.ndarray, spacing, params: GraphCutPar
     The coarse scan divides by its own (coarse) mean step: a coarse step crosses the same
     intensity change as two fine ones, so per voxel step the units match the fine scan.
     `small`: block_mean(g, 2) when the caller has it (several scans over one g share it)."""
+    return seed_distances(g, [seeds], spacing, [params.euclid_weight], coarse, iterations,
+                          small)[0]
+
+
+def seed_distances(g: np.ndarray, seeds: list[np.ndarray], spacing, euclid_weights: list[float],
+                   coarse: bool = False, iterations: int = 2,
+                   small: np.ndarray | None = None) -> list[np.ndarray]:
+    """`seed_distance` for several seed sets over one g (seed set k with euclid_weights[k]),
+    in one fused raster scan (algorithms/geodesic.geodesic_fields): a click's D_fg, D_bg, ROI
+    border distance and its marks' reach cost little more than one of them."""
     if coarse:
         spacing = [*spacing[:-2], *(2.0 * s for s in spacing[-2:])]
         small = block_mean(g, 2) if small is None else small
-        dist = seed_distance(small, block_any(seeds, 2), spacing, params,
-                             iterations=COARSE_PASSES)
-        return upsample_linear2(dist, g.shape)
+        fields = seed_distances(small, [block_any(s, 2) for s in seeds], spacing,
+                                euclid_weights, iterations=COARSE_PASSES)
+        return [upsample_linear2(f, g.shape) for f in fields]
     step = float(np.mean(spacing))
-    return geodesic_distance_plus_length(g, seeds, spacing, params.euclid_weight * step,
-                                         iterations) / step
+    fields = geodesic_fields(g, seeds, spacing, [w * step for w in euclid_weights], iterations)
+    return [f / np.float32(step) for f in fields]
 
 
 def unary_probability(image: np.ndarray, seed_fg, seed_bg, border, spacing, params,
@@ -310,6 +319,16 @@ def _cue(image: np.ndarray, seed_fg, seed_bg, border, spacing, params,
     and without `model`, g is the smoothed image itself. `gate`: apply the intensity gate of
     `model` (which must then be the foreground's). `coarse`: geodesics at half in-plane
     resolution (None: when g has more than `coarse_geodesic_voxels`)."""
+    prob, g, _ = _cue_reach(image, seed_fg, seed_bg, border, spacing, params, model, gate, coarse)
+    return prob, g
+
+
+def _cue_reach(image: np.ndarray, seed_fg, seed_bg, border, spacing, params,
+               model: tuple[float, float] | None = None, gate: bool = True,
+               coarse: bool | None = None, reach: tuple[np.ndarray, float] | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """`_cue`, plus `reach` (seeds, euclid_weight): one more distance over g in the same fused
+    scan (a refinement's new marks, `_refine`), returned third (None without `reach`)."""
     smooth = image
     if params.smooth_mm > 0:
         # the filter's cost grows with its width in voxels: past the ROI's extent along an
@@ -325,25 +344,31 @@ def _cue(image: np.ndarray, seed_fg, seed_bg, border, spacing, params,
     if coarse is None:
         coarse = g.size > params.coarse_geodesic_voxels
     small = block_mean(g, 2) if coarse else None  # one coarse grid for all the scans
+    border = border & ~seed_fg
+    # every distance over g in one fused scan (D_fg, D_bg, the border's, the marks' reach)
+    wanted = {name: (seeds, weight) for name, seeds, weight in (
+        ("fg", seed_fg, params.euclid_weight), ("bg", seed_bg, params.euclid_weight),
+        ("border", border, params.euclid_weight), *([("reach", *reach)] if reach else []))
+        if name == "reach" or seeds.any()}
+    fields = dict(zip(wanted, seed_distances(g, [s for s, _ in wanted.values()], spacing,
+                                             [w for _, w in wanted.values()], coarse,
+                                             small=small)))
+    reach_distance = fields.get("reach")
     if has_fg:
-        d_fg = seed_distance(g, seed_fg, spacing, params, coarse, small=small)
+        d_fg = fields["fg"]
     else:
         d_fg = np.full(g.shape, params.absent_cost, dtype=np.float32)
-    d_bg = np.full(g.shape, np.inf, dtype=np.float32)
-    if seed_bg.any():
-        d_bg = seed_distance(g, seed_bg, spacing, params, coarse, small=small)
-    border = border & ~seed_fg
-    if border.any():
-        d_border = seed_distance(g, border, spacing, params, coarse, small=small)
-        d_bg = np.minimum(d_bg, params.border_cost + d_border)
+    d_bg = fields.get("bg", np.full(g.shape, np.inf, dtype=np.float32))
+    if "border" in fields:
+        d_bg = np.minimum(d_bg, params.border_cost + fields["border"])
     if not np.isfinite(d_bg).any():
-        return np.ones(g.shape, np.float32), g
+        return np.ones(g.shape, np.float32), g, reach_distance
     if not ((has_fg or model) and gate):
-        return fg_probability(d_fg, d_bg), g
+        return fg_probability(d_fg, d_bg), g, reach_distance
     # intensity gate on the unsmoothed image (smoothing would blur away the object's rim):
     # tissue unlike the clicked one is less likely foreground, wherever the geodesics put it
     gate = 1.0 - params.intensity_gate * dissimilarity(image, mu, width)
-    return fg_probability(d_fg, d_bg) * gate, g
+    return fg_probability(d_fg, d_bg) * gate, g, reach_distance
 
 
 @dataclass
@@ -472,9 +497,10 @@ def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
     # run at half in-plane resolution (methods.md, local refinement)
     budget = params.refine_voxels if plane is None else params.coarse_geodesic_voxels
     coarse = w_norm.size > budget
-    cue, g = _cue(w_norm, seed_fg[win], seed_bg[win], w_border, sp, params, model, gate, coarse)
-    reach_params = dataclasses.replace(params, euclid_weight=1.0 / influence)
-    distance = seed_distance(g, (new_fg | new_bg)[win], sp, reach_params, coarse)
+    # the new marks' reach: over the cue's g, in the cue's fused scan
+    cue, g, distance = _cue_reach(w_norm, seed_fg[win], seed_bg[win], w_border, sp, params,
+                                  model, gate, coarse, ((new_fg | new_bg)[win], 1.0 / influence))
+    assert distance is not None
     heard = distance < params.heard_distance  # a = 0 beyond: the prior itself
     prob = prior.copy()
     prob[win] = fuse_prior(prior[win], cue, np.where(heard, distance, np.inf))
