@@ -8,7 +8,7 @@ from scipy import ndimage
 
 from medseg.algorithms.normalize import _integer_percentiles, normalize_percentiles
 from medseg.algorithms.resample import block_any, block_mean, upsample_linear2
-from medseg.engine.refinement import depth_mm, heard_box
+from medseg.engine.refinement import _touching, depth_mm, heard_box
 
 
 def _depth_reference(new_fg, new_bg, head, spacing):
@@ -113,3 +113,36 @@ def test_upsample_linear2_is_the_stacked_version_bit_for_bit():
         got = upsample_linear2(a, shape)
         assert got.shape == shape and got.flags.c_contiguous
         assert np.array_equal(got, _upsample_reference(a, shape))
+
+
+def _touching_reference(change, marks, margin):
+    """`_touching` on the whole array (before it worked on the change's bounding box)."""
+    if not (change & marks).any():
+        return np.zeros(change.shape, dtype=bool)
+    structure = ndimage.generate_binary_structure(change.ndim, change.ndim)
+    labels, _ = ndimage.label(change, structure)
+    hit = np.unique(labels[marks & change])
+    region = np.isin(labels, hit[hit > 0])
+    if margin > 0:
+        near = ndimage.binary_dilation(region, structure, iterations=margin) & change
+        hit = np.unique(labels[near])
+        region = np.isin(labels, hit[hit > 0])
+    return region
+
+
+def test_touching_in_the_change_box_is_the_whole_array_version():
+    """local_merge's components: labelled inside the change's bounding box only, the same
+    region as over the whole window (sparse and dense changes, marks on and off them, up to
+    margin 3, 2D and 3D)."""
+    rng = np.random.default_rng(11)
+    for trial in range(200):
+        shape = tuple(int(n) for n in rng.integers(3, 24, size=2 + trial % 2))
+        change = ndimage.binary_opening(rng.random(shape) < rng.uniform(0.05, 0.6)) \
+            if trial % 3 else rng.random(shape) < 0.1
+        box = tuple(slice(int(a), int(a) + int(rng.integers(1, 6))) for a in
+                    (rng.integers(0, n) for n in shape))
+        change[tuple(slice(None, s.start) for s in box)] = False  # off-centre changes too
+        marks = rng.random(shape) < 0.02
+        margin = int(trial % 4)
+        assert np.array_equal(_touching(change, marks, margin),
+                              _touching_reference(change, marks, margin)), trial

@@ -189,6 +189,14 @@ def _touching(change: np.ndarray, marks: np.ndarray, margin: int) -> np.ndarray:
     components of `change` within `margin` voxels of those."""
     if not (change & marks).any():
         return np.zeros(change.shape, dtype=bool)
+    # all of it happens inside the change's bounding box (its components, and the dilation's
+    # steps between them, which never need to leave a box): the same region at the cost of
+    # the change, not of the window (labelling and dilating a 3D window was ~40 ms a click)
+    extent = _extent(change)
+    assert extent is not None
+    box = tuple(slice(int(a), int(b) + 1) for a, b in zip(*extent))
+    out = np.zeros(change.shape, dtype=bool)
+    change, marks = change[box], marks[box]
     structure = ndimage.generate_binary_structure(change.ndim, change.ndim)
     labels, _ = ndimage.label(change, structure)
     hit = np.unique(labels[marks & change])
@@ -197,7 +205,8 @@ def _touching(change: np.ndarray, marks: np.ndarray, margin: int) -> np.ndarray:
         near = ndimage.binary_dilation(region, structure, iterations=margin) & change
         hit = np.unique(labels[near])
         region = np.isin(labels, hit[hit > 0])
-    return region
+    out[box] = region
+    return out
 
 
 def object_scale_mm(head: np.ndarray, spacing) -> float:
