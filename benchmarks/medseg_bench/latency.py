@@ -118,6 +118,10 @@ def server(**env_overrides: str):
 class Timer:
     def __init__(self) -> None:
         self.rows: dict[str, tuple[list[float], list[float]]] = {}
+        # per row, the answer's own stages (`timings_ms` of an interaction: load, compute,
+        # encode) and the rest of the server time (lock, hand-over to the compute process,
+        # commit, HTTP), in ms
+        self.stages: dict[str, dict[str, list[float]]] = {}
 
     def call(self, name: str, fn, *args, **kwargs) -> httpx.Response:
         start = time.perf_counter()
@@ -128,6 +132,14 @@ class Timer:
         e2e, srv = self.rows.setdefault(name, ([], []))
         e2e.append(elapsed)
         srv.append(server_ms)
+        stages = (response.json().get("timings_ms") or {}) if response.headers.get(
+            "content-type", "").startswith("application/json") else {}
+        if isinstance(stages, dict) and {"load", "compute"} <= set(stages):
+            row = self.stages.setdefault(name, {})
+            for stage in ("load", "compute", "encode"):
+                row.setdefault(stage, []).append(float(stages.get(stage, 0.0)))
+            row.setdefault("rest", []).append(
+                server_ms - sum(float(stages.get(k, 0.0)) for k in ("load", "compute", "encode")))
         return response
 
 
@@ -276,6 +288,12 @@ def print_table(timer: Timer, sizes) -> None:
     for name, (e2e, srv) in timer.rows.items():
         print(f"| {name} | {len(e2e)} | {pct(e2e, 50):.1f} | {pct(e2e, 95):.1f} | "
               f"{pct(srv, 50):.1f} | {pct(srv, 95):.1f} |")
+    if timer.stages:
+        print("\n| operation | load p50 ms | compute p50 ms | encode p50 ms | rest p50 ms |")
+        print("|---|---|---|---|---|")
+        for name, row in timer.stages.items():
+            print(f"| {name} | " + " | ".join(f"{pct(row[k], 50):.1f}" for k in (
+                "load", "compute", "encode", "rest")) + " |")
     print("\n| interaction | delta (base64 bytes) | full mask rle/1 (base64 bytes) | "
           "full mask raw bits (bytes) | changed voxels | ROI (z x y x x) |")
     print("|---|---|---|---|---|---|")
