@@ -9,6 +9,7 @@ digests differ. Callers hold the session lock (`SessionStore.locked`) around cha
 from __future__ import annotations
 
 import builtins
+import hashlib
 import json
 import threading
 from collections.abc import Callable
@@ -41,6 +42,12 @@ from medseg.store.sessions import Fence, SessionStore
 from medseg_protocol import codec
 
 _CAS_TRIES = 20  # WATCH retries when something else in the watched keys changed meanwhile
+# a compare-and-set's two reads (the segment record, the session lock's owner) in one round
+# trip, inside the WATCH (a read-only script: it never dirties the watched keys)
+_READ_HEAD = """
+return {redis.call('HGET', KEYS[1], ARGV[1]), redis.call('GET', KEYS[2])}
+"""
+_READ_HEAD_SHA = hashlib.sha1(_READ_HEAD.encode()).hexdigest()
 
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
            "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324", "#800000", "#aaffc3"]
@@ -239,7 +246,7 @@ class SegmentStore:
             for _ in range(_CAS_TRIES):
                 try:
                     pipe.watch(keys.segments, keys.lock)
-                    raw = pipe.hget(keys.segments, str(segment_id))
+                    raw, owner = self._read_head(pipe, keys, segment_id)
                     if raw is None:
                         raise SegmentNotFound(f"segment {segment_id} not found in session "
                                               f"{meta.id!r}")
@@ -250,7 +257,6 @@ class SegmentStore:
                             "while this change was made; nothing was applied: fetch the delta "
                             f"from {expected_head} and retry")
                     if fence is not None:
-                        owner = pipe.get(keys.lock)
                         if owner is None or text(owner) != str(fence.token):
                             raise RevisionConflict(
                                 f"the lock of session {meta.id!r} expired or was taken over "
@@ -263,6 +269,18 @@ class SegmentStore:
                     continue  # another segment changed, or the lock's TTL was extended: re-check
         raise SessionBusy(f"session {meta.id!r} changed {_CAS_TRIES} times during one commit; "
                           "retry")
+
+    def _read_head(self, pipe, keys: SessionKeys, segment_id: int) -> tuple[Any, Any]:
+        """(segment record, lock owner) as raw bytes or None, read in one round trip on the
+        WATCHing `pipe` (immediate mode); the script is loaded on first use (or after a
+        SCRIPT FLUSH / a new server) and called by its digest."""
+        args = (_READ_HEAD_SHA, 2, keys.segments, keys.lock, str(segment_id))
+        try:
+            raw, owner = pipe.evalsha(*args)
+        except redis.exceptions.NoScriptError:
+            self.redis.script_load(_READ_HEAD)
+            raw, owner = pipe.evalsha(*args)
+        return raw, owner
 
     # -- masks -----------------------------------------------------------------------------
     def read_mask(self, meta: SessionMeta, record: RevisionRecord, box: Box) -> np.ndarray:
