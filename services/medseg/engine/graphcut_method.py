@@ -293,9 +293,9 @@ def seed_distances(g: np.ndarray, seeds: list[np.ndarray], spacing, euclid_weigh
     if coarse:
         spacing = [*spacing[:-2], *(2.0 * s for s in spacing[-2:])]
         small = block_mean(g, 2) if small is None else small
-        fields = seed_distances(small, [block_any(s, 2) for s in seeds], spacing,
-                                euclid_weights, iterations=COARSE_PASSES)
-        return [upsample_linear2(f, g.shape) for f in fields]
+        return [upsample_linear2(f, g.shape) for f in seed_distances(
+            small, [block_any(s, 2) for s in seeds], spacing, euclid_weights,
+            iterations=COARSE_PASSES)]
     step = float(np.mean(spacing))
     fields = geodesic_fields(g, seeds, spacing, [w * step for w in euclid_weights], iterations)
     return [f / np.float32(step) for f in fields]
