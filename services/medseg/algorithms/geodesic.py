@@ -9,10 +9,11 @@ in between blend the two harmonically.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
+from typing import Any
 
 import GeodisTK
-import numba
 import numpy as np
 
 
@@ -90,25 +91,36 @@ _BACKWARD = -_FORWARD
 _FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 
-def _jit(fn):
-    """numba.njit, its machine code cached on disk (next to this file, else numba's user-wide
-    cache or NUMBA_CACHE_DIR) so a new process loads it in ~0.1 s instead of compiling it for
-    ~2 s; where no cache location is writable (a read-only image without a home), compiled
-    once per process instead."""
-    try:
-        return numba.njit(cache=True, nogil=True, fastmath=_FAST)(fn)
-    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
-        return numba.njit(cache=False, nogil=True, fastmath=_FAST)(fn)
+_kernel: dict[str, Any] = {}
+_kernel_lock = threading.Lock()
 
 
-@_jit
-def _raster_pass(img, dist, offsets, lengths, extra, forward):  # pragma: no cover (compiled)
-    """One raster pass over float32 `img` (D, H, W) updating every field of float32 `dist`
-    (K, D, H, W) in place: dist[k, p] = min(dist[k, p], dist[k, q] + l_i |I(p) - I(q)| +
-    extra[i, k]) for the 13 neighbours q = p + offsets[i] (l_i = lengths[i], mm), in raster
-    order (`forward`) or its reverse. Per image row, the 12 neighbours in other rows (already
-    final for this pass) are applied to the whole row at once (vectorisable), then the
-    in-row neighbour in scan order: the same minima as a voxel-by-voxel scan."""
+def _compiled_pass():
+    """`_raster_pass` compiled by numba, imported and compiled on first use only (importing
+    numba costs ~0.5 s, which a process that never scans should not pay), its machine code
+    cached on disk (next to this file, else numba's user-wide cache or NUMBA_CACHE_DIR), so a
+    new process loads it in ~1 s instead of compiling it for ~5 s; where no cache location is
+    writable (a read-only image without a home), compiled once per process instead."""
+    with _kernel_lock:
+        if "pass" not in _kernel:
+            import numba
+
+            try:
+                jitted = numba.njit(cache=True, nogil=True, fastmath=_FAST)(_raster_pass)
+            except RuntimeError:  # numba: "cannot cache function ...: no locator available"
+                jitted = numba.njit(cache=False, nogil=True, fastmath=_FAST)(_raster_pass)
+            _kernel["pass"] = jitted
+        return _kernel["pass"]
+
+
+def _raster_pass(img, dist, offsets, lengths, extra, forward):
+    """One raster pass (run compiled: `_compiled_pass`) over float32 `img` (D, H, W),
+    updating every field of float32 `dist` (K, D, H, W) in place:
+        dist[k, p] = min(dist[k, p], dist[k, q] + l_i |I(p) - I(q)| + extra[i, k])
+    for the 13 neighbours q = p + offsets[i] (l_i = lengths[i], mm), in raster order
+    (`forward`) or its reverse. Per image row, the 12 neighbours in other rows (already final
+    for this pass) are applied to the whole row at once (vectorisable), then the in-row
+    neighbour in scan order: the same minima as a voxel-by-voxel scan."""
     n_fields, depth, height, width = dist.shape
     step = np.empty(width, np.float32)
     for dd in range(depth):
@@ -176,14 +188,15 @@ def geodesic_fields(image: np.ndarray, seeds: Sequence[np.ndarray], spacing: Seq
         length = np.sqrt(((offsets != 0) * sp**2).sum(axis=1))  # mm, as GeodisTK's
         passes.append((offsets, length.astype(np.float32),
                        (length[:, None] * weights[None]).astype(np.float32), forward))
+    scan = _compiled_pass()
     for _ in range(int(iterations)):
         for offsets, length32, extra, forward in passes:
-            _raster_pass(img, dist, offsets, length32, extra, forward)
+            scan(img, dist, offsets, length32, extra, forward)
     return dist.reshape((len(seeds), *image.shape))
 
 
 def warm_up() -> None:
     """Compile (or load from numba's cache) the fused scan, so a server's first click does
-    not pay for it."""
+    not pay for it (a compute process runs this in the background as it starts)."""
     geodesic_fields(np.zeros((2, 3, 3), np.float32), [np.eye(3, dtype=bool)[None].repeat(2, 0)],
                     (1.0, 1.0, 1.0), [1.0], 1)

@@ -70,7 +70,9 @@ def _child_main(conn: Connection, config: ChildConfig) -> None:
     plugins = builtin.build(config.plugins)
     from medseg.algorithms.geodesic import warm_up
 
-    warm_up()  # the fused geodesic scan compiled (or loaded from numba's cache) before a click
+    # the fused geodesic scan compiled (or loaded from numba's cache, ~1 s) meanwhile: a click
+    # that comes first waits for it, a process that is only started and stopped does not
+    threading.Thread(target=warm_up, name="numba-warm-up", daemon=True).start()
     conn.send("ready")
     while True:
         try:
