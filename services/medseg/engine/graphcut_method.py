@@ -51,6 +51,7 @@ from medseg.engine.refinement import (
     local_cut,
     local_merge,
     mask_prior,
+    object_scale_mm,
     open_faces,
     reach_mm,
     stored_in,
@@ -89,6 +90,11 @@ class GraphCutParams:
     scale_fraction: float = 0.3
     influence_depth: float = 2.0  # ... or this many times the mark's depth in its error
     max_influence_mm: float = 120.0  # ... but at most this much
+    bg_scale: float = 1.0  # in 2D a background mark is heard over at most this x the head's
+    # equivalent radius: its depth (distance to the head's background) only bounds its error
+    # from above, and a click in a hole the start filled (a kidney's sinus, 23 mm from the
+    # background of a 28 mm kidney) was heard over the whole object (docs/benchmarks.md, 2D
+    # box starts on held-out organs)
     heard_distance: float = 3.0  # past this distance (a = e^-3 = 0.05) a mark's weight is 0
     local_cut: bool = True  # graph cut on the box where a > 0 only, the head fixed around it
     cut_margin: int = 3  # voxels around that box, prior-only, where the head is not yet fixed
@@ -124,6 +130,7 @@ _RANGES = {
     "influence_mm": Range(1.0, 1000.0), "max_influence_mm": Range(1.0, 1000.0),
     "influence_depth": Range(0.0, 100.0),  # x the depth (mm) of the mark in its error
     "scale_fraction": Range(0.0, 100.0),  # x the object's equivalent radius
+    "bg_scale": Range(0.0, 100.0, lo_open=True),  # x the object's equivalent radius
     # a = e^-D: below 1 the marks would be cut off where they still weigh a third; past 40
     # (4e-18) the weight is below any float32 probability's resolution anyway
     "heard_distance": Range(1.0, 40.0),
@@ -454,6 +461,8 @@ def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
     influence = reach_mm(params.influence_mm, head, sp, new_fg, depth, params.scale_fraction,
                          params.influence_depth,
                          max(params.max_influence_mm, params.influence_mm))
+    if plane is not None and not new_fg.any():  # 2D background marks: see bg_scale
+        influence = min(influence, max(params.bg_scale * object_scale_mm(head, sp), 1.0))
     win: tuple[slice, ...] = tuple(slice(0, n) for n in head.shape)
     if params.local_cut:
         reach = [int(np.ceil(params.heard_distance * influence / s)) + params.cut_margin + 2
@@ -467,7 +476,10 @@ def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
     if not seed_fg[win].any() and seed_bg[win].any():
         # no fg mark (a head refined by background marks only): g measures how unlike the
         # clicked background tissue a voxel is, so the click reaches the tissue like it
-        model, gate = intensity_model(w_norm, seed_bg[win], sp, params), False
+        # (in 2D of the new marks only: after a box, seed_bg holds the box's whole outside,
+        # whose mixed tissues made every voxel look like the clicked one)
+        like = new_bg[win] if plane is not None and new_bg[win].any() else seed_bg[win]
+        model, gate = intensity_model(w_norm, like, sp, params), False
     # a 3D refinement click answers within ~0.3 s (issue 13): on a large window its scans
     # run at half in-plane resolution (methods.md, local refinement)
     budget = params.refine_voxels if plane is None else params.coarse_geodesic_voxels
