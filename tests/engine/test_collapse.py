@@ -77,17 +77,18 @@ def test_a_click_on_a_small_structure_does_not_collapse_it(case_name, organ, sta
 
 
 def test_a_background_click_on_a_featureless_pancreas_slice_takes_part_of_it_at_most():
-    """The worst case left (docs/benchmarks.md): ct_dicom's pancreas slice has the intensity
-    of its surroundings (no edge at all), and the box start's extra lies on both sides of it.
-    On main the second click (background, on the extra) removed the whole slice (0.678 ->
-    0.000); now it removes a part (0.674 -> 0.433) and the next clicks bring it back."""
+    """ct_dicom's pancreas slice has the intensity of its surroundings (no edge at all), and
+    the box start's extra lies on both sides of it. Before issue 13's collapse fix the second
+    click (background, on the extra) removed the whole slice (0.678 -> 0.000), after it a part
+    (0.674 -> 0.433); since the 2D background click's own intensity model (docs/benchmarks.md,
+    "2D box starts on held-out organs") no click drops Dice by 0.05 (0.550 -> 0.752 in 4)."""
     obj = _object("ct_dicom", "pancreas")
     dices = _session(obj, "geodesic-graphcut", "geodesic-graphcut", 4)
     print("\nct_dicom/pancreas geodesic-graphcut box: " + " ".join(f"{d:.3f}" for d in dices))
     drops = [a - b for a, b in zip(dices, dices[1:])]
     assert len(drops) == 4
-    assert max(drops) < 0.3 and min(dices[1:]) > 0.3
-    assert dices[-1] > 0.75
+    assert max(drops) < MAX_DROP
+    assert dices[-1] > dices[0] + 0.15
 
 
 def test_a_mideepseg_background_click_removes_only_the_ball_of_its_depth():
@@ -128,8 +129,10 @@ def test_a_mideepseg_background_click_removes_only_the_ball_of_its_depth():
     # main: click 2, a background click on the extra beside a featureless pancreas slice,
     # 0.451 -> 0.357
     ("ct_3mm", "pancreas", "geodesic-graphcut", 4),
-    # main: click 2, 0.674 -> 0.433
-    ("ct_dicom", "pancreas", "geodesic-graphcut", 4),
+    # main: click 2, the same after a bifseg box, 0.520 -> 0.387
+    ("ct_3mm", "pancreas", "bifseg", 4),
+    # main: click 2, a background click in the right kidney's sinus, 0.862 -> 0.715
+    ("ct_3mm", "kidney_right", "bifseg", 4),
 ])
 def test_a_2d_background_click_after_a_box_does_not_collapse_the_organ(case_name, organ,
                                                                        start_method, clicks):
