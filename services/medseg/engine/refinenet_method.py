@@ -75,7 +75,7 @@ class RefineNetParams:
         check_params(self, {"threshold": FRACTION, "merge_margin": Range(0, 16),
                             "reach_depths": Range(0.0, 100.0),
                             "reach_min_mm": Range(0.0, 500.0), "snap": Range(0.0, 100.0),
-                            "crop_grow": Range(0.0, 0.5),
+                            "crop_grow": Range(0.0, 0.5),  # x the object's longer side
                             "snap_sigma": Range(0.001, 10.0, lo_open=True)})
 
 
