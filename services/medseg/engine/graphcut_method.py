@@ -103,6 +103,13 @@ class GraphCutParams:
     absent_cost: float = 1.0  # D_fg without any foreground mark (a head refined by bg clicks)
     merge_margin: int = 1  # voxels: a change this close to the clicked error component joins it
     max_grow: int = 2  # ROI growths when the change touches an ROI face inside the image
+    # a 3D box start (no foreground mark): the box's centre third is the fg seed, but on an
+    # organ with a hilum or a lesion with a necrotic core it also holds other tissue, whose
+    # mean/std model let fat and vessels in (docs/benchmarks.md, "3D box start");
+    # the model is then the centre's median and `box_intensity_k` x its MAD-based std
+    # (0: the mean/std model of `intensity_k`), and its cut uses `box_lamb`
+    box_intensity_k: float = 1.5
+    box_lamb: float = 4.0
 
     def __post_init__(self) -> None:
         check_params(self, _RANGES)
@@ -140,6 +147,8 @@ _RANGES = {
     "absent_cost": Range(0.0, 10.0, lo_open=True),  # in boundary crossings, as border_cost
     "merge_margin": Range(0, 64),  # voxels
     "max_grow": Range(0, 8),  # each growth re-runs the method on a larger ROI
+    "box_intensity_k": Range(0.0, 100.0),  # 0: off; else a width as STD_WIDTH
+    "box_lamb": LAMB,
 }
 
 
@@ -263,6 +272,16 @@ def intensity_model(image: np.ndarray, seed_fg: np.ndarray, spacing, params) -> 
     near = ndimage.maximum_filter(seed_fg[crop], size=size, mode="constant", cval=0)
     values = image[crop][near]
     return float(values.mean()), params.intensity_k * max(float(values.std()), 0.005)
+
+
+def robust_model(image: np.ndarray, region: np.ndarray, k: float) -> tuple[float, float]:
+    """(median, k x 1.4826 x MAD) of `image` in `region`: a model of the tissue that fills
+    most of the region, which the tissue filling the rest (fat in a kidney's sinus, a
+    lesion's necrotic core) does not widen as it widens the std."""
+    values = image[region]
+    median = float(np.median(values))
+    mad = float(np.median(np.abs(values - median)))
+    return median, k * max(1.4826 * mad, 0.005)
 
 
 def dissimilarity(image: np.ndarray, mu: float, width: float) -> np.ndarray:
@@ -390,14 +409,20 @@ def _run_roi(req: _Request, roi: Box) -> tuple[MethodResult, np.ndarray]:
     if req.refining:
         return _refine(req, roi, t0, t1, norm, head, sp, squeeze,
                        (seed_fg, seed_bg, border, hard_fg, hard_bg))
-    cue, g = _cue(norm, squeeze(seed_fg), squeeze(seed_bg), squeeze(border), sp, params)
+    model, lamb = None, params.lamb
+    if (plane is None and req.marks.boxes and len(req.marks.fg) == 0
+            and params.box_intensity_k > 0 and seed_fg.any()):  # a 3D box start
+        model = robust_model(norm, seed_fg, params.box_intensity_k)
+        lamb = params.box_lamb
+    cue, g = _cue(norm, squeeze(seed_fg), squeeze(seed_bg), squeeze(border), sp, params,
+                  model)
     prob = cue
     t2 = time.perf_counter()
 
     info: dict = {}
     # a big ROI's full-resolution maxflow alone takes ~1 s; the banded cut: the same mask
     cut = banded_graph_cut if prob.size > params.coarse_voxels else graph_cut
-    mask = cut(prob, norm, sp, squeeze(hard_fg), squeeze(hard_bg), params.lamb, params.sigma)
+    mask = cut(prob, norm, sp, squeeze(hard_fg), squeeze(hard_bg), lamb, params.sigma)
     if req.box_kind and req.has_head:  # a new box re-segments its inside only
         inside, _ = _box_masks(req.marks.boxes[-1:], roi, shape3)
         region = squeeze(inside) & (mask != squeeze(head))
