@@ -50,6 +50,7 @@ from medseg.engine.refinement import (
     local_cut,
     local_merge,
     mask_prior,
+    object_scale_mm,
     open_faces,
     reach_mm,
     stored_in,
@@ -88,6 +89,11 @@ class GraphCutParams:
     scale_fraction: float = 0.3
     influence_depth: float = 2.0  # ... or this many times the mark's depth in its error
     max_influence_mm: float = 120.0  # ... but at most this much
+    bg_scale: float = 1.0  # in 2D a background mark is heard over at most this x the head's
+    # equivalent radius: its depth (distance to the head's background) only bounds its error
+    # from above, and a click in a hole the start filled (a kidney's sinus, 23 mm from the
+    # background of a 28 mm kidney) was heard over the whole object (docs/benchmarks.md, 2D
+    # box starts on held-out organs)
     heard_distance: float = 3.0  # past this distance (a = e^-3 = 0.05) a mark's weight is 0
     local_cut: bool = True  # graph cut on the box where a > 0 only, the head fixed around it
     cut_margin: int = 3  # voxels around that box, prior-only, where the head is not yet fixed
@@ -96,6 +102,13 @@ class GraphCutParams:
     absent_cost: float = 1.0  # D_fg without any foreground mark (a head refined by bg clicks)
     merge_margin: int = 1  # voxels: a change this close to the clicked error component joins it
     max_grow: int = 2  # ROI growths when the change touches an ROI face inside the image
+    # a 3D box start (no foreground mark): the box's centre third is the fg seed, but on an
+    # organ with a hilum or a lesion with a necrotic core it also holds other tissue, whose
+    # mean/std model let fat and vessels in (docs/benchmarks.md, "3D box start");
+    # the model is then the centre's median and `box_intensity_k` x its MAD-based std
+    # (0: the mean/std model of `intensity_k`), and its cut uses `box_lamb`
+    box_intensity_k: float = 1.5
+    box_lamb: float = 4.0
 
     def __post_init__(self) -> None:
         check_params(self, _RANGES)
@@ -123,6 +136,7 @@ _RANGES = {
     "influence_mm": Range(1.0, 1000.0), "max_influence_mm": Range(1.0, 1000.0),
     "influence_depth": Range(0.0, 100.0),  # x the depth (mm) of the mark in its error
     "scale_fraction": Range(0.0, 100.0),  # x the object's equivalent radius
+    "bg_scale": Range(0.0, 100.0, lo_open=True),  # x the object's equivalent radius
     # a = e^-D: below 1 the marks would be cut off where they still weigh a third; past 40
     # (4e-18) the weight is below any float32 probability's resolution anyway
     "heard_distance": Range(1.0, 40.0),
@@ -132,6 +146,8 @@ _RANGES = {
     "absent_cost": Range(0.0, 10.0, lo_open=True),  # in boundary crossings, as border_cost
     "merge_margin": Range(0, 64),  # voxels
     "max_grow": Range(0, 8),  # each growth re-runs the method on a larger ROI
+    "box_intensity_k": Range(0.0, 100.0),  # 0: off; else a width as STD_WIDTH
+    "box_lamb": LAMB,
 }
 
 
@@ -255,6 +271,16 @@ def intensity_model(image: np.ndarray, seed_fg: np.ndarray, spacing, params) -> 
     near = ndimage.maximum_filter(seed_fg[crop], size=size, mode="constant", cval=0)
     values = image[crop][near]
     return float(values.mean()), params.intensity_k * max(float(values.std()), 0.005)
+
+
+def robust_model(image: np.ndarray, region: np.ndarray, k: float) -> tuple[float, float]:
+    """(median, k x 1.4826 x MAD) of `image` in `region`: a model of the tissue that fills
+    most of the region, which the tissue filling the rest (fat in a kidney's sinus, a
+    lesion's necrotic core) does not widen as it widens the std."""
+    values = image[region]
+    median = float(np.median(values))
+    mad = float(np.median(np.abs(values - median)))
+    return median, k * max(1.4826 * mad, 0.005)
 
 
 def dissimilarity(image: np.ndarray, mu: float, width: float) -> np.ndarray:
@@ -408,14 +434,20 @@ def _run_roi(req: _Request, roi: Box) -> tuple[MethodResult, np.ndarray]:
     if req.refining:
         return _refine(req, roi, t0, t1, norm, head, sp, squeeze,
                        (seed_fg, seed_bg, border, hard_fg, hard_bg))
-    cue, g = _cue(norm, squeeze(seed_fg), squeeze(seed_bg), squeeze(border), sp, params)
+    model, lamb = None, params.lamb
+    if (plane is None and req.marks.boxes and len(req.marks.fg) == 0
+            and params.box_intensity_k > 0 and seed_fg.any()):  # a 3D box start
+        model = robust_model(norm, seed_fg, params.box_intensity_k)
+        lamb = params.box_lamb
+    cue, g = _cue(norm, squeeze(seed_fg), squeeze(seed_bg), squeeze(border), sp, params,
+                  model)
     prob = cue
     t2 = time.perf_counter()
 
     info: dict = {}
     # a big ROI's full-resolution maxflow alone takes ~1 s; the banded cut: the same mask
     cut = banded_graph_cut if prob.size > params.coarse_voxels else graph_cut
-    mask = cut(prob, norm, sp, squeeze(hard_fg), squeeze(hard_bg), params.lamb, params.sigma)
+    mask = cut(prob, norm, sp, squeeze(hard_fg), squeeze(hard_bg), lamb, params.sigma)
     if req.box_kind and req.has_head:  # a new box re-segments its inside only
         inside, _ = _box_masks(req.marks.boxes[-1:], roi, shape3)
         region = squeeze(inside) & (mask != squeeze(head))
@@ -479,6 +511,8 @@ def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
     influence = reach_mm(params.influence_mm, head, sp, new_fg, depth, params.scale_fraction,
                          params.influence_depth,
                          max(params.max_influence_mm, params.influence_mm))
+    if plane is not None and not new_fg.any():  # 2D background marks: see bg_scale
+        influence = min(influence, max(params.bg_scale * object_scale_mm(head, sp), 1.0))
     win: tuple[slice, ...] = tuple(slice(0, n) for n in head.shape)
     if params.local_cut:
         reach = [int(np.ceil(params.heard_distance * influence / s)) + params.cut_margin + 2
@@ -492,7 +526,10 @@ def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
     if not seed_fg[win].any() and seed_bg[win].any():
         # no fg mark (a head refined by background marks only): g measures how unlike the
         # clicked background tissue a voxel is, so the click reaches the tissue like it
-        model, gate = intensity_model(w_norm, seed_bg[win], sp, params), False
+        # (in 2D of the new marks only: after a box, seed_bg holds the box's whole outside,
+        # whose mixed tissues made every voxel look like the clicked one)
+        like = new_bg[win] if plane is not None and new_bg[win].any() else seed_bg[win]
+        model, gate = intensity_model(w_norm, like, sp, params), False
     # a 3D refinement click answers within ~0.3 s (issue 13): on a large window its scans
     # run at half in-plane resolution (methods.md, local refinement)
     budget = params.refine_voxels if plane is None else params.coarse_geodesic_voxels
