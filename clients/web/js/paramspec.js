@@ -49,7 +49,7 @@ export const PARAM_SPECS = {
   min_seed_fraction: ratio('smallest fraction of seeds kept'),
   network_weight: ratio('weight of the network against the graph cut'),
   scale_fraction: { unit: '×', min: 0, max: 10, hint: 'a correction reaches at most this × the object\'s radius' },
-  bg_scale: { unit: '×', min: 0, max: 10, hint: 'in 2D a background click reaches at most this × the object\'s radius' },
+  unlike_spread: { unit: 'σ', min: 0, max: 10, hint: 'in 2D a background click on tissue this far from the object\'s reaches only as far as that tissue' },
   reach_depth: { unit: '×', min: 0, max: 100, hint: 'a background click removes only within this × its depth' },
   reach_margin_mm: mm(0, 1000, 'plus this much around a background click'),
 };
