@@ -49,9 +49,10 @@ export const PARAM_SPECS = {
   min_seed_fraction: ratio('smallest fraction of seeds kept'),
   network_weight: ratio('weight of the network against the graph cut'),
   scale_fraction: { unit: '×', min: 0, max: 10, hint: 'a correction reaches at most this × the object\'s radius' },
-  bg_scale: { unit: '×', min: 0, max: 10, hint: 'in 2D a background click reaches at most this × the object\'s radius' },
+  unlike_spread: { unit: 'σ', min: 0, max: 10, hint: 'in 2D a background click on tissue this far from the object\'s reaches only as far as that tissue' },
   reach_depth: { unit: '×', min: 0, max: 100, hint: 'a background click removes only within this × its depth' },
   reach_margin_mm: mm(0, 1000, 'plus this much around a background click'),
+  crop_grow: { unit: '×', min: 0, max: 0.5, hint: 'context of the refiner\'s object crop, × the object\'s longer side (less: a finer grid along the outline; 0.5 as trained)' },
 };
 
 /** {unit, min, max, step, hint} for a parameter name, or null when unknown. */

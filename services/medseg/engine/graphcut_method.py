@@ -50,7 +50,6 @@ from medseg.engine.refinement import (
     local_cut,
     local_merge,
     mask_prior,
-    object_scale_mm,
     open_faces,
     reach_mm,
     stored_in,
@@ -89,11 +88,12 @@ class GraphCutParams:
     scale_fraction: float = 0.3
     influence_depth: float = 2.0  # ... or this many times the mark's depth in its error
     max_influence_mm: float = 120.0  # ... but at most this much
-    bg_scale: float = 1.0  # in 2D a background mark is heard over at most this x the head's
-    # equivalent radius: its depth (distance to the head's background) only bounds its error
-    # from above, and a click in a hole the start filled (a kidney's sinus, 23 mm from the
-    # background of a 28 mm kidney) was heard over the whole object (docs/benchmarks.md, 2D
-    # box starts on held-out organs)
+    unlike_spread: float = 1.0  # in 2D a background mark whose tissue differs from the
+    # head's median by more than this many robust std of the head (an outlier of the object)
+    # is as deep in its error as the head's part like it is wide: its depth (distance to the
+    # head's background) only bounds its error from above, and a click in a hole the start
+    # filled (a kidney's sinus, 15-23 mm from the background of a 28 mm kidney) was heard over
+    # the whole object (docs/benchmarks.md, 2D box starts on held-out organs)
     heard_distance: float = 3.0  # past this distance (a = e^-3 = 0.05) a mark's weight is 0
     local_cut: bool = True  # graph cut on the box where a > 0 only, the head fixed around it
     cut_margin: int = 3  # voxels around that box, prior-only, where the head is not yet fixed
@@ -136,7 +136,7 @@ _RANGES = {
     "influence_mm": Range(1.0, 1000.0), "max_influence_mm": Range(1.0, 1000.0),
     "influence_depth": Range(0.0, 100.0),  # x the depth (mm) of the mark in its error
     "scale_fraction": Range(0.0, 100.0),  # x the object's equivalent radius
-    "bg_scale": Range(0.0, 100.0, lo_open=True),  # x the object's equivalent radius
+    "unlike_spread": Range(0.0, 100.0),  # robust std of the head's intensities
     # a = e^-D: below 1 the marks would be cut off where they still weigh a third; past 40
     # (4e-18) the weight is below any float32 probability's resolution anyway
     "heard_distance": Range(1.0, 40.0),
@@ -478,6 +478,34 @@ def _window_border(window: tuple[slice, ...], shape) -> np.ndarray:
     return border
 
 
+def unlike_width_mm(norm: np.ndarray, head: np.ndarray, new_bg: np.ndarray, spacing,
+                    params: GraphCutParams) -> float:
+    """How deep (mm) 2D background marks can be in their error, from the image: infinite when
+    the clicked tissue is like the object's (the marks' smoothed intensity within
+    `unlike_spread` robust std, 1.4826 x MAD, of the head's median), else the equivalent
+    radius of the head's part like the clicked tissue (closer to it than to the head's median)
+    that holds the marks. A background click removes what the head wrongly holds: tissue that
+    is an outlier of the object (a kidney's sinus fat that a box start filled) is the error,
+    and that part's extent bounds the click's depth as well as its distance to the head's
+    background does; a click in tissue like the object's (a leak into like tissue) keeps its
+    reach (docs/benchmarks.md, 2D box starts on held-out organs)."""
+    if not head.any() or not new_bg.any():
+        return float("inf")
+    widths = [params.smooth_mm / s for s in spacing]
+    smooth = ndimage.gaussian_filter(norm, widths) if params.smooth_mm > 0 else norm
+    values = smooth[head]
+    median = float(np.median(values))
+    spread = 1.4826 * float(np.median(np.abs(values - median)))
+    clicked = float(smooth[new_bg].mean())
+    if abs(clicked - median) <= params.unlike_spread * spread:
+        return float("inf")
+    like = (head & (np.abs(smooth - clicked) < np.abs(smooth - median))) | new_bg
+    labels, _ = ndimage.label(like, ndimage.generate_binary_structure(like.ndim, like.ndim))
+    hit = np.unique(labels[new_bg])
+    area = np.count_nonzero(np.isin(labels, hit[hit > 0])) * float(np.prod(spacing))
+    return float(np.sqrt(area / np.pi))
+
+
 def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
             head3: np.ndarray, sp: list[float], squeeze, seeds) -> tuple[MethodResult, np.ndarray]:
     """A click/scribble on a segment with a mask (engine/refinement.py), in its window.
@@ -508,11 +536,13 @@ def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
     # the new marks' say falls off with geodesic distance and path length: 1/e after
     # `influence` mm, more for a mark deep inside a large error (refinement.depth_mm)
     depth = depth_mm(new_fg, new_bg, head, sp) or 0.0
+    unlike = None
+    if plane is not None and not new_fg.any():  # 2D background marks: see unlike_spread
+        unlike = unlike_width_mm(norm, head, new_bg, sp, params)
+        depth = min(depth, unlike)
     influence = reach_mm(params.influence_mm, head, sp, new_fg, depth, params.scale_fraction,
                          params.influence_depth,
                          max(params.max_influence_mm, params.influence_mm))
-    if plane is not None and not new_fg.any():  # 2D background marks: see bg_scale
-        influence = min(influence, max(params.bg_scale * object_scale_mm(head, sp), 1.0))
     win: tuple[slice, ...] = tuple(slice(0, n) for n in head.shape)
     if params.local_cut:
         reach = [int(np.ceil(params.heard_distance * influence / s)) + params.cut_margin + 2
@@ -565,6 +595,8 @@ def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
         mask, region = local_merge(head, mask, new_fg, new_bg, params.merge_margin)
     info["changed_marks"] = int(new_fg.sum() + new_bg.sum())
     info["depth_mm"] = round(depth, 1)
+    if unlike is not None and np.isfinite(unlike):
+        info["unlike_mm"] = round(unlike, 1)
     info["influence_mm"] = round(influence, 1)
     info["window_voxels"] = int(w_norm.size)
     t3 = time.perf_counter()
