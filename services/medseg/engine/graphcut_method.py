@@ -53,6 +53,7 @@ from medseg.engine.refinement import (
     open_faces,
     reach_mm,
     stored_in,
+    unlike_width_mm,
 )
 from medseg.errors import InvalidPrompt
 
@@ -478,34 +479,6 @@ def _window_border(window: tuple[slice, ...], shape) -> np.ndarray:
     return border
 
 
-def unlike_width_mm(norm: np.ndarray, head: np.ndarray, new_bg: np.ndarray, spacing,
-                    params: GraphCutParams) -> float:
-    """How deep (mm) 2D background marks can be in their error, from the image: infinite when
-    the clicked tissue is like the object's (the marks' smoothed intensity within
-    `unlike_spread` robust std, 1.4826 x MAD, of the head's median), else the equivalent
-    radius of the head's part like the clicked tissue (closer to it than to the head's median)
-    that holds the marks. A background click removes what the head wrongly holds: tissue that
-    is an outlier of the object (a kidney's sinus fat that a box start filled) is the error,
-    and that part's extent bounds the click's depth as well as its distance to the head's
-    background does; a click in tissue like the object's (a leak into like tissue) keeps its
-    reach (docs/benchmarks.md, 2D box starts on held-out organs)."""
-    if not head.any() or not new_bg.any():
-        return float("inf")
-    widths = [params.smooth_mm / s for s in spacing]
-    smooth = ndimage.gaussian_filter(norm, widths) if params.smooth_mm > 0 else norm
-    values = smooth[head]
-    median = float(np.median(values))
-    spread = 1.4826 * float(np.median(np.abs(values - median)))
-    clicked = float(smooth[new_bg].mean())
-    if abs(clicked - median) <= params.unlike_spread * spread:
-        return float("inf")
-    like = (head & (np.abs(smooth - clicked) < np.abs(smooth - median))) | new_bg
-    labels, _ = ndimage.label(like, ndimage.generate_binary_structure(like.ndim, like.ndim))
-    hit = np.unique(labels[new_bg])
-    area = np.count_nonzero(np.isin(labels, hit[hit > 0])) * float(np.prod(spacing))
-    return float(np.sqrt(area / np.pi))
-
-
 def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
             head3: np.ndarray, sp: list[float], squeeze, seeds) -> tuple[MethodResult, np.ndarray]:
     """A click/scribble on a segment with a mask (engine/refinement.py), in its window.
@@ -538,7 +511,8 @@ def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
     depth = depth_mm(new_fg, new_bg, head, sp) or 0.0
     unlike = None
     if plane is not None and not new_fg.any():  # 2D background marks: see unlike_spread
-        unlike = unlike_width_mm(norm, head, new_bg, sp, params)
+        unlike = unlike_width_mm(norm, head, new_bg, sp, params.smooth_mm,
+                                 params.unlike_spread)
         depth = min(depth, unlike)
     influence = reach_mm(params.influence_mm, head, sp, new_fg, depth, params.scale_fraction,
                          params.influence_depth,

@@ -50,6 +50,7 @@ from medseg.engine.refinement import (
     open_faces,
     reach_mm,
     stored_in,
+    unlike_part,
     within_reach,
 )
 from medseg.errors import InvalidPrompt
@@ -87,6 +88,11 @@ class MIDeepSegParams:
     reach_depth: float = 1.5  # a background click removes only voxels within this x its
     reach_margin_mm: float = 3.0  # depth in its error + this mm (refinement.within_reach)
     max_grow: int = 2  # ROI growths (by margin_voxels, at least 8) while the change touches it
+    unlike_spread: float = 1.0  # in 2D a background click on tissue more than this many robust
+    # std (of the head's intensities, smoothed by unlike_smooth_mm) from the head's median
+    # removes only voxels within unlike_margin_mm of the head's part like that tissue
+    unlike_smooth_mm: float = 1.5  # (refinement.unlike_part, as geodesic-graphcut's depth
+    unlike_margin_mm: float = 6.0  # bound; 6 mm: two voxels of a 3 mm grid)
 
     def __post_init__(self) -> None:
         if self.encoding not in ENCODINGS:
@@ -116,6 +122,9 @@ _RANGES = {
     # x the depth of the marks: at 100 (or 1 m) a click may change any voxel of any ROI
     "reach_depth": Range(0.0, 100.0), "reach_margin_mm": Range(0.0, 1000.0),
     "max_grow": Range(0, 8),  # each growth re-runs the refinement on a larger ROI
+    "unlike_spread": Range(0.0, 100.0),  # robust std of the head's intensities
+    "unlike_smooth_mm": Range(0.0, 20.0),  # a Gaussian's sigma, as the model-free smooth_mm
+    "unlike_margin_mm": Range(0.0, 1000.0),  # at 1 m the unlike part bounds nothing
 }
 
 
@@ -242,6 +251,10 @@ def _refine_roi(read_image, read_mask, geo: _Geometry, marks: Marks, params: MID
     cut = banded_graph_cut if p.size > params.coarse_voxels else graph_cut
     new_fg, new_bg = contradicted(fg, bg, head2)
     depth = depth_mm(new_fg, new_bg, head2, geo.spacing) or 0.0
+    part = None  # 2D background clicks on tissue unlike the object: see unlike_spread
+    if geo.plane is not None and new_bg.any() and not new_fg.any():
+        part = unlike_part(norm, head2, new_bg, geo.spacing, params.unlike_smooth_mm,
+                           params.unlike_spread)
     length_weight = _length_weight(new_fg, new_bg, head2, geo.spacing, depth, params)
     if params.refinement == "if-gc":
         seeds = fg if params.margin_points_as_clicks else geo.squeeze(clicked_fg)
@@ -255,6 +268,12 @@ def _refine_roi(read_image, read_mask, geo: _Geometry, marks: Marks, params: MID
     # a background click removes only near itself; additions are the fusion's reach alone
     within = within_reach(np.zeros_like(new_fg), new_bg, geo.spacing, depth,
                           params.reach_depth, params.reach_margin_mm)
+    if part is not None:  # the error is the head's part like the clicked tissue, not the
+        # object tissue unlike it around (ct_3mm pancreas: a click on brighter tissue took 13
+        # pancreas voxels within reach; docs/benchmarks.md, 2D box starts on held-out organs)
+        near = within_reach(part, np.zeros_like(part), geo.spacing, 0.0, 0.0,
+                            params.unlike_margin_mm)
+        within = near if within is None else within & near
     if within is not None:
         within |= ~head2
     mask, region = local_merge(head2, mask, new_fg, new_bg, params.merge_margin, within)
@@ -266,7 +285,8 @@ def _refine_roi(read_image, read_mask, geo: _Geometry, marks: Marks, params: MID
                          timings={"roi": t1 - t0, params.refinement: t2 - t1},
                          info={"refinement": params.refinement,
                                "changed_marks": int(new_fg.sum() + new_bg.sum()),
-                               "depth_mm": round(depth, 1)}),
+                               "depth_mm": round(depth, 1),
+                               **({} if part is None else {"unlike_voxels": int(part.sum())})}),
             region.reshape(roi.shape))
 
 

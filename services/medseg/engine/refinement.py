@@ -252,6 +252,44 @@ def within_reach(new_fg: np.ndarray, new_bg: np.ndarray, spacing, depth: float,
     return distance <= factor * depth + margin_mm
 
 
+def unlike_part(norm: np.ndarray, head: np.ndarray, new_bg: np.ndarray, spacing,
+                smooth_mm: float, spread: float) -> np.ndarray | None:
+    """The head's part like the tissue that background marks `new_bg` sit on (bool, the
+    connected components, full connectivity, of head voxels closer in smoothed intensity to
+    the marks' than to the head's median, that hold a mark), or None when that tissue is like
+    the object's: the marks' intensity (`norm` smoothed by a Gaussian of `smooth_mm`) within
+    `spread` robust std (1.4826 x MAD) of the head's median. A background click removes what
+    the head wrongly holds: on tissue that is an outlier of the object (a kidney's sinus fat
+    that a box start filled, a bright vessel next to a pancreas) that part is the error; a
+    click on tissue like the object's (a leak into like tissue) has no such part
+    (docs/benchmarks.md, 2D box starts on held-out organs)."""
+    if not head.any() or not new_bg.any():
+        return None
+    widths = [smooth_mm / s for s in spacing]
+    smooth = ndimage.gaussian_filter(norm, widths) if smooth_mm > 0 else norm
+    values = smooth[head]
+    median = float(np.median(values))
+    robust = 1.4826 * float(np.median(np.abs(values - median)))
+    clicked = float(smooth[new_bg].mean())
+    if abs(clicked - median) <= spread * robust:
+        return None
+    like = (head & (np.abs(smooth - clicked) < np.abs(smooth - median))) | new_bg
+    labels, _ = ndimage.label(like, ndimage.generate_binary_structure(like.ndim, like.ndim))
+    hit = np.unique(labels[new_bg])
+    return np.isin(labels, hit[hit > 0])
+
+
+def unlike_width_mm(norm: np.ndarray, head: np.ndarray, new_bg: np.ndarray, spacing,
+                    smooth_mm: float, spread: float) -> float:
+    """How deep (mm) 2D background marks can be in their error, from the image: infinite when
+    the clicked tissue is like the object's, else the equivalent radius of `unlike_part`. Its
+    extent bounds the click's depth as well as its distance to the head's background does."""
+    part = unlike_part(norm, head, new_bg, spacing, smooth_mm, spread)
+    if part is None:
+        return float("inf")
+    return float(np.sqrt(np.count_nonzero(part) * float(np.prod(spacing)) / np.pi))
+
+
 def local_merge(head: np.ndarray, new: np.ndarray, new_fg: np.ndarray, new_bg: np.ndarray,
                 margin: int = 1, within: np.ndarray | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
