@@ -52,6 +52,8 @@ export const PARAM_SPECS = {
   unlike_spread: { unit: 'σ', min: 0, max: 10, hint: 'in 2D a background click on tissue this far from the object\'s reaches only as far as that tissue' },
   reach_depth: { unit: '×', min: 0, max: 100, hint: 'a background click removes only within this × its depth' },
   reach_margin_mm: mm(0, 1000, 'plus this much around a background click'),
+  unlike_smooth_mm: mm(0, 20, 'smoothing of the intensities the unlike-tissue test compares'),
+  unlike_margin_mm: mm(0, 1000, 'a 2D background click on unlike tissue removes only this near that tissue'),
   crop_grow: { unit: '×', min: 0, max: 0.5, hint: 'context of the refiner\'s object crop, × the object\'s longer side (less: a finer grid along the outline; 0.5 as trained)' },
 };
 
