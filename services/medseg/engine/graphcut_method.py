@@ -45,6 +45,7 @@ from medseg.engine.refinement import (
     PRIOR_MARGIN_BG,
     contradicted,
     depth_mm,
+    error_region,
     fuse_prior,
     grow,
     heard_box,
@@ -54,6 +55,7 @@ from medseg.engine.refinement import (
     open_faces,
     reach_mm,
     stored_in,
+    within_reach,
 )
 from medseg.errors import InvalidPrompt
 
@@ -97,6 +99,13 @@ class GraphCutParams:
     absent_cost: float = 1.0  # D_fg without any foreground mark (a head refined by bg clicks)
     merge_margin: int = 1  # voxels: a change this close to the clicked error component joins it
     max_grow: int = 2  # ROI growths when the change touches an ROI face inside the image
+    # 3D: the error component a new mark lands in, as its cue estimates it within
+    # `error_reach` x its depth + `error_margin_mm` (refinement.error_region), has the neutral
+    # prior `error_prior` instead of the head's: there the click, not the head, decides
+    # (methods.md, local refinement); error_reach 0: off
+    error_reach: float = 2.0
+    error_margin_mm: float = 3.0
+    error_prior: float = 0.5
 
     def __post_init__(self) -> None:
         check_params(self, _RANGES)
@@ -133,6 +142,10 @@ _RANGES = {
     "absent_cost": Range(0.0, 10.0, lo_open=True),  # in boundary crossings, as border_cost
     "merge_margin": Range(0, 64),  # voxels
     "max_grow": Range(0, 8),  # each growth re-runs the method on a larger ROI
+    "error_reach": Range(0.0, 100.0),  # x the depth (mm) of the mark in its error
+    "error_margin_mm": Range(0.0, 1000.0),
+    # p0 inside the clicked error: 0.5 = neutral; the head's own side of 0.5 would undo it
+    "error_prior": FRACTION,
 }
 
 
@@ -477,7 +490,15 @@ def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
     distance = seed_distance(g, (new_fg | new_bg)[win], sp, reach_params, coarse)
     heard = distance < params.heard_distance  # a = 0 beyond: the prior itself
     prob = prior.copy()
-    prob[win] = fuse_prior(prior[win], cue, np.where(heard, distance, np.inf))
+    w_prior, error_voxels = prior[win], None
+    if plane is None and params.error_reach > 0:
+        within = within_reach(new_fg[win], new_bg[win], sp, depth, params.error_reach,
+                              params.error_margin_mm)
+        clicked = error_region(cue, head[win], new_fg[win], new_bg[win],
+                               heard if within is None else heard & within)
+        w_prior = np.where(clicked, np.float32(params.error_prior), w_prior)
+        error_voxels = int(clicked.sum())
+    prob[win] = fuse_prior(w_prior, cue, np.where(heard, distance, np.inf))
     t2 = time.perf_counter()
 
     info: dict = {}
@@ -504,6 +525,8 @@ def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
     info["depth_mm"] = round(depth, 1)
     info["influence_mm"] = round(influence, 1)
     info["window_voxels"] = int(w_norm.size)
+    if error_voxels is not None:
+        info["error_voxels"] = error_voxels
     t3 = time.perf_counter()
     return (MethodResult(roi=roi, mask=mask.reshape(shape3), probability=prob.reshape(shape3),
                          timings={"roi": t1 - t0, "geodesic": t2 - t1, "graphcut": t3 - t2},

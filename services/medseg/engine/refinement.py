@@ -243,6 +243,25 @@ def within_reach(new_fg: np.ndarray, new_bg: np.ndarray, spacing, depth: float,
     return distance <= factor * depth + margin_mm
 
 
+def error_region(cue: np.ndarray, head: np.ndarray, new_fg: np.ndarray, new_bg: np.ndarray,
+                 within: np.ndarray | None = None) -> np.ndarray:
+    """The error component each new mark lands in, estimated from the marks' own cue (progressive
+    merging's region of influence, module doc item 3): the connected component (full
+    connectivity), holding a new foreground mark, of the head-background voxels where the cue
+    says foreground (> 0.5), and the one, holding a new background mark, of the head-foreground
+    voxels where it says background (< 0.5); only voxels of `within` (`within_reach`) count.
+    A click lands inside its error and the cue splits the error from the rest (an edge, or
+    half-way to the other label's marks), so this is where the click, not the head, should
+    decide."""
+    head = np.asarray(head, dtype=bool)
+    cue = np.asarray(cue)
+    allowed = np.ones(head.shape, dtype=bool) if within is None else np.asarray(within, bool)
+    fg_side = ~head & (cue > 0.5) & allowed
+    bg_side = head & (cue < 0.5) & allowed
+    return (_touching(fg_side, np.asarray(new_fg, dtype=bool), 0)
+            | _touching(bg_side, np.asarray(new_bg, dtype=bool), 0))
+
+
 def local_merge(head: np.ndarray, new: np.ndarray, new_fg: np.ndarray, new_bg: np.ndarray,
                 margin: int = 1, within: np.ndarray | None = None
                 ) -> tuple[np.ndarray, np.ndarray]:
