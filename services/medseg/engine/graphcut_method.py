@@ -106,6 +106,9 @@ class GraphCutParams:
     error_reach: float = 2.0
     error_margin_mm: float = 3.0
     error_prior: float = 0.5
+    # 3D: a new background mark removes only within `bg_reach` x its depth + `error_margin_mm`
+    # (refinement.within_reach); 0: off
+    bg_reach: float = 1.0
 
     def __post_init__(self) -> None:
         check_params(self, _RANGES)
@@ -144,6 +147,7 @@ _RANGES = {
     "max_grow": Range(0, 8),  # each growth re-runs the method on a larger ROI
     "error_reach": Range(0.0, 100.0),  # x the depth (mm) of the mark in its error
     "error_margin_mm": Range(0.0, 1000.0),
+    "bg_reach": Range(0.0, 100.0),  # x the depth (mm) of the mark in its error
     # p0 inside the clicked error: 0.5 = neutral; the head's own side of 0.5 would undo it
     "error_prior": FRACTION,
 }
@@ -491,7 +495,7 @@ def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
     heard = distance < params.heard_distance  # a = 0 beyond: the prior itself
     prob = prior.copy()
     w_prior, error_voxels = prior[win], None
-    if plane is None and params.error_reach > 0:
+    if plane is None and params.error_reach > 0 and model is None:
         within = within_reach(new_fg[win], new_bg[win], sp, depth, params.error_reach,
                               params.error_margin_mm)
         clicked = error_region(cue, head[win], new_fg[win], new_bg[win],
@@ -502,6 +506,11 @@ def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
     t2 = time.perf_counter()
 
     info: dict = {}
+    removable = None  # where the merge may take the cut's changes (None: everywhere)
+    if plane is None and params.bg_reach > 0 and new_bg[win].any() and model is not None:
+        near = within_reach(np.zeros_like(new_bg[win]), new_bg[win], sp, depth,
+                            params.bg_reach, params.error_margin_mm)
+        removable = near | ~head[win] | new_fg[win]  # additions: not bounded here
     box = heard_box(heard, params.cut_margin) if params.local_cut else None
     if box is not None:  # only where a mark is heard can the cut differ from the head
         box = tuple(slice(w.start + b.start, w.start + b.stop) for w, b in zip(win, box))
@@ -512,7 +521,7 @@ def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
                          params.sigma)
         info["cut_voxels"] = sub
         merged, region_w = local_merge(head[win], mask[win], new_fg[win], new_bg[win],
-                                       params.merge_margin)  # mask == head outside `win`
+                                       params.merge_margin, removable)  # head outside `win`
         mask = head.copy()
         mask[win] = merged
         region = np.zeros(head.shape, dtype=bool)
@@ -520,7 +529,7 @@ def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
     else:
         cut = banded_graph_cut if prob.size > params.coarse_voxels else graph_cut
         mask = cut(prob, norm, sp, hard_fg, hard_bg, params.lamb, params.sigma)
-        mask, region = local_merge(head, mask, new_fg, new_bg, params.merge_margin)
+        mask, region = local_merge(head, mask, new_fg, new_bg, params.merge_margin, removable)
     info["changed_marks"] = int(new_fg.sum() + new_bg.sum())
     info["depth_mm"] = round(depth, 1)
     info["influence_mm"] = round(influence, 1)
