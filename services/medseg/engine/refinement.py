@@ -25,7 +25,10 @@ A click or scribble on a segment whose head revision has a mask *refines* that m
    changed component can be the whole structure (a rim click with no edge between the
    structure and its like-tissue surroundings): so a click is heard by default over a fraction
    of the object's scale (`object_scale_mm`), and a method may keep only the changes within
-   `within_reach` of the new marks (the ball of their depth in their error).
+   `within_reach` of the new marks (the ball of their depth in their error). Inside the error
+   component the click lands in, as the marks' cue estimates it (`error_region`), a method may
+   give the head a neutral prior, so that a click deep in a large error acts on all of it
+   (geodesic-graphcut in 3D, docs/methods.md).
 4. **ROI growth** (`open_faces`, `grow`): when the changed region touches a face of the region
    of interest that is not an image face, the ROI grows on that face and the method runs again
    (a bounded number of times), so no mask keeps a straight crop edge.
