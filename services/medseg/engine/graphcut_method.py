@@ -52,6 +52,7 @@ from medseg.engine.refinement import (
     local_cut,
     local_merge,
     mask_prior,
+    object_scale_mm,
     open_faces,
     reach_mm,
     stored_in,
@@ -105,6 +106,7 @@ class GraphCutParams:
     # (methods.md, local refinement); error_reach 0: off
     error_reach: float = 2.0
     error_margin_mm: float = 3.0
+    error_scale: float = 1.0  # ... and within this x the head's equivalent radius
     error_prior: float = 0.5
     # 3D: a new background mark removes only within `bg_reach` x its depth + `error_margin_mm`
     # (refinement.within_reach); 0: off
@@ -147,6 +149,7 @@ _RANGES = {
     "max_grow": Range(0, 8),  # each growth re-runs the method on a larger ROI
     "error_reach": Range(0.0, 100.0),  # x the depth (mm) of the mark in its error
     "error_margin_mm": Range(0.0, 1000.0),
+    "error_scale": Range(0.0, 100.0),  # x the head's equivalent radius
     "bg_reach": Range(0.0, 100.0),  # x the depth (mm) of the mark in its error
     # p0 inside the clicked error: 0.5 = neutral; the head's own side of 0.5 would undo it
     "error_prior": FRACTION,
@@ -496,8 +499,12 @@ def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
     prob = prior.copy()
     w_prior, error_voxels = prior[win], None
     if plane is None and params.error_reach > 0 and model is None:
-        within = within_reach(new_fg[win], new_bg[win], sp, depth, params.error_reach,
-                              params.error_margin_mm)
+        # ... and at most the ball of the head's own size: the error one click fixes is not
+        # larger than the object (a deep click far from the head would otherwise take every
+        # like voxel within twice its depth)
+        radius = min(params.error_reach * depth + params.error_margin_mm,
+                     params.error_scale * object_scale_mm(head, sp))
+        within = within_reach(new_fg[win], new_bg[win], sp, radius, 1.0, 0.0)
         clicked = error_region(cue, head[win], new_fg[win], new_bg[win],
                                heard if within is None else heard & within)
         w_prior = np.where(clicked, np.float32(params.error_prior), w_prior)
