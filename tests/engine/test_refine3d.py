@@ -7,7 +7,7 @@ pairwise cost of a new boundary through homogeneous tissue outweighed the marks'
 the clicked voxel, so a click deep in a large error changed a few voxels: a background click in
 an 18,000-voxel leak of a first click removed 1 voxel, a foreground click in a missed third of a
 kidney added 17 % of it. Now the error component the click lands in, as its cue estimates it
-within 2 x its depth + 3 mm (refinement.error_region), has a neutral prior. And a background
+within 2 x its depth + 3 mm and the head's equivalent radius (refinement.error_region), has a neutral prior. And a background
 click without any foreground mark (a box start's leak, where the cue only knows "tissue like the
 click", which may be the object) removes only within its depth + 3 mm: on main such a click
 removed the whole pancreas (0.334 -> 0.000).
@@ -74,7 +74,7 @@ def test_a_background_click_in_a_large_leak_removes_a_large_part_of_it():
             assert removed.sum() >= 1_000  # main: 1 voxel
             assert (removed & obj.mask).sum() == 0
     print("\n" + " ".join(f"{d:.3f}" for d in dices))
-    assert dices[-1] > 0.3  # main: 0.034
+    assert dices[-1] > 0.2  # main: 0.034
     assert max(a - b for a, b in zip(dices, dices[1:])) < 0.05
 
 
