@@ -7,10 +7,10 @@ pairwise cost of a new boundary through homogeneous tissue outweighed the marks'
 the clicked voxel, so a click deep in a large error changed a few voxels: a background click in
 an 18,000-voxel leak of a first click removed 1 voxel, a foreground click in a missed third of a
 kidney added 17 % of it. Now the error component the click lands in, as its cue estimates it
-within 2 x its depth + 3 mm and the head's equivalent radius (refinement.error_region), has a neutral prior. And a background
-click without any foreground mark (a box start's leak, where the cue only knows "tissue like the
-click", which may be the object) removes only within its depth + 3 mm: on main such a click
-removed the whole pancreas (0.334 -> 0.000).
+within 2 x its depth + 3 mm and the head's equivalent radius (refinement.error_region), has a
+neutral prior. And a background click without any foreground mark (a box start's leak, where
+the cue only knows "tissue like the click", which may be the object) removes only within its
+depth + 3 mm: on main such a click removed the whole pancreas (0.334 -> 0.000).
 """
 
 from __future__ import annotations
