@@ -49,6 +49,11 @@ export const PARAM_SPECS = {
   scale_fraction: { unit: '×', min: 0, max: 10, hint: 'a correction reaches at most this × the object\'s radius' },
   reach_depth: { unit: '×', min: 0, max: 100, hint: 'a background click removes only within this × its depth' },
   reach_margin_mm: mm(0, 1000, 'plus this much around a background click'),
+  error_reach: { unit: '×', min: 0, max: 100, hint: '3D: the clicked error counts within this × the click\'s depth' },
+  error_margin_mm: mm(0, 1000, '3D: plus this much around a click'),
+  error_scale: { unit: '×', min: 0, max: 100, hint: '3D: and within this × the object\'s radius' },
+  error_prior: ratio('3D: prior inside the clicked error (0.5: the click decides)'),
+  bg_reach: { unit: '×', min: 0, max: 100, hint: '3D, no foreground click: a background click removes only within this × its depth' },
 };
 
 /** {unit, min, max, step, hint} for a parameter name, or null when unknown. */
