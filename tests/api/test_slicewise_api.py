@@ -4,7 +4,9 @@ sarcoma, CT, 0.98 x 0.98 x 3.27 mm; no shipped network was trained on it), with 
 P-Net, propagation network and MIDeepSeg 2D model; a geodesic-graphcut click then refines the
 start under the refinement contract instead of discarding it. A 3D click starts it too, and
 `slicewise` clicks then correct their slice and re-propagate the neighbours they change (undo
-and redo exact). 2D, scribbles and a first background click are refused."""
+and redo exact). 2D, scribbles and a first background click are refused. A 3D box on a
+held-out organ of a shared volume (a kidney of ct_3mm and mr_3mm: no shipped network saw a
+kidney) starts the model-free way there (`auto`: 3 mm isotropic) above a Dice floor."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from medseg_protocol import codec
 from medseg_train.objects import largest_component
 from medseg_train.simulate import interior_margin_points
 from tests.api.helpers import full_mask, new_segment, upload
+from tests.api.test_accuracy_real_data import organ_reference
 from tests.conftest import SHARED_DATA
 from tests.robot import robot_click
 
@@ -87,6 +90,38 @@ def test_slicewise_start_on_an_anisotropic_tumour_then_a_click_refines_it(client
     history = client.get(f"{url}/history").json()["revisions"]
     assert [r["interaction"].get("method") for r in history[1:]] == ["slicewise",
                                                                       "geodesic-graphcut"]
+
+
+# measured through the API (docs/benchmarks.md, "3D box start on held-out organs"): the box's
+# centre third holds the renal sinus' fat, which the centre's mean/std model let in (main before
+# this: 0.729 / 0.647); its median/MAD model keeps it out
+KIDNEY_FLOORS = {("ct_3mm", "kidney_left"): 0.86, ("mr_3mm", "kidney_right"): 0.84}
+
+
+@pytest.mark.parametrize("case,organ", sorted(KIDNEY_FLOORS))
+def test_a_3d_box_on_a_held_out_kidney_starts_above_a_floor(client, totalseg, case, organ):
+    session = upload(client, totalseg / f"{case}.nii.gz")
+    sid, shape = session["id"], tuple(session["shape"])
+    reference = largest_component(organ_reference(totalseg, f"{case}_seg.nii.gz", organ,
+                                                  session))
+    idx = np.argwhere(reference)
+    box = {"lo": np.maximum(idx.min(axis=0) - 3, 0).tolist(),
+           "hi": np.minimum(idx.max(axis=0) + 3, np.asarray(shape) - 1).tolist()}
+    masks, urls = {}, {}
+    for method in ("slicewise", "geodesic-graphcut"):
+        seg = new_segment(client, sid, f"{organ} {method}")["id"]
+        urls[method] = f"/v1/sessions/{sid}/segments/{seg}"
+        change = _post(client, urls[method], {"type": "box", "method": method, "dim": "3d",
+                                              "box": box})
+        masks[method] = codec.apply_delta(np.zeros(shape, bool), change["delta"])
+        assert np.array_equal(masks[method], full_mask(client, sid, seg))
+    record = client.get(f"{urls['slicewise']}/history").json()["revisions"][-1]
+    assert record["interaction"]["result"]["start"] == "volumetric"  # 3 mm isotropic
+    # one method name: slicewise's default on this isotropic volume is the model-free box
+    assert np.array_equal(masks["slicewise"], masks["geodesic-graphcut"])
+    score = dice(masks["slicewise"], reference)
+    print(f"\n{case} {organ} 3D box: Dice {score:.3f}")
+    assert score >= KIDNEY_FLOORS[(case, organ)]
 
 
 def test_slicewise_click_start_then_slice_correcting_clicks_undo_and_redo(client, sts_files):

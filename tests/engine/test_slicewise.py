@@ -168,9 +168,12 @@ def test_3d_points_segment_an_anisotropic_object_slice_by_slice():
     assert dice(_paste(result), mask) > 0.8
 
 
-def test_auto_goes_slice_by_slice_for_a_box_on_thick_slices_and_a_first_click():
-    assert sw.auto_start("box", (5.0, 1.0, 1.0)) == "slicewise"
-    assert sw.auto_start("box", (1.0, 0.8, 4.0)) == "slicewise"
+def test_auto_goes_slice_by_slice_for_a_first_click_only():
+    # a box on thick slices went slice by slice until the model-free 3D box got its robust
+    # intensity model; it ties or wins on every measured geometry since, at a tenth of the
+    # time (docs/benchmarks.md)
+    assert sw.auto_start("box", (5.0, 1.0, 1.0)) == "volumetric"
+    assert sw.auto_start("box", (1.0, 0.8, 4.0)) == "volumetric"
     assert sw.auto_start("box", (3.27, 1.95, 1.95)) == "volumetric"
     assert sw.auto_start("box", (2.0, 2.0, 2.0)) == "volumetric"
     assert sw.auto_start("points", (5.0, 1.0, 1.0)) == "volumetric"

@@ -1,12 +1,16 @@
 """Issue 14 in the viewer, in a real browser against a real server: hints (J) are drawn on the
 canvas at the boxes the API returns (the pixels the hint layer adds lie on those boxes' outlines
 and rank badges, on every view and only on the slices a box covers), listed with their size
-and likelihood, an entry jumps to its centre, they are cleared when the segment changes, and an
-empty segment's 422 is said as a message; the organ start ("Segment organ…") paints the
+and likelihood, an entry jumps to its centre, while the panel is open they follow the segment's
+head by themselves (one request in flight, an answer for an older revision never drawn, a
+failed refetch said in the panel, none once closed), and an empty segment's 422 is said as a
+message; the organ start ("Segment organ…") paints the
 liver on the shared CT exactly as the server's mask, with a progress bar while it runs, and
 undo clears it."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
@@ -177,19 +181,24 @@ def test_hints_are_drawn_at_the_apis_boxes_listed_and_jumped_to(viewer, spleen_a
     assert check_hints_drawn(viewer, "z", expected) == 0
     viewer.go_to("z", first[0])
 
-    # the segment changes (a click): the hints are cleared, from the list and the canvas
-    spleen = server_mask(viewer.base_url, sid, seg)[first[0]]
-    viewer.click("z", *deepest_point(spleen))
-    viewer.page.wait_for_function("window.medseg.hints.state === 'stale'")
-    assert items.count() == 0
-    assert "J fetches them again" in viewer.page.locator("#hints .state").inner_text()
-    assert check_hints_drawn(viewer, "z", []) == 0
-    # and J fetches them for the new revision
-    viewer.key("j")
-    viewer.page.wait_for_function("window.medseg.hints.state === 'shown'", timeout=60_000)
+    # the segment changes (a click that removes the kidney on this slice) while the panel is
+    # open: the hints follow the new head by themselves, one request, no J
+    asked = hint_requests(viewer)
+    before = server_mask(viewer.base_url, sid, seg)
+    viewer.click("z", *inside(before, next(h for h in expected if h["kind"] == "extra")),
+                 button="right")
     revision = viewer.page.evaluate(f"window.medseg.masks.revision({seg})")
     assert revision > segment["revision"]
-    assert viewer.page.evaluate("window.medseg.hints.result.revision") == revision
+    after = server_mask(viewer.base_url, sid, seg)
+    assert (after != before).sum() > 50, "the click did not change the mask"
+    wait_shown_for(viewer, revision)
+    assert len(asked) == 1 and asked[0] == (sid, seg)
+    with api(viewer.base_url) as client:
+        now = client.get(f"/v1/sessions/{sid}/segments/{seg}/hints", params={"k": 3}).json()
+    assert now["revision"] == revision and now["hints"] != expected
+    assert items.count() == len(now["hints"])
+    for axis in AXES:
+        check_hints_drawn(viewer, axis, now["hints"])
 
     # an empty segment: the server's 422 (empty_segment) is said as a message, nothing drawn
     viewer.expected_errors.add("Nothing to check")
@@ -199,6 +208,110 @@ def test_hints_are_drawn_at_the_apis_boxes_listed_and_jumped_to(viewer, spleen_a
     viewer.page.wait_for_function("window.medseg.hints.state === 'empty'", timeout=60_000)
     assert any("Nothing to check" in m and "no voxels" in m for m in viewer.messages())
     assert "empty" in viewer.page.locator("#hints .state").inner_text()
+    assert check_hints_drawn(viewer, "z", []) == 0
+
+
+def hint_requests(viewer: ViewerPage) -> list[tuple[str, int]]:
+    """(session, segment) of every hints request the page sends from now on."""
+    sent: list[tuple[str, int]] = []
+
+    def seen(request) -> None:
+        found = re.search(r"/v1/sessions/([^/]+)/segments/(\d+)/hints\?", request.url)
+        if found:
+            sent.append((found[1], int(found[2])))
+
+    viewer.page.on("request", seen)
+    return sent
+
+
+def wait_shown_for(viewer: ViewerPage, revision: int) -> None:
+    viewer.page.wait_for_function(
+        "window.medseg.hints.state === 'shown' && "
+        f"window.medseg.hints.result.revision === {revision}", timeout=60_000)
+
+
+def inside(mask: np.ndarray, hint: dict) -> tuple[int, int]:
+    """(row, col) on the z slice of `hint`'s centre, deepest in the mask within its box."""
+    lo, hi = hint["box"]["lo"], hint["box"]["hi"]
+    plane = np.zeros_like(mask[0])
+    plane[lo[1]:hi[1] + 1, lo[2]:hi[2] + 1] = mask[hint["centre"][0], lo[1]:hi[1] + 1,
+                                                    lo[2]:hi[2] + 1]
+    assert plane.any(), hint
+    return deepest_point(plane)
+
+
+def test_open_hints_follow_the_head_one_request_at_a_time_and_drop_a_late_answer(
+        viewer, spleen_and_kidney):
+    session, segment = spleen_and_kidney
+    sid, seg = session["id"], segment["id"]
+    viewer.key("j")
+    wait_shown_for(viewer, segment["revision"])
+    expected = viewer.page.evaluate("window.medseg.hints.result.hints")
+    kidney = next(h for h in expected if h["kind"] == "extra")
+    viewer.go_to("z", kidney["centre"][0])
+    # every hints state the panel goes through, with the revision of the hints it shows
+    viewer.page.evaluate("""() => { const h = window.medseg.hints; window.hintStates = [];
+      window.medseg.app.addEventListener('hints', () =>
+        window.hintStates.push([h.state, h.result ? h.result.revision : null])); }""")
+    asked = hint_requests(viewer)
+    held: list = []  # the first request's route and the server's answer to it, answered late
+
+    def hold(route) -> None:
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+            held.append(route.fetch())
+
+    viewer.page.route(re.compile(r"/hints\?k="), hold)
+    # a click that changes the mask: the refetch for its revision is answered, but held back
+    before = server_mask(viewer.base_url, sid, seg)
+    viewer.click("z", *inside(before, kidney), button="right")
+    first = viewer.page.evaluate(f"window.medseg.masks.revision({seg})")
+    assert (server_mask(viewer.base_url, sid, seg) != before).sum() > 50
+    for _ in range(600):  # the server answers the held request (events run while we wait)
+        if len(held) == 2:
+            break
+        viewer.page.wait_for_timeout(100)
+    assert len(held) == 2 and held[1].json()["revision"] == first
+    assert viewer.page.evaluate("window.medseg.hints.state") == "loading"
+    assert check_hints_drawn(viewer, "z", []) == 0  # the old hints are gone from the views
+    # another change while that one is in flight: no second request until it is answered
+    spleen_z = next(h for h in expected if h["kind"] == "missing")["centre"][0]
+    viewer.go_to("z", spleen_z)
+    row, col = deepest_point(before[spleen_z])
+    viewer.click("z", row, col)
+    second = viewer.page.evaluate(f"window.medseg.masks.revision({seg})")
+    assert second > first
+    viewer.page.wait_for_timeout(1000)  # > HINT_REFETCH_MS
+    assert len(asked) == 1
+    # the late answer (for `first`) arrives: never drawn; the head's hints are asked and shown
+    route, answer = held
+    route.fulfill(response=answer)
+    wait_shown_for(viewer, second)
+    assert len(asked) == 2
+    shown = [rev for state, rev in viewer.page.evaluate("window.hintStates") if state == "shown"]
+    assert shown and set(shown) == {second}, shown
+    viewer.page.unroute(re.compile(r"/hints\?k="))
+
+    # a failed refetch: its error in the panel (no message box), and the viewer still works
+    viewer.page.route(re.compile(r"/hints\?k="), lambda route: route.fulfill(
+        status=503, json={"error": "busy", "message": "hints are busy, try again"}))
+    viewer.click("z", row + 1, col)
+    viewer.page.wait_for_function("window.medseg.hints.state === 'error'", timeout=60_000)
+    assert "hints are busy" in viewer.page.locator("#hints .state").inner_text()
+    assert not viewer.error_messages()
+    viewer.page.unroute(re.compile(r"/hints\?k="))
+    viewer.click("z", row, col + 1)
+    wait_shown_for(viewer, viewer.page.evaluate(f"window.medseg.masks.revision({seg})"))
+
+    # closed: changes no longer ask for hints
+    viewer.page.locator("#hints button.close").click()
+    count = len(asked)
+    viewer.click("z", row + 1, col + 1)
+    viewer.page.wait_for_timeout(1000)
+    assert len(asked) == count
+    assert viewer.page.evaluate("window.medseg.hints.state") == "idle"
     assert check_hints_drawn(viewer, "z", []) == 0
 
 

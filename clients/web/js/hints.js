@@ -3,12 +3,15 @@
 // per-source share). Drawn on the views (the box's outline and its rank on every slice the box
 // covers) and listed in the hints panel, where an entry jumps to its centre. Hints describe one
 // revision of one segment: when that segment moves on (a change, undo, redo, a resync), or
-// another segment becomes the active one, they go stale and are cleared; `j` fetches again.
+// another segment becomes the active one, they are cleared and, while the panel is open,
+// fetched again by themselves for the new head (debounced, one request in flight: an answer
+// for an older revision is dropped). Closing the panel stops that.
 // Geometry and wording are pure functions (node unit tests); the layer holds the state.
 
 import { formatMl } from './stats.js';
 
 export const HINT_K = 3;
+export const HINT_REFETCH_MS = 300; // quiet time after a change before the hints are asked again
 export const HINT_COLORS = { missing: '#ff9f1a', extra: '#ff40ff' };
 const AXIS = { z: 0, y: 1, x: 2 };
 
@@ -48,6 +51,17 @@ export function hintsCurrent(result, activeSegmentId, heldRevision) {
   return Boolean(result) && result.segmentId === activeSegmentId && result.revision === heldRevision;
 }
 
+/**
+ * Should the open panel ask again for the hints of `head` ({segmentId, revision}: the active
+ * segment's held head)? Not when the last answer (`answered`: hints, empty or an error) or the
+ * request in flight (`asking`) is already for that head (same shape, null when none).
+ */
+export function refetchDue(head, answered, asking) {
+  if (!head || head.segmentId === null || head.revision === null) return false;
+  const same = (k) => Boolean(k) && k.segmentId === head.segmentId && k.revision === head.revision;
+  return !same(answered) && !same(asking);
+}
+
 export class HintLayer {
   constructor(app) {
     this.app = app;
@@ -56,13 +70,26 @@ export class HintLayer {
     this.note = ''; // what the panel says about the state
     this.selected = null; // rank of the hint jumped to
     this.asked = 0; // counts fetches: an answer to an older one is dropped
+    this.asking = null; // {segmentId, revision} of the request in flight
+    this.answered = null; // {segmentId, revision} the last answer was for (none asked again)
+    this.timer = 0; // a refetch waiting for the segment to be quiet
     this.visible = true;
     app.views.decorations.push((ctx, view) => this.draw(ctx, view));
-    app.addEventListener('segments', () => this.check());
+    app.addEventListener('segments', () => this.follow());
     app.addEventListener('session', () => this.close());
   }
 
   get hints() { return this.result?.hints ?? []; }
+
+  /** Is the panel open (hints asked for, not closed)? Then hints follow the active head. */
+  get open() { return this.state !== 'idle'; }
+
+  /** {segmentId, revision} of the active segment's held head. */
+  head() {
+    const { session } = this.app;
+    const segmentId = session.activeSegmentId;
+    return { segmentId, revision: segmentId === null ? null : session.masks?.revision(segmentId) ?? null };
+  }
 
   set(state, note = '') {
     this.state = state;
@@ -71,38 +98,57 @@ export class HintLayer {
     this.app.views.requestDraw();
   }
 
-  /** Fetch the hints of the active segment's head revision (at most HINT_K). */
-  async fetch() {
+  /**
+   * Fetch the hints of the active segment's head revision (at most HINT_K). `auto`: a refetch
+   * after a change while the panel is open; its failure is said in the panel only.
+   */
+  async fetch(auto = false) {
     const { session } = this.app;
     const segmentId = session.activeSegmentId;
     if (segmentId === null || !session.record) {
-      this.app.notify('Hints check a segment\'s mask: make or pick one first.');
+      if (!auto) this.app.notify('Hints check a segment\'s mask: make or pick one first.');
       return false;
     }
+    clearTimeout(this.timer);
+    this.timer = 0;
     const ask = ++this.asked;
     this.result = null;
     this.selected = null;
-    this.set('loading', 'looking for regions that are probably wrong…');
+    this.set('loading', auto ? 'The segment changed: looking again…'
+      : 'looking for regions that are probably wrong…');
     // after the segment's pending changes, so the hints are for what the view shows
     await session.editor.settled();
+    if (ask !== this.asked) return false;
     const revision = session.masks.revision(segmentId);
+    this.asking = { segmentId, revision };
     let answer;
     try {
       answer = await this.app.api.get(
         `/v1/sessions/${session.record.id}/segments/${segmentId}/hints?k=${HINT_K}`);
     } catch (err) {
       if (ask !== this.asked) return false;
+      this.answered = { segmentId, revision };
+      if (refetchDue(this.head(), this.answered, null)) return false; // moved on: follow asks again
       if (err.code === 'empty_segment') this.set('empty', 'The active segment is empty: there is no mask to check yet.');
       else this.set('error', `No hints: ${err.message}`);
-      this.app.report(err);
+      if (!auto || err.status === 401 || err.code === 'session_not_found') this.app.report(err);
       return false;
+    } finally {
+      // a change that came while this one was in flight asks again now
+      if (ask === this.asked && this.asking) {
+        this.asking = null;
+        if (this.open) queueMicrotask(() => this.follow());
+      }
     }
     if (ask !== this.asked) return false;
+    this.answered = { segmentId, revision };
     const result = { sessionId: session.record.id, segmentId, revision: answer.revision,
       hints: answer.hints, sources: answer.sources, ms: answer.ms };
     if (!hintsCurrent(result, session.activeSegmentId, session.masks.revision(segmentId)) ||
         revision !== answer.revision) {
-      this.set('stale', 'The segment changed while the hints were computed: J fetches them again.');
+      // an answer for an older revision: never drawn; the head it missed is asked for (follow)
+      if (refetchDue(this.head(), this.answered, null)) return false;
+      this.set('stale', 'The segment changed on the server while the hints were computed: J fetches them again.');
       return false;
     }
     this.result = result;
@@ -132,6 +178,25 @@ export class HintLayer {
     return true;
   }
 
+  /**
+   * The segments changed: hints that no longer hold (the segment moved on, went, or another
+   * is active) are cleared, and while the panel is open the new head's are asked for once the
+   * segment has been quiet HINT_REFETCH_MS, one request at a time (the one in flight asks again
+   * when it ends).
+   */
+  follow() {
+    this.check();
+    if (!this.open || !this.app.session.record) return;
+    if (!refetchDue(this.head(), this.answered, this.asking)) return;
+    if (this.state !== 'loading') this.set('loading', 'The segment changed: looking again…');
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = 0;
+      if (!this.open || this.asking) return; // closed, or the one in flight asks again
+      if (refetchDue(this.head(), this.answered, null)) this.fetch(true);
+    }, HINT_REFETCH_MS);
+  }
+
   /** The segment moved on, went, or another is active: the hints no longer hold. */
   check() {
     if (!this.result) return;
@@ -145,7 +210,12 @@ export class HintLayer {
     this.set('stale', `${why}: the hints were cleared (J fetches them again).`);
   }
 
+  /** Close the panel: no hints, and no more refetching. */
   close() {
+    clearTimeout(this.timer);
+    this.timer = 0;
+    this.asking = null;
+    this.answered = null;
     this.asked++;
     this.result = null;
     this.selected = null;

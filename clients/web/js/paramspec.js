@@ -36,6 +36,8 @@ export const PARAM_SPECS = {
   absent_distance: { unit: '', min: 0, max: 100, hint: 'distance used where no cue reaches' },
   merge_margin: { unit: 'voxels', min: 0, max: 20, step: 1, hint: 'gap bridged when merging a correction' },
   max_grow: { unit: '×', min: 0, max: 100, hint: 'largest growth of a correction relative to the mask' },
+  box_intensity_k: { unit: 'SD', min: 0, max: 10, hint: '3D box: intensity band around the box centre\'s median, in robust SDs (0: mean and SD)' },
+  box_lamb: { unit: '', min: 0, max: 100, hint: '3D box: weight of the smoothness (pairwise) term' },
   margin: { unit: 'voxels', min: 0, max: 100, step: 1, hint: 'margin around the box' },
   margin_voxels: { unit: 'voxels', min: 0, max: 100, step: 1, hint: 'margin around the points' },
   threshold: ratio('probability above which a voxel is foreground'),
@@ -47,6 +49,7 @@ export const PARAM_SPECS = {
   min_seed_fraction: ratio('smallest fraction of seeds kept'),
   network_weight: ratio('weight of the network against the graph cut'),
   scale_fraction: { unit: '×', min: 0, max: 10, hint: 'a correction reaches at most this × the object\'s radius' },
+  unlike_spread: { unit: 'σ', min: 0, max: 10, hint: 'in 2D a background click on tissue this far from the object\'s reaches only as far as that tissue' },
   reach_depth: { unit: '×', min: 0, max: 100, hint: 'a background click removes only within this × its depth' },
   reach_margin_mm: mm(0, 1000, 'plus this much around a background click'),
   error_reach: { unit: '×', min: 0, max: 100, hint: '3D: the clicked error counts within this × the click\'s depth' },
@@ -54,6 +57,7 @@ export const PARAM_SPECS = {
   error_scale: { unit: '×', min: 0, max: 100, hint: '3D: and within this × the object\'s radius' },
   error_prior: ratio('3D: prior inside the clicked error (0.5: the click decides)'),
   bg_reach: { unit: '×', min: 0, max: 100, hint: '3D, no foreground click: a background click removes only within this × its depth' },
+  crop_grow: { unit: '×', min: 0, max: 0.5, hint: 'context of the refiner\'s object crop, × the object\'s longer side (less: a finer grid along the outline; 0.5 as trained)' },
 };
 
 /** {unit, min, max, step, hint} for a parameter name, or null when unknown. */

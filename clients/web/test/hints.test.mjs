@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { hintRect, hintText, hintTitle, hintsCurrent } from '../js/hints.js';
+import { hintRect, hintText, hintTitle, hintsCurrent, refetchDue } from '../js/hints.js';
 import { organLabel, organTarget, organsOffered } from '../js/organ.js';
 
 const box = { lo: [4, 20, 30], hi: [9, 41, 52] };
@@ -41,6 +41,19 @@ test('hints hold only for the segment and revision they were computed on', () =>
   assert.equal(hintsCurrent(result, 3, 5), false); // another segment is active
   assert.equal(hintsCurrent(result, 2, null), false); // the segment is gone
   assert.equal(hintsCurrent(null, 2, 5), false);
+});
+
+test('the open panel asks again only for a head it has neither an answer for nor a request in flight', () => {
+  const head = { segmentId: 2, revision: 6 };
+  assert.equal(refetchDue(head, { segmentId: 2, revision: 5 }, null), true); // the segment moved on
+  assert.equal(refetchDue(head, { segmentId: 3, revision: 6 }, null), true); // another segment was shown
+  assert.equal(refetchDue(head, null, null), true);
+  assert.equal(refetchDue(head, { segmentId: 2, revision: 6 }, null), false); // answered already
+  assert.equal(refetchDue(head, { segmentId: 2, revision: 5 }, { segmentId: 2, revision: 6 }), false); // in flight
+  // a request in flight for an older revision does not stop the new head being due (asked after it)
+  assert.equal(refetchDue(head, null, { segmentId: 2, revision: 5 }), true);
+  assert.equal(refetchDue({ segmentId: 2, revision: null }, null, null), false); // mask not loaded
+  assert.equal(refetchDue({ segmentId: null, revision: null }, null, null), false); // no segment
 });
 
 test('the organs offered are the organ model card\'s, when the server takes an organ start', () => {

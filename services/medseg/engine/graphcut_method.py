@@ -92,6 +92,12 @@ class GraphCutParams:
     scale_fraction: float = 0.3
     influence_depth: float = 2.0  # ... or this many times the mark's depth in its error
     max_influence_mm: float = 120.0  # ... but at most this much
+    unlike_spread: float = 1.0  # in 2D a background mark whose tissue differs from the
+    # head's median by more than this many robust std of the head (an outlier of the object)
+    # is as deep in its error as the head's part like it is wide: its depth (distance to the
+    # head's background) only bounds its error from above, and a click in a hole the start
+    # filled (a kidney's sinus, 15-23 mm from the background of a 28 mm kidney) was heard over
+    # the whole object (docs/benchmarks.md, 2D box starts on held-out organs)
     heard_distance: float = 3.0  # past this distance (a = e^-3 = 0.05) a mark's weight is 0
     local_cut: bool = True  # graph cut on the box where a > 0 only, the head fixed around it
     cut_margin: int = 3  # voxels around that box, prior-only, where the head is not yet fixed
@@ -111,6 +117,13 @@ class GraphCutParams:
     # 3D: a new background mark removes only within `bg_reach` x its depth + `error_margin_mm`
     # (refinement.within_reach); 0: off
     bg_reach: float = 1.0
+    # a 3D box start (no foreground mark): the box's centre third is the fg seed, but on an
+    # organ with a hilum or a lesion with a necrotic core it also holds other tissue, whose
+    # mean/std model let fat and vessels in (docs/benchmarks.md, "3D box start");
+    # the model is then the centre's median and `box_intensity_k` x its MAD-based std
+    # (0: the mean/std model of `intensity_k`), and its cut uses `box_lamb`
+    box_intensity_k: float = 1.5
+    box_lamb: float = 4.0
 
     def __post_init__(self) -> None:
         check_params(self, _RANGES)
@@ -138,6 +151,7 @@ _RANGES = {
     "influence_mm": Range(1.0, 1000.0), "max_influence_mm": Range(1.0, 1000.0),
     "influence_depth": Range(0.0, 100.0),  # x the depth (mm) of the mark in its error
     "scale_fraction": Range(0.0, 100.0),  # x the object's equivalent radius
+    "unlike_spread": Range(0.0, 100.0),  # robust std of the head's intensities
     # a = e^-D: below 1 the marks would be cut off where they still weigh a third; past 40
     # (4e-18) the weight is below any float32 probability's resolution anyway
     "heard_distance": Range(1.0, 40.0),
@@ -153,6 +167,8 @@ _RANGES = {
     "bg_reach": Range(0.0, 100.0),  # x the depth (mm) of the mark in its error
     # p0 inside the clicked error: 0.5 = neutral; the head's own side of 0.5 would undo it
     "error_prior": FRACTION,
+    "box_intensity_k": Range(0.0, 100.0),  # 0: off; else a width as STD_WIDTH
+    "box_lamb": LAMB,
 }
 
 
@@ -276,6 +292,16 @@ def intensity_model(image: np.ndarray, seed_fg: np.ndarray, spacing, params) -> 
     near = ndimage.maximum_filter(seed_fg[crop], size=size, mode="constant", cval=0)
     values = image[crop][near]
     return float(values.mean()), params.intensity_k * max(float(values.std()), 0.005)
+
+
+def robust_model(image: np.ndarray, region: np.ndarray, k: float) -> tuple[float, float]:
+    """(median, k x 1.4826 x MAD) of `image` in `region`: a model of the tissue that fills
+    most of the region, which the tissue filling the rest (fat in a kidney's sinus, a
+    lesion's necrotic core) does not widen as it widens the std."""
+    values = image[region]
+    median = float(np.median(values))
+    mad = float(np.median(np.abs(values - median)))
+    return median, k * max(1.4826 * mad, 0.005)
 
 
 def dissimilarity(image: np.ndarray, mu: float, width: float) -> np.ndarray:
@@ -403,14 +429,20 @@ def _run_roi(req: _Request, roi: Box) -> tuple[MethodResult, np.ndarray]:
     if req.refining:
         return _refine(req, roi, t0, t1, norm, head, sp, squeeze,
                        (seed_fg, seed_bg, border, hard_fg, hard_bg))
-    cue, g = _cue(norm, squeeze(seed_fg), squeeze(seed_bg), squeeze(border), sp, params)
+    model, lamb = None, params.lamb
+    if (plane is None and req.marks.boxes and len(req.marks.fg) == 0
+            and params.box_intensity_k > 0 and seed_fg.any()):  # a 3D box start
+        model = robust_model(norm, seed_fg, params.box_intensity_k)
+        lamb = params.box_lamb
+    cue, g = _cue(norm, squeeze(seed_fg), squeeze(seed_bg), squeeze(border), sp, params,
+                  model)
     prob = cue
     t2 = time.perf_counter()
 
     info: dict = {}
     # a big ROI's full-resolution maxflow alone takes ~1 s; the banded cut: the same mask
     cut = banded_graph_cut if prob.size > params.coarse_voxels else graph_cut
-    mask = cut(prob, norm, sp, squeeze(hard_fg), squeeze(hard_bg), params.lamb, params.sigma)
+    mask = cut(prob, norm, sp, squeeze(hard_fg), squeeze(hard_bg), lamb, params.sigma)
     if req.box_kind and req.has_head:  # a new box re-segments its inside only
         inside, _ = _box_masks(req.marks.boxes[-1:], roi, shape3)
         region = squeeze(inside) & (mask != squeeze(head))
@@ -439,6 +471,34 @@ def _window_border(window: tuple[slice, ...], shape) -> np.ndarray:
             index[axis] = border.shape[axis] - 1
             border[tuple(index)] = True
     return border
+
+
+def unlike_width_mm(norm: np.ndarray, head: np.ndarray, new_bg: np.ndarray, spacing,
+                    params: GraphCutParams) -> float:
+    """How deep (mm) 2D background marks can be in their error, from the image: infinite when
+    the clicked tissue is like the object's (the marks' smoothed intensity within
+    `unlike_spread` robust std, 1.4826 x MAD, of the head's median), else the equivalent
+    radius of the head's part like the clicked tissue (closer to it than to the head's median)
+    that holds the marks. A background click removes what the head wrongly holds: tissue that
+    is an outlier of the object (a kidney's sinus fat that a box start filled) is the error,
+    and that part's extent bounds the click's depth as well as its distance to the head's
+    background does; a click in tissue like the object's (a leak into like tissue) keeps its
+    reach (docs/benchmarks.md, 2D box starts on held-out organs)."""
+    if not head.any() or not new_bg.any():
+        return float("inf")
+    widths = [params.smooth_mm / s for s in spacing]
+    smooth = ndimage.gaussian_filter(norm, widths) if params.smooth_mm > 0 else norm
+    values = smooth[head]
+    median = float(np.median(values))
+    spread = 1.4826 * float(np.median(np.abs(values - median)))
+    clicked = float(smooth[new_bg].mean())
+    if abs(clicked - median) <= params.unlike_spread * spread:
+        return float("inf")
+    like = (head & (np.abs(smooth - clicked) < np.abs(smooth - median))) | new_bg
+    labels, _ = ndimage.label(like, ndimage.generate_binary_structure(like.ndim, like.ndim))
+    hit = np.unique(labels[new_bg])
+    area = np.count_nonzero(np.isin(labels, hit[hit > 0])) * float(np.prod(spacing))
+    return float(np.sqrt(area / np.pi))
 
 
 def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
@@ -471,6 +531,10 @@ def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
     # the new marks' say falls off with geodesic distance and path length: 1/e after
     # `influence` mm, more for a mark deep inside a large error (refinement.depth_mm)
     depth = depth_mm(new_fg, new_bg, head, sp) or 0.0
+    unlike = None
+    if plane is not None and not new_fg.any():  # 2D background marks: see unlike_spread
+        unlike = unlike_width_mm(norm, head, new_bg, sp, params)
+        depth = min(depth, unlike)
     influence = reach_mm(params.influence_mm, head, sp, new_fg, depth, params.scale_fraction,
                          params.influence_depth,
                          max(params.max_influence_mm, params.influence_mm))
@@ -487,7 +551,10 @@ def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
     if not seed_fg[win].any() and seed_bg[win].any():
         # no fg mark (a head refined by background marks only): g measures how unlike the
         # clicked background tissue a voxel is, so the click reaches the tissue like it
-        model, gate = intensity_model(w_norm, seed_bg[win], sp, params), False
+        # (in 2D of the new marks only: after a box, seed_bg holds the box's whole outside,
+        # whose mixed tissues made every voxel look like the clicked one)
+        like = new_bg[win] if plane is not None and new_bg[win].any() else seed_bg[win]
+        model, gate = intensity_model(w_norm, like, sp, params), False
     # a 3D refinement click answers within ~0.3 s (issue 13): on a large window its scans
     # run at half in-plane resolution (methods.md, local refinement)
     budget = params.refine_voxels if plane is None else params.coarse_geodesic_voxels
@@ -539,6 +606,8 @@ def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
         mask, region = local_merge(head, mask, new_fg, new_bg, params.merge_margin, removable)
     info["changed_marks"] = int(new_fg.sum() + new_bg.sum())
     info["depth_mm"] = round(depth, 1)
+    if unlike is not None and np.isfinite(unlike):
+        info["unlike_mm"] = round(unlike, 1)
     info["influence_mm"] = round(influence, 1)
     info["window_voxels"] = int(w_norm.size)
     if error_voxels is not None:

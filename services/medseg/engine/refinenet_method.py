@@ -11,8 +11,10 @@
   result and Gaussian seed maps of all the segment's foreground / background marks on the slice,
   and answers a refined mask in the crop around the whole object (or, with `click_crop`, a
   click the head contradicts in a window around it at ~1 mm per grid voxel,
-  refinenet_io.click_crop), snapped to the slice's edges by a graph cut at slice resolution
-  with the answer as its unary (`snap`); it is applied as a local change under the
+  refinenet_io.click_crop; with `crop_grow` < 0.5, a large object on a fine slice in a crop
+  with less context around it, refinenet_io.fine_crop), snapped to the slice's edges by a
+  graph cut at slice resolution with the answer as its unary (`snap`); it is applied as a
+  local change under the
   refinement contract (engine/refinement.py): kept only in the connected components of
   additions that hold a foreground mark the head contradicts and of removals that hold such a
   background mark, so a click never changes anything away from the error it lands in; the
@@ -36,6 +38,7 @@ from medseg.engine.refinement import contradicted, depth_mm, local_merge
 from medseg.errors import InvalidPrompt
 from medseg.models import refinenet_io
 from medseg.models.loader import default_loader
+from medseg.models.propagation_io import GROW
 
 NAME = "refinenet"
 REFINE_TASK = "refinement"
@@ -60,11 +63,19 @@ class RefineNetParams:
     # probability as its unary and the BIFSeg contrast term weighted `snap` (0: plain threshold)
     snap: float = 10.0
     snap_sigma: float = 0.03
+    # the object crop's context (a fraction of the object's longer side, shared by both sides)
+    # where the usual crop (0.5, the value the refiner was trained with) puts the object on a
+    # grid coarser than FINE_SCALE slice voxels per grid voxel (refinenet_io.fine_crop): less
+    # context, so the whole outline is seen on a finer grid. Off (0.5) by default: on the
+    # training-volume proxy it did not win (docs/benchmarks.md). With snapping on, the crop's
+    # answer is the snap's cut and `threshold` does not enter it.
+    crop_grow: float = 0.5
 
     def __post_init__(self) -> None:
         check_params(self, {"threshold": FRACTION, "merge_margin": Range(0, 16),
                             "reach_depths": Range(0.0, 100.0),
                             "reach_min_mm": Range(0.0, 500.0), "snap": Range(0.0, 100.0),
+                            "crop_grow": Range(0.0, 0.5),  # x the object's longer side
                             "snap_sigma": Range(0.001, 10.0, lo_open=True)})
 
 
@@ -135,7 +146,7 @@ def snapped(image: np.ndarray, probability: np.ndarray, answer: np.ndarray, crop
     refiner's probability (clipped away from 0 and 1), pairwise the BIFSeg contrast term on
     the crop's percentile-normalised intensities, the marks hard. Only where the network's
     grid is coarser than the slice (SNAP_SCALE): on a finer grid there is nothing to snap."""
-    if max(crop.shape) / float(max(refinenet_io.INPUT_SIZE)) <= SNAP_SCALE:
+    if refinenet_io.grid_scale(crop) <= SNAP_SCALE:
         return answer
     box = tuple(slice(max(lo, 0), min(lo + n, size))
                 for lo, n, size in zip(crop.lo, crop.shape, probability.shape))
@@ -168,6 +179,8 @@ def refine_slice(image: np.ndarray, head: np.ndarray, fg: np.ndarray, bg: np.nda
     new_fg, new_bg = contradicted(fg_mask, bg_mask, head)
     window = refinenet_io.click_crop(head, np.argwhere(new_fg), np.argwhere(new_bg),
                                      spacing) if params.click_crop else None
+    if window is None and params.crop_grow < GROW:
+        window = refinenet_io.fine_crop(head, fg, bg, spacing, params.crop_grow)
     probability, crop = refinenet_io.predict_refinement(
         forward, image, head.astype(np.float32), fg, bg, spacing, window)
     answer = probability >= params.threshold

@@ -64,15 +64,16 @@ class Crop:
         return np.floor((points - np.asarray(self.lo) + 0.5) * scale).astype(np.int64)
 
 
-def crop_around(prior: np.ndarray, spacing) -> Crop:
-    """The crop for a non-empty (Y, X) prior mask; spacing (sy, sx) mm."""
+def crop_around(prior: np.ndarray, spacing, grow: float = GROW) -> Crop:
+    """The crop for a non-empty (Y, X) prior mask; spacing (sy, sx) mm; `grow`: the context
+    around the mask's box as a fraction of its longer side (GROW)."""
     coords = np.argwhere(prior)
     if len(coords) == 0:
         raise ValueError("propagation needs a non-empty prior mask")
     spacing = np.asarray(spacing, dtype=float)
     lo, hi = coords.min(axis=0), coords.max(axis=0)
     extent_mm = (hi - lo + 1) * spacing
-    side_mm = max(float(extent_mm.max()) * (1 + GROW) + 2 * MARGIN_MM, MIN_SIDE_MM)
+    side_mm = max(float(extent_mm.max()) * (1 + grow) + 2 * MARGIN_MM, MIN_SIDE_MM)
     shape = np.maximum(np.ceil(side_mm / spacing).astype(int), 2)
     centre = (lo + hi) / 2.0
     start = np.floor(centre - (shape - 1) / 2.0 + 0.5).astype(int)

@@ -48,7 +48,8 @@ from medseg.models.propagation_io import (
 )
 
 __all__ = ["GRID_MM", "GRID_SIZE", "INPUT_SIZE", "ORGANS", "REFINE_CHANNELS", "SEED_SIGMA",
-           "Crop", "backbone_input", "click_crop", "from_grid", "grid_coordinates", "organ_index",
+           "Crop", "backbone_input", "click_crop", "fine_crop", "from_grid", "grid_coordinates",
+           "grid_scale", "organ_index",
            "predict_refinement", "refine_input", "seed_map", "target_on_grid", "to_grid",
            "unit_intensity"]
 
@@ -64,6 +65,7 @@ CLICK_MIN_MM = 96.0  # the click crop's side: ~1 mm per grid voxel at the least 
 CLICK_MAX_MM = 192.0  # ... and never coarser than 2 mm, however deep the seed
 CLICK_DEPTHS = 12.0  # side = this many times the new seeds' depth in their error
 CLICK_MARGIN_MM = 16.0  # around a long scribble's extent
+FINE_SCALE = 1.25  # slice voxels per grid voxel above which `fine_crop` tightens the context
 
 
 def organ_index(organ: str) -> int:
@@ -123,14 +125,34 @@ def from_grid(grid_values: np.ndarray, shape, spacing) -> np.ndarray:
 
 
 # -- refiner --------------------------------------------------------------------------------------
-def refine_crop(initial: np.ndarray, fg: np.ndarray, bg: np.ndarray, spacing) -> Crop:
-    """The crop around the initial mask (> 0.5) and every seed (at least one is needed)."""
+def refine_crop(initial: np.ndarray, fg: np.ndarray, bg: np.ndarray, spacing,
+                grow: float | None = None) -> Crop:
+    """The crop around the initial mask (> 0.5) and every seed (at least one is needed);
+    `grow`: its context as a fraction of the region's longer side (default the propagation
+    network's GROW)."""
     region = np.asarray(initial, dtype=np.float32) > 0.5
     for points in (fg, bg):
         points = np.asarray(points, np.int64).reshape(-1, 2)
         if len(points):
             region[tuple(points.T)] = True
-    return crop_around(region, spacing)
+    return crop_around(region, spacing) if grow is None else crop_around(region, spacing, grow)
+
+
+def grid_scale(crop: Crop) -> float:
+    """Slice voxels per network grid voxel along the crop's longer side."""
+    return max(crop.shape) / float(max(INPUT_SIZE))
+
+
+def fine_crop(initial: np.ndarray, fg: np.ndarray, bg: np.ndarray, spacing, grow: float,
+              scale: float = FINE_SCALE) -> Crop | None:
+    """The object crop with context `grow` instead of GROW where the usual object crop's grid is
+    coarser than `scale` slice voxels per grid voxel (a large organ on a fine slice: a CT liver
+    at 1 mm is ~3 slice voxels per grid voxel, its whole outline then seen at ~3 mm); None
+    elsewhere (the usual crop: a small object, or any object on a coarse slice)."""
+    usual = refine_crop(initial, fg, bg, spacing)
+    if grid_scale(usual) <= scale:
+        return None
+    return refine_crop(initial, fg, bg, spacing, grow)
 
 
 def click_crop(head: np.ndarray, new_fg: np.ndarray, new_bg: np.ndarray, spacing

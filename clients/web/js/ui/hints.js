@@ -1,6 +1,7 @@
 // The hints panel: the active segment's hints (app.hints, js/hints.js) as a ranked list, each
 // with what to do there, its size in mL and its likelihood; clicking an entry jumps to its
-// centre. Shown once hints were asked for (J or the toolbar's Hints), until closed.
+// centre. Shown once hints were asked for (J or the toolbar's Hints), until closed; while shown
+// the hints follow the active segment's head (js/hints.js: HintLayer.follow).
 
 import { HINT_COLORS, hintText, hintTitle } from '../hints.js';
 
