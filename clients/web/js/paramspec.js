@@ -54,6 +54,11 @@ export const PARAM_SPECS = {
   reach_margin_mm: mm(0, 1000, 'plus this much around a background click'),
   unlike_smooth_mm: mm(0, 20, 'smoothing of the intensities the unlike-tissue test compares'),
   unlike_margin_mm: mm(0, 1000, 'a 2D background click on unlike tissue removes only this near that tissue'),
+  error_reach: { unit: '×', min: 0, max: 100, hint: '3D: the clicked error counts within this × the click\'s depth' },
+  error_margin_mm: mm(0, 1000, '3D: plus this much around a click'),
+  error_scale: { unit: '×', min: 0, max: 100, hint: '3D: and within this × the object\'s radius' },
+  error_prior: ratio('3D: prior inside the clicked error (0.5: the click decides)'),
+  bg_reach: { unit: '×', min: 0, max: 100, hint: '3D, no foreground click: a background click removes only within this × its depth' },
   crop_grow: { unit: '×', min: 0, max: 0.5, hint: 'context of the refiner\'s object crop, × the object\'s longer side (less: a finer grid along the outline; 0.5 as trained)' },
 };
 

@@ -44,16 +44,19 @@ from medseg.engine.refinement import (
     PRIOR_MARGIN_BG,
     contradicted,
     depth_mm,
+    error_region,
     fuse_prior,
     grow,
     heard_box,
     local_cut,
     local_merge,
     mask_prior,
+    object_scale_mm,
     open_faces,
     reach_mm,
     stored_in,
     unlike_width_mm,
+    within_reach,
 )
 from medseg.errors import InvalidPrompt
 
@@ -103,6 +106,17 @@ class GraphCutParams:
     absent_cost: float = 1.0  # D_fg without any foreground mark (a head refined by bg clicks)
     merge_margin: int = 1  # voxels: a change this close to the clicked error component joins it
     max_grow: int = 2  # ROI growths when the change touches an ROI face inside the image
+    # 3D: the error component a new mark lands in, as its cue estimates it within
+    # `error_reach` x its depth + `error_margin_mm` (refinement.error_region), has the neutral
+    # prior `error_prior` instead of the head's: there the click, not the head, decides
+    # (methods.md, local refinement); error_reach 0: off
+    error_reach: float = 2.0
+    error_margin_mm: float = 3.0
+    error_scale: float = 1.0  # ... and within this x the head's equivalent radius
+    error_prior: float = 0.5
+    # 3D: a new background mark removes only within `bg_reach` x its depth + `error_margin_mm`
+    # (refinement.within_reach); 0: off
+    bg_reach: float = 1.0
     # a 3D box start (no foreground mark): the box's centre third is the fg seed, but on an
     # organ with a hilum or a lesion with a necrotic core it also holds other tissue, whose
     # mean/std model let fat and vessels in (docs/benchmarks.md, "3D box start");
@@ -147,6 +161,12 @@ _RANGES = {
     "absent_cost": Range(0.0, 10.0, lo_open=True),  # in boundary crossings, as border_cost
     "merge_margin": Range(0, 64),  # voxels
     "max_grow": Range(0, 8),  # each growth re-runs the method on a larger ROI
+    "error_reach": Range(0.0, 100.0),  # x the depth (mm) of the mark in its error
+    "error_margin_mm": Range(0.0, 1000.0),
+    "error_scale": Range(0.0, 100.0),  # x the head's equivalent radius
+    "bg_reach": Range(0.0, 100.0),  # x the depth (mm) of the mark in its error
+    # p0 inside the clicked error: 0.5 = neutral; the head's own side of 0.5 would undo it
+    "error_prior": FRACTION,
     "box_intensity_k": Range(0.0, 100.0),  # 0: off; else a width as STD_WIDTH
     "box_lamb": LAMB,
 }
@@ -544,10 +564,27 @@ def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
     assert distance is not None
     heard = distance < params.heard_distance  # a = 0 beyond: the prior itself
     prob = prior.copy()
-    prob[win] = fuse_prior(prior[win], cue, np.where(heard, distance, np.inf))
+    w_prior, error_voxels = prior[win], None
+    if plane is None and params.error_reach > 0 and model is None:
+        # ... and at most the ball of the head's own size: the error one click fixes is not
+        # larger than the object (a deep click far from the head would otherwise take every
+        # like voxel within twice its depth)
+        radius = min(params.error_reach * depth + params.error_margin_mm,
+                     params.error_scale * object_scale_mm(head, sp))
+        within = within_reach(new_fg[win], new_bg[win], sp, radius, 1.0, 0.0)
+        clicked = error_region(cue, head[win], new_fg[win], new_bg[win],
+                               heard if within is None else heard & within)
+        w_prior = np.where(clicked, np.float32(params.error_prior), w_prior)
+        error_voxels = int(clicked.sum())
+    prob[win] = fuse_prior(w_prior, cue, np.where(heard, distance, np.inf))
     t2 = time.perf_counter()
 
     info: dict = {}
+    removable = None  # where the merge may take the cut's changes (None: everywhere)
+    if plane is None and params.bg_reach > 0 and new_bg[win].any() and model is not None:
+        near = within_reach(np.zeros_like(new_bg[win]), new_bg[win], sp, depth,
+                            params.bg_reach, params.error_margin_mm)
+        removable = near | ~head[win] | new_fg[win]  # additions: not bounded here
     box = heard_box(heard, params.cut_margin) if params.local_cut else None
     if box is not None:  # only where a mark is heard can the cut differ from the head
         box = tuple(slice(w.start + b.start, w.start + b.stop) for w, b in zip(win, box))
@@ -558,7 +595,7 @@ def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
                          params.sigma)
         info["cut_voxels"] = sub
         merged, region_w = local_merge(head[win], mask[win], new_fg[win], new_bg[win],
-                                       params.merge_margin)  # mask == head outside `win`
+                                       params.merge_margin, removable)  # head outside `win`
         mask = head.copy()
         mask[win] = merged
         region = np.zeros(head.shape, dtype=bool)
@@ -566,13 +603,15 @@ def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
     else:
         cut = banded_graph_cut if prob.size > params.coarse_voxels else graph_cut
         mask = cut(prob, norm, sp, hard_fg, hard_bg, params.lamb, params.sigma)
-        mask, region = local_merge(head, mask, new_fg, new_bg, params.merge_margin)
+        mask, region = local_merge(head, mask, new_fg, new_bg, params.merge_margin, removable)
     info["changed_marks"] = int(new_fg.sum() + new_bg.sum())
     info["depth_mm"] = round(depth, 1)
     if unlike is not None and np.isfinite(unlike):
         info["unlike_mm"] = round(unlike, 1)
     info["influence_mm"] = round(influence, 1)
     info["window_voxels"] = int(w_norm.size)
+    if error_voxels is not None:
+        info["error_voxels"] = error_voxels
     t3 = time.perf_counter()
     return (MethodResult(roi=roi, mask=mask.reshape(shape3), probability=prob.reshape(shape3),
                          timings={"roi": t1 - t0, "geodesic": t2 - t1, "graphcut": t3 - t2},

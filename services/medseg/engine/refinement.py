@@ -25,7 +25,10 @@ A click or scribble on a segment whose head revision has a mask *refines* that m
    changed component can be the whole structure (a rim click with no edge between the
    structure and its like-tissue surroundings): so a click is heard by default over a fraction
    of the object's scale (`object_scale_mm`), and a method may keep only the changes within
-   `within_reach` of the new marks (the ball of their depth in their error).
+   `within_reach` of the new marks (the ball of their depth in their error). Inside the error
+   component the click lands in, as the marks' cue estimates it (`error_region`), a method may
+   give the head a neutral prior, so that a click deep in a large error acts on all of it
+   (geodesic-graphcut in 3D, docs/methods.md).
 4. **ROI growth** (`open_faces`, `grow`): when the changed region touches a face of the region
    of interest that is not an image face, the ROI grows on that face and the method runs again
    (a bounded number of times), so no mask keeps a straight crop edge.
@@ -288,6 +291,25 @@ def unlike_width_mm(norm: np.ndarray, head: np.ndarray, new_bg: np.ndarray, spac
     if part is None:
         return float("inf")
     return float(np.sqrt(np.count_nonzero(part) * float(np.prod(spacing)) / np.pi))
+
+
+def error_region(cue: np.ndarray, head: np.ndarray, new_fg: np.ndarray, new_bg: np.ndarray,
+                 within: np.ndarray | None = None) -> np.ndarray:
+    """The error component each new mark lands in, estimated from the marks' own cue (progressive
+    merging's region of influence, module doc item 3): the connected component (full
+    connectivity), holding a new foreground mark, of the head-background voxels where the cue
+    says foreground (> 0.5), and the one, holding a new background mark, of the head-foreground
+    voxels where it says background (< 0.5); only voxels of `within` (`within_reach`) count.
+    A click lands inside its error and the cue splits the error from the rest (an edge, or
+    half-way to the other label's marks), so this is where the click, not the head, should
+    decide."""
+    head = np.asarray(head, dtype=bool)
+    cue = np.asarray(cue)
+    allowed = np.ones(head.shape, dtype=bool) if within is None else np.asarray(within, bool)
+    fg_side = ~head & (cue > 0.5) & allowed
+    bg_side = head & (cue < 0.5) & allowed
+    return (_touching(fg_side, np.asarray(new_fg, dtype=bool), 0)
+            | _touching(bg_side, np.asarray(new_bg, dtype=bool), 0))
 
 
 def local_merge(head: np.ndarray, new: np.ndarray, new_fg: np.ndarray, new_bg: np.ndarray,
