@@ -112,7 +112,7 @@ class GraphCutParams:
     # (methods.md, local refinement); error_reach 0: off
     error_reach: float = 2.0
     error_margin_mm: float = 3.0
-    error_scale: float = 1.0  # ... and within this x the head's equivalent radius
+    error_scale: float = 0.7  # ... and within this x the head's equivalent radius
     error_prior: float = 0.5
     # 3D: a new background mark removes only within `bg_reach` x its depth + `error_margin_mm`
     # (refinement.within_reach); 0: off
