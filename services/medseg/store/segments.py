@@ -195,7 +195,7 @@ class SegmentStore:
             revision=self._next_revision(keys), segment=segment.id, parent=parent.revision,
             interaction=interaction, timings=timings, chunks=chunk_map, voxels=voxels,
             marks=MarksRecord.from_marks(marks))
-        segment = segment.model_copy(update={"head": record.revision, "redo": []})
+        segment = self.committed(segment, record)
 
         def write(pipe) -> None:
             if new_blobs:
@@ -212,6 +212,12 @@ class SegmentStore:
 
         self._write_if_head(meta, segment.id, parent.revision, fence, write)
         return record
+
+    @staticmethod
+    def committed(segment: SegmentRecord, record: RevisionRecord) -> SegmentRecord:
+        """The segment record `commit(segment, ...)` writes with `record`: head moved to it,
+        the redo stack dropped. A caller that committed needs not read it back."""
+        return segment.model_copy(update={"head": record.revision, "redo": []})
 
     def undo(self, meta: SessionMeta, segment_id: int, fence: Fence | None = None,
              ) -> tuple[RevisionRecord, RevisionRecord]:
