@@ -4,8 +4,8 @@ interaction, and every read cut from that one read equals a direct read."""
 from __future__ import annotations
 
 import numpy as np
-import redis
 import pytest
+import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
