@@ -62,3 +62,42 @@ def test_the_reads_take_one_round_trip(store, meta, monkeypatch):
     monkeypatch.setattr(redis.client.Pipeline, "immediate_execute_command", counted)
     _commit(store, meta, segment.id, Box((4, 2, 2), (5, 9, 9)))
     assert sent == ["WATCH", "EVALSHA"]
+
+
+def test_the_commit_draws_its_revision_number_in_that_round_trip(store, meta, monkeypatch):
+    """No HINCRBY of its own before the WATCH: the commit's whole conversation is WATCH, the
+    script (checks and the next revision number), the MULTI; numbers still rise, one per
+    commit, and a refused commit writes nothing but leaves its number unused."""
+    segment = store.segments.create(meta, "a", None, None)
+    first = _commit(store, meta, segment.id, Box((1, 2, 2), (3, 9, 9)))
+    sent: list[str] = []
+    plain, immediate = redis.Redis.execute_command, redis.client.Pipeline.immediate_execute_command
+    execute = redis.client.Pipeline.execute
+
+    def counted(self, *args, **options):
+        sent.append(str(args[0]).upper())
+        return plain(self, *args, **options)
+
+    def counted_immediate(self, *args, **options):
+        sent.append(str(args[0]).upper())
+        return immediate(self, *args, **options)
+
+    def counted_execute(self, *args, **options):
+        sent.append("EXEC")
+        return execute(self, *args, **options)
+
+    monkeypatch.setattr(redis.Redis, "execute_command", counted)
+    monkeypatch.setattr(redis.client.Pipeline, "immediate_execute_command", counted_immediate)
+    monkeypatch.setattr(redis.client.Pipeline, "execute", counted_execute)
+    second = _commit(store, meta, segment.id, Box((4, 2, 2), (5, 9, 9)))
+    assert sent[-3:] == ["WATCH", "EVALSHA", "EXEC"] and "HINCRBY" not in sent, sent
+    monkeypatch.undo()
+    assert second.revision == first.revision + 1 and second.parent == first.revision
+    assert store.segments.revision(meta, segment.id, second.revision) == second
+    assert store.segments.get(meta, segment.id).head == second.revision
+    with pytest.raises(RevisionConflict):
+        _commit(store, meta, segment.id, Box((6, 2, 2), (6, 9, 9)), parent=first)
+    third = _commit(store, meta, segment.id, Box((6, 2, 2), (6, 9, 9)))
+    assert third.revision == second.revision + 2 and third.parent == second.revision
+    assert [r.revision for r in store.segments.history(meta, segment.id)][-2:] == [
+        second.revision, third.revision]

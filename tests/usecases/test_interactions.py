@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -79,3 +80,42 @@ def test_every_read_equals_a_direct_read(store, meta, head, lo, size, on_plane):
     else:
         idx = np.argwhere(region) + ((0, 0, 0) if plane is None else (plane.index, 0, 0))
         assert found == Box(tuple(idx.min(axis=0)), tuple(idx.max(axis=0)))
+
+
+@pytest.mark.parametrize("plane", [None, Plane(0, 5)])
+def test_a_click_reads_nothing_back_after_its_commit(store, meta, head, plugins, monkeypatch,
+                                                     plane):
+    """The answer's segment record is the one the commit wrote (head, redo dropped, the 2D
+    click's slice lock), not read back from Redis: the commit's EXEC is the click's last
+    round trip (under a fence, as in a compute process)."""
+    record, _ = head
+    segment = store.segments.get(meta, record.segment)
+    store.segments.save(meta, segment.model_copy(update={"redo": [99]}))  # dropped by the click
+    sent: list[str] = []
+    plain, immediate = redis.Redis.execute_command, redis.client.Pipeline.immediate_execute_command
+    execute = redis.client.Pipeline.execute
+
+    def counted(self, *args, **options):
+        sent.append(str(args[0]).upper())
+        return plain(self, *args, **options)
+
+    def counted_immediate(self, *args, **options):
+        sent.append(str(args[0]).upper())
+        return immediate(self, *args, **options)
+
+    def counted_execute(self, *args, **options):
+        sent.append("EXEC" if self.transaction else "PIPELINE")
+        return execute(self, *args, **options)
+
+    prompt = Prompt("click", Marks(fg=np.array([[5, 40, 35]])), plane)
+    with store.sessions.locked(meta.id) as fence:
+        monkeypatch.setattr(redis.Redis, "execute_command", counted)
+        monkeypatch.setattr(redis.client.Pipeline, "immediate_execute_command", counted_immediate)
+        monkeypatch.setattr(redis.client.Pipeline, "execute", counted_execute)
+        change = interact(store, plugins.methods, meta, record.segment, prompt, None, {}, None,
+                          fence=fence)
+        monkeypatch.undo()
+    assert sent.count("EXEC") == 1 and sent[-1] == "EXEC", sent
+    stored = store.segments.get(meta, record.segment)
+    assert change.segment == stored and stored.head == change.current.revision
+    assert stored.redo == [] and stored.locks == ({"z": [5]} if plane else {})

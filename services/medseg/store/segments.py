@@ -48,6 +48,13 @@ _READ_HEAD = """
 return {redis.call('HGET', KEYS[1], ARGV[1]), redis.call('GET', KEYS[2])}
 """
 _READ_HEAD_SHA = hashlib.sha1(_READ_HEAD.encode()).hexdigest()
+# the same reads, and the session's next revision number in the same round trip (a commit's;
+# a number drawn for a commit that is then refused stays unused, as one drawn before its WATCH)
+_READ_HEAD_NEXT = """
+return {redis.call('HGET', KEYS[1], ARGV[1]), redis.call('GET', KEYS[2]),
+        redis.call('HINCRBY', KEYS[3], 'revision', 1)}
+"""
+_READ_HEAD_NEXT_SHA = hashlib.sha1(_READ_HEAD_NEXT.encode()).hexdigest()
 
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
            "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324", "#800000", "#aaffc3"]
@@ -101,7 +108,7 @@ class SegmentStore:
         keys = SessionKeys(meta.id)
         self._write_if_head(
             meta, segment.id, segment.head if expected_head is None else expected_head, fence,
-            lambda pipe: pipe.hset(keys.segments, str(segment.id), segment.model_dump_json()))
+            lambda pipe, _: pipe.hset(keys.segments, str(segment.id), segment.model_dump_json()))
 
     def update(self, meta: SessionMeta, segment_id: int, **changes: Any) -> SegmentRecord:
         segment = self.get(meta, segment_id)
@@ -191,13 +198,17 @@ class SegmentStore:
                     self._blob_cache[digest] = block
             else:
                 chunk_map.pop(key, None)
-        record = RevisionRecord(
-            revision=self._next_revision(keys), segment=segment.id, parent=parent.revision,
-            interaction=interaction, timings=timings, chunks=chunk_map, voxels=voxels,
-            marks=MarksRecord.from_marks(marks))
-        segment = segment.model_copy(update={"head": record.revision, "redo": []})
+        marks_record = MarksRecord.from_marks(marks)
+        written: list[RevisionRecord] = []
 
-        def write(pipe) -> None:
+        def write(pipe, revision: int | None) -> None:
+            # the revision number is drawn by the compare-and-set's read (one round trip)
+            assert revision is not None
+            record = RevisionRecord(
+                revision=revision, segment=segment.id, parent=parent.revision,
+                interaction=interaction, timings=timings, chunks=chunk_map, voxels=voxels,
+                marks=marks_record)
+            written[:] = [record]
             if new_blobs:
                 pipe.hset(keys.blobs, mapping=fields(new_blobs))
                 quotas.count_bytes(pipe, keys, sum(map(len, new_blobs.values())))  # tenant quota
@@ -205,13 +216,20 @@ class SegmentStore:
             if probability is not None:
                 pipe.hset(keys.probabilities,
                           mapping=fields(_probability_fields(record.revision, box, probability)))
-            pipe.hset(keys.segments, str(segment.id), segment.model_dump_json())
+            pipe.hset(keys.segments, str(segment.id),
+                      self.committed(segment, record).model_dump_json())
             self.sessions._expire(pipe, keys)
             if also is not None:
                 also(pipe, record)
 
-        self._write_if_head(meta, segment.id, parent.revision, fence, write)
-        return record
+        self._write_if_head(meta, segment.id, parent.revision, fence, write, next_revision=True)
+        return written[0]
+
+    @staticmethod
+    def committed(segment: SegmentRecord, record: RevisionRecord) -> SegmentRecord:
+        """The segment record `commit(segment, ...)` writes with `record`: head moved to it,
+        the redo stack dropped. A caller that committed needs not read it back."""
+        return segment.model_copy(update={"head": record.revision, "redo": []})
 
     def undo(self, meta: SessionMeta, segment_id: int, fence: Fence | None = None,
              ) -> tuple[RevisionRecord, RevisionRecord]:
@@ -237,16 +255,19 @@ class SegmentStore:
         return current, following
 
     def _write_if_head(self, meta: SessionMeta, segment_id: int, expected_head: int,
-                       fence: Fence | None, write: Callable[[Any], None]) -> None:
-        """Run `write(pipe)` as one MULTI if the segment's head is `expected_head` and the
-        session lock carries `fence`'s token (when given), both WATCHed until EXEC; else
-        RevisionConflict and nothing is written."""
+                       fence: Fence | None, write: Callable[[Any, int | None], None],
+                       next_revision: bool = False) -> None:
+        """Run `write(pipe, revision)` as one MULTI if the segment's head is `expected_head`
+        and the session lock carries `fence`'s token (when given), both WATCHed until EXEC;
+        else RevisionConflict and nothing is written. `revision`: with `next_revision`, a new
+        number from the session's revision counter (drawn with the checks' reads), else None."""
         keys = SessionKeys(meta.id)
         with self.redis.pipeline(transaction=True) as pipe:
             for _ in range(_CAS_TRIES):
                 try:
                     pipe.watch(keys.segments, keys.lock)
-                    raw, owner = self._read_head(pipe, keys, segment_id)
+                    raw, owner, revision = self._read_head(pipe, keys, segment_id,
+                                                           next_revision)
                     if raw is None:
                         raise SegmentNotFound(f"segment {segment_id} not found in session "
                                               f"{meta.id!r}")
@@ -262,7 +283,7 @@ class SegmentStore:
                                 f"the lock of session {meta.id!r} expired or was taken over "
                                 "while this change was made; nothing was applied: retry")
                     pipe.multi()
-                    write(pipe)
+                    write(pipe, None if revision is None else int(revision))
                     pipe.execute()
                     return
                 except redis.WatchError:
@@ -270,17 +291,21 @@ class SegmentStore:
         raise SessionBusy(f"session {meta.id!r} changed {_CAS_TRIES} times during one commit; "
                           "retry")
 
-    def _read_head(self, pipe, keys: SessionKeys, segment_id: int) -> tuple[Any, Any]:
-        """(segment record, lock owner) as raw bytes or None, read in one round trip on the
-        WATCHing `pipe` (immediate mode); the script is loaded on first use (or after a
-        SCRIPT FLUSH / a new server) and called by its digest."""
-        args = (_READ_HEAD_SHA, 2, keys.segments, keys.lock, str(segment_id))
+    def _read_head(self, pipe, keys: SessionKeys, segment_id: int, next_revision: bool = False,
+                   ) -> tuple[Any, Any, Any]:
+        """(segment record, lock owner) as raw bytes or None, and with `next_revision` the
+        session's next revision number (else None), in one round trip on the WATCHing `pipe`
+        (immediate mode); the script is loaded on first use (or after a SCRIPT FLUSH / a new
+        server) and called by its digest."""
+        script, sha = (_READ_HEAD_NEXT, _READ_HEAD_NEXT_SHA) if next_revision else (
+            _READ_HEAD, _READ_HEAD_SHA)
+        args = (sha, 3, keys.segments, keys.lock, keys.counters, str(segment_id))
         try:
-            raw, owner = pipe.evalsha(*args)
+            answer = pipe.evalsha(*args)
         except redis.exceptions.NoScriptError:
-            self.redis.script_load(_READ_HEAD)
-            raw, owner = pipe.evalsha(*args)
-        return raw, owner
+            self.redis.script_load(script)
+            answer = pipe.evalsha(*args)
+        return answer[0], answer[1], answer[2] if next_revision else None
 
     # -- masks -----------------------------------------------------------------------------
     def read_mask(self, meta: SessionMeta, record: RevisionRecord, box: Box) -> np.ndarray:
