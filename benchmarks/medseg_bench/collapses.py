@@ -37,6 +37,7 @@ from medseg_bench.clicks import (
     ROBUST_CONFIGS,
     ROBUST_PER_GROUP,
     BenchObject,
+    REFINE_PARAMS,
     EngineSegment,
     _click_marks,
     _robot_box,
@@ -83,7 +84,7 @@ def diagnose(obj: BenchObject, label: str, start: str, start_method: str, method
         zyx, fg = robot_click(segment.mask, ref)
         before = segment.mask.copy()
         comp, depth = _error_component(before, ref, zyx, fg)
-        segment.interact("click", method, _click_marks(zyx, fg))
+        segment.interact("click", method, _click_marks(zyx, fg), REFINE_PARAMS.get(method))
         after = segment.mask
         now = dice(after, ref)
         if before_dice - now > drop:

@@ -141,6 +141,11 @@ class SlicewiseParams:
     # differ; "none": wherever the prediction from the corrected slice differs from it
     correct_components: bool = False  # take whole components of a neighbour's change that
     # touch the previous one's (True) or only its part within `correct_margin` (False)
+    correct_reach_ratio: float = 0.5  # re-propagate at most this many times the equivalent
+    # diameter (mm) of the corrected slice's change away from it along the axis (0.5: its
+    # radius each way, the clicked error's 3D extent as its in-plane one); 0: to the end of
+    # the object. Within that reach a neighbour changes only inside the corrected slice's
+    # change dilated by `correct_margin` (its column): the walk cannot drift off the error
 
     def __post_init__(self) -> None:
         check_params(self, _RANGES)
@@ -177,6 +182,7 @@ _RANGES = {
     # 0: unbounded; 5 m is longer than any body
     "click_reach_mm": Range(0.0, 5000.0), "click_reach_ratio": Range(0.0, 100.0),
     "correct_margin": Range(0, 64), "correct_min_voxels": Range(1, 1_000_000),
+    "correct_reach_ratio": Range(0.0, 100.0),
 }
 
 
@@ -677,12 +683,14 @@ def correct(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], 
     bg = np.asarray(marks.bg, dtype=np.int64).reshape(-1, 3)
     slices = _Slices(read_mask, shape, axis)
     targets = []
+    signs: dict[int, tuple[bool, bool]] = {}  # per corrected slice: (may add, may remove)
     for index in sorted(set(fg[:, axis].tolist()) | set(bg[:, axis].tolist())):
         head = slices.old(index)
         new_fg, new_bg = contradicted(_plane_marks(fg, axis, index, plane_shape),
                                       _plane_marks(bg, axis, index, plane_shape), head)
         if new_fg.any() or new_bg.any():
             targets.append(index)
+            signs[index] = (bool(new_fg.any()), bool(new_bg.any()))
     ext_lo = min([current_mask_bbox.lo[axis], *targets])
     ext_hi = max([current_mask_bbox.hi[axis], *targets])
     prop = PropagationParams(min_area_mm2=params.min_area_mm2,
@@ -707,6 +715,13 @@ def correct(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], 
         roi2 = tuple(slice(a, b + 1) for a, b in zip(_drop(result.roi.lo, axis),
                                                       _drop(result.roi.hi, axis)))
         after[roi2] = np.squeeze(result.mask, axis=axis)
+        may_add, may_remove = signs[index]
+        # the correction's sign, on its slice and every slice it reaches: a foreground
+        # click only adds, a background click only removes (both: as the 2D refinement did)
+        if not may_remove:
+            after |= before
+        if not may_add:
+            after &= before
         slices.new[index] = after
         if not after.any():
             reached[index] = []
@@ -715,11 +730,19 @@ def correct(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], 
                            axis=axis)
         predictor = make_predictor(params, image, after, sp2)
         walked = []
+        lo_n, hi_n = ext_lo, ext_hi
+        if params.correct_reach_ratio > 0:
+            area_mm2 = float((after ^ before).sum()) * sp2[0] * sp2[1]
+            reach = int(params.correct_reach_ratio * 2.0 * np.sqrt(area_mm2 / np.pi)
+                        / float(spacing[axis]))
+            lo_n, hi_n = max(lo_n, index - reach), min(hi_n, index + reach)
+        column = ndimage.binary_dilation(after ^ before, structure,
+                                         iterations=params.correct_margin)
         for direction in (1, -1):
             prev, added, removed = after, after & ~before, before & ~after
             prev_old = before
             n = index + direction
-            while ext_lo <= n <= ext_hi and (added.any() or removed.any()) and prev.any():
+            while lo_n <= n <= hi_n and (added.any() or removed.any()) and prev.any():
                 old = slices.current(n)
                 pred = predict_slice(read_image, shape, axis, n, prev, predictor, sp2, prop)[0]
                 near_add = ndimage.binary_dilation(added, structure,
@@ -728,7 +751,8 @@ def correct(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], 
                                                    iterations=params.correct_margin)
                 fg_n = _plane_marks(fg, axis, n, plane_shape)
                 bg_n = _plane_marks(bg, axis, n, plane_shape)
-                gain, loss = pred & ~old & ~bg_n, old & ~pred & ~fg_n
+                gain = pred & ~old & ~bg_n if may_add else np.zeros_like(old)
+                loss = old & ~pred & ~fg_n if may_remove else np.zeros_like(old)
                 if params.correct_compare != "none" and prev_old.any() and (
                         params.correct_compare == "both" or (loss & near_rem).any()):
                     # what the click changed: where the prediction from the corrected slice
@@ -743,6 +767,8 @@ def correct(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], 
                     add, rem = _touching2(gain, near_add), _touching2(loss, near_rem)
                 else:
                     add, rem = gain & near_add, loss & near_rem
+                if params.correct_reach_ratio > 0:
+                    add, rem = add & column, rem & column
                 if int(add.sum() + rem.sum()) < params.correct_min_voxels:
                     break
                 new = (old | add) & ~rem
