@@ -45,8 +45,8 @@ slice in 2D (geodesic-graphcut's 2D refinement under the refinement contract), t
 only the neighbouring slices that it changes, inside the object's extent and near the click
 (the corrected slice's change column, within its equivalent radius along the axis, with the
 click's sign; the 2D correction adds only where geodesic-graphcut's 3D click does); every other
-voxel is the head's bit for bit. `start: auto` refines with geodesic-graphcut's 3D click instead (it won
-on the benchmarks); `auto` takes the slice-by-slice first click (it won there).
+voxel is the head's bit for bit. `start: auto` refines with geodesic-graphcut's 3D click
+instead (it won on the benchmarks); `auto` takes the slice-by-slice first click (it won there).
 """
 
 from __future__ import annotations
