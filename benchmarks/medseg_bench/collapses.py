@@ -34,6 +34,7 @@ from medseg_bench.clicks import (
     COLLAPSE_DROP,
     GROUPS,
     METHODS,
+    REFINE_PARAMS,
     ROBUST_CONFIGS,
     ROBUST_PER_GROUP,
     BenchObject,
@@ -83,7 +84,7 @@ def diagnose(obj: BenchObject, label: str, start: str, start_method: str, method
         zyx, fg = robot_click(segment.mask, ref)
         before = segment.mask.copy()
         comp, depth = _error_component(before, ref, zyx, fg)
-        segment.interact("click", method, _click_marks(zyx, fg))
+        segment.interact("click", method, _click_marks(zyx, fg), REFINE_PARAMS.get(method))
         after = segment.mask
         now = dice(after, ref)
         if before_dice - now > drop:

@@ -42,9 +42,11 @@ the ROI spans the slices it reached, and step 5 mixes in geodesic-graphcut's 3D 
 
 **A click on a segment with a mask** (`correct`, `start: slicewise`): the click corrects its own
 slice in 2D (geodesic-graphcut's 2D refinement under the refinement contract), then re-propagates
-only the neighbouring slices that it changes, inside the object's extent; every other voxel is
-the head's bit for bit. `start: auto` refines with geodesic-graphcut's 3D click instead (it won
-on the benchmarks); `auto` takes the slice-by-slice first click (it won there).
+only the neighbouring slices that it changes, inside the object's extent and near the click
+(the corrected slice's change column, within its equivalent radius along the axis, with the
+click's sign; the 2D correction adds only where geodesic-graphcut's 3D click does); every other
+voxel is the head's bit for bit. `start: auto` refines with geodesic-graphcut's 3D click
+instead (it won on the benchmarks); `auto` takes the slice-by-slice first click (it won there).
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ def auto_start(kind: str, spacing) -> str:
 
 PREDICTORS = ("propnet-2d-seeds", "propnet-2d", "graphcut-seeds")
 COMPARES = ("remove", "both", "none")
+CORRECT_SLICES = ("2d", "3d", "both")
 COARSE_VOXELS = 1_000_000  # larger ROIs: banded (coarse-to-fine) 3D graph cut
 
 
@@ -141,9 +144,20 @@ class SlicewiseParams:
     # differ; "none": wherever the prediction from the corrected slice differs from it
     correct_components: bool = False  # take whole components of a neighbour's change that
     # touch the previous one's (True) or only its part within `correct_margin` (False)
+    correct_reach_ratio: float = 0.5  # re-propagate at most this many times the equivalent
+    # diameter (mm) of the corrected slice's change away from it along the axis (0.5: its
+    # radius each way, the clicked error's 3D extent as its in-plane one); 0: to the end of
+    # the object. Within that reach a neighbour changes only inside the corrected slice's
+    # change dilated by `correct_margin` (its column): the walk cannot drift off the error
+
+    correct_slice: str = "both"  # the clicked slice's correction: geodesic-graphcut's 2D
+    # refinement on it ("2d") or its 3D refinement click's mask on that slice ("3d")
 
     def __post_init__(self) -> None:
         check_params(self, _RANGES)
+        if self.correct_slice not in CORRECT_SLICES:
+            raise ValueError(f"correct_slice must be one of {list(CORRECT_SLICES)}, "
+                             f"got {self.correct_slice!r}")
         if self.start not in STARTS:
             raise ValueError(f"start must be one of {list(STARTS)}, got {self.start!r}")
         if self.predictor not in PREDICTORS:
@@ -177,6 +191,7 @@ _RANGES = {
     # 0: unbounded; 5 m is longer than any body
     "click_reach_mm": Range(0.0, 5000.0), "click_reach_ratio": Range(0.0, 100.0),
     "correct_margin": Range(0, 64), "correct_min_voxels": Range(1, 1_000_000),
+    "correct_reach_ratio": Range(0.0, 100.0),
 }
 
 
@@ -666,9 +681,10 @@ def correct(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], 
     propagation predicts the next slice from the corrected one; its additions (removals) that
     touch the previous slice's additions (removals), dilated by `correct_margin` voxels, are
     applied, and the walk stops at the first slice where nothing changes or at the end of the
-    object's extent (the head's extent along the axis with the marked slices). Every other
-    voxel is the head's, bit for bit; a foreground mark never removes a voxel, a background
-    mark never adds one."""
+    object's extent (the head's extent along the axis with the marked slices), inside the
+    corrected slice's change column and reach (`correct_reach_ratio`). Every other
+    voxel is the head's, bit for bit; a slice corrected by foreground marks only gains, by
+    background marks only loses, and so do the slices it reaches."""
     axis = slice_axis(spacing, params.axis)
     plane_shape = tuple(_drop(shape, axis))
     sp2 = tuple(float(s) for s in _drop(spacing, axis))
@@ -677,12 +693,14 @@ def correct(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], 
     bg = np.asarray(marks.bg, dtype=np.int64).reshape(-1, 3)
     slices = _Slices(read_mask, shape, axis)
     targets = []
+    signs: dict[int, tuple[bool, bool]] = {}  # per corrected slice: (may add, may remove)
     for index in sorted(set(fg[:, axis].tolist()) | set(bg[:, axis].tolist())):
         head = slices.old(index)
         new_fg, new_bg = contradicted(_plane_marks(fg, axis, index, plane_shape),
                                       _plane_marks(bg, axis, index, plane_shape), head)
         if new_fg.any() or new_bg.any():
             targets.append(index)
+            signs[index] = (bool(new_fg.any()), bool(new_bg.any()))
     ext_lo = min([current_mask_bbox.lo[axis], *targets])
     ext_hi = max([current_mask_bbox.hi[axis], *targets])
     prop = PropagationParams(min_area_mm2=params.min_area_mm2,
@@ -691,6 +709,7 @@ def correct(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], 
     structure = np.ones((3, 3), dtype=bool)
     reached: dict[int, list[int]] = {}
     stored = context.head_probability()
+    volume: MethodResult | None = None  # correct_slice "3d": the 3D refinement click, once
     for index in targets:
         plane = Plane(axis, index)
         on = marks.on_plane(plane)
@@ -698,15 +717,42 @@ def correct(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], 
         found = _plane_bbox(before)
         bbox = (None if found is None else
                 _plane_box(shape, axis, index, found[0], found[1]))
-        result = graphcut_method.segment(
-            read_image, slices.read, shape, spacing,
-            Marks(np.asarray(on.fg).reshape(-1, 3), np.asarray(on.bg).reshape(-1, 3)), plane,
-            graphcut_method.GraphCutParams(), bbox,
-            SegmentContext("click", dict(context.head_interaction), lambda: stored))
         after = before.copy()
-        roi2 = tuple(slice(a, b + 1) for a, b in zip(_drop(result.roi.lo, axis),
-                                                      _drop(result.roi.hi, axis)))
-        after[roi2] = np.squeeze(result.mask, axis=axis)
+        if params.correct_slice in ("3d", "both"):
+            if volume is None:
+                volume = graphcut_method.segment(
+                    read_image, slices.read, shape, spacing,
+                    Marks(fg, bg), None, graphcut_method.GraphCutParams(), current_mask_bbox,
+                    SegmentContext("click", dict(context.head_interaction), lambda: stored))
+            r = volume.roi
+            if r.lo[axis] <= index <= r.hi[axis]:
+                roi2 = tuple(slice(a, b + 1) for a, b in zip(_drop(r.lo, axis), _drop(r.hi, axis)))
+                at3: list[slice | int] = [slice(None)] * 3
+                at3[axis] = index - r.lo[axis]
+                after[roi2] = volume.mask[tuple(at3)]
+        if params.correct_slice in ("2d", "both"):
+            wide = after ^ before  # the 3D click's change on this slice ("both")
+            after = before.copy()
+            result = graphcut_method.segment(
+                read_image, slices.read, shape, spacing,
+                Marks(np.asarray(on.fg).reshape(-1, 3), np.asarray(on.bg).reshape(-1, 3)),
+                plane, graphcut_method.GraphCutParams(), bbox,
+                SegmentContext("click", dict(context.head_interaction), lambda: stored))
+            roi2 = tuple(slice(a, b + 1) for a, b in zip(_drop(result.roi.lo, axis),
+                                                          _drop(result.roi.hi, axis)))
+            after[roi2] = np.squeeze(result.mask, axis=axis)
+            if params.correct_slice == "both":  # the 2D boundary; its additions only within
+                # the 3D click's change (+ `correct_margin`): a 2D click leaks on a slice where
+                # the object's boundary is faint, the 3D click sees the neighbours too
+                keep = ndimage.binary_dilation(wide, structure, iterations=params.correct_margin)
+                after &= before | keep
+        may_add, may_remove = signs[index]
+        # the correction's sign, on its slice and every slice it reaches: a foreground
+        # click only adds, a background click only removes (both: as the 2D refinement did)
+        if not may_remove:
+            after |= before
+        if not may_add:
+            after &= before
         slices.new[index] = after
         if not after.any():
             reached[index] = []
@@ -715,11 +761,19 @@ def correct(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], 
                            axis=axis)
         predictor = make_predictor(params, image, after, sp2)
         walked = []
+        lo_n, hi_n = ext_lo, ext_hi
+        if params.correct_reach_ratio > 0:
+            area_mm2 = float((after ^ before).sum()) * sp2[0] * sp2[1]
+            reach = int(params.correct_reach_ratio * 2.0 * np.sqrt(area_mm2 / np.pi)
+                        / float(spacing[axis]))
+            lo_n, hi_n = max(lo_n, index - reach), min(hi_n, index + reach)
+        column = ndimage.binary_dilation(after ^ before, structure,
+                                         iterations=params.correct_margin)
         for direction in (1, -1):
             prev, added, removed = after, after & ~before, before & ~after
             prev_old = before
             n = index + direction
-            while ext_lo <= n <= ext_hi and (added.any() or removed.any()) and prev.any():
+            while lo_n <= n <= hi_n and (added.any() or removed.any()) and prev.any():
                 old = slices.current(n)
                 pred = predict_slice(read_image, shape, axis, n, prev, predictor, sp2, prop)[0]
                 near_add = ndimage.binary_dilation(added, structure,
@@ -728,7 +782,8 @@ def correct(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], 
                                                    iterations=params.correct_margin)
                 fg_n = _plane_marks(fg, axis, n, plane_shape)
                 bg_n = _plane_marks(bg, axis, n, plane_shape)
-                gain, loss = pred & ~old & ~bg_n, old & ~pred & ~fg_n
+                gain = pred & ~old & ~bg_n if may_add else np.zeros_like(old)
+                loss = old & ~pred & ~fg_n if may_remove else np.zeros_like(old)
                 if params.correct_compare != "none" and prev_old.any() and (
                         params.correct_compare == "both" or (loss & near_rem).any()):
                     # what the click changed: where the prediction from the corrected slice
@@ -743,6 +798,8 @@ def correct(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], 
                     add, rem = _touching2(gain, near_add), _touching2(loss, near_rem)
                 else:
                     add, rem = gain & near_add, loss & near_rem
+                if params.correct_reach_ratio > 0:
+                    add, rem = add & column, rem & column
                 if int(add.sum() + rem.sum()) < params.correct_min_voxels:
                     break
                 new = (old | add) & ~rem
