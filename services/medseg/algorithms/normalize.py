@@ -58,3 +58,11 @@ def _integer_percentiles(values: np.ndarray, q: list[float]) -> np.ndarray:
     out = a + diff * gamma
     np.subtract(b, diff * (1 - gamma), out=out, where=gamma >= 0.5)
     return out
+
+
+def median_spread(values: np.ndarray) -> tuple[float, float]:
+    """(median, 1.4826 x MAD) of `values`: the centre and the std-equivalent spread of the
+    tissue that fills most of a region, which the tissue filling the rest (fat in a kidney's
+    sinus, a lesion's necrotic core) does not widen as it widens the std."""
+    median = float(np.median(values))
+    return median, 1.4826 * float(np.median(np.abs(values - median)))

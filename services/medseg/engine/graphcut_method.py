@@ -24,7 +24,7 @@ from scipy import ndimage
 
 from medseg.algorithms.geodesic import geodesic_fields
 from medseg.algorithms.graphcut import banded_graph_cut, graph_cut
-from medseg.algorithms.normalize import normalize_percentiles
+from medseg.algorithms.normalize import median_spread, normalize_percentiles
 from medseg.algorithms.resample import block_any, block_mean, upsample_linear2
 from medseg.engine.method import Method, MethodResult, SegmentContext
 from medseg.engine.params import (
@@ -295,13 +295,10 @@ def intensity_model(image: np.ndarray, seed_fg: np.ndarray, spacing, params) -> 
 
 
 def robust_model(image: np.ndarray, region: np.ndarray, k: float) -> tuple[float, float]:
-    """(median, k x 1.4826 x MAD) of `image` in `region`: a model of the tissue that fills
-    most of the region, which the tissue filling the rest (fat in a kidney's sinus, a
-    lesion's necrotic core) does not widen as it widens the std."""
-    values = image[region]
-    median = float(np.median(values))
-    mad = float(np.median(np.abs(values - median)))
-    return median, k * max(1.4826 * mad, 0.005)
+    """(median, k x 1.4826 x MAD) of `image` in `region` (`median_spread`): a model of the
+    tissue that fills most of the region."""
+    median, spread = median_spread(image[region])
+    return median, k * max(spread, 0.005)
 
 
 def dissimilarity(image: np.ndarray, mu: float, width: float) -> np.ndarray:

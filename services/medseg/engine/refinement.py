@@ -41,6 +41,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from medseg.algorithms.normalize import median_spread
 from medseg.engine.prompts import Box, Plane
 
 PRIOR_MARGIN = 0.3  # the head's foreground is worth at least p0 = 0.8 ...
@@ -270,9 +271,7 @@ def unlike_part(norm: np.ndarray, head: np.ndarray, new_bg: np.ndarray, spacing,
         return None
     widths = [smooth_mm / s for s in spacing]
     smooth = ndimage.gaussian_filter(norm, widths) if smooth_mm > 0 else norm
-    values = smooth[head]
-    median = float(np.median(values))
-    robust = 1.4826 * float(np.median(np.abs(values - median)))
+    median, robust = median_spread(smooth[head])
     clicked = float(smooth[new_bg].mean())
     if abs(clicked - median) <= spread * robust:
         return None
