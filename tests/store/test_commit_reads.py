@@ -13,6 +13,7 @@ from medseg.engine.volume import Volume
 from medseg.errors import RevisionConflict, SegmentNotFound
 from medseg.store import chunks
 from medseg.store.keys import SessionKeys
+from tests.redis_commands import record_commands
 
 
 @pytest.fixture
@@ -70,25 +71,7 @@ def test_the_commit_draws_its_revision_number_in_that_round_trip(store, meta, mo
     commit, and a refused commit writes nothing but leaves its number unused."""
     segment = store.segments.create(meta, "a", None, None)
     first = _commit(store, meta, segment.id, Box((1, 2, 2), (3, 9, 9)))
-    sent: list[str] = []
-    plain, immediate = redis.Redis.execute_command, redis.client.Pipeline.immediate_execute_command
-    execute = redis.client.Pipeline.execute
-
-    def counted(self, *args, **options):
-        sent.append(str(args[0]).upper())
-        return plain(self, *args, **options)
-
-    def counted_immediate(self, *args, **options):
-        sent.append(str(args[0]).upper())
-        return immediate(self, *args, **options)
-
-    def counted_execute(self, *args, **options):
-        sent.append("EXEC")
-        return execute(self, *args, **options)
-
-    monkeypatch.setattr(redis.Redis, "execute_command", counted)
-    monkeypatch.setattr(redis.client.Pipeline, "immediate_execute_command", counted_immediate)
-    monkeypatch.setattr(redis.client.Pipeline, "execute", counted_execute)
+    sent = record_commands(monkeypatch)
     second = _commit(store, meta, segment.id, Box((4, 2, 2), (5, 9, 9)))
     assert sent[-3:] == ["WATCH", "EVALSHA", "EXEC"] and "HINCRBY" not in sent, sent
     monkeypatch.undo()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +12,7 @@ from medseg.engine.prompts import Box, Marks, Plane, Prompt
 from medseg.engine.volume import Volume
 from medseg.store import chunks
 from medseg.usecases.interactions import HeadMask, interact
+from tests.redis_commands import record_commands
 
 SHAPE = (12, 90, 80)
 
@@ -91,27 +91,9 @@ def test_a_click_reads_nothing_back_after_its_commit(store, meta, head, plugins,
     record, _ = head
     segment = store.segments.get(meta, record.segment)
     store.segments.save(meta, segment.model_copy(update={"redo": [99]}))  # dropped by the click
-    sent: list[str] = []
-    plain, immediate = redis.Redis.execute_command, redis.client.Pipeline.immediate_execute_command
-    execute = redis.client.Pipeline.execute
-
-    def counted(self, *args, **options):
-        sent.append(str(args[0]).upper())
-        return plain(self, *args, **options)
-
-    def counted_immediate(self, *args, **options):
-        sent.append(str(args[0]).upper())
-        return immediate(self, *args, **options)
-
-    def counted_execute(self, *args, **options):
-        sent.append("EXEC" if self.transaction else "PIPELINE")
-        return execute(self, *args, **options)
-
     prompt = Prompt("click", Marks(fg=np.array([[5, 40, 35]])), plane)
     with store.sessions.locked(meta.id) as fence:
-        monkeypatch.setattr(redis.Redis, "execute_command", counted)
-        monkeypatch.setattr(redis.client.Pipeline, "immediate_execute_command", counted_immediate)
-        monkeypatch.setattr(redis.client.Pipeline, "execute", counted_execute)
+        sent = record_commands(monkeypatch)
         change = interact(store, plugins.methods, meta, record.segment, prompt, None, {}, None,
                           fence=fence)
         monkeypatch.undo()
