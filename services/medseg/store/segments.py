@@ -296,7 +296,9 @@ class SegmentStore:
         """(segment record, lock owner) as raw bytes or None, and with `next_revision` the
         session's next revision number (else None), in one round trip on the WATCHing `pipe`
         (immediate mode); the script is loaded on first use (or after a SCRIPT FLUSH / a new
-        server) and called by its digest."""
+        server) and called by its digest. Not a `register_script` Script (as the lock's in
+        SessionStore): on a pipeline, redis-py's Script makes `execute` send SCRIPT EXISTS
+        first, the round trip this saves."""
         script, sha = (_READ_HEAD_NEXT, _READ_HEAD_NEXT_SHA) if next_revision else (
             _READ_HEAD, _READ_HEAD_SHA)
         args = (sha, 3, keys.segments, keys.lock, keys.counters, str(segment_id))
