@@ -15,7 +15,7 @@ from medseg.algorithms.geodesic import (
     warm_up,
 )
 from medseg.algorithms.resample import block_any, block_mean, upsample_linear2
-from medseg.engine.graphcut_method import GraphCutParams, seed_distance, seed_distances
+from medseg.engine.graphcut_method import GraphCutParams, seed_distances
 
 RTOL = 2e-5  # float32 rounding along a path of a few hundred steps (GeodisTK adds in double)
 
@@ -117,5 +117,5 @@ def test_seed_distances_match_the_per_seed_geodistk_version(coarse):
     fused = seed_distances(g, seeds, spacing, weights, coarse)
     for got, seed, weight in zip(fused, seeds, weights):
         _close(got, _seed_distance_geodistk(g, seed, spacing, weight, coarse))
-    single = seed_distance(g, seeds[0], spacing, GraphCutParams(), coarse)
+    single = seed_distances(g, seeds[:1], spacing, [GraphCutParams().euclid_weight], coarse)[0]
     assert np.array_equal(single, fused[0])

@@ -312,11 +312,13 @@ def dissimilarity(image: np.ndarray, mu: float, width: float) -> np.ndarray:
     return (1.0 - np.exp(-((image - mu) ** 2) / (2.0 * width * width))).astype(np.float32)
 
 
-def seed_distance(g: np.ndarray, seeds: np.ndarray, spacing, params: GraphCutParams,
-                  coarse: bool = False, iterations: int = 2,
-                  small: np.ndarray | None = None) -> np.ndarray:
-    """Geodesic distance over `g` in units of g change (GeodisTK's mm factor divided out by the
-    mean step) plus euclid_weight x path length in mm, one raster scan. The Euclidean part
+def seed_distances(g: np.ndarray, seeds: list[np.ndarray], spacing, euclid_weights: list[float],
+                   coarse: bool = False, iterations: int = 2,
+                   small: np.ndarray | None = None) -> list[np.ndarray]:
+    """Per seed set k, the geodesic distance over `g` in units of g change (GeodisTK's mm
+    factor divided out by the mean step) plus euclid_weights[k] x path length in mm, all in
+    one fused raster scan (algorithms/geodesic.geodesic_fields): a click's D_fg, D_bg, ROI
+    border distance and its marks' reach cost little more than one of them. The Euclidean part
     breaks ties inside homogeneous regions, where the geodesic part is ~0 from every seed.
 
     coarse: run the scan on a 2x in-plane block mean of g (4x fewer voxels, a quarter of the
@@ -324,16 +326,6 @@ def seed_distance(g: np.ndarray, seeds: np.ndarray, spacing, params: GraphCutPar
     The coarse scan divides by its own (coarse) mean step: a coarse step crosses the same
     intensity change as two fine ones, so per voxel step the units match the fine scan.
     `small`: block_mean(g, 2) when the caller has it (several scans over one g share it)."""
-    return seed_distances(g, [seeds], spacing, [params.euclid_weight], coarse, iterations,
-                          small)[0]
-
-
-def seed_distances(g: np.ndarray, seeds: list[np.ndarray], spacing, euclid_weights: list[float],
-                   coarse: bool = False, iterations: int = 2,
-                   small: np.ndarray | None = None) -> list[np.ndarray]:
-    """`seed_distance` for several seed sets over one g (seed set k with euclid_weights[k]),
-    in one fused raster scan (algorithms/geodesic.geodesic_fields): a click's D_fg, D_bg, ROI
-    border distance and its marks' reach cost little more than one of them."""
     if coarse:
         spacing = [*spacing[:-2], *(2.0 * s for s in spacing[-2:])]
         small = block_mean(g, 2) if small is None else small
