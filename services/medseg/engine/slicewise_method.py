@@ -247,6 +247,11 @@ def _drop(values, axis: int) -> list:
     return [v for a, v in enumerate(values) if a != axis]
 
 
+def _in_plane(box: Box, axis: int) -> tuple[slice, ...]:
+    """The 2D slices of a slice-plane array that `box` (3D, inclusive) covers."""
+    return tuple(slice(a, b + 1) for a, b in zip(_drop(box.lo, axis), _drop(box.hi, axis)))
+
+
 def _cross_section(plane_shape, lo2, hi2) -> np.ndarray:
     cross = np.zeros(plane_shape, dtype=bool)
     cross[lo2[0]:hi2[0] + 1, lo2[1]:hi2[1] + 1] = True
@@ -283,8 +288,7 @@ def _pnet_slice(read_image, shape, spacing, box: Box, axis: int, index: int,
     run = bifseg_method.run_box(read_image, shape, spacing, box, Plane(axis, index),
                                 params.margin)
     prob = np.zeros(plane_shape, dtype=np.float32)
-    roi2 = tuple(slice(a, b + 1) for a, b in zip(_drop(run.roi.lo, axis),
-                                                  _drop(run.roi.hi, axis)))
+    roi2 = _in_plane(run.roi, axis)
     prob[roi2] = np.clip(np.squeeze(run.to_roi(run.state.probability), axis=axis), 0, 1)
     prob[~cross] = 0.0
     return prob
@@ -301,8 +305,7 @@ def box_start(read_image: Callable[[Box], np.ndarray], shape, spacing, box: Box,
         plane = Plane(axis, index)
         run = bifseg_method.run_box(read_image, shape, spacing, box, plane, params.margin)
         prob = np.zeros(plane_shape, dtype=np.float32)
-        roi2 = tuple(slice(a, b + 1) for a, b in zip(_drop(run.roi.lo, axis),
-                                                      _drop(run.roi.hi, axis)))
+        roi2 = _in_plane(run.roi, axis)
         prob[roi2] = np.clip(np.squeeze(run.to_roi(run.state.probability), axis=axis), 0, 1)
         prob[~cross] = 0.0
         found[index] = (prob > 0.5, prob)
@@ -329,8 +332,7 @@ def points_start(read_image: Callable[[Box], np.ndarray], shape, spacing, points
                                       None)
     plane_shape = tuple(_drop(shape, axis))
     prob = np.zeros(plane_shape, dtype=np.float32)
-    roi2 = tuple(slice(a, b + 1) for a, b in zip(_drop(result.roi.lo, axis),
-                                                  _drop(result.roi.hi, axis)))
+    roi2 = _in_plane(result.roi, axis)
     prob[roi2] = np.squeeze(result.probability, axis=axis)
     mask = prob > 0.5
     seeds = np.zeros(plane_shape, dtype=bool)
@@ -432,8 +434,7 @@ def _volumetric(read_image, read_mask, shape, spacing, marks: Marks, params: Sli
 
 def _plane_result(result: MethodResult, axis: int, plane_shape) -> tuple[np.ndarray, np.ndarray]:
     """(whole-slice bool mask, whole-slice float32 probability) of a 2D method's result."""
-    roi2 = tuple(slice(a, b + 1) for a, b in zip(_drop(result.roi.lo, axis),
-                                                  _drop(result.roi.hi, axis)))
+    roi2 = _in_plane(result.roi, axis)
     mask = np.zeros(plane_shape, dtype=bool)
     prob = np.zeros(plane_shape, dtype=np.float32)
     mask[roi2] = np.squeeze(result.mask, axis=axis)
@@ -726,7 +727,7 @@ def correct(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], 
                     SegmentContext("click", dict(context.head_interaction), lambda: stored))
             r = volume.roi
             if r.lo[axis] <= index <= r.hi[axis]:
-                roi2 = tuple(slice(a, b + 1) for a, b in zip(_drop(r.lo, axis), _drop(r.hi, axis)))
+                roi2 = _in_plane(r, axis)
                 at3: list[slice | int] = [slice(None)] * 3
                 at3[axis] = index - r.lo[axis]
                 after[roi2] = volume.mask[tuple(at3)]
@@ -738,8 +739,7 @@ def correct(read_image: Callable[[Box], np.ndarray], read_mask: Callable[[Box], 
                 Marks(np.asarray(on.fg).reshape(-1, 3), np.asarray(on.bg).reshape(-1, 3)),
                 plane, graphcut_method.GraphCutParams(), bbox,
                 SegmentContext("click", dict(context.head_interaction), lambda: stored))
-            roi2 = tuple(slice(a, b + 1) for a, b in zip(_drop(result.roi.lo, axis),
-                                                          _drop(result.roi.hi, axis)))
+            roi2 = _in_plane(result.roi, axis)
             after[roi2] = np.squeeze(result.mask, axis=axis)
             if params.correct_slice == "both":  # the 2D boundary; its additions only within
                 # the 3D click's change (+ `correct_margin`): a 2D click leaks on a slice where
