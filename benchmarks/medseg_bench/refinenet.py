@@ -40,6 +40,7 @@ totalseg/ct_dicom (512 x 512 x 20, 0.98 x 0.98 x 2 mm):
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 
@@ -161,30 +162,22 @@ def proxy_row(slices, params: dict, clicks: int, perturbed: bool) -> str:
     """Mean slice Dice after 0..clicks on the `--proxy` slices with refinenet `params`."""
     from medseg.engine import refinenet_method
     from medseg_train.editing import perturb
-    from medseg_train.refinenet import coarse, robot_seed
+    from medseg_train.refinenet import coarse, robot_click_trace
 
     _, forward = refinenet_method.load_refiner()
     settings = refinenet_method.RefineNetParams(**params)
+
+    def served_answer(image, spacing, head, fg, bg, _click):
+        return refinenet_method.refine_slice(image, head, fg, bg, spacing, settings, forward)[0]
+
     traces: dict[str, list[list[float]]] = {}
     for name, image, reference, spacing, draw in slices:
         rng = np.random.default_rng([7, draw, int(reference.sum())])
         head = coarse(reference, rng, spacing)
         if perturbed:
             head = perturb(head, rng)
-        fg: list[tuple[int, int]] = []
-        bg: list[tuple[int, int]] = []
-        scores = [dice(head, reference)]
-        for _ in range(clicks):
-            click = robot_seed(head, reference)
-            if click is None:
-                scores.append(scores[-1])
-                continue
-            (fg if click[1] else bg).append(click[0])
-            head, _, _ = refinenet_method.refine_slice(
-                image, head, np.asarray(fg, np.int64).reshape(-1, 2),
-                np.asarray(bg, np.int64).reshape(-1, 2), spacing, settings, forward)
-            scores.append(dice(head, reference))
-        traces.setdefault(name, []).append(scores)
+        answer = functools.partial(served_answer, image, spacing)
+        traces.setdefault(name, []).append(robot_click_trace(head, reference, clicks, answer))
     return " | ".join(f"{name} ({len(t)}): " + " / ".join(f"{v:.4f}" for v in np.mean(t, axis=0))
                       for name, t in traces.items())
 

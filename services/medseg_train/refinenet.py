@@ -439,13 +439,13 @@ def robot_seed(pred: np.ndarray, ref: np.ndarray) -> tuple[tuple[int, int], bool
     return _deepest(best[1]), best[2]
 
 
-def refine_with_clicks(forward, image: np.ndarray, initial: np.ndarray, reference: np.ndarray,
-                       spacing, clicks: int = 3, threshold: float = 0.5,
-                       click_crop: bool = False) -> list[float]:
-    """Dice of a (Y, X) slice after 0..clicks robot clicks, each answered by the refiner on the
-    current mask with all clicks so far as seeds, in the object crop (as served by default) or
-    the click crop around the new click (no local merge, no snap: the network's own answer)."""
-    mask = np.asarray(initial, dtype=bool)
+def robot_click_trace(mask: np.ndarray, reference: np.ndarray, clicks: int, answer
+                      ) -> list[float]:
+    """Dice of a (Y, X) slice after 0..clicks robot clicks (robot_seed). `answer(mask, fg, bg,
+    click)` is the mask after a click: given the mask before it, every click so far as (N, 2)
+    foreground / background seeds and the new click ((y, x), foreground?). A slice without
+    errors keeps its Dice. The one robot loop of the refiner's validation (refine_with_clicks)
+    and the benchmark's tuning proxy (medseg_bench.refinenet --proxy)."""
     scores = [dice(mask, reference)]
     fg: list[tuple[int, int]] = []
     bg: list[tuple[int, int]] = []
@@ -455,15 +455,28 @@ def refine_with_clicks(forward, image: np.ndarray, initial: np.ndarray, referenc
             scores.append(scores[-1])
             continue
         (fg if click[1] else bg).append(click[0])
+        mask = answer(mask, np.asarray(fg, np.int64).reshape(-1, 2),
+                      np.asarray(bg, np.int64).reshape(-1, 2), click)
+        scores.append(dice(mask, reference))
+    return scores
+
+
+def refine_with_clicks(forward, image: np.ndarray, initial: np.ndarray, reference: np.ndarray,
+                       spacing, clicks: int = 3, threshold: float = 0.5,
+                       click_crop: bool = False) -> list[float]:
+    """Dice of a (Y, X) slice after 0..clicks robot clicks, each answered by the refiner on the
+    current mask with all clicks so far as seeds, in the object crop (as served by default) or
+    the click crop around the new click (no local merge, no snap: the network's own answer)."""
+
+    def network_answer(mask: np.ndarray, fg: np.ndarray, bg: np.ndarray, click) -> np.ndarray:
         point, none = np.asarray([click[0]], np.int64), np.zeros((0, 2), np.int64)
         crop = None if not click_crop else refinenet_io.click_crop(
             mask, point if click[1] else none, none if click[1] else point, spacing)
         probability, _ = refinenet_io.predict_refinement(
-            forward, image, mask.astype(np.float32), np.asarray(fg, np.int64).reshape(-1, 2),
-            np.asarray(bg, np.int64).reshape(-1, 2), spacing, crop)
-        mask = probability >= threshold
-        scores.append(dice(mask, reference))
-    return scores
+            forward, image, mask.astype(np.float32), fg, bg, spacing, crop)
+        return probability >= threshold
+
+    return robot_click_trace(np.asarray(initial, dtype=bool), reference, clicks, network_answer)
 
 
 def validate_refiner(forward, per_organ: int = 3, seed: int = 0, click_crop: bool = False

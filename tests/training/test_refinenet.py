@@ -9,6 +9,7 @@ import json
 import numpy as np
 import onnxruntime
 import pytest
+from scipy import ndimage
 
 from medseg.models import refinenet_io
 from medseg_train import cli, refinenet
@@ -31,6 +32,32 @@ def test_seeds_follow_eq1_skeletons_of_over_and_under_segmentation():
     assert 1 <= len(fg) + len(bg) <= 4
     assert all(reference[tuple(p)] for p in fg) and all(over[tuple(p)] for p in bg)
     assert [len(s) for s in refinenet.generate_seeds(initial, reference, rng, "none")] == [0, 0]
+
+
+def test_robot_click_trace_feeds_every_click_so_far_and_stops_at_no_error():
+    reference = np.zeros((40, 40), bool)
+    reference[10:30, 10:30] = True
+    start = reference.copy()
+    start[10:30, 10:16] = False  # a miss: the robot clicks foreground first
+    start[32:38, 32:38] = True  # and a smaller leak, then background
+    seen = []
+
+    def answer(mask, fg, bg, click):
+        seen.append((fg.copy(), bg.copy(), click))
+        y, x = click[0]
+        fixed = mask.copy()
+        component = ndimage.label(mask ^ reference)[0]
+        fixed[component == component[y, x]] = reference[y, x]  # the clicked error, fixed
+        return fixed
+
+    scores = refinenet.robot_click_trace(start, reference, 3, answer)
+    assert len(scores) == 4 and scores[0] < scores[1] < scores[2] == scores[3] == 1.0
+    assert len(seen) == 2  # no error left: the third click is not asked for
+    (fg1, bg1, click1), (fg2, bg2, click2) = seen
+    assert click1[1] and not click2[1]
+    assert fg1.shape == (1, 2) and bg1.shape == (0, 2)
+    assert np.array_equal(fg2, fg1) and bg2.shape == (1, 2)  # every click so far
+    assert start[32:38, 32:38][tuple(bg2[0] - 32)]  # the background click is in the leak
 
 
 def test_seed_maps_and_refiner_input():
