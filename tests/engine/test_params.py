@@ -4,12 +4,18 @@ request overrides are parsed strictly (issue 12: a NaN sigma froze the API proce
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import io
 import itertools
 import math
+import re
+import tokenize
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
+from medseg import builtin
 from medseg.algorithms.graphcut import graph_cut
 from medseg.engine.bifseg_method import BifsegParams
 from medseg.engine.finetune import RANGES, FinetuneParams
@@ -149,3 +155,67 @@ def test_merge_marks_keeps_the_newest_label():
     merged = merge_marks(old, new)
     assert merged.fg.tolist() == [[0, 0, 0], [0, 0, 2]]
     assert merged.bg.tolist() == [[0, 0, 1], [0, 0, 3]]
+
+
+# -- the parameters /v1/capabilities lists (names, defaults): described, with units ----------
+# A parameter's spec is its dataclass field and the comment beside it (on its line with its
+# continuation lines, or the comment block just above it): the only place a caller learns
+# what `border_cost` or `error_scale` measures. Numbers carry their unit in the name
+# (`margin_mm`, `coarse_voxels`) or in the comment, or say they have none ("ratio", "count").
+UNIT_WORDS = re.compile(
+    r"\b(mm2?|voxels?|pixels?|slices|std|z-scores|intensities|crossings|influence lengths"
+    r"|ratio|fraction|x|times|count|probability|p0?|Dice|weight)\b|per mm|0\.\.1|\[0, 1\]")
+
+
+def registered_params() -> list[type]:
+    plugins = builtin.build()
+    found = ([m.params_type for m in plugins.methods] + [p.params_type for p in plugins.predictors]
+             + [PropagationParams])
+    return list(dict.fromkeys(found))
+
+
+def field_comment(params_type: type, name: str) -> str:
+    """The comment text that describes field `name` in its declaring class's source: the
+    comment on its line with the comment lines that continue it, and the comment block just
+    above it (a block below a field without a comment of its own heads the next field)."""
+    owner = next(c for c in params_type.__mro__ if name in vars(c).get("__annotations__", {}))
+    lines = inspect.getsourcelines(owner)[0]
+    comments = {tok.start[0] - 1: tok.string
+                for tok in tokenize.generate_tokens(io.StringIO("".join(lines)).readline)
+                if tok.type == tokenize.COMMENT}
+    at = next(i for i, line in enumerate(lines) if re.match(rf"\s+{name}\s*:", line))
+    only_comment = lambda i: i in comments and lines[i].lstrip().startswith("#")
+    above = list(itertools.takewhile(only_comment, range(at - 1, -1, -1)))
+    below = (list(itertools.takewhile(only_comment, range(at + 1, len(lines))))
+             if at in comments else [])
+    return " ".join(comments[i] for i in sorted([*above, at, *below]) if i in comments)
+
+
+@pytest.mark.parametrize("params_type", registered_params(), ids=lambda t: t.__name__)
+def test_every_published_parameter_has_a_description_and_a_unit(params_type):
+    for f in dataclasses.fields(params_type):
+        text = field_comment(params_type, f.name)
+        assert text.strip("# "), f"{params_type.__name__}.{f.name} has no comment"
+        if type(getattr(params_type(), f.name)) in (int, float):
+            assert UNIT_WORDS.search(f"{f.name.replace('_', ' ')} {text}"), \
+                f"{params_type.__name__}.{f.name}: no unit (or 'ratio' / 'count') in {text!r}"
+
+
+@dataclass(frozen=True)
+class _Declared:
+    bare: float = 1.0
+    # heads the next field, not a continuation of `bare`
+    headed_mm: float = 2.0
+    inline: int = 3  # count: described on its line
+    # and continued here
+
+
+def test_field_comment_reads_the_line_its_continuation_and_the_block_above():
+    assert field_comment(_Declared, "bare") == ""
+    assert field_comment(_Declared, "headed_mm") == (
+        "# heads the next field, not a continuation of `bare`")
+    assert field_comment(_Declared, "inline") == ("# count: described on its line "
+                                                  "# and continued here")
+    assert "robust std of the head" in field_comment(GraphCutParams, "unlike_spread")
+    # an inherited field: its declaring class's comment
+    assert "start slice's mean" in field_comment(FusedParams, "intensity_k")

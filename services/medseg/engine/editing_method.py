@@ -48,7 +48,7 @@ MAX_ADJUST_VOXELS = 2**24
 
 @dataclass(frozen=True)
 class AdjustParams:
-    adjust_lambda: float = 0.5  # 0: Euclidean distance to the boundary .. 1: intensity-weighted
+    adjust_lambda: float = 0.5  # ratio 0..1: boundary distance Euclidean .. intensity-weighted
 
     def __post_init__(self) -> None:
         check_params(self, {"adjust_lambda": FRACTION})

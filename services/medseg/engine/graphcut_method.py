@@ -71,16 +71,16 @@ class GraphCutParams:
 
     lamb: float = 2.0  # pairwise weight (per mm of boundary, see algorithms/graphcut.py)
     sigma: float = 0.1  # intensity scale of the pairwise term, on [0, 1] intensities (BIFSeg)
-    geodesic_lamb: float = 1.0  # 0 Euclidean .. 1 intensity-weighted geodesic distance
+    geodesic_lamb: float = 1.0  # ratio 0..1: 0 Euclidean .. 1 intensity-weighted geodesic
     margin_mm: float = 60.0  # ROI margin around the marks and the current mask bbox
     margin_fraction: float = 0.5  # ... or this fraction of the marked extent, if larger
     box_margin_mm: float = 6.0  # ROI margin around a drawn box (its outside is background)
     smooth_mm: float = 1.5  # Gaussian smoothing before the geodesic distance (noise suppression)
     intensity_k: float = 2.5  # fg intensity model width, in std of the intensities at fg seeds
     seed_radius_mm: float = 5.0  # neighbourhood of the fg seeds that the intensity model sees
-    intensity_gate: float = 0.5  # P_fg *= 1 - gate * dissimilarity: unlike tissue is background
+    intensity_gate: float = 0.5  # ratio 0..1: P_fg *= 1 - gate * dissimilarity (unlike tissue)
     euclid_weight: float = 0.005  # Euclidean tie-break, per mm, added to geodesic distances
-    border_cost: float = 0.3  # starting distance of the ROI border as a weak background seed
+    border_cost: float = 0.3  # boundary crossings: the ROI border's start as a weak bg seed
     coarse_voxels: int = 1_000_000  # larger ROIs: banded graph cut (coarse-to-fine, same mask)
     coarse_geodesic_voxels: int = 1_000_000  # larger ROIs: geodesics at half in-plane res.
     refine_voxels: int = 250_000  # a 3D refinement window larger than this: geodesics at
@@ -89,7 +89,7 @@ class GraphCutParams:
     influence_mm: float = 20.0  # a new mark's weight in the fusion falls to 1/e over at least
     # this much homogeneous path (each edge crossed divides it by e too), or less on a small
     # object: `scale_fraction` x its equivalent radius (refinement.object_scale_mm) ...
-    scale_fraction: float = 0.3
+    scale_fraction: float = 0.3  # ratio: x the object's equivalent radius (mm), see above
     influence_depth: float = 2.0  # ... or this many times the mark's depth in its error
     max_influence_mm: float = 120.0  # ... but at most this much
     unlike_spread: float = 1.0  # in 2D a background mark whose tissue differs from the
@@ -98,32 +98,32 @@ class GraphCutParams:
     # head's background) only bounds its error from above, and a click in a hole the start
     # filled (a kidney's sinus, 15-23 mm from the background of a 28 mm kidney) was heard over
     # the whole object (docs/benchmarks.md, 2D box starts on held-out organs)
-    heard_distance: float = 3.0  # past this distance (a = e^-3 = 0.05) a mark's weight is 0
+    heard_distance: float = 3.0  # crossings + influence lengths (D): past it a mark weighs 0
     local_cut: bool = True  # graph cut on the box where a > 0 only, the head fixed around it
     cut_margin: int = 3  # voxels around that box, prior-only, where the head is not yet fixed
     prior_margin: float = PRIOR_MARGIN  # the head's foreground is worth p0 >= 0.5 + this,
     prior_margin_bg: float = PRIOR_MARGIN_BG  # its background p0 <= 0.5 - this
-    absent_cost: float = 1.0  # D_fg without any foreground mark (a head refined by bg clicks)
+    absent_cost: float = 1.0  # boundary crossings: D_fg with no fg mark (only bg clicks)
     merge_margin: int = 1  # voxels: a change this close to the clicked error component joins it
-    max_grow: int = 2  # ROI growths when the change touches an ROI face inside the image
+    max_grow: int = 2  # count: ROI growths when the change touches an ROI face inside the image
     # 3D: the error component a new mark lands in, as its cue estimates it within
     # `error_reach` x its depth + `error_margin_mm` (refinement.error_region), has the neutral
     # prior `error_prior` instead of the head's: there the click, not the head, decides
     # (methods.md, local refinement); error_reach 0: off
-    error_reach: float = 2.0
-    error_margin_mm: float = 3.0
-    error_scale: float = 0.7  # ... and within this x the head's equivalent radius
-    error_prior: float = 0.5
+    error_reach: float = 2.0  # ratio: x the mark's depth (mm) in its error
+    error_margin_mm: float = 3.0  # mm added to that reach (and to `bg_reach`'s)
+    error_scale: float = 0.7  # ratio: ... and within this x the head's equivalent radius
+    error_prior: float = 0.5  # probability: the prior p0 in that component (0.5: neutral)
     # 3D: a new background mark removes only within `bg_reach` x its depth + `error_margin_mm`
     # (refinement.within_reach); 0: off
-    bg_reach: float = 1.0
+    bg_reach: float = 1.0  # ratio: x the mark's depth (mm) in its error
     # a 3D box start (no foreground mark): the box's centre third is the fg seed, but on an
     # organ with a hilum or a lesion with a necrotic core it also holds other tissue, whose
     # mean/std model let fat and vessels in (docs/benchmarks.md, "3D box start");
     # the model is then the centre's median and `box_intensity_k` x its MAD-based std
     # (0: the mean/std model of `intensity_k`), and its cut uses `box_lamb`
-    box_intensity_k: float = 1.5
-    box_lamb: float = 4.0
+    box_intensity_k: float = 1.5  # robust std (1.4826 x MAD) of the box centre's intensities
+    box_lamb: float = 4.0  # pairwise weight of the box start's cut (per mm, as `lamb`)
 
     def __post_init__(self) -> None:
         check_params(self, _RANGES)

@@ -72,7 +72,7 @@ class MIDeepSegParams:
     lamb: float = 5.0  # pairwise weight per mm of neighbour distance (the paper's 1 mm pixels)
     sigma: float = 0.1  # intensity scale of the pairwise term on [0, 1] ROI intensities
     margin_voxels: int = 8  # ROI margin around refinement clicks that lie outside the CNN box
-    absent_distance: float = ABSENT_DISTANCE  # D^f or D^b when that side has no click
+    absent_distance: float = ABSENT_DISTANCE  # z-scores: the geodesic D^f / D^b of no click
     coarse_voxels: int = 100_000  # larger ROIs: banded (coarse-to-fine) graph cut
     coarse_geodesic_voxels: int = 50_000  # larger ROIs: D^f, D^b at half in-plane resolution
     length_weight: float = 0.1  # D^f, D^b + this per voxel step (locality; 0 = eq. 2 only,
@@ -87,7 +87,7 @@ class MIDeepSegParams:
     merge_margin: int = 1  # voxels: a change this close to the clicked error component joins it
     reach_depth: float = 1.5  # a background click removes only voxels within this x its
     reach_margin_mm: float = 3.0  # depth in its error + this mm (refinement.within_reach)
-    max_grow: int = 2  # ROI growths (by margin_voxels, at least 8) while the change touches it
+    max_grow: int = 2  # count: ROI growths (by margin_voxels, >= 8) while the change touches it
     unlike_spread: float = 1.0  # in 2D a background click on tissue more than this many robust
     # std (of the head's intensities, smoothed by unlike_smooth_mm) from the head's median
     # removes only voxels within unlike_margin_mm of the head's part like that tissue

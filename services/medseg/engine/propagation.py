@@ -64,9 +64,9 @@ class PropagationParams:
     max_slices: int = 0  # per direction; 0 = up to the image edge
     roi_margin_mm: float = 30.0  # the predictor sees the prior's bbox plus this margin
     clear_beyond_end: bool = True  # past the object's end, empty the slices up to the bound
-    flag_area_change: float = 0.5  # flag |area / previous area - 1| above this
+    flag_area_change: float = 0.5  # ratio: flag |area / previous area - 1| above this
     flag_centroid_mm: float = 10.0  # flag a centroid moving more than this from the previous
-    flag_confidence: float = 0.5  # flag a mean confidence below this
+    flag_confidence: float = 0.5  # mean |2p - 1| 0..1 near the mask: flag it below this
 
     def __post_init__(self) -> None:
         check_params(self, _RANGES)

@@ -80,7 +80,7 @@ class FusedParams(SeedGraphCutParams):
     """The model-free method's parameters (its seeds, unary and graph cut) plus the network's
     weight in the averaged unary."""
 
-    network_weight: float = 0.5
+    network_weight: float = 0.5  # ratio 0..1: the network's weight in the averaged unary
 
     def __post_init__(self) -> None:
         super().__post_init__()

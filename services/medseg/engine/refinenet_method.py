@@ -52,8 +52,8 @@ class RefineNetParams:
     merge_margin: int = 1  # voxels: a change this close to the marked component joins it
     # a click is heard up to this many times its depth in the error it corrects (mm; at least
     # `reach_min_mm`): the refiner's answer farther away is not kept (0: no limit)
-    reach_depths: float = 3.0
-    reach_min_mm: float = 5.0
+    reach_depths: float = 3.0  # ratio: x the click's depth (mm) in its error
+    reach_min_mm: float = 5.0  # mm: the least reach of a click, whatever its depth
     # a click the head contradicts answered in a window around it at ~1 mm per grid voxel
     # (refinenet_io.click_crop) rather than in the crop around the whole object; off by
     # default: on the held-out volume it did worse on the spleen (docs/benchmarks.md)
@@ -61,15 +61,15 @@ class RefineNetParams:
     # the refiner's answer (computed on a grid that may be ~3 mm on a large organ) snapped to
     # the slice's own edges: a graph cut at slice resolution inside the crop with the
     # probability as its unary and the BIFSeg contrast term weighted `snap` (0: plain threshold)
-    snap: float = 10.0
-    snap_sigma: float = 0.03
+    snap: float = 10.0  # pairwise weight of the snap's cut (per mm, as geodesic-graphcut)
+    snap_sigma: float = 0.03  # its intensity scale, on the crop's [0, 1] normalised intensities
     # the object crop's context (a fraction of the object's longer side, shared by both sides)
     # where the usual crop (0.5, the value the refiner was trained with) puts the object on a
     # grid coarser than FINE_SCALE slice voxels per grid voxel (refinenet_io.fine_crop): less
     # context, so the whole outline is seen on a finer grid. Off (0.5) by default: on the
     # training-volume proxy it did not win (docs/benchmarks.md). With snapping on, the crop's
     # answer is the snap's cut and `threshold` does not enter it.
-    crop_grow: float = 0.5
+    crop_grow: float = 0.5  # ratio: x the object's longer side
 
     def __post_init__(self) -> None:
         check_params(self, {"threshold": FRACTION, "merge_margin": Range(0, 16),

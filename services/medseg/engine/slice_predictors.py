@@ -40,7 +40,7 @@ class SeedGraphCutParams:
     min_seed_fraction: float = 0.2  # fewer surviving skeleton pixels: the object has ended
     lamb: float = 2.0  # graph-cut pairwise weight (as geodesic-graphcut)
     sigma: float = 0.1  # pairwise intensity scale on [0, 1] intensities
-    intensity_gate: float = 0.5  # as geodesic-graphcut: unlike tissue is less likely fg
+    intensity_gate: float = 0.5  # ratio 0..1, as geodesic-graphcut: unlike tissue is less fg
     # objects wider than this (equivalent radius, mm): geodesic bg seeds only where the tissue
     # is unlike the object (in a large homogeneous organ the ring lies inside it)
     unlike_bg_radius_mm: float = 30.0

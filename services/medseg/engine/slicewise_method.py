@@ -109,11 +109,11 @@ class SlicewiseParams:
     start: str = "auto"  # "slicewise", "volumetric" (the 3D start it stands in for), "auto":
     # per case type (`auto_start`)
     axis: int = -1  # slice axis 0/1/2 (z/y/x); -1: the coarsest spacing
-    candidates: int = 5  # box: P-Net on this many central slices, the largest foreground wins
+    candidates: int = 5  # count: P-Net on this many central slices, the largest fg wins (box)
     margin: int = bifseg_io.BOX_MARGIN  # P-Net's crop: the box + this many voxels (bifseg's)
     encoding: str = "egd"  # points: the MIDeepSeg 2D model's cue encoding
     predictor: str = "propnet-2d-seeds"  # the slice predictor that propagates
-    network_weight: float = 0.5  # propnet-2d-seeds: the network's weight in the fused unary
+    network_weight: float = 0.5  # ratio 0..1: propnet-2d-seeds' network weight in its unary
     min_area_mm2: float = 2.0  # a propagated slice smaller than this: the object has ended
     min_area_ratio: float = 0.1  # ... or smaller than this fraction of the previous slice
     roi_margin_mm: float = 30.0  # the predictor sees the prior's bbox plus this margin
@@ -121,30 +121,30 @@ class SlicewiseParams:
     tie: bool = True  # the 3D graph cut over the slice-wise probabilities (False: p >= 0.5)
     lamb: float = 2.0  # its pairwise weight (per mm, as geodesic-graphcut)
     sigma: float = 0.1  # its intensity scale on [0, 1] intensities
-    outside: float = 0.05  # unary p on slices the propagation did not reach
-    geodesic_weight: float = 0.85  # box: weight of geodesic-graphcut's 3D box unary in the tie
-    pnet_weight: float = 0.5  # weight of P-Net re-run on each propagated slice's box
+    outside: float = 0.05  # probability: the unary on slices the propagation did not reach
+    geodesic_weight: float = 0.85  # ratio 0..1: geodesic-graphcut's 3D box unary in the tie
+    pnet_weight: float = 0.5  # ratio 0..1: P-Net re-run on each propagated slice's box
     refit_margin: int = 3  # ... that box: the propagated mask's bounding box + this (voxels)
     # a first click (an empty segment): its slice in 2D, then the same propagation and tie
-    click_pnet: float = 0.0  # P-Net on the 2D click mask's box, averaged in with this weight
+    click_pnet: float = 0.0  # ratio 0..1: P-Net on the 2D click mask's box, averaged in
     click_margin_mm: float = 20.0  # in-plane reach: the start mask's box + the larger of this
     click_margin_fraction: float = 0.5  # ... and this fraction of its extent
     click_reach_mm: float = 0.0  # reach along the slice axis each way; 0: the image
-    click_reach_ratio: float = 0.0  # ... or this many times the start mask's equivalent
+    click_reach_ratio: float = 0.0  # ratio: ... or this many times the start mask's equivalent
     # diameter (the smaller of the two bounds); 0: none
-    click_geodesic_weight: float = 0.5  # geodesic-graphcut's 3D click unary in the tie
-    click_pnet_weight: float = 0.3  # `pnet_weight` (step 4) for a first click
-    click_passes: int = 1  # 2: propagate again from the tie's start slice when it moved ...
-    click_pass_dice: float = 0.8  # ... to a Dice below this against the 2D click's mask
+    click_geodesic_weight: float = 0.5  # ratio 0..1: geodesic-graphcut's 3D click unary, tie
+    click_pnet_weight: float = 0.3  # ratio 0..1: `pnet_weight` (step 4) for a first click
+    click_passes: int = 1  # count; 2: propagate again from the tie's start slice if moved ...
+    click_pass_dice: float = 0.8  # Dice 0..1: ... below this against the 2D click's mask
     # a click on a segment with a mask: its slice in 2D, then the neighbours it changes
-    correct_margin: int = 2  # a neighbour's change must touch the previous one's + this
+    correct_margin: int = 2  # voxels: a neighbour's change must touch the previous one's + this
     correct_min_voxels: int = 1  # the walk stops at a slice changing fewer voxels than this
     correct_compare: str = "remove"  # a neighbour loses ("remove"; gains too: "both") only
     # voxels where the predictions from the corrected slice and from it before the click
     # differ; "none": wherever the prediction from the corrected slice differs from it
     correct_components: bool = False  # take whole components of a neighbour's change that
     # touch the previous one's (True) or only its part within `correct_margin` (False)
-    correct_reach_ratio: float = 0.5  # re-propagate at most this many times the equivalent
+    correct_reach_ratio: float = 0.5  # ratio: re-propagate at most this x the equivalent
     # diameter (mm) of the corrected slice's change away from it along the axis (0.5: its
     # radius each way, the clicked error's 3D extent as its in-plane one); 0: to the end of
     # the object. Within that reach a neighbour changes only inside the corrected slice's
