@@ -269,16 +269,24 @@ def validation_slices(seed: int = 0, per_organ: int = 2):
     rng = np.random.default_rng(seed)
     for group, case, organ in evaluation_organs():
         mask = largest_component(case.mask(organ))
-        areas = mask.sum(axis=(1, 2))
-        shown = np.flatnonzero(areas >= MIN_AREA)
-        if len(shown) == 0:
-            continue
-        picks = [int(np.argmax(areas))] + [int(shown[len(shown) * q // 4]) for q in (1, 3)]
-        for t in picks[:per_organ]:
-            kind = PERTURBATIONS[int(rng.integers(len(PERTURBATIONS)))]
-            gt = mask[t]
-            yield (group, f"{case.name}/{organ}/{t}/{kind}", case.image[t], gt,
-                   perturb(gt, rng, kind), case.spacing[1:])
+        for t, kind, start in perturbed_slices(mask, rng, per_organ):
+            yield (group, f"{case.name}/{organ}/{t}/{kind}", case.image[t], mask[t], start,
+                   case.spacing[1:])
+
+
+def perturbed_slices(mask: np.ndarray, rng, per_organ: int, min_area: int = MIN_AREA):
+    """(z, kind, start) on validation slices of an organ's (Z, Y, X) mask: its largest axial
+    slice and its quartile slices among those with at least `min_area` voxels (at most
+    `per_organ` of them), each started from one perturbation of `kind` drawn from `rng`.
+    Shared by this recipe's and the refiner's validation (refinenet.validate_refiner)."""
+    areas = mask.sum(axis=(1, 2))
+    shown = np.flatnonzero(areas >= min_area)
+    if len(shown) == 0:
+        return
+    picks = [int(np.argmax(areas))] + [int(shown[len(shown) * q // 4]) for q in (1, 3)]
+    for t in picks[:per_organ]:
+        kind = PERTURBATIONS[int(rng.integers(len(PERTURBATIONS)))]
+        yield t, kind, perturb(mask[t], rng, kind)
 
 
 def validate(forward) -> dict:

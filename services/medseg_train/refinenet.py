@@ -49,7 +49,7 @@ from medseg.engine.organ import organ_mask, organ_probability
 from medseg.models import refinenet_io
 from medseg_train import augment
 from medseg_train.data import TRAIN_CASES, VALIDATION_CASE, data_root, load_case, load_nifti
-from medseg_train.editing import PERTURBATIONS, perturb
+from medseg_train.editing import perturb, perturbed_slices
 from medseg_train.networks.refinenet import Backbone, Refiner
 from medseg_train.objects import largest_component
 from medseg_train.propagation import Objects
@@ -488,14 +488,7 @@ def validate_refiner(forward, per_organ: int = 3, seed: int = 0, click_crop: boo
     rows = []
     for organ in case.present():
         mask = largest_component(case.mask(organ))
-        areas = mask.sum(axis=(1, 2))
-        shown = np.flatnonzero(areas >= MIN_AREA)
-        if len(shown) == 0:
-            continue
-        picks = [int(np.argmax(areas))] + [int(shown[len(shown) * q // 4]) for q in (1, 3)]
-        for t in picks[:per_organ]:
-            kind = PERTURBATIONS[int(rng.integers(len(PERTURBATIONS)))]
-            start = perturb(mask[t], rng, kind)
+        for t, _, start in perturbed_slices(mask, rng, per_organ, MIN_AREA):
             rows.append(refine_with_clicks(forward, case.image[t], start, mask[t],
                                            case.spacing[1:], click_crop=click_crop))
     means = np.mean(np.asarray(rows), axis=0) if rows else []
