@@ -85,6 +85,14 @@ def _init_from(parser: argparse.ArgumentParser) -> None:
                              "one); ignored when --resume finds a checkpoint")
 
 
+def _run_config(args: argparse.Namespace, name: str) -> RunConfig:
+    """The training loop's budget, seed, workers and checkpoints from the command line (every
+    recipe's the same flags)."""
+    return RunConfig(name=name, steps=args.steps, minutes=args.minutes, lr=args.lr,
+                     seed=args.seed, workers=args.workers, resume=args.resume,
+                     checkpoint_dir=args.checkpoint_dir, quiet=args.quiet)
+
+
 def _warm_start(model: torch.nn.Module, args: argparse.Namespace, name: str) -> dict:
     """Load --init-from into `model` unless a checkpoint will be resumed; the card's record."""
     if args.init_from is None:
@@ -147,9 +155,7 @@ def run_mideepseg(args: argparse.Namespace) -> dict:
     samples = mideepseg.Samples(args.dims, args.encoding, batch, args.seed,
                                 real=not args.synthetic_only, reuse=reuse,
                                 extra=args.extra_sets)
-    config = RunConfig(name=name, steps=args.steps, minutes=args.minutes, lr=args.lr,
-                       seed=args.seed, workers=args.workers, resume=args.resume,
-                       checkpoint_dir=args.checkpoint_dir, quiet=args.quiet)
+    config = _run_config(args, name)
     run = train(model, samples, mideepseg.loss_fn, config)
     metrics = {} if args.skip_validation else mideepseg.validate(
         mideepseg.torch_predictor(model), args.dims, args.encoding, new_sets=args.extra_sets)
@@ -179,9 +185,7 @@ def run_bifseg(args: argparse.Namespace) -> dict:
     warm = _warm_start(model, args, name)
     samples = bifseg.Samples(dims, batch, args.seed, real=not args.synthetic_only,
                              extra=args.extra_sets)
-    config = RunConfig(name=name, steps=args.steps, minutes=args.minutes, lr=args.lr,
-                       seed=args.seed, workers=args.workers, resume=args.resume,
-                       checkpoint_dir=args.checkpoint_dir, quiet=args.quiet)
+    config = _run_config(args, name)
     run = train(model, samples, bifseg.loss_fn, config)
     metrics = {} if args.skip_validation else bifseg.validate(
         bifseg.torch_predictor(model), dims, new_sets=args.extra_sets)
@@ -217,9 +221,7 @@ def run_propagation(args: argparse.Namespace) -> dict:
     batch = args.batch_size or 8
     model = propagation.build_network()
     samples = propagation.Samples(batch, args.seed, real=not args.synthetic_only)
-    config = RunConfig(name=name, steps=args.steps, minutes=args.minutes, lr=args.lr,
-                       seed=args.seed, workers=args.workers, resume=args.resume,
-                       checkpoint_dir=args.checkpoint_dir, quiet=args.quiet)
+    config = _run_config(args, name)
     started = time.time()
     run = train(model, samples, propagation.loss_fn, config)
     metrics = {} if args.skip_validation else propagation.validate(
@@ -262,9 +264,7 @@ def run_editing(args: argparse.Namespace) -> dict:
     model = editing.build_network()
     warm = _warm_start(model, args, name)
     samples = editing.samples(batch, args.seed, real=not args.synthetic_only)
-    config = RunConfig(name=name, steps=args.steps, minutes=args.minutes, lr=args.lr,
-                       seed=args.seed, workers=args.workers, resume=args.resume,
-                       checkpoint_dir=args.checkpoint_dir, quiet=args.quiet)
+    config = _run_config(args, name)
     started = time.time()
     run = train(model, samples, editing.loss_fn, config)
     metrics = {} if args.skip_validation else editing.validate(editing.torch_forward(model))
@@ -332,9 +332,7 @@ def run_organ(args: argparse.Namespace) -> dict:
     batch = args.batch_size or 4
     model = refinenet.build_backbone()
     samples = refinenet.OrganSamples(batch, args.seed, real=not args.synthetic_only, cases=cases)
-    config = RunConfig(name=name, steps=args.steps, minutes=args.minutes, lr=args.lr,
-                       seed=args.seed, workers=args.workers, resume=args.resume,
-                       checkpoint_dir=args.checkpoint_dir, quiet=args.quiet)
+    config = _run_config(args, name)
     started = time.time()
     run = train(model, samples, refinenet.organ_loss, config)
     metrics = {} if args.skip_validation else refinenet.validate_organs(
@@ -388,9 +386,7 @@ def run_refine(args: argparse.Namespace) -> dict:
     real_starts = getattr(args, "real_starts", False)
     samples = refinenet.RefineSamples(batch, args.seed, real=not args.synthetic_only,
                                       real_starts=real_starts)
-    config = RunConfig(name=name, steps=args.steps, minutes=args.minutes, lr=args.lr,
-                       seed=args.seed, workers=args.workers, resume=args.resume,
-                       checkpoint_dir=args.checkpoint_dir, quiet=args.quiet)
+    config = _run_config(args, name)
     started = time.time()
     run = train(model, samples, propagation.loss_fn, config)
     metrics = {} if args.skip_validation else refinenet.validate_refiner(
