@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from medseg.engine import imageio
 from medseg_client.cli import app
+from medseg_client.editing import EditingEndpoints
 from medseg_client.errors import InvalidRequest
 from tests.clients.test_sdk import CT, liver_reference, liver_voxel, sdk  # noqa: F401
 from tests.conftest import KEYS, TOTALSEG
@@ -125,3 +126,17 @@ def test_sdk_and_cli_organ_start(live_server, sdk, ct_session):  # noqa: F811
     assert "voxels changed" in result.output
     result = runner.invoke(app, [*base, "organ", sid, str(other.id), "brain"])
     assert result.exit_code != 0 and "kidney_left" in result.output
+
+
+def test_organ_sends_its_method_params_and_base_revision():
+    """`organ` builds its body with the editing tools' `_edit`: every optional field there."""
+
+    class Sent(EditingEndpoints):
+        def interact(self, sid, seg, body):
+            return body
+
+    assert Sent().organ("s", 1, "liver") == {"type": "organ", "organ": "liver", "dim": "3d"}
+    assert Sent().organ("s", 1, "liver", method="refinenet", params={"threshold": 0.4},
+                        base_revision=3) == {
+        "type": "organ", "organ": "liver", "dim": "3d", "method": "refinenet",
+        "params": {"threshold": 0.4}, "base_revision": 3}

@@ -62,12 +62,15 @@ class EditingEndpoints:
         return self._send(_Call("POST", f"/v1/sessions/{sid}/segments/{int(seg)}/copy",
                                 lambda r: Segment.from_json(r.json()), json=body))
 
-    def _edit(self, sid, seg, kind, payload, first, dim, plane, method, base_revision):
+    def _edit(self, sid, seg, kind, payload, first, dim, plane, method, base_revision,
+              params=None):
         body: dict[str, Any] = {"type": kind, **payload, "dim": dim}
         if (p := _plane_of(plane, dim, first)) is not None:
             body["plane"] = p
         if method:
             body["method"] = method
+        if params:
+            body["params"] = dict(params)
         if base_revision is not None:
             body["base_revision"] = int(base_revision)
         return self.interact(sid, seg, body)
@@ -125,11 +128,5 @@ class EditingEndpoints:
         """Automatic start (RefineNet): the organ network segments ``organ`` (e.g. "liver")
         in the whole volume with no clicks; the mask replaces the segment's. Correct it with
         2D clicks of method "refinenet". An unknown organ: 422 naming the known ones."""
-        body: dict[str, Any] = {"type": "organ", "organ": str(organ), "dim": "3d"}
-        if method:
-            body["method"] = method
-        if params:
-            body["params"] = dict(params)
-        if base_revision is not None:
-            body["base_revision"] = int(base_revision)
-        return self.interact(sid, seg, body)
+        return self._edit(sid, seg, "organ", {"organ": str(organ)}, None, "3d", None, method,
+                          base_revision, params)
