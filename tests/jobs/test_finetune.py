@@ -42,6 +42,13 @@ def url(session, seg, tail=""):
     return f"/v1/sessions/{session['id']}/segments/{seg}{tail}"
 
 
+def post_box(client, session, seg, z: int, lo, hi):
+    """A 2D bifseg box (inclusive [z, y, x] corners) on slice z: the API's answer."""
+    return client.post(url(session, seg, "/interactions"), json={
+        "type": "box", "method": "bifseg", "dim": "2d", "plane": {"axis": "z", "index": z},
+        "box": {"lo": lo, "hi": hi}})
+
+
 def boxed(client, totalseg, organs, organ: str):
     """A session whose segment holds the bifseg box result on the organ's largest z slice."""
     truth3 = organs[organ]
@@ -49,19 +56,8 @@ def boxed(client, totalseg, organs, organ: str):
     ys, xs = np.nonzero(truth3[z])
     session = upload(client, totalseg / "ct_3mm.nii.gz")
     seg = new_segment(client, session["id"], organ)["id"]
-    change = client.post(
-        url(session, seg, "/interactions"),
-        json={
-            "type": "box",
-            "method": "bifseg",
-            "dim": "2d",
-            "plane": {"axis": "z", "index": z},
-            "box": {
-                "lo": [z, int(ys.min()), int(xs.min())],
-                "hi": [z, int(ys.max()), int(xs.max())],
-            },
-        },
-    )
+    change = post_box(client, session, seg, z, [z, int(ys.min()), int(xs.min())],
+                      [z, int(ys.max()), int(xs.max())])
     assert change.status_code == 200, change.text
     return session, seg, change.json(), z, truth3[z]
 
@@ -136,16 +132,7 @@ def test_box_then_supervised_finetuning_life_cycle(client, store, worker, totals
     head = store.segments.revision(meta, seg, done["result_revision"])
     assert store.segments.artifact(meta, head, ADAPTED_2D) is not None
     box = history[1]["interaction"]["marks"]["boxes"][0]
-    again = client.post(
-        url(session, seg, "/interactions"),
-        json={
-            "type": "box",
-            "method": "bifseg",
-            "dim": "2d",
-            "plane": {"axis": "z", "index": z},
-            "box": {"lo": box[0], "hi": box[1]},
-        },
-    )
+    again = post_box(client, session, seg, z, box[0], box[1])
     assert again.status_code == 200, again.text
     rerun = full_mask(client, session["id"], seg)[z]
     assert dice(rerun, truth) > dice(initial, truth)
