@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
@@ -123,7 +123,14 @@ class GraphCutParams:
     # the model is then the centre's median and `box_intensity_k` x its MAD-based std
     # (0: the mean/std model of `intensity_k`), and its cut uses `box_lamb`
     box_intensity_k: float = 1.5
-    box_lamb: float = 4.0
+    box_lamb: float = 4.0  # (2D too)
+    # a 2D box start: the mean/std model of the centre third, narrower than a click's
+    # (`intensity_k`) and gating harder, and the cut's `box_lamb`: the start put the
+    # partial-volume ring around a kidney in the mask (pixels half-way between the organ and
+    # its fat), a rim that each later click removes only a few pixels of
+    # (docs/benchmarks.md, "2D box start: the partial-volume rim")
+    box_intensity_k_2d: float = 1.5
+    box_gate_2d: float = 0.6
 
     def __post_init__(self) -> None:
         check_params(self, _RANGES)
@@ -169,6 +176,7 @@ _RANGES = {
     "error_prior": FRACTION,
     "box_intensity_k": Range(0.0, 100.0),  # 0: off; else a width as STD_WIDTH
     "box_lamb": LAMB,
+    "box_intensity_k_2d": STD_WIDTH, "box_gate_2d": FRACTION,
 }
 
 
@@ -444,12 +452,16 @@ def _run_roi(req: _Request, roi: Box) -> tuple[MethodResult, np.ndarray]:
     if req.refining:
         return _refine(req, roi, t0, t1, norm, head, sp, squeeze,
                        (seed_fg, seed_bg, border, hard_fg, hard_bg))
-    model, lamb = None, params.lamb
-    if (plane is None and req.marks.boxes and len(req.marks.fg) == 0
-            and params.box_intensity_k > 0 and seed_fg.any()):  # a 3D box start
+    model, lamb, cue_params = None, params.lamb, params
+    box_start = bool(req.marks.boxes) and len(req.marks.fg) == 0 and bool(seed_fg.any())
+    if box_start and plane is None and params.box_intensity_k > 0:  # a 3D box start
         model = robust_model(norm, seed_fg, params.box_intensity_k)
         lamb = params.box_lamb
-    cue, g = _cue(norm, squeeze(seed_fg), squeeze(seed_bg), squeeze(border), sp, params,
+    elif box_start and plane is not None:  # a 2D box start: see box_intensity_k_2d
+        cue_params = replace(params, intensity_k=params.box_intensity_k_2d,
+                             intensity_gate=params.box_gate_2d)
+        lamb = params.box_lamb
+    cue, g = _cue(norm, squeeze(seed_fg), squeeze(seed_bg), squeeze(border), sp, cue_params,
                   model)
     prob = cue
     t2 = time.perf_counter()
