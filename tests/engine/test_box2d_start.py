@@ -18,7 +18,7 @@ from scipy import ndimage
 
 from medseg.algorithms.metrics import dice
 from medseg.engine.graphcut_method import GraphCutParams
-from medseg.engine.prompts import Marks
+from medseg.engine.prompts import Box, Marks, Plane
 from medseg_bench.clicks import EngineSegment, _downsampled, _robot_box
 from medseg_train.data import load_case
 
@@ -74,3 +74,25 @@ def test_the_2d_box_start_params_leave_a_click_start_alone():
         masks.append(segment.mask.copy())
     assert masks[0].any()
     assert np.array_equal(masks[0], masks[1])
+
+
+def test_on_a_fine_grid_the_2d_box_start_keeps_the_click_model():
+    """The ring is one pixel wide: on ct_dicom's 0.98 mm slices the narrower band only gated
+    noisy organ pixels (mean Dice of its 31 organs' largest slices 0.775 -> 0.756), so below
+    `box_model_min_mm` the start is the click model's, bit for bit; with the threshold at 0
+    it is not."""
+    case = load_case("ct_dicom")
+    mask3 = case.mask("liver")
+    z = int(np.argmax(mask3.sum(axis=(1, 2))))
+    assert min(case.spacing[1:]) < GraphCutParams().box_model_min_mm
+    rows, cols = np.nonzero(mask3[z])
+    box = Box((z, int(rows.min()) - 3, int(cols.min()) - 3),
+              (z, int(rows.max()) + 3, int(cols.max()) + 3))
+    masks = []
+    for params in ({}, CLICK_MODEL, {"box_model_min_mm": 0.0}):
+        segment = EngineSegment(case.image.astype(np.float32), tuple(case.spacing), Plane(0, z))
+        segment.interact("box", "geodesic-graphcut", Marks(boxes=[box]), params)
+        masks.append(segment.mask[z].copy())
+    assert masks[0].sum() > 0.5 * mask3[z].sum()
+    assert np.array_equal(masks[0], masks[1])
+    assert not np.array_equal(masks[0], masks[2])
