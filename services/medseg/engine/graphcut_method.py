@@ -123,12 +123,12 @@ class GraphCutParams:
     # the model is then the centre's median and `box_intensity_k` x its MAD-based std
     # (0: the mean/std model of `intensity_k`), and its cut uses `box_lamb`
     box_intensity_k: float = 1.5
-    box_lamb: float = 4.0  # (2D too)
+    box_lamb: float = 4.0  # (a 2D box start on a coarse grid too)
     # a 2D box start: the mean/std model of the centre third, narrower than a click's
     # (`intensity_k`) and gating harder, and the cut's `box_lamb`: the start put the
     # partial-volume ring around a kidney in the mask (pixels half-way between the organ and
     # its fat), a rim that each later click removes only a few pixels of
-    # (docs/benchmarks.md, "2D box start: the partial-volume rim")
+    # (docs/benchmarks.md, "2D box start: the partial-volume rim (branch box2d)")
     box_intensity_k_2d: float = 1.5
     box_gate_2d: float = 0.6
     # ... on pixels at least this coarse (the finer in-plane spacing): the ring is one pixel
