@@ -143,6 +143,10 @@ class GraphCutParams:
     # band gated noisy organ pixels (31 organs' largest slices: mean Dice 0.775 -> 0.756),
     # at 1.95 mm it no longer did (0.780 -> 0.785)
     box_model_min_mm: float = 1.5
+    # 3D background clicks on a box start (no foreground mark): the head's part in the box's
+    # centre third, away from the background marks, is the cue's foreground (`_box_core`), so
+    # the clicked error is estimated and decided as after a foreground mark (error_reach)
+    box_core: bool = True
 
     def __post_init__(self) -> None:
         check_params(self, _RANGES)
@@ -533,6 +537,20 @@ def _window_border(window: tuple[slice, ...], shape) -> np.ndarray:
     return border
 
 
+def _box_core(boxes: list[Box], roi: Box, shape3, head3: np.ndarray, clicked_bg: np.ndarray,
+              sp: list[float], squeeze, clear_mm: float) -> np.ndarray | None:
+    """The head's part in the centre third of the boxes (where a box start put its foreground
+    seeds), farther than `clear_mm` from every background mark (squeezed like the ROI's
+    arrays); None when nothing is left. The box start's evidence of the object: a background
+    click on a leak of the start is then a two-sided cue (the object's centre against the
+    clicked tissue), not "tissue like the clicked one", which may be the object itself."""
+    _, centre = _box_masks(boxes, roi, shape3)
+    core = squeeze(centre) & squeeze(head3)
+    if clicked_bg.any():
+        core &= ndimage.distance_transform_edt(~clicked_bg, sampling=sp) > clear_mm
+    return core if core.any() else None
+
+
 def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
             head3: np.ndarray, sp: list[float], squeeze, seeds) -> tuple[MethodResult, np.ndarray]:
     """A click/scribble on a segment with a mask (engine/refinement.py), in its window.
@@ -581,7 +599,22 @@ def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
     w_border = border[win] | _window_border(win, head.shape)
     w_norm = norm[win]
     model, gate = None, True
-    if not seed_fg[win].any() and seed_bg[win].any():
+    # the error ball (3D): the error one click fixes lies within 2 x its depth + 3 mm, and at
+    # most the ball of the head's own size (error_region, below)
+    radius = min(params.error_reach * depth + params.error_margin_mm,
+                 params.error_scale * object_scale_mm(head, sp))
+    core = None
+    if plane is None and params.box_core and not seed_fg.any() and req.marks.boxes:
+        core = _box_core(req.marks.boxes, roi, shape3, head3, clicked_bg, sp, squeeze, radius)
+        core = core if core is not None and core[win].any() else None
+    if core is not None:
+        # a box start refined by background clicks: the box's centre, where the head still
+        # holds it away from the clicks, is the object's evidence (GrabCut's), so the cue is
+        # two-sided, over how unlike the clicked tissue a voxel is (docs/benchmarks.md,
+        # "3D box start: background clicks against the box's core")
+        seed_fg = core
+        model, gate = intensity_model(w_norm, new_bg[win], sp, params), False
+    elif not seed_fg[win].any() and seed_bg[win].any():
         # no fg mark (a head refined by background marks only): g measures how unlike the
         # clicked background tissue a voxel is, so the click reaches the tissue like it
         # (in 2D of the new marks only: after a box, seed_bg holds the box's whole outside,
@@ -599,12 +632,15 @@ def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
     heard = distance < params.heard_distance  # a = 0 beyond: the prior itself
     prob = prior.copy()
     w_prior, error_voxels = prior[win], None
-    if plane is None and params.error_reach > 0 and model is None:
-        # ... and at most the ball of the head's own size: the error one click fixes is not
-        # larger than the object (a deep click far from the head would otherwise take every
-        # like voxel within twice its depth)
-        radius = min(params.error_reach * depth + params.error_margin_mm,
-                     params.error_scale * object_scale_mm(head, sp))
+    fg_evidence = model is None or core is not None
+    if plane is None and params.error_reach > 0 and fg_evidence:
+        # the size bound: the error one click fixes is not larger than the object (a deep
+        # click far from the head would otherwise take every like voxel within twice its depth)
+        if core is not None:
+            # a background click only removes, and the core's cue guards the object: the
+            # object-scale bound (against a foreground click taking like tissue past the
+            # object) would only stop it short in a leak larger than the object
+            radius = params.error_reach * depth + params.error_margin_mm
         within = within_reach(new_fg[win], new_bg[win], sp, radius, 1.0, 0.0)
         clicked = error_region(cue, head[win], new_fg[win], new_bg[win],
                                heard if within is None else heard & within)
@@ -615,7 +651,7 @@ def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
 
     info: dict = {}
     removable = None  # where the merge may take the cut's changes (None: everywhere)
-    if plane is None and params.bg_reach > 0 and new_bg[win].any() and model is not None:
+    if plane is None and params.bg_reach > 0 and new_bg[win].any() and not fg_evidence:
         near = within_reach(np.zeros_like(new_bg[win]), new_bg[win], sp, depth,
                             params.bg_reach, params.error_margin_mm)
         removable = near | ~head[win] | new_fg[win]  # additions: not bounded here
