@@ -7,8 +7,9 @@ any foreground mark had a one-sided cue ("tissue like the clicked one", which ma
 itself), so it removed only within its depth + 3 mm: on the MR pancreas (a 3,921-voxel leak
 around a 1,171-voxel pancreas) 511 voxels a click. Now the head's part in the box's centre third,
 away from the background marks (`graphcut_method._box_core`), is the cue's foreground, and the
-clicked error is estimated and decided as after a foreground mark. Real MR / CT of the shared
-data, block-downsampled to 3 mm as in the robustness benchmark.
+clicked error is estimated and decided as after a foreground mark (where the core's tissue is
+more like the clicked one than its median, it is not evidence of the object). Real MR / CT of
+the shared data, block-downsampled to 3 mm as in the robustness benchmark.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def test_background_clicks_on_a_box_start_gain_more_and_never_collapse():
         dices.append(dice(segment.mask, obj.mask))
     print("\n" + " ".join(f"{d:.3f}" for d in dices))
     assert max(a - b for a, b in zip(dices, dices[1:])) < 0.05
-    assert dices[-1] > 0.47  # 0.503; main: 0.421 (from 0.319)
+    assert dices[-1] > 0.50  # 0.552; main: 0.421 (from 0.319)
 
 
 def test_after_a_foreground_mark_the_core_plays_no_part():
