@@ -62,7 +62,7 @@ export const PARAM_SPECS = {
   error_margin_mm: mm(0, 1000, '3D: plus this much around a click'),
   error_scale: { unit: '×', min: 0, max: 100, hint: '3D: and within this × the object\'s radius' },
   error_prior: ratio('3D: prior inside the clicked error (0.5: the click decides)'),
-  bg_reach: { unit: '×', min: 0, max: 100, hint: '3D, no foreground click: a background click removes only within this × its depth' },
+  bg_reach: { unit: '×', min: 0, max: 100, hint: '3D, no foreground click and no box: a background click removes only within this × its depth' },
   crop_grow: { unit: '×', min: 0, max: 0.5, hint: 'context of the refiner\'s object crop, × the object\'s longer side (less: a finer grid along the outline; 0.5 as trained)' },
   // geodesic-graphcut: the local refinement window
   heard_distance: { unit: '', min: 1, max: 40, hint: 'past this geodesic distance (boundary crossings + reach lengths) a new click has no weight' },
