@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from medseg.store.embedded import free_port
 from medseg_client.cli import app
 from medseg_client.client import Client
+from medseg_client.errors import ConnectionFailed
 from tests.clients.test_sdk import CT, liver_box, liver_reference, liver_voxel
 from tests.conftest import KEYS
 
@@ -91,6 +93,17 @@ def test_wrong_key_prints_error_and_exits_2(medseg):
     result = medseg("sessions", key="wrong-key")
     assert result.exit_code == 2
     assert "invalid API key" in result.output and "Traceback" not in result.output
+
+
+def test_no_server_there_says_where_the_url_comes_from():
+    """The server moved to another port (PORT=9000 make serve) and MEDSEG_URL still names the
+    old one: the refusal says how the clients find the server."""
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    result = runner.invoke(app, ["sessions"], env={"MEDSEG_URL": url})
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"cannot reach {url}" in result.output and "MEDSEG_URL" in result.output
+    with pytest.raises(ConnectionFailed, match="MEDSEG_URL"), Client(url) as sdk:
+        sdk.health()
 
 
 def test_batch_manifest(medseg, reference, totalseg, tmp_path):
