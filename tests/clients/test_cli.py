@@ -106,6 +106,20 @@ def test_no_server_there_says_where_the_url_comes_from():
         sdk.health()
 
 
+@pytest.mark.parametrize("args, option", [
+    (["propagate", "0" * 32, "1", "--params", "{bad"], "--params"),
+    (["finetune", "0" * 32, "1", "--params", "[10]"], "--params"),
+    (["import-mask", "0" * 32, "mask.nii.gz", "--labels", "1,a"], "--labels"),
+])
+def test_a_malformed_option_is_named_before_anything_is_sent(args, option):
+    """Checked before any request (nothing listens at the URL): a usage error naming the
+    option, exit code 2, no traceback."""
+    result = runner.invoke(app, ["--url", f"http://127.0.0.1:{free_port()}", *args])
+    assert result.exit_code == 2, result.output
+    assert option in result.output and "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
 def test_batch_manifest(medseg, reference, totalseg, tmp_path):
     lo, hi = liver_box(reference)
     z, y, x = liver_voxel(reference)

@@ -10,7 +10,16 @@ from typing import Annotated, Any
 
 import typer
 
-from medseg_client.cli_shared import Axis, Background, Method, _client, _out, _points, _zyx
+from medseg_client.cli_shared import (
+    Axis,
+    Background,
+    Method,
+    _client,
+    _ints,
+    _out,
+    _points,
+    _zyx,
+)
 from medseg_client.models import Change
 
 Radius = Annotated[float, typer.Option(help="mm around the stroke")]
@@ -67,7 +76,7 @@ def import_mask(ctx: typer.Context, sid: str,
                 binary: Annotated[bool, typer.Option(help="every voxel > 0 is foreground, one "
                                                           "segment")] = False) -> None:
     """Import a mask file as new segments (one per label value of a label map)."""
-    values = [int(v) for v in labels.split(",")] if labels else None
+    values = _ints(labels, "--labels") if labels else None
     with _client(ctx) as c:
         segments = c.import_mask(sid, path.read_bytes(), filename=path.name, name=name,
                                  labels=values, binary=binary)
