@@ -154,6 +154,29 @@ def test_batch_manifest(medseg, reference, totalseg, tmp_path):
     assert (box_mask & reference).sum() > 0.5 * reference.sum()  # on the liver, not flipped
 
 
+def test_batch_rows_are_checked_before_upload_and_errors_name_the_column(tmp_path):
+    """Every row names a missing image: each error is about the row's own mistake (found
+    before the upload would have failed) and names the column; no server is needed."""
+    rows = [({"image": "missing.nii.gz", "box": "1,2,3,4,5"}, "column 'box'"),
+            ({"image": "missing.nii.gz", "points": "1,2,3", "dim": "4d"}, "column 'dim'"),
+            ({"image": "missing.nii.gz", "points": "1,2,3", "dim": "2d", "index": "abc"},
+             "column 'index'"),
+            ({"image": "missing.nii.gz", "points": "1,2,3", "dim": "2d", "axis": "q"},
+             "column 'axis'"),
+            ({"image": "missing.nii.gz", "points": "1,2"}, "column 'points'"),
+            ({"image": "missing.nii.gz"}, "needs a 'box' or 'points'"),
+            ({"img": "ct.nii.gz", "box": "0,0,0,1,1,1"}, "'img'")]
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps([row for row, _ in rows]))
+    result = runner.invoke(app, ["--url", f"http://127.0.0.1:{free_port()}", "batch",
+                                 str(manifest), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 1, result.output
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["failed"] == len(rows)
+    for (_, expected), got in zip(rows, summary["rows"]):
+        assert expected in got["error"] and "missing.nii.gz" not in got["error"], got
+
+
 def test_batch_json_manifest_all_ok(medseg, reference, tmp_path):
     z, y, x = liver_voxel(reference)
     manifest = tmp_path / "m.json"
