@@ -20,6 +20,7 @@ from tests.clients.test_sdk import liver_reference
 from tests.conftest import KEYS, ROOT, SHARED_DATA
 
 README = ROOT / "README.md"
+CLIENTS_MD = ROOT / "docs" / "clients.md"
 DOCS_URL = "http://127.0.0.1:8000"  # the server the README's curl lines name
 CLICK_SLICE = 24  # the slice the tour clicks on, where its Dice is measured
 
@@ -137,3 +138,13 @@ def test_readme_tour_runs_as_written(live_server, totalseg, tmp_path, monkeypatc
     exec(compile(local(snippet), str(README), "exec"), {})  # noqa: S102 - the docs' own code
     assert (tmp_path / "labels.nii.gz").exists()
     sdk.close()
+
+
+def test_clients_page_sdk_snippet_runs_as_written(live_server, totalseg, tmp_path, monkeypatch):
+    """docs/clients.md's first Python block (the SDK's walk-through, with base_revision)."""
+    monkeypatch.chdir(tmp_path)
+    for name, value in (("MEDSEG_URL", live_server), ("MEDSEG_API_KEY", KEYS["alice"])):
+        monkeypatch.setenv(name, value)
+    snippet = blocks(CLIENTS_MD.read_text(), "python")[0]
+    exec(compile(local(snippet), str(CLIENTS_MD), "exec"), {})  # noqa: S102 - the docs' code
+    assert (tmp_path / "labels.nii.gz").stat().st_size > 0
