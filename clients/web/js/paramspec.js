@@ -41,6 +41,7 @@ export const PARAM_SPECS = {
   box_intensity_k_2d: { unit: 'SD', min: 0.1, max: 10, hint: '2D box: intensity band around the box centre\'s mean, in SDs' },
   box_gate_2d: ratio('2D box: how strictly intensities gate the region'),
   box_model_min_mm: mm(0, 100, '2D box: its own intensity band only on pixels at least this coarse'),
+  box_refit: { unit: '×', min: 0, max: 100, hint: '3D box: refit the model to the first mask when its spread exceeds this × the centre\'s (0: off)' },
   margin: { unit: 'voxels', min: 0, max: 64, step: 1, hint: 'margin around the box' },
   margin_voxels: { unit: 'voxels', min: 0, max: 100, step: 1, hint: 'margin around the points' },
   threshold: { unit: '', min: 0.01, max: 0.99, hint: 'probability above which a voxel is foreground' },

@@ -125,6 +125,12 @@ class GraphCutParams:
     box_intensity_k: float = 1.5  # robust std (1.4826 x MAD) of the box centre's intensities
     # pairwise weight of the box start's cut (per mm, as `lamb`; a 2D box on a coarse grid too)
     box_lamb: float = 4.0
+    # ... but a heterogeneous lesion's centre is its most uniform part (brats13-4's core, a
+    # T1 sarcoma's): where the first cut's mask is more varied than the centre (its robust
+    # spread > `box_refit` x the centre's), the model is refit once to that mask (its median,
+    # `box_intensity_k` x its spread) and the cut runs again, so the rim the narrow band
+    # missed comes back; a uniform object (kidneys) keeps its first mask bit for bit. 0: off
+    box_refit: float = 1.1
     # a 2D box start: the mean/std model of the centre third, narrower than a click's
     # (`intensity_k`) and gating harder, and the cut's `box_lamb`: the start put the
     # partial-volume ring around a kidney in the mask (pixels half-way between the organ and
@@ -182,6 +188,8 @@ _RANGES = {
     "error_prior": FRACTION,
     "box_intensity_k": Range(0.0, 100.0),  # 0: off; else a width as STD_WIDTH
     "box_lamb": LAMB,
+    # a ratio of two spreads; below 1 even a mask as uniform as the centre would be refit
+    "box_refit": Range(0.0, 100.0),
     "box_intensity_k_2d": STD_WIDTH, "box_gate_2d": FRACTION,
     "box_model_min_mm": Range(0.0, 100.0),  # mm: 0 always, 100 never (no pixel is that big)
 }
@@ -314,6 +322,16 @@ def robust_model(image: np.ndarray, region: np.ndarray, k: float) -> tuple[float
     tissue that fills most of the region."""
     median, spread = median_spread(image[region])
     return median, k * max(spread, 0.005)
+
+
+def refit_model(image: np.ndarray, mask: np.ndarray, model: tuple[float, float],
+                k: float, ratio: float) -> tuple[float, float] | None:
+    """`robust_model` of the first cut's `mask` when its width exceeds `ratio` x the width of
+    `model` (the box centre's): the object is more varied than its centre; None otherwise."""
+    if ratio <= 0 or not mask.any():
+        return None
+    refit = robust_model(image, mask, k)
+    return refit if refit[1] > ratio * model[1] else None
 
 
 def dissimilarity(image: np.ndarray, mu: float, width: float) -> np.ndarray:
@@ -478,6 +496,13 @@ def _run_roi(req: _Request, roi: Box) -> tuple[MethodResult, np.ndarray]:
     # a big ROI's full-resolution maxflow alone takes ~1 s; the banded cut: the same mask
     cut = banded_graph_cut if prob.size > params.coarse_voxels else graph_cut
     mask = cut(prob, norm, sp, squeeze(hard_fg), squeeze(hard_bg), lamb, params.sigma)
+    refit = (refit_model(norm, mask, model, params.box_intensity_k, params.box_refit)
+             if model is not None else None)
+    if refit is not None:  # a 3D box start whose mask is more varied than the box's centre
+        prob, _ = _cue(norm, squeeze(seed_fg), squeeze(seed_bg), squeeze(border), sp, params,
+                       refit)
+        mask = cut(prob, norm, sp, squeeze(hard_fg), squeeze(hard_bg), lamb, params.sigma)
+        info["box_refit"] = True
     if req.box_kind and req.has_head:  # a new box re-segments its inside only
         inside, _ = _box_masks(req.marks.boxes[-1:], roi, shape3)
         region = squeeze(inside) & (mask != squeeze(head))
