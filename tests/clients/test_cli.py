@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from medseg.store.embedded import free_port
 from medseg_client.cli import app
 from medseg_client.client import Client
+from medseg_client.errors import ConnectionFailed
 from tests.clients.test_sdk import CT, liver_box, liver_reference, liver_voxel
 from tests.conftest import KEYS
 
@@ -93,6 +95,31 @@ def test_wrong_key_prints_error_and_exits_2(medseg):
     assert "invalid API key" in result.output and "Traceback" not in result.output
 
 
+def test_no_server_there_says_where_the_url_comes_from():
+    """The server moved to another port (PORT=9000 make serve) and MEDSEG_URL still names the
+    old one: the refusal says how the clients find the server."""
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    result = runner.invoke(app, ["sessions"], env={"MEDSEG_URL": url})
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert f"cannot reach {url}" in result.output and "MEDSEG_URL" in result.output
+    with pytest.raises(ConnectionFailed, match="MEDSEG_URL"), Client(url) as sdk:
+        sdk.health()
+
+
+@pytest.mark.parametrize("args, option", [
+    (["propagate", "0" * 32, "1", "--params", "{bad"], "--params"),
+    (["finetune", "0" * 32, "1", "--params", "[10]"], "--params"),
+    (["import-mask", "0" * 32, "mask.nii.gz", "--labels", "1,a"], "--labels"),
+])
+def test_a_malformed_option_is_named_before_anything_is_sent(args, option):
+    """Checked before any request (nothing listens at the URL): a usage error naming the
+    option, exit code 2, no traceback."""
+    result = runner.invoke(app, ["--url", f"http://127.0.0.1:{free_port()}", *args])
+    assert result.exit_code == 2, result.output
+    assert option in result.output and "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
 def test_batch_manifest(medseg, reference, totalseg, tmp_path):
     lo, hi = liver_box(reference)
     z, y, x = liver_voxel(reference)
@@ -125,6 +152,29 @@ def test_batch_manifest(medseg, reference, totalseg, tmp_path):
     lo_, hi_ = liver_box(box_mask)
     assert all(a >= b for a, b in zip(lo_, lo)) and all(a <= b for a, b in zip(hi_, hi))
     assert (box_mask & reference).sum() > 0.5 * reference.sum()  # on the liver, not flipped
+
+
+def test_batch_rows_are_checked_before_upload_and_errors_name_the_column(tmp_path):
+    """Every row names a missing image: each error is about the row's own mistake (found
+    before the upload would have failed) and names the column; no server is needed."""
+    rows = [({"image": "missing.nii.gz", "box": "1,2,3,4,5"}, "column 'box'"),
+            ({"image": "missing.nii.gz", "points": "1,2,3", "dim": "4d"}, "column 'dim'"),
+            ({"image": "missing.nii.gz", "points": "1,2,3", "dim": "2d", "index": "abc"},
+             "column 'index'"),
+            ({"image": "missing.nii.gz", "points": "1,2,3", "dim": "2d", "axis": "q"},
+             "column 'axis'"),
+            ({"image": "missing.nii.gz", "points": "1,2"}, "column 'points'"),
+            ({"image": "missing.nii.gz"}, "needs a 'box' or 'points'"),
+            ({"img": "ct.nii.gz", "box": "0,0,0,1,1,1"}, "'img'")]
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps([row for row, _ in rows]))
+    result = runner.invoke(app, ["--url", f"http://127.0.0.1:{free_port()}", "batch",
+                                 str(manifest), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 1, result.output
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["failed"] == len(rows)
+    for (_, expected), got in zip(rows, summary["rows"]):
+        assert expected in got["error"] and "missing.nii.gz" not in got["error"], got
 
 
 def test_batch_json_manifest_all_ok(medseg, reference, tmp_path):

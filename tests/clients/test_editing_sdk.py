@@ -71,6 +71,13 @@ def test_cli_import_and_paint(live_server, tmp_path, sdk):  # noqa: F811
     assert "5 voxels changed" in result.output
     result = runner.invoke(app, [*base, "adjust", session.id, str(seg), "0.1", "--index", "12"])
     assert result.exit_code == 0, result.output
+    grown = sdk.get_segment(session.id, seg).voxels
+    # a shrink is a negative AMOUNT, as the help says; options may come before or after it
+    result = runner.invoke(app, [*base, "adjust", session.id, str(seg), "-0.1", "--3d"])
+    assert result.exit_code == 0, result.output
+    assert sdk.get_segment(session.id, seg).voxels < grown
+    result = runner.invoke(app, [*base, "adjust", session.id, str(seg), "-0.1", "--3D"])
+    assert result.exit_code == 2 and "--3D" in result.output  # a mistyped option still fails
     result = runner.invoke(app, [*base, "fill", session.id, str(seg), "--at", "3,50,2"])
     assert result.exit_code == 2 and "not closed" in result.output
     sdk.delete_session(session.id)

@@ -280,40 +280,79 @@ def _stem(image: str) -> str:
     return name
 
 
-def _run_row(c: Client, row: dict[str, Any], base: Path, outdir: Path) -> dict[str, Any]:
-    """One manifest row: an `image` file, or a `pacs` archive with a `study` and `series` UID
-    (and optionally `push` = binary | labelmap to store the result back as a DICOM SEG)."""
-    image = str(row.get("image") or "")
-    pacs = str(row.get("pacs") or "")
+def _cell_ints(row: dict[str, Any], column: str, count: int | None = None) -> list[int]:
+    text = str(row[column])
+    try:
+        values = [int(v) for v in text.replace(" ", "").split(",")]
+    except ValueError:
+        values = []
+    if not values or (count is not None and len(values) != count):
+        shape = {1: "an integer", 6: "z0,y0,x0,z1,y1,x1 (six integers)"}.get(count or 0, "")
+        raise ValueError(f"column {column!r} must be {shape}, got {text!r}")
+    return values
+
+
+def _cell_points(row: dict[str, Any]) -> list[list[int]]:
+    try:
+        points = _points(str(row["points"]))
+    except typer.BadParameter:
+        points = []
+    if not points:
+        raise ValueError(f"column 'points' must be z,y,x;z,y,x;... (integers), "
+                         f"got {row['points']!r}")
+    return points
+
+
+def _row_request(row: dict[str, Any]) -> dict[str, Any]:
+    """What one manifest row asks for, checked before anything is uploaded: a mistake names
+    its column, and costs no upload."""
+    image, pacs = str(row.get("image") or ""), str(row.get("pacs") or "")
     if not image and not pacs:
-        raise ValueError("row has no image (nor a pacs, study and series)")
+        raise ValueError(f"row has no 'image' (nor 'pacs', 'study' and 'series'); its columns: "
+                         f"{sorted(k for k, v in row.items() if v not in (None, ''))}")
     if pacs and not (row.get("study") and row.get("series")):
         raise ValueError("a pacs row needs a study and a series UID")
-    name = str(row.get("name") or "") or (_stem(image) if image else f"series-{pacs}")
     dim = str(row.get("dim") or "3d").lower()
-    axis = str(row.get("axis") or "z")
-    index = int(row["index"]) if str(row.get("index") or "").strip() else None
+    if dim not in ("2d", "3d"):
+        raise ValueError(f"column 'dim' must be 2d or 3d, got {row['dim']!r}")
+    axis = str(row.get("axis") or "z").lower()
+    if axis not in ("z", "y", "x"):
+        raise ValueError(f"column 'axis' must be z, y or x, got {row['axis']!r}")
+    index = _cell_ints(row, "index", 1)[0] if str(row.get("index") or "").strip() else None
     push = str(row.get("push") or "").strip().lower()
     if push not in ("", "binary", "labelmap"):
         raise ValueError(f"push must be binary or labelmap, got {push!r}")
-    if pacs:
-        session = c.session_from_pacs(pacs, str(row["study"]), str(row["series"]), name=name)
+    if row.get("box"):
+        box = _cell_ints(row, "box", 6)
+        marks: dict[str, Any] = {"lo": box[:3], "hi": box[3:]}
+        first = box[:3]
+    elif row.get("points"):
+        marks = {"points": _cell_points(row)}
+        first = marks["points"][0]
     else:
-        path = Path(image) if Path(image).is_absolute() else base / image
+        raise ValueError("row needs a 'box' or 'points'")
+    return {"image": image, "pacs": pacs, "push": push, **marks,
+            "name": str(row.get("name") or "") or (_stem(image) if image else f"series-{pacs}"),
+            "plane": _plane(dim == "2d", axis, index, first)}
+
+
+def _run_row(c: Client, row: dict[str, Any], base: Path, outdir: Path) -> dict[str, Any]:
+    """One manifest row: an `image` file, or a `pacs` archive with a `study` and `series` UID
+    (and optionally `push` = binary | labelmap to store the result back as a DICOM SEG)."""
+    ask = _row_request(row)
+    name, push = ask["name"], ask["push"]
+    if ask["pacs"]:
+        session = c.session_from_pacs(ask["pacs"], str(row["study"]), str(row["series"]),
+                                      name=name)
+    else:
+        path = Path(ask["image"]) if Path(ask["image"]).is_absolute() else base / ask["image"]
         session = c.create_session(path, name=name)
     try:
         seg = c.create_segment(session.id, name=name)
-        if row.get("box"):
-            values = [int(v) for v in str(row["box"]).split(",")]
-            if len(values) != 6:
-                raise ValueError(f"box must be z0,y0,x0,z1,y1,x1, got {row['box']!r}")
-            lo, hi = values[:3], values[3:]
-            c.box(session.id, seg.id, lo, hi, **_plane(dim == "2d", axis, index, lo))
-        elif row.get("points"):
-            pts = _points(str(row["points"]))
-            c.click(session.id, seg.id, pts, **_plane(dim == "2d", axis, index, pts[0]))
+        if "lo" in ask:
+            c.box(session.id, seg.id, ask["lo"], ask["hi"], **ask["plane"])
         else:
-            raise ValueError("row needs a box or points")
+            c.click(session.id, seg.id, ask["points"], **ask["plane"])
         voxels = c.get_segment(session.id, seg.id).voxels
         out = outdir / f"{name}.nii.gz"
         c.mask_file(session.id, seg.id, format="nifti").save(out)

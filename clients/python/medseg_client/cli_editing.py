@@ -10,11 +10,21 @@ from typing import Annotated, Any
 
 import typer
 
-from medseg_client.cli_shared import Axis, Background, Method, _client, _out, _points, _zyx
+from medseg_client.cli_shared import (
+    Axis,
+    Background,
+    Method,
+    _client,
+    _ints,
+    _out,
+    _points,
+    _zyx,
+)
 from medseg_client.models import Change
 
 Radius = Annotated[float, typer.Option(help="mm around the stroke")]
-ThreeD = Annotated[bool, typer.Option("--3d", help="the whole volume (a ball for paint)")]
+ThreeD = Annotated[bool, typer.Option(
+    "--3d", help="the whole volume (a ball for paint and erase; the whole mask for adjust)")]
 SliceIndex = Annotated[int | None, typer.Option(help="slice index (default: the first point's)")]
 
 
@@ -23,9 +33,11 @@ def register(app: typer.Typer) -> None:
     app.command("copy-segment")(copy_segment)
     app.command("hints")(hints)
     for name, command in (("paint", paint), ("erase", erase), ("fill", fill),
-                          ("select", select), ("brush", brush), ("adjust", adjust),
-                          ("organ", organ)):
+                          ("select", select), ("brush", brush), ("organ", organ)):
         app.command(name)(command)
+    # A shrink is a negative AMOUNT: without this, `adjust SID SEG -0.1` is read as an unknown
+    # option "-0" and refused. An unknown option still fails (as an extra argument).
+    app.command("adjust", context_settings={"ignore_unknown_options": True})(adjust)
 
 
 def _show(change: Change) -> None:
@@ -64,7 +76,7 @@ def import_mask(ctx: typer.Context, sid: str,
                 binary: Annotated[bool, typer.Option(help="every voxel > 0 is foreground, one "
                                                           "segment")] = False) -> None:
     """Import a mask file as new segments (one per label value of a label map)."""
-    values = [int(v) for v in labels.split(",")] if labels else None
+    values = _ints(labels, "--labels") if labels else None
     with _client(ctx) as c:
         segments = c.import_mask(sid, path.read_bytes(), filename=path.name, name=name,
                                  labels=values, binary=binary)

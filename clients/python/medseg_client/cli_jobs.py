@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from medseg_client.cli_shared import _client, _out, _points
+from medseg_client.cli_shared import _client, _json_params, _out, _points
 from medseg_client.client import Client
 from medseg_client.models import Job
 
@@ -79,9 +79,10 @@ def propagate(ctx: typer.Context, sid: str, seg: int,
               params: Annotated[str | None, typer.Option(help="JSON parameter overrides")] = None,
               wait: Wait = True) -> None:
     """Propagate a slice's mask along an axis (a job); shows a progress bar."""
+    overrides = _json_params(params)
     with _client(ctx) as c:
         job = c.propagate(sid, seg, axis=axis, start_index=start, method=method,
-                          params=json.loads(params) if params else None)
+                          params=overrides)
         _out().print(f"queued job {job.id}")
         if wait:
             follow(c, job)
@@ -103,8 +104,9 @@ def finetune(ctx: typer.Context, sid: str, seg: int,
         if label not in ("fg", "bg") or not _points(points):
             raise typer.BadParameter(f'--scribble must be "fg:z,y,x;..." or "bg:...", got {text!r}')
         marks.append({"path": _points(points), "foreground": label == "fg"})
+    overrides = _json_params(params)
     with _client(ctx) as c:
-        job = c.finetune(sid, seg, marks, mode=mode, params=json.loads(params) if params else None)
+        job = c.finetune(sid, seg, marks, mode=mode, params=overrides)
         _out().print(f"queued job {job.id}")
         if wait:
             follow(c, job)

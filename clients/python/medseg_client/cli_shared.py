@@ -5,9 +5,10 @@ cli.py (sessions, interactions, export, batch) and cli_jobs.py (jobs, locks)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -75,3 +76,27 @@ def _zyx(text: str) -> list[int]:
 
 def _points(text: str) -> list[list[int]]:
     return [_zyx(p) for p in text.split(";") if p.strip()]
+
+
+def _json_params(text: str | None) -> dict[str, Any] | None:
+    """--params: a JSON object of parameter overrides. Checked here, so a typo is reported as
+    --params's (a bare JSON decoder message names neither the option nor what it expects)."""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--params must be a JSON object such as "
+                                 f"'{{\"iterations\": 10}}': {exc}") from None
+    if not isinstance(value, dict):
+        raise typer.BadParameter(f"--params must be a JSON object, got {text!r}")
+    return value
+
+
+def _ints(text: str, option: str) -> list[int]:
+    """A comma-separated list of integers given to `option` (e.g. --labels 1,5)."""
+    try:
+        return [int(v) for v in text.replace(" ", "").split(",")]
+    except ValueError:
+        raise typer.BadParameter(f"{option} takes integers separated by commas (e.g. 1,5), "
+                                 f"got {text!r}") from None

@@ -28,7 +28,7 @@ import numpy as np
 
 from medseg_client._calls import _Call, _drop_none, _if_match, _json, _none
 from medseg_client.editing import EditingEndpoints
-from medseg_client.errors import ConnectionFailed, error_from_response
+from medseg_client.errors import connection_failed, error_from_response
 from medseg_client.jobs import AsyncJobMixin, JobEndpoints, SyncJobMixin
 from medseg_client.models import (
     AsyncSegmentView,
@@ -335,8 +335,7 @@ class Client(_Endpoints, JobEndpoints, PacsEndpoints, EditingEndpoints, SyncJobM
         try:
             response = self._http.request(call.method, call.path, **call.request_kwargs())
         except httpx.TransportError as exc:
-            raise ConnectionFailed(f"cannot reach {self.base_url}: {exc}",
-                                   code="connection_failed") from exc
+            raise connection_failed(self.base_url, exc) from exc
         return _finish(call, response)
 
     def view(self, sid: str, seg: int) -> SegmentView:
@@ -365,8 +364,7 @@ class AsyncClient(_Endpoints, JobEndpoints, PacsEndpoints, EditingEndpoints, Asy
         try:
             response = await self._http.request(call.method, call.path, **call.request_kwargs())
         except httpx.TransportError as exc:
-            raise ConnectionFailed(f"cannot reach {self.base_url}: {exc}",
-                                   code="connection_failed") from exc
+            raise connection_failed(self.base_url, exc) from exc
         return _finish(call, response)
 
     async def view(self, sid: str, seg: int) -> AsyncSegmentView:

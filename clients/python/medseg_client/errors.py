@@ -21,7 +21,7 @@ import httpx
 
 __all__ = [
     "Conflict", "ConnectionFailed", "InvalidRequest", "MedsegError", "NotFound", "ServerError",
-    "TooLarge", "Unauthorized", "error_from_response",
+    "TooLarge", "Unauthorized", "connection_failed", "error_from_response",
 ]
 
 
@@ -68,6 +68,19 @@ class ServerError(MedsegError):
 
 class ConnectionFailed(MedsegError):
     """No HTTP answer: connection refused, timeout, name resolution failure."""
+
+
+# The first thing a user who moved the server's port (PORT=9000 make serve) meets is a refused
+# connection to the default URL: the message says where the clients look for the server.
+WHERE_THE_URL_COMES_FROM = ("is the server running there? The clients find it through "
+                            "MEDSEG_URL (the CLI: --url; the SDK: base_url=)")
+
+
+def connection_failed(base_url: str, exc: httpx.TransportError) -> ConnectionFailed:
+    """The error for a request that got no answer; a refused or unresolvable address also
+    says how to point the clients at the server."""
+    hint = f"; {WHERE_THE_URL_COMES_FROM}" if isinstance(exc, httpx.ConnectError) else ""
+    return ConnectionFailed(f"cannot reach {base_url}: {exc}{hint}", code="connection_failed")
 
 
 _BY_STATUS: dict[int, type[MedsegError]] = {

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from medseg_client._calls import _Call, _if_match
-from medseg_client.errors import ConnectionFailed, error_from_response
+from medseg_client.errors import connection_failed, error_from_response
 from medseg_client.models import Job, JobEvent
 
 ProgressCallback = Callable[[Job], None]
@@ -158,8 +158,7 @@ class SyncJobMixin:
                         if event.event == "end":
                             return
         except httpx.TransportError as exc:
-            raise ConnectionFailed(f"cannot reach {self.base_url}: {exc}",
-                                   code="connection_failed") from exc
+            raise connection_failed(self.base_url, exc) from exc
 
 
 class AsyncJobMixin:
@@ -194,5 +193,4 @@ class AsyncJobMixin:
                         if event.event == "end":
                             return
         except httpx.TransportError as exc:
-            raise ConnectionFailed(f"cannot reach {self.base_url}: {exc}",
-                                   code="connection_failed") from exc
+            raise connection_failed(self.base_url, exc) from exc
