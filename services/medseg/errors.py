@@ -7,6 +7,8 @@ decides which HTTP status each code gets.
     ├── InvalidPrompt                                      a request the engine cannot act on
     │   └── UnknownName                                    a method / predictor / job kind / model
     ├── SessionNotFound, SegmentNotFound, RevisionNotFound, JobNotFound
+    ├── ArchiveNotConfigured                               no archive of expired sessions
+    ├── UnsupportedExportFormat                            an export format unfit for the image
     ├── RevisionConflict, NothingToUndo, SessionBusy       the state moved or is in use
     ├── DeadlineExceeded                                   a request's compute ran too long
     ├── ModelUnavailable                                   a trained model is missing or corrupt
@@ -60,6 +62,20 @@ class UnknownName(InvalidPrompt):
 
 class SessionNotFound(MedsegError):
     code = "session_not_found"
+
+
+class ArchiveNotConfigured(MedsegError):
+    """The archive of expired sessions is asked for, but the server keeps none (the setting
+    that enables it is unset): not a missing session."""
+
+    code = "archive_not_configured"
+
+
+class UnsupportedExportFormat(MedsegError):
+    """An export format the server does not write, or one that cannot hold this image (PNG of
+    a volume): a request for the wrong format, not a bad upload (415) or prompt."""
+
+    code = "unsupported_export_format"
 
 
 class SessionLive(MedsegError):

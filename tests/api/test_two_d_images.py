@@ -48,3 +48,19 @@ def test_png_click_box_and_png_export(client):
     assert labels.shape == (160, 200)
     assert set(np.unique(labels)) <= {0, clicked["label"], boxed["label"]}
     assert dice(labels > 0, disc) > 0.85
+
+
+def test_png_export_of_a_volume_names_the_formats_that_fit(client, totalseg):
+    from tests.api.helpers import upload
+
+    session = upload(client, totalseg / "ct_3mm.nii.gz")
+    segment = new_segment(client, session["id"])
+    for url in (f"/v1/sessions/{session['id']}/export",
+                f"/v1/sessions/{session['id']}/segments/{segment['id']}/mask"):
+        answer = client.get(url, params={"format": "png"})
+        # a format that cannot hold a volume, not a bad prompt
+        assert answer.status_code == 422, answer.text
+        body = answer.json()
+        assert body["error"] == "unsupported_export_format"
+        assert "2D images only" in body["message"] and "30 slices" in body["message"]
+        assert "nifti" in body["message"] and "nrrd" in body["message"]

@@ -143,8 +143,12 @@ def test_sweep_once_per_expiry_and_delete_removes_the_archive(clients, own_redis
 def test_no_archive_configured_is_a_clear_404(own_redis):
     app = create_app(make_settings(own_redis), Store.connect(own_redis, 60))
     with TestClient(app, headers={"X-API-Key": KEYS["alice"]}) as alice:
-        answer = alice.post("/v1/sessions/restore", json={"session_id": "0" * 32})
-        assert answer.status_code == 404 and "MEDSEG_ARCHIVE_DIR" in answer.json()["message"]
+        for answer in (alice.post("/v1/sessions/restore", json={"session_id": "0" * 32}),
+                       alice.get("/v1/sessions/archived")):
+            # not a missing session: the code says archiving is off, the message how to enable it
+            assert answer.status_code == 404, answer.text
+            assert answer.json()["error"] == "archive_not_configured"
+            assert "MEDSEG_ARCHIVE_DIR" in answer.json()["message"]
         assert alice.post("/v1/sessions/restore", json={"session_id": "x"}).status_code == 422
 
 

@@ -26,6 +26,8 @@ HTTP_STATUS: dict[type[domain.MedsegError], int] = {
     domain.EmptySegment: 422,
     domain.SessionNotFound: 404,
     domain.SessionLive: 409,
+    domain.ArchiveNotConfigured: 404,  # 404 as before: the viewer hides its archive list on it
+    domain.UnsupportedExportFormat: 422,
     domain.SegmentNotFound: 404,
     domain.RevisionNotFound: 404,
     domain.JobNotFound: 404,

@@ -10,7 +10,7 @@ import numpy as np
 
 from medseg.engine import imageio
 from medseg.engine.prompts import Plane
-from medseg.errors import InvalidPrompt
+from medseg.errors import InvalidPrompt, UnsupportedExportFormat
 from medseg.store import Store, quotas
 from medseg.store.chunks import full_box
 from medseg.store.records import RevisionRecord, SessionMeta
@@ -50,7 +50,8 @@ def label_map(store: Store, meta: SessionMeta) -> np.ndarray:
 
 def encode_file(array: np.ndarray, meta: SessionMeta, fmt: str, stem: str) -> ExportFile:
     if fmt not in EXPORT_FORMATS:
-        raise InvalidPrompt(f"unknown export format {fmt!r}; use one of {sorted(EXPORT_FORMATS)}")
+        raise UnsupportedExportFormat(f"unknown export format {fmt!r}; use one of "
+                                      f"{sorted(EXPORT_FORMATS)}")
     media_type, suffix = EXPORT_FORMATS[fmt]
     affine = np.asarray(meta.affine)
     if fmt == "nifti":
@@ -59,7 +60,9 @@ def encode_file(array: np.ndarray, meta: SessionMeta, fmt: str, stem: str) -> Ex
         content = imageio.save_nrrd(array, affine)
     else:
         if meta.shape[0] != 1:
-            raise InvalidPrompt("PNG export is for 2D images; use nifti or nrrd for a volume")
+            raise UnsupportedExportFormat(
+                f"PNG export is for 2D images only, and this image is a volume of "
+                f"{meta.shape[0]} slices: use nifti or nrrd")
         content = imageio.save_png(array[0])
     return ExportFile(content, media_type, stem + suffix)
 

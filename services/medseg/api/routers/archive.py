@@ -17,7 +17,7 @@ from medseg.api.schemas import (
     error_responses,
 )
 from medseg.api.settings import Settings
-from medseg.errors import SessionNotFound
+from medseg.errors import ArchiveNotConfigured
 from medseg.store import archive
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
@@ -25,8 +25,9 @@ router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
 def _directory(settings: Settings):
     if settings.archive_dir is None:
-        raise SessionNotFound("this server keeps no archive of expired sessions "
-                              "(MEDSEG_ARCHIVE_DIR is not set)")
+        raise ArchiveNotConfigured("this server keeps no archive of expired sessions: set "
+                                   "MEDSEG_ARCHIVE_DIR (API and job workers, one shared "
+                                   "folder) to enable it")
     return settings.archive_dir.expanduser().resolve()
 
 
