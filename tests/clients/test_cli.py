@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from medseg.store.embedded import free_port
-from medseg_client.cli import app
+from medseg_client.cli import app, held_out_metric
 from medseg_client.client import Client
 from medseg_client.errors import ConnectionFailed
 from tests.clients.test_sdk import CT, liver_box, liver_reference, liver_voxel
@@ -199,6 +199,37 @@ def test_points_command_and_models_listing(medseg, reference):
         assert result.exit_code == 0 and "encoding" in result.output, result.output
     finally:
         medseg("delete", sid)
+
+
+def test_models_show_each_cards_held_out_metric_by_name(live_server):
+    """editnet, organnet and refinenet name their held-out metrics otherwise than
+    dice_held_out: each row still shows one, with its name."""
+    with Client(live_server, api_key=KEYS["alice"]) as sdk:
+        listed = {m["name"]: m["metrics"] for m in sdk.models()["models"]}
+    assert {"editnet-2d", "organnet-2d", "refinenet-2d"} <= set(listed)
+    result = runner.invoke(app, ["--url", live_server, "--api-key", KEYS["alice"], "models"],
+                           env={"COLUMNS": "250"})  # wide: one line per model
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[1]: line for line in result.output.splitlines()
+            if len(line.split()) > 1 and line.split()[1] in listed}
+    for name, metrics in listed.items():
+        shown = held_out_metric(metrics)
+        assert shown and shown in rows[name], (name, rows.get(name))
+
+
+@pytest.mark.parametrize("metrics, shown", [
+    ({"dice_seen": 0.8, "dice_held_out": 0.85491}, "Dice 0.855"),
+    ({"case": "ct_dicom", "dice": {"liver": 0.94}, "mean_dice": 0.5329},
+     "mean Dice 0.533 on ct_dicom"),
+    ({"case": "ct_dicom", "dice_after_0_clicks": 0.8184, "dice_after_1_clicks": 0.8948,
+      "dice_after_3_clicks": 0.8989}, "Dice 0.818 after 0 clicks, 0.899 after 3"),
+    ({"protocol": "...", "dice_held_out_start": 0.8646, "dice_held_out_select": 0.9268,
+      "changed_held_out_refuse_add": 0.13, "dice_seen_select": 0.88},
+     "Dice start 0.865, select 0.927"),
+    ({"protocol": "nothing measured"}, ""),
+])
+def test_held_out_metric_names_what_the_card_measured(metrics, shown):
+    assert held_out_metric(metrics) == shown
 
 
 def test_upload_and_info_show_what_the_server_changed(medseg, tmp_path):
