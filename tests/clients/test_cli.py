@@ -232,6 +232,29 @@ def test_held_out_metric_names_what_the_card_measured(metrics, shown):
     assert held_out_metric(metrics) == shown
 
 
+def test_session_table_is_readable_at_80_columns(live_server):
+    """The upload and the session list print the id whole and the shape, spacing and
+    modality uncut in an 80-column terminal (they read "30x1…", "unkn…")."""
+    def at_80(*args: str):
+        result = runner.invoke(app, ["--url", live_server, "--api-key", KEYS["alice"],
+                                     *map(str, args)],
+                               env={"COLUMNS": "80"})
+        assert result.exit_code == 0, result.output
+        assert max(map(len, result.output.splitlines())) <= 80, result.output
+        return result.output
+
+    printed = at_80("upload", CT, "--name", "a long session name that has to wrap somewhere")
+    sid = _session_id(printed)
+    try:
+        for output in (printed, at_80("sessions"), at_80("info", sid)):
+            row = next(line for line in output.splitlines() if sid in line)
+            assert "…" not in output, output
+            assert row.split()[1:] == ["30x101x122", "3x3x3", "unknown", "0"], row
+            assert "a long session name" in output
+    finally:
+        runner.invoke(app, ["--url", live_server, "--api-key", KEYS["alice"], "delete", sid])
+
+
 def test_upload_and_info_show_what_the_server_changed(medseg, tmp_path):
     """NaN voxels are replaced on upload and reported: the SDK carries the warning and the CLI
     prints it, so a user learns it without reading JSON."""

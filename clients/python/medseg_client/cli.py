@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box as rich_box  # (`box` is a command here)
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Column, Table
+from rich.text import Text
 
 from medseg_client import cli_editing, cli_jobs, cli_pacs
 from medseg_client.cli_shared import (
@@ -46,12 +48,21 @@ def _plane(two_d: bool, axis: str, index: int | None, first: list[int]) -> dict[
 
 
 def _session_table(sessions: list[Session]) -> Table:
-    table = Table("name", "shape z,y,x", "spacing mm", "modality", "segs", "ttl s")
-    table.columns.insert(0, Column("id", no_wrap=True, min_width=32))
+    """Sessions, readable in an 80-column terminal: the id whole (people copy it) with the name
+    folded under it, the shape never cut, no vertical rules, and no idle TTL column (it cut
+    the shape and modality to "30x1…", "unkn…"; `medseg info` and `keepalive` say when a
+    session expires)."""
+    table = Table(Column("id / name", min_width=32, max_width=32, overflow="fold"),
+                  Column("shape z,y,x", no_wrap=True), Column("spacing mm", overflow="fold"),
+                  Column("modality", overflow="fold"),
+                  Column("segs", justify="right", overflow="fold"),
+                  box=rich_box.SIMPLE_HEAD, padding=(0, 1, 0, 0))
     for s in sessions:
-        table.add_row(s.id, s.name or "", "x".join(map(str, s.shape)),
-                      ", ".join(f"{v:.3g}" for v in s.spacing), s.modality,
-                      str(len(s.segments)), str(s.expires_in_s))
+        id_and_name = Text(s.id)
+        if s.name:
+            id_and_name.append("\n" + s.name, style="dim")
+        table.add_row(id_and_name, "x".join(map(str, s.shape)),
+                      "x".join(f"{v:.3g}" for v in s.spacing), s.modality, str(len(s.segments)))
     return table
 
 
@@ -86,6 +97,8 @@ def info(ctx: typer.Context, sid: str) -> None:
     with _client(ctx) as c:
         session = c.get_session(sid)
     _out().print(_session_table([session]))
+    if session.expires_at:
+        _out().print(f"expires at {session.expires_at} if left idle")
     _show_warnings(session)
     table = Table("segment", "name", "label", "color", "revision", "voxels", "undo", "redo")
     for g in session.segments:
