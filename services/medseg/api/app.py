@@ -11,7 +11,7 @@ import structlog
 from fastapi import FastAPI, Request
 
 from medseg import builtin
-from medseg.api import errors, limits, ohif, openapi_links, viewer
+from medseg.api import docs_page, errors, limits, ohif, openapi_links, viewer
 from medseg.api.compute import ChildConfig, ComputePool
 from medseg.api.logging import configure as configure_logging
 from medseg.api.routers import (
@@ -59,7 +59,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
         finally:
             app.state.compute.stop()
 
-    app = FastAPI(title="medseg", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # FastAPI's /docs and /redoc load from a CDN (blank offline): docs_page serves /docs instead
+    app = FastAPI(title="medseg", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.plugins = plugins or builtin.build(settings.plugins)
     redis_url = settings.redis_url or "redis://127.0.0.1:6379/0"
@@ -81,6 +83,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
                    slices.router, segments.router, imports.router, propagation.router,
                    jobs.router):
         app.include_router(router)
+    docs_page.install(app)
     viewer.mount(app, settings.clients_dir)
     ohif.mount(app, settings)
     openapi_links.install(app)
