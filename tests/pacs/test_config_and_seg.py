@@ -1,6 +1,7 @@
 """Without an archive: the PACS configuration (secrets never shown, tenants kept apart), the
 SEG builder and reader on the shared series' headers (organ codes, provenance, label-map
-overlaps, another series refused), and DICOM SEG on a session that did not come from DICOM."""
+overlaps, another series refused), DICOM SEG on a session that did not come from DICOM, and
+on an uploaded DICOM series (with its UIDs: as from a PACS; anonymised: the missing UIDs named)."""
 
 from __future__ import annotations
 
@@ -122,4 +123,75 @@ def test_dicom_seg_needs_a_dicom_source(client, totalseg):
     answer = client.get(f"/v1/sessions/{session['id']}/export",
                         params={"format": "dicom-seg"})
     assert answer.status_code == 422 and answer.json()["error"] == "no_dicom_source"
+    assert "holds a nifti image, not a DICOM series" in answer.json()["message"]
     assert session["source"] is None
+
+
+def _segment_from_reference(client, sid: str, totalseg) -> dict:
+    """The liver of the shared series' reference mask, imported onto the session."""
+    path = totalseg / "ct_dicom_seg.nii.gz"
+    answer = client.post(f"/v1/sessions/{sid}/segments/import", params={"labels": 5},
+                         files={"file": (path.name, path.read_bytes())})
+    assert answer.status_code == 201, answer.text
+    return answer.json()[0]
+
+
+def test_an_uploaded_dicom_series_exports_and_imports_dicom_seg(client, totalseg, ct_folder):
+    """A PACS integrator uploading a series (the DICOM files, with their UIDs) gets DICOM SEG
+    of it as from a PACS pull: it references the uploaded series and every instance, holds the
+    session's mask voxel for voxel, and imports back onto the session."""
+    from tests.api.helpers import full_mask
+    from tests.pacs.orthanc import part10
+
+    series = prepared_series(ct_folder, name="uploaded")
+    files = [("files", (f"slice{k}.dcm", part10(ds), "application/dicom"))
+             for k, ds in enumerate(series.datasets)]
+    answer = client.post("/v1/sessions", files=files)
+    assert answer.status_code == 201, answer.text
+    session = answer.json()
+    sid = session["id"]
+    assert session["source"]["kind"] == "upload" and session["source"]["instances"] == 20
+    assert session["source"]["series_instance_uid"] == series.series_uid
+    liver = _segment_from_reference(client, sid, totalseg)
+    mask = full_mask(client, sid, liver["id"])
+    assert mask.sum() > 10_000
+
+    source = client.get(f"/v1/sessions/{sid}/dicom").json()["source"]
+    assert source["pacs"] is None and sorted(source["sop_instance_uids"]) == \
+        sorted(series.sop_uids)
+    for fmt in ("dicom-seg", "dicom-seg-labelmap"):
+        answer = client.get(f"/v1/sessions/{sid}/export", params={"format": fmt})
+        assert answer.status_code == 200, answer.text
+        seg = pydicom.dcmread(io.BytesIO(answer.content))
+        assert seg.StudyInstanceUID == series.study_uid
+        assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == series.series_uid
+        read = read_seg(answer.content, series.series_uid, source["sop_instance_uids"])
+        np.testing.assert_array_equal(read.segments[0].mask, mask)
+    imported = client.post(f"/v1/sessions/{sid}/import", files={"file": (
+        "seg.dcm", answer.content, "application/dicom")})
+    assert imported.status_code == 201, imported.text
+    np.testing.assert_array_equal(full_mask(client, sid, imported.json()[0]["id"]), mask)
+    # a push needs an archive named: the upload came from none
+    pushed = client.post(f"/v1/sessions/{sid}/push", json={})
+    assert pushed.status_code == 422 and "name one" in pushed.json()["message"], pushed.text
+
+
+def test_an_anonymised_series_upload_says_why_it_has_no_dicom_seg(client, totalseg, ct_folder):
+    """The shared series as it is (a zip): its Study, Series and SOP Instance UIDs are empty,
+    so no SEG can reference it; the answer names the missing UIDs instead of 'not from DICOM'."""
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in sorted(ct_folder.iterdir()):
+            archive.writestr(path.name, path.read_bytes())
+    answer = client.post("/v1/sessions", files={"files": ("ct.zip", buffer.getvalue())})
+    assert answer.status_code == 201, answer.text
+    sid = answer.json()["id"]
+    _segment_from_reference(client, sid, totalseg)
+    answer = client.get(f"/v1/sessions/{sid}/export", params={"format": "dicom-seg"})
+    assert answer.status_code == 422 and answer.json()["error"] == "no_dicom_source"
+    message = answer.json()["message"]
+    assert "uploaded as a DICOM series" in message
+    assert "StudyInstanceUID" in message and "SeriesInstanceUID" in message
+    assert "SOPInstanceUID" in message and "nifti" in message

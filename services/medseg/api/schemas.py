@@ -80,10 +80,12 @@ class SessionPublic(BaseModel):
         "what loading the image changed, in words: e.g. NaN or infinite voxels (often "
         "outside the field of view) replaced by the lowest / highest finite value"))
     source: dict[str, Any] | None = Field(None, description=(
-        "where the image came from when it was opened from a PACS: archive name, study, "
-        "series and frame-of-reference UIDs, instance count, reused (copied from an earlier "
-        "pull of the same series), study / series description and date where the instances "
-        "have them (no patient identifiers), timings_ms (docs/pacs.md)"))
+        "where the image came from when it was opened from a PACS (kind \"pacs\": archive "
+        "name, study, series and frame-of-reference UIDs, instance count, reused (copied from "
+        "an earlier pull of the same series), study / series description and date where the "
+        "instances have them (no patient identifiers), timings_ms) or uploaded as a DICOM "
+        "series with its UIDs (kind \"upload\": the same UIDs, count and descriptions); "
+        "null otherwise (docs/pacs.md)"))
 
 
 # -- segments ------------------------------------------------------------------------------

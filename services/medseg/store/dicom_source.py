@@ -1,10 +1,13 @@
-"""The DICOM source of a session whose image came from a PACS, in Redis.
+"""The DICOM source of a session whose image came from a PACS or an uploaded DICOM series, in
+Redis.
 
 One hash per session, `medseg:s:{sid}:dicom` (a data key of the session: it expires and is
-deleted with it): `source` (JSON: archive name, study / series / frame-of-reference UIDs, the
-instances' SOP instance UIDs in the volume's slice order, the content digest), `h:<k>` (slice
-k's header as zstd-compressed Part 10 bytes, no pixel data: what a DICOM SEG needs to reference
-it) and `exports` (JSON list: each DICOM SEG made from the session, its UIDs and revisions).
+deleted with it): `source` (JSON: archive name (none for an upload), study / series /
+frame-of-reference UIDs, the instances' SOP instance UIDs in the volume's slice order, the
+content digest), `h:<k>` (slice k's header as zstd-compressed Part 10 bytes, no pixel data:
+what a DICOM SEG needs to reference it), `exports` (JSON list: each DICOM SEG made from the
+session, its UIDs and revisions), or, for an uploaded series that cannot be referenced,
+`unavailable` (why, in words: the UIDs its files lack).
 
 `medseg:pacs:{tenant}:{digest}` remembers the newest session that pulled a series, by a
 digest of the archive name and the instance UIDs (never the UIDs themselves: no identifier
@@ -35,6 +38,19 @@ class DicomSource(BaseModel):
     digest: str  # sha256 of the archive name and the sorted instance UIDs
 
 
+def _no_source(meta: SessionMeta, unavailable: str | None) -> str:
+    """Why the session has no DICOM source, and what would give it one."""
+    what = f"session {meta.id!r}"
+    if unavailable:
+        return f"{what} was uploaded as a DICOM series, but {unavailable}"
+    if meta.source_format == "dicom":
+        return (f"{what} was uploaded as DICOM before uploads kept their DICOM source; upload "
+                "the series again for DICOM SEG")
+    return (f"{what} holds a {meta.source_format} image, not a DICOM series: a DICOM SEG "
+            "references the source series' instances, so it needs a session opened from a "
+            "PACS or uploaded as DICOM files (export nifti or nrrd instead)")
+
+
 def series_key(tenant: str, digest: str) -> str:
     return f"{PREFIX}:pacs:{tenant}:{digest}"
 
@@ -51,11 +67,15 @@ class DicomSourceStore:
         mapping["source"] = source.model_dump_json().encode()
         pipe.hset(keys.dicom, mapping=fields(mapping))
 
+    def write_unavailable(self, pipe, keys: SessionKeys, reason: str) -> None:
+        """Queue why an uploaded DICOM series has no source, for the SEG calls to say so."""
+        pipe.hset(keys.dicom, "unavailable", reason)
+
     def source(self, meta: SessionMeta) -> DicomSource:
-        raw = self.redis.hget(SessionKeys(meta.id).dicom, "source")
+        raw, unavailable = self.redis.hmget(SessionKeys(meta.id).dicom,
+                                            ["source", "unavailable"])
         if raw is None:
-            raise NoDicomSource(f"session {meta.id!r} was not opened from DICOM (a PACS): "
-                                "DICOM SEG needs the source series' instances to reference")
+            raise NoDicomSource(_no_source(meta, text(unavailable) if unavailable else None))
         return DicomSource.model_validate_json(raw)
 
     def headers(self, meta: SessionMeta, count: int) -> list[bytes]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -54,6 +53,7 @@ from medseg.store.chunks import full_box
 from medseg.store.dicom_source import DicomSource, DicomSourceStore
 from medseg.store.records import JobRecord, RevisionRecord, SegmentRecord, SessionMeta, utcnow
 from medseg.usecases.sessions import ExportFile
+from medseg.usecases.uploaded_dicom import descriptions, header_bytes
 
 SOFTWARE_VERSION = "0.1.0"  # the service's (api/app.py's FastAPI version)
 SEG_FORMATS: dict[str, SegForm] = {"dicom-seg": "binary", "dicom-seg-labelmap": "labelmap"}
@@ -111,7 +111,7 @@ def create_session_from_pacs(store: Store, config: PacsConfig, tenant: str, pacs
         frame_of_reference_uid=str(first.get("FrameOfReferenceUID", "")) or None,
         sop_class_uid=str(first.get("SOPClassUID", "")) or None,
         sop_instance_uids=[str(ds.SOPInstanceUID) for ds in ordered], digest=digest)
-    headers = [_header_bytes(ds) for ds in ordered]
+    headers = [header_bytes(ds) for ds in ordered]
     meta = _create(store, dicom, volume, tenant, name, source, headers, False, timings)
     return Pulled(meta, False, timings)
 
@@ -154,7 +154,7 @@ def _create(store: Store, dicom: DicomSourceStore, volume: Volume, tenant: str,
                "series_instance_uid": source.series_instance_uid,
                "frame_of_reference_uid": source.frame_of_reference_uid,
                "instances": len(source.sop_instance_uids), "reused": reused,
-               **_descriptions(headers[0] if headers else b""),
+               **descriptions(headers[0] if headers else b""),
                "timings_ms": {k: round(v * 1000, 1) for k, v in timings.items()}}
     start = time.perf_counter()
     meta = store.sessions.create(
@@ -205,45 +205,6 @@ def _slice_order(volume: Volume, datasets: list[pydicom.Dataset]) -> list[pydico
                                "volume's slices")
         ordered[k] = ds
     return [ds for ds in ordered if ds is not None]
-
-
-# What tells sessions apart in a list, and nothing that identifies the patient.
-_DESCRIBING = {"study_description": "StudyDescription", "series_description": "SeriesDescription",
-               "study_date": "StudyDate", "series_date": "SeriesDate"}
-
-
-def _descriptions(header: bytes) -> dict[str, str]:
-    """Study / series description and date of the series (from one instance's header), for
-    the session record's `source`: only the ones the instance has."""
-    try:
-        ds = pydicom.dcmread(io.BytesIO(header), stop_before_pixels=True, force=True)
-    except Exception:  # noqa: BLE001 - a header that cannot be read describes nothing
-        return {}
-    out = {}
-    for key, keyword in _DESCRIBING.items():
-        value = str(ds.get(keyword, "") or "").strip()
-        if value:
-            out[key] = value[:200]
-    return out
-
-
-def _header_bytes(ds: pydicom.Dataset) -> bytes:
-    """The instance without pixel data or private elements, as Part 10 bytes."""
-    header = pydicom.Dataset(ds)
-    header.file_meta = ds.file_meta
-    for keyword in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"):
-        if keyword in header:
-            del header[keyword]
-    header.remove_private_tags()
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            header.save_as(buffer, enforce_file_format=True)
-        except (ValueError, AttributeError):  # file meta incomplete: the dataset as it is
-            buffer = io.BytesIO()
-            header.save_as(buffer, enforce_file_format=False)
-    return buffer.getvalue()
 
 
 # -- DICOM SEG export ------------------------------------------------------------------------

@@ -13,7 +13,9 @@ from medseg.engine.prompts import Plane
 from medseg.errors import InvalidPrompt, UnsupportedExportFormat
 from medseg.store import Store, quotas
 from medseg.store.chunks import full_box
+from medseg.store.dicom_source import DicomSourceStore
 from medseg.store.records import RevisionRecord, SessionMeta
+from medseg.usecases import uploaded_dicom
 
 EXPORT_FORMATS = {
     "nifti": ("application/gzip", ".nii.gz"),
@@ -35,7 +37,21 @@ def create_session(store: Store, files: list[tuple[str, bytes]], tenant: str,
     quotas.check_new_session(store.sessions.redis, store.quotas, tenant,
                              sum(len(content) for _, content in files))
     volume = imageio.load_image(files, limits)
-    return store.sessions.create(volume, tenant, name)
+    uploaded = uploaded_dicom.source_of(volume)
+    if uploaded is None:
+        return store.sessions.create(volume, tenant, name)
+    return store.sessions.create(volume, tenant, name, source=uploaded.summary,
+                                 also=lambda pipe, keys: _keep_dicom(store, pipe, keys, uploaded))
+
+
+def _keep_dicom(store: Store, pipe, keys, uploaded: uploaded_dicom.UploadedSource) -> None:
+    """Queue an uploaded series' DICOM source (or why it has none) into the MULTI that makes
+    the session visible."""
+    dicom = DicomSourceStore(store.sessions)
+    if uploaded.source is None:
+        dicom.write_unavailable(pipe, keys, uploaded.unavailable or "")
+    else:
+        dicom.write(pipe, keys, uploaded.source, uploaded.headers)
 
 
 def label_map(store: Store, meta: SessionMeta) -> np.ndarray:

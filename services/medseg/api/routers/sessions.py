@@ -71,7 +71,8 @@ def delete_session(store: StoreDep, settings: SettingsDep, meta: SessionDep) -> 
     "application/gzip": {}, "application/octet-stream": {}, "image/png": {},
     "application/zip": {}, "application/dicom": {}}}},
     response_class=Response, summary="Label map of all segments (or per-segment masks, zipped; "
-                                     "or a DICOM SEG of a session opened from a PACS)")
+                                     "or a DICOM SEG of a session opened from a PACS or "
+                                     "uploaded as a DICOM series)")
 def export(store: StoreDep, plugins: PluginsDep, meta: SessionDep,
            format: Annotated[Literal["nifti", "nrrd", "png", "dicom-seg", "dicom-seg-labelmap"],
                              Query(description="dicom-seg: binary SEG, dicom-seg-labelmap: "

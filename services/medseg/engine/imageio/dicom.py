@@ -16,6 +16,9 @@ from medseg.engine.volume import Volume
 from medseg.errors import CorruptImage, ImageTooLarge, UnsupportedFormat, plain
 
 DICOMDIR_SOP = "1.2.840.10008.1.3.10"
+# Volume.extra key: the series' instances (pydicom datasets) in the volume's slice order, so an
+# uploaded series can keep what a DICOM SEG of it must reference (usecases/uploaded_dicom.py)
+INSTANCES = "instances"
 _SPACING_TOL = 0.05  # relative deviation allowed between consecutive slice gaps
 
 
@@ -174,6 +177,7 @@ def load_dicom_series(datasets: list[tuple[str, pydicom.Dataset]], limits: Image
             "transfer_syntax": _ts(first),
             "n_files": len(datasets),
             "photometric": str(first.get("PhotometricInterpretation", "")),
+            INSTANCES: [ds for _, ds in datasets],  # slice k of the array is instance k
         },
     )
 
