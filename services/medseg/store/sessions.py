@@ -28,12 +28,16 @@ _WRITE_BATCH = 256  # chunks per pipeline round trip when storing an image
 
 # The lock's value is its fencing token, from a per-session counter that only grows. -1: the
 # session is gone (its counters hash expired or was deleted), so nothing is created for it.
+# With a third key (the segments hash) it also answers one segment's record (ARGV[2]) as it is
+# once the lock is taken: a caller that needs it (the compute pool's deadline message) saves a
+# round trip.
 _ACQUIRE = """
-if redis.call('exists', KEYS[1]) == 1 then return 0 end
-if redis.call('exists', KEYS[2]) == 0 then return -1 end
+if redis.call('exists', KEYS[1]) == 1 then return {0, false} end
+if redis.call('exists', KEYS[2]) == 0 then return {-1, false} end
 local token = redis.call('hincrby', KEYS[2], 'fence', 1)
 redis.call('set', KEYS[1], token, 'PX', ARGV[1])
-return token
+if KEYS[3] then return {token, redis.call('hget', KEYS[3], ARGV[2])} end
+return {token, false}
 """
 _EXTEND = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
@@ -203,23 +207,38 @@ class SessionStore:
         if held is not None:
             yield held
             return
-        fence = self.acquire(session_id)
+        with self.locked_reading(session_id) as (fence, _):
+            yield fence
+
+    @contextlib.contextmanager
+    def locked_reading(self, session_id: str, segment_id: int | None = None,
+                       ) -> Iterator[tuple[Fence, bytes | None]]:
+        """`locked`, yielding beside the fence segment `segment_id`'s record (raw JSON; None
+        when absent or no segment is named) as it is once the lock is taken, read by the
+        lock's own script: one round trip fewer for a holder that needs it."""
+        fence, segment = self._acquire(session_id, segment_id)
         self._keeper.keep(fence)
         try:
-            yield fence
+            yield fence, segment
         finally:
             self._keeper.stop(fence)
             self.release(fence)
 
     def acquire(self, session_id: str) -> Fence:
+        return self._acquire(session_id)[0]
+
+    def _acquire(self, session_id: str, segment_id: int | None = None,
+                 ) -> tuple[Fence, bytes | None]:
         keys = SessionKeys(session_id)
         deadline = time.monotonic() + self.lock_wait_s
         pause = 0.002
+        read = ([keys.segments], [str(segment_id)]) if segment_id is not None else ([], [])
         while True:
-            token = int(self._acquire_script(keys=[keys.lock, keys.counters],
-                                             args=[int(self.lock_ttl_s * 1000)]))
+            answer = self._acquire_script(keys=[keys.lock, keys.counters, *read[0]],
+                                          args=[int(self.lock_ttl_s * 1000), *read[1]])
+            token = int(answer[0])
             if token > 0:
-                return Fence(session_id, token)
+                return Fence(session_id, token), answer[1]
             if token < 0:
                 raise SessionNotFound(f"session {session_id!r} not found")
             if time.monotonic() >= deadline:
