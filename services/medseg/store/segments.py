@@ -108,7 +108,7 @@ class SegmentStore:
                                                             str(segment_id)))
 
     @staticmethod
-    def parse(meta: SessionMeta, segment_id: int, raw: bytes | None) -> SegmentRecord:
+    def parse(meta: SessionMeta, segment_id: int, raw: bytes | str | None) -> SegmentRecord:
         """The segment record from its stored JSON (None: SegmentNotFound)."""
         if raw is None:
             raise SegmentNotFound(f"segment {segment_id} not found in session {meta.id!r}")
@@ -422,7 +422,7 @@ class SegmentStore:
                 self._blob_cache[digest] = block
 
 
-def _revision_of(raw: bytes | None, segment_id: int, revision: int) -> RevisionRecord:
+def _revision_of(raw: bytes | str | None, segment_id: int, revision: int) -> RevisionRecord:
     """The revision record from its stored JSON; RevisionNotFound when absent or another
     segment's."""
     record = RevisionRecord.model_validate_json(raw) if raw is not None else None
