@@ -103,3 +103,30 @@ def test_one_keeper_thread_extends_every_lock_held(store, redis_url):
         time.sleep(2 * own.sessions.lock_ttl_s)
         assert own.sessions.holds(a) and own.sessions.holds(b)  # still kept after c ended
     assert _keepers() == before + 1
+
+
+def _hold_in_a_fork(store, session_id: str, queue) -> None:
+    """In a forked child: hold the lock for five TTLs, report whether it stayed held."""
+    held = True
+    with store.sessions.locked(session_id) as fence:
+        until = time.monotonic() + 5 * store.sessions.lock_ttl_s
+        while time.monotonic() < until:
+            held = held and store.sessions.holds(fence)
+            time.sleep(0.05)
+    queue.put(held)
+
+
+def test_a_forked_process_keeps_its_locks(store, meta):
+    """RQ's work horse is a fork of a worker whose keeper thread did not come along: the
+    child starts its own."""
+    import multiprocessing
+
+    store.sessions.lock_ttl_s = 0.3
+    with store.sessions.locked(meta.id):
+        pass  # the parent's keeper thread runs (and its Condition exists) before the fork
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_hold_in_a_fork, args=(store, meta.id, queue))
+    child.start()
+    assert queue.get(timeout=30) is True
+    child.join(10)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import os
 import secrets
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -301,6 +303,14 @@ class _LockKeeper:
 
     def __init__(self, sessions: SessionStore):
         self._sessions = sessions
+        self._reset()
+        # a forked child (RQ's work horse) has no keeper thread and maybe a Condition held by
+        # a thread that did not come along: it starts afresh (a weak reference: a callback
+        # registered for a fork does not keep the store alive)
+        keeper = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _reset_if_alive(keeper))
+
+    def _reset(self) -> None:
         self._due: dict[Fence, float] = {}  # held fence -> when its next extension is due
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -340,3 +350,9 @@ class _LockKeeper:
         except redis.RedisError:
             return  # Redis unreachable for a moment: try again at the next beat
         self.stop(fence)  # lost (expired or revoked): the commit's fence check refuses it
+
+
+def _reset_if_alive(keeper: weakref.ref[_LockKeeper]) -> None:
+    found = keeper()
+    if found is not None:
+        found._reset()
