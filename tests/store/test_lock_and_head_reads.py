@@ -13,7 +13,7 @@ import pytest
 from medseg.engine.prompts import Box, Marks
 from medseg.engine.volume import Volume
 from medseg.errors import RevisionNotFound, SegmentNotFound, SessionBusy
-from medseg.store import chunks
+from medseg.store import Store, chunks, sessions
 from medseg.store.keys import SessionKeys
 from tests.redis_commands import record_commands
 
@@ -85,8 +85,6 @@ def _keepers() -> int:
 
 
 def test_one_keeper_thread_extends_every_lock_held(store, redis_url):
-    from medseg.store import Store
-
     own = Store.connect(redis_url, 3600)  # a fresh store: its keeper starts on first use
     own.sessions.lock_ttl_s = 0.3
     metas = [own.sessions.create(Volume(np.zeros((2, 8, 8), np.int16), (1.0, 1.0, 1.0),
@@ -130,3 +128,21 @@ def test_a_forked_process_keeps_its_locks(store, meta):
     child.start()
     assert queue.get(timeout=30) is True
     child.join(10)
+
+
+def test_an_idle_keeper_thread_ends_and_the_next_lock_starts_another(redis_url, monkeypatch):
+    monkeypatch.setattr(sessions, "_KEEPER_IDLE_S", 0.2)
+    own = Store.connect(redis_url, 3600)
+    own.sessions.lock_ttl_s = 0.3
+    meta = own.sessions.create(Volume(np.zeros((2, 8, 8), np.int16), (1.0, 1.0, 1.0),
+                                      np.eye(4), "CT", "nifti"), "bob")
+    before = _keepers()
+    with own.sessions.locked(meta.id):
+        assert _keepers() == before + 1
+    deadline = time.monotonic() + 10
+    while _keepers() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _keepers() == before  # ended once idle
+    with own.sessions.locked(meta.id) as fence:
+        time.sleep(4 * own.sessions.lock_ttl_s)
+        assert own.sessions.holds(fence)  # a new keeper extended it

@@ -26,6 +26,7 @@ from medseg.store.keys import EXPIRY_INDEX, SessionKeys, blob, tenant_sessions_k
 from medseg.store.quotas import BYTES_FIELD
 from medseg.store.records import SessionMeta
 
+_KEEPER_IDLE_S = 60.0  # a lock keeper's thread ends after this long without a lock to keep
 _WRITE_BATCH = 256  # chunks per pipeline round trip when storing an image
 
 # The lock's value is its fencing token, from a per-session counter that only grows. -1: the
@@ -334,9 +335,15 @@ class _LockKeeper:
             with self._changed:
                 now = time.monotonic()
                 due = [f for f, t in self._due.items() if t <= now]
+                if not due and not self._due:
+                    # idle: a store no longer used (a test's) keeps no thread for ever; the
+                    # next lock starts another
+                    if not self._changed.wait(_KEEPER_IDLE_S) and not self._due:
+                        self._thread = None
+                        return
+                    continue
                 if not due:
-                    next_due = min(self._due.values(), default=None)
-                    self._changed.wait(None if next_due is None else next_due - now)
+                    self._changed.wait(min(self._due.values()) - now)
                     continue
                 for fence in due:
                     self._due[fence] = now + self._sessions.lock_ttl_s / 3
