@@ -107,3 +107,23 @@ def test_label_map_never_overlaps_but_per_segment_masks_do(client, totalseg):
     zipped = client.get(f"/v1/sessions/{sid}/export", params={"per_segment": True})
     with zipfile.ZipFile(io.BytesIO(zipped.content)) as archive:
         assert len(archive.namelist()) == 2
+
+
+def test_a_change_answers_its_etag_and_the_change_result_schema(client, totalseg):
+    """Clicks, undo and redo answer JSON serialized by pydantic directly (not through
+    FastAPI's response_model pass): the body is a ChangeResult as before, with its ETag."""
+    from medseg.api.schemas import ChangeResult
+
+    session = upload(client, totalseg / "ct_3mm.nii.gz")
+    segment = new_segment(client, session["id"])
+    url = f"/v1/sessions/{session['id']}/segments/{segment['id']}"
+    answers = [click(client, url, LIVER_CLICK), client.post(f"{url}/undo"),
+               client.post(f"{url}/redo")]
+    for answer in answers:
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-type"] == "application/json"
+        body = answer.json()
+        assert answer.headers["ETag"] == f'"{body["revision"]}"'
+        assert ChangeResult.model_validate(body).model_dump(mode="json") == body
+    assert answers[0].json()["timings_ms"]["compute"] > 0 and answers[0].json()["roi"]
+    assert answers[1].json()["can_redo"] and not answers[2].json()["can_redo"]

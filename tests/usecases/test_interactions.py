@@ -101,3 +101,18 @@ def test_a_click_reads_nothing_back_after_its_commit(store, meta, head, plugins,
     stored = store.segments.get(meta, record.segment)
     assert change.segment == stored and stored.head == change.current.revision
     assert stored.redo == [] and stored.locks == ({"z": [5]} if plane else {})
+
+
+def test_a_click_reads_its_segment_and_head_revision_in_one_round_trip(store, meta, head,
+                                                                       plugins, monkeypatch):
+    """One script answers the segment record and its head revision's (there were two HGETs);
+    then the head's mask chunks, and the commit (WATCH, its read script, MULTI/EXEC)."""
+    record, _ = head
+    prompt = Prompt("click", Marks(fg=np.array([[5, 40, 35]])), Plane(0, 5))
+    with store.sessions.locked(meta.id) as fence:
+        sent = record_commands(monkeypatch)
+        interact(store, plugins.methods, meta, record.segment, prompt, None, {}, None,
+                 fence=fence)
+        monkeypatch.undo()
+    assert sent[0] == "EVALSHA" and "HGET" not in sent, sent
+    assert sent[-3:] == ["WATCH", "EVALSHA", "EXEC"], sent

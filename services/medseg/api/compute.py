@@ -158,9 +158,10 @@ class ComputePool:
         if self.processes == 0:
             with self.store.sessions.locked(meta.id) as fence:
                 return fn(self.store, self.plugins, *args, fence=fence)
-        with self.store.sessions.locked(meta.id) as fence:
+        # the segment's head, for the deadline's message, read by the lock's own script
+        with self.store.sessions.locked_reading(meta.id, segment_id) as (fence, raw):
             deadline = time.monotonic() + self.deadline_s
-            head = self.store.segments.get(meta, segment_id).head
+            head = self.store.segments.parse(meta, segment_id, raw).head
             child = self._take(meta.id, deadline)
             revoked = False
             try:

@@ -55,6 +55,13 @@ return {redis.call('HGET', KEYS[1], ARGV[1]), redis.call('GET', KEYS[2]),
         redis.call('HINCRBY', KEYS[3], 'revision', 1)}
 """
 _READ_HEAD_NEXT_SHA = hashlib.sha1(_READ_HEAD_NEXT.encode()).hexdigest()
+# a segment's record and its head revision's record in one round trip (`SegmentStore.head`)
+_HEAD = """
+local segment = redis.call('HGET', KEYS[1], ARGV[1])
+if not segment then return {false, false} end
+local head = cjson.decode(segment)['head']
+return {segment, redis.call('HGET', KEYS[2], string.format('%d', head))}
+"""
 
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
            "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324", "#800000", "#aaffc3"]
@@ -67,6 +74,7 @@ class SegmentStore:
         # decoded mask chunks by digest: content-addressed, so never stale
         self._blob_cache: LRUCache = LRUCache(maxsize=cache_bytes, getsizeof=lambda a: a.nbytes)
         self._cache_lock = threading.Lock()
+        self._head_script = self.redis.register_script(_HEAD)
 
     # -- segments --------------------------------------------------------------------------
     def create(self, meta: SessionMeta, name: str | None, label: int | None,
@@ -96,7 +104,12 @@ class SegmentStore:
                       key=lambda s: s.id)
 
     def get(self, meta: SessionMeta, segment_id: int) -> SegmentRecord:
-        raw = self.redis.hget(SessionKeys(meta.id).segments, str(segment_id))
+        return self.parse(meta, segment_id, self.redis.hget(SessionKeys(meta.id).segments,
+                                                            str(segment_id)))
+
+    @staticmethod
+    def parse(meta: SessionMeta, segment_id: int, raw: bytes | str | None) -> SegmentRecord:
+        """The segment record from its stored JSON (None: SegmentNotFound)."""
         if raw is None:
             raise SegmentNotFound(f"segment {segment_id} not found in session {meta.id!r}")
         return SegmentRecord.model_validate_json(raw)
@@ -142,14 +155,16 @@ class SegmentStore:
 
     def revision(self, meta: SessionMeta, segment_id: int, revision: int) -> RevisionRecord:
         raw = self.redis.hget(SessionKeys(meta.id).revisions, str(revision))
-        record = RevisionRecord.model_validate_json(raw) if raw is not None else None
-        if record is None or record.segment != segment_id:
-            raise RevisionNotFound(f"revision {revision} not found for segment {segment_id}")
-        return record
+        return _revision_of(raw, segment_id, revision)
 
     def head(self, meta: SessionMeta, segment_id: int) -> tuple[SegmentRecord, RevisionRecord]:
-        segment = self.get(meta, segment_id)
-        return segment, self.revision(meta, segment_id, segment.head)
+        """The segment record and its head revision's, read by one script (the head's number
+        is in the first): one round trip, where `get` then `revision` made two."""
+        keys = SessionKeys(meta.id)
+        raw_segment, raw_head = self._head_script(keys=[keys.segments, keys.revisions],
+                                                  args=[str(segment_id)])
+        segment = self.parse(meta, segment_id, raw_segment)
+        return segment, _revision_of(raw_head, segment_id, segment.head)
 
     def history(self, meta: SessionMeta, segment_id: int) -> builtins.list[RevisionRecord]:
         """Every revision of the segment (undone ones too), oldest first."""
@@ -405,6 +420,15 @@ class SegmentStore:
             block = chunks.decode_mask_bits(blob(data))
             with self._cache_lock:
                 self._blob_cache[digest] = block
+
+
+def _revision_of(raw: bytes | str | None, segment_id: int, revision: int) -> RevisionRecord:
+    """The revision record from its stored JSON; RevisionNotFound when absent or another
+    segment's."""
+    record = RevisionRecord.model_validate_json(raw) if raw is not None else None
+    if record is None or record.segment != segment_id:
+        raise RevisionNotFound(f"revision {revision} not found for segment {segment_id}")
+    return record
 
 
 def _probability_fields(revision: int, box: Box, probability: np.ndarray) -> dict[str, bytes]:

@@ -60,6 +60,15 @@ def _etag(response: Response, revision: int) -> None:
     response.headers["ETag"] = f'"{revision}"'
 
 
+def _change_answer(result: ChangeResult, revision: int) -> Response:
+    """`result` as the JSON body, serialized once by pydantic, with its ETag. Returned as a
+    ChangeResult, FastAPI would dump it, validate the dump against `response_model` again,
+    serialize that and json.dumps it: ~0.4 ms of a 2D click (issue 13 item 3). The routes'
+    `response_model` still documents the body."""
+    return Response(result.model_dump_json(), media_type="application/json",
+                    headers={"ETag": f'"{revision}"'})
+
+
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SegmentPublic,
              responses=_CHANGE_ERRORS,
              summary="Add a named segment (empty mask, revision 1 of its own)")
@@ -107,7 +116,7 @@ def delete_segment(store: StoreDep, meta: SessionDep, segment_id: int) -> Respon
                      "revision and the mask delta")
 def interact(compute: ComputeDep, plugins: PluginsDep, settings: SettingsDep, tenant: TenantDep,
              meta: SessionDep, segment_id: int, interaction: Interaction, if_match: IfMatchDep,
-             response: Response) -> ChangeResult:
+             ) -> Response:
     base = interaction.base_revision if interaction.base_revision is not None else if_match
     prompt = to_prompt(interaction, meta.shape, settings.max_marks)
     after = None if interaction.propagate is None else propagation.PropagateAfter(
@@ -119,14 +128,13 @@ def interact(compute: ComputeDep, plugins: PluginsDep, settings: SettingsDep, te
                           segment_id, prompt, interaction.method, interaction.params, base,
                           settings.max_marks, after)
     observe_stages("interaction", outcome.change.timings)
-    _etag(response, outcome.change.current.revision)
     result = change_result(outcome.change)
     if outcome.job is not None:
         result.job = job_public(outcome.job)
     if outcome.job_error is not None:
         error = outcome.job_error
         result.job_error = ErrorBody(error=error.code, message=error.message)
-    return result
+    return _change_answer(result, outcome.change.current.revision)
 
 
 @router.delete("/{segment_id}/interactions/{revision}", response_model=ChangeResult,
@@ -136,28 +144,25 @@ def interact(compute: ComputeDep, plugins: PluginsDep, settings: SettingsDep, te
 def remove_interaction(compute: ComputeDep, meta: SessionDep, segment_id: int,
                        revision: Annotated[int, Path(ge=1, le=MAX_REVISION, description=(
                            "the revision the interaction made (GET .../history)"))],
-                       if_match: IfMatchDep, response: Response) -> ChangeResult:
+                       if_match: IfMatchDep) -> Response:
     change = compute.run(meta, segment_id, history_usecase.remove_interaction, meta,
                          segment_id, revision, if_match)
     observe_stages("remove", change.timings)
-    _etag(response, change.current.revision)
-    return change_result(change)
+    return _change_answer(change_result(change), change.current.revision)
 
 
 @router.post("/{segment_id}/undo", response_model=ChangeResult, responses=_CHANGE_ERRORS)
 def undo(store: StoreDep, meta: SessionDep, segment_id: int, if_match: IfMatchDep,
-         response: Response) -> ChangeResult:
+         ) -> Response:
     change = interactions.undo(store, meta, segment_id, if_match)
-    _etag(response, change.current.revision)
-    return change_result(change)
+    return _change_answer(change_result(change), change.current.revision)
 
 
 @router.post("/{segment_id}/redo", response_model=ChangeResult, responses=_CHANGE_ERRORS)
 def redo(store: StoreDep, meta: SessionDep, segment_id: int, if_match: IfMatchDep,
-         response: Response) -> ChangeResult:
+         ) -> Response:
     change = interactions.redo(store, meta, segment_id, if_match)
-    _etag(response, change.current.revision)
-    return change_result(change)
+    return _change_answer(change_result(change), change.current.revision)
 
 
 @router.get("/{segment_id}/history", response_model=History, responses=_ERRORS,
