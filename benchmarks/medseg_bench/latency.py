@@ -13,6 +13,9 @@ BIFSeg rows: a `bifseg` box around the 'liver' on a 512x512 slice (2D), then a f
 job on it (supervised, one scribble, the paper's 4 x 20 iterations) through the API's own
 worker: HTTP = POST until the client saw it succeed (polling every 10 ms), server = the job's
 run time in the worker (its `timings_ms.run`). `--only mideepseg|bifseg` runs just those rows.
+
+With the refinement rows (`--only refine`): 3D first clicks on a 65x129x129 ROI, the second
+volume at 1.875 x 0.9375 x 0.9375 mm, by geodesic-graphcut (the default) and by slicewise.
 """
 
 from __future__ import annotations
@@ -218,6 +221,7 @@ def run(repeats: int, only: str | None = None) -> None:
                                                                            roi["hi"]))))
         if only in (None, "refine"):
             refine3d_rows(http, timer, sizes, repeats)
+            first3d_rows(http, timer, sizes, repeats)
         if only in (None, "mideepseg"):
             mideepseg_rows(http, timer, sid, points, repeats)
         for _ in range(max(2, repeats // 10) if only is None else 0):
@@ -251,6 +255,29 @@ def refine3d_rows(http: httpx.Client, timer: Timer, sizes: list, repeats: int) -
                 sizes.append((f"{label} ({'fg' if fg else 'bg'})", len(change["delta"]["data"]),
                               0, int(np.prod(volume.shape)) // 8,
                               change["delta"]["changed_voxels"],
+                              "x".join(str(h - lo + 1) for lo, h in zip(roi["lo"], roi["hi"]))))
+    http.delete(f"/v1/sessions/{sid}")
+
+
+def first3d_rows(http: httpx.Client, timer: Timer, sizes: list, repeats: int) -> None:
+    """3D first clicks whose ROI is 65x129x129 (issue 13 item 3's 128x128x64): the lobed
+    volume at 1.875 x 0.9375 x 0.9375 mm, so the 60 mm margin spans 32 slices and 64 pixels
+    each way; the default method (geodesic-graphcut) and `slicewise` (its `auto` start: the
+    2D click on the click's slice, propagated, tied by a 3D cut), each on a new segment."""
+    volume, points = lobed_volume()
+    sid = http.post("/v1/sessions", files=[("files", ("lobed.nii", nifti_bytes(
+        volume, (0.9375, 0.9375, 1.875))))]).json()["id"]
+    for i in range(max(3, repeats // 3)):
+        for method in ("geodesic-graphcut", "slicewise"):
+            seg = http.post(f"/v1/sessions/{sid}/segments", json={}).json()["id"]
+            label = f"3D first click ({method}), a 65x129x129 3D click ROI"
+            change = timer.call(label, http.post, f"/v1/sessions/{sid}/segments/{seg}/interactions",
+                                json={"type": "click", "dim": "3d", "method": method,
+                                      "clicks": [{"zyx": list(points["dim"])}]}).json()
+            if i == 0:
+                roi = change["roi"]
+                sizes.append((label, len(change["delta"]["data"]), 0,
+                              int(np.prod(volume.shape)) // 8, change["delta"]["changed_voxels"],
                               "x".join(str(h - lo + 1) for lo, h in zip(roi["lo"], roi["hi"]))))
     http.delete(f"/v1/sessions/{sid}")
 

@@ -406,10 +406,14 @@ def _fuse_geodesic(unary: np.ndarray, roi: Box, read_image, read_mask, shape, sp
     """(1 - weight) unary + weight x geodesic-graphcut's 3D unary from the same start (a box:
     its centre third as foreground seed, its outside as background; a click: the click, the
     ROI border as weak background) where that unary covers the ROI; `unary` elsewhere."""
-    result = graphcut_method.segment(read_image, read_mask, shape, spacing, marks, None,
-                                     graphcut_method.GraphCutParams(max_grow=0), None,
-                                     SegmentContext(kind))
-    q, known = stored_in(roi, (result.roi, result.probability))
+    params = graphcut_method.GraphCutParams(max_grow=0)
+    if kind == "click":  # only the unary is fused: no graph cut (graphcut_method.click_cue)
+        stored = graphcut_method.click_cue(read_image, shape, spacing, marks, params)
+    else:  # a box start's unary depends on its cut (the refit to the first mask)
+        result = graphcut_method.segment(read_image, read_mask, shape, spacing, marks, None,
+                                         params, None, SegmentContext(kind))
+        stored = (result.roi, result.probability)
+    q, known = stored_in(roi, stored)
     return np.where(known, (1 - weight) * unary + weight * q, unary).astype(np.float32)
 
 
