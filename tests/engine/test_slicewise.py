@@ -303,3 +303,42 @@ def test_bad_starts_are_refused_with_a_reason():
         sw.SlicewiseParams(start="nope")
     with pytest.raises(ValueError, match="correct_compare"):
         sw.SlicewiseParams(correct_compare="nope")
+
+
+
+def test_a_first_click_re_fits_only_the_slices_propagated_with_low_confidence(monkeypatch):
+    """P-Net's re-fit of every propagated slice cost a third of a first click's time; it now
+    runs only where the propagation's confidence is below `click_refit_confidence` (and on
+    the start slice), every slice above 1 (docs/benchmarks.md, "slicewise first click:
+    re-fit uncertain slices only")."""
+    image, mask = _volume(RADII, seed=2)
+    calls: list[int] = []
+    real = sw.bifseg_method.run_box
+
+    def counted(*args, **kwargs):
+        calls.append(args[4].index)  # run_box(read_image, shape, spacing, box, plane, ...)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sw.bifseg_method, "run_box", counted)
+    click = Marks(fg=np.array([[8, 32, 30]]))
+    confidences: dict[int, float] = {}
+    propagate = sw.propagate_within
+
+    def recorded(*args, **kwargs):
+        done = propagate(*args, **kwargs)
+        confidences.update(done.confidences)
+        return done
+
+    monkeypatch.setattr(sw, "propagate_within", recorded)
+    every = _run(image, click, "click", click_refit_confidence=2.0)
+    assert sorted(calls) == every.info["slices"] == every.info["refit_slices"]
+    # between the lowest and the highest confidence: some slices, not all
+    ordered = sorted(confidences[i] for i in every.info["slices"] if i != 8)
+    middle = (ordered[0] + ordered[-1]) / 2.0
+    assert ordered[0] < middle < ordered[-1]
+    calls.clear()
+    some = _run(image, click, "click", click_refit_confidence=middle)
+    uncertain = [i for i in some.info["slices"] if i == 8 or confidences[i] < middle]
+    assert sorted(calls) == some.info["refit_slices"] == uncertain
+    assert 1 < len(uncertain) < len(some.info["slices"])
+    assert dice(_paste(some), mask) > 0.95 and dice(_paste(every), mask) > 0.95

@@ -91,6 +91,7 @@ export const PARAM_SPECS = {
   click_reach_ratio: { unit: '×', min: 0, max: 100, hint: 'first click: or this × the start mask\'s diameter, if smaller (0: no bound)' },
   click_geodesic_weight: ratio('first click: weight of the model-free 3D click in the tie'),
   click_pnet_weight: ratio('first click: weight of P-Net re-run on each propagated slice\'s box'),
+  click_refit_confidence: ratio('first click: P-Net re-runs only on slices propagated with a confidence below this (above 1: every slice)', 2),
   click_passes: { unit: '', min: 1, max: 2, step: 1, hint: 'first click: 2 propagates again when the tie moved the start slice' },
   click_pass_dice: ratio('first click: ... to a Dice below this against the click\'s mask'),
   // slicewise: a correcting click

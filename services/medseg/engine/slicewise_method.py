@@ -19,7 +19,8 @@ interior margin points segments the object slice by slice in the plane of highes
 4. **Re-fit** (`pnet_weight`): P-Net runs again on each propagated slice with the box
    around that slice's propagated mask (+ `refit_margin` voxels) and its probability is
    averaged in: propagation finds where the object is on each slice, the 2D network where its
-   boundary is.
+   boundary is. A first click re-fits only the start slice and the slices the
+   propagation was unsure of (`click_refit_confidence`).
 5. **Box cue** (box only, `geodesic_weight`): geodesic-graphcut's 3D box unary (its geodesic
    cue from the box's centre third, engine/graphcut_method.py) is averaged in: on the
    anisotropic benchmark objects the slice-wise cue alone (Dice 0.70 at the start) lost to the
@@ -134,6 +135,11 @@ class SlicewiseParams:
     # diameter (the smaller of the two bounds); 0: none
     click_geodesic_weight: float = 0.5  # ratio 0..1: geodesic-graphcut's 3D click unary, tie
     click_pnet_weight: float = 0.3  # ratio 0..1: `pnet_weight` (step 4) for a first click
+    click_refit_confidence: float = 0.55  # mean |2p - 1| 0..1 near the mask: a first click
+    # re-fits only the slices whose propagation confidence is below this (the propagation's
+    # own low_confidence flag, same default): a confident slice's re-fit cost 7-8 ms and
+    # changed little (docs/benchmarks.md, "slicewise first click: re-fit uncertain slices
+    # only"); above 1: every slice
     click_passes: int = 1  # count; 2: propagate again from the tie's start slice if moved ...
     click_pass_dice: float = 0.8  # Dice 0..1: ... below this against the 2D click's mask
     # a click on a segment with a mask: its slice in 2D, then the neighbours it changes
@@ -186,6 +192,7 @@ _RANGES = {
     "outside": Range(0.0, 0.5),  # above 0.5 an unreached slice would be foreground
     "geodesic_weight": FRACTION, "pnet_weight": FRACTION, "refit_margin": Range(0, 64),
     "click_pnet": FRACTION, "click_geodesic_weight": FRACTION, "click_pnet_weight": FRACTION,
+    "click_refit_confidence": Range(0.0, 2.0),  # above 1: every slice
     "click_passes": Range(1, 2), "click_pass_dice": FRACTION,
     "click_margin_mm": Range(0.0, 500.0), "click_margin_fraction": Range(0.0, 10.0),
     # 0: unbounded; 5 m is longer than any body
@@ -357,6 +364,8 @@ class Propagated:
     masks: dict[int, np.ndarray]  # slice index -> bool whole-slice mask (start slice included)
     probabilities: dict[int, np.ndarray]  # ... -> float32 whole-slice probability
     ends: dict[int, int | None]  # direction -> the slice where the object ended (None: bound)
+    confidences: dict[int, float] = field(default_factory=dict)  # slice -> mean |2p - 1| near
+    # its mask (propagation.predict_slice); the start slice has none
 
 
 def propagate_within(read_image: Callable[[Box], np.ndarray], shape, spacing, axis: int,
@@ -371,12 +380,14 @@ def propagate_within(read_image: Callable[[Box], np.ndarray], shape, spacing, ax
     masks = {start.index: start.mask}
     probs = {start.index: np.where(cross, start.probability, 0).astype(np.float32)}
     ends: dict[int, int | None] = {}
+    confidences: dict[int, float] = {}
     pixel = sp2[0] * sp2[1]
     for direction in (1, -1):
         prior, index, ends[direction] = start.mask, start.index + direction, None
         while lo <= index <= hi:
-            mask, _, prob = predict_slice(read_image, shape, axis, index, prior, predictor, sp2,
-                                          prop)
+            mask, confidence, prob = predict_slice(read_image, shape, axis, index, prior,
+                                                   predictor, sp2, prop)
+            confidences[index] = confidence
             mask &= cross
             prob = np.where(cross, prob, 0).astype(np.float32)
             area = float(mask.sum()) * pixel
@@ -386,7 +397,7 @@ def propagate_within(read_image: Callable[[Box], np.ndarray], shape, spacing, ax
                 break
             masks[index], probs[index] = mask, prob
             prior, index = mask, index + direction
-    return Propagated(masks, probs, ends)
+    return Propagated(masks, probs, ends, confidences)
 
 
 def tie_slices(unary: np.ndarray, image: np.ndarray, spacing, allowed: np.ndarray,
@@ -583,10 +594,15 @@ def _start(read_image, read_mask, shape, spacing, marks: Marks, params: Slicewis
     at[axis] = start.index - lo
     seed[tuple(at)] = start.mask[in_plane]
     w = params.click_pnet_weight if context.kind == "click" else params.pnet_weight
+    refit: list[int] = []  # the slices P-Net re-fitted
     if w > 0:
         for index, slice_mask in done.masks.items():
             if index == start.index and context.kind == "click" and params.click_pnet > 0:
                 continue  # the start slice had its P-Net already
+            if (context.kind == "click" and index != start.index
+                    and done.confidences[index] >= params.click_refit_confidence):
+                continue  # a confident slice: P-Net's re-fit (7-8 ms a slice) changed little
+            refit.append(index)
             at = [slice(None)] * 3
             at[axis] = index - lo
             rows, cols = np.nonzero(slice_mask)
@@ -616,7 +632,8 @@ def _start(read_image, read_mask, shape, spacing, marks: Marks, params: Slicewis
         mask = np.where(allowed, mask, mask | head)
     info = {"start": "slicewise", "axis": "zyx"[axis], "start_slice": start.index,
             "slices": sorted(int(i) for i in done.masks),
-            "ended_at": {("+" if d > 0 else "-"): e for d, e in done.ends.items()}}
+            "ended_at": {("+" if d > 0 else "-"): e for d, e in done.ends.items()},
+            "refit_slices": sorted(int(i) for i in refit)}
     if start.areas:
         info["candidate_areas"] = {str(k): v for k, v in sorted(start.areas.items())}
     return MethodResult(roi=roi, mask=mask, probability=unary,
