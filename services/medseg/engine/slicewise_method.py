@@ -19,8 +19,8 @@ interior margin points segments the object slice by slice in the plane of highes
 4. **Re-fit** (`pnet_weight`): P-Net runs again on each propagated slice with the box
    around that slice's propagated mask (+ `refit_margin` voxels) and its probability is
    averaged in: propagation finds where the object is on each slice, the 2D network where its
-   boundary is. A first click re-fits only the start slice and the slices the
-   propagation was unsure of (`click_refit_confidence`).
+   boundary is. A first click may re-fit only the start slice and the slices the
+   propagation was unsure of (`click_refit_confidence`, off by default).
 5. **Box cue** (box only, `geodesic_weight`): geodesic-graphcut's 3D box unary (its geodesic
    cue from the box's centre third, engine/graphcut_method.py) is averaged in: on the
    anisotropic benchmark objects the slice-wise cue alone (Dice 0.70 at the start) lost to the
@@ -135,11 +135,13 @@ class SlicewiseParams:
     # diameter (the smaller of the two bounds); 0: none
     click_geodesic_weight: float = 0.5  # ratio 0..1: geodesic-graphcut's 3D click unary, tie
     click_pnet_weight: float = 0.3  # ratio 0..1: `pnet_weight` (step 4) for a first click
-    click_refit_confidence: float = 0.55  # mean |2p - 1| 0..1 near the mask: a first click
-    # re-fits only the slices whose propagation confidence is below this (the propagation's
-    # own low_confidence flag, same default): a confident slice's re-fit cost 7-8 ms and
-    # changed little (docs/benchmarks.md, "slicewise first click: re-fit uncertain slices
-    # only"); above 1: every slice
+    # mean |2p - 1| 0..1 near the mask: a first click re-fits only the slices whose
+    # propagation confidence is below this; above 1 (the default): every slice. 0.55 (the
+    # propagation's own low_confidence flag) saves a third of the first click's time at the
+    # same held-out Dice@10, but the optional slice-correcting `slicewise` clicks that follow
+    # then drop Dice by > 0.05 on 2 % of held-out-volume clicks (1 % with every slice), so it
+    # is an option (docs/benchmarks.md, "slicewise first click: re-fit uncertain slices only")
+    click_refit_confidence: float = 2.0
     click_passes: int = 1  # count; 2: propagate again from the tie's start slice if moved ...
     click_pass_dice: float = 0.8  # Dice 0..1: ... below this against the 2D click's mask
     # a click on a segment with a mask: its slice in 2D, then the neighbours it changes
