@@ -66,8 +66,11 @@ export function mountHistory(app, el) {
     }));
   }
 
-  // changes come in bursts (click, undo, redo): load once they settle
+  // changes come in bursts (click, undo, redo): load once they settle; whether there is a
+  // segment to show a history for is known at once (a burst of fast answers could otherwise
+  // keep the panel hidden since the page opened with no segment)
   const later = () => {
+    el.hidden = !session.activeSegment;
     clearTimeout(timer);
     timer = setTimeout(load, 250);
   };
