@@ -29,6 +29,9 @@ def async_redis(request: Request):
 
 _ERRORS = error_responses(401, 404)
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{24}$")]
+# an event id as the stream gave it ("<ms>-<seq>"): anything else is a 422 here rather than an
+# error of Redis's XREAD after the stream's 200 has been sent
+EVENT_ID_PATTERN = r"^[0-9]{1,20}(-[0-9]{1,20})?$"
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobPublic, responses=_ERRORS,
@@ -58,7 +61,9 @@ def list_jobs(store: StoreDep, meta: SessionDep) -> list[JobPublic]:
                    "`slice`, and a final `end` carrying the job record; then the stream closes."}},
     response_class=EventSourceResponse, summary="Follow a job as server-sent events")
 async def job_events(store: StoreDep, tenant: TenantDep, job_id: JobId, request: Request,
-                     last_event_id: Annotated[str | None, Header()] = None) -> EventSourceResponse:
+                     last_event_id: Annotated[str | None, Header(
+                         pattern=EVENT_ID_PATTERN, description="resume after this event id")
+                     ] = None) -> EventSourceResponse:
     record = await anyio.to_thread.run_sync(jobs.get_job, store, job_id, tenant)
 
     async def stream():
