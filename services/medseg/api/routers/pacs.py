@@ -95,7 +95,8 @@ async def import_segments(store: StoreDep, settings: SettingsDep, meta: SessionD
     content = await file.read(settings.max_upload_bytes + 1)
     if len(content) > settings.max_upload_bytes:
         raise ImageTooLarge(f"upload exceeds the limit of {settings.max_upload_bytes} bytes")
-    created = await run_in_threadpool(usecase.import_seg, store, meta, content)
+    created = await run_in_threadpool(usecase.import_seg, store, meta, content,
+                                      settings.max_uncompressed_bytes)
     return [segment_public(store, meta, s) for s in created]
 
 
