@@ -185,3 +185,22 @@ def test_an_event_id_that_is_not_one_is_a_422(client, store, totalseg):
         assert answer.status_code == 200
         first = next(line for line in answer.iter_lines() if line.startswith("event:"))
     assert first == "event: state"
+
+
+def test_a_mask_import_gets_the_configured_decode_budget(redis_url, store, totalseg):
+    """MEDSEG_MAX_EXPANSION_RATIO and MEDSEG_EXPANSION_ALLOWANCE_MB hold for every file the
+    service decodes: a mask import (or a PACS pull) is no way around a stricter budget."""
+    strict = make_settings(redis_url, max_expansion_ratio=1, expansion_allowance_mb=0)
+    with TestClient(create_app(strict, store), headers={"X-API-Key": KEYS["alice"]}) as alice, \
+            TestClient(create_app(make_settings(redis_url), store),
+                       headers={"X-API-Key": KEYS["alice"]}) as usual:
+        sid = upload(usual, totalseg / "ct_3mm.nii.gz")["id"]
+        mask = totalseg / "ct_3mm_seg.nii.gz"  # a label map: it compresses far more than 1:1
+        refused = alice.post(f"/v1/sessions/{sid}/segments/import", params={"labels": 5},
+                             files={"file": (mask.name, mask.read_bytes())})
+        assert refused.status_code == 413, refused.text
+        assert refused.json()["error"] == "image_too_large"
+        assert alice.get(f"/v1/sessions/{sid}/segments").json() == []  # nothing half-imported
+        imported = usual.post(f"/v1/sessions/{sid}/segments/import", params={"labels": 5},
+                              files={"file": (mask.name, mask.read_bytes())})
+        assert imported.status_code == 201, imported.text
