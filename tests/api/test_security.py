@@ -116,6 +116,12 @@ def test_a_restore_counts_against_the_tenants_session_quota(own_redis, tmp_path,
         restored = alice.post("/v1/sessions/restore", json={"session_id": archived})
         assert restored.status_code == 200, restored.text
         assert [s["id"] for s in alice.get("/v1/sessions").json()] == [archived]
+        # another tenant learns nothing of a live session from a restore: 404, as for none
+        with TestClient(create_app(settings, store), headers={"X-API-Key": KEYS["bob"]}) as bob:
+            probe = bob.post("/v1/sessions/restore", json={"session_id": archived})
+        assert probe.status_code == 404 and probe.json()["error"] == "session_not_found"
+        again = alice.post("/v1/sessions/restore", json={"session_id": archived})
+        assert again.status_code == 409 and again.json()["error"] == "session_live"
 
 
 class _Archive(BaseHTTPRequestHandler):

@@ -195,7 +195,11 @@ def restore(client: redis.Redis, tenant: str, session_id: str, directory: Path,
     or TenantStorageFull (507) as an upload of the archive's size would get."""
     path = archive_path(directory, tenant, session_id)
     keys = SessionKeys(session_id)
-    if client.exists(keys.meta):
+    live = client.get(keys.meta)
+    if live is not None:
+        if SessionMeta.model_validate_json(live).tenant != tenant:
+            # another tenant's live session reads as absent: its existence is not disclosed
+            raise SessionNotFound(f"no archive of session {session_id!r} for this tenant")
         raise SessionLive(f"session {session_id!r} is live: there is nothing to restore "
                           "(an archive is made before a session expires)")
     try:
