@@ -9,17 +9,22 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from medseg.api.app import create_app
+from medseg.jobs import queue
 from medseg.store import Store, archive
 from medseg.store.embedded import EmbeddedRedis
 from medseg.store.keys import SessionKeys
 from medseg.store.quotas import Quotas
 from tests.api.helpers import new_segment, upload
 from tests.conftest import KEYS, make_settings
+from tests.jobs.demo_kinds import PAINT
 from tests.jobs.helpers import submit_paint
+from tests.live import api_server
+from tests.polling import poll
 
 # what a placeholder of a route's path is filled with (the ids are replaced per test)
 PLACEHOLDERS = {"{axis}": "z", "{index}": "3", "{revision}": "2"}
@@ -210,3 +215,38 @@ def test_a_mask_import_gets_the_configured_decode_budget(redis_url, store, total
         imported = usual.post(f"/v1/sessions/{sid}/segments/import", params={"labels": 5},
                               files={"file": (mask.name, mask.read_bytes())})
         assert imported.status_code == 201, imported.text
+
+
+def test_a_tenant_follows_a_bounded_number_of_event_streams(redis_url, store, totalseg):
+    """Each open event stream holds a Redis connection blocked in XREAD, and Redis serves a
+    bounded number of clients to every tenant: past MEDSEG_TENANT_MAX_STREAMS a tenant's next
+    stream is a 429 (another tenant's is not), and a place comes back when a stream closes.
+    A real API process: a stream of a job that has not ended stays open."""
+    with api_server(redis_url, MEDSEG_TENANT_MAX_STREAMS="2", MEDSEG_RUN_WORKER="0") as url, \
+            httpx.Client(base_url=url, headers={"X-API-Key": KEYS["alice"]}) as alice, \
+            httpx.Client(base_url=url, headers={"X-API-Key": KEYS["bob"]}) as bob:
+        def a_job(client: httpx.Client, tenant: str) -> str:
+            files = {"files": ("ct.nii.gz", (totalseg / "ct_3mm.nii.gz").read_bytes())}
+            session = client.post("/v1/sessions", files=files).json()
+            segment = client.post(f"/v1/sessions/{session['id']}/segments", json={}).json()
+            return queue.submit(store, PAINT, tenant, session["id"], segment["id"],
+                                {"steps": 1}, segment["revision"]).id
+
+        job, bobs = a_job(alice, "alice"), a_job(bob, "bob")
+        timeout = httpx.Timeout(30.0, read=None)
+        with alice.stream("GET", f"/v1/jobs/{job}/events", timeout=timeout) as first, \
+                alice.stream("GET", f"/v1/jobs/{job}/events", timeout=timeout) as second:
+            assert first.status_code == 200 and second.status_code == 200
+            third = alice.get(f"/v1/jobs/{job}/events")
+            assert third.status_code == 429, third.text
+            assert third.json()["error"] == "too_many_streams" and third.headers["Retry-After"]
+            with bob.stream("GET", f"/v1/jobs/{bobs}/events", timeout=timeout) as bobs_stream:
+                assert bobs_stream.status_code == 200  # another tenant's place is its own
+        for job_id, client in ((job, alice), (bobs, bob)):  # end the streams: the jobs end
+            assert client.post(f"/v1/jobs/{job_id}/cancel").status_code == 200
+
+        def reopened() -> int:
+            with alice.stream("GET", f"/v1/jobs/{job}/events", timeout=timeout) as again:
+                list(again.iter_lines())  # the cancelled job's events, to its end
+                return again.status_code
+        poll(reopened, lambda status: status == 200, 30, "a stream place given back")
