@@ -145,6 +145,12 @@ class TooManyJobs(QuotaExceeded):
     code = "too_many_jobs"
 
 
+class TooManyStreams(QuotaExceeded):
+    """The tenant follows as many job event streams (on this API process) as it may."""
+
+    code = "too_many_streams"
+
+
 class StorageFull(QuotaExceeded):
     """No room to store more: the session store is at its memory limit."""
 

@@ -177,6 +177,31 @@ def test_batch_rows_are_checked_before_upload_and_errors_name_the_column(tmp_pat
         assert expected in got["error"] and "missing.nii.gz" not in got["error"], got
 
 
+def test_batch_names_stay_in_outdir_and_never_overwrite_each_other(tmp_path):
+    """A row's name is its output's file name: one with a folder in it would write outside
+    OUTDIR (the manifest may come from someone else), and a name a row before already wrote
+    would replace that row's mask. Both fail their row, before any upload; no server needed."""
+    outside = tmp_path / "outside"
+    rows = [({"image": "missing.nii.gz", "points": "1,2,3", "name": "../outside/x"}, "'name'"),
+            ({"image": "missing.nii.gz", "points": "1,2,3", "name": str(outside / "y")},
+             "'name'"),
+            ({"image": "missing.nii.gz", "points": "1,2,3", "name": ".."}, "'name'"),
+            ({"image": "missing.nii.gz", "points": "1,2,3", "name": "a\\b"}, "'name'"),
+            ({"image": "missing.nii.gz", "points": "1,2,3", "name": "liver"}, "missing.nii.gz"),
+            ({"image": "other.nii.gz", "points": "1,2,3", "name": "liver"}, "row 5's output")]
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps([row for row, _ in rows]))
+    result = runner.invoke(app, ["--url", f"http://127.0.0.1:{free_port()}", "batch",
+                                 str(manifest), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 1, result.output
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["failed"] == len(rows)
+    for (_, expected), got in zip(rows, summary["rows"]):
+        assert expected in got["error"], got
+    assert not outside.exists() and sorted(p.name for p in (tmp_path / "o").iterdir()) == [
+        "summary.json"]
+
+
 def test_batch_json_manifest_all_ok(medseg, reference, tmp_path):
     z, y, x = liver_voxel(reference)
     manifest = tmp_path / "m.json"

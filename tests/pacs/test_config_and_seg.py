@@ -195,3 +195,41 @@ def test_an_anonymised_series_upload_says_why_it_has_no_dicom_seg(client, totals
     assert "uploaded as a DICOM series" in message
     assert "StudyInstanceUID" in message and "SeriesInstanceUID" in message
     assert "SOPInstanceUID" in message and "nifti" in message
+
+
+def _small(headers, size: int = 16) -> list:
+    """The series' headers on a size x size grid: a SEG of many segments stays small."""
+    out = []
+    for header in headers:
+        small = pydicom.Dataset(header)
+        small.file_meta = header.file_meta
+        small.Rows = small.Columns = size
+        out.append(small)
+    return out
+
+
+def test_a_seg_of_too_many_segments_is_refused_before_its_frames_are_read(headers):
+    """A SEG declares its segments in a few bytes each, and each would be a whole-volume mask:
+    more than 255, or more mask bytes than the decode budget, is a 413 before any frame is
+    decoded (one voxel per segment here: the file is a few KB)."""
+    from medseg.engine.imageio.dicom_seg import MAX_READ_SEGMENTS
+    from medseg.errors import ImageTooLarge
+
+    small = _small(headers)
+    shape = (len(small), 16, 16)
+    segments = []
+    for number in range(1, MAX_READ_SEGMENTS + 2):
+        mask = np.zeros(shape, bool)
+        mask.flat[number * 7] = True
+        segments.append(_segment(number, f"part {number}", mask))
+    identity = SegIdentity(derived_uid("many"), derived_uid("many-sop"), 1)
+    uids = [str(h.SOPInstanceUID) for h in small]
+    series_uid = str(small[0].SeriesInstanceUID)
+    content = build_seg(small, segments, "labelmap", identity, "0.1.0")
+    with pytest.raises(ImageTooLarge, match=f"{MAX_READ_SEGMENTS + 1} segments"):
+        read_seg(content, series_uid, uids)
+    fewer = build_seg(small, segments[:3], "labelmap", identity, "0.1.0")
+    voxels = shape[0] * shape[1] * shape[2]
+    assert len(read_seg(fewer, series_uid, uids, max_bytes=3 * voxels).segments) == 3
+    with pytest.raises(ImageTooLarge, match="over the limit"):
+        read_seg(fewer, series_uid, uids, max_bytes=3 * voxels - 1)

@@ -370,16 +370,32 @@ def _row_request(row: dict[str, Any]) -> dict[str, Any]:
         first = marks["points"][0]
     else:
         raise ValueError("row needs a 'box' or 'points'")
-    return {"image": image, "pacs": pacs, "push": push, **marks,
-            "name": str(row.get("name") or "") or (_stem(image) if image else f"series-{pacs}"),
+    name = str(row.get("name") or "") or (_stem(image) if image else f"series-{pacs}")
+    return {"image": image, "pacs": pacs, "push": push, **marks, "name": _output_name(name),
             "plane": _plane(dim == "2d", axis, index, first)}
 
 
-def _run_row(c: Client, row: dict[str, Any], base: Path, outdir: Path) -> dict[str, Any]:
+def _output_name(name: str) -> str:
+    """The row's name as the stem of its output file in OUTDIR: one plain file name. A name
+    with a folder in it ("../x", "/etc/x", "a/b") would write outside OUTDIR, so it is refused
+    (a manifest may come from someone else's pipeline)."""
+    if name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise ValueError(f"column 'name' must be a plain file name (no folder), got {name!r}")
+    return name
+
+
+def _run_row(c: Client, row: dict[str, Any], base: Path, outdir: Path,
+             taken: dict[str, int], number: int) -> dict[str, Any]:
     """One manifest row: an `image` file, or a `pacs` archive with a `study` and `series` UID
-    (and optionally `push` = binary | labelmap to store the result back as a DICOM SEG)."""
+    (and optionally `push` = binary | labelmap to store the result back as a DICOM SEG).
+    `taken`: the output names of the rows before (name -> row number); row `number` never
+    overwrites another row's mask."""
     ask = _row_request(row)
     name, push = ask["name"], ask["push"]
+    if name in taken:
+        raise ValueError(f"column 'name': {name!r} is row {taken[name]}'s output already; "
+                         "give each row its own name")
+    taken[name] = number
     if ask["pacs"]:
         session = c.session_from_pacs(ask["pacs"], str(row["study"]), str(row["series"]),
                                       name=name)
@@ -425,6 +441,7 @@ def batch(ctx: typer.Context, manifest: Path,
         _fail(f"cannot read manifest {manifest}: {exc}")
     outdir.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
+    taken: dict[str, int] = {}  # output name -> the row that writes it
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
     with _client(ctx) as c, Progress(*columns, console=_out()) as progress:
@@ -435,7 +452,8 @@ def batch(ctx: typer.Context, manifest: Path,
             start = time.perf_counter()
             result: dict[str, Any] = {"row": i, "name": label, "image": row.get("image")}
             try:
-                result.update(status="ok", **_run_row(c, row, manifest.parent, outdir))
+                result.update(status="ok", **_run_row(c, row, manifest.parent, outdir, taken,
+                                                      i))
             except Exception as exc:  # noqa: BLE001 - record the row's error and go on
                 result.update(status="failed", error=_error_text(exc))
             result["seconds"] = round(time.perf_counter() - start, 3)

@@ -36,6 +36,11 @@ from medseg.usecases.metrics import REQUEST_SECONDS
 
 log = structlog.get_logger("medseg.api")
 
+# The methods the request metric names; any other (HTTP allows any token, and an unauthenticated
+# client could send a new one per request) is counted as "other": each label value is a series
+# that every API process keeps for its lifetime and every /metrics scrape returns
+METRIC_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
 DESCRIPTION = """Interactive medical image segmentation.
 
 Upload an image to open a **session** (its state lives in Redis), add **segments**, and change
@@ -150,11 +155,12 @@ class RequestContext:
         status = message["status"]
         route = request.scope.get("route")
         path = getattr(route, "path", "unmatched")
-        REQUEST_SECONDS.labels(request.method, path, str(status)).observe(elapsed)
+        method = request.method if request.method in METRIC_METHODS else "other"
+        REQUEST_SECONDS.labels(method, path, str(status)).observe(elapsed)
         headers = MutableHeaders(scope=message)
         headers["X-Request-ID"] = request.state.request_id
         headers["Server-Timing"] = f"app;dur={elapsed * 1000:.2f}"
         if self.settings.replica:  # which replica answered, behind a load balancer
             headers["X-Medseg-Replica"] = self.settings.replica
-        log.info("request", method=request.method, route=path, status=status,
+        log.info("request", method=method, route=path, status=status,
                  ms=round(elapsed * 1000, 2), tenant=getattr(request.state, "tenant", None))

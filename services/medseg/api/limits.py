@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from medseg.api.settings import Settings
+from medseg.engine.imageio import ImageLimits
 
 # multipart framing and the form fields beside the files
 UPLOAD_SLACK = 1 << 20
@@ -26,6 +27,16 @@ def body_limit(settings: Settings, content_type: str | None) -> tuple[int, str]:
     if (content_type or "").lower().startswith("multipart/"):
         return settings.max_upload_bytes + UPLOAD_SLACK, "the upload limit"
     return settings.max_request_bytes, "the request limit"
+
+
+def image_limits(settings: Settings) -> ImageLimits:
+    """What decoding an uploaded, imported or pulled file may cost, as configured: every path
+    that decodes a file gets the same limits (the decode budget too, not its defaults)."""
+    return ImageLimits(max_upload_bytes=settings.max_upload_bytes,
+                       max_voxels=settings.max_voxels,
+                       max_uncompressed_bytes=settings.max_uncompressed_bytes,
+                       max_expansion_ratio=settings.max_expansion_ratio,
+                       expansion_allowance=settings.expansion_allowance_mb << 20)
 
 
 def too_large(size: str, limit: int, what: str) -> str:

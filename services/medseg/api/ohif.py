@@ -17,6 +17,7 @@ contract (no OpenAPI entries)."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated
 
 import httpx
@@ -35,6 +36,12 @@ BASE = "/ohif"
 NO_CACHE = {"Cache-Control": "no-cache"}
 # answers of the archive passed on as they are (with the content type)
 PASSED_HEADERS = ("content-type", "etag", "last-modified")
+# What a QIDO-RS / WADO-RS read under studies/ is made of: UIDs, the resource words (series,
+# instances, metadata, frames, bulkdata, rendered, ...) and frame lists ("1,2"). Nothing else
+# is passed on: a "%" would reach the archive still encoded ("%2E%2E" after one decoding here)
+# and be decoded there into "..", and "?" or "#" would end the path early; either could
+# address a resource outside studies/ with the server's credentials for the archive.
+PROXIED_PATH = re.compile(r"studies(/[A-Za-z0-9_][A-Za-z0-9._,-]*)*/?")  # fullmatch
 
 
 def app_config(pacs: str, extension_url: str, mode_url: str) -> str:
@@ -118,7 +125,7 @@ def mount(app: FastAPI, settings: Settings) -> bool:
                             pacs: Annotated[str, PathParam(pattern=NAME_PATTERN)],
                             path: str) -> Response:
         endpoint = settings.pacs_config.get(pacs, tenant)  # another tenant's: 422, as absent
-        if not path.startswith("studies") or ".." in path.split("/"):
+        if not PROXIED_PATH.fullmatch(path):
             return Response("only QIDO-RS / WADO-RS reads under studies/ are passed on", 404)
         upstream = endpoint.url.rstrip("/")
         auth = _auth(endpoint)

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     tenant_max_sessions: int = Field(100, ge=0)  # live sessions
     tenant_max_mb: int = Field(2048, ge=0)  # stored bytes: compressed image + mask chunks
     tenant_max_jobs: int = Field(20, ge=0)  # queued or running jobs
+    # job event streams a tenant may follow at once, per API process: each holds a connection
+    # and a blocking read on Redis, which has a bounded number of clients for every tenant
+    tenant_max_streams: int = Field(32, ge=0)
     cache_mb: int = 512  # in-process cache of decoded image and mask chunks
     # Interactions run in this many child processes per API process, each stopped (killed) when
     # it computes longer than the deadline (504 deadline_exceeded, nothing applied). 0 runs them

@@ -44,6 +44,7 @@ import structlog
 import zstandard
 
 from medseg.errors import SessionLive, SessionNotFound
+from medseg.store import quotas
 from medseg.store.keys import EXPIRY_INDEX, PREFIX, SessionKeys, tenant_sessions_key, text
 from medseg.store.records import SessionMeta, utcnow
 
@@ -187,12 +188,18 @@ def _iso(ms: int) -> str:
 
 
 def restore(client: redis.Redis, tenant: str, session_id: str, directory: Path,
-            ttl_s: int) -> SessionMeta:
+            ttl_s: int, limits: quotas.Quotas | None = None) -> SessionMeta:
     """Bring an archived session back under its own id (the tenant's own only: another
-    tenant's is SessionNotFound, as a missing one); SessionLive (409) when it still lives."""
+    tenant's is SessionNotFound, as a missing one); SessionLive (409) when it still lives.
+    A restore is a new live session for the tenant's quotas (`limits`): TooManySessions (429)
+    or TenantStorageFull (507) as an upload of the archive's size would get."""
     path = archive_path(directory, tenant, session_id)
     keys = SessionKeys(session_id)
-    if client.exists(keys.meta):
+    live = client.get(keys.meta)
+    if live is not None:
+        if SessionMeta.model_validate_json(live).tenant != tenant:
+            # another tenant's live session reads as absent: its existence is not disclosed
+            raise SessionNotFound(f"no archive of session {session_id!r} for this tenant")
         raise SessionLive(f"session {session_id!r} is live: there is nothing to restore "
                           "(an archive is made before a session expires)")
     try:
@@ -203,6 +210,8 @@ def restore(client: redis.Redis, tenant: str, session_id: str, directory: Path,
         header = _read_header(stream)
         if header.get("tenant") != tenant or header.get("session") != session_id:
             raise SessionNotFound(f"no archive of session {session_id!r} for this tenant")
+        if limits is not None:  # the compressed archive is about what its chunks take
+            quotas.check_new_session(client, limits, tenant, os.fstat(stream.fileno()).st_size)
         body = zstandard.ZstdDecompressor().stream_reader(stream)
         records = _records(body)
         hashes = _hash_keys(keys)

@@ -34,6 +34,11 @@ class SessionMeta(BaseModel):
     source: dict[str, Any] | None = None
 
 
+# The largest label value: the label-map export is uint16 (a larger label could not be written,
+# and one segment holding it would fail every export of its session)
+MAX_LABEL = 65535
+
+
 class SegmentRecord(BaseModel):
     id: int
     name: str

@@ -32,6 +32,7 @@ from medseg.errors import (
 from medseg.store import chunks, quotas
 from medseg.store.keys import SessionKeys, blob, fields, text
 from medseg.store.records import (
+    MAX_LABEL,
     InteractionRecord,
     MarksRecord,
     RevisionRecord,
@@ -63,6 +64,20 @@ local head = cjson.decode(segment)['head']
 return {segment, redis.call('HGET', KEYS[2], string.format('%d', head))}
 """
 
+
+def free_label(used: set[int]) -> int:
+    """The label a new segment gets: one more than the largest in use, or, past MAX_LABEL (a
+    segment labelled 65535 exists), the smallest free one. InvalidPrompt when all are taken."""
+    candidate = max(used, default=0) + 1
+    if candidate <= MAX_LABEL:
+        return candidate
+    free = next((v for v in range(1, MAX_LABEL + 1) if v not in used), None)
+    if free is None:
+        raise InvalidPrompt(f"this session has {len(used)} segments, every label value of the "
+                            f"export (1 to {MAX_LABEL}) is taken: delete a segment first")
+    return free
+
+
 PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
            "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324", "#800000", "#aaffc3"]
 
@@ -82,7 +97,7 @@ class SegmentStore:
         keys = SessionKeys(meta.id)
         existing = self.list(meta)
         segment_id = int(self.redis.hincrby(keys.counters, "segment", 1))
-        label = label if label is not None else max([s.label for s in existing], default=0) + 1
+        label = label if label is not None else free_label({s.label for s in existing})
         if any(s.label == label for s in existing):
             raise InvalidPrompt(f"label value {label} is already used by another segment")
         revision = self._next_revision(keys)

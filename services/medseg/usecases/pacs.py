@@ -327,13 +327,15 @@ def export_seg(store: Store, meta: SessionMeta, fmt: str,
 
 
 # -- DICOM SEG import ------------------------------------------------------------------------
-def import_seg(store: Store, meta: SessionMeta, content: bytes) -> list[SegmentRecord]:
+def import_seg(store: Store, meta: SessionMeta, content: bytes,
+               max_bytes: int | None = None) -> list[SegmentRecord]:
     """Each segment of a SEG (binary or label map) that references the session's series
     becomes a new segment (one revision of type "import"). SeriesMismatch (422) for a SEG of
-    another series; nothing is written unless the whole SEG could be read."""
+    another series, ImageTooLarge (413) for one whose masks would take more than `max_bytes`;
+    nothing is written unless the whole SEG could be read."""
     dicom = DicomSourceStore(store.sessions)
     source = dicom.source(meta)
-    read = read_seg(content, source.series_instance_uid, source.sop_instance_uids)
+    read = read_seg(content, source.series_instance_uid, source.sop_instance_uids, max_bytes)
     algorithm_types = _declared_algorithm_types(content)
     created = []
     with store.sessions.locked(meta.id):

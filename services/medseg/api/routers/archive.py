@@ -40,12 +40,13 @@ def list_archived(settings: SettingsDep, tenant: TenantDep) -> list[ArchivedSess
 
 
 @router.post("/restore", response_model=SessionPublic, responses=error_responses(401, 404, 409,
-                                                                                   422),
+                                                                                   422, 429, 507),
              summary="Bring an archived session back (the same tenant only), under its own id")
 async def restore(store: StoreDep, settings: SettingsDep, tenant: TenantDep,
                   body: RestoreRequest) -> SessionPublic:
     meta = await run_in_threadpool(archive.restore, store.sessions.redis, tenant,
-                                   body.session_id, _directory(settings), store.sessions.ttl_s)
+                                   body.session_id, _directory(settings), store.sessions.ttl_s,
+                                   store.quotas)
     return session_public(store, meta)
 
 

@@ -11,9 +11,9 @@ from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from medseg.api.deps import SessionDep, SettingsDep, StoreDep
+from medseg.api.limits import image_limits
 from medseg.api.presenters import segment_public
 from medseg.api.schemas import MAX_REVISION, SegmentPublic, Strict, error_responses
-from medseg.engine import imageio
 from medseg.errors import ImageTooLarge
 from medseg.usecases import import_mask
 
@@ -47,10 +47,8 @@ async def import_segments(
     content = await file.read(settings.max_upload_bytes + 1)
     if len(content) > settings.max_upload_bytes:
         raise ImageTooLarge(f"upload exceeds the limit of {settings.max_upload_bytes} bytes")
-    limits = imageio.ImageLimits(max_upload_bytes=settings.max_upload_bytes,
-                                 max_voxels=settings.max_voxels,
-                                 max_uncompressed_bytes=settings.max_uncompressed_bytes)
-    created = await run_in_threadpool(import_mask.import_mask, store, meta, content, limits,
+    created = await run_in_threadpool(import_mask.import_mask, store, meta, content,
+                                      image_limits(settings),
                                       name, labels, binary)
     return [segment_public(store, meta, s) for s in created]
 

@@ -11,9 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from medseg.api.deps import PluginsDep, SessionDep, SettingsDep, StoreDep, TenantDep
+from medseg.api.limits import image_limits
 from medseg.api.presenters import job_public, segment_public, session_public
 from medseg.api.schemas import JobPublic, SegmentPublic, SessionPublic, error_responses
-from medseg.engine import imageio
 from medseg.errors import ImageTooLarge
 from medseg.pacs.config import NAME_PATTERN
 from medseg.store.dicom_source import DicomSourceStore
@@ -75,9 +75,7 @@ def list_pacs(settings: SettingsDep, tenant: TenantDep) -> list[PacsInfo]:
              summary="Open a session on a series of a configured PACS (QIDO-RS + WADO-RS)")
 async def session_from_pacs(store: StoreDep, settings: SettingsDep, tenant: TenantDep,
                             body: FromPacs) -> SessionPublic:
-    limits = imageio.ImageLimits(max_upload_bytes=settings.max_upload_bytes,
-                                 max_voxels=settings.max_voxels,
-                                 max_uncompressed_bytes=settings.max_uncompressed_bytes)
+    limits = image_limits(settings)
     pulled = await run_in_threadpool(
         usecase.create_session_from_pacs, store, settings.pacs_config, tenant, body.pacs,
         body.study_uid, body.series_uid, limits, body.name, body.reuse)
@@ -95,7 +93,8 @@ async def import_segments(store: StoreDep, settings: SettingsDep, meta: SessionD
     content = await file.read(settings.max_upload_bytes + 1)
     if len(content) > settings.max_upload_bytes:
         raise ImageTooLarge(f"upload exceeds the limit of {settings.max_upload_bytes} bytes")
-    created = await run_in_threadpool(usecase.import_seg, store, meta, content)
+    created = await run_in_threadpool(usecase.import_seg, store, meta, content,
+                                      settings.max_uncompressed_bytes)
     return [segment_public(store, meta, s) for s in created]
 
 

@@ -8,9 +8,9 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
 from medseg.api.deps import PluginsDep, SessionDep, SettingsDep, StoreDep, TenantDep
+from medseg.api.limits import image_limits
 from medseg.api.presenters import file_response, session_public
 from medseg.api.schemas import SessionPublic, error_responses
-from medseg.engine import imageio
 from medseg.errors import ImageTooLarge
 from medseg.store import archive
 from medseg.usecases import pacs
@@ -39,12 +39,8 @@ async def create_session(
         if total > settings.max_upload_bytes:
             raise ImageTooLarge(f"upload exceeds the limit of {settings.max_upload_bytes} bytes")
         uploads.append((upload.filename or "upload", content))
-    limits = imageio.ImageLimits(max_upload_bytes=settings.max_upload_bytes,
-                                 max_voxels=settings.max_voxels,
-                                 max_uncompressed_bytes=settings.max_uncompressed_bytes,
-                                 max_expansion_ratio=settings.max_expansion_ratio,
-                                 expansion_allowance=settings.expansion_allowance_mb << 20)
-    meta = await run_in_threadpool(usecase.create_session, store, uploads, tenant, limits, name)
+    meta = await run_in_threadpool(usecase.create_session, store, uploads, tenant,
+                                   image_limits(settings), name)
     return session_public(store, meta)
 
 

@@ -26,9 +26,12 @@ from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 
-from medseg.errors import CorruptImage, InvalidPrompt, SeriesMismatch
+from medseg.errors import CorruptImage, ImageTooLarge, InvalidPrompt, SeriesMismatch
 
 SegForm = Literal["binary", "labelmap"]
+# Segments read from one SEG (as many as a mask file's label map gives: import_mask). A SEG of a
+# few KB can declare thousands of segments, and each becomes a whole-volume mask in memory.
+MAX_READ_SEGMENTS = 255
 FORMS: tuple[SegForm, ...] = ("binary", "labelmap")
 AlgorithmType = Literal["AUTOMATIC", "SEMIAUTOMATIC", "MANUAL"]
 
@@ -204,10 +207,12 @@ class ReadSeg:
 
 
 def read_seg(content: bytes, series_instance_uid: str,
-             source_sop_instance_uids: Sequence[str]) -> ReadSeg:
+             source_sop_instance_uids: Sequence[str], max_bytes: int | None = None) -> ReadSeg:
     """The segments of a SEG (binary or label map) on the grid of the source series, whose
     instances are `source_sop_instance_uids` in the volume's slice order. SeriesMismatch when
-    the SEG references another series (or instances that are not in it)."""
+    the SEG references another series (or instances that are not in it). ImageTooLarge before
+    any frame is decoded when it has more than MAX_READ_SEGMENTS segments, or when its masks
+    would take more than `max_bytes` (one byte a voxel a segment)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -234,6 +239,8 @@ def read_seg(content: bytes, series_instance_uid: str,
         raise SeriesMismatch(f"the DICOM SEG references {len(used - known)} instance(s) that "
                              "are not in the session's series")
     numbers = [int(n) for n in seg.segment_numbers]
+    rows, columns = (int(dataset.get(keyword) or 0) for keyword in ("Rows", "Columns"))
+    _check_size(len(numbers), len(source_sop_instance_uids) * rows * columns, max_bytes)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -256,6 +263,16 @@ def read_seg(content: bytes, series_instance_uid: str,
                                np.ascontiguousarray(pixels[..., index] > 0)))
     form: SegForm = "labelmap" if str(seg.SegmentationType) == "LABELMAP" else "binary"
     return ReadSeg(str(dataset.SOPInstanceUID), form, out)
+
+
+def _check_size(segments: int, voxels: int, max_bytes: int | None) -> None:
+    if segments > MAX_READ_SEGMENTS:
+        raise ImageTooLarge(f"the DICOM SEG has {segments} segments; at most "
+                            f"{MAX_READ_SEGMENTS} are imported at once")
+    if max_bytes is not None and segments * voxels > max_bytes:
+        raise ImageTooLarge(f"the DICOM SEG's {segments} segments of {voxels} voxels each "
+                            f"would decode to {segments * voxels} bytes, over the limit of "
+                            f"{max_bytes} bytes (MEDSEG_MAX_UNCOMPRESSED_BYTES)")
 
 
 _SEG_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
