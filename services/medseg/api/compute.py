@@ -21,6 +21,7 @@ image. What is needed is small: one pipe per child, a free-list and a kill.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
 import signal
 import threading
@@ -43,6 +44,16 @@ log = structlog.get_logger("medseg.api")
 T = TypeVar("T")
 START_TIMEOUT_S = 120.0  # a cold child imports numpy, scipy, onnxruntime (slow on a busy host)
 
+# glibc's malloc hands freed memory back to the system once more than its trim threshold is
+# free at the top of the heap, and serves blocks over its mmap threshold from fresh mappings;
+# both thresholds follow the largest block freed so far (twice it, ~0.5 MB in a compute
+# child). A 2D click's arrays (~6 MB) then came back as fresh pages on every click: ~1,400
+# page faults, ~1.5 ms of its ~12 ms (docs/benchmarks.md, "2D click: the compute child's page
+# faults"). With fixed thresholds the child keeps them for the next click.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
+MMAP_THRESHOLD = 32 << 20  # glibc's largest allowed: smaller blocks come from the heap
+TRIM_THRESHOLD = 128 << 20  # free heap kept for the next call; a 3D click's arrays fit
+
 
 @dataclass(frozen=True)
 class ChildConfig:
@@ -61,6 +72,7 @@ def _child_main(conn: Connection, config: ChildConfig) -> None:
     """A child: build the store and plug-ins, say ready, then run calls until the pipe closes
     (the API process stopped or died)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    keep_freed_memory()
     from medseg import builtin
     from medseg.api.logging import configure
 
@@ -90,6 +102,20 @@ def _child_main(conn: Connection, config: ChildConfig) -> None:
         except Exception as exc:  # an answer that does not pickle
             conn.send(("error", RuntimeError(f"unpicklable result: {type(exc).__name__}"),
                        traceback.format_exc()))
+
+
+def keep_freed_memory() -> bool:
+    """Fix glibc malloc's thresholds in this process (MMAP_THRESHOLD, TRIM_THRESHOLD), so the
+    memory one call frees serves the next without new page faults. Returns whether the C
+    library took them (False without glibc's `mallopt`: musl, macOS; nothing changes there)."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt  # the process's own C library
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    # mmap first: setting it turns the dynamic adjustment of both thresholds off
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
 
 class _Child:
