@@ -133,6 +133,21 @@ def test_a_session_redis_has_expired_is_gone(client, store, totalseg):
     assert not store.sessions.redis.sismember(tenant_sessions_key("alice"), sid)
 
 
+def test_a_session_with_a_lost_revision_does_not_hide_the_others(client, store, totalseg):
+    """A key Redis lost (eviction) in one session: the listing still answers with the caller's
+    other sessions (it answered 404 for all), and that session's own reads say what is gone."""
+    healthy = upload(client, totalseg / "ct_3mm.nii.gz")["id"]
+    broken = upload(client, totalseg / "ct_3mm.nii.gz")["id"]
+    segment = new_segment(client, broken)
+    assert store.sessions.redis.delete(SessionKeys(broken).revisions) == 1
+    response = client.get("/v1/sessions")
+    assert response.status_code == 200
+    listed = [s["id"] for s in response.json()]
+    assert healthy in listed and broken not in listed
+    lost = client.get(f"/v1/sessions/{broken}/segments/{segment['id']}")
+    assert lost.status_code == 404 and lost.json()["error"] == "revision_not_found"
+
+
 def test_other_tenant_cannot_see_change_or_delete(client, bob, totalseg):
     session = upload(client, totalseg / "ct_3mm.nii.gz")
     sid = session["id"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+import structlog
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
@@ -11,10 +12,12 @@ from medseg.api.deps import PluginsDep, SessionDep, SettingsDep, StoreDep, Tenan
 from medseg.api.limits import image_limits
 from medseg.api.presenters import file_response, session_public
 from medseg.api.schemas import SessionPublic, error_responses
-from medseg.errors import ImageTooLarge
+from medseg.errors import ImageTooLarge, RevisionNotFound, SegmentNotFound, SessionNotFound
 from medseg.store import archive
 from medseg.usecases import pacs
 from medseg.usecases import sessions as usecase
+
+log = structlog.get_logger("medseg.api")
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 
@@ -47,7 +50,15 @@ async def create_session(
 @router.get("", response_model=list[SessionPublic], responses=error_responses(401),
             summary="The caller's live sessions")
 def list_sessions(store: StoreDep, tenant: TenantDep) -> list[SessionPublic]:
-    return [session_public(store, m) for m in store.sessions.list(tenant)]
+    listed = []
+    for meta in store.sessions.list(tenant):
+        try:
+            listed.append(session_public(store, meta))
+        except (SessionNotFound, SegmentNotFound, RevisionNotFound) as err:
+            # expired between the listing and its read, or a key Redis lost (eviction): one
+            # such session must not hide the caller's others behind a 404
+            log.warning("session_not_listed", session_id=meta.id, error=str(err))
+    return listed
 
 
 @router.get("/{session_id}", response_model=SessionPublic, responses=_ERRORS)
