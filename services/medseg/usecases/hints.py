@@ -28,8 +28,7 @@ def segment_hints(store: Store, plugins, meta: SessionMeta, segment_id: int, k: 
     EmptySegment when its mask has no voxel). `plugins` and `fence`: the compute pool's call
     shape (a read takes no fenced write)."""
     start = time.perf_counter()
-    segment = store.segments.get(meta, segment_id)
-    record = store.segments.revision(meta, segment_id, segment.head)
+    _, record = store.segments.head(meta, segment_id)
     box = full_box(meta.shape)
     mask = store.segments.read_mask(meta, record, box)
     if not mask.any():

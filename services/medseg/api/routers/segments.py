@@ -65,8 +65,9 @@ def _change_answer(result: ChangeResult, revision: int) -> Response:
     ChangeResult, FastAPI would dump it, validate the dump against `response_model` again,
     serialize that and json.dumps it: ~0.4 ms of a 2D click (issue 13 item 3). The routes'
     `response_model` still documents the body."""
-    return Response(result.model_dump_json(), media_type="application/json",
-                    headers={"ETag": f'"{revision}"'})
+    response = Response(result.model_dump_json(), media_type="application/json")
+    _etag(response, revision)
+    return response
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SegmentPublic,
@@ -89,9 +90,9 @@ def list_segments(store: StoreDep, meta: SessionDep) -> list[SegmentPublic]:
 @router.get("/{segment_id}", response_model=SegmentPublic, responses=_ERRORS)
 def get_segment(store: StoreDep, meta: SessionDep, segment_id: int,
                 response: Response) -> SegmentPublic:
-    segment = store.segments.get(meta, segment_id)
+    segment, head = store.segments.head(meta, segment_id)
     _etag(response, segment.head)
-    return segment_public(store, meta, segment)
+    return segment_public(store, meta, segment, head)
 
 
 @router.patch("/{segment_id}", response_model=SegmentPublic, responses=_CHANGE_ERRORS,
