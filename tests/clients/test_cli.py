@@ -154,6 +154,19 @@ def test_batch_manifest(medseg, reference, totalseg, tmp_path):
     assert (box_mask & reference).sum() > 0.5 * reference.sum()  # on the liver, not flipped
 
 
+def _failed_batch(tmp_path, rows: list[tuple[dict, str]]) -> list[dict]:
+    """Run `medseg batch` on the manifest of `rows` (row, expected error) against a port no
+    server listens on, into tmp_path/o; every row must fail. Returns the summary's rows."""
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps([row for row, _ in rows]))
+    result = runner.invoke(app, ["--url", f"http://127.0.0.1:{free_port()}", "batch",
+                                 str(manifest), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 1, result.output
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["failed"] == len(rows)
+    return summary["rows"]
+
+
 def test_batch_rows_are_checked_before_upload_and_errors_name_the_column(tmp_path):
     """Every row names a missing image: each error is about the row's own mistake (found
     before the upload would have failed) and names the column; no server is needed."""
@@ -166,14 +179,7 @@ def test_batch_rows_are_checked_before_upload_and_errors_name_the_column(tmp_pat
             ({"image": "missing.nii.gz", "points": "1,2"}, "column 'points'"),
             ({"image": "missing.nii.gz"}, "needs a 'box' or 'points'"),
             ({"img": "ct.nii.gz", "box": "0,0,0,1,1,1"}, "'img'")]
-    manifest = tmp_path / "m.json"
-    manifest.write_text(json.dumps([row for row, _ in rows]))
-    result = runner.invoke(app, ["--url", f"http://127.0.0.1:{free_port()}", "batch",
-                                 str(manifest), "-o", str(tmp_path / "o")])
-    assert result.exit_code == 1, result.output
-    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
-    assert summary["failed"] == len(rows)
-    for (_, expected), got in zip(rows, summary["rows"]):
+    for (_, expected), got in zip(rows, _failed_batch(tmp_path, rows)):
         assert expected in got["error"] and "missing.nii.gz" not in got["error"], got
 
 
@@ -189,14 +195,7 @@ def test_batch_names_stay_in_outdir_and_never_overwrite_each_other(tmp_path):
             ({"image": "missing.nii.gz", "points": "1,2,3", "name": "a\\b"}, "'name'"),
             ({"image": "missing.nii.gz", "points": "1,2,3", "name": "liver"}, "missing.nii.gz"),
             ({"image": "other.nii.gz", "points": "1,2,3", "name": "liver"}, "row 5's output")]
-    manifest = tmp_path / "m.json"
-    manifest.write_text(json.dumps([row for row, _ in rows]))
-    result = runner.invoke(app, ["--url", f"http://127.0.0.1:{free_port()}", "batch",
-                                 str(manifest), "-o", str(tmp_path / "o")])
-    assert result.exit_code == 1, result.output
-    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
-    assert summary["failed"] == len(rows)
-    for (_, expected), got in zip(rows, summary["rows"]):
+    for (_, expected), got in zip(rows, _failed_batch(tmp_path, rows)):
         assert expected in got["error"], got
     assert not outside.exists() and sorted(p.name for p in (tmp_path / "o").iterdir()) == [
         "summary.json"]
