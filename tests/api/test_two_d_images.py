@@ -64,3 +64,31 @@ def test_png_export_of_a_volume_names_the_formats_that_fit(client, totalseg):
         assert body["error"] == "unsupported_export_format"
         assert "2D images only" in body["message"] and "30 slices" in body["message"]
         assert "nifti" in body["message"] and "nrrd" in body["message"]
+
+
+def test_propagation_on_a_2d_image_is_refused_and_changes_nothing(client):
+    """A PNG is one slice: along z nothing lies beyond it, along y or x its "slices" are rows
+    of pixels. Propagating was accepted and, along y, the job overwrote rows with predictions
+    (the disc's mask shrank to a few pixels); now a 422 names the image as 2D, no job is
+    queued and the segment keeps its revision."""
+    content, _ = disc_png()
+    sid = client.post("/v1/sessions", files=[("files", ("photo.png", content))]).json()["id"]
+    segment = new_segment(client, sid, "disc")
+    base = f"/v1/sessions/{sid}/segments/{segment['id']}"
+    click = {"type": "click", "dim": "2d", "plane": {"axis": "z", "index": 0},
+             "clicks": [{"zyx": [0, 80, 90]}]}
+    assert client.post(f"{base}/interactions", json=click).status_code == 200
+    head = client.get(base).json()
+    for body in ({}, {"axis": "y"}, {"axis": "x", "start_index": 90}):
+        refused = client.post(f"{base}/propagate", json=body)
+        assert refused.status_code == 422, (body, refused.text)
+        assert refused.json()["error"] == "invalid_prompt"
+        assert "2D" in refused.json()["message"] and "[1, 160, 200]" in refused.json()["message"]
+    # a 2D interaction on a row plane asking to propagate: refused before it is applied
+    row_click = {"type": "click", "dim": "2d", "plane": {"axis": "y", "index": 80},
+                 "clicks": [{"zyx": [0, 80, 90]}], "propagate": {}}
+    refused = client.post(f"{base}/interactions", json=row_click)
+    assert refused.status_code == 422 and "2D" in refused.json()["message"], refused.text
+    assert client.get(f"/v1/sessions/{sid}/jobs").json() == []
+    after = client.get(base).json()
+    assert (after["revision"], after["voxels"]) == (head["revision"], head["voxels"])

@@ -64,10 +64,21 @@ def check_method(predictors: Registry[PredictorSpec], method: str | None,
     return spec
 
 
+def check_volume(meta: SessionMeta) -> None:
+    """InvalidPrompt for a 2D image (an axis one voxel long): it has no slices to propagate
+    through, and along another axis its "slices" are single rows of pixels, which the job
+    would overwrite with predictions made for 2D slices (it cleared most of a PNG's mask)."""
+    if 1 in meta.shape:
+        raise InvalidPrompt(f"propagation needs a volume: this image is 2D (shape "
+                            f"{list(meta.shape)}, one voxel along an axis), so it has no "
+                            "slices to propagate through")
+
+
 def submit(store: Store, plugins: Plugins, meta: SessionMeta, tenant: str, segment_id: int,
            axis: str, start_index: int | None, method: str | None, params: dict[str, Any],
            base_revision: int | None) -> JobRecord:
     """Check the request now (422/409 instead of a failed job), then queue the job."""
+    check_volume(meta)
     spec = check_method(plugins.predictors, method, params)
     segment, head = store.segments.head(meta, segment_id)
     check_base_revision(segment, base_revision)
@@ -109,8 +120,9 @@ def check_interaction(plugins: Plugins, meta: SessionMeta, prompt: Prompt, metho
     wants a bad request refused before handing it to a compute process."""
     interactions.check(plugins.methods, meta, prompt, method, params)
     if after is not None:
-        if prompt.plane is None or meta.shape[prompt.plane.axis] == 1:
+        if prompt.plane is None:
             raise InvalidPrompt("propagate after an interaction needs a 2D interaction on a volume")
+        check_volume(meta)
         check_method(plugins.predictors, after.method, after.params)
 
 
