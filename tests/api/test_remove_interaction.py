@@ -121,3 +121,24 @@ def test_threshold_stroke_is_a_revision_that_undoes_and_locks(client, totalseg):
     _post(client, sid, seg, {"type": "paint", **stroke, "path": [[z, 5, 5]]})
     assert client.delete(f"{url}/interactions/{change['revision']}").status_code == 200
     assert not (full_mask(client, sid, seg) & liver).any()
+
+
+def test_a_removal_that_leaves_a_kept_interaction_unable_to_run_names_it(client, totalseg):
+    """Removing the only foreground click leaves a later background click to start the mask,
+    which no method can. The 422 used to be the method's own words ("nothing to segment: add
+    a foreground click"), as if the DELETE itself were malformed; it now names the kept
+    revision that cannot run again and what to do. Nothing is written."""
+    sid = upload(client, totalseg / "ct_3mm.nii.gz")["id"]
+    seg = new_segment(client, sid)["id"]
+    url = f"/v1/sessions/{sid}/segments/{seg}"
+    fg = _post(client, sid, seg, {"type": "click", "dim": "3d",
+                                  "clicks": [{"zyx": [24, 49, 86]}]})["revision"]
+    bg = _post(client, sid, seg, {"type": "click", "dim": "3d",
+                                  "clicks": [{"zyx": [24, 52, 63], "foreground": False}]})
+    head = client.get(url).json()["revision"]
+    refused = client.delete(f"{url}/interactions/{fg}")
+    assert refused.status_code == 422, refused.text
+    message = refused.json()["message"]
+    assert f"removing revision {fg} leaves revision {bg['revision']}" in message, message
+    assert "geodesic-graphcut" in message and "foreground" in message  # the method's reason
+    assert client.get(url).json()["revision"] == head

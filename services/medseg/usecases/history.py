@@ -131,6 +131,21 @@ def _step(store: Store, methods: Registry[Method], meta: SessionMeta, start: Rev
                    "plane": plane_record(prompt.plane)})
 
 
+def _replay_step(store: Store, methods: Registry[Method], meta: SessionMeta,
+                 start: RevisionRecord, state: _State, record: RevisionRecord,
+                 removed: int) -> _State:
+    """`_step`, with a refusal that says which kept interaction could not run again: the
+    method's own words ("a slicewise click start needs a foreground click") alone answered
+    a removal of another revision as if the request itself were wrong."""
+    try:
+        return _step(store, methods, meta, start, state, record)
+    except InvalidPrompt as exc:
+        what = f"{record.interaction.type}, {record.interaction.method}"
+        raise type(exc)(f"removing revision {removed} leaves revision {record.revision} "
+                        f"({what}) unable to run again: {exc.message}; remove that one too, "
+                        "or undo instead") from None
+
+
 def remove_interaction(store: Store, plugins: Any, meta: SessionMeta, segment_id: int,
                        revision: int, base_revision: int | None,
                        fence: Fence | None = None) -> Change:
@@ -173,7 +188,7 @@ def remove_interaction(store: Store, plugins: Any, meta: SessionMeta, segment_id
                        store.segments.probability(meta, origin.revision),
                        origin.interaction.as_dict())
         for record in kept[first:]:
-            state = _step(store, methods, meta, start, state, record)
+            state = _replay_step(store, methods, meta, start, state, record, revision)
         timings["compute"] = time.perf_counter() - begun
         before = store.segments.read_mask(meta, head, whole)
         changed = codec.bbox_of(before ^ state.mask)
