@@ -244,3 +244,32 @@ def test_empty_if_match_reads_as_absent(client, totalseg, header):
     response = client.post(f"{url}/interactions", json=CLICK, headers={"If-Match": header})
     assert response.status_code == 200, response.text
     assert_error(client.post(f"{url}/undo", headers={"If-Match": '"abc"'}), {422}, "If-Match")
+
+
+def test_a_foreground_click_on_the_empty_background_is_refused(client, totalseg):
+    """The shared brain MR is skull-stripped: 68 % of it is exactly 0 out to the image's edge.
+    A 3D click there answered 200 and marked the flat background (slicewise: 2 million
+    voxels); now every method's foreground click on it is a 422 naming the empty region, and
+    nothing changes. A click on the brain, and a background click on the empty part (it is
+    background), still work."""
+    brain = totalseg.parent / "voxelmorph_testscan" / "test_scan_t1_image.nii.gz"
+    sid = upload(client, brain)["id"]
+    seg = new_segment(client, sid)["id"]
+    url = f"/v1/sessions/{sid}/segments/{seg}"
+    outside, inside = [112, 5, 80], [112, 96, 80]
+    start = client.get(url).json()["revision"]
+    for extra in ({"dim": "3d"}, {"dim": "3d", "method": "slicewise"},
+                  {"dim": "2d", "plane": {"axis": "z", "index": 112}},
+                  {"dim": "2d", "plane": {"axis": "x", "index": 80}}):
+        body = {"type": "click", "clicks": [{"zyx": outside}], **extra}
+        refused = client.post(f"{url}/interactions", json=body)
+        assert_error(refused, {422}, "empty part of the image", "[112, 5, 80]", "(0)")
+        assert client.get(url).json()["revision"] == start
+    on_brain = {"type": "click", "dim": "2d", "plane": {"axis": "z", "index": 112}}
+    started = client.post(f"{url}/interactions", json={**on_brain, "clicks": [{"zyx": inside}]})
+    assert started.status_code == 200, started.text
+    # a refinement click on the background is refused too, whatever the segment holds
+    again = client.post(f"{url}/interactions", json={**on_brain, "clicks": [{"zyx": outside}]})
+    assert_error(again, {422}, "empty part of the image")
+    background = {**on_brain, "clicks": [{"zyx": outside, "foreground": False}]}
+    assert client.post(f"{url}/interactions", json=background).status_code == 200

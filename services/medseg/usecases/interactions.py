@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from medseg.engine.empty_region import on_empty_region
 from medseg.engine.method import Method, SegmentContext
 from medseg.engine.prompts import Box, Plane, Prompt, drop_overridden, plane_record
 from medseg.errors import InvalidPrompt, RevisionConflict
@@ -128,6 +129,23 @@ def check(methods: Registry[Method], meta: SessionMeta, prompt: Prompt, method_n
     return method, parsed
 
 
+def check_clicks_on_image(store: Store, meta: SessionMeta, prompt: Prompt) -> None:
+    """InvalidPrompt for a foreground click on padding or outside the field of view
+    (engine/empty_region.py): the methods would segment the flat region and answer 200."""
+    if prompt.kind != "click":
+        return
+    axis = 0 if prompt.plane is None else prompt.plane.axis
+    read = lambda box: store.sessions.read_image(meta, box)
+    for zyx in prompt.marks.fg.tolist():
+        if on_empty_region(read, meta.shape, zyx, axis):
+            value = store.sessions.read_image(meta, Box(tuple(zyx), tuple(zyx))).item()
+            raise InvalidPrompt(
+                f"foreground click {zyx} (z, y, x) lands on an empty part of the image: a "
+                f"region of one value ({value:g}) that reaches the edge of slice "
+                f"{'zyx'[axis]}={zyx[axis]}, i.e. padding or outside the field of view, "
+                "with nothing to segment; click inside the object")
+
+
 def interact(store: Store, methods: Registry[Method], meta: SessionMeta, segment_id: int,
              prompt: Prompt, method_name: str | None, params: dict[str, Any],
              base_revision: int | None, max_marks: int = 100_000,
@@ -143,6 +161,7 @@ def interact(store: Store, methods: Registry[Method], meta: SessionMeta, segment
     with store.sessions.locked(meta.id, fence) as held:
         segment, head = store.segments.head(meta, segment_id)
         check_base_revision(segment, base_revision)
+        check_clicks_on_image(store, meta, prompt)
         if prompt.plane is not None and meta.shape[prompt.plane.axis] > 1:
             # a slice the user edited is locked: propagation never overwrites it
             segment = segment.with_lock("zyx"[prompt.plane.axis], prompt.plane.index)
