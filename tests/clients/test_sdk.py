@@ -88,6 +88,12 @@ def test_session_and_segment_lifecycle(sdk, ct_session):
     assert [s.id for s in sdk.list_segments(ct_session.id)] == [seg.id]
     renamed = sdk.update_segment(ct_session.id, seg.id, name="hepar")
     assert sdk.get_segment(ct_session.id, seg.id).name == renamed.name == "hepar"
+    # the viewer's reviewed flag, from a pipeline that accepts a segment (the API had it, the
+    # SDK could not set or read it)
+    assert not renamed.reviewed
+    accepted = sdk.update_segment(ct_session.id, seg.id, reviewed=True)
+    assert accepted.reviewed and sdk.get_segment(ct_session.id, seg.id).reviewed
+    assert accepted.name == "hepar"  # a PATCH of one field leaves the others
     assert not sdk.mask(ct_session.id, seg.id).any()
     exported = sdk.export(ct_session.id, "nifti")
     assert exported.filename.endswith(".nii.gz") and exported.content[:2] == b"\x1f\x8b"

@@ -178,8 +178,9 @@ class _Endpoints:
         return self._send(_Call("GET", self._seg(sid, seg), _segment))
 
     def update_segment(self, sid: str, seg: int, name: str | None = None,
-                       label: int | None = None, color: str | None = None):
-        body = _drop_none(name=name, label=label, color=color)
+                       label: int | None = None, color: str | None = None,
+                       reviewed: bool | None = None):
+        body = _drop_none(name=name, label=label, color=color, reviewed=reviewed)
         return self._send(_Call("PATCH", self._seg(sid, seg), _segment, json=body))
 
     def delete_segment(self, sid: str, seg: int):

@@ -31,6 +31,7 @@ class Segment:
     can_undo: bool
     can_redo: bool
     voxels: int
+    reviewed: bool = False  # an annotator accepted it (update_segment(..., reviewed=True))
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     @classmethod
@@ -38,7 +39,8 @@ class Segment:
         return cls(id=int(obj["id"]), name=obj["name"], label=int(obj["label"]),
                    color=obj["color"], revision=int(obj["revision"]),
                    can_undo=bool(obj["can_undo"]), can_redo=bool(obj["can_redo"]),
-                   voxels=int(obj["voxels"]), raw=obj)
+                   voxels=int(obj["voxels"]), reviewed=bool(obj.get("reviewed", False)),
+                   raw=obj)
 
 
 @dataclass(frozen=True)
