@@ -296,3 +296,19 @@ def test_upload_and_info_show_what_the_server_changed(medseg, tmp_path):
         assert "5 of 20480 voxels" in " ".join(info.output.split()), info.output
     finally:
         medseg("delete", sid)
+
+
+def test_help_names_only_flags_the_command_has():
+    """`medseg points --help` said "--axis: axis held fixed for --2d", but points is 2D by
+    default and has --3d, not --2d: every flag an option's help names must exist."""
+    import re
+
+    import typer
+
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    for name in ("click", "box", "scribble", "points", "paint", "adjust"):
+        params = commands[name].params
+        offered = {flag for p in params for flag in p.opts}
+        for p in params:
+            for named in re.findall(r"(?<![\w-])(--[a-z0-9][\w-]*)", getattr(p, "help", "") or ""):
+                assert named in offered, (name, p.name, named, sorted(offered))

@@ -22,8 +22,9 @@ app = typer.Typer(help="Interactive medical image segmentation (medseg service) 
 
 Background = Annotated[bool, typer.Option("--background", help="mark background, not foreground")]
 TwoD = Annotated[bool, typer.Option("--2d", help="segment one slice (see --axis/--index)")]
-Axis = Annotated[str, typer.Option(help="axis held fixed for --2d: z, y or x")]
-Index = Annotated[int | None, typer.Option(help="slice index for --2d (default: first mark's)")]
+# a 2D interaction: --2d for most commands, the default for points and the editing tools
+Axis = Annotated[str, typer.Option(help="axis held fixed in 2D: z, y or x")]
+Index = Annotated[int | None, typer.Option(help="slice index in 2D (default: first mark's)")]
 Method = Annotated[str | None, typer.Option(help="segmentation method (see capabilities)")]
 
 
