@@ -39,7 +39,9 @@ inside only and only adds outside it (as `bifseg`). Arrays are (z, y, x) voxels.
 the click's slice; the propagation is bounded in-plane by that mask's box grown by
 `click_margin_mm` / `click_margin_fraction` (along the axis by the image, or `click_reach_*`),
 the ROI spans the slices it reached, and step 5 mixes in geodesic-graphcut's 3D click unary
-(`click_geodesic_weight`) instead of the box's.
+(`click_geodesic_weight`) instead of the box's. The two propagation directions (each with
+its P-Net re-fits) and the geodesic cue run at the same time on `WORKERS` threads (their
+networks and geodesic scans release the GIL); the answer is the sequential one bit for bit.
 
 **A click on a segment with a mask** (`correct`, `start: slicewise`): the click corrects its own
 slice in 2D (geodesic-graphcut's 2D refinement under the refinement contract), then re-propagates
