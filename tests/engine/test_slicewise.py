@@ -5,6 +5,8 @@ shipped P-Net, propagation network and MIDeepSeg 2D model (real ONNX sessions, n
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -342,3 +344,43 @@ def test_a_first_click_re_fits_only_the_slices_propagated_with_low_confidence(mo
     assert sorted(calls) == some.info["refit_slices"] == uncertain
     assert 1 < len(uncertain) < len(some.info["slices"])
     assert dice(_paste(some), mask) > 0.95 and dice(_paste(every), mask) > 0.95
+
+
+@pytest.mark.parametrize("kind", ["click", "box"])
+def test_worker_threads_give_the_sequential_answer_bit_for_bit(monkeypatch, kind):
+    """A first click's (and a box start's) propagation directions and geodesic cue run on
+    worker threads (`WORKERS`, docs/benchmarks.md "slicewise first click: ... branch
+    sw3fast"); the answer must be the one computed in order on one thread: the same mask,
+    stored probability, ROI and info, whatever the scheduling. A spy records that the
+    threads really ran the walk towards -z and the cue."""
+    image, _ = _volume(RADII, seed=2)
+    marks = (Marks(fg=np.array([[8, 32, 30]])) if kind == "click"
+             else Marks(boxes=[Box((3, 18, 16), (14, 46, 44))]))
+    params = {} if kind == "click" else {"start": "slicewise"}
+    ran_on: dict[str, str] = {}
+    walk, cue = sw._walk, sw._geodesic_cue
+
+    def spy_walk(*args, **kwargs):
+        ran_on[f"walk{args[-2]:+d}"] = threading.current_thread().name
+        return walk(*args, **kwargs)
+
+    def spy_cue(*args, **kwargs):
+        ran_on["cue"] = threading.current_thread().name
+        return cue(*args, **kwargs)
+
+    monkeypatch.setattr(sw, "_walk", spy_walk)
+    monkeypatch.setattr(sw, "_geodesic_cue", spy_cue)
+    monkeypatch.setattr(sw, "WORKERS", 0)
+    alone = _run(image, marks, kind, **params)
+    assert set(ran_on.values()) == {threading.current_thread().name}
+    monkeypatch.setattr(sw, "WORKERS", 2)
+    for _ in range(3):  # a few schedulings
+        ran_on.clear()
+        pooled = _run(image, marks, kind, **params)
+        assert ran_on["walk+1"] == threading.current_thread().name
+        assert ran_on["walk-1"].startswith("medseg-slicewise")
+        assert ran_on["cue"].startswith("medseg-slicewise")
+        assert pooled.roi == alone.roi and pooled.info == alone.info
+        assert np.array_equal(pooled.mask, alone.mask)
+        assert pooled.probability.dtype == alone.probability.dtype
+        assert np.array_equal(pooled.probability, alone.probability)

@@ -15,6 +15,7 @@ No torch here: the API process serves this method, and importing torch costs sec
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,8 +69,26 @@ def load_network(dims: int) -> Network:
     (cached per process); ModelUnavailable when the weights are not there."""
     loader = default_loader()
     card = loader.find(TASK, dims)
-    weights = block6.weights_from_bytes(loader.companion(card, "block6_weights"))
-    return Network(card.name, loader.load(card).session, weights)
+    return Network(card.name, loader.load(card).session, _trained_block6(loader, card))
+
+
+_BLOCK6: dict[tuple[str, str], dict[str, np.ndarray]] = {}  # (file, sha256) -> weights
+_BLOCK6_LOCK = threading.Lock()
+
+
+def _trained_block6(loader, card) -> dict[str, np.ndarray]:
+    """The card's trained block-6 weights, read, verified and parsed once per process: a
+    slicewise first click runs P-Net on ~25 slices, and each run re-read and re-parsed the
+    .npz (~0.5 ms). Each caller gets its own copies (a few kB): none can alter the cache."""
+    path, sha256 = card.companions.get("block6_weights", (card.file, ""))
+    key = (str(path), sha256)
+    with _BLOCK6_LOCK:
+        weights = _BLOCK6.get(key)
+    if weights is None:
+        weights = block6.weights_from_bytes(loader.companion(card, "block6_weights"))
+        with _BLOCK6_LOCK:
+            _BLOCK6[key] = weights
+    return {name: array.copy() for name, array in weights.items()}
 
 
 def weights_from_bytes(blob: bytes | None) -> dict[str, np.ndarray] | None:

@@ -20,7 +20,7 @@ import numpy as np
 
 from medseg.engine.params import FRACTION, check_params
 from medseg.engine.propagation import PredictorSpec
-from medseg.engine.slice_predictors import SeedGraphCut, SeedGraphCutParams
+from medseg.engine.slice_predictors import SeedGraphCut, SeedGraphCutParams, unit_range
 from medseg.models.loader import default_loader
 from medseg.models.propagation_io import predict_slice
 
@@ -120,10 +120,11 @@ class FusedPredictor:
         # the model-free method's own seeds: a superset of these, so never None here
         own = candidates.choose(self.params.min_seed_fraction)
         assert own is not None
-        model_free = self.seeds.solve(image, own, spacing)
+        ranged = unit_range(image)  # once for both cuts (and the unary) of this slice
+        model_free = self.seeds.solve(image, own, spacing, ranged)
         w = self.params.network_weight
         unary = (w * network + (1.0 - w) * model_free).astype(np.float32)
-        return self.seeds.cut(unary, image, seeds, spacing)
+        return self.seeds.cut(unary, image, seeds, spacing, ranged)
 
 
 FUSED_PREDICTOR = PredictorSpec(

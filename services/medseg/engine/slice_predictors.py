@@ -103,7 +103,7 @@ class SeedCandidates:
         return Seeds(seed_fg, seed_bg, geo_bg)
 
 
-def _unit_range(image: np.ndarray) -> tuple[np.ndarray, float, float]:
+def unit_range(image: np.ndarray) -> tuple[np.ndarray, float, float]:
     """(image mapped from its 1st..99th percentiles to [0, 1] float32, lo, scale)."""
     lo, hi = np.percentile(image, [1.0, 99.0])
     scale = max(float(hi - lo), 1e-6)
@@ -154,25 +154,32 @@ class SeedGraphCut:
         return SeedCandidates(skeleton, plausible, ring | (edge & dilated) | ~dilated,
                               bool(radius > p.unlike_bg_radius_mm))
 
-    def solve(self, image: np.ndarray, seeds: Seeds, spacing) -> np.ndarray:
-        """The model-free answer from the seeds: geodesic unary, then the graph cut."""
-        return self.cut(self.unary(image, seeds, spacing), image, seeds, spacing)
+    def solve(self, image: np.ndarray, seeds: Seeds, spacing,
+              ranged: tuple[np.ndarray, float, float] | None = None) -> np.ndarray:
+        """The model-free answer from the seeds: geodesic unary, then the graph cut.
+        `ranged`: `unit_range(image)` when the caller has it (the fused predictor cuts the
+        same slice twice: one percentile pass instead of three)."""
+        ranged = ranged or unit_range(image)
+        return self.cut(self.unary(image, seeds, spacing, ranged), image, seeds, spacing,
+                        ranged)
 
-    def unary(self, image: np.ndarray, seeds: Seeds, spacing) -> np.ndarray:
+    def unary(self, image: np.ndarray, seeds: Seeds, spacing,
+              ranged: tuple[np.ndarray, float, float] | None = None) -> np.ndarray:
         """Foreground probability from the seeds' geodesic distances and the start slice's
         intensity model (float32, image's shape)."""
         p = self.params
-        norm, lo, scale = _unit_range(image)
+        norm, lo, scale = ranged or unit_range(image)
         model = ((self.mean - lo) / scale, p.intensity_k * self.std / scale)
         border = np.zeros(image.shape, bool)
         return unary_probability(norm, seeds.fg, seeds.geo_bg, border, list(spacing),
                                  self.cut_params, model if p.intensity_k > 0 else None)
 
-    def cut(self, prob: np.ndarray, image: np.ndarray, seeds: Seeds, spacing) -> np.ndarray:
+    def cut(self, prob: np.ndarray, image: np.ndarray, seeds: Seeds, spacing,
+            ranged: tuple[np.ndarray, float, float] | None = None) -> np.ndarray:
         """The graph cut of `prob` with the seeds as hard constraints, as a probability
         consistent with the cut (>= 0.5 exactly on the mask)."""
         p = self.params
-        norm = _unit_range(image)[0]
+        norm = (ranged or unit_range(image))[0]
         cut = banded_graph_cut if prob.size > p.coarse_pixels else graph_cut
         mask = cut(prob, norm, list(spacing), seeds.fg, seeds.bg, p.lamb, p.sigma)
         return np.where(mask, np.maximum(prob, 0.5), np.minimum(prob, 0.499)).astype(np.float32)

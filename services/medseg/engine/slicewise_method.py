@@ -39,7 +39,9 @@ inside only and only adds outside it (as `bifseg`). Arrays are (z, y, x) voxels.
 the click's slice; the propagation is bounded in-plane by that mask's box grown by
 `click_margin_mm` / `click_margin_fraction` (along the axis by the image, or `click_reach_*`),
 the ROI spans the slices it reached, and step 5 mixes in geodesic-graphcut's 3D click unary
-(`click_geodesic_weight`) instead of the box's.
+(`click_geodesic_weight`) instead of the box's. The two propagation directions (each with
+its P-Net re-fits) and the geodesic cue run at the same time on `WORKERS` threads (their
+networks and geodesic scans release the GIL); the answer is the sequential one bit for bit.
 
 **A click on a segment with a mask** (`correct`, `start: slicewise`): the click corrects its own
 slice in 2D (geodesic-graphcut's 2D refinement under the refinement contract), then re-propagates
@@ -52,8 +54,10 @@ instead (it won on the benchmarks); `auto` takes the slice-by-slice first click 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -368,38 +372,110 @@ class Propagated:
     ends: dict[int, int | None]  # direction -> the slice where the object ended (None: bound)
     confidences: dict[int, float] = field(default_factory=dict)  # slice -> mean |2p - 1| near
     # its mask (propagation.predict_slice); the start slice has none
+    refits: dict[int, np.ndarray] = field(default_factory=dict)  # slice -> what `refit`
+    # answered for it (P-Net's whole-slice probability), where it answered one
+
+
+# A first click's parts that run while the GIL is free (onnxruntime's runs, the numba geodesic
+# scan, scipy.ndimage; PyMaxflow's cuts hold it, docs/benchmarks.md "slicewise first click:
+# ... branch sw3fast") overlap on these threads: the two propagation directions and the
+# geodesic cue. Each task's result depends only on its inputs, so the answer is the
+# sequential one bit for bit; 0: everything runs on the calling thread, in order.
+WORKERS = 2  # count: threads shared by every request of the process (a fixed, small pool)
+_pools: dict[int, ThreadPoolExecutor] = {}  # WORKERS -> its pool (tests may change WORKERS)
+_pools_lock = threading.Lock()
+
+
+class _Inline:
+    """An executor that runs each task at once on the calling thread (WORKERS = 0)."""
+
+    def submit(self, fn, *args, **kwargs) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # handed to .result(), as a pool's future does
+            future.set_exception(exc)
+        return future
+
+
+def _executor() -> ThreadPoolExecutor | _Inline:
+    """The process's worker threads (made on first use: a compute process is spawned, so it
+    inherits none), or `_Inline` when WORKERS is 0. Tasks submitted here never wait for other
+    tasks of it, so requests sharing it queue but cannot deadlock."""
+    if WORKERS < 1:
+        return _Inline()
+    with _pools_lock:
+        if WORKERS not in _pools:
+            _pools[WORKERS] = ThreadPoolExecutor(WORKERS, thread_name_prefix="medseg-slicewise")
+        return _pools[WORKERS]
+
+
+@dataclass
+class _Walk:
+    """One direction of a propagation: its slices in order, where it ended."""
+
+    masks: dict[int, np.ndarray] = field(default_factory=dict)
+    probabilities: dict[int, np.ndarray] = field(default_factory=dict)
+    confidences: dict[int, float] = field(default_factory=dict)
+    refits: dict[int, np.ndarray] = field(default_factory=dict)
+    end: int | None = None
+
+
+def _walk(read_image, shape, axis: int, start: StartSlice, predictor, lo: int, hi: int,
+          cross: np.ndarray, params: SlicewiseParams, prop: PropagationParams, sp2,
+          direction: int, refit) -> _Walk:
+    """Propagate the start slice's mask one way until the object ends or lo..hi does;
+    `refit(index, mask, confidence)` runs on each kept slice as soon as it is predicted."""
+    out = _Walk()
+    pixel = sp2[0] * sp2[1]
+    prior, index = start.mask, start.index + direction
+    while lo <= index <= hi:
+        mask, confidence, prob = predict_slice(read_image, shape, axis, index, prior,
+                                               predictor, sp2, prop)
+        out.confidences[index] = confidence
+        mask &= cross
+        prob = np.where(cross, prob, 0).astype(np.float32)
+        area = float(mask.sum()) * pixel
+        if area < prop.min_area_mm2 or area < prop.min_area_ratio * prior.sum() * pixel:
+            out.end = index
+            out.probabilities[index] = np.minimum(prob, params.outside)
+            break
+        out.masks[index], out.probabilities[index] = mask, prob
+        if refit is not None:
+            fitted = refit(index, mask, confidence)
+            if fitted is not None:
+                out.refits[index] = fitted
+        prior, index = mask, index + direction
+    return out
 
 
 def propagate_within(read_image: Callable[[Box], np.ndarray], shape, spacing, axis: int,
                      start: StartSlice, predictor, lo: int, hi: int, cross: np.ndarray,
-                     params: SlicewiseParams) -> Propagated:
+                     params: SlicewiseParams, refit=None) -> Propagated:
     """Propagate the start slice's mask both ways within slices lo..hi and the in-plane
-    `cross` section, slice by slice, until the object ends."""
+    `cross` section, slice by slice, until the object ends. The two ways are independent:
+    towards -axis on a worker thread (`_executor`) while the caller walks towards +axis; the
+    slices are merged in the sequential order (+axis, then -axis). `refit(index, mask,
+    confidence)`, if given, runs on each kept propagated slice in its walk (a value other
+    than None is kept in `refits`)."""
     sp2 = tuple(float(s) for s in _drop(spacing, axis))
     prop = PropagationParams(min_area_mm2=params.min_area_mm2,
                              min_area_ratio=params.min_area_ratio,
                              roi_margin_mm=params.roi_margin_mm)
+    args = (read_image, shape, axis, start, predictor, lo, hi, cross, params, prop, sp2)
+    down = _executor().submit(_walk, *args, -1, refit)
+    walks = {1: _walk(*args, 1, refit), -1: down.result()}
     masks = {start.index: start.mask}
     probs = {start.index: np.where(cross, start.probability, 0).astype(np.float32)}
-    ends: dict[int, int | None] = {}
-    confidences: dict[int, float] = {}
-    pixel = sp2[0] * sp2[1]
+    done = Propagated(masks, probs, {})
     for direction in (1, -1):
-        prior, index, ends[direction] = start.mask, start.index + direction, None
-        while lo <= index <= hi:
-            mask, confidence, prob = predict_slice(read_image, shape, axis, index, prior,
-                                                   predictor, sp2, prop)
-            confidences[index] = confidence
-            mask &= cross
-            prob = np.where(cross, prob, 0).astype(np.float32)
-            area = float(mask.sum()) * pixel
-            if area < prop.min_area_mm2 or area < prop.min_area_ratio * prior.sum() * pixel:
-                ends[direction] = index
-                probs[index] = np.minimum(prob, params.outside)
-                break
-            masks[index], probs[index] = mask, prob
-            prior, index = mask, index + direction
-    return Propagated(masks, probs, ends, confidences)
+        walk = walks[direction]
+        done.masks.update(walk.masks)
+        done.probabilities.update(walk.probabilities)
+        done.confidences.update(walk.confidences)
+        done.refits.update(walk.refits)
+        done.ends[direction] = walk.end
+    return done
 
 
 def tie_slices(unary: np.ndarray, image: np.ndarray, spacing, allowed: np.ndarray,
@@ -414,18 +490,25 @@ def tie_slices(unary: np.ndarray, image: np.ndarray, spacing, allowed: np.ndarra
     return _component_touching(mask, seed)
 
 
-def _fuse_geodesic(unary: np.ndarray, roi: Box, read_image, read_mask, shape, spacing,
-                   marks: Marks, kind: str, weight: float) -> np.ndarray:
-    """(1 - weight) unary + weight x geodesic-graphcut's 3D unary from the same start (a box:
+def _geodesic_cue(read_image, read_mask, shape, spacing, marks: Marks,
+                  kind: str) -> tuple[Box, np.ndarray]:
+    """(ROI, float32 probability) of geodesic-graphcut's 3D unary from the same start (a box:
     its centre third as foreground seed, its outside as background; a click: the click, the
-    ROI border as weak background) where that unary covers the ROI; `unary` elsewhere."""
+    ROI border as weak background). It depends on the marks only, not on the propagation, so
+    a first click computes it on a worker thread meanwhile."""
     params = graphcut_method.GraphCutParams(max_grow=0)
     if kind == "click":  # only the unary is fused: no graph cut (graphcut_method.click_cue)
-        stored = graphcut_method.click_cue(read_image, shape, spacing, marks, params)
-    else:  # a box start's unary depends on its cut (the refit to the first mask)
-        result = graphcut_method.segment(read_image, read_mask, shape, spacing, marks, None,
-                                         params, None, SegmentContext(kind))
-        stored = (result.roi, result.probability)
+        return graphcut_method.click_cue(read_image, shape, spacing, marks, params)
+    # a box start's unary depends on its cut (the refit to the first mask)
+    result = graphcut_method.segment(read_image, read_mask, shape, spacing, marks, None,
+                                     params, None, SegmentContext(kind))
+    return result.roi, result.probability
+
+
+def _fuse_geodesic(unary: np.ndarray, roi: Box, stored: tuple[Box, np.ndarray],
+                   weight: float) -> np.ndarray:
+    """(1 - weight) unary + weight x the geodesic cue `stored` (`_geodesic_cue`) where that
+    cue covers the ROI; `unary` elsewhere."""
     q, known = stored_in(roi, stored)
     return np.where(known, (1 - weight) * unary + weight * q, unary).astype(np.float32)
 
@@ -561,11 +644,43 @@ def _start(read_image, read_mask, shape, spacing, marks: Marks, params: Slicewis
         lo, hi, lo2, hi2 = _click_extent(start, shape, spacing, axis, params)
     cross = _cross_section(plane_shape, lo2, hi2)
     t1 = time.perf_counter()
+    pool = _executor()
+    # geodesic-graphcut's 3D unary depends on the marks only: computed while propagating
+    cue: Future | None = None
+    if params.geodesic_weight > 0 and box is not None:
+        cue = pool.submit(_geodesic_cue, read_image, read_mask, shape, spacing,
+                          Marks(boxes=[box]), "box")
+    if params.click_geodesic_weight > 0 and context.kind == "click":
+        cue = pool.submit(_geodesic_cue, read_image, read_mask, shape, spacing,
+                          Marks(fg=np.asarray(marks.fg, dtype=np.int64).reshape(-1, 3),
+                                bg=np.asarray(marks.bg).reshape(-1, 3)), "click")
+    w = params.click_pnet_weight if context.kind == "click" else params.pnet_weight
+
+    def refit(index: int, slice_mask: np.ndarray, confidence: float | None):
+        """P-Net's whole-slice probability on the slice's propagated mask's box (+
+        `refit_margin`, within the cross-section), or None where it is not re-fitted."""
+        if context.kind == "click" and index == start.index and params.click_pnet > 0:
+            return None  # the start slice had its P-Net already
+        if (context.kind == "click" and index != start.index
+                and confidence is not None and confidence >= params.click_refit_confidence):
+            return None  # a confident slice: P-Net's re-fit (7-8 ms a slice) changed little
+        rows, cols = np.nonzero(slice_mask)
+        grown = params.refit_margin
+        blo = [max(rows.min() - grown, lo2[0]), max(cols.min() - grown, lo2[1])]
+        bhi = [min(rows.max() + grown, hi2[0]), min(cols.max() + grown, hi2[1])]
+        fit = _plane_box(shape, axis, index, blo, bhi)
+        return _pnet_slice(read_image, shape, spacing, fit, axis, index, params)
+
+    start_fit = pool.submit(refit, start.index, start.mask, None) if w > 0 else None
     whole = Plane(axis, start.index).whole(shape)
     start_image = np.squeeze(np.asarray(read_image(whole), dtype=np.float32), axis=axis)
     predictor = make_predictor(params, start_image, start.mask, tuple(_drop(spacing, axis)))
     done = propagate_within(read_image, shape, spacing, axis, start, predictor, lo, hi, cross,
-                            params)
+                            params, refit if w > 0 else None)
+    if start_fit is not None:
+        fitted = start_fit.result()
+        if fitted is not None:
+            done.refits[start.index] = fitted
     if context.kind == "click":  # no box bounds it: the ROI spans the slices reached
         lo, hi = min(done.probabilities), max(done.probabilities)
     t2 = time.perf_counter()
@@ -595,33 +710,17 @@ def _start(read_image, read_mask, shape, spacing, marks: Marks, params: Slicewis
     at = [slice(None)] * 3
     at[axis] = start.index - lo
     seed[tuple(at)] = start.mask[in_plane]
-    w = params.click_pnet_weight if context.kind == "click" else params.pnet_weight
-    refit: list[int] = []  # the slices P-Net re-fitted
-    if w > 0:
-        for index, slice_mask in done.masks.items():
-            if index == start.index and context.kind == "click" and params.click_pnet > 0:
-                continue  # the start slice had its P-Net already
-            if (context.kind == "click" and index != start.index
-                    and done.confidences[index] >= params.click_refit_confidence):
-                continue  # a confident slice: P-Net's re-fit (7-8 ms a slice) changed little
-            refit.append(index)
-            at = [slice(None)] * 3
-            at[axis] = index - lo
-            rows, cols = np.nonzero(slice_mask)
-            grown = params.refit_margin
-            blo = [max(rows.min() - grown, lo2[0]), max(cols.min() - grown, lo2[1])]
-            bhi = [min(rows.max() + grown, hi2[0]), min(cols.max() + grown, hi2[1])]
-            fit = _plane_box(shape, axis, index, blo, bhi)
-            prob = _pnet_slice(read_image, shape, spacing, fit, axis, index, params)
-            unary[tuple(at)] = (1 - w) * unary[tuple(at)] + w * prob[in_plane]
-    if params.geodesic_weight > 0 and box is not None:
-        unary = _fuse_geodesic(unary, roi, read_image, read_mask, shape, spacing,
-                               Marks(boxes=[box]), "box", params.geodesic_weight)
-    if params.click_geodesic_weight > 0 and context.kind == "click":
-        fg = np.asarray(marks.fg, dtype=np.int64).reshape(-1, 3)
-        unary = _fuse_geodesic(unary, roi, read_image, read_mask, shape, spacing,
-                               Marks(fg=fg, bg=np.asarray(marks.bg).reshape(-1, 3)), "click",
-                               params.click_geodesic_weight)
+    refitted: list[int] = []  # the slices P-Net re-fitted
+    for index in done.masks:
+        if index not in done.refits:
+            continue
+        refitted.append(index)
+        at = [slice(None)] * 3
+        at[axis] = index - lo
+        unary[tuple(at)] = (1 - w) * unary[tuple(at)] + w * done.refits[index][in_plane]
+    if cue is not None:
+        unary = _fuse_geodesic(unary, roi, cue.result(), params.geodesic_weight
+                               if context.kind == "box" else params.click_geodesic_weight)
     if params.tie:
         image = np.asarray(read_image(roi), dtype=np.float32).reshape(roi.shape)
         mask = tie_slices(unary, image, spacing, allowed, seed, params.lamb, params.sigma)
@@ -635,7 +734,7 @@ def _start(read_image, read_mask, shape, spacing, marks: Marks, params: Slicewis
     info = {"start": "slicewise", "axis": "zyx"[axis], "start_slice": start.index,
             "slices": sorted(int(i) for i in done.masks),
             "ended_at": {("+" if d > 0 else "-"): e for d, e in done.ends.items()},
-            "refit_slices": sorted(int(i) for i in refit)}
+            "refit_slices": sorted(int(i) for i in refitted)}
     if start.areas:
         info["candidate_areas"] = {str(k): v for k, v in sorted(start.areas.items())}
     return MethodResult(roi=roi, mask=mask, probability=unary,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,9 +38,13 @@ class _Stopwatch:
     def __init__(self, operation: str):
         self.operation = operation
         self.seconds: dict[str, float] = {}
+        # a method may read the image from worker threads (slicewise's first click): the
+        # read-add-write below must not lose one of two concurrent additions
+        self._lock = threading.Lock()
 
     def add(self, stage: str, seconds: float) -> None:
-        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+        with self._lock:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
 
     def timed(self, stage: str, fn: Callable) -> Callable:
         def wrapper(*args, **kwargs):
