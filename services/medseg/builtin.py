@@ -39,6 +39,12 @@ DEFAULT_EDITING_METHOD = editing_method.DEEP_METHOD.name
 DEFAULT_PREDICTOR = propagation_net.FUSED_PREDICTOR.name
 
 
+def configure_engine(threads: int) -> None:
+    """This process's engine threads (`MEDSEG_ENGINE_THREADS`): the pool a slicewise first
+    click overlaps its independent parts on (engine/slicewise_method.py; 0: in order)."""
+    slicewise_method.set_workers(threads)
+
+
 def build(plugin_modules: str = "") -> Plugins:
     """Every built-in, then the `register(plugins)` of each comma-separated plug-in module."""
     methods: Registry[Method] = Registry("method", default=DEFAULT_METHOD)

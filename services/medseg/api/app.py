@@ -81,7 +81,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None,
     # each child builds its own store and plug-ins from these (the plug-ins named in settings)
     child = ChildConfig(redis_url, settings.session_ttl_s, settings.cache_mb << 20,
                         settings.job_heartbeat_s, settings.plugins, settings.log_level,
-                        settings.log_json)
+                        settings.log_json, settings.engine_threads)
+    builtin.configure_engine(settings.engine_threads)  # interactions computed in this process
     app.state.compute = ComputePool(app.state.store, app.state.plugins, child,
                                     settings.compute_processes, settings.request_deadline_s)
     errors.install(app)

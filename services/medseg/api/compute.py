@@ -66,6 +66,7 @@ class ChildConfig:
     plugins: str
     log_level: str = "INFO"
     log_json: bool = True
+    engine_threads: int = 2  # the engine's worker threads in the child (builtin.configure_engine)
 
 
 def _child_main(conn: Connection, config: ChildConfig) -> None:
@@ -80,6 +81,7 @@ def _child_main(conn: Connection, config: ChildConfig) -> None:
     store = Store.connect(config.redis_url, config.session_ttl_s, config.cache_bytes,
                           job_heartbeat_s=config.job_heartbeat_s)
     plugins = builtin.build(config.plugins)
+    builtin.configure_engine(config.engine_threads)
     from medseg.algorithms.geodesic import warm_up
 
     # the fused geodesic scan compiled (or loaded from numba's cache, ~1 s) meanwhile: a click

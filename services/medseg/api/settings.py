@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     # in the API process itself, without a deadline (tests, debugging).
     compute_processes: int = Field(2, ge=0, le=64)
     request_deadline_s: float = Field(60.0, gt=0, le=3600)
+    # threads a compute process overlaps a slicewise first click's independent parts on (its
+    # two propagation directions and geodesic cue, engine/slicewise_method.py): ~40 % faster
+    # on idle cores, not under load (docs/benchmarks.md); 0: in order
+    engine_threads: int = Field(2, ge=0, le=16)
     job_heartbeat_s: float = 10.0  # a running job whose worker is silent this long has failed
     run_worker: bool = True  # `medseg-server` starts one job worker process beside the API
     # comma-separated modules whose register(plugins) adds methods, predictors or job kinds

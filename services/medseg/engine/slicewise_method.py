@@ -398,6 +398,16 @@ class _Inline:
         return future
 
 
+def set_workers(count: int) -> None:
+    """The worker thread count of this process (the server's `MEDSEG_ENGINE_THREADS`): a busy
+    server whose other requests already fill the cores gains nothing from overlapping one
+    request's parts, and PyMaxflow's cuts holding the GIL then make it slower (0: in order)."""
+    global WORKERS
+    if count < 0:
+        raise ValueError(f"worker threads must be >= 0, got {count}")
+    WORKERS = int(count)
+
+
 def _executor() -> ThreadPoolExecutor | _Inline:
     """The process's worker threads (made on first use: a compute process is spawned, so it
     inherits none), or `_Inline` when WORKERS is 0. Tasks submitted here never wait for other
