@@ -134,3 +134,15 @@ def test_flags_point_at_suspicious_slices(ct):
                    flag_centroid_mm=1000.0)
     assert all(not r.flags for r in quiet)
     assert all(0.0 <= r.confidence <= 1.0 for r in results)
+
+
+def test_an_unknown_parameter_lists_every_name_the_propagation_takes():
+    """The generic names (max_slices, ...) with the predictor's own; a predictor without own
+    parameters listed none at all ("known: ")."""
+    for name in PREDICTORS.names():
+        spec = PREDICTORS.get(name)
+        with pytest.raises(InvalidPrompt) as caught:
+            split_params(spec, {"bogus": 3})
+        known = caught.value.message.split("known: ")[1].split(", ")
+        assert {"max_slices", "min_area_mm2", "clear_beyond_end"} <= set(known), name
+        assert set(spec.defaults()) <= set(known), name

@@ -106,6 +106,14 @@ def split_params(predictor: PredictorSpec, overrides: dict[str, Any]):
     """(PropagationParams, predictor params) from one flat dict of overrides."""
     generic = {f.name for f in dataclasses.fields(PropagationParams)}
     own = {k: v for k, v in overrides.items() if k not in generic}
+    # named here, not by the predictor's parse: its "known" list would leave out the generic
+    # names, and be empty for a predictor without parameters of its own
+    known = generic | {f.name for f in dataclasses.fields(predictor.params_type)}
+    unknown = sorted(set(own) - known)
+    if unknown:
+        shown = ", ".join(repr(name[:40]) for name in unknown[:10])
+        raise InvalidPrompt(f"unknown parameter(s) {shown} for {predictor.name!r}; "
+                            f"known: {', '.join(sorted(known))}")
     return (parse_dataclass_params(PropagationParams, {k: v for k, v in overrides.items()
                                                        if k in generic}, "propagation"),
             parse_dataclass_params(predictor.params_type, own, predictor.name))
