@@ -9,7 +9,8 @@ decides which HTTP status each code gets.
     ├── SessionNotFound, SegmentNotFound, RevisionNotFound, JobNotFound
     ├── ArchiveNotConfigured                               no archive of expired sessions
     ├── UnsupportedExportFormat                            an export format unfit for the image
-    ├── RevisionConflict, NothingToUndo, SessionBusy       the state moved or is in use
+    ├── RevisionConflict, SessionBusy                      the state moved or is in use
+    ├── NothingToUndo, NothingToRedo                       an empty undo / redo stack
     ├── DeadlineExceeded                                   a request's compute ran too long
     ├── ModelUnavailable                                   a trained model is missing or corrupt
     ├── QuotaExceeded: TooManySessions, TooManyJobs        a tenant's quota is used up (retry)
@@ -104,6 +105,12 @@ class RevisionConflict(MedsegError):
 
 class NothingToUndo(MedsegError):
     code = "nothing_to_undo"
+
+
+class NothingToRedo(MedsegError):
+    """A redo with an empty redo stack (nothing undone since the last change)."""
+
+    code = "nothing_to_redo"
 
 
 class SessionBusy(MedsegError):

@@ -56,7 +56,8 @@ def test_deltas_undo_redo_and_conflicts(client, totalseg):
     undo2 = client.post(f"{url}/undo").json()
     assert undo2["revision"] == segment["revision"] and not undo2["can_undo"]
     assert not full_mask(client, sid, segment["id"]).any()
-    assert client.post(f"{url}/undo").status_code == 409  # nothing left to undo
+    nothing = client.post(f"{url}/undo")  # nothing left to undo
+    assert nothing.status_code == 409 and nothing.json()["error"] == "nothing_to_undo"
 
     redo = client.post(f"{url}/redo").json()
     redo = client.post(f"{url}/redo").json()
@@ -85,7 +86,10 @@ def test_new_change_after_undo_drops_redo(client, totalseg):
     client.post(f"{url}/undo")
     fork = click(client, url, [15, 50, 45]).json()
     assert not fork["can_redo"]
-    assert client.post(f"{url}/redo").status_code == 409
+    nothing = client.post(f"{url}/redo")  # its own code, not undo's
+    assert nothing.status_code == 409, nothing.text
+    assert nothing.json()["error"] == "nothing_to_redo"
+    assert "nothing to redo" in nothing.json()["message"]
 
 
 def test_label_map_never_overlaps_but_per_segment_masks_do(client, totalseg):

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from medseg.engine.prompts import Box, Marks
 from medseg.engine.volume import Volume
-from medseg.errors import NothingToUndo, SessionBusy
+from medseg.errors import NothingToRedo, NothingToUndo, SessionBusy
 from medseg.store import Store, chunks
 from medseg.store.keys import SessionKeys
 from medseg_protocol import codec
@@ -79,6 +79,8 @@ def test_commit_touches_only_its_chunks_and_undo_is_exact(store, meta, redis_url
     store.segments.redo(meta, segment.id)
     _, redone = store.segments.redo(meta, segment.id)
     assert redone.revision == second.revision
+    with pytest.raises(NothingToRedo):
+        store.segments.redo(meta, segment.id)
 
 
 def test_identical_chunks_are_stored_once(store, meta):

@@ -18,7 +18,8 @@ const BY_STATUS = {
 };
 
 const BY_CODE = {
-  nothing_to_undo: ['Nothing to undo', 'This segment has no earlier (or later) revision.'],
+  nothing_to_undo: ['Nothing to undo', 'This segment has no earlier revision.'],
+  nothing_to_redo: ['Nothing to redo', 'No change of this segment was undone since its last change.'],
   revision_conflict: BY_STATUS[409],
   job_conflict: ['Job not applied', 'Run it again on the current mask.'],
   worker_lost: ['Job lost', 'The worker running it stopped; the segment is unchanged. Try again.'],

@@ -33,6 +33,7 @@ HTTP_STATUS: dict[type[domain.MedsegError], int] = {
     domain.JobNotFound: 404,
     domain.RevisionConflict: 409,
     domain.NothingToUndo: 409,
+    domain.NothingToRedo: 409,
     domain.SessionBusy: 423,
     domain.DeadlineExceeded: 504,
     domain.ModelUnavailable: 422,

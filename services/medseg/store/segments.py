@@ -22,6 +22,7 @@ from cachetools import LRUCache
 from medseg.engine.prompts import Box, Marks
 from medseg.errors import (
     InvalidPrompt,
+    NothingToRedo,
     NothingToUndo,
     RevisionConflict,
     RevisionNotFound,
@@ -277,7 +278,8 @@ class SegmentStore:
              ) -> tuple[RevisionRecord, RevisionRecord]:
         segment, current = self.head(meta, segment_id)
         if not segment.redo:
-            raise NothingToUndo(f"segment {segment_id} has nothing to redo")
+            raise NothingToRedo(f"segment {segment_id} has nothing to redo: no change was undone "
+                                "since its last change")
         following = self.revision(meta, segment_id, segment.redo[-1])
         self.save(meta, segment.model_copy(
             update={"head": following.revision, "redo": segment.redo[:-1]}),
