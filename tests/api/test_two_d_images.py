@@ -92,3 +92,56 @@ def test_propagation_on_a_2d_image_is_refused_and_changes_nothing(client):
     assert client.get(f"/v1/sessions/{sid}/jobs").json() == []
     after = client.get(base).json()
     assert (after["revision"], after["voxels"]) == (head["revision"], head["voxels"])
+
+
+def test_a_2d_interaction_on_a_plane_the_2d_image_lacks_is_refused(client):
+    """On a PNG ([1, Y, X]) a plane across y or x is a row of pixels, not a slice: a click,
+    scribble or box on it was accepted and segmented that row. Now a 422 names the plane and
+    says the image is 2D; its own plane z=0 (or none) still works."""
+    content, disc = disc_png()
+    sid = client.post("/v1/sessions", files=[("files", ("photo.png", content))]).json()["id"]
+    segment = new_segment(client, sid, "disc")
+    base = f"/v1/sessions/{sid}/segments/{segment['id']}"
+    bodies = [
+        {"type": "click", "clicks": [{"zyx": [0, 80, 90]}]},
+        {"type": "scribble", "scribbles": [{"path": [[0, 80, 80], [0, 80, 100]]}]},
+        {"type": "box", "box": {"lo": [0, 80, 45], "hi": [0, 80, 135]}},
+    ]
+    for body in bodies:
+        for axis, index in (("y", 80), ("x", 90)):
+            if body["type"] != "click" and axis == "x":
+                continue  # the marks must lie on the plane to reach the new check
+            refused = client.post(f"{base}/interactions", json={
+                **body, "dim": "2d", "plane": {"axis": axis, "index": index}})
+            assert refused.status_code == 422, refused.text
+            answer = refused.json()
+            assert answer["error"] == "invalid_prompt"
+            assert f"plane {axis}={index}" in answer["message"], answer["message"]
+            assert "2D" in answer["message"] and "z=0" in answer["message"]
+    assert client.get(base).json()["revision"] == segment["revision"]
+    own = client.post(f"{base}/interactions", json={
+        **bodies[0], "dim": "2d", "plane": {"axis": "z", "index": 0}})
+    assert own.status_code == 200, own.text
+    assert dice(full_mask(client, sid, segment["id"])[0], disc) > 0.9
+
+
+def test_a_3d_interaction_with_a_plane_is_refused(client, totalseg):
+    """`plane` means nothing in 3D and was ignored: a body that forgot `dim: "2d"` (the
+    default is 3d) ran a 3D segmentation. Now a 422 says so and nothing changes; an explicit
+    `"plane": null` stays fine."""
+    from tests.api.helpers import upload
+
+    session = upload(client, totalseg / "ct_3mm.nii.gz")
+    segment = new_segment(client, session["id"])
+    base = f"/v1/sessions/{session['id']}/segments/{segment['id']}"
+    click = {"type": "click", "clicks": [{"zyx": [24, 49, 86]}]}
+    for extra in ({}, {"dim": "3d"}):
+        refused = client.post(f"{base}/interactions", json={
+            **click, **extra, "plane": {"axis": "z", "index": 24}})
+        assert refused.status_code == 422, refused.text
+        answer = refused.json()
+        assert answer["error"] == "invalid_prompt"
+        assert "dim '3d'" in answer["message"] and "dim '2d'" in answer["message"]
+    assert client.get(base).json()["revision"] == segment["revision"]
+    fine = client.post(f"{base}/interactions", json={**click, "dim": "3d", "plane": None})
+    assert fine.status_code == 200, fine.text

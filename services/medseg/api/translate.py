@@ -26,6 +26,7 @@ from medseg.engine.prompts import (
     Prompt,
     check_inside,
     check_polyline_budget,
+    image_plane,
     rasterize_polyline,
 )
 from medseg.errors import InvalidPrompt
@@ -49,10 +50,17 @@ def to_prompt(body: Body, shape: tuple[int, int, int], max_marks: int) -> Prompt
     if body.dim == "2d":
         if body.plane is not None:
             plane = Plane(AXES[body.plane.axis], body.plane.index)
-        elif shape[0] == 1:  # a 2D image: its only slice
-            plane = Plane(0, 0)
+        elif (own := image_plane(shape)) is not None:  # a 2D image: its only slice
+            plane = own
         else:
             raise InvalidPrompt("dim '2d' on a volume needs `plane` ({axis, index})")
+    elif body.plane is not None:
+        # `plane` means nothing in 3D; most often the client meant a 2D interaction and left
+        # out `dim` (whose default is "3d" for click, scribble, box and points)
+        raise InvalidPrompt(
+            f"`plane` {{axis: {body.plane.axis}, index: {body.plane.index}}} was sent with dim "
+            "'3d': a 3D interaction works on the whole volume and has no plane. Send dim '2d' "
+            "to work on that plane only, or leave `plane` out for 3D")
     fg: list[np.ndarray] = []
     bg: list[np.ndarray] = []
     points: list[np.ndarray] = []

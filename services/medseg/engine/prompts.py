@@ -281,10 +281,23 @@ class Prompt:
         if self.plane is None:
             return
         axis, index = self.plane.axis, self.plane.index
+        own = image_plane(shape)
+        if own is not None and axis != own.axis:
+            raise InvalidPrompt(
+                f"plane {'zyx'[axis]}={index} does not exist on this image: it is 2D (shape "
+                f"{list(shape)}), a single {'zyx'[own.axis]} plane, so a 2D interaction works on "
+                f"{'zyx'[own.axis]}={own.index} (send that plane, or leave `plane` out)")
         if not 0 <= index < shape[axis]:
             raise InvalidPrompt(f"plane index {index} is outside 0..{shape[axis] - 1} on axis "
                                 f"{'zyx'[axis]}")
         check_on_plane(self.marks, self.plane)
+
+
+def image_plane(shape: tuple[int, ...]) -> Plane | None:
+    """A 2D image's own plane (the first axis one voxel long: z=0 for a PNG, shape [1, Y, X]);
+    None for a volume. A plane across another axis of a 2D image is a row of pixels."""
+    thin = [k for k, n in enumerate(shape) if n == 1]
+    return Plane(thin[0], 0) if thin else None
 
 
 def check_on_plane(marks: Marks, plane: Plane | None) -> None:
