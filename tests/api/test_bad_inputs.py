@@ -273,3 +273,42 @@ def test_a_foreground_click_on_the_empty_background_is_refused(client, totalseg)
     assert_error(again, {422}, "empty part of the image")
     background = {**on_brain, "clicks": [{"zyx": outside, "foreground": False}]}
     assert client.post(f"{url}/interactions", json=background).status_code == 200
+
+
+def test_a_malformed_session_or_job_id_is_named_in_plain_words(client):
+    """A session id that is not ours answered 422 "path.session_id: String should match
+    pattern '^[0-9a-f]{32}$'": a regex, not what is wrong. Now it says what an id looks like
+    and quotes what was sent (cut short), in the usual error envelope."""
+    for url in ("/v1/sessions/xyz", "/v1/sessions/XYZ/segments",
+                f"/v1/sessions/{'A' * 32}/export"):
+        answer = client.get(url)
+        assert_error(answer, {422}, "session id in the URL must be 32 lowercase hexadecimal",
+                     "POST /v1/sessions", "(got '")
+        assert answer.json()["error"] == "validation_error"
+        assert "pattern" not in answer.json()["message"] and "^" not in answer.json()["message"]
+    long = client.get(f"/v1/sessions/{'z' * 500}").json()["message"]
+    assert f"(got '{'z' * 40}...')" in long and "z" * 41 not in long
+    answer = client.get("/v1/jobs/not-a-job")
+    assert_error(answer, {422}, "job id in the URL must be 24 lowercase hexadecimal",
+                 "(got 'not-a-job')")
+    restore = client.post("/v1/sessions/restore", json={"session_id": "nope"})
+    assert restore.status_code in (404, 422), restore.text  # 404 without an archive configured
+
+
+def test_a_body_that_is_not_json_says_so_and_where(client, totalseg):
+    """A body that is not valid JSON answered "0: JSON decode error" (the offset and no
+    reason); now the reason and its line and column, never the body's text."""
+    session = upload(client, totalseg / "ct_3mm.nii.gz")
+    segment = new_segment(client, session["id"])
+    url = f"/v1/sessions/{session['id']}/segments/{segment['id']}/interactions"
+    secret = '{"type": "click" "clicks": [{"zyx": [1, 2, 3]}], "note": "patient smith"}'
+    answer = client.post(url, content=secret, headers={"content-type": "application/json"})
+    assert_error(answer, {422}, "request body is not valid JSON: Expecting ',' delimiter at "
+                 "line 1 column 18")
+    assert answer.json()["error"] == "validation_error"
+    assert "smith" not in answer.text and "JSON decode error" not in answer.text
+    two_lines = client.post(f"/v1/sessions/{session['id']}/segments",
+                            content='{"name": "liver",\n "color": }',
+                            headers={"content-type": "application/json"})
+    assert_error(two_lines, {422}, "request body is not valid JSON: Expecting value at line 2 "
+                 "column 11")

@@ -9,6 +9,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from medseg.api.auth import DEV_TENANT, tenant_for_key
 from medseg.api.compute import ComputePool
+from medseg.api.schemas import SESSION_ID_PATTERN
 from medseg.api.settings import Settings
 from medseg.errors import InvalidPrompt
 from medseg.plugins import Plugins
@@ -68,7 +69,7 @@ TenantDep = Annotated[str, Depends(get_tenant)]
 
 
 def get_session(store: StoreDep, tenant: TenantDep,
-                session_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]) -> SessionMeta:
+                session_id: Annotated[str, Path(pattern=SESSION_ID_PATTERN)]) -> SessionMeta:
     return store.sessions.get(session_id, tenant)
 
 

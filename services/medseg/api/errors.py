@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from medseg import errors as domain
 from medseg.api.logging import where_it_failed
+from medseg.api.schemas import HEX_COLOR_PATTERN, JOB_ID_PATTERN, SESSION_ID_PATTERN
 from medseg.usecases.metrics import ERRORS
 
 log = structlog.get_logger("medseg.api")
@@ -67,11 +68,65 @@ def error_response(request: Request, status: int, code: str, message: str,
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+# What a pattern-checked value must look like, in words, for the patterns whose regex would
+# say nothing to a person; `shown`: the value sent is quoted back (an id of ours or a colour,
+# never a DICOM UID or other value that may come from a patient's data)
+PATTERN_WORDS: dict[str, tuple[str, str, bool]] = {
+    SESSION_ID_PATTERN: ("session id", "32 lowercase hexadecimal characters (0-9, a-f), the `id` "
+                         "POST /v1/sessions answers", True),
+    JOB_ID_PATTERN: ("job id", "24 lowercase hexadecimal characters (0-9, a-f), the `id` a job "
+                     "submission answers", True),
+    HEX_COLOR_PATTERN: ("color", "'#' and six hexadecimal digits, e.g. '#e6194b'", True),
+}
+SHOWN_CHARS = 40  # a value quoted back is cut to this many characters
+
+
+def _quoted(value: object) -> str:
+    text = str(value)
+    return repr(text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + "...")
+
+
+def _describe_error(err: dict) -> str:
+    loc = tuple(err.get("loc", ()))
+    where = ".".join(str(p) for p in loc if p != "body") or "request"
+    kind = err.get("type")
+    ctx = err.get("ctx") or {}
+    if kind == "json_invalid":
+        # FastAPI's "0: JSON decode error": loc holds the character offset, ctx the reason
+        return f"request body is not valid JSON: {ctx.get('error', 'cannot be decoded')}"
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") in PATTERN_WORDS:
+        name, words, shown = PATTERN_WORDS[ctx["pattern"]]
+        got = f" (got {_quoted(err.get('input'))})" if shown else ""
+        if loc and loc[0] == "path":
+            return f"the {name} in the URL must be {words}{got}"
+        field = ".".join(str(p) for p in loc if p not in ("body", "query", "header"))
+        return f"{field or name}: a {name} must be {words}{got}"
+    return f"{where}: {err.get('msg', 'invalid')}"
+
+
+def _json_position(exc: RequestValidationError) -> str:
+    """' at line L column C' for a JSON decode error (FastAPI gives the character offset and
+    keeps the text as exc.body), else ''. Positions only: the body's text is never quoted."""
+    for err in exc.errors():
+        if err.get("type") == "json_invalid" and isinstance(exc.body, str | bytes):
+            loc = tuple(err.get("loc", ()))
+            offset = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
+            if offset is None:
+                return ""
+            doc = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else exc.body
+            line = doc.count("\n", 0, offset) + 1
+            column = offset - (doc.rfind("\n", 0, offset) + 1) + 1
+            return f" at line {line} column {column}"
+    return ""
+
+
 def _describe_validation(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
-        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
-        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+        text = _describe_error(err)
+        if err.get("type") == "json_invalid":
+            text += _json_position(exc)
+        parts.append(text)
     return "; ".join(parts)
 
 

@@ -27,7 +27,11 @@ Zyx = Annotated[list[Index], Field(min_length=3, max_length=3,
 # holds exactly. 0 is allowed (and names no revision: 404 / 409, never "the head").
 MAX_REVISION = 2**53 - 1
 Revision = Annotated[int, Field(ge=0, le=MAX_REVISION)]
-HexColor = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$", examples=["#e6194b"])]
+HEX_COLOR_PATTERN = r"^#[0-9a-fA-F]{6}$"
+HexColor = Annotated[str, Field(pattern=HEX_COLOR_PATTERN, examples=["#e6194b"])]
+# the ids the service hands out (uuid4().hex for sessions, 24 hex digits for jobs)
+SESSION_ID_PATTERN = r"^[0-9a-f]{32}$"
+JOB_ID_PATTERN = r"^[0-9a-f]{24}$"
 
 
 class Strict(BaseModel):
@@ -59,7 +63,7 @@ class ArchivedSessionPublic(BaseModel):
 
 
 class RestoreRequest(Strict):
-    session_id: str = Field(pattern=r"^[0-9a-f]{32}$", description="the archived session's id")
+    session_id: str = Field(pattern=SESSION_ID_PATTERN, description="the archived session's id")
 
 
 class SessionPublic(BaseModel):

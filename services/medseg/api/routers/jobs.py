@@ -14,7 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from medseg.api.deps import SessionDep, StoreDep, TenantDep
 from medseg.api.presenters import job_public, job_with_queue
-from medseg.api.schemas import JobPublic, error_responses
+from medseg.api.schemas import JOB_ID_PATTERN, JobPublic, error_responses
 from medseg.errors import TooManyStreams
 from medseg.usecases import jobs
 
@@ -65,7 +65,7 @@ def _take_stream_place(request: Request, tenant: str):
         open_streams[tenant] -= 1
 
     return release
-JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{24}$")]
+JobId = Annotated[str, Path(pattern=JOB_ID_PATTERN)]
 # an event id as the stream gave it ("<ms>-<seq>"): anything else is a 422 here rather than an
 # error of Redis's XREAD after the stream's 200 has been sent
 EVENT_ID_PATTERN = r"^[0-9]{1,20}(-[0-9]{1,20})?$"
