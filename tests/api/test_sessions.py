@@ -191,3 +191,26 @@ def test_dev_mode_must_be_explicit_and_local(redis_url):
     with pytest.raises(ValidationError, match="localhost only"):
         Settings(redis_url=redis_url, api_keys="", dev_mode=True, host="0.0.0.0")
     assert Settings(redis_url=redis_url, api_keys="", dev_mode=True).key_hashes == {}
+
+
+def test_segment_colours_never_repeat(client, totalseg):
+    """The default colours came from a palette of 14 and repeated from segment 15 on; now the
+    palette comes first and then generated colours, none equal to an earlier one, and the
+    first 40 are at least 40 RGB units apart (told apart by eye)."""
+    import itertools
+    import math
+
+    session = upload(client, totalseg / "ct_3mm.nii.gz")
+    colours = [new_segment(client, session["id"], f"s{i}")["color"] for i in range(40)]
+    assert len(set(colours)) == 40, colours
+    from medseg.store.colors import PALETTE, segment_color
+
+    assert colours[:14] == PALETTE  # the first ones as before
+    rgb = [tuple(int(c[i:i + 2], 16) for i in (1, 3, 5)) for c in colours]
+    assert min(math.dist(a, b) for a, b in itertools.combinations(rgb, 2)) >= 40
+    assert colours == [segment_color(i) for i in range(1, 41)]  # the same in every session
+    many = [segment_color(i) for i in range(1, 5001)]
+    assert len(set(many)) == len(many)
+    assert all(len(c) == 7 and c.startswith("#") for c in many)
+    chosen = client.post(f"/v1/sessions/{session['id']}/segments", json={"color": "#123456"})
+    assert chosen.json()["color"] == "#123456"  # a colour asked for is kept

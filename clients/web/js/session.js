@@ -11,8 +11,6 @@ import { presetColor } from './presets.js';
 import { SliceCache } from './slices.js';
 import { SegmentStats } from './stats.js';
 
-const PALETTE = ['#e6194b', '#3cb44b', '#ffe119', '#4363d8', '#f58231', '#911eb4', '#42d4f4',
-  '#f032e6', '#bfef45', '#fabed4'];
 
 export class Session {
   constructor(app) {
@@ -98,8 +96,10 @@ export class Session {
   }
 
   async createSegment(name) {
-    const color = presetColor(name) ?? PALETTE[this.segments.length % PALETTE.length];
-    const body = { color };
+    // an organ preset's colour, else the server's default: a palette, then colours that never
+    // repeat (a palette of 10 here repeated from the 11th segment on)
+    const color = presetColor(name);
+    const body = color ? { color } : {};
     if (name) body.name = name;
     const segment = await this.api.post(this.base, body);
     await this.addSegment(segment);

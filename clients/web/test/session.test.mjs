@@ -47,8 +47,13 @@ test('session.js and what it imports need no DOM', () => {
 
 test('edits that arrive together before any segment exists create exactly one', async () => {
   let created = 0;
+  const bodies = [];
   const app = fakeApp({
-    'POST /v1/sessions/abc/segments': (body) => ({ ...segment(++created), color: body.color }),
+    // the server's default colour when the body has none, as medseg.store.colors gives it
+    'POST /v1/sessions/abc/segments': (body) => {
+      bodies.push(body);
+      return { ...segment(++created), color: body.color ?? '#e6194b' };
+    },
     'GET /v1/sessions/abc/segments/1/mask': mask(1),
   });
   const session = new Session(app);
@@ -56,7 +61,9 @@ test('edits that arrive together before any segment exists create exactly one', 
   const ids = await Promise.all([session.ensureSegment(), session.ensureSegment()]);
   assert.deepEqual(ids, [1, 1]);
   assert.equal(created, 1);
-  assert.equal(session.activeSegment.color, '#e6194b'); // the palette's first colour
+  // no preset name: the viewer leaves the colour to the server (whose colours never repeat)
+  assert.deepEqual(bodies, [{}]);
+  assert.equal(session.activeSegment.color, '#e6194b');
   assert.deepEqual({ ...session.activeSegment, color: undefined },
     { ...segment(1), color: undefined, opacity: 0.5, visible: true });
   assert.equal(session.masks.revision(1), 1);
@@ -115,4 +122,21 @@ test('overlay layers: visible segments in id order, colour and opacity packed as
   assert.equal(layers.length, 1);
   assert.equal(layers[0].rgba, 0xff302010);
   assert.deepEqual([...layers[0].data], [0, 1]);
+});
+
+test('a new segment sends a colour only for an organ preset', async () => {
+  const bodies = [];
+  const app = fakeApp({
+    'POST /v1/sessions/abc/segments': (body) => {
+      bodies.push(body);
+      return { ...segment(bodies.length), color: body.color ?? '#3cb44b' };
+    },
+    'GET /v1/sessions/abc/segments/1/mask': mask(1),
+    'GET /v1/sessions/abc/segments/2/mask': mask(1),
+  });
+  const session = new Session(app);
+  session.open(RECORD);
+  await session.createSegment('Liver');
+  await session.createSegment('tumour bed');
+  assert.deepEqual(bodies, [{ color: '#dd8265', name: 'Liver' }, { name: 'tumour bed' }]);
 });

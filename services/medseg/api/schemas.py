@@ -96,7 +96,9 @@ class SessionPublic(BaseModel):
 class SegmentCreate(Strict):
     name: str | None = Field(None, max_length=200)
     label: int | None = Field(None, ge=1, le=65535, description="value in the label-map export")
-    color: HexColor | None = None
+    color: HexColor | None = Field(None, description=(
+        "default: a palette of 14 for segments 1-14, then generated colours (golden-angle "
+        "hues) that never repeat an earlier segment's"))
 
 
 class SegmentUpdate(Strict):

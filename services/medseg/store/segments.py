@@ -31,6 +31,7 @@ from medseg.errors import (
     SessionNotFound,
 )
 from medseg.store import chunks, quotas
+from medseg.store.colors import segment_color
 from medseg.store.keys import SessionKeys, blob, fields, text
 from medseg.store.records import (
     MAX_LABEL,
@@ -79,10 +80,6 @@ def free_label(used: set[int]) -> int:
     return free
 
 
-PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
-           "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324", "#800000", "#aaffc3"]
-
-
 class SegmentStore:
     def __init__(self, sessions: SessionStore, cache_bytes: int = 128 << 20):
         self.sessions = sessions
@@ -106,7 +103,7 @@ class SegmentStore:
                                 interaction=InteractionRecord(type="create"))
         segment = SegmentRecord(
             id=segment_id, name=name or f"segment {segment_id}", label=label,
-            color=color or PALETTE[(segment_id - 1) % len(PALETTE)], head=revision)
+            color=color or segment_color(segment_id), head=revision)
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(keys.revisions, str(revision), record.model_dump_json())
         pipe.hset(keys.segments, str(segment_id), segment.model_dump_json())
