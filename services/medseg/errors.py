@@ -17,6 +17,7 @@ decides which HTTP status each code gets.
     ├── StorageFull: TenantStorageFull                     no room to store more (retry)
     ├── SeriesMismatch, NoDicomSource                      DICOM SEG for another series / none
     ├── GeometryMismatch                                   an imported mask on another grid
+    ├── EmptyResult                                        a job's result would wipe the mask
     └── PacsError                                          a configured PACS (DICOMweb) failed
         └── PacsUnavailable, PacsAuthFailed, PacsNotFound
 
@@ -111,6 +112,13 @@ class NothingToRedo(MedsegError):
     """A redo with an empty redo stack (nothing undone since the last change)."""
 
     code = "nothing_to_redo"
+
+
+class EmptyResult(MedsegError):
+    """A job computed an empty mask (or one that loses essentially all of the segment's):
+    not applied, so the segment keeps its head; the job fails with this code."""
+
+    code = "empty_result"
 
 
 class SessionBusy(MedsegError):

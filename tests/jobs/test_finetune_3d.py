@@ -62,3 +62,41 @@ def test_3d_box_and_finetuning_job(client, store, redis_url, totalseg, models_di
     outside = np.ones(mask.shape, bool)
     outside[tuple(slice(a, b + 1) for a, b in zip(roi["lo"], roi["hi"]))] = False
     assert not mask[outside].any()  # nothing outside the box's crop
+
+
+def test_a_finetuning_that_ends_empty_fails_and_keeps_the_head(client, store, redis_url):
+    """The committed PC-Net, a 3D box around the sarcoma of mirp_sts STS_001's CT: the box
+    gives ~24,000 voxels, and one alternation of unsupervised fine-tuning ends with an EMPTY
+    mask (engine/finetune.py, every alternation count tried). The job "succeeded" and made the
+    empty mask the head. Now it fails with `empty_result`, saying so, and the head stays."""
+    from tests.conftest import SHARED_DATA
+
+    folder = SHARED_DATA / "mirp_sts"
+    truth = np.asarray(nib.load(folder / "STS_001_ct_mask.nii.gz").dataobj).transpose(2, 1, 0) > 0
+    lo, hi = np.argwhere(truth).min(axis=0), np.argwhere(truth).max(axis=0)
+    session = upload(client, folder / "STS_001_ct_image.nii.gz")
+    seg = new_segment(client, session["id"], "sarcoma")["id"]
+    url = f"/v1/sessions/{session['id']}/segments/{seg}"
+    box = client.post(f"{url}/interactions", json={
+        "type": "box", "method": "bifseg", "dim": "3d",
+        "box": {"lo": lo.tolist(), "hi": hi.tolist()}})
+    assert box.status_code == 200, box.text
+    head = client.get(url).json()
+    assert head["voxels"] > 10_000
+    before = full_mask(client, session["id"], seg)
+    with job_worker(redis_url):
+        job = client.post(f"{url}/finetune", json={
+            "mode": "unsupervised", "params": {"alternations": 1, "iterations": 2}})
+        assert job.status_code == 202, job.text
+        done = wait_done(client, job.json()["id"], timeout_s=120)
+    assert done["state"] == "failed", done
+    assert done["error"]["code"] == "empty_result"
+    message = done["error"]["message"]
+    assert "empty mask" in message and f"stays at revision {head['revision']}" in message
+    assert "scribbles" in message
+    assert done["result_revision"] is None
+    after = client.get(url).json()
+    assert (after["revision"], after["voxels"]) == (head["revision"], head["voxels"])
+    assert np.array_equal(full_mask(client, session["id"], seg), before)
+    assert [r["interaction"]["type"] for r in
+            client.get(f"{url}/history").json()["revisions"]] == ["create", "box"]

@@ -22,6 +22,7 @@ const BY_CODE = {
   nothing_to_redo: ['Nothing to redo', 'No change of this segment was undone since its last change.'],
   revision_conflict: BY_STATUS[409],
   job_conflict: ['Job not applied', 'Run it again on the current mask.'],
+  empty_result: ['Nothing applied', 'The result was empty, so the segment is unchanged. Add foreground scribbles and fine-tune again, or draw a new box.'],
   worker_lost: ['Job lost', 'The worker running it stopped; the segment is unchanged. Try again.'],
   empty_segment: ['Nothing to check', 'Hints look for errors in a mask: segment something first.'],
   model_unavailable: ['No model for this', 'See the models panel for the trained models this server has.'],

@@ -57,7 +57,7 @@ export async function followJob(app, job, label, container, { onEvent } = {}) {
 /** The error a failed job is reported as (409 when the segment moved on while it ran). */
 export function jobError(job, what) {
   const code = job.error?.code ?? 'internal_error';
-  const status = { revision_conflict: 409, invalid_prompt: 422, worker_lost: 503 }[code] ?? 500;
+  const status = { revision_conflict: 409, invalid_prompt: 422, empty_result: 422, worker_lost: 503 }[code] ?? 500;
   const message = code === 'revision_conflict'
     ? `the segment changed while the ${what} ran, so nothing was applied (${job.error.message})`
     : `${what} failed: ${job.error?.message ?? code}`;

@@ -43,6 +43,7 @@ HTTP_STATUS: dict[type[domain.MedsegError], int] = {
     domain.SeriesMismatch: 422,
     domain.GeometryMismatch: 422,
     domain.NoDicomSource: 422,
+    domain.EmptyResult: 422,  # a job's failure code; never an HTTP answer today
     domain.PacsError: 502,  # the upstream archive failed: a gateway error, not the caller's
     domain.PacsNotFound: 404,
 }

@@ -40,7 +40,7 @@ from medseg.engine.prompts import (
     raw_path_points,
 )
 from medseg.engine.volume import MAX_INDEX
-from medseg.errors import InvalidPrompt
+from medseg.errors import EmptyResult, InvalidPrompt, plain
 from medseg.jobs import queue
 from medseg.jobs.context import CommitPlan, JobContext
 from medseg.jobs.kinds import JobKind
@@ -50,6 +50,9 @@ from medseg.store.records import JobRecord, RevisionRecord, SessionMeta
 from medseg.usecases.interactions import check_base_revision
 
 KIND = "finetune"
+# a result keeping fewer than this fraction of the voxels the segment had inside the box's
+# crop "loses essentially all" of it: not applied (fraction of the head's voxels, unitless)
+MIN_KEPT_FRACTION = 0.05
 Zyx = Annotated[list[Annotated[int, Field(ge=0, le=MAX_INDEX)]],
                 Field(min_length=3, max_length=3)]
 
@@ -204,6 +207,24 @@ def submit(store: Store, plugins: Plugins, meta: SessionMeta, tenant: str, segme
                         job_params.model_dump(by_alias=True), head.revision)
 
 
+def check_not_emptied(network_voxels: int, result_voxels: int, head_voxels: int, roi: Box,
+                      segment_id: int, revision: int) -> None:
+    """EmptyResult when the fine-tuned network segments nothing inside the box's crop (what
+    the result then holds is at most the scribbled voxels), or when the result keeps fewer than
+    MIN_KEPT_FRACTION of the voxels the segment has there: applying it would throw the user's
+    mask away (seen: a 3D box on a soft-tissue sarcoma, whose fine-tuning ended empty)."""
+    crop = f"the box's crop {list(roi.lo)}..{list(roi.hi)} (z, y, x)"
+    unchanged = (f"nothing was applied: segment {segment_id} stays at revision {revision}. "
+                 "Try supervised fine-tuning with foreground scribbles on the object, fewer "
+                 "iterations, or a new box")
+    if network_voxels == 0:
+        raise EmptyResult(f"fine-tuning ended with an empty mask in {crop}; {unchanged}")
+    if head_voxels and result_voxels < MIN_KEPT_FRACTION * head_voxels:
+        raise EmptyResult(
+            f"fine-tuning kept {plain(result_voxels)} of the {plain(head_voxels)} voxels the "
+            f"segment has in {crop} (under {plain(100 * MIN_KEPT_FRACTION)} %); {unchanged}")
+
+
 def run(ctx: JobContext, p: FinetuneJobParams) -> dict[str, Any]:
     """The job: network on the box, fine-tune block 6 with progress, commit one revision."""
     from medseg.engine.finetune import finetune, params_for
@@ -235,12 +256,15 @@ def run(ctx: JobContext, p: FinetuneJobParams) -> dict[str, Any]:
                    progress=lambda k, n, loss: ctx.progress(k, n, f"iteration {k} of {n}", loss))
     t2 = time.perf_counter()
     mask = boxed.to_roi(out.mask.astype(np.float32)) > 0.5
+    network_voxels = int(mask.sum())
     for voxels, value in ((bg_vox, False), (fg_vox, True)):  # scribbles keep their labels
         local = voxels - np.asarray(boxed.roi.lo)
         local = local[((local >= 0) & (local < np.asarray(mask.shape))).all(axis=1)]
         mask[tuple(local.T)] = value
     probability = np.clip(boxed.to_roi(out.probability), 0.0, 1.0)
     before = store.segments.read_mask(meta, base, boxed.roi)
+    check_not_emptied(network_voxels, int(mask.sum()), int(before.sum()), boxed.roi,
+                      ctx.segment_id, base.revision)
     blob = weights_to_bytes(out.weights)
     summary = {
         "mode": p.mode, "dims": dims, "box_revision": p.source.revision,
