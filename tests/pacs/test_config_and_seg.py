@@ -123,7 +123,10 @@ def test_dicom_seg_needs_a_dicom_source(client, totalseg):
     answer = client.get(f"/v1/sessions/{session['id']}/export",
                         params={"format": "dicom-seg"})
     assert answer.status_code == 422 and answer.json()["error"] == "no_dicom_source"
-    assert "holds a nifti image, not a DICOM series" in answer.json()["message"]
+    message = answer.json()["message"]
+    assert "holds a nifti image, not a DICOM series" in message
+    assert "has none" in message and "UIDs" in message  # why: nothing to reference
+    assert "format=nifti" in message and "upload the DICOM series" in message  # what to do
     assert session["source"] is None
 
 

@@ -47,8 +47,10 @@ def _no_source(meta: SessionMeta, unavailable: str | None) -> str:
         return (f"{what} was uploaded as DICOM before uploads kept their DICOM source; upload "
                 "the series again for DICOM SEG")
     return (f"{what} holds a {meta.source_format} image, not a DICOM series: a DICOM SEG "
-            "references the source series' instances, so it needs a session opened from a "
-            "PACS or uploaded as DICOM files (export nifti or nrrd instead)")
+            "references the source series' instances by their UIDs (study, series, each "
+            "slice's SOP instance), and this image has none (the service makes none up). "
+            "Export format=nifti or nrrd instead, or upload the DICOM series (or open it from "
+            "a PACS) and segment that session for DICOM SEG")
 
 
 def series_key(tenant: str, digest: str) -> str:
