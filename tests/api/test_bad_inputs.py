@@ -275,6 +275,60 @@ def test_a_foreground_click_on_the_empty_background_is_refused(client, totalseg)
     assert client.post(f"{url}/interactions", json=background).status_code == 200
 
 
+def test_scribbles_boxes_and_points_wholly_on_the_empty_background_are_refused(client,
+                                                                                totalseg):
+    """A foreground scribble, a box or MIDeepSeg points placed entirely on the brain MR's flat
+    zero background were accepted and segmented it (only clicks were checked); now each is a
+    422 naming the empty region, and nothing changes. Marks that touch the brain, and boxes
+    and points on the CT (noisy everywhere, air included), still work."""
+    brain = totalseg.parent / "voxelmorph_testscan" / "test_scan_t1_image.nii.gz"
+    sid = upload(client, brain)["id"]
+    seg = new_segment(client, sid)["id"]
+    url = f"/v1/sessions/{sid}/segments/{seg}"
+    start = client.get(url).json()["revision"]
+    axial = {"dim": "2d", "plane": {"axis": "z", "index": 112}}
+    refused = [
+        ({"type": "scribble", **axial, "scribbles": [{"path": [[112, 170, 20], [112, 170, 140]]}]},
+         "scribble (from [112, 170, 20]"),
+        ({"type": "scribble", "dim": "3d",
+          "scribbles": [{"path": [[100, 170, 20], [120, 175, 140]]},
+                        {"path": [[112, 96, 80]], "foreground": False}]}, "wholly on an empty"),
+        ({"type": "box", **axial, "box": {"lo": [112, 160, 20], "hi": [112, 185, 140]}},
+         "box [112, 160, 20]..[112, 185, 140]"),
+        ({"type": "box", "dim": "3d", "box": {"lo": [100, 160, 20], "hi": [120, 185, 140]}},
+         "covers only an empty part"),
+        ({"type": "points", **axial, "points": [[112, 2, 10], [112, 2, 150], [112, 188, 80]]},
+         "all 3 points"),
+    ]
+    for body, words in refused:
+        answer = client.post(f"{url}/interactions", json=body)
+        assert_error(answer, {422}, words, "empty part of the image", "(0)")
+        assert answer.json()["error"] == "invalid_prompt"
+        assert client.get(url).json()["revision"] == start
+    accepted = [
+        # from the background into the brain: it touches tissue
+        {"type": "scribble", **axial, "scribbles": [{"path": [[112, 170, 80], [112, 96, 80]]}]},
+        {"type": "box", **axial, "box": {"lo": [112, 40, 40], "hi": [112, 140, 120]}},
+        # a box reaching from the background into the brain
+        {"type": "box", **axial, "box": {"lo": [112, 140, 20], "hi": [112, 185, 140]}},
+        {"type": "points", **axial, "points": [[112, 2, 10], [112, 60, 40], [112, 120, 120]]},
+    ]
+    for body in accepted:
+        answer = client.post(f"{url}/interactions", json=body)
+        assert answer.status_code == 200, (body, answer.text)
+    ct = upload(client, totalseg / "ct_3mm.nii.gz")["id"]
+    liver = new_segment(client, ct)["id"]
+    curl = f"/v1/sessions/{ct}/segments/{liver}/interactions"
+    for body in (
+        {"type": "box", "dim": "3d", "box": {"lo": [0, 25, 41], "hi": [29, 86, 105]}},
+        {"type": "box", "dim": "3d", "box": {"lo": [0, 0, 0], "hi": [29, 10, 10]}},  # air
+        {"type": "points", "dim": "2d", "plane": {"axis": "z", "index": 24},
+         "points": [[24, 35, 80], [24, 62, 100], [24, 70, 60], [24, 50, 58]]},
+    ):
+        answer = client.post(curl, json=body)
+        assert answer.status_code == 200, (body, answer.text)
+
+
 def test_a_malformed_session_or_job_id_is_named_in_plain_words(client):
     """A session id that is not ours answered 422 "path.session_id: String should match
     pattern '^[0-9a-f]{32}$'": a regex, not what is wrong. Now it says what an id looks like

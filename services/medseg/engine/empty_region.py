@@ -43,3 +43,55 @@ def on_empty_region(read_image: Callable[[Box], np.ndarray], shape, zyx, axis: i
     plane = np.squeeze(read_image(Plane(axis, zyx[axis]).whole(shape)), axis)
     row, col = (v for a, v in enumerate(zyx) if a != axis)
     return flat_region_reaches_edge(plane, row, col)
+
+
+SAMPLE_MARKS = 16  # marks whose 3 x 3 neighbourhoods are read first: one on tissue ends the check
+
+
+def all_on_empty_region(read_image: Callable[[Box], np.ndarray], shape, voxels,
+                        axis: int) -> bool:
+    """Whether EVERY voxel of `voxels` ((N, 3) [z, y, x]) lies on padding as `on_empty_region`
+    judges one: its in-slice 3 x 3 neighbourhood is flat and that flat region reaches the edge
+    of its slice across `axis`. A scribble that touches tissue anywhere is not. A few voxels'
+    neighbourhoods are read first (noise ends it there on tissue); only when those are all
+    flat is each slice the marks touch read once."""
+    points = np.asarray(voxels, dtype=np.int64).reshape(-1, 3)
+    if len(points) == 0:
+        return False
+    step = max(len(points) // SAMPLE_MARKS, 1)
+    for zyx in points[::step][:SAMPLE_MARKS].tolist():
+        lo = [max(v - 1, 0) for v in zyx]
+        hi = [min(v + 1, int(n) - 1) for v, n in zip(zyx, shape)]
+        lo[axis] = hi[axis] = zyx[axis]
+        near = read_image(Box(tuple(lo), tuple(hi)))
+        if not np.all(near == near.flat[0]):
+            return False
+    in_plane = [a for a in range(3) if a != axis]
+    for index in np.unique(points[:, axis]).tolist():
+        on = points[points[:, axis] == index]
+        plane = np.squeeze(read_image(Plane(axis, index).whole(shape)), axis)
+        rows, cols = on[:, in_plane[0]], on[:, in_plane[1]]
+        flat = ndimage.maximum_filter(plane, 3, mode="nearest") == \
+            ndimage.minimum_filter(plane, 3, mode="nearest")
+        if not flat[rows, cols].all():
+            return False
+        for value in np.unique(plane[rows, cols]).tolist():
+            labels, _ = ndimage.label(plane == value)
+            border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0],
+                                               labels[:, -1]]))
+            mine = labels[rows, cols][plane[rows, cols] == value]
+            if not np.isin(mine, border[border > 0]).all():
+                return False
+    return True
+
+
+def box_on_empty_region(read_image: Callable[[Box], np.ndarray], shape, box: Box,
+                        axis: int) -> bool:
+    """Whether the whole box (inclusive corners) is padding: its centre lies on padding
+    (`on_empty_region`, across `axis`) and every voxel of the box holds that same value. The
+    box is read only when its centre is padding (never for a box on tissue)."""
+    centre = [(lo + hi) // 2 for lo, hi in zip(box.lo, box.hi)]
+    if not on_empty_region(read_image, shape, centre, axis):
+        return False
+    inside = read_image(box)
+    return bool(np.all(inside == inside.flat[0]))

@@ -10,7 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from medseg.engine.empty_region import on_empty_region
+from medseg.engine.empty_region import (
+    all_on_empty_region,
+    box_on_empty_region,
+    on_empty_region,
+)
 from medseg.engine.method import Method, SegmentContext
 from medseg.engine.prompts import Box, Plane, Prompt, drop_overridden, plane_record
 from medseg.errors import InvalidPrompt, RevisionConflict
@@ -134,21 +138,51 @@ def check(methods: Registry[Method], meta: SessionMeta, prompt: Prompt, method_n
     return method, parsed
 
 
-def check_clicks_on_image(store: Store, meta: SessionMeta, prompt: Prompt) -> None:
-    """InvalidPrompt for a foreground click on padding or outside the field of view
-    (engine/empty_region.py): the methods would segment the flat region and answer 200."""
-    if prompt.kind != "click":
+EMPTY_HINT = ("i.e. padding or outside the field of view, with nothing to segment")
+
+
+def check_marks_on_image(store: Store, meta: SessionMeta, prompt: Prompt) -> None:
+    """InvalidPrompt for marks that lie on padding or outside the field of view
+    (engine/empty_region.py), where the methods would segment the flat region and answer
+    200: any foreground click there; a scribble interaction whose foreground voxels ALL lie
+    there; a box whose whole area is one flat padding value; interior margin / extreme points
+    that ALL lie there. Marks touching tissue anywhere pass."""
+    if prompt.kind not in ("click", "scribble", "box", "points"):
         return
     axis = 0 if prompt.plane is None else prompt.plane.axis
     read = lambda box: store.sessions.read_image(meta, box)
-    for zyx in prompt.marks.fg.tolist():
-        if on_empty_region(read, meta.shape, zyx, axis):
-            value = store.sessions.read_image(meta, Box(tuple(zyx), tuple(zyx))).item()
+    value_at = lambda zyx: store.sessions.read_image(meta, Box(tuple(zyx), tuple(zyx))).item()
+    where = f"slice {'zyx'[axis]}="
+    if prompt.kind == "click":
+        for zyx in prompt.marks.fg.tolist():
+            if on_empty_region(read, meta.shape, zyx, axis):
+                raise InvalidPrompt(
+                    f"foreground click {zyx} (z, y, x) lands on an empty part of the image: a "
+                    f"region of one value ({value_at(zyx):g}) that reaches the edge of "
+                    f"{where}{zyx[axis]}, {EMPTY_HINT}; click inside the object")
+    elif prompt.kind == "scribble":
+        fg = prompt.marks.fg
+        if len(fg) and all_on_empty_region(read, meta.shape, fg, axis):
+            first = fg[0].tolist()
             raise InvalidPrompt(
-                f"foreground click {zyx} (z, y, x) lands on an empty part of the image: a "
-                f"region of one value ({value:g}) that reaches the edge of slice "
-                f"{'zyx'[axis]}={zyx[axis]}, i.e. padding or outside the field of view, "
-                "with nothing to segment; click inside the object")
+                f"the foreground scribble (from {first}, z, y, x) lies wholly on an empty part "
+                f"of the image: a region of one value ({value_at(first):g}) that reaches the "
+                f"edge of its slice, {EMPTY_HINT}; draw it over the object")
+    elif prompt.kind == "box":
+        for box in prompt.marks.boxes:
+            if box_on_empty_region(read, meta.shape, box, axis):
+                raise InvalidPrompt(
+                    f"box {list(box.lo)}..{list(box.hi)} (z, y, x) covers only an empty part "
+                    f"of the image: every voxel holds one value ({value_at(box.lo):g}), a "
+                    f"region that reaches the edge of the slice, {EMPTY_HINT}; draw the box "
+                    "around the object")
+    elif len(prompt.marks.points) and all_on_empty_region(read, meta.shape, prompt.marks.points,
+                                                          axis):
+        first = prompt.marks.points[0].tolist()
+        raise InvalidPrompt(
+            f"all {len(prompt.marks.points)} points lie on an empty part of the image: a region "
+            f"of one value ({value_at(first):g}) that reaches the edge of the slice, "
+            f"{EMPTY_HINT}; place them inside the object, near its edge")
 
 
 def interact(store: Store, methods: Registry[Method], meta: SessionMeta, segment_id: int,
@@ -166,7 +200,7 @@ def interact(store: Store, methods: Registry[Method], meta: SessionMeta, segment
     with store.sessions.locked(meta.id, fence) as held:
         segment, head = store.segments.head(meta, segment_id)
         check_base_revision(segment, base_revision)
-        check_clicks_on_image(store, meta, prompt)
+        check_marks_on_image(store, meta, prompt)
         if prompt.plane is not None and meta.shape[prompt.plane.axis] > 1:
             # a slice the user edited is locked: propagation never overwrites it
             segment = segment.with_lock("zyx"[prompt.plane.axis], prompt.plane.index)
