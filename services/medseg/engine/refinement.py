@@ -274,7 +274,7 @@ def unlike_part(norm: np.ndarray, head: np.ndarray, new_bg: np.ndarray, spacing,
     # everything happens on the bounding box of head and marks (`like` lies in it), the image
     # smoothed on that box grown by the Gaussian's reach: the same smoothed values in the box
     # (past the box's margin only the array's own edges, with the same reflection), so the
-    # same part at the cost of the object, not of the ROI (1.1 -> 0.4 ms on the latency
+    # same part at the cost of the object, not of the ROI (1.1 -> 0.5 ms on the latency
     # benchmark's 260x255 refinement ROI; docs/benchmarks.md, "2D click: the engine's compute")
     box = tuple(slice(int(lo), int(hi) + 1) for lo, hi in zip(*extent))
     smooth = smoothed_in(norm, box, [smooth_mm / s for s in spacing]) if smooth_mm > 0 \
