@@ -25,8 +25,15 @@ HARD = 1e9  # "infinite" t-link: far above any finite energy a grid of this size
 
 def unary_costs(fg_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(cost of labelling foreground, cost of labelling background) = (-log p, -log(1 - p))."""
-    p = np.clip(np.asarray(fg_prob, dtype=np.float64), P_CLIP, 1.0 - P_CLIP)
-    return -np.log(p), -np.log1p(-p)
+    # the same operations as -log(clip(p)), -log1p(-clip(p)) in float64, on two buffers
+    # instead of five temporaries (docs/benchmarks.md, "2D click: the engine's compute")
+    p = np.array(fg_prob, dtype=np.float64)  # a copy: written below
+    np.clip(p, P_CLIP, 1.0 - P_CLIP, out=p)
+    cost_bg = np.negative(p)
+    np.log1p(cost_bg, out=cost_bg)
+    np.negative(cost_bg, out=cost_bg)
+    np.log(p, out=p)
+    return np.negative(p, out=p), cost_bg
 
 
 def pairwise_weights(image_norm: np.ndarray, spacing: Sequence[float], sigma: float):
@@ -55,12 +62,32 @@ def _add_grid_edges(graph, nodes: np.ndarray, image_norm: np.ndarray, spacing, l
     own arc writes dominate (810 K edges: 41-48 -> 37-47 ms; docs/benchmarks.md, "3D first
     click")."""
     ndim = nodes.ndim
-    for axis, (_, weights) in enumerate(pairwise_weights(image_norm, spacing, sigma)):
+    image = np.asarray(image_norm)
+    for axis in range(ndim):
         lo = tuple(slice(None, -1) if a == axis else slice(None) for a in range(ndim))
         hi = tuple(slice(1, None) if a == axis else slice(None) for a in range(ndim))
-        # capacity = weight x the structure's 1.0, as add_grid_edges computes it
-        capacity = np.ascontiguousarray((lamb * weights)[lo]).reshape(-1) * 1.0
+        capacity = _pair_capacities(image, spacing, lamb, sigma, axis)
         graph.add_edges(nodes[lo].reshape(-1), nodes[hi].reshape(-1), capacity, capacity)
+
+
+def _pair_capacities(image: np.ndarray, spacing, lamb: float, sigma: float,
+                     axis: int) -> np.ndarray:
+    """The n-link capacities of the forward pairs along `axis`, flat in C order: lamb x
+    `pairwise_weights`' weights without its padded last plane, each operation as there (np.diff's
+    a[1:] - a[:-1] of the float64 image, -(d d) / (2 sigma^2), exp, / d_ij, x lamb; the x 1.0 of
+    add_grid_edges' structure changes no bit), in place on one float64 buffer: no float64 copy
+    of the image, no padded weights and no sliced copy of them (docs/benchmarks.md, "2D click:
+    the engine's compute")."""
+    lo = tuple(slice(None, -1) if a == axis else slice(None) for a in range(image.ndim))
+    hi = tuple(slice(1, None) if a == axis else slice(None) for a in range(image.ndim))
+    capacity = np.subtract(image[hi], image[lo], dtype=np.float64)
+    np.multiply(capacity, capacity, out=capacity)
+    np.negative(capacity, out=capacity)
+    np.divide(capacity, 2.0 * sigma * sigma, out=capacity)
+    np.exp(capacity, out=capacity)
+    np.divide(capacity, float(spacing[axis]), out=capacity)
+    np.multiply(lamb, capacity, out=capacity)
+    return capacity.reshape(-1)
 
 
 def _check_inputs(fg_prob: np.ndarray, image_norm: np.ndarray, spacing, lamb, sigma) -> None:
@@ -83,12 +110,15 @@ def _constrained_unaries(fg_prob: np.ndarray, hard_fg, hard_bg) -> tuple[np.ndar
     for hard, name in ((hard_fg, "hard_fg"), (hard_bg, "hard_bg")):
         if hard is not None and np.shape(hard) != fg_prob.shape:
             raise ValueError(f"{name} shape {np.shape(hard)} differs from {fg_prob.shape}")
+    # in place (the costs are this call's own arrays), as np.where(hard, value, cost) wrote them
     if hard_bg is not None:
-        cost_fg = np.where(hard_bg, HARD, cost_fg)
-        cost_bg = np.where(hard_bg, 0.0, cost_bg)
+        where = np.asarray(hard_bg, dtype=bool)
+        np.copyto(cost_fg, HARD, where=where)
+        np.copyto(cost_bg, 0.0, where=where)
     if hard_fg is not None:
-        cost_bg = np.where(hard_fg, HARD, cost_bg)
-        cost_fg = np.where(hard_fg, 0.0, cost_fg)
+        where = np.asarray(hard_fg, dtype=bool)
+        np.copyto(cost_bg, HARD, where=where)
+        np.copyto(cost_fg, 0.0, where=where)
     return cost_fg, cost_bg
 
 

@@ -27,6 +27,13 @@ def normalize_percentiles(image: np.ndarray, low: float = 1.0, high: float = 99.
         lo, hi = np.percentile(data, [low, high])
     if not np.isfinite(lo) or not np.isfinite(hi) or hi - lo <= 1e-12:
         return np.zeros(data.shape, dtype=np.float32)
+    if data is not raw and raw.dtype.kind in "iub":
+        # integers (a stored image's voxels): `data` is this call's own float32 copy, so the
+        # same operations run in place on it, no temporaries (docs/benchmarks.md, "2D click:
+        # the engine's compute"); float32 holds any integer's (data - lo) / (hi - lo) finite
+        np.subtract(data, np.float32(lo), out=data)
+        np.divide(data, np.float32(hi - lo), out=data)
+        return np.ascontiguousarray(np.clip(data, 0.0, 1.0, out=data))
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is handled below
         out = (data - np.float32(lo)) / np.float32(hi - lo)
     if not np.isfinite(out).all():

@@ -24,6 +24,7 @@ from scipy import ndimage
 
 from medseg.algorithms.geodesic import geodesic_fields
 from medseg.algorithms.graphcut import banded_graph_cut, graph_cut
+from medseg.algorithms.indices import argwhere, nonzero
 from medseg.algorithms.normalize import median_spread, normalize_percentiles
 from medseg.algorithms.resample import block_any, block_mean, upsample_linear2
 from medseg.engine.method import Method, MethodResult, SegmentContext
@@ -312,7 +313,7 @@ def intensity_model(image: np.ndarray, seed_fg: np.ndarray, spacing, params) -> 
     within `seed_radius_mm` of the fg seeds (so the width includes the noise)."""
     radius = [max(round(params.seed_radius_mm / sp), 0) for sp in spacing]
     size = [2 * r + 1 for r in radius]
-    idx = np.nonzero(seed_fg)  # dilate only around the seeds: a full-ROI dilation costs 0.4 s in 3D
+    idx = nonzero(seed_fg)  # dilate only around the seeds: a full-ROI dilation costs 0.4 s in 3D
     crop = tuple(slice(max(int(i.min()) - r, 0), int(i.max()) + r + 1) for i, r in zip(idx, radius))
     # dilation by a box: separable 1D maximum filters give binary_dilation's result with a
     # box footprint at a cost linear in the radius (the footprint costs its volume per voxel)
@@ -615,7 +616,7 @@ def _refine(req: _Request, roi: Box, t0: float, t1: float, norm: np.ndarray,
     if params.local_cut:
         reach = [int(np.ceil(params.heard_distance * influence / s)) + params.cut_margin + 2
                  for s in sp]
-        marked = np.argwhere(new_fg | new_bg)
+        marked = argwhere(new_fg | new_bg)
         win = tuple(slice(max(int(lo) - r, 0), min(int(hi) + r + 1, n)) for lo, hi, r, n
                     in zip(marked.min(axis=0), marked.max(axis=0), reach, head.shape))
     w_border = border[win] | _window_border(win, head.shape)
