@@ -28,17 +28,24 @@ def flat_region_reaches_edge(plane: np.ndarray, row: int, col: int) -> bool:
                 or region[:, -1].any())
 
 
+def flat_neighbourhood(read_image: Callable[[Box], np.ndarray], shape, zyx: list[int],
+                       axis: int) -> bool:
+    """Whether the in-slice 3 x 3 neighbourhood of `zyx` (across `axis`) holds one exact
+    value: the cheap test that ends the check on tissue, where noise always varies."""
+    lo = [max(v - 1, 0) for v in zyx]
+    hi = [min(v + 1, int(n) - 1) for v, n in zip(zyx, shape)]
+    lo[axis] = hi[axis] = zyx[axis]
+    near = read_image(Box(tuple(lo), tuple(hi)))
+    return bool(np.all(near == near.flat[0]))
+
+
 def on_empty_region(read_image: Callable[[Box], np.ndarray], shape, zyx, axis: int) -> bool:
     """Whether voxel `zyx` lies on padding, judged on its slice across `axis` (0 = z for a 3D
     click: the acquisition plane, where the field of view ends). Reads the 3 x 3
     neighbourhood first, which is all a click on tissue costs; the whole slice only when
     that neighbourhood is flat."""
     zyx = [int(v) for v in zyx]
-    lo = [max(v - 1, 0) for v in zyx]
-    hi = [min(v + 1, int(n) - 1) for v, n in zip(zyx, shape)]
-    lo[axis] = hi[axis] = zyx[axis]
-    near = read_image(Box(tuple(lo), tuple(hi)))
-    if not np.all(near == near.flat[0]):
+    if not flat_neighbourhood(read_image, shape, zyx, axis):
         return False
     plane = np.squeeze(read_image(Plane(axis, zyx[axis]).whole(shape)), axis)
     row, col = (v for a, v in enumerate(zyx) if a != axis)
@@ -60,11 +67,7 @@ def all_on_empty_region(read_image: Callable[[Box], np.ndarray], shape, voxels,
         return False
     step = max(len(points) // SAMPLE_MARKS, 1)
     for zyx in points[::step][:SAMPLE_MARKS].tolist():
-        lo = [max(v - 1, 0) for v in zyx]
-        hi = [min(v + 1, int(n) - 1) for v, n in zip(zyx, shape)]
-        lo[axis] = hi[axis] = zyx[axis]
-        near = read_image(Box(tuple(lo), tuple(hi)))
-        if not np.all(near == near.flat[0]):
+        if not flat_neighbourhood(read_image, shape, zyx, axis):
             return False
     in_plane = [a for a in range(3) if a != axis]
     for index in np.unique(points[:, axis]).tolist():
