@@ -179,6 +179,13 @@ def test_missing_or_wrong_key_is_401(app):
         response = anonymous.get("/v1/sessions", headers={"Authorization": "Bearer nope"})
         assert response.status_code == 401 and response.json()["error"] == "unauthorized"
         assert anonymous.get("/healthz").status_code == 200
+        # the key is checked before the path and body: a caller without one learns nothing
+        # about id formats or request schemas from a 422
+        for response in (anonymous.get("/v1/sessions/not!an-id"),
+                         anonymous.get("/v1/jobs/not!an-id"),
+                         anonymous.post("/v1/sessions/not!an-id/segments/x/interactions",
+                                        content=b"{not json")):
+            assert response.status_code == 401, response.text
 
 
 def test_dev_mode_must_be_explicit_and_local(redis_url):
