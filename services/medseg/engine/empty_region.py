@@ -19,13 +19,17 @@ from scipy import ndimage
 from medseg.engine.prompts import Box, Plane
 
 
-def flat_region_reaches_edge(plane: np.ndarray, row: int, col: int) -> bool:
-    """True when the 4-connected region of pixels holding exactly the value of (row, col) on
-    the 2D `plane` touches the plane's border."""
-    labels, _ = ndimage.label(plane == plane[row, col])
-    region = labels == labels[row, col]
-    return bool(region[0].any() or region[-1].any() or region[:, 0].any()
-                or region[:, -1].any())
+def flat_region_reaches_edge(plane: np.ndarray, rows, cols) -> bool:
+    """True when, for every pixel (rows[i], cols[i]) of the 2D `plane`, the 4-connected region
+    of pixels holding exactly that pixel's value touches the plane's border (one labelling per
+    distinct value, however many pixels)."""
+    values = plane[rows, cols]
+    for value in np.unique(values).tolist():
+        labels, _ = ndimage.label(plane == value)
+        border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+        if not np.isin(labels[rows, cols][values == value], border[border > 0]).all():
+            return False
+    return True
 
 
 def flat_neighbourhood(read_image: Callable[[Box], np.ndarray], shape, zyx: list[int],
@@ -49,7 +53,7 @@ def on_empty_region(read_image: Callable[[Box], np.ndarray], shape, zyx, axis: i
         return False
     plane = np.squeeze(read_image(Plane(axis, zyx[axis]).whole(shape)), axis)
     row, col = (v for a, v in enumerate(zyx) if a != axis)
-    return flat_region_reaches_edge(plane, row, col)
+    return flat_region_reaches_edge(plane, [row], [col])
 
 
 SAMPLE_MARKS = 16  # marks whose 3 x 3 neighbourhoods are read first: one on tissue ends the check
@@ -76,15 +80,8 @@ def all_on_empty_region(read_image: Callable[[Box], np.ndarray], shape, voxels,
         rows, cols = on[:, in_plane[0]], on[:, in_plane[1]]
         flat = ndimage.maximum_filter(plane, 3, mode="nearest") == \
             ndimage.minimum_filter(plane, 3, mode="nearest")
-        if not flat[rows, cols].all():
+        if not flat[rows, cols].all() or not flat_region_reaches_edge(plane, rows, cols):
             return False
-        for value in np.unique(plane[rows, cols]).tolist():
-            labels, _ = ndimage.label(plane == value)
-            border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0],
-                                               labels[:, -1]]))
-            mine = labels[rows, cols][plane[rows, cols] == value]
-            if not np.isin(mine, border[border > 0]).all():
-                return False
     return True
 
 
